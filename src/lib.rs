@@ -1,0 +1,2 @@
+//! insurebot: a self-hosted WhatsApp chatbot server for insurers.
+#![forbid(unsafe_code)]
