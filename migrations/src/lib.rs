@@ -1,1 +1,18 @@
+//! Database migrations for insurebot, one file per change, named
+//! `mYYYYMMDD_HHMMSS_verb_noun.rs`. They run on SQLite and PostgreSQL alike; every `*_at`
+//! column holds Unix milliseconds (UTC) so that comparisons are plain integer comparisons on
+//! both backends.
+#![forbid(unsafe_code)]
+
 pub use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_create_ingest;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261126_000001_create_ingest::Migration)]
+    }
+}

@@ -1,0 +1,423 @@
+//! Settings: built-in defaults, then an optional `insurebot.toml`, then `INSUREBOT_*`
+//! environment variables. Everything is validated once at start-up; a wrong value stops the
+//! server with one line that names the key and the problem. Secrets are `SecretString`s and
+//! never appear in `Debug` output or logs.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// The app secret used to sign webhooks in sandbox mode when none is configured. It is public
+/// on purpose: sandbox mode talks to a fake Cloud API, and the simulator and `curl` users need
+/// to sign their test webhooks with something documented.
+pub const SANDBOX_APP_SECRET: &str = "insurebot-sandbox-secret";
+/// The verify token accepted in sandbox mode when none is configured.
+pub const SANDBOX_VERIFY_TOKEN: &str = "insurebot-sandbox-verify";
+
+/// A configuration problem, always naming the key (`INSUREBOT_LISTEN` or `listen` in the file).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("{key}: {problem}")]
+    Invalid { key: String, problem: String },
+}
+
+fn invalid(key: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.to_owned(), problem: problem.into() }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    Human,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Which component answers inbound messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DialogueMode {
+    /// Echo every message back (a diagnostic handler that also drives the pipeline tests).
+    Echo,
+}
+
+/// All settings of one insurebot instance.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// `sqlite://insurebot.db?mode=rwc` (default) or `postgres://user@host/db`.
+    pub database_url: DatabaseUrl,
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// Run pending migrations when the server starts.
+    pub auto_migrate: bool,
+    /// Mark inbound messages as read when the bot answers them.
+    pub mark_read: bool,
+    /// Which component answers inbound messages.
+    pub dialogue: DialogueMode,
+    pub log: LogSettings,
+    pub whatsapp: WhatsAppSettings,
+    pub webhook: WebhookSettings,
+    pub outbox: OutboxSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A tracing `EnvFilter` directive, e.g. `info,insurebot=debug`.
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WhatsAppSettings {
+    /// App secret (App Dashboard → Settings → Basic) used to check `X-Hub-Signature-256`.
+    pub app_secret: Option<SecretString>,
+    /// The verify token typed into the App Dashboard's webhook configuration.
+    pub verify_token: Option<SecretString>,
+    /// A system-user access token. Without one the server runs in sandbox mode.
+    pub access_token: Option<SecretString>,
+    /// The business phone number id messages are sent from.
+    pub phone_number_id: String,
+    /// Graph API base URL including its version.
+    pub api_base: String,
+    /// Timeout of one Cloud API request, in milliseconds.
+    pub request_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookSettings {
+    /// Largest webhook body accepted, in bytes (larger → 413).
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxSettings {
+    /// Attempts before a message is dead-lettered.
+    pub max_attempts: u32,
+    /// First retry delay in milliseconds; doubles on each attempt, with jitter.
+    pub retry_base_ms: u64,
+    /// Longest delay between two attempts, in milliseconds.
+    pub retry_max_ms: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            database_url: DatabaseUrl("sqlite://insurebot.db?mode=rwc".into()),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            auto_migrate: true,
+            mark_read: true,
+            dialogue: DialogueMode::Echo,
+            log: LogSettings::default(),
+            whatsapp: WhatsAppSettings::default(),
+            webhook: WebhookSettings::default(),
+            outbox: OutboxSettings::default(),
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self { format: LogFormat::Human, filter: "info".into() }
+    }
+}
+
+impl Default for WhatsAppSettings {
+    fn default() -> Self {
+        Self {
+            app_secret: None,
+            verify_token: None,
+            access_token: None,
+            phone_number_id: "100000000000001".into(),
+            api_base: "https://graph.facebook.com/v23.0".into(),
+            request_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        // Meta does not document a maximum; real batches stay well under 1 MiB.
+        Self { max_body_bytes: 3 * 1024 * 1024 }
+    }
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        Self { max_attempts: 8, retry_base_ms: 500, retry_max_ms: 5 * 60 * 1000 }
+    }
+}
+
+impl Settings {
+    /// True when no access token is configured: outbound messages go to the built-in fake
+    /// Cloud API instead of Meta.
+    pub fn sandbox(&self) -> bool {
+        self.whatsapp.access_token.is_none()
+    }
+
+    /// The app secret webhooks are signed with (the sandbox default in sandbox mode).
+    pub fn app_secret(&self) -> SecretString {
+        self.whatsapp
+            .app_secret
+            .clone()
+            .unwrap_or_else(|| SecretString::from(SANDBOX_APP_SECRET))
+    }
+
+    /// The verify token for the webhook handshake (the sandbox default in sandbox mode).
+    pub fn verify_token(&self) -> SecretString {
+        self.whatsapp
+            .verify_token
+            .clone()
+            .unwrap_or_else(|| SecretString::from(SANDBOX_VERIFY_TOKEN))
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.whatsapp.request_timeout_ms)
+    }
+
+    /// Loads `path` (when it exists, or when it was named explicitly) and the environment.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first wrong key.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        let default_path = Path::new("insurebot.toml");
+        let file = match path {
+            Some(p) => Some(read_file(p)?),
+            None if default_path.exists() => Some(read_file(default_path)?),
+            None => None,
+        };
+        Self::from_sources(file.as_deref(), &env)
+    }
+
+    /// Builds settings from a TOML text and an environment map; used by `load` and by tests.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first wrong key.
+    pub fn from_sources(
+        toml_text: Option<&str>,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        let mut settings = match toml_text {
+            Some(text) => toml::from_str::<Settings>(text).map_err(|e| ConfigError::File {
+                path: PathBuf::from("insurebot.toml"),
+                message: e.to_string().trim().replace('\n', " "),
+            })?,
+            None => Settings::default(),
+        };
+        settings.apply_env(env)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn apply_env(&mut self, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+        for (key, value) in env {
+            let Some(name) = key.strip_prefix("INSUREBOT_") else { continue };
+            let secret = || Some(SecretString::from(value.clone()));
+            match name {
+                "DATABASE_URL" => self.database_url = DatabaseUrl(value.clone()),
+                "LISTEN" => self.listen = parse(key, value)?,
+                "AUTO_MIGRATE" => self.auto_migrate = parse(key, value)?,
+                "MARK_READ" => self.mark_read = parse(key, value)?,
+                "DIALOGUE" => self.dialogue = parse_enum(key, value)?,
+                "LOG_FORMAT" => self.log.format = parse_enum(key, value)?,
+                "LOG_FILTER" => self.log.filter = value.clone(),
+                "WHATSAPP_APP_SECRET" => self.whatsapp.app_secret = secret(),
+                "WHATSAPP_VERIFY_TOKEN" => self.whatsapp.verify_token = secret(),
+                "WHATSAPP_ACCESS_TOKEN" => self.whatsapp.access_token = secret(),
+                "WHATSAPP_PHONE_NUMBER_ID" => self.whatsapp.phone_number_id = value.clone(),
+                "WHATSAPP_API_BASE" => self.whatsapp.api_base = value.clone(),
+                "WHATSAPP_REQUEST_TIMEOUT_MS" => {
+                    self.whatsapp.request_timeout_ms = parse(key, value)?
+                }
+                "WEBHOOK_MAX_BODY_BYTES" => self.webhook.max_body_bytes = parse(key, value)?,
+                "OUTBOX_MAX_ATTEMPTS" => self.outbox.max_attempts = parse(key, value)?,
+                "OUTBOX_RETRY_BASE_MS" => self.outbox.retry_base_ms = parse(key, value)?,
+                "OUTBOX_RETRY_MAX_MS" => self.outbox.retry_max_ms = parse(key, value)?,
+                // Variables for the test harness and config-file selection are not settings.
+                n if n.starts_with("TEST_") || n == "CONFIG" => {}
+                _ => tracing::warn!(variable = %key, "unknown INSUREBOT_ variable ignored"),
+            }
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let url = self.database_url.expose();
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(invalid(
+                "INSUREBOT_DATABASE_URL",
+                format!("must start with sqlite: or postgres:// (got scheme '{}')", url.split(':').next().unwrap_or("")),
+            ));
+        }
+        let wa = &self.whatsapp;
+        if !(wa.api_base.starts_with("https://") || wa.api_base.starts_with("http://")) {
+            return Err(invalid("INSUREBOT_WHATSAPP_API_BASE", "must be an http(s) URL such as https://graph.facebook.com/v23.0"));
+        }
+        if wa.phone_number_id.is_empty() || !wa.phone_number_id.chars().all(|c| c.is_ascii_digit()) {
+            return Err(invalid("INSUREBOT_WHATSAPP_PHONE_NUMBER_ID", "must be the numeric phone number id from WhatsApp Manager"));
+        }
+        if let Some(token) = &wa.access_token {
+            if token.expose_secret().trim().is_empty() {
+                return Err(invalid("INSUREBOT_WHATSAPP_ACCESS_TOKEN", "is empty; unset it for sandbox mode"));
+            }
+            // Outside sandbox mode the webhook must be checked with the real secret.
+            if wa.app_secret.as_ref().is_none_or(|s| s.expose_secret().is_empty()) {
+                return Err(invalid("INSUREBOT_WHATSAPP_APP_SECRET", "is required when an access token is set"));
+            }
+            if wa.verify_token.as_ref().is_none_or(|s| s.expose_secret().is_empty()) {
+                return Err(invalid("INSUREBOT_WHATSAPP_VERIFY_TOKEN", "is required when an access token is set"));
+            }
+        }
+        if wa.request_timeout_ms == 0 {
+            return Err(invalid("INSUREBOT_WHATSAPP_REQUEST_TIMEOUT_MS", "must be greater than 0"));
+        }
+        if self.webhook.max_body_bytes < 1024 {
+            return Err(invalid("INSUREBOT_WEBHOOK_MAX_BODY_BYTES", "must be at least 1024"));
+        }
+        if self.outbox.max_attempts == 0 {
+            return Err(invalid("INSUREBOT_OUTBOX_MAX_ATTEMPTS", "must be at least 1"));
+        }
+        if self.outbox.retry_base_ms > self.outbox.retry_max_ms {
+            return Err(invalid("INSUREBOT_OUTBOX_RETRY_BASE_MS", "must not exceed INSUREBOT_OUTBOX_RETRY_MAX_MS"));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.filter).is_err() {
+            return Err(invalid("INSUREBOT_LOG_FILTER", format!("'{}' is not a valid filter directive", self.log.filter)));
+        }
+        Ok(())
+    }
+}
+
+/// A database URL whose `Debug` hides the password (`postgres://user:***@host/db`).
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The URL with its password, for connecting only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.0.starts_with("sqlite:")
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // scheme://user:password@host → scheme://user:***@host
+        let url = &self.0;
+        match (url.find("://"), url.rfind('@')) {
+            (Some(scheme_end), Some(at)) if at > scheme_end => {
+                let userinfo = &url[scheme_end + 3..at];
+                let user = userinfo.split(':').next().unwrap_or("");
+                write!(f, "\"{}{user}:***{}\"", &url[..scheme_end + 3], &url[at..])
+            }
+            _ => write!(f, "{url:?}"),
+        }
+    }
+}
+
+fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })
+}
+
+fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    value.trim().parse().map_err(|e: T::Err| invalid(key, format!("'{value}' is not valid: {e}")))
+}
+
+fn parse_enum<T: for<'de> Deserialize<'de>>(key: &str, value: &str) -> Result<T, ConfigError> {
+    T::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(
+        value.trim(),
+    ))
+    .map_err(|e| invalid(key, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn defaults_are_sandbox_mode_on_a_local_sqlite_file() {
+        let s = Settings::from_sources(None, &env(&[])).unwrap();
+        assert!(s.sandbox());
+        assert!(s.database_url.is_sqlite());
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let file = "listen = \"0.0.0.0:9000\"\n[whatsapp]\nphone_number_id = \"123\"\n";
+        let s = Settings::from_sources(
+            Some(file),
+            &env(&[("INSUREBOT_LISTEN", "127.0.0.1:7000"), ("INSUREBOT_OUTBOX_MAX_ATTEMPTS", "3")]),
+        )
+        .unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:7000");
+        assert_eq!(s.whatsapp.phone_number_id, "123");
+        assert_eq!(s.outbox.max_attempts, 3);
+    }
+
+    #[test]
+    fn a_wrong_value_names_its_key() {
+        let err = Settings::from_sources(None, &env(&[("INSUREBOT_LISTEN", "nope")])).unwrap_err();
+        assert!(err.to_string().starts_with("INSUREBOT_LISTEN: 'nope' is not valid"), "{err}");
+        let err = Settings::from_sources(None, &env(&[("INSUREBOT_LOG_FORMAT", "xml")])).unwrap_err();
+        assert!(err.to_string().starts_with("INSUREBOT_LOG_FORMAT:"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_file_key_is_an_error_with_its_name() {
+        let err = Settings::from_sources(Some("lisen = \"x\""), &env(&[])).unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn production_mode_requires_the_app_secret_and_verify_token() {
+        let err = Settings::from_sources(None, &env(&[("INSUREBOT_WHATSAPP_ACCESS_TOKEN", "EAAG")])).unwrap_err();
+        assert!(err.to_string().starts_with("INSUREBOT_WHATSAPP_APP_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let s = Settings::from_sources(
+            None,
+            &env(&[
+                ("INSUREBOT_WHATSAPP_ACCESS_TOKEN", "tok-very-secret"),
+                ("INSUREBOT_WHATSAPP_APP_SECRET", "app-very-secret"),
+                ("INSUREBOT_WHATSAPP_VERIFY_TOKEN", "verify-very-secret"),
+                ("INSUREBOT_DATABASE_URL", "postgres://bot:db-very-secret@db/insurebot"),
+            ]),
+        )
+        .unwrap();
+        let dbg = format!("{s:?}");
+        assert!(!dbg.contains("very-secret"), "{dbg}");
+        assert!(!s.sandbox());
+    }
+}

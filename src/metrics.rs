@@ -1,0 +1,94 @@
+//! Prometheus metrics of one app instance, served at `/metrics`. Each app owns its registry
+//! (no global recorder), so several apps in one test process keep separate counts.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::{counter::Counter, family::Family, histogram::Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
+/// Every counter and histogram the service exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Webhook POSTs by outcome: accepted, missing_signature, bad_signature, bad_envelope,
+    /// too_large, store_error.
+    pub webhooks: Family<OutcomeLabel, Counter>,
+    /// Inbound messages stored for the first time.
+    pub inbound_messages: Counter,
+    /// Inbound messages whose wamid was already stored (redeliveries).
+    pub duplicate_messages: Counter,
+    /// Delivery statuses received, by outcome: applied or ignored (stale/repeat).
+    pub statuses: Family<OutcomeLabel, Counter>,
+    /// Seconds from a message's arrival at the webhook to the end of its processing.
+    pub processing_latency: Histogram,
+    /// Inbound messages whose handler failed, by outcome: retried or abandoned.
+    pub processing_failures: Family<OutcomeLabel, Counter>,
+    /// Outbound send attempts by result: sent, retry, failed, dead.
+    pub outbound_sends: Family<OutcomeLabel, Counter>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("insurebot");
+        let webhooks = Family::<OutcomeLabel, Counter>::default();
+        registry.register("webhooks", "Webhook requests by outcome", webhooks.clone());
+        let inbound_messages = Counter::default();
+        registry.register("inbound_messages", "Inbound messages stored", inbound_messages.clone());
+        let duplicate_messages = Counter::default();
+        registry.register(
+            "duplicate_messages",
+            "Inbound messages already stored (redelivered webhooks)",
+            duplicate_messages.clone(),
+        );
+        let statuses = Family::<OutcomeLabel, Counter>::default();
+        registry.register("statuses", "Delivery statuses by outcome", statuses.clone());
+        let processing_latency = Histogram::new(
+            [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0].into_iter(),
+        );
+        registry.register(
+            "processing_latency_seconds",
+            "Time from webhook arrival to the end of processing",
+            processing_latency.clone(),
+        );
+        let processing_failures = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "processing_failures",
+            "Inbound messages whose processing failed",
+            processing_failures.clone(),
+        );
+        let outbound_sends = Family::<OutcomeLabel, Counter>::default();
+        registry.register("outbound_sends", "Outbound send attempts by result", outbound_sends.clone());
+        Self {
+            registry,
+            webhooks,
+            inbound_messages,
+            duplicate_messages,
+            statuses,
+            processing_latency,
+            processing_failures,
+            outbound_sends,
+        }
+    }
+
+    /// Counts one event in a labelled family.
+    pub fn count(family: &Family<OutcomeLabel, Counter>, outcome: &'static str) {
+        family.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// The registry in the Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,251 @@
+//! Durable, idempotent ingest of one webhook: contacts, inbound messages (unique on wamid),
+//! delivery statuses (never moving backwards) and each contact's window start (never moving
+//! back), all in one transaction so the webhook is answered 200 only once everything it carried
+//! is committed.
+
+use sea_orm::sea_query::{Alias, Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
+};
+
+use super::entities::{contact, inbound_message, message_status};
+use crate::whatsapp::inbound::{ContactProfile, InboundMessage, StatusUpdate, WebhookEvents};
+
+/// What one webhook changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct IngestReport {
+    /// Contacts that received at least one message never seen before (to hand to the pipeline).
+    pub contacts_with_new_messages: Vec<i64>,
+    pub new_messages: usize,
+    /// Messages whose wamid was already stored: redeliveries, changed nothing.
+    pub duplicate_messages: usize,
+    /// Statuses that moved a message forward.
+    pub statuses_applied: usize,
+    /// Statuses that were repeats or arrived after a later one.
+    pub statuses_ignored: usize,
+}
+
+/// Stores everything `events` carries in one transaction.
+///
+/// # Errors
+/// Any database error; nothing is committed then, and the webhook must not be acknowledged.
+pub async fn ingest(
+    db: &DatabaseConnection,
+    events: &WebhookEvents,
+    now_ms: i64,
+) -> Result<IngestReport, DbErr> {
+    let txn = super::begin_write(db).await?;
+    let mut report = IngestReport::default();
+    for message in &events.messages {
+        let Some(contact_id) = upsert_contact(&txn, message, &events.contacts, now_ms).await? else {
+            // parse_webhook never yields a message without any identity; be defensive anyway.
+            tracing::warn!(wamid = %message.id, "message without sender identity skipped");
+            continue;
+        };
+        if insert_message(&txn, contact_id, message, now_ms).await? {
+            report.new_messages += 1;
+            if !report.contacts_with_new_messages.contains(&contact_id) {
+                report.contacts_with_new_messages.push(contact_id);
+            }
+        } else {
+            report.duplicate_messages += 1;
+        }
+        advance_window(&txn, contact_id, message.timestamp * 1000, now_ms).await?;
+    }
+    for status in &events.statuses {
+        if apply_status(&txn, status, now_ms).await? {
+            report.statuses_applied += 1;
+        } else {
+            report.statuses_ignored += 1;
+        }
+    }
+    txn.commit().await?;
+    Ok(report)
+}
+
+/// Finds or creates the sender's contact and fills in whichever identity was missing.
+async fn upsert_contact<C: ConnectionTrait>(
+    db: &C,
+    message: &InboundMessage,
+    profiles: &[ContactProfile],
+    now_ms: i64,
+) -> Result<Option<i64>, DbErr> {
+    let wa_id = message.from.as_deref();
+    let user_id = message.from_user_id.as_deref();
+    if wa_id.is_none() && user_id.is_none() {
+        return Ok(None);
+    }
+    let profile = profiles.iter().find(|p| {
+        (wa_id.is_some() && p.wa_id.as_deref() == wa_id)
+            || (user_id.is_some() && p.user_id.as_deref() == user_id)
+    });
+    let user_id = user_id.or_else(|| profile.and_then(|p| p.user_id.as_deref()));
+    let name = profile.and_then(|p| p.name.clone());
+
+    if let Some(existing) = find_contact(db, wa_id, user_id).await? {
+        let fill_wa = existing.wa_id.is_none() && wa_id.is_some();
+        let fill_user = existing.user_id.is_none() && user_id.is_some();
+        let new_name = name.is_some() && existing.profile_name != name;
+        if fill_wa || fill_user || new_name {
+            let mut update = contact::ActiveModel { id: Set(existing.id), ..Default::default() };
+            if fill_wa {
+                update.wa_id = Set(wa_id.map(str::to_owned));
+            }
+            if fill_user {
+                update.user_id = Set(user_id.map(str::to_owned));
+            }
+            if new_name {
+                update.profile_name = Set(name);
+            }
+            update.updated_at = Set(now_ms);
+            contact::Entity::update(update).exec(db).await?;
+        }
+        return Ok(Some(existing.id));
+    }
+
+    // ON CONFLICT DO NOTHING (on any unique key) makes a concurrent first message from the same
+    // contact, on another connection or instance, wait and then find the row instead of failing.
+    let row = contact::ActiveModel {
+        id: NotSet,
+        wa_id: Set(wa_id.map(str::to_owned)),
+        user_id: Set(user_id.map(str::to_owned)),
+        profile_name: Set(name),
+        last_inbound_at: Set(None),
+        lease_owner: Set(None),
+        lease_until: Set(None),
+        created_at: Set(now_ms),
+        updated_at: Set(now_ms),
+    };
+    contact::Entity::insert(row)
+        .on_conflict(OnConflict::new().do_nothing().to_owned())
+        .exec_without_returning(db)
+        .await?;
+    Ok(find_contact(db, wa_id, user_id).await?.map(|c| c.id))
+}
+
+async fn find_contact<C: ConnectionTrait>(
+    db: &C,
+    wa_id: Option<&str>,
+    user_id: Option<&str>,
+) -> Result<Option<contact::Model>, DbErr> {
+    // The phone number wins when both match different rows: it is what the insurer registered.
+    if let Some(wa_id) = wa_id {
+        if let Some(found) =
+            contact::Entity::find().filter(contact::Column::WaId.eq(wa_id)).one(db).await?
+        {
+            return Ok(Some(found));
+        }
+    }
+    match user_id {
+        Some(user_id) => {
+            contact::Entity::find().filter(contact::Column::UserId.eq(user_id)).one(db).await
+        }
+        None => Ok(None),
+    }
+}
+
+/// Inserts the message unless its wamid exists; true when it was new.
+async fn insert_message<C: ConnectionTrait>(
+    db: &C,
+    contact_id: i64,
+    message: &InboundMessage,
+    now_ms: i64,
+) -> Result<bool, DbErr> {
+    let content = serde_json::to_string(&message.content).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let row = inbound_message::ActiveModel {
+        id: NotSet,
+        wamid: Set(message.id.clone()),
+        contact_id: Set(contact_id),
+        phone_number_id: Set(message.phone_number_id.clone()),
+        msg_type: Set(message.content.type_name().to_owned()),
+        content: Set(Some(content)),
+        raw: Set(Some(message.raw.to_string())),
+        sent_at: Set(message.timestamp * 1000),
+        received_at: Set(now_ms),
+        processed_at: Set(None),
+        attempts: Set(0),
+        last_error: Set(None),
+    };
+    // The unique key on wamid is the deduplication: atomic, unlike a check-then-insert.
+    let inserted = inbound_message::Entity::insert(row)
+        .on_conflict(OnConflict::column(inbound_message::Column::Wamid).do_nothing().to_owned())
+        .exec_without_returning(db)
+        .await?;
+    Ok(inserted == 1)
+}
+
+/// Moves the contact's window start forward to `sent_at_ms`; a late redelivery of an older
+/// message never moves it back.
+async fn advance_window<C: ConnectionTrait>(
+    db: &C,
+    contact_id: i64,
+    sent_at_ms: i64,
+    now_ms: i64,
+) -> Result<(), DbErr> {
+    contact::Entity::update_many()
+        .col_expr(contact::Column::LastInboundAt, Expr::value(sent_at_ms))
+        .col_expr(contact::Column::UpdatedAt, Expr::value(now_ms))
+        .filter(contact::Column::Id.eq(contact_id))
+        .filter(
+            contact::Column::LastInboundAt
+                .is_null()
+                .or(contact::Column::LastInboundAt.lt(sent_at_ms)),
+        )
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Records a status unless the message already has one at least as far along; true when it
+/// moved forward.
+async fn apply_status<C: ConnectionTrait>(
+    db: &C,
+    status: &StatusUpdate,
+    now_ms: i64,
+) -> Result<bool, DbErr> {
+    let error = status.errors.first();
+    let row = message_status::ActiveModel {
+        wamid: Set(status.message_id.clone()),
+        status: Set(status.status.as_str().to_owned()),
+        rank: Set(status.status.rank()),
+        status_at: Set(status.timestamp * 1000),
+        error_code: Set(error.map(|e| e.code)),
+        error_title: Set(error.and_then(|e| e.title.clone().or_else(|| e.message.clone()))),
+        error_details: Set(error.and_then(|e| e.details.clone())),
+        updated_at: Set(now_ms),
+    };
+    let excluded = Alias::new("excluded");
+    let affected = message_status::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(message_status::Column::Wamid)
+                .update_columns([
+                    message_status::Column::Status,
+                    message_status::Column::Rank,
+                    message_status::Column::StatusAt,
+                    message_status::Column::ErrorCode,
+                    message_status::Column::ErrorTitle,
+                    message_status::Column::ErrorDetails,
+                    message_status::Column::UpdatedAt,
+                ])
+                .action_and_where(
+                    Expr::col((message_status::Entity, message_status::Column::Rank))
+                        .lt(Expr::col((excluded, message_status::Column::Rank))),
+                )
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+    Ok(affected == 1)
+}
+
+/// The furthest status recorded for an outbound wamid.
+///
+/// # Errors
+/// Database errors.
+pub async fn status_of(
+    db: &DatabaseConnection,
+    wamid: &str,
+) -> Result<Option<message_status::Model>, DbErr> {
+    message_status::Entity::find_by_id(wamid.to_owned()).one(db).await
+}

@@ -1,0 +1,78 @@
+//! Persistence: connecting to SQLite or PostgreSQL from one code path, migrations, and the
+//! hand-written queries each layer needs (ingest, pipeline, outbox). Every `*_at` value is Unix
+//! milliseconds (UTC).
+
+pub mod entities;
+pub mod ingest;
+
+use std::time::Duration;
+
+use migrations::{Migrator, MigratorTrait};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+
+use crate::config::DatabaseUrl;
+
+/// Opens the pool. SQLite gets WAL, foreign keys and a busy timeout so that concurrent writers
+/// wait for each other instead of failing.
+///
+/// # Errors
+/// When the database cannot be reached or the URL is malformed.
+pub async fn connect(url: &DatabaseUrl) -> Result<DatabaseConnection, DbErr> {
+    let mut opts = ConnectOptions::new(url.expose().to_owned());
+    opts.sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(30));
+    if url.is_sqlite() {
+        opts.max_connections(8).min_connections(1).map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10))
+        });
+    } else {
+        opts.max_connections(16).min_connections(1);
+    }
+    Database::connect(opts).await
+}
+
+/// Applies every pending migration.
+///
+/// # Errors
+/// When a migration fails; nothing after it is applied.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    Migrator::up(db, None).await
+}
+
+/// How many migrations are known but not applied (0 when the schema is current).
+///
+/// # Errors
+/// When the database cannot be queried.
+pub async fn pending_migrations(db: &DatabaseConnection) -> Result<usize, DbErr> {
+    Ok(Migrator::get_pending_migrations(db).await?.len())
+}
+
+/// Starts a transaction that will write. On SQLite it is `BEGIN IMMEDIATE`: a deferred
+/// transaction that later upgrades to a writer fails with SQLITE_BUSY at once instead of
+/// waiting, which would turn ordinary concurrency into errors.
+///
+/// # Errors
+/// When no connection is available or the lock cannot be taken within the busy timeout.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    if db.get_database_backend() == DbBackend::Sqlite {
+        db.begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await
+    } else {
+        db.begin().await
+    }
+}
+
+/// The current time as Unix milliseconds.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
