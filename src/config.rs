@@ -393,6 +393,14 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_file_is_valid_and_matches_the_defaults() {
+        let text = include_str!("../insurebot.example.toml");
+        let s = Settings::from_sources(Some(text), &env(&[])).unwrap();
+        let d = Settings::default();
+        assert_eq!(format!("{s:?}"), format!("{d:?}"));
+    }
+
+    #[test]
     fn an_unknown_file_key_is_an_error_with_its_name() {
         let err = Settings::from_sources(Some("lisen = \"x\""), &env(&[])).unwrap_err();
         assert!(err.to_string().contains("lisen"), "{err}");

@@ -1,1 +1,98 @@
-fn main() {}
+//! The `insurebot` command line: a thin shell over the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use insurebot::app::Application;
+use insurebot::config::Settings;
+
+#[derive(Parser)]
+#[command(name = "insurebot", version, about = "Self-hosted WhatsApp chatbot server for insurers")]
+struct Cli {
+    /// Config file (default: ./insurebot.toml when it exists).
+    #[arg(long, global = true, env = "INSUREBOT_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (sandbox mode when no access token is configured).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Run the fake WhatsApp Cloud API on its own (for tests and demos).
+    FakeCloudApi {
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        listen: std::net::SocketAddr,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("insurebot: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    insurebot::telemetry::init(&settings.log);
+    let result = match cli.command {
+        Command::Serve => serve(settings).await,
+        Command::Migrate => migrate(settings).await,
+        Command::FakeCloudApi { listen } => fake(listen).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("insurebot: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let app = Application::build(settings).await?;
+    app.run_until_stopped(shutdown_signal()).await
+}
+
+async fn migrate(settings: Settings) -> anyhow::Result<()> {
+    let db = insurebot::store::connect(&settings.database_url).await?;
+    insurebot::store::migrate(&db).await?;
+    println!("migrations applied");
+    Ok(())
+}
+
+async fn fake(listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    let server = insurebot::whatsapp::fake::FakeCloudApi::new().spawn(listen).await?;
+    println!("fake Cloud API at {}", server.base_url);
+    shutdown_signal().await;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

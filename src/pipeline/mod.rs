@@ -7,18 +7,21 @@
 
 pub mod echo;
 
+
+
 use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
     QueryOrder,
 };
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 use crate::store::entities::{contact, inbound_message};
@@ -73,6 +76,8 @@ struct Inner {
     again: Mutex<HashSet<i64>>,
     /// Wakes the sweeper early (e.g. a contact was leased by another instance).
     sweep_now: Notify,
+    /// Wakes the sender after a handler's writes (usually replies in the outbox) commit.
+    outbox_ready: Arc<Notify>,
 }
 
 impl Pipeline {
@@ -81,6 +86,7 @@ impl Pipeline {
         handler: Arc<dyn MessageHandler>,
         metrics: Arc<Metrics>,
         instance_id: String,
+        outbox_ready: Arc<Notify>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -91,6 +97,7 @@ impl Pipeline {
                 active: Mutex::new(HashSet::new()),
                 again: Mutex::new(HashSet::new()),
                 sweep_now: Notify::new(),
+                outbox_ready,
             }),
         }
     }
@@ -108,17 +115,16 @@ impl Pipeline {
         tokio::spawn(async move { this.drain(contact_id).await });
     }
 
-    /// Runs until `shutdown` resolves: every `interval`, notifies each contact with pending
+    /// Runs until `stop` is cancelled: every `interval`, notifies each contact with pending
     /// messages (those left by a crash, a restart, a failed attempt or another instance).
-    pub async fn run_sweeper(self, interval: Duration, shutdown: impl Future<Output = ()>) {
-        tokio::pin!(shutdown);
+    pub async fn run_sweeper(self, interval: Duration, stop: CancellationToken) {
         loop {
             match self.contacts_with_pending().await {
                 Ok(ids) => ids.into_iter().for_each(|id| self.notify(id)),
                 Err(e) => tracing::warn!(error = %e, "pipeline sweep failed"),
             }
             tokio::select! {
-                () = &mut shutdown => return,
+                () = stop.cancelled() => return,
                 () = tokio::time::sleep(interval) => {}
                 () = self.inner.sweep_now.notified() => {}
             }
@@ -126,10 +132,10 @@ impl Pipeline {
     }
 
     async fn contacts_with_pending(&self) -> Result<Vec<i64>, DbErr> {
-        use sea_orm::{QuerySelect, SelectColumns};
+        use sea_orm::QuerySelect;
         let rows: Vec<i64> = inbound_message::Entity::find()
             .select_only()
-            .select_column(inbound_message::Column::ContactId)
+            .column(inbound_message::Column::ContactId)
             .distinct()
             .filter(inbound_message::Column::ProcessedAt.is_null())
             .into_tuple()
@@ -200,8 +206,9 @@ impl Pipeline {
                     mark_processed(&txn, row.id, None).await?;
                     renew_lease(&txn, contact_id, &self.inner.instance_id).await?;
                     txn.commit().await?;
-                    let secs = (now_ms() - row.received_at).max(0) as f64 / 1000.0;
+                    let secs = std::cmp::max(now_ms() - row.received_at, 0) as f64 / 1000.0;
                     self.inner.metrics.processing_latency.observe(secs);
+                    self.inner.outbox_ready.notify_one();
                 }
                 Err(error) => {
                     txn.rollback().await?;

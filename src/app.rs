@@ -1,0 +1,143 @@
+//! Builds one insurebot instance: database, migrations, the Cloud API client (or the built-in
+//! fake in sandbox mode), the pipeline, the sender and the HTTP server. `main` and the
+//! integration tests start the very same thing.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sea_orm::DatabaseConnection;
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{DialogueMode, Settings};
+use crate::http::{self, AppState};
+use crate::messaging::sender::Sender;
+use crate::metrics::Metrics;
+use crate::pipeline::echo::EchoHandler;
+use crate::pipeline::{MessageHandler, Pipeline};
+use crate::whatsapp::client::CloudApiClient;
+use crate::whatsapp::fake::{FakeCloudApi, FakeServer};
+
+/// How often the pipeline looks for messages nobody was told about (after a restart, a failed
+/// attempt, or from another instance).
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A built, bound, not yet running instance.
+pub struct Application {
+    listener: TcpListener,
+    port: u16,
+    state: AppState,
+    sender: Sender,
+    /// The in-process fake Cloud API in sandbox mode; kept alive as long as the app.
+    sandbox: Option<FakeServer>,
+}
+
+impl Application {
+    /// Connects, migrates (when `auto_migrate`), and binds the listener (port 0 picks one).
+    ///
+    /// # Errors
+    /// When the database is unreachable, a migration fails or the address cannot be bound.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let db = crate::store::connect(&settings.database_url)
+            .await
+            .with_context(|| format!("cannot connect to the database {:?}", settings.database_url))?;
+        if settings.auto_migrate {
+            crate::store::migrate(&db).await.context("database migration failed")?;
+        }
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let port = listener.local_addr()?.port();
+        let instance_id = format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple());
+
+        let http = reqwest::Client::builder()
+            .timeout(settings.request_timeout())
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .context("cannot build the HTTP client")?;
+        let (client, sandbox) = if settings.sandbox() {
+            let fake = FakeCloudApi::new()
+                .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+                .await
+                .context("cannot start the sandbox Cloud API")?;
+            tracing::info!(base_url = %fake.base_url, "sandbox mode: no access token, replies go to the built-in fake Cloud API");
+            let client = CloudApiClient::new(
+                http,
+                &fake.base_url,
+                &settings.whatsapp.phone_number_id,
+                SecretString::from("sandbox-token"),
+            );
+            (client, Some(fake))
+        } else {
+            let token = settings.whatsapp.access_token.clone().expect("not sandbox: token set");
+            let client = CloudApiClient::new(http, &settings.whatsapp.api_base, &settings.whatsapp.phone_number_id, token);
+            (client, None)
+        };
+
+        let metrics = Arc::new(Metrics::new());
+        let outbox_ready = Arc::new(Notify::new());
+        let handler: Arc<dyn MessageHandler> = match settings.dialogue {
+            DialogueMode::Echo => Arc::new(EchoHandler),
+        };
+        let pipeline = Pipeline::new(db.clone(), handler, metrics.clone(), instance_id.clone(), outbox_ready.clone());
+        let sender = Sender {
+            db: db.clone(),
+            client: Arc::new(client),
+            settings: settings.outbox.clone(),
+            metrics: metrics.clone(),
+            instance_id,
+            wake: outbox_ready,
+            mark_read: settings.mark_read,
+        };
+        let state = AppState {
+            db,
+            app_secret: Arc::new(settings.app_secret()),
+            verify_token: Arc::new(settings.verify_token()),
+            settings: Arc::new(settings),
+            metrics,
+            pipeline,
+        };
+        Ok(Self { listener, port, state, sender, sandbox })
+    }
+
+    /// The bound port (useful when built with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The database pool, for tests and CLI commands that run beside the server.
+    pub fn db(&self) -> DatabaseConnection {
+        self.state.db.clone()
+    }
+
+    /// The sandbox fake's base URL, when in sandbox mode.
+    pub fn sandbox_api_base(&self) -> Option<&str> {
+        self.sandbox.as_ref().map(|s| s.base_url.as_str())
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish and stops the
+    /// background workers. Pending messages stay in the database for the next start.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run_until_stopped(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let stop = CancellationToken::new();
+        let sweeper = tokio::spawn(self.state.pipeline.clone().run_sweeper(SWEEP_INTERVAL, stop.clone()));
+        let sender = tokio::spawn(self.sender.clone().run(stop.clone()));
+        let router = http::router(self.state);
+        tracing::info!(port = self.port, "insurebot listening");
+        let served = axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await;
+        stop.cancel();
+        let _ = tokio::join!(sweeper, sender);
+        drop(self.sandbox);
+        served.context("HTTP server failed")
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "insurebot".to_owned())
+}

@@ -1,0 +1,63 @@
+//! The HTTP surface: every route and layer in one place.
+
+pub mod health;
+pub mod webhook;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{FromRef, MatchedPath};
+use axum::http::{HeaderName, Request, StatusCode};
+use sea_orm::DatabaseConnection;
+use secrecy::SecretString;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
+
+/// What every handler can reach.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub settings: Arc<Settings>,
+    pub metrics: Arc<Metrics>,
+    pub pipeline: Pipeline,
+    pub app_secret: Arc<SecretString>,
+    pub verify_token: Arc<SecretString>,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole router with its layers.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(webhook::router(state.settings.webhook.max_body_bytes))
+        .merge(health::router())
+        .with_state(state)
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let route = request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map_or(request.uri().path(), MatchedPath::as_str);
+                let request_id = request
+                    .headers()
+                    .get(&REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                // Health probes are frequent and boring: keep them at debug.
+                if route.ends_with("z") || route == "/metrics" {
+                    tracing::debug_span!("http.request", http.method = %request.method(), http.route = %route, request_id)
+                } else {
+                    tracing::info_span!("http.request", http.method = %request.method(), http.route = %route, request_id)
+                }
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+}

@@ -1,0 +1,122 @@
+//! `GET /webhook` answers Meta's verification handshake; `POST /webhook` checks the signature
+//! over the raw bytes, parses the envelope leniently, stores what it carried, and answers 200
+//! only after the commit. New messages are then handed to the pipeline.
+
+use std::collections::HashMap;
+
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use secrecy::ExposeSecret;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use super::AppState;
+use crate::metrics::Metrics;
+use crate::store::{ingest, now_ms};
+use crate::whatsapp::inbound::parse_webhook;
+use crate::whatsapp::signature::{self, SignatureError};
+
+pub fn router(max_body_bytes: usize) -> Router<AppState> {
+    Router::new()
+        .route("/webhook", get(verify).post(receive))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+}
+
+/// The handshake: 200 with the raw `hub.challenge` when mode and token match, 403 otherwise.
+async fn verify(State(state): State<AppState>, Query(query): Query<HashMap<String, String>>) -> Response {
+    let mode = query.get("hub.mode").map(String::as_str);
+    let token = query.get("hub.verify_token").map(String::as_bytes).unwrap_or_default();
+    let expected = state.verify_token.expose_secret().as_bytes();
+    let token_ok: bool = token.ct_eq(expected).into();
+    match (mode, token_ok, query.get("hub.challenge")) {
+        (Some("subscribe"), true, Some(challenge)) => (StatusCode::OK, challenge.clone()).into_response(),
+        _ => {
+            tracing::warn!("webhook verification refused");
+            (StatusCode::FORBIDDEN, "verification failed").into_response()
+        }
+    }
+}
+
+async fn receive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let metrics = &state.metrics;
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            let status = rejection.status();
+            let outcome = if status == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "unreadable" };
+            Metrics::count(&metrics.webhooks, outcome);
+            return reject(status, &rejection.body_text());
+        }
+    };
+    let header = headers.get("x-hub-signature-256").map(|v| v.as_bytes());
+    if let Err(e) = signature::verify(state.app_secret.expose_secret().as_bytes(), &body, header) {
+        let (status, outcome) = match e {
+            SignatureError::Missing => (StatusCode::UNAUTHORIZED, "missing_signature"),
+            SignatureError::Malformed | SignatureError::Mismatch => (StatusCode::FORBIDDEN, "bad_signature"),
+        };
+        Metrics::count(&metrics.webhooks, outcome);
+        tracing::warn!(reason = %e, "webhook signature refused");
+        return reject(status, &e.to_string());
+    }
+    let events = match parse_webhook(&body) {
+        Ok(events) => events,
+        Err(e) => {
+            Metrics::count(&metrics.webhooks, "bad_envelope");
+            tracing::warn!(reason = %e, "webhook body is not a WhatsApp envelope");
+            return reject(StatusCode::BAD_REQUEST, &e.to_string());
+        }
+    };
+    let report = match ingest::ingest(&state.db, &events, now_ms()).await {
+        Ok(report) => report,
+        Err(e) => {
+            // Not acknowledged: Meta retries, and nothing was half-stored.
+            Metrics::count(&metrics.webhooks, "store_error");
+            tracing::error!(error = %e, "webhook could not be stored");
+            return reject(StatusCode::SERVICE_UNAVAILABLE, "temporarily unable to store the webhook");
+        }
+    };
+    Metrics::count(&metrics.webhooks, "accepted");
+    metrics.inbound_messages.inc_by(report.new_messages as u64);
+    metrics.duplicate_messages.inc_by(report.duplicate_messages as u64);
+    metrics.statuses.get_or_create(&crate::metrics::OutcomeLabel { outcome: "applied" }).inc_by(report.statuses_applied as u64);
+    metrics.statuses.get_or_create(&crate::metrics::OutcomeLabel { outcome: "ignored" }).inc_by(report.statuses_ignored as u64);
+    tracing::info!(
+        new = report.new_messages,
+        duplicates = report.duplicate_messages,
+        statuses = report.statuses_applied + report.statuses_ignored,
+        skipped = events.skipped.len(),
+        unhandled_fields = ?events.unhandled_fields,
+        "webhook stored"
+    );
+    for reason in &events.skipped {
+        tracing::warn!(%reason, "webhook item skipped");
+    }
+    for contact_id in &report.contacts_with_new_messages {
+        state.pipeline.notify(*contact_id);
+    }
+    (
+        StatusCode::OK,
+        Json(json!({
+            "new_messages": report.new_messages,
+            "duplicate_messages": report.duplicate_messages,
+            "statuses_applied": report.statuses_applied,
+            "statuses_ignored": report.statuses_ignored,
+        })),
+    )
+        .into_response()
+}
+
+fn reject(status: StatusCode, reason: &str) -> Response {
+    (status, Json(json!({ "error": reason }))).into_response()
+}
+

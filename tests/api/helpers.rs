@@ -1,0 +1,268 @@
+//! `spawn_app()` and the typed helpers every test uses.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use insurebot::app::Application;
+use insurebot::config::Settings;
+use insurebot::whatsapp::fake::{FakeCloudApi, FakeServer, ReceivedRequest};
+use insurebot::whatsapp::signature;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const APP_SECRET: &str = "test-app-secret";
+pub const VERIFY_TOKEN: &str = "test-verify-token";
+pub const PHONE_NUMBER_ID: &str = "106540352242922";
+
+/// The databases a test runs against: SQLite always, PostgreSQL when configured.
+pub fn backends() -> Vec<Backend> {
+    let mut all = vec![Backend::Sqlite];
+    if let Ok(url) = std::env::var("INSUREBOT_TEST_DATABASE_URL") {
+        if !url.is_empty() {
+            all.push(Backend::Postgres(url));
+        }
+    }
+    all
+}
+
+#[derive(Clone, Debug)]
+pub enum Backend {
+    Sqlite,
+    /// An admin URL (e.g. postgres://postgres@127.0.0.1:5432/postgres); each test creates its
+    /// own database next to it.
+    Postgres(String),
+}
+
+/// A fresh, empty database for one test. SQLite files live in a temp dir removed on drop.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub async fn create(backend: &Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
+                TestDb { url, _dir: Some(dir) }
+            }
+            Backend::Postgres(admin_url) => {
+                let name = format!("insurebot_test_{}", uuid::Uuid::new_v4().simple());
+                let admin = Database::connect(admin_url.as_str()).await.expect("connect to PostgreSQL admin db");
+                admin
+                    .execute_raw(Statement::from_string(admin.get_database_backend(), format!("CREATE DATABASE {name}")))
+                    .await
+                    .expect("create test database");
+                let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(b, _)| b);
+                TestDb { url: format!("{base}/{name}"), _dir: None }
+            }
+        }
+    }
+}
+
+/// A running app plus the fake Cloud API it talks to.
+pub struct TestApp {
+    pub address: String,
+    pub db: DatabaseConnection,
+    pub fake: FakeCloudApi,
+    pub http: reqwest::Client,
+    settings: Settings,
+    _fake_server: FakeServer,
+    _db: TestDb,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+static WAMID_SEQ: AtomicU64 = AtomicU64::new(1);
+
+/// A wamid no other test uses.
+pub fn new_wamid() -> String {
+    format!("wamid.TEST{}{}", std::process::id(), WAMID_SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
+pub async fn spawn_app(backend: &Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+pub async fn spawn_app_with(backend: &Backend, customise: impl FnOnce(&mut Settings)) -> TestApp {
+    let fake = FakeCloudApi::new();
+    let fake_server = fake.clone().spawn(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("fake Cloud API");
+    let db = TestDb::create(backend).await;
+    let env: BTreeMap<String, String> = [
+        ("INSUREBOT_DATABASE_URL", db.url.as_str()),
+        ("INSUREBOT_LISTEN", "127.0.0.1:0"),
+        ("INSUREBOT_WHATSAPP_APP_SECRET", APP_SECRET),
+        ("INSUREBOT_WHATSAPP_VERIFY_TOKEN", VERIFY_TOKEN),
+        ("INSUREBOT_WHATSAPP_ACCESS_TOKEN", "test-access-token"),
+        ("INSUREBOT_WHATSAPP_PHONE_NUMBER_ID", PHONE_NUMBER_ID),
+        ("INSUREBOT_WHATSAPP_API_BASE", fake_server.base_url.as_str()),
+        ("INSUREBOT_WHATSAPP_REQUEST_TIMEOUT_MS", "2000"),
+        ("INSUREBOT_OUTBOX_RETRY_BASE_MS", "20"),
+        ("INSUREBOT_OUTBOX_RETRY_MAX_MS", "200"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let mut settings = Settings::from_sources(None, &env).expect("test settings");
+    customise(&mut settings);
+    let mut app = TestApp {
+        address: String::new(),
+        db: Database::connect(db.url.as_str()).await.expect("test db handle"),
+        fake,
+        http: reqwest::Client::new(),
+        settings,
+        _fake_server: fake_server,
+        _db: db,
+        stop: None,
+        server: None,
+    };
+    app.start().await;
+    app
+}
+
+impl TestApp {
+    async fn start(&mut self) {
+        let app = Application::build(self.settings.clone()).await.expect("build app");
+        self.address = format!("http://127.0.0.1:{}", app.port());
+        let (tx, rx) = oneshot::channel();
+        self.stop = Some(tx);
+        self.server = Some(tokio::spawn(app.run_until_stopped(async {
+            let _ = rx.await;
+        })));
+    }
+
+    /// Stops the server gracefully and starts a new one on the same database and fake.
+    pub async fn restart(&mut self) {
+        self.shutdown().await;
+        self.start().await;
+    }
+
+    pub async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server ran");
+        }
+    }
+
+    /// POSTs `body` to /webhook with a correct signature.
+    pub async fn post_webhook(&self, body: &str) -> reqwest::Response {
+        let signature = signature::sign(APP_SECRET.as_bytes(), body.as_bytes());
+        self.post_webhook_with(body.as_bytes().to_vec(), Some(&signature)).await
+    }
+
+    /// POSTs raw bytes with the given signature header (or none).
+    pub async fn post_webhook_with(&self, body: Vec<u8>, signature: Option<&str>) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(format!("{}/webhook", self.address))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(signature) = signature {
+            request = request.header("x-hub-signature-256", signature);
+        }
+        request.send().await.expect("webhook request")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(format!("{}{path}", self.address)).send().await.expect("GET")
+    }
+
+    /// Message sends the fake received (mark-as-read requests excluded).
+    pub fn sent_messages(&self) -> Vec<ReceivedRequest> {
+        self.fake.received().into_iter().filter(|r| r.body.get("status").is_none()).collect()
+    }
+
+    /// Waits until the fake has received at least `n` message sends; panics after 15 s.
+    pub async fn wait_for_sends(&self, n: usize) -> Vec<ReceivedRequest> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let sent = self.sent_messages();
+            if sent.len() >= n {
+                return sent;
+            }
+            assert!(Instant::now() < deadline, "expected {n} sends, the fake got {}: {:#?}", sent.len(), sent);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits a little and asserts that no further sends arrive beyond `n`.
+    pub async fn assert_no_more_sends(&self, n: usize) {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(self.sent_messages().len(), n, "unexpected extra sends: {:#?}", self.sent_messages());
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The text body of a recorded send.
+pub fn text_of(request: &ReceivedRequest) -> String {
+    request.body["text"]["body"].as_str().unwrap_or_default().to_owned()
+}
+
+/// Who a recorded send went to.
+pub fn recipient_of(request: &ReceivedRequest) -> String {
+    request.body["to"].as_str().unwrap_or_default().to_owned()
+}
+
+/// One inbound text message object.
+pub fn text_message(from: &str, wamid: &str, timestamp: i64, body: &str) -> Value {
+    json!({
+        "from": from, "id": wamid, "timestamp": timestamp.to_string(),
+        "type": "text", "text": { "body": body }
+    })
+}
+
+/// A full webhook envelope carrying `messages` from their senders.
+pub fn envelope(messages: Vec<Value>) -> String {
+    let mut contacts: Vec<Value> = messages
+        .iter()
+        .filter_map(|m| m["from"].as_str())
+        .map(|from| json!({ "profile": { "name": "Test Person" }, "wa_id": from }))
+        .collect();
+    contacts.dedup();
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": "1234", "changes": [{ "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": { "display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID },
+            "contacts": contacts,
+            "messages": messages
+        }}]}]
+    })
+    .to_string()
+}
+
+/// A webhook envelope carrying delivery statuses.
+pub fn status_envelope(statuses: Vec<Value>) -> String {
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": "1234", "changes": [{ "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": { "display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID },
+            "statuses": statuses
+        }}]}]
+    })
+    .to_string()
+}
+
+pub fn status(wamid: &str, status: &str, timestamp: i64) -> Value {
+    json!({ "id": wamid, "status": status, "timestamp": timestamp.to_string(), "recipient_id": "919800000001" })
+}
+
+/// Now, in WhatsApp's unit (Unix seconds).
+pub fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}

@@ -1,0 +1,11 @@
+//! Integration tests: the real app on port 0 with a fresh database each (SQLite always,
+//! PostgreSQL too when INSUREBOT_TEST_DATABASE_URL is set), a fake Cloud API on its own port,
+//! and signed webhooks over real HTTP.
+
+mod helpers;
+
+mod health;
+mod ingest;
+mod pipeline;
+mod sending;
+mod webhook;
