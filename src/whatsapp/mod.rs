@@ -6,3 +6,4 @@
 //! protocol. Reference: `whatsapp-cloud-api.md` in the shared docs.
 
 pub mod inbound;
+pub mod outbound;
