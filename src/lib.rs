@@ -13,3 +13,5 @@ pub mod metrics;
 pub mod pipeline;
 pub mod store;
 pub mod whatsapp;
+pub mod messaging;
+pub mod privacy;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use insurebot::app::Application;
 use insurebot::config::Settings;
-use insurebot::whatsapp::fake::{FakeCloudApi, FakeServer, ReceivedRequest};
+use insurebot::whatsapp::fake::{FakeCloudApi, FakeServer, ReceivedRequest, RequestKind};
 use insurebot::whatsapp::signature;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use serde_json::{Value, json};
@@ -176,7 +176,7 @@ impl TestApp {
 
     /// Message sends the fake received (mark-as-read requests excluded).
     pub fn sent_messages(&self) -> Vec<ReceivedRequest> {
-        self.fake.received().into_iter().filter(|r| r.body.get("status").is_none()).collect()
+        self.fake.received().into_iter().filter(|r| r.kind == RequestKind::Send).collect()
     }
 
     /// Waits until the fake has received at least `n` message sends; panics after 15 s.

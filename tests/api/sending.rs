@@ -1,0 +1,130 @@
+//! The outbox and sender against the fake Cloud API: retries with backoff, Retry-After,
+//! permanent errors, dead letters, timeouts and read receipts.
+
+use std::time::Duration;
+
+use insurebot::messaging::outbox::state;
+use insurebot::store::entities::outbox;
+use insurebot::whatsapp::fake::{FailureRule, RequestKind, ScriptedError};
+use sea_orm::EntityTrait;
+
+use crate::helpers::*;
+
+async fn outbox_rows(app: &TestApp) -> Vec<outbox::Model> {
+    outbox::Entity::find().all(&app.db).await.unwrap()
+}
+
+/// Waits until every outbox row has left the queue.
+async fn wait_until_settled(app: &TestApp, rows: usize) -> Vec<outbox::Model> {
+    for _ in 0..500 {
+        let all = outbox_rows(app).await;
+        if all.len() == rows && all.iter().all(|r| r.state != state::QUEUED) {
+            return all;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("outbox did not settle: {:#?}", outbox_rows(app).await);
+}
+
+fn say(app: &TestApp, phone: &str, text: &str) -> impl std::future::Future<Output = reqwest::Response> {
+    let body = envelope(vec![text_message(phone, &new_wamid(), now_secs(), text)]);
+    let app_ref = app;
+    async move { app_ref.post_webhook(&body).await }
+}
+
+#[tokio::test]
+async fn temporary_errors_are_retried_until_the_message_goes() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        app.fake.script(FailureRule::Next { count: 1, error: ScriptedError::new(500, 131000) });
+        app.fake.script(FailureRule::Next { count: 1, error: ScriptedError::new(400, 130429) });
+        app.fake.script(FailureRule::Next { count: 1, error: ScriptedError::new(400, 131056) });
+        assert_eq!(say(&app, "919800000401", "retry me").await.status(), 200);
+        let sent = app.wait_for_sends(1).await;
+        assert_eq!(text_of(&sent[0]), "echo: retry me");
+        let rows = wait_until_settled(&app, 1).await;
+        assert_eq!(rows[0].state, state::SENT);
+        assert_eq!(rows[0].attempts, 4);
+        assert_eq!(rows[0].wamid, sent[0].wamid);
+    }
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    app.fake.script(FailureRule::Next { count: 1, error: ScriptedError::new(429, 4).with_retry_after(1) });
+    let started = std::time::Instant::now();
+    say(&app, "919800000402", "later").await;
+    app.wait_for_sends(1).await;
+    assert!(started.elapsed() >= Duration::from_millis(950), "retried after {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_permanent_error_ends_the_row_with_its_code_and_the_next_message_still_goes() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        app.fake.script(FailureRule::Next { count: 1, error: ScriptedError::new(400, 131026) });
+        say(&app, "919800000403", "undeliverable").await;
+        let first = wait_until_settled(&app, 1).await;
+        assert_eq!(first[0].state, state::FAILED);
+        assert_eq!(first[0].error_code, Some(131026));
+        assert_eq!(first[0].attempts, 1);
+        say(&app, "919800000403", "next").await;
+        let sent = app.wait_for_sends(1).await;
+        assert_eq!(text_of(&sent[0]), "echo: next");
+    }
+}
+
+#[tokio::test]
+async fn a_row_that_runs_out_of_attempts_is_dead_lettered_not_dropped() {
+    for backend in backends() {
+        let app = spawn_app_with(&backend, |s| s.outbox.max_attempts = 3).await;
+        app.fake.script(FailureRule::Rate { rate: 1.0, error: ScriptedError::new(503, 131016), seed: 1 });
+        say(&app, "919800000404", "doomed").await;
+        let rows = wait_until_settled(&app, 1).await;
+        assert_eq!(rows[0].state, state::DEAD);
+        assert_eq!(rows[0].attempts, 3);
+        assert_eq!(rows[0].error_code, Some(131016));
+        assert!(rows[0].last_error.as_deref().unwrap().contains("gave up after 3 attempts"));
+        assert_eq!(app.fake.attempts(), 3);
+    }
+}
+
+#[tokio::test]
+async fn a_timeout_is_retried() {
+    let app = spawn_app_with(&Backend::Sqlite, |s| s.whatsapp.request_timeout_ms = 300).await;
+    app.fake.script(FailureRule::Delay { count: 1, delay_ms: 1000 });
+    say(&app, "919800000405", "slow").await;
+    let rows = wait_until_settled(&app, 1).await;
+    assert_eq!(rows[0].state, state::SENT);
+    assert_eq!(rows[0].attempts, 2);
+    // The delayed request reached the fake too: a bounded, counted duplicate.
+    assert_eq!(app.sent_messages().len(), 2);
+}
+
+#[tokio::test]
+async fn the_answered_message_is_marked_read_after_the_reply() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let wamid = new_wamid();
+    app.post_webhook(&envelope(vec![text_message("919800000406", &wamid, now_secs(), "read me")])).await;
+    app.wait_for_sends(1).await;
+    let mut read = Vec::new();
+    for _ in 0..200 {
+        read = app.fake.received().into_iter().filter(|r| r.kind == RequestKind::MarkRead).collect();
+        if !read.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].body["message_id"], wamid.as_str());
+}
+
+#[tokio::test]
+async fn read_receipts_can_be_switched_off() {
+    let app = spawn_app_with(&Backend::Sqlite, |s| s.mark_read = false).await;
+    say(&app, "919800000407", "quiet").await;
+    app.wait_for_sends(1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(app.fake.received().iter().all(|r| r.kind == RequestKind::Send));
+}
