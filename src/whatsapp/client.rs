@@ -166,7 +166,8 @@ impl CloudApiClient {
                 "success response without messages[0].id".into(),
             ));
         };
-        tracing::debug!(wamid = message_id, "message accepted");
+        // No wamid in the log: a wamid is base64 that embeds the recipient's phone number.
+        tracing::debug!("message accepted");
         Ok(SentMessage {
             message_id: message_id.to_owned(),
             message_status: first
