@@ -5,6 +5,8 @@
 //! Nothing here knows about conversations, consent or the database; it only speaks Meta's
 //! protocol. Reference: `whatsapp-cloud-api.md` in the shared docs.
 
+pub mod client;
+pub mod fake;
 pub mod inbound;
 pub mod signature;
 pub mod outbound;

@@ -240,6 +240,17 @@ fn at_most(field: &str, value: &str, max: usize) -> Check {
     Ok(())
 }
 
+impl OutboundBody {
+    /// The wire `type` (`text`, `interactive`, `template`), for logs and metrics.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            OutboundBody::Text { .. } => "text",
+            OutboundBody::Buttons { .. } | OutboundBody::List { .. } => "interactive",
+            OutboundBody::Template { .. } => "template",
+        }
+    }
+}
+
 impl OutboundMessage {
     /// Checks every documented limit of §3.1–3.4 (and the recipient's shape).
     ///
@@ -861,8 +872,12 @@ fn validate_parameters(
 
 // ---- from_wire helpers: each names the JSON path it failed on.
 
+/// The `problem` of a [`LimitError`] from [`OutboundMessage::from_wire`] for an absent field,
+/// so the fake can answer Meta's "missing parameter" code instead of "invalid parameter".
+pub(crate) const MISSING_PROBLEM: &str = "required parameter is missing";
+
 fn missing(path: &str) -> LimitError {
-    LimitError::new(path, "required parameter is missing")
+    LimitError::new(path, MISSING_PROBLEM)
 }
 
 fn mistyped(path: &str, want: &str) -> LimitError {
