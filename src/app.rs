@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{DialogueMode, Settings};
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, WebhookSecrets};
 use crate::messaging::sender::Sender;
 use crate::metrics::Metrics;
 use crate::pipeline::echo::EchoHandler;
@@ -44,9 +44,13 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let db = crate::store::connect(&settings.database_url)
             .await
-            .with_context(|| format!("cannot connect to the database {:?}", settings.database_url))?;
+            .with_context(|| {
+                format!("cannot connect to the database {:?}", settings.database_url)
+            })?;
         if settings.auto_migrate {
-            crate::store::migrate(&db).await.context("database migration failed")?;
+            crate::store::migrate(&db)
+                .await
+                .context("database migration failed")?;
         }
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -73,8 +77,17 @@ impl Application {
             );
             (client, Some(fake))
         } else {
-            let token = settings.whatsapp.access_token.clone().expect("not sandbox: token set");
-            let client = CloudApiClient::new(http, &settings.whatsapp.api_base, &settings.whatsapp.phone_number_id, token);
+            let token = settings
+                .whatsapp
+                .access_token
+                .clone()
+                .expect("not sandbox: token set");
+            let client = CloudApiClient::new(
+                http,
+                &settings.whatsapp.api_base,
+                &settings.whatsapp.phone_number_id,
+                token,
+            );
             (client, None)
         };
 
@@ -83,7 +96,13 @@ impl Application {
         let handler: Arc<dyn MessageHandler> = match settings.dialogue {
             DialogueMode::Echo => Arc::new(EchoHandler),
         };
-        let pipeline = Pipeline::new(db.clone(), handler, metrics.clone(), instance_id.clone(), outbox_ready.clone());
+        let pipeline = Pipeline::new(
+            db.clone(),
+            handler,
+            metrics.clone(),
+            instance_id.clone(),
+            outbox_ready.clone(),
+        );
         let sender = Sender {
             db: db.clone(),
             client: Arc::new(client),
@@ -95,13 +114,21 @@ impl Application {
         };
         let state = AppState {
             db,
-            app_secret: Arc::new(settings.app_secret()),
-            verify_token: Arc::new(settings.verify_token()),
+            secrets: Arc::new(WebhookSecrets {
+                app_secret: settings.app_secret(),
+                verify_token: settings.verify_token(),
+            }),
             settings: Arc::new(settings),
             metrics,
             pipeline,
         };
-        Ok(Self { listener, port, state, sender, sandbox })
+        Ok(Self {
+            listener,
+            port,
+            state,
+            sender,
+            sandbox,
+        })
     }
 
     /// The bound port (useful when built with port 0).
@@ -124,13 +151,23 @@ impl Application {
     ///
     /// # Errors
     /// When the server fails.
-    pub async fn run_until_stopped(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
-        let sweeper = tokio::spawn(self.state.pipeline.clone().run_sweeper(SWEEP_INTERVAL, stop.clone()));
+        let sweeper = tokio::spawn(
+            self.state
+                .pipeline
+                .clone()
+                .run_sweeper(SWEEP_INTERVAL, stop.clone()),
+        );
         let sender = tokio::spawn(self.sender.clone().run(stop.clone()));
         let router = http::router(self.state);
         tracing::info!(port = self.port, "insurebot listening");
-        let served = axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await;
+        let served = axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await;
         stop.cancel();
         let _ = tokio::join!(sweeper, sender);
         drop(self.sandbox);
@@ -139,5 +176,8 @@ impl Application {
 }
 
 fn hostname() -> String {
-    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "insurebot".to_owned())
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "insurebot".to_owned())
 }

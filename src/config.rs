@@ -22,7 +22,10 @@ pub const SANDBOX_VERIFY_TOKEN: &str = "insurebot-sandbox-verify";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {message}")]
     File { path: PathBuf, message: String },
     #[error("{key}: {problem}")]
@@ -30,7 +33,10 @@ pub enum ConfigError {
 }
 
 fn invalid(key: &str, problem: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key: key.to_owned(), problem: problem.into() }
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        problem: problem.into(),
+    }
 }
 
 /// How logs are written.
@@ -132,7 +138,10 @@ impl Default for Settings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self { format: LogFormat::Human, filter: "info".into() }
+        Self {
+            format: LogFormat::Human,
+            filter: "info".into(),
+        }
     }
 }
 
@@ -152,13 +161,19 @@ impl Default for WhatsAppSettings {
 impl Default for WebhookSettings {
     fn default() -> Self {
         // Meta does not document a maximum; real batches stay well under 1 MiB.
-        Self { max_body_bytes: 3 * 1024 * 1024 }
+        Self {
+            max_body_bytes: 3 * 1024 * 1024,
+        }
     }
 }
 
 impl Default for OutboxSettings {
     fn default() -> Self {
-        Self { max_attempts: 8, retry_base_ms: 500, retry_max_ms: 5 * 60 * 1000 }
+        Self {
+            max_attempts: 8,
+            retry_base_ms: 500,
+            retry_max_ms: 5 * 60 * 1000,
+        }
     }
 }
 
@@ -226,7 +241,9 @@ impl Settings {
 
     fn apply_env(&mut self, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
         for (key, value) in env {
-            let Some(name) = key.strip_prefix("INSUREBOT_") else { continue };
+            let Some(name) = key.strip_prefix("INSUREBOT_") else {
+                continue;
+            };
             let secret = || Some(SecretString::from(value.clone()));
             match name {
                 "DATABASE_URL" => self.database_url = DatabaseUrl(value.clone()),
@@ -258,45 +275,90 @@ impl Settings {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let url = self.database_url.expose();
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
             return Err(invalid(
                 "INSUREBOT_DATABASE_URL",
-                format!("must start with sqlite: or postgres:// (got scheme '{}')", url.split(':').next().unwrap_or("")),
+                format!(
+                    "must start with sqlite: or postgres:// (got scheme '{}')",
+                    url.split(':').next().unwrap_or("")
+                ),
             ));
         }
         let wa = &self.whatsapp;
         if !(wa.api_base.starts_with("https://") || wa.api_base.starts_with("http://")) {
-            return Err(invalid("INSUREBOT_WHATSAPP_API_BASE", "must be an http(s) URL such as https://graph.facebook.com/v23.0"));
+            return Err(invalid(
+                "INSUREBOT_WHATSAPP_API_BASE",
+                "must be an http(s) URL such as https://graph.facebook.com/v23.0",
+            ));
         }
-        if wa.phone_number_id.is_empty() || !wa.phone_number_id.chars().all(|c| c.is_ascii_digit()) {
-            return Err(invalid("INSUREBOT_WHATSAPP_PHONE_NUMBER_ID", "must be the numeric phone number id from WhatsApp Manager"));
+        if wa.phone_number_id.is_empty() || !wa.phone_number_id.chars().all(|c| c.is_ascii_digit())
+        {
+            return Err(invalid(
+                "INSUREBOT_WHATSAPP_PHONE_NUMBER_ID",
+                "must be the numeric phone number id from WhatsApp Manager",
+            ));
         }
         if let Some(token) = &wa.access_token {
             if token.expose_secret().trim().is_empty() {
-                return Err(invalid("INSUREBOT_WHATSAPP_ACCESS_TOKEN", "is empty; unset it for sandbox mode"));
+                return Err(invalid(
+                    "INSUREBOT_WHATSAPP_ACCESS_TOKEN",
+                    "is empty; unset it for sandbox mode",
+                ));
             }
             // Outside sandbox mode the webhook must be checked with the real secret.
-            if wa.app_secret.as_ref().is_none_or(|s| s.expose_secret().is_empty()) {
-                return Err(invalid("INSUREBOT_WHATSAPP_APP_SECRET", "is required when an access token is set"));
+            if wa
+                .app_secret
+                .as_ref()
+                .is_none_or(|s| s.expose_secret().is_empty())
+            {
+                return Err(invalid(
+                    "INSUREBOT_WHATSAPP_APP_SECRET",
+                    "is required when an access token is set",
+                ));
             }
-            if wa.verify_token.as_ref().is_none_or(|s| s.expose_secret().is_empty()) {
-                return Err(invalid("INSUREBOT_WHATSAPP_VERIFY_TOKEN", "is required when an access token is set"));
+            if wa
+                .verify_token
+                .as_ref()
+                .is_none_or(|s| s.expose_secret().is_empty())
+            {
+                return Err(invalid(
+                    "INSUREBOT_WHATSAPP_VERIFY_TOKEN",
+                    "is required when an access token is set",
+                ));
             }
         }
         if wa.request_timeout_ms == 0 {
-            return Err(invalid("INSUREBOT_WHATSAPP_REQUEST_TIMEOUT_MS", "must be greater than 0"));
+            return Err(invalid(
+                "INSUREBOT_WHATSAPP_REQUEST_TIMEOUT_MS",
+                "must be greater than 0",
+            ));
         }
         if self.webhook.max_body_bytes < 1024 {
-            return Err(invalid("INSUREBOT_WEBHOOK_MAX_BODY_BYTES", "must be at least 1024"));
+            return Err(invalid(
+                "INSUREBOT_WEBHOOK_MAX_BODY_BYTES",
+                "must be at least 1024",
+            ));
         }
         if self.outbox.max_attempts == 0 {
-            return Err(invalid("INSUREBOT_OUTBOX_MAX_ATTEMPTS", "must be at least 1"));
+            return Err(invalid(
+                "INSUREBOT_OUTBOX_MAX_ATTEMPTS",
+                "must be at least 1",
+            ));
         }
         if self.outbox.retry_base_ms > self.outbox.retry_max_ms {
-            return Err(invalid("INSUREBOT_OUTBOX_RETRY_BASE_MS", "must not exceed INSUREBOT_OUTBOX_RETRY_MAX_MS"));
+            return Err(invalid(
+                "INSUREBOT_OUTBOX_RETRY_BASE_MS",
+                "must not exceed INSUREBOT_OUTBOX_RETRY_MAX_MS",
+            ));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.filter).is_err() {
-            return Err(invalid("INSUREBOT_LOG_FILTER", format!("'{}' is not a valid filter directive", self.log.filter)));
+            return Err(invalid(
+                "INSUREBOT_LOG_FILTER",
+                format!("'{}' is not a valid filter directive", self.log.filter),
+            ));
         }
         Ok(())
     }
@@ -338,21 +400,25 @@ impl std::fmt::Debug for DatabaseUrl {
 }
 
 fn read_file(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError>
 where
     T::Err: std::fmt::Display,
 {
-    value.trim().parse().map_err(|e: T::Err| invalid(key, format!("'{value}' is not valid: {e}")))
+    value
+        .trim()
+        .parse()
+        .map_err(|e: T::Err| invalid(key, format!("'{value}' is not valid: {e}")))
 }
 
 fn parse_enum<T: for<'de> Deserialize<'de>>(key: &str, value: &str) -> Result<T, ConfigError> {
-    T::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(
-        value.trim(),
-    ))
-    .map_err(|e| invalid(key, e.to_string()))
+    T::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(value.trim()))
+        .map_err(|e| invalid(key, e.to_string()))
 }
 
 #[cfg(test)]
@@ -360,7 +426,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -376,7 +445,10 @@ mod tests {
         let file = "listen = \"0.0.0.0:9000\"\n[whatsapp]\nphone_number_id = \"123\"\n";
         let s = Settings::from_sources(
             Some(file),
-            &env(&[("INSUREBOT_LISTEN", "127.0.0.1:7000"), ("INSUREBOT_OUTBOX_MAX_ATTEMPTS", "3")]),
+            &env(&[
+                ("INSUREBOT_LISTEN", "127.0.0.1:7000"),
+                ("INSUREBOT_OUTBOX_MAX_ATTEMPTS", "3"),
+            ]),
         )
         .unwrap();
         assert_eq!(s.listen.to_string(), "127.0.0.1:7000");
@@ -387,9 +459,17 @@ mod tests {
     #[test]
     fn a_wrong_value_names_its_key() {
         let err = Settings::from_sources(None, &env(&[("INSUREBOT_LISTEN", "nope")])).unwrap_err();
-        assert!(err.to_string().starts_with("INSUREBOT_LISTEN: 'nope' is not valid"), "{err}");
-        let err = Settings::from_sources(None, &env(&[("INSUREBOT_LOG_FORMAT", "xml")])).unwrap_err();
-        assert!(err.to_string().starts_with("INSUREBOT_LOG_FORMAT:"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("INSUREBOT_LISTEN: 'nope' is not valid"),
+            "{err}"
+        );
+        let err =
+            Settings::from_sources(None, &env(&[("INSUREBOT_LOG_FORMAT", "xml")])).unwrap_err();
+        assert!(
+            err.to_string().starts_with("INSUREBOT_LOG_FORMAT:"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -408,8 +488,13 @@ mod tests {
 
     #[test]
     fn production_mode_requires_the_app_secret_and_verify_token() {
-        let err = Settings::from_sources(None, &env(&[("INSUREBOT_WHATSAPP_ACCESS_TOKEN", "EAAG")])).unwrap_err();
-        assert!(err.to_string().starts_with("INSUREBOT_WHATSAPP_APP_SECRET"), "{err}");
+        let err =
+            Settings::from_sources(None, &env(&[("INSUREBOT_WHATSAPP_ACCESS_TOKEN", "EAAG")]))
+                .unwrap_err();
+        assert!(
+            err.to_string().starts_with("INSUREBOT_WHATSAPP_APP_SECRET"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -420,7 +505,10 @@ mod tests {
                 ("INSUREBOT_WHATSAPP_ACCESS_TOKEN", "tok-very-secret"),
                 ("INSUREBOT_WHATSAPP_APP_SECRET", "app-very-secret"),
                 ("INSUREBOT_WHATSAPP_VERIFY_TOKEN", "verify-very-secret"),
-                ("INSUREBOT_DATABASE_URL", "postgres://bot:db-very-secret@db/insurebot"),
+                (
+                    "INSUREBOT_DATABASE_URL",
+                    "postgres://bot:db-very-secret@db/insurebot",
+                ),
             ]),
         )
         .unwrap();

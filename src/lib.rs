@@ -5,13 +5,20 @@
 //! - [`whatsapp`]: the Cloud API boundary (signatures, wire types, client, fake server).
 //! - [`store`]: database connection, migrations, entities and queries.
 //! - [`pipeline`]: hands stored inbound messages to the dialogue layer, one per contact at a time.
+//! - [`messaging`]: the persisted outbox and the sender that drains it.
+//! - [`http`]: every route and layer (webhook, health, metrics).
+//! - [`app`]: builds one instance; `main` and the integration tests start the same thing.
 //! - [`metrics`]: Prometheus counters of one app instance.
+//! - [`telemetry`], [`privacy`]: logging, and masking personal data in it.
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod config;
+pub mod http;
+pub mod messaging;
 pub mod metrics;
 pub mod pipeline;
-pub mod store;
-pub mod whatsapp;
-pub mod messaging;
 pub mod privacy;
+pub mod store;
+pub mod telemetry;
+pub mod whatsapp;

@@ -8,7 +8,11 @@ use insurebot::app::Application;
 use insurebot::config::Settings;
 
 #[derive(Parser)]
-#[command(name = "insurebot", version, about = "Self-hosted WhatsApp chatbot server for insurers")]
+#[command(
+    name = "insurebot",
+    version,
+    about = "Self-hosted WhatsApp chatbot server for insurers"
+)]
 struct Cli {
     /// Config file (default: ./insurebot.toml when it exists).
     #[arg(long, global = true, env = "INSUREBOT_CONFIG")]
@@ -68,7 +72,9 @@ async fn migrate(settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn fake(listen: std::net::SocketAddr) -> anyhow::Result<()> {
-    let server = insurebot::whatsapp::fake::FakeCloudApi::new().spawn(listen).await?;
+    let server = insurebot::whatsapp::fake::FakeCloudApi::new()
+        .spawn(listen)
+        .await?;
     println!("fake Cloud API at {}", server.base_url);
     shutdown_signal().await;
     Ok(())

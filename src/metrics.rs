@@ -36,7 +36,11 @@ impl Metrics {
         let webhooks = Family::<OutcomeLabel, Counter>::default();
         registry.register("webhooks", "Webhook requests by outcome", webhooks.clone());
         let inbound_messages = Counter::default();
-        registry.register("inbound_messages", "Inbound messages stored", inbound_messages.clone());
+        registry.register(
+            "inbound_messages",
+            "Inbound messages stored",
+            inbound_messages.clone(),
+        );
         let duplicate_messages = Counter::default();
         registry.register(
             "duplicate_messages",
@@ -45,9 +49,9 @@ impl Metrics {
         );
         let statuses = Family::<OutcomeLabel, Counter>::default();
         registry.register("statuses", "Delivery statuses by outcome", statuses.clone());
-        let processing_latency = Histogram::new(
-            [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0].into_iter(),
-        );
+        let processing_latency = Histogram::new([
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ]);
         registry.register(
             "processing_latency_seconds",
             "Time from webhook arrival to the end of processing",
@@ -60,7 +64,11 @@ impl Metrics {
             processing_failures.clone(),
         );
         let outbound_sends = Family::<OutcomeLabel, Counter>::default();
-        registry.register("outbound_sends", "Outbound send attempts by result", outbound_sends.clone());
+        registry.register(
+            "outbound_sends",
+            "Outbound send attempts by result",
+            outbound_sends.clone(),
+        );
         Self {
             registry,
             webhooks,

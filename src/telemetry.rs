@@ -9,13 +9,20 @@ use crate::config::{LogFormat, LogSettings};
 
 /// Installs the global subscriber; `RUST_LOG`, when set, wins over the configured filter.
 pub fn init(settings: &LogSettings) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(&settings.filter));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.filter));
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match settings.format {
-        LogFormat::Human => registry.with(tracing_subscriber::fmt::layer().with_target(false)).try_init(),
+        LogFormat::Human => registry
+            .with(tracing_subscriber::fmt::layer().with_target(false))
+            .try_init(),
         LogFormat::Json => registry
-            .with(tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(true))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true),
+            )
             .try_init(),
     };
 }

@@ -146,7 +146,9 @@ impl MigrationTrait for Migration {
             InboundMessages::Table.into_iden(),
             Contacts::Table.into_iden(),
         ] {
-            manager.drop_table(Table::drop().table(table).to_owned()).await?;
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
         }
         Ok(())
     }

@@ -24,21 +24,35 @@ pub fn router() -> Router<AppState> {
 async fn ready(State(db): State<DatabaseConnection>) -> impl IntoResponse {
     if let Err(e) = db.ping().await {
         tracing::warn!(error = %e, "readiness: database unreachable");
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"ready": false, "reason": "database unreachable"})));
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"ready": false, "reason": "database unreachable"})),
+        );
     }
     match crate::store::pending_migrations(&db).await {
         Ok(0) => (StatusCode::OK, Json(json!({"ready": true}))),
         Ok(n) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"ready": false, "reason": format!("{n} migrations pending; run `insurebot migrate`")})),
+            Json(
+                json!({"ready": false, "reason": format!("{n} migrations pending; run `insurebot migrate`")}),
+            ),
         ),
         Err(e) => {
             tracing::warn!(error = %e, "readiness: cannot read migrations");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"ready": false, "reason": "cannot read migration state"})))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"ready": false, "reason": "cannot read migration state"})),
+            )
         }
     }
 }
 
 async fn metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], metrics.encode())
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics.encode(),
+    )
 }

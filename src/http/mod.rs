@@ -26,8 +26,15 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,
     pub pipeline: Pipeline,
-    pub app_secret: Arc<SecretString>,
-    pub verify_token: Arc<SecretString>,
+    pub secrets: Arc<WebhookSecrets>,
+}
+
+/// The two secrets the webhook checks requests against.
+pub struct WebhookSecrets {
+    /// Key of the `X-Hub-Signature-256` HMAC.
+    pub app_secret: SecretString,
+    /// Token of the verification handshake.
+    pub verify_token: SecretString,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Query, State};
@@ -29,13 +28,21 @@ pub fn router(max_body_bytes: usize) -> Router<AppState> {
 }
 
 /// The handshake: 200 with the raw `hub.challenge` when mode and token match, 403 otherwise.
-async fn verify(State(state): State<AppState>, Query(query): Query<HashMap<String, String>>) -> Response {
+async fn verify(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
     let mode = query.get("hub.mode").map(String::as_str);
-    let token = query.get("hub.verify_token").map(String::as_bytes).unwrap_or_default();
-    let expected = state.verify_token.expose_secret().as_bytes();
+    let token = query
+        .get("hub.verify_token")
+        .map(String::as_bytes)
+        .unwrap_or_default();
+    let expected = state.secrets.verify_token.expose_secret().as_bytes();
     let token_ok: bool = token.ct_eq(expected).into();
     match (mode, token_ok, query.get("hub.challenge")) {
-        (Some("subscribe"), true, Some(challenge)) => (StatusCode::OK, challenge.clone()).into_response(),
+        (Some("subscribe"), true, Some(challenge)) => {
+            (StatusCode::OK, challenge.clone()).into_response()
+        }
         _ => {
             tracing::warn!("webhook verification refused");
             (StatusCode::FORBIDDEN, "verification failed").into_response()
@@ -53,16 +60,26 @@ async fn receive(
         Ok(body) => body,
         Err(rejection) => {
             let status = rejection.status();
-            let outcome = if status == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "unreadable" };
+            let outcome = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "too_large"
+            } else {
+                "unreadable"
+            };
             Metrics::count(&metrics.webhooks, outcome);
             return reject(status, &rejection.body_text());
         }
     };
     let header = headers.get("x-hub-signature-256").map(|v| v.as_bytes());
-    if let Err(e) = signature::verify(state.app_secret.expose_secret().as_bytes(), &body, header) {
+    if let Err(e) = signature::verify(
+        state.secrets.app_secret.expose_secret().as_bytes(),
+        &body,
+        header,
+    ) {
         let (status, outcome) = match e {
             SignatureError::Missing => (StatusCode::UNAUTHORIZED, "missing_signature"),
-            SignatureError::Malformed | SignatureError::Mismatch => (StatusCode::FORBIDDEN, "bad_signature"),
+            SignatureError::Malformed | SignatureError::Mismatch => {
+                (StatusCode::FORBIDDEN, "bad_signature")
+            }
         };
         Metrics::count(&metrics.webhooks, outcome);
         tracing::warn!(reason = %e, "webhook signature refused");
@@ -82,14 +99,25 @@ async fn receive(
             // Not acknowledged: Meta retries, and nothing was half-stored.
             Metrics::count(&metrics.webhooks, "store_error");
             tracing::error!(error = %e, "webhook could not be stored");
-            return reject(StatusCode::SERVICE_UNAVAILABLE, "temporarily unable to store the webhook");
+            return reject(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily unable to store the webhook",
+            );
         }
     };
     Metrics::count(&metrics.webhooks, "accepted");
     metrics.inbound_messages.inc_by(report.new_messages as u64);
-    metrics.duplicate_messages.inc_by(report.duplicate_messages as u64);
-    metrics.statuses.get_or_create(&crate::metrics::OutcomeLabel { outcome: "applied" }).inc_by(report.statuses_applied as u64);
-    metrics.statuses.get_or_create(&crate::metrics::OutcomeLabel { outcome: "ignored" }).inc_by(report.statuses_ignored as u64);
+    metrics
+        .duplicate_messages
+        .inc_by(report.duplicate_messages as u64);
+    metrics
+        .statuses
+        .get_or_create(&crate::metrics::OutcomeLabel { outcome: "applied" })
+        .inc_by(report.statuses_applied as u64);
+    metrics
+        .statuses
+        .get_or_create(&crate::metrics::OutcomeLabel { outcome: "ignored" })
+        .inc_by(report.statuses_ignored as u64);
     tracing::info!(
         new = report.new_messages,
         duplicates = report.duplicate_messages,
@@ -119,4 +147,3 @@ async fn receive(
 fn reject(status: StatusCode, reason: &str) -> Response {
     (status, Json(json!({ "error": reason }))).into_response()
 }
-

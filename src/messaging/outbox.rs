@@ -79,13 +79,18 @@ pub async fn claim_due(
         )
         .and_where(Expr::col((earlier.clone(), outbox::Column::State)).eq(state::QUEUED))
         .and_where(
-            Expr::col((earlier, outbox::Column::Id)).lt(Expr::col((outbox::Entity, outbox::Column::Id))),
+            Expr::col((earlier, outbox::Column::Id))
+                .lt(Expr::col((outbox::Entity, outbox::Column::Id))),
         )
         .to_owned();
     let candidates = outbox::Entity::find()
         .filter(outbox::Column::State.eq(state::QUEUED))
         .filter(outbox::Column::NextAttemptAt.lte(now))
-        .filter(outbox::Column::LeaseUntil.is_null().or(outbox::Column::LeaseUntil.lt(now)))
+        .filter(
+            outbox::Column::LeaseUntil
+                .is_null()
+                .or(outbox::Column::LeaseUntil.lt(now)),
+        )
         .filter(Expr::exists(earlier_queued).not())
         .order_by_asc(outbox::Column::Id)
         .limit(limit)
@@ -103,7 +108,11 @@ pub async fn claim_due(
             .col_expr(outbox::Column::LeaseUntil, Expr::value(now + LEASE_MS))
             .filter(outbox::Column::Id.eq(row.id))
             .filter(outbox::Column::State.eq(state::QUEUED))
-            .filter(outbox::Column::LeaseUntil.is_null().or(outbox::Column::LeaseUntil.lt(now)))
+            .filter(
+                outbox::Column::LeaseUntil
+                    .is_null()
+                    .or(outbox::Column::LeaseUntil.lt(now)),
+            )
             .exec(&txn)
             .await?;
         if result.rows_affected == 1 {
@@ -117,11 +126,23 @@ pub async fn claim_due(
 /// What one send attempt ended in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttemptResult {
-    Sent { wamid: String },
+    Sent {
+        wamid: String,
+    },
     /// Try again at `next_attempt_at` (Unix ms).
-    Retry { next_attempt_at: i64, code: Option<i64>, reason: String },
-    Failed { code: Option<i64>, reason: String },
-    Dead { code: Option<i64>, reason: String },
+    Retry {
+        next_attempt_at: i64,
+        code: Option<i64>,
+        reason: String,
+    },
+    Failed {
+        code: Option<i64>,
+        reason: String,
+    },
+    Dead {
+        code: Option<i64>,
+        reason: String,
+    },
 }
 
 /// Records an attempt's result on the row and releases the lease.
@@ -137,7 +158,10 @@ pub async fn record_attempt(
     let mut update = outbox::Entity::update_many()
         .col_expr(outbox::Column::Attempts, Expr::value(row.attempts + 1))
         .col_expr(outbox::Column::UpdatedAt, Expr::value(now))
-        .col_expr(outbox::Column::LeaseOwner, Expr::value(Option::<String>::None))
+        .col_expr(
+            outbox::Column::LeaseOwner,
+            Expr::value(Option::<String>::None),
+        )
         .col_expr(outbox::Column::LeaseUntil, Expr::value(Option::<i64>::None));
     let (new_state, code, reason) = match result {
         AttemptResult::Sent { wamid } => {
@@ -146,7 +170,11 @@ pub async fn record_attempt(
                 .col_expr(outbox::Column::SentAt, Expr::value(now));
             (state::SENT, None, None)
         }
-        AttemptResult::Retry { next_attempt_at, code, reason } => {
+        AttemptResult::Retry {
+            next_attempt_at,
+            code,
+            reason,
+        } => {
             update = update.col_expr(outbox::Column::NextAttemptAt, Expr::value(*next_attempt_at));
             (state::QUEUED, *code, Some(reason))
         }
@@ -160,7 +188,10 @@ pub async fn record_attempt(
             .col_expr(outbox::Column::LastError, Expr::value(reason.clone()));
     }
     let txn = begin_write(db).await?;
-    update.filter(outbox::Column::Id.eq(row.id)).exec(&txn).await?;
+    update
+        .filter(outbox::Column::Id.eq(row.id))
+        .exec(&txn)
+        .await?;
     txn.commit().await
 }
 
@@ -168,7 +199,10 @@ pub async fn record_attempt(
 ///
 /// # Errors
 /// Database errors.
-pub async fn for_contact(db: &DatabaseConnection, contact_id: i64) -> Result<Vec<outbox::Model>, DbErr> {
+pub async fn for_contact(
+    db: &DatabaseConnection,
+    contact_id: i64,
+) -> Result<Vec<outbox::Model>, DbErr> {
     outbox::Entity::find()
         .filter(outbox::Column::ContactId.eq(contact_id))
         .order_by_asc(outbox::Column::Id)

@@ -77,7 +77,10 @@ impl Sender {
     async fn send_row(&self, row: outbox_row::Model) {
         let result = match serde_json::from_str::<OutboundMessage>(&row.payload) {
             Ok(message) => self.attempt(&row, &message).await,
-            Err(e) => AttemptResult::Failed { code: None, reason: format!("unreadable payload: {e}") },
+            Err(e) => AttemptResult::Failed {
+                code: None,
+                reason: format!("unreadable payload: {e}"),
+            },
         };
         let outcome = match &result {
             AttemptResult::Sent { .. } => "sent",
@@ -99,7 +102,9 @@ impl Sender {
             // The lease expires and the row is tried again: at worst a counted duplicate.
             tracing::error!(outbox_id = row.id, error = %e, "could not record send result");
         }
-        if let (AttemptResult::Sent { .. }, Some(inbound_id), true) = (&result, row.in_reply_to, self.mark_read) {
+        if let (AttemptResult::Sent { .. }, Some(inbound_id), true) =
+            (&result, row.in_reply_to, self.mark_read)
+        {
             self.mark_inbound_read(inbound_id).await;
         }
     }
@@ -110,7 +115,9 @@ impl Sender {
         };
         tracing::debug!(outbox_id = row.id, %recipient, "sending");
         match self.client.send(message).await {
-            Ok(sent) => AttemptResult::Sent { wamid: sent.message_id },
+            Ok(sent) => AttemptResult::Sent {
+                wamid: sent.message_id,
+            },
             Err(error) => self.classify(row, &error),
         }
     }
@@ -125,20 +132,33 @@ impl Sender {
             ErrorClass::Retryable { retry_after } => {
                 let attempts = u32::try_from(row.attempts + 1).unwrap_or(u32::MAX);
                 if attempts >= self.settings.max_attempts {
-                    return AttemptResult::Dead { code, reason: format!("gave up after {attempts} attempts: {reason}") };
+                    return AttemptResult::Dead {
+                        code,
+                        reason: format!("gave up after {attempts} attempts: {reason}"),
+                    };
                 }
                 let delay = backoff(&self.settings, attempts, retry_after);
-                AttemptResult::Retry { next_attempt_at: now_ms() + delay.as_millis() as i64, code, reason }
+                AttemptResult::Retry {
+                    next_attempt_at: now_ms() + delay.as_millis() as i64,
+                    code,
+                    reason,
+                }
             }
             // The template fallback for a closed window belongs to the composer; until a row
             // carries one, the reason is recorded instead of retrying a message that cannot go.
-            ErrorClass::WindowClosed => AttemptResult::Failed { code, reason: format!("window_closed: {reason}") },
+            ErrorClass::WindowClosed => AttemptResult::Failed {
+                code,
+                reason: format!("window_closed: {reason}"),
+            },
             ErrorClass::Permanent => AttemptResult::Failed { code, reason },
         }
     }
 
     async fn mark_inbound_read(&self, inbound_id: i64) {
-        let wamid = match inbound_message::Entity::find_by_id(inbound_id).one(&self.db).await {
+        let wamid = match inbound_message::Entity::find_by_id(inbound_id)
+            .one(&self.db)
+            .await
+        {
             Ok(Some(row)) => row.wamid,
             Ok(None) => return,
             Err(e) => {
@@ -155,7 +175,9 @@ impl Sender {
 
 /// Exponential backoff with full jitter, never shorter than the server's Retry-After.
 pub fn backoff(settings: &OutboxSettings, attempt: u32, retry_after: Option<Duration>) -> Duration {
-    let exp = settings.retry_base_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(20));
+    let exp = settings
+        .retry_base_ms
+        .saturating_mul(1u64 << attempt.saturating_sub(1).min(20));
     let cap = exp.min(settings.retry_max_ms).max(1);
     let jittered = Duration::from_millis(rand::rng().random_range(cap / 2..=cap));
     retry_after.map_or(jittered, |after| jittered.max(after))
@@ -167,14 +189,27 @@ mod tests {
 
     #[test]
     fn backoff_grows_is_capped_and_honours_retry_after() {
-        let s = OutboxSettings { max_attempts: 8, retry_base_ms: 100, retry_max_ms: 1000 };
+        let s = OutboxSettings {
+            max_attempts: 8,
+            retry_base_ms: 100,
+            retry_max_ms: 1000,
+        };
         for _ in 0..50 {
             let first = backoff(&s, 1, None);
-            assert!((50..=100).contains(&(first.as_millis() as u64)), "{first:?}");
+            assert!(
+                (50..=100).contains(&(first.as_millis() as u64)),
+                "{first:?}"
+            );
             let third = backoff(&s, 3, None);
-            assert!((200..=400).contains(&(third.as_millis() as u64)), "{third:?}");
+            assert!(
+                (200..=400).contains(&(third.as_millis() as u64)),
+                "{third:?}"
+            );
             let late = backoff(&s, 30, None);
-            assert!((500..=1000).contains(&(late.as_millis() as u64)), "{late:?}");
+            assert!(
+                (500..=1000).contains(&(late.as_millis() as u64)),
+                "{late:?}"
+            );
             let told = backoff(&s, 1, Some(Duration::from_secs(5)));
             assert_eq!(told, Duration::from_secs(5));
         }

@@ -23,7 +23,10 @@ impl MessageHandler for EchoHandler {
             let contact = contact::Entity::find_by_id(message.contact_id)
                 .one(txn)
                 .await?
-                .ok_or(DbErr::RecordNotFound(format!("contact {}", message.contact_id)))?;
+                .ok_or(DbErr::RecordNotFound(format!(
+                    "contact {}",
+                    message.contact_id
+                )))?;
             let to = match (contact.wa_id, contact.user_id) {
                 (Some(phone), _) => Recipient::Phone(phone),
                 (None, Some(user_id)) => Recipient::UserId(user_id),
@@ -31,7 +34,10 @@ impl MessageHandler for EchoHandler {
             };
             let reply = OutboundMessage {
                 to,
-                body: OutboundBody::Text { body: describe(&message.content), preview_url: false },
+                body: OutboundBody::Text {
+                    body: describe(&message.content),
+                    preview_url: false,
+                },
                 reply_to: None,
                 callback_data: Some(format!("inbound:{}", message.id)),
             };
@@ -47,7 +53,9 @@ pub fn describe(content: &MessageContent) -> String {
         MessageContent::Text { body } => format!("echo: {body}"),
         MessageContent::ButtonReply { id, .. } => format!("echo: button {id}"),
         MessageContent::ListReply { id, .. } => format!("echo: list {id}"),
-        MessageContent::TemplateButton { payload, .. } => format!("echo: template button {payload}"),
+        MessageContent::TemplateButton { payload, .. } => {
+            format!("echo: template button {payload}")
+        }
         other => format!("echo: [{}]", other.type_name()),
     }
 }

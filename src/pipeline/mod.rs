@@ -7,8 +7,6 @@
 
 pub mod echo;
 
-
-
 use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
@@ -107,7 +105,11 @@ impl Pipeline {
         {
             let mut active = self.inner.active.lock().expect("pipeline lock");
             if !active.insert(contact_id) {
-                self.inner.again.lock().expect("pipeline lock").insert(contact_id);
+                self.inner
+                    .again
+                    .lock()
+                    .expect("pipeline lock")
+                    .insert(contact_id);
                 return;
             }
         }
@@ -152,11 +154,19 @@ impl Pipeline {
                     // Another instance holds the contact; the sweep retries after its lease.
                     tracing::debug!(contact_id, "contact leased by another instance");
                 }
-                Err(e) => tracing::warn!(contact_id, error = %e, "processing stopped; the sweep will retry"),
+                Err(e) => {
+                    tracing::warn!(contact_id, error = %e, "processing stopped; the sweep will retry")
+                }
             }
             // Finish or go round again, atomically with respect to notify().
             let mut active = self.inner.active.lock().expect("pipeline lock");
-            if self.inner.again.lock().expect("pipeline lock").remove(&contact_id) {
+            if self
+                .inner
+                .again
+                .lock()
+                .expect("pipeline lock")
+                .remove(&contact_id)
+            {
                 continue;
             }
             active.remove(&contact_id);
@@ -222,19 +232,32 @@ impl Pipeline {
         }
     }
 
-    async fn record_failure(&self, row: &inbound_message::Model, error: &anyhow::Error) -> Result<(), DbErr> {
+    async fn record_failure(
+        &self,
+        row: &inbound_message::Model,
+        error: &anyhow::Error,
+    ) -> Result<(), DbErr> {
         let attempts = row.attempts + 1;
         let give_up = attempts >= MAX_ATTEMPTS;
         tracing::error!(message_id = row.id, attempts, give_up, error = %error, "handler failed");
-        Metrics::count(&self.inner.metrics.processing_failures, if give_up { "abandoned" } else { "retried" });
+        Metrics::count(
+            &self.inner.metrics.processing_failures,
+            if give_up { "abandoned" } else { "retried" },
+        );
         let txn = begin_write(&self.inner.db).await?;
         let mut update = inbound_message::Entity::update_many()
             .col_expr(inbound_message::Column::Attempts, Expr::value(attempts))
-            .col_expr(inbound_message::Column::LastError, Expr::value(format!("{error:#}")));
+            .col_expr(
+                inbound_message::Column::LastError,
+                Expr::value(format!("{error:#}")),
+            );
         if give_up {
             update = update.col_expr(inbound_message::Column::ProcessedAt, Expr::value(now_ms()));
         }
-        update.filter(inbound_message::Column::Id.eq(row.id)).exec(&txn).await?;
+        update
+            .filter(inbound_message::Column::Id.eq(row.id))
+            .exec(&txn)
+            .await?;
         txn.commit().await
     }
 
@@ -242,7 +265,10 @@ impl Pipeline {
         let now = now_ms();
         let txn = begin_write(&self.inner.db).await?;
         let result = contact::Entity::update_many()
-            .col_expr(contact::Column::LeaseOwner, Expr::value(self.inner.instance_id.clone()))
+            .col_expr(
+                contact::Column::LeaseOwner,
+                Expr::value(self.inner.instance_id.clone()),
+            )
             .col_expr(contact::Column::LeaseUntil, Expr::value(now + LEASE_MS))
             .filter(contact::Column::Id.eq(contact_id))
             .filter(
@@ -260,8 +286,14 @@ impl Pipeline {
     async fn release_lease(&self, contact_id: i64) -> Result<(), DbErr> {
         let txn = begin_write(&self.inner.db).await?;
         contact::Entity::update_many()
-            .col_expr(contact::Column::LeaseOwner, Expr::value(Option::<String>::None))
-            .col_expr(contact::Column::LeaseUntil, Expr::value(Option::<i64>::None))
+            .col_expr(
+                contact::Column::LeaseOwner,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                contact::Column::LeaseUntil,
+                Expr::value(Option::<i64>::None),
+            )
             .filter(contact::Column::Id.eq(contact_id))
             .filter(contact::Column::LeaseOwner.eq(self.inner.instance_id.clone()))
             .exec(&txn)
@@ -293,19 +325,29 @@ fn to_pending(row: &inbound_message::Model) -> Result<PendingMessage, String> {
     })
 }
 
-async fn mark_processed(txn: &DatabaseTransaction, id: i64, error: Option<String>) -> Result<(), DbErr> {
+async fn mark_processed(
+    txn: &DatabaseTransaction,
+    id: i64,
+    error: Option<String>,
+) -> Result<(), DbErr> {
     let mut update = inbound_message::Entity::update_many()
         .col_expr(inbound_message::Column::ProcessedAt, Expr::value(now_ms()));
     if let Some(error) = error {
         update = update.col_expr(inbound_message::Column::LastError, Expr::value(error));
     }
-    update.filter(inbound_message::Column::Id.eq(id)).exec(txn).await?;
+    update
+        .filter(inbound_message::Column::Id.eq(id))
+        .exec(txn)
+        .await?;
     Ok(())
 }
 
 async fn renew_lease(txn: &DatabaseTransaction, contact_id: i64, owner: &str) -> Result<(), DbErr> {
     contact::Entity::update_many()
-        .col_expr(contact::Column::LeaseUntil, Expr::value(now_ms() + LEASE_MS))
+        .col_expr(
+            contact::Column::LeaseUntil,
+            Expr::value(now_ms() + LEASE_MS),
+        )
         .filter(contact::Column::Id.eq(contact_id))
         .filter(contact::Column::LeaseOwner.eq(owner.to_owned()))
         .exec(txn)

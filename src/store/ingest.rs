@@ -38,7 +38,8 @@ pub async fn ingest(
     let txn = super::begin_write(db).await?;
     let mut report = IngestReport::default();
     for message in &events.messages {
-        let Some(contact_id) = upsert_contact(&txn, message, &events.contacts, now_ms).await? else {
+        let Some(contact_id) = upsert_contact(&txn, message, &events.contacts, now_ms).await?
+        else {
             // parse_webhook never yields a message without any identity; be defensive anyway.
             tracing::warn!(wamid = %message.id, "message without sender identity skipped");
             continue;
@@ -88,7 +89,10 @@ async fn upsert_contact<C: ConnectionTrait>(
         let fill_user = existing.user_id.is_none() && user_id.is_some();
         let new_name = name.is_some() && existing.profile_name != name;
         if fill_wa || fill_user || new_name {
-            let mut update = contact::ActiveModel { id: Set(existing.id), ..Default::default() };
+            let mut update = contact::ActiveModel {
+                id: Set(existing.id),
+                ..Default::default()
+            };
             if fill_wa {
                 update.wa_id = Set(wa_id.map(str::to_owned));
             }
@@ -130,16 +134,20 @@ async fn find_contact<C: ConnectionTrait>(
     user_id: Option<&str>,
 ) -> Result<Option<contact::Model>, DbErr> {
     // The phone number wins when both match different rows: it is what the insurer registered.
-    if let Some(wa_id) = wa_id {
-        if let Some(found) =
-            contact::Entity::find().filter(contact::Column::WaId.eq(wa_id)).one(db).await?
-        {
-            return Ok(Some(found));
-        }
+    if let Some(wa_id) = wa_id
+        && let Some(found) = contact::Entity::find()
+            .filter(contact::Column::WaId.eq(wa_id))
+            .one(db)
+            .await?
+    {
+        return Ok(Some(found));
     }
     match user_id {
         Some(user_id) => {
-            contact::Entity::find().filter(contact::Column::UserId.eq(user_id)).one(db).await
+            contact::Entity::find()
+                .filter(contact::Column::UserId.eq(user_id))
+                .one(db)
+                .await
         }
         None => Ok(None),
     }
@@ -152,7 +160,8 @@ async fn insert_message<C: ConnectionTrait>(
     message: &InboundMessage,
     now_ms: i64,
 ) -> Result<bool, DbErr> {
-    let content = serde_json::to_string(&message.content).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let content =
+        serde_json::to_string(&message.content).map_err(|e| DbErr::Custom(e.to_string()))?;
     let row = inbound_message::ActiveModel {
         id: NotSet,
         wamid: Set(message.id.clone()),
@@ -169,7 +178,11 @@ async fn insert_message<C: ConnectionTrait>(
     };
     // The unique key on wamid is the deduplication: atomic, unlike a check-then-insert.
     let inserted = inbound_message::Entity::insert(row)
-        .on_conflict(OnConflict::column(inbound_message::Column::Wamid).do_nothing().to_owned())
+        .on_conflict(
+            OnConflict::column(inbound_message::Column::Wamid)
+                .do_nothing()
+                .to_owned(),
+        )
         .exec_without_returning(db)
         .await?;
     Ok(inserted == 1)
@@ -247,5 +260,7 @@ pub async fn status_of(
     db: &DatabaseConnection,
     wamid: &str,
 ) -> Result<Option<message_status::Model>, DbErr> {
-    message_status::Entity::find_by_id(wamid.to_owned()).one(db).await
+    message_status::Entity::find_by_id(wamid.to_owned())
+        .one(db)
+        .await
 }

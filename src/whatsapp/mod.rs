@@ -8,5 +8,5 @@
 pub mod client;
 pub mod fake;
 pub mod inbound;
-pub mod signature;
 pub mod outbound;
+pub mod signature;

@@ -23,12 +23,15 @@ pub enum SignatureError {
 /// [`SignatureError`] saying whether the header was missing, malformed or wrong.
 pub fn verify(secret: &[u8], body: &[u8], header: Option<&[u8]>) -> Result<(), SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?;
-    let hex_digest = header.strip_prefix(b"sha256=").ok_or(SignatureError::Malformed)?;
+    let hex_digest = header
+        .strip_prefix(b"sha256=")
+        .ok_or(SignatureError::Malformed)?;
     let expected = hex::decode(hex_digest).map_err(|_| SignatureError::Malformed)?;
     let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts keys of any length");
     mac.update(body);
     // verify_slice compares in constant time.
-    mac.verify_slice(&expected).map_err(|_| SignatureError::Mismatch)
+    mac.verify_slice(&expected)
+        .map_err(|_| SignatureError::Mismatch)
 }
 
 /// The header value for `body`: `sha256=<hex>`. Used by the fake, the simulator and tests.
@@ -45,7 +48,10 @@ mod tests {
     #[test]
     fn a_signature_made_with_the_secret_verifies() {
         let header = sign(b"s3cret", b"{\"object\":1}");
-        assert_eq!(verify(b"s3cret", b"{\"object\":1}", Some(header.as_bytes())), Ok(()));
+        assert_eq!(
+            verify(b"s3cret", b"{\"object\":1}", Some(header.as_bytes())),
+            Ok(())
+        );
     }
 
     #[test]
@@ -60,11 +66,26 @@ mod tests {
     #[test]
     fn wrong_missing_and_malformed_signatures_are_told_apart() {
         let header = sign(b"other", b"body");
-        assert_eq!(verify(b"s3cret", b"body", Some(header.as_bytes())), Err(SignatureError::Mismatch));
-        assert_eq!(verify(b"s3cret", b"body", None), Err(SignatureError::Missing));
-        assert_eq!(verify(b"s3cret", b"body", Some(b"sha1=abc")), Err(SignatureError::Malformed));
-        assert_eq!(verify(b"s3cret", b"body", Some(b"sha256=zz")), Err(SignatureError::Malformed));
+        assert_eq!(
+            verify(b"s3cret", b"body", Some(header.as_bytes())),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(b"s3cret", b"body", None),
+            Err(SignatureError::Missing)
+        );
+        assert_eq!(
+            verify(b"s3cret", b"body", Some(b"sha1=abc")),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            verify(b"s3cret", b"body", Some(b"sha256=zz")),
+            Err(SignatureError::Malformed)
+        );
         let good = sign(b"s3cret", b"body");
-        assert_eq!(verify(b"s3cret", b"body!", Some(good.as_bytes())), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify(b"s3cret", b"body!", Some(good.as_bytes())),
+            Err(SignatureError::Mismatch)
+        );
     }
 }

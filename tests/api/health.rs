@@ -9,9 +9,18 @@ async fn healthz_readyz_and_metrics_answer() {
         assert_eq!(app.get("/healthz").await.status(), 200);
         let ready = app.get("/readyz").await;
         assert_eq!(ready.status(), 200);
-        assert_eq!(ready.json::<serde_json::Value>().await.unwrap()["ready"], true);
+        assert_eq!(
+            ready.json::<serde_json::Value>().await.unwrap()["ready"],
+            true
+        );
 
-        app.post_webhook(&envelope(vec![text_message("919800000001", &new_wamid(), now_secs(), "hi")])).await;
+        app.post_webhook(&envelope(vec![text_message(
+            "919800000001",
+            &new_wamid(),
+            now_secs(),
+            "hi",
+        )]))
+        .await;
         app.wait_for_sends(1).await;
         let metrics = app.get("/metrics").await;
         assert_eq!(metrics.status(), 200);
@@ -31,6 +40,9 @@ async fn healthz_readyz_and_metrics_answer() {
 async fn every_response_carries_a_request_id() {
     let app = spawn_app(&Backend::Sqlite).await;
     let response = app.get("/healthz").await;
-    let id = response.headers().get("x-request-id").expect("x-request-id header");
+    let id = response
+        .headers()
+        .get("x-request-id")
+        .expect("x-request-id header");
     assert!(!id.is_empty());
 }

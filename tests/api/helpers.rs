@@ -21,10 +21,10 @@ pub const PHONE_NUMBER_ID: &str = "106540352242922";
 /// The databases a test runs against: SQLite always, PostgreSQL when configured.
 pub fn backends() -> Vec<Backend> {
     let mut all = vec![Backend::Sqlite];
-    if let Ok(url) = std::env::var("INSUREBOT_TEST_DATABASE_URL") {
-        if !url.is_empty() {
-            all.push(Backend::Postgres(url));
-        }
+    if let Ok(url) = std::env::var("INSUREBOT_TEST_DATABASE_URL")
+        && !url.is_empty()
+    {
+        all.push(Backend::Postgres(url));
     }
     all
 }
@@ -49,17 +49,30 @@ impl TestDb {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
-                TestDb { url, _dir: Some(dir) }
+                TestDb {
+                    url,
+                    _dir: Some(dir),
+                }
             }
             Backend::Postgres(admin_url) => {
                 let name = format!("insurebot_test_{}", uuid::Uuid::new_v4().simple());
-                let admin = Database::connect(admin_url.as_str()).await.expect("connect to PostgreSQL admin db");
+                let admin = Database::connect(admin_url.as_str())
+                    .await
+                    .expect("connect to PostgreSQL admin db");
                 admin
-                    .execute_raw(Statement::from_string(admin.get_database_backend(), format!("CREATE DATABASE {name}")))
+                    .execute_raw(Statement::from_string(
+                        admin.get_database_backend(),
+                        format!("CREATE DATABASE {name}"),
+                    ))
                     .await
                     .expect("create test database");
-                let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(b, _)| b);
-                TestDb { url: format!("{base}/{name}"), _dir: None }
+                let base = admin_url
+                    .rsplit_once('/')
+                    .map_or(admin_url.as_str(), |(b, _)| b);
+                TestDb {
+                    url: format!("{base}/{name}"),
+                    _dir: None,
+                }
             }
         }
     }
@@ -82,7 +95,11 @@ static WAMID_SEQ: AtomicU64 = AtomicU64::new(1);
 
 /// A wamid no other test uses.
 pub fn new_wamid() -> String {
-    format!("wamid.TEST{}{}", std::process::id(), WAMID_SEQ.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "wamid.TEST{}{}",
+        std::process::id(),
+        WAMID_SEQ.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 pub async fn spawn_app(backend: &Backend) -> TestApp {
@@ -91,7 +108,11 @@ pub async fn spawn_app(backend: &Backend) -> TestApp {
 
 pub async fn spawn_app_with(backend: &Backend, customise: impl FnOnce(&mut Settings)) -> TestApp {
     let fake = FakeCloudApi::new();
-    let fake_server = fake.clone().spawn(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("fake Cloud API");
+    let fake_server = fake
+        .clone()
+        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("fake Cloud API");
     let db = TestDb::create(backend).await;
     let env: BTreeMap<String, String> = [
         ("INSUREBOT_DATABASE_URL", db.url.as_str()),
@@ -112,7 +133,9 @@ pub async fn spawn_app_with(backend: &Backend, customise: impl FnOnce(&mut Setti
     customise(&mut settings);
     let mut app = TestApp {
         address: String::new(),
-        db: Database::connect(db.url.as_str()).await.expect("test db handle"),
+        db: Database::connect(db.url.as_str())
+            .await
+            .expect("test db handle"),
         fake,
         http: reqwest::Client::new(),
         settings,
@@ -127,7 +150,9 @@ pub async fn spawn_app_with(backend: &Backend, customise: impl FnOnce(&mut Setti
 
 impl TestApp {
     async fn start(&mut self) {
-        let app = Application::build(self.settings.clone()).await.expect("build app");
+        let app = Application::build(self.settings.clone())
+            .await
+            .expect("build app");
         self.address = format!("http://127.0.0.1:{}", app.port());
         let (tx, rx) = oneshot::channel();
         self.stop = Some(tx);
@@ -154,11 +179,16 @@ impl TestApp {
     /// POSTs `body` to /webhook with a correct signature.
     pub async fn post_webhook(&self, body: &str) -> reqwest::Response {
         let signature = signature::sign(APP_SECRET.as_bytes(), body.as_bytes());
-        self.post_webhook_with(body.as_bytes().to_vec(), Some(&signature)).await
+        self.post_webhook_with(body.as_bytes().to_vec(), Some(&signature))
+            .await
     }
 
     /// POSTs raw bytes with the given signature header (or none).
-    pub async fn post_webhook_with(&self, body: Vec<u8>, signature: Option<&str>) -> reqwest::Response {
+    pub async fn post_webhook_with(
+        &self,
+        body: Vec<u8>,
+        signature: Option<&str>,
+    ) -> reqwest::Response {
         let mut request = self
             .http
             .post(format!("{}/webhook", self.address))
@@ -171,12 +201,20 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http.get(format!("{}{path}", self.address)).send().await.expect("GET")
+        self.http
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("GET")
     }
 
     /// Message sends the fake received (mark-as-read requests excluded).
     pub fn sent_messages(&self) -> Vec<ReceivedRequest> {
-        self.fake.received().into_iter().filter(|r| r.kind == RequestKind::Send).collect()
+        self.fake
+            .received()
+            .into_iter()
+            .filter(|r| r.kind == RequestKind::Send)
+            .collect()
     }
 
     /// Waits until the fake has received at least `n` message sends; panics after 15 s.
@@ -187,7 +225,12 @@ impl TestApp {
             if sent.len() >= n {
                 return sent;
             }
-            assert!(Instant::now() < deadline, "expected {n} sends, the fake got {}: {:#?}", sent.len(), sent);
+            assert!(
+                Instant::now() < deadline,
+                "expected {n} sends, the fake got {}: {:#?}",
+                sent.len(),
+                sent
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -195,7 +238,12 @@ impl TestApp {
     /// Waits a little and asserts that no further sends arrive beyond `n`.
     pub async fn assert_no_more_sends(&self, n: usize) {
         tokio::time::sleep(Duration::from_millis(600)).await;
-        assert_eq!(self.sent_messages().len(), n, "unexpected extra sends: {:#?}", self.sent_messages());
+        assert_eq!(
+            self.sent_messages().len(),
+            n,
+            "unexpected extra sends: {:#?}",
+            self.sent_messages()
+        );
     }
 }
 
@@ -209,7 +257,10 @@ impl Drop for TestApp {
 
 /// The text body of a recorded send.
 pub fn text_of(request: &ReceivedRequest) -> String {
-    request.body["text"]["body"].as_str().unwrap_or_default().to_owned()
+    request.body["text"]["body"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Who a recorded send went to.

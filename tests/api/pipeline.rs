@@ -13,11 +13,19 @@ async fn messages_of_one_contact_are_answered_in_timestamp_order() {
         let phone = "919800000101";
         // WhatsApp may batch or reorder; the pipeline orders by the message timestamp.
         let order = [3, 0, 5, 1, 4, 2];
-        let messages = order.iter().map(|i| text_message(phone, &new_wamid(), ts + i, &format!("m{i}"))).collect();
+        let messages = order
+            .iter()
+            .map(|i| text_message(phone, &new_wamid(), ts + i, &format!("m{i}")))
+            .collect();
         assert_eq!(app.post_webhook(&envelope(messages)).await.status(), 200);
         let sent = app.wait_for_sends(6).await;
         let texts: Vec<String> = sent.iter().map(text_of).collect();
-        assert_eq!(texts, ["echo: m0", "echo: m1", "echo: m2", "echo: m3", "echo: m4", "echo: m5"]);
+        assert_eq!(
+            texts,
+            [
+                "echo: m0", "echo: m1", "echo: m2", "echo: m3", "echo: m4", "echo: m5"
+            ]
+        );
     }
 }
 
@@ -32,7 +40,12 @@ async fn interleaved_contacts_each_keep_their_order_and_get_one_reply_per_messag
             let app = &app;
             async move {
                 for i in 0..per_contact {
-                    let body = envelope(vec![text_message(phone, &new_wamid(), ts + i, &format!("{phone}-{i}"))]);
+                    let body = envelope(vec![text_message(
+                        phone,
+                        &new_wamid(),
+                        ts + i,
+                        &format!("{phone}-{i}"),
+                    )]);
                     assert_eq!(app.post_webhook(&body).await.status(), 200);
                 }
             }
@@ -43,10 +56,15 @@ async fn interleaved_contacts_each_keep_their_order_and_get_one_reply_per_messag
         app.assert_no_more_sends(total).await;
         let mut by_contact: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for request in &sent {
-            by_contact.entry(recipient_of(request)).or_default().push(text_of(request));
+            by_contact
+                .entry(recipient_of(request))
+                .or_default()
+                .push(text_of(request));
         }
         for phone in &contacts {
-            let expected: Vec<String> = (0..per_contact).map(|i| format!("echo: {phone}-{i}")).collect();
+            let expected: Vec<String> = (0..per_contact)
+                .map(|i| format!("echo: {phone}-{i}"))
+                .collect();
             assert_eq!(by_contact[phone], expected, "order for {phone}");
         }
     }

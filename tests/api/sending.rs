@@ -26,7 +26,11 @@ async fn wait_until_settled(app: &TestApp, rows: usize) -> Vec<outbox::Model> {
     panic!("outbox did not settle: {:#?}", outbox_rows(app).await);
 }
 
-fn say(app: &TestApp, phone: &str, text: &str) -> impl std::future::Future<Output = reqwest::Response> {
+fn say(
+    app: &TestApp,
+    phone: &str,
+    text: &str,
+) -> impl std::future::Future<Output = reqwest::Response> {
     let body = envelope(vec![text_message(phone, &new_wamid(), now_secs(), text)]);
     let app_ref = app;
     async move { app_ref.post_webhook(&body).await }
@@ -36,9 +40,18 @@ fn say(app: &TestApp, phone: &str, text: &str) -> impl std::future::Future<Outpu
 async fn temporary_errors_are_retried_until_the_message_goes() {
     for backend in backends() {
         let app = spawn_app(&backend).await;
-        app.fake.script(FailureRule::Next { count: 1, error: ScriptedError::new(500, 131000) });
-        app.fake.script(FailureRule::Next { count: 1, error: ScriptedError::new(400, 130429) });
-        app.fake.script(FailureRule::Next { count: 1, error: ScriptedError::new(400, 131056) });
+        app.fake.script(FailureRule::Next {
+            count: 1,
+            error: ScriptedError::new(500, 131000),
+        });
+        app.fake.script(FailureRule::Next {
+            count: 1,
+            error: ScriptedError::new(400, 130429),
+        });
+        app.fake.script(FailureRule::Next {
+            count: 1,
+            error: ScriptedError::new(400, 131056),
+        });
         assert_eq!(say(&app, "919800000401", "retry me").await.status(), 200);
         let sent = app.wait_for_sends(1).await;
         assert_eq!(text_of(&sent[0]), "echo: retry me");
@@ -52,18 +65,28 @@ async fn temporary_errors_are_retried_until_the_message_goes() {
 #[tokio::test]
 async fn retry_after_is_honoured() {
     let app = spawn_app(&Backend::Sqlite).await;
-    app.fake.script(FailureRule::Next { count: 1, error: ScriptedError::new(429, 4).with_retry_after(1) });
+    app.fake.script(FailureRule::Next {
+        count: 1,
+        error: ScriptedError::new(429, 4).with_retry_after(1),
+    });
     let started = std::time::Instant::now();
     say(&app, "919800000402", "later").await;
     app.wait_for_sends(1).await;
-    assert!(started.elapsed() >= Duration::from_millis(950), "retried after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "retried after {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
 async fn a_permanent_error_ends_the_row_with_its_code_and_the_next_message_still_goes() {
     for backend in backends() {
         let app = spawn_app(&backend).await;
-        app.fake.script(FailureRule::Next { count: 1, error: ScriptedError::new(400, 131026) });
+        app.fake.script(FailureRule::Next {
+            count: 1,
+            error: ScriptedError::new(400, 131026),
+        });
         say(&app, "919800000403", "undeliverable").await;
         let first = wait_until_settled(&app, 1).await;
         assert_eq!(first[0].state, state::FAILED);
@@ -79,13 +102,23 @@ async fn a_permanent_error_ends_the_row_with_its_code_and_the_next_message_still
 async fn a_row_that_runs_out_of_attempts_is_dead_lettered_not_dropped() {
     for backend in backends() {
         let app = spawn_app_with(&backend, |s| s.outbox.max_attempts = 3).await;
-        app.fake.script(FailureRule::Rate { rate: 1.0, error: ScriptedError::new(503, 131016), seed: 1 });
+        app.fake.script(FailureRule::Rate {
+            rate: 1.0,
+            error: ScriptedError::new(503, 131016),
+            seed: 1,
+        });
         say(&app, "919800000404", "doomed").await;
         let rows = wait_until_settled(&app, 1).await;
         assert_eq!(rows[0].state, state::DEAD);
         assert_eq!(rows[0].attempts, 3);
         assert_eq!(rows[0].error_code, Some(131016));
-        assert!(rows[0].last_error.as_deref().unwrap().contains("gave up after 3 attempts"));
+        assert!(
+            rows[0]
+                .last_error
+                .as_deref()
+                .unwrap()
+                .contains("gave up after 3 attempts")
+        );
         assert_eq!(app.fake.attempts(), 3);
     }
 }
@@ -93,7 +126,10 @@ async fn a_row_that_runs_out_of_attempts_is_dead_lettered_not_dropped() {
 #[tokio::test]
 async fn a_timeout_is_retried() {
     let app = spawn_app_with(&Backend::Sqlite, |s| s.whatsapp.request_timeout_ms = 300).await;
-    app.fake.script(FailureRule::Delay { count: 1, delay_ms: 1000 });
+    app.fake.script(FailureRule::Delay {
+        count: 1,
+        delay_ms: 1000,
+    });
     say(&app, "919800000405", "slow").await;
     let rows = wait_until_settled(&app, 1).await;
     assert_eq!(rows[0].state, state::SENT);
@@ -106,11 +142,22 @@ async fn a_timeout_is_retried() {
 async fn the_answered_message_is_marked_read_after_the_reply() {
     let app = spawn_app(&Backend::Sqlite).await;
     let wamid = new_wamid();
-    app.post_webhook(&envelope(vec![text_message("919800000406", &wamid, now_secs(), "read me")])).await;
+    app.post_webhook(&envelope(vec![text_message(
+        "919800000406",
+        &wamid,
+        now_secs(),
+        "read me",
+    )]))
+    .await;
     app.wait_for_sends(1).await;
     let mut read = Vec::new();
     for _ in 0..200 {
-        read = app.fake.received().into_iter().filter(|r| r.kind == RequestKind::MarkRead).collect();
+        read = app
+            .fake
+            .received()
+            .into_iter()
+            .filter(|r| r.kind == RequestKind::MarkRead)
+            .collect();
         if !read.is_empty() {
             break;
         }
@@ -126,5 +173,10 @@ async fn read_receipts_can_be_switched_off() {
     say(&app, "919800000407", "quiet").await;
     app.wait_for_sends(1).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(app.fake.received().iter().all(|r| r.kind == RequestKind::Send));
+    assert!(
+        app.fake
+            .received()
+            .iter()
+            .all(|r| r.kind == RequestKind::Send)
+    );
 }
