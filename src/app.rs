@@ -33,7 +33,7 @@ pub struct Application {
     state: AppState,
     sender: Sender,
     /// The in-process fake Cloud API in sandbox mode; kept alive as long as the app.
-    sandbox: Option<FakeServer>,
+    sandbox_server: Option<FakeServer>,
 }
 
 impl Application {
@@ -64,18 +64,21 @@ impl Application {
             .build()
             .context("cannot build the HTTP client")?;
         let (client, sandbox) = if settings.sandbox() {
-            let fake = FakeCloudApi::new()
+            // Loopback only: the fake's request log holds message contents.
+            let fake = FakeCloudApi::new();
+            let server = fake
+                .clone()
                 .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
                 .await
                 .context("cannot start the sandbox Cloud API")?;
-            tracing::info!(base_url = %fake.base_url, "sandbox mode: no access token, replies go to the built-in fake Cloud API");
+            tracing::info!(base_url = %server.base_url, "sandbox mode: no access token, replies go to the built-in fake Cloud API");
             let client = CloudApiClient::new(
                 http,
-                &fake.base_url,
+                &server.base_url,
                 &settings.whatsapp.phone_number_id,
                 SecretString::from("sandbox-token"),
             );
-            (client, Some(fake))
+            (client, Some((fake, server)))
         } else {
             let token = settings
                 .whatsapp
@@ -121,13 +124,15 @@ impl Application {
             settings: Arc::new(settings),
             metrics,
             pipeline,
+            sandbox: sandbox.as_ref().map(|(fake, _)| fake.clone()),
         };
+        let sandbox_server = sandbox.map(|(_, server)| server);
         Ok(Self {
             listener,
             port,
             state,
             sender,
-            sandbox,
+            sandbox_server,
         })
     }
 
@@ -143,7 +148,7 @@ impl Application {
 
     /// The sandbox fake's base URL, when in sandbox mode.
     pub fn sandbox_api_base(&self) -> Option<&str> {
-        self.sandbox.as_ref().map(|s| s.base_url.as_str())
+        self.sandbox_server.as_ref().map(|s| s.base_url.as_str())
     }
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish and stops the
@@ -170,7 +175,7 @@ impl Application {
             .await;
         stop.cancel();
         let _ = tokio::join!(sweeper, sender);
-        drop(self.sandbox);
+        drop(self.sandbox_server);
         served.context("HTTP server failed")
     }
 }

@@ -1,6 +1,7 @@
 //! The HTTP surface: every route and layer in one place.
 
 pub mod health;
+pub mod sandbox;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
+use crate::whatsapp::fake::FakeCloudApi;
 
 /// What every handler can reach.
 #[derive(Clone, FromRef)]
@@ -27,6 +29,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub pipeline: Pipeline,
     pub secrets: Arc<WebhookSecrets>,
+    /// The built-in fake Cloud API, in sandbox mode only.
+    pub sandbox: Option<FakeCloudApi>,
 }
 
 /// The two secrets the webhook checks requests against.
@@ -44,6 +48,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(webhook::router(state.settings.webhook.max_body_bytes))
         .merge(health::router())
+        .merge(sandbox::router())
         .with_state(state)
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {

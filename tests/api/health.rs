@@ -46,3 +46,55 @@ async fn every_response_carries_a_request_id() {
         .expect("x-request-id header");
     assert!(!id.is_empty());
 }
+
+#[tokio::test]
+async fn sandbox_mode_answers_through_the_built_in_fake_and_shows_the_replies() {
+    // No access token: the app starts its own fake Cloud API and signs with the sandbox secret.
+    let app = spawn_app_with(&Backend::Sqlite, |s| {
+        s.whatsapp.access_token = None;
+        s.whatsapp.app_secret = None;
+    })
+    .await;
+    let body = envelope(vec![text_message(
+        "919800000501",
+        &new_wamid(),
+        now_secs(),
+        "hello sandbox",
+    )]);
+    let signature = insurebot::whatsapp::signature::sign(
+        insurebot::config::SANDBOX_APP_SECRET.as_bytes(),
+        body.as_bytes(),
+    );
+    assert_eq!(
+        app.post_webhook_with(body.into_bytes(), Some(&signature))
+            .await
+            .status(),
+        200
+    );
+    let mut replies = Vec::new();
+    for _ in 0..250 {
+        replies = app
+            .get("/sandbox/messages")
+            .await
+            .json::<Vec<serde_json::Value>>()
+            .await
+            .unwrap();
+        if replies.iter().any(|r| r["kind"] == "send") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let send = replies
+        .iter()
+        .find(|r| r["kind"] == "send")
+        .expect("a reply in the sandbox");
+    assert_eq!(send["body"]["text"]["body"], "echo: hello sandbox");
+    // The test's own fake got nothing: sandbox replies never leave the process.
+    assert!(app.sent_messages().is_empty());
+}
+
+#[tokio::test]
+async fn the_sandbox_route_is_absent_outside_sandbox_mode() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    assert_eq!(app.get("/sandbox/messages").await.status(), 404);
+}
