@@ -624,7 +624,8 @@ impl Lint<'_> {
                     Ok(r) => text.regex = Some(r),
                     Err(e) => {
                         let detail = e.to_string();
-                        let last = detail.lines().last().unwrap_or("").trim().to_owned();
+                        let last = detail.lines().last().unwrap_or("").trim();
+                        let last = last.strip_prefix("error: ").unwrap_or(last).to_owned();
                         self.push(
                             Diagnostic::at(path, p, format!("invalid pattern: {last}"))
                                 .with_hint("patterns use Rust regex syntax; quote them in YAML"),
