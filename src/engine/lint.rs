@@ -1065,10 +1065,7 @@ impl Lint<'_> {
         for (k, _) in flow.states.iter() {
             let mut chain: Vec<&str> = Vec::new();
             let mut cur = k.value.as_str();
-            loop {
-                let Some(st) = flow.states.get(cur) else {
-                    break;
-                };
+            while let Some(st) = flow.states.get(cur) {
                 if st.waits() || st.call.is_some() {
                     break;
                 }

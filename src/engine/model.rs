@@ -552,4 +552,85 @@ mod tests {
         let say = st.say.as_ref().unwrap();
         assert_eq!((say.referenced.line(), say.referenced.column()), (5, 10));
     }
+    /// The field names serde accepts for `T`, read from its "unknown field" error.
+    fn serde_fields<T: for<'de> Deserialize<'de> + fmt::Debug>() -> Vec<String> {
+        let err = serde_saphyr::from_str::<T>("zz_unknown: 1\n").unwrap_err();
+        let text = err.without_snippet().to_string();
+        let list = text
+            .split("expected one of ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{text}"));
+        let list = list.split(" at line").next().unwrap();
+        list.split(',')
+            .map(|s| s.trim().trim_matches('`').to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn schema_names_every_key_the_loader_accepts() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../flows/schema.json")).unwrap();
+        let serde: Vec<(&str, Vec<String>)> = vec![
+            ("flow", serde_fields::<FlowFile>()),
+            ("triggers", serde_fields::<Triggers>()),
+            ("state", serde_fields::<State>()),
+            ("button", serde_fields::<Button>()),
+            ("list_from", serde_fields::<ListFrom>()),
+            ("template", serde_fields::<TemplateRef>()),
+            ("expect", serde_fields::<Expect>()),
+            ("text", serde_fields::<TextExpect>()),
+            ("number", serde_fields::<NumberExpect>()),
+            ("date", serde_fields::<DateExpect>()),
+        ];
+        for (obj, fields) in serde {
+            let known: Vec<String> = KNOWN_KEYS
+                .iter()
+                .find(|(o, _)| *o == obj)
+                .unwrap()
+                .1
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            assert_eq!(
+                fields, known,
+                "KNOWN_KEYS for '{obj}' differ from the serde types"
+            );
+            let props = if obj == "flow" {
+                &schema["properties"]
+            } else {
+                &schema["$defs"][obj]["properties"]
+            };
+            let mut in_schema: Vec<String> = props
+                .as_object()
+                .unwrap_or_else(|| panic!("{obj}"))
+                .keys()
+                .cloned()
+                .collect();
+            let mut known_sorted = known.clone();
+            in_schema.sort();
+            known_sorted.sort();
+            assert_eq!(in_schema, known_sorted, "schema.json properties of '{obj}'");
+        }
+        let actions: Vec<&str> = schema["$defs"]["state"]["properties"]["action"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let known: Vec<&str> = super::super::actions::ACTIONS
+            .iter()
+            .map(|a| a.name)
+            .collect();
+        assert_eq!(actions, known, "schema.json action names");
+        let roles: Vec<&str> = schema["properties"]["role"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            roles,
+            Role::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>()
+        );
+    }
 }

@@ -182,7 +182,7 @@ pub enum Event {
 }
 
 impl Event {
-    fn from_contact(&self) -> bool {
+    fn is_from_contact(&self) -> bool {
         matches!(
             self,
             Event::Text(_)
@@ -376,7 +376,7 @@ pub fn step(
         recovering: false,
     };
     m.handle(event);
-    if event.from_contact() {
+    if event.is_from_contact() {
         m.conv.last_activity = Some(now);
     }
     tracing::debug!(
@@ -426,7 +426,7 @@ impl<'a> Machine<'a> {
         // 2. Modes in which the bot is (nearly) silent.
         match self.conv.mode {
             Mode::OptedOutQuiet => {
-                if event.from_contact() && !self.conv.opted_out_reminded {
+                if event.is_from_contact() && !self.conv.opted_out_reminded {
                     self.conv.opted_out_reminded = true;
                     self.say_plain("engine-opted-out");
                 }
