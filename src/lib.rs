@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`config`]: settings from defaults, `insurebot.toml` and `INSUREBOT_*` variables.
 //! - [`whatsapp`]: the Cloud API boundary (signatures, wire types, client, fake server).
+//! - [`engine`]: the pure dialogue engine: flow files, linter, fluent text, `step()`.
 //! - [`store`]: database connection, migrations, entities and queries.
 //! - [`pipeline`]: hands stored inbound messages to the dialogue layer, one per contact at a time.
 //! - [`messaging`]: the persisted outbox and the sender that drains it.
@@ -14,6 +15,7 @@
 
 pub mod app;
 pub mod config;
+pub mod engine;
 pub mod http;
 pub mod messaging;
 pub mod metrics;

@@ -1,0 +1,86 @@
+## Shared
+common-sorry = Sorry, our system is not responding right now. Please try again in a little while.
+btn-retry = Try again
+btn-another = Another claim
+
+## Menu
+menu-welcome = Welcome! How can I help you today?
+menu-list-button = Choose an option
+menu-section-policy = My policies
+menu-section-more = More
+menu-policy = Policy details
+menu-policy-desc = Plan, status, sum assured and next due date
+menu-premium = Pay premium
+menu-premium-desc = Amount due, due date and payment link
+menu-claim = Claim status
+menu-claim-desc = Where your claim is and what is pending
+menu-agent = Talk to an agent
+menu-agent-desc = Chat with a person from our team
+menu-language = Change language
+menu-language-desc = English, हिन्दी, தமிழ்
+menu-preferences = Message settings
+menu-preferences-desc = Offers, or stop all messages
+menu-help = Help
+menu-help-desc = What I can do for you
+
+## Language
+language-choose = Please choose your language.
+language-en = English
+language-hi = हिन्दी
+language-ta = தமிழ்
+language-set = Done. I will write to you in English.
+
+## Help
+help-text = I can show your policy details, premium due and claim status. Type "menu" at any time to see the options, "agent" to talk to a person, or "stop" to stop messages.
+
+## Hand-off
+handoff-connecting = I'm connecting you to our team. An agent will reply here shortly.
+
+## Consent
+optout-confirmed = You will no longer receive messages from us, except essential updates on claims you filed. Send START at any time to resume.
+optin-confirmed = Welcome back! You will receive policy, premium and claim updates again.
+prefs-choose = What would you like to change?
+prefs-offers = Get offers
+prefs-stop = Stop all messages
+prefs-offers-on = Thank you. We will send you offers now and then. Reply STOP at any time to stop.
+
+## Identity
+identity-ask-policy = To keep your data safe, please type your policy number.
+identity-bad-policy = That does not look like a policy number. It has 6 to 20 letters or digits, for example 12345678.
+identity-ask-dob = Thank you. Now please type the policy holder's date of birth (DD/MM/YYYY).
+identity-bad-dob = Please type the date of birth as DD/MM/YYYY, for example 15/08/1980.
+identity-mismatch = Sorry, those details do not match our records.
+identity-locked = For your security, verification is locked for a while after several attempts. Our team can help you.
+
+## Policy
+policy-choose = You have { $policy_count } policies. Which one would you like to see?
+policy-list-button = Choose policy
+policy-row-title = { $plan }
+policy-row-desc = Policy { $policy_number }
+policy-details = Policy { $policy_number }: { $plan }
+    Status: { $policy_status }
+    Sum assured: { $sum_assured }
+    Next premium due: { $next_due_date }
+policy-none = I could not find a policy linked to your details.
+btn-premium = Premium due
+
+## Claim
+claim-ask-number = Please type your claim number, for example CLM-123456.
+claim-bad-number = A claim number looks like CLM-123456. Please check and type it again.
+claim-status = Claim { $claim_number }: { $claim_stage } (updated { $claim_updated_date }).
+    { $pending_documents ->
+        [0] No documents are pending.
+        [one] One document is pending.
+       *[other] { $pending_documents } documents are pending.
+    }
+claim-not-found = I could not find claim { $claim_number }.
+
+## Premium
+premium-choose-policy = Which policy would you like to pay for?
+premium-due = Premium of { $premium_amount } for policy { $policy_number } is due on { $due_date }.
+    Pay securely here: { $pay_link }
+btn-paid = I have paid
+btn-remind = Remind me later
+premium-reminder-set = Okay, I will remind you on { $remind_date }.
+premium-already-paid = Thank you! Payments can take up to 2 working days to show. If you paid earlier than that, our team can check it for you.
+premium-not-due = No premium is due on this policy right now.

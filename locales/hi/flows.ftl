@@ -1,0 +1,86 @@
+## साझा
+common-sorry = क्षमा करें, हमारा सिस्टम अभी जवाब नहीं दे रहा है। कृपया थोड़ी देर बाद फिर कोशिश करें।
+btn-retry = फिर कोशिश करें
+btn-another = दूसरा क्लेम
+
+## मेनू
+menu-welcome = नमस्ते! आज मैं आपकी क्या मदद कर सकता हूँ?
+menu-list-button = विकल्प चुनें
+menu-section-policy = मेरी पॉलिसी
+menu-section-more = और
+menu-policy = पॉलिसी विवरण
+menu-policy-desc = प्लान, स्थिति, बीमा राशि और अगली देय तिथि
+menu-premium = प्रीमियम भुगतान
+menu-premium-desc = देय राशि, देय तिथि और भुगतान लिंक
+menu-claim = क्लेम की स्थिति
+menu-claim-desc = आपका क्लेम कहाँ है और क्या बाकी है
+menu-agent = एजेंट से बात करें
+menu-agent-desc = हमारी टीम के किसी व्यक्ति से चैट करें
+menu-language = भाषा बदलें
+menu-language-desc = English, हिन्दी, தமிழ்
+menu-preferences = संदेश सेटिंग
+menu-preferences-desc = ऑफ़र, या सभी संदेश बंद करें
+menu-help = मदद
+menu-help-desc = मैं आपके लिए क्या कर सकता हूँ
+
+## भाषा
+language-choose = कृपया अपनी भाषा चुनें।
+language-en = English
+language-hi = हिन्दी
+language-ta = தமிழ்
+language-set = हो गया। अब मैं आपसे हिन्दी में बात करूँगा।
+
+## मदद
+help-text = मैं आपकी पॉलिसी का विवरण, देय प्रीमियम और क्लेम की स्थिति बता सकता हूँ। विकल्प देखने के लिए कभी भी "मेनू" लिखें, किसी व्यक्ति से बात करने के लिए "एजेंट", या संदेश बंद करने के लिए "रोकें" लिखें।
+
+## एजेंट
+handoff-connecting = मैं आपको हमारी टीम से जोड़ रहा हूँ। एक एजेंट जल्द ही यहीं जवाब देगा।
+
+## सहमति
+optout-confirmed = अब आपको हमारी ओर से संदेश नहीं मिलेंगे, सिवाय आपके दर्ज क्लेम से जुड़ी ज़रूरी जानकारी के। फिर से शुरू करने के लिए कभी भी START या "शुरू" भेजें।
+optin-confirmed = फिर से स्वागत है! अब आपको पॉलिसी, प्रीमियम और क्लेम की जानकारी फिर से मिलेगी।
+prefs-choose = आप क्या बदलना चाहेंगे?
+prefs-offers = ऑफ़र पाएँ
+prefs-stop = सभी संदेश बंद करें
+prefs-offers-on = धन्यवाद। हम आपको समय-समय पर ऑफ़र भेजेंगे। बंद करने के लिए कभी भी "रोकें" लिखें।
+
+## पहचान
+identity-ask-policy = आपकी जानकारी सुरक्षित रखने के लिए, कृपया अपना पॉलिसी नंबर लिखें।
+identity-bad-policy = यह पॉलिसी नंबर नहीं लगता। इसमें 6 से 20 अक्षर या अंक होते हैं, जैसे 12345678।
+identity-ask-dob = धन्यवाद। अब कृपया पॉलिसीधारक की जन्म तिथि लिखें (DD/MM/YYYY)।
+identity-bad-dob = कृपया जन्म तिथि DD/MM/YYYY के रूप में लिखें, जैसे 15/08/1980।
+identity-mismatch = क्षमा करें, ये विवरण हमारे रिकॉर्ड से मेल नहीं खाते।
+identity-locked = आपकी सुरक्षा के लिए, कई प्रयासों के बाद सत्यापन कुछ समय के लिए रोक दिया गया है। हमारी टीम आपकी मदद कर सकती है।
+
+## पॉलिसी
+policy-choose = आपकी { $policy_count } पॉलिसी हैं। आप कौन-सी देखना चाहेंगे?
+policy-list-button = पॉलिसी चुनें
+policy-row-title = { $plan }
+policy-row-desc = पॉलिसी { $policy_number }
+policy-details = पॉलिसी { $policy_number }: { $plan }
+    स्थिति: { $policy_status }
+    बीमा राशि: { $sum_assured }
+    अगला प्रीमियम देय: { $next_due_date }
+policy-none = आपके विवरण से जुड़ी कोई पॉलिसी नहीं मिली।
+btn-premium = प्रीमियम देय
+
+## क्लेम
+claim-ask-number = कृपया अपना क्लेम नंबर लिखें, जैसे CLM-123456।
+claim-bad-number = क्लेम नंबर CLM-123456 जैसा होता है। कृपया जाँचकर फिर से लिखें।
+claim-status = क्लेम { $claim_number }: { $claim_stage } ({ $claim_updated_date } को अपडेट)।
+    { $pending_documents ->
+        [0] कोई दस्तावेज़ बाकी नहीं है।
+        [one] एक दस्तावेज़ बाकी है।
+       *[other] { $pending_documents } दस्तावेज़ बाकी हैं।
+    }
+claim-not-found = क्लेम { $claim_number } नहीं मिला।
+
+## प्रीमियम
+premium-choose-policy = आप किस पॉलिसी का भुगतान करना चाहेंगे?
+premium-due = पॉलिसी { $policy_number } का { $premium_amount } प्रीमियम { $due_date } को देय है।
+    यहाँ सुरक्षित भुगतान करें: { $pay_link }
+btn-paid = मैंने भुगतान किया
+btn-remind = बाद में याद दिलाएँ
+premium-reminder-set = ठीक है, मैं आपको { $remind_date } को याद दिलाऊँगा।
+premium-already-paid = धन्यवाद! भुगतान दिखने में 2 कार्य दिवस तक लग सकते हैं। अगर आपने इससे पहले भुगतान किया था, तो हमारी टीम इसे जाँच सकती है।
+premium-not-due = इस पॉलिसी पर अभी कोई प्रीमियम देय नहीं है।

@@ -1,0 +1,77 @@
+//! The catalogue of insurer actions flows may call: names, arguments, outcomes, result fields.
+//!
+//! The engine never performs an action; it emits `Effect::CallAction` and later receives
+//! `Event::ActionResult`. This table is the contract with the insurer layer: the linter
+//! rejects unknown actions and an `on:` that misses (or invents) an outcome, and
+//! `flows/README.md` documents the same table for flow authors. Every action can also
+//! return `error` (the insurer system failed or timed out), so flows must branch on it.
+
+/// One action the insurer layer implements.
+#[derive(Debug, Clone, Copy)]
+pub struct ActionSpec {
+    /// Name used in flow files (`action: claim.status`).
+    pub name: &'static str,
+    /// Slots the action reads (passed as `args`).
+    pub args: &'static [&'static str],
+    /// Outcomes it can return, `error` included.
+    pub outcomes: &'static [&'static str],
+    /// Fields of the result `data` object, merged into the conversation's slots.
+    pub result_fields: &'static [&'static str],
+}
+
+/// All actions the shipped engine knows.
+pub const ACTIONS: &[ActionSpec] = &[
+    ActionSpec {
+        name: "identity.check",
+        args: &[],
+        outcomes: &["verified", "not_registered", "locked", "error"],
+        result_fields: &["verified", "customer_name"],
+    },
+    ActionSpec {
+        name: "identity.verify_dob",
+        args: &["policy_number", "dob"],
+        outcomes: &["verified", "mismatch", "locked", "error"],
+        result_fields: &["verified", "customer_name"],
+    },
+    ActionSpec {
+        name: "policy.list",
+        args: &[],
+        outcomes: &["none", "one", "many", "error"],
+        result_fields: &["policies", "policy_count", "policy_id"],
+    },
+    ActionSpec {
+        name: "policy.details",
+        args: &["policy_id"],
+        outcomes: &["found", "not_found", "error"],
+        result_fields: &[
+            "policy_number",
+            "plan",
+            "policy_status",
+            "sum_assured",
+            "next_due_date",
+        ],
+    },
+    ActionSpec {
+        name: "claim.status",
+        args: &["claim_number"],
+        outcomes: &["found", "not_found", "error"],
+        result_fields: &["claim_stage", "claim_updated_date", "pending_documents"],
+    },
+    ActionSpec {
+        name: "premium.due",
+        args: &["policy_id"],
+        outcomes: &["due", "not_due", "error"],
+        result_fields: &["policy_number", "premium_amount", "due_date", "pay_link"],
+    },
+    ActionSpec {
+        name: "premium.remind_later",
+        args: &["policy_id", "due_date"],
+        outcomes: &["scheduled", "error"],
+        result_fields: &["remind_date"],
+    },
+];
+
+/// Looks an action up by name.
+pub fn find(name: &str) -> Option<&'static ActionSpec> {
+    ACTIONS.iter().find(|a| a.name == name)
+}

@@ -1,0 +1,28 @@
+//! The dialogue engine: flow files, their linter, fluent text and the pure `step` function.
+//!
+//! # Layout
+//! - [`model`]: the flow file format (serde types that keep YAML line/column positions).
+//! - [`loader`]: reads `flows/*.yaml` into [`model::FlowFile`]s and hashes each file into a version.
+//! - [`i18n`]: fluent bundles for every shipped language and the Indian number/date formatting.
+//! - [`lint`]: the one validation used by start-up and by `insurebot flows check`; builds a [`FlowSet`].
+//! - [`runtime`]: `step(flows, conversation, event, now) -> (conversation, effects)`, no I/O.
+//! - [`convtest`]: scripted conversation tests (`flows/tests/*.yaml`) for flow authors.
+//!
+//! The async runner (elsewhere) stores the [`Conversation`] and performs the [`Effect`]s;
+//! everything here is deterministic so it can be unit tested with tables.
+
+pub mod actions;
+pub mod convtest;
+pub mod error;
+pub mod i18n;
+pub mod lint;
+pub mod loader;
+pub mod model;
+pub mod runtime;
+
+pub use error::{EngineError, Result};
+pub use lint::{Diagnostic, FlowSet, Severity, check, run_cli_check};
+pub use runtime::{
+    Choices, ConsentChange, ConsentScope, Conversation, Effect, Event, ListMenu, ListRow,
+    ListSection, Mode, Position, Reply, ReplyButton, StepOutcome, TemplateFallback, step,
+};

@@ -1,0 +1,307 @@
+//! Table tests for `step`: (position, event) → (next position, effects), plus the rules that
+//! are easier to state in Rust than in a conversation test (stale positions, serde shape).
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use chrono::TimeZone;
+
+use super::*;
+
+fn flows() -> &'static FlowSet {
+    static SET: OnceLock<FlowSet> = OnceLock::new();
+    SET.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        FlowSet::load(&root.join("flows"), &root.join("locales")).expect("shipped flows pass")
+    })
+}
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 15, 10, 0, 0).unwrap()
+}
+
+fn at(flow: &str, state: &str) -> Conversation {
+    let mut c = Conversation::new("en");
+    let f = flows().flow(flow).unwrap();
+    c.position = Some(Position {
+        flow: FlowId::checked(flow),
+        state: StateId::checked(state),
+        flow_version: f.version.clone(),
+    });
+    c.last_activity = Some(now());
+    c
+}
+
+fn text(s: &str) -> Event {
+    Event::Text(s.to_owned())
+}
+
+fn tap(id: &str) -> Event {
+    Event::Button {
+        id: id.to_owned(),
+        title: String::new(),
+    }
+}
+
+/// A short label per effect so tables stay readable.
+fn labels(effects: &[Effect]) -> Vec<String> {
+    effects
+        .iter()
+        .map(|e| match e {
+            Effect::Reply(r) => format!("say {}", r.message_id),
+            Effect::CallAction { name, .. } => format!("call {name}"),
+            Effect::Handoff { .. } => "handoff".into(),
+            Effect::CancelHandoff { .. } => "cancel_handoff".into(),
+            Effect::Consent { change } => format!("consent {change:?}"),
+            Effect::SetLanguage { language } => format!("language {language}"),
+            Effect::EndConversation => "end".into(),
+        })
+        .collect()
+}
+
+#[test]
+fn transitions_table() {
+    let table: Vec<(Conversation, Event, &str, Vec<&str>)> = vec![
+        (
+            Conversation::new("en"),
+            text("hi"),
+            "menu.show",
+            vec!["say menu-welcome"],
+        ),
+        (
+            Conversation::new("en"),
+            text("random words"),
+            "menu.show",
+            vec!["say menu-welcome"],
+        ),
+        (
+            at("menu", "show"),
+            tap("claim"),
+            "identity.check",
+            vec!["call identity.check"],
+        ),
+        (
+            at("menu", "show"),
+            Event::ListRow { id: "help".into() },
+            "help.show",
+            vec!["say help-text"],
+        ),
+        (
+            at("menu", "show"),
+            text("nonsense"),
+            "menu.show",
+            vec!["say engine-misunderstood"],
+        ),
+        (
+            at("menu", "show"),
+            Event::Media,
+            "menu.show",
+            vec!["say engine-unsupported"],
+        ),
+        (
+            at("claim_status", "ask_number"),
+            text("CLM-123456"),
+            "claim_status.lookup",
+            vec!["call claim.status"],
+        ),
+        (
+            at("claim_status", "ask_number"),
+            text("CLM123"),
+            "claim_status.ask_number",
+            vec!["say claim-bad-number"],
+        ),
+        (
+            at("claim_status", "ask_number"),
+            text("menu"),
+            "menu.show",
+            vec!["say menu-welcome"],
+        ),
+        (
+            at("claim_status", "ask_number"),
+            text("stop"),
+            "-",
+            vec!["consent OptOut", "say optout-confirmed", "end"],
+        ),
+        (
+            at("claim_status", "ask_number"),
+            text("agent"),
+            "-",
+            vec!["say handoff-connecting", "handoff"],
+        ),
+        (
+            at("help", "show"),
+            text("2"),
+            "-",
+            vec!["say handoff-connecting", "handoff"],
+        ),
+        (
+            at("language", "choose"),
+            tap("lang.ta"),
+            "menu.show",
+            vec!["language ta", "say language-set", "say menu-welcome"],
+        ),
+        (
+            at("premium_due", "show"),
+            tap("premium.paid"),
+            "premium_due.already_paid",
+            vec!["say premium-already-paid"],
+        ),
+        (
+            at("identity", "ask_dob"),
+            text("१५/०८/१९८०"),
+            "identity.verify",
+            vec!["call identity.verify_dob"],
+        ),
+    ];
+    for (conv, event, want_at, want_effects) in table {
+        let before = conv.where_label();
+        let out = step(flows(), &conv, &event, now());
+        assert_eq!(
+            out.conversation.where_label(),
+            want_at,
+            "from {before} on {event:?}"
+        );
+        assert_eq!(
+            labels(&out.effects),
+            want_effects,
+            "from {before} on {event:?}"
+        );
+    }
+}
+
+#[test]
+fn action_results_branch_and_fill_slots() {
+    let mut c = at("claim_status", "ask_number");
+    c = step(flows(), &c, &text("clm-000042"), now()).conversation;
+    assert_eq!(c.slots["claim_number"], Value::from("CLM-000042"));
+    assert_eq!(c.pending_action.as_deref(), Some("claim.status"));
+    let result = Event::ActionResult {
+        action: "claim.status".into(),
+        outcome: "found".into(),
+        data: serde_json::json!({"claim_stage": "Approved", "claim_updated_date": "2026-01-02", "pending_documents": 0}),
+    };
+    let out = step(flows(), &c, &result, now());
+    assert_eq!(out.conversation.where_label(), "claim_status.show");
+    let Effect::Reply(r) = &out.effects[0] else {
+        panic!("{:?}", out.effects)
+    };
+    assert_eq!(
+        r.body,
+        "Claim CLM-000042: Approved (updated 02/01/2026).\nNo documents are pending."
+    );
+    let t = r.template.as_ref().unwrap();
+    assert_eq!(
+        (t.name.as_str(), t.params.clone()),
+        (
+            "claim_status_update",
+            vec!["CLM-000042".to_string(), "Approved".to_string()]
+        )
+    );
+    // A duplicate (late) result is ignored.
+    let again = step(flows(), &out.conversation, &result, now());
+    assert!(again.effects.is_empty());
+    assert_eq!(again.conversation, out.conversation);
+}
+
+#[test]
+fn a_vanished_state_goes_to_the_menu_with_an_apology() {
+    let mut c = at("claim_status", "ask_number");
+    c.position.as_mut().unwrap().state = StateId::checked("removed_state");
+    let out = step(flows(), &c, &text("CLM-123456"), now());
+    assert_eq!(
+        labels(&out.effects),
+        vec!["say engine-flow-changed", "say menu-welcome"]
+    );
+    assert_eq!(out.conversation.where_label(), "menu.show");
+
+    let mut c = at("claim_status", "ask_number");
+    c.position.as_mut().unwrap().flow = FlowId::checked("removed_flow");
+    let out = step(flows(), &c, &tap("whatever"), now());
+    assert_eq!(out.conversation.where_label(), "menu.show");
+
+    // An edited flow whose state survived continues, with the new version recorded.
+    let mut c = at("claim_status", "ask_number");
+    c.position.as_mut().unwrap().flow_version = "old".into();
+    let out = step(flows(), &c, &text("CLM-123456"), now());
+    assert_eq!(out.conversation.where_label(), "claim_status.lookup");
+    assert_eq!(
+        out.conversation.position.unwrap().flow_version,
+        flows().flow("claim_status").unwrap().version
+    );
+}
+
+#[test]
+fn call_and_return_resume_the_calling_flow() {
+    let c = Conversation::new("en");
+    let out = step(flows(), &c, &text("claim"), now());
+    assert_eq!(out.conversation.stack.len(), 1);
+    let res = Event::ActionResult {
+        action: "identity.check".into(),
+        outcome: "verified".into(),
+        data: Value::Null,
+    };
+    let out = step(flows(), &out.conversation, &res, now());
+    assert_eq!(out.conversation.where_label(), "claim_status.ask_number");
+    assert!(out.conversation.stack.is_empty());
+}
+
+#[test]
+fn menu_is_a_sectioned_list_within_limits_in_every_language() {
+    for lang in ["en", "hi", "ta"] {
+        let out = step(flows(), &Conversation::new(lang), &text("menu"), now());
+        let Effect::Reply(r) = &out.effects[0] else {
+            panic!()
+        };
+        let Some(Choices::List(list)) = &r.choices else {
+            panic!("{r:?}")
+        };
+        assert_eq!(list.sections.len(), 2, "{lang}");
+        assert!(list.sections.iter().all(|s| s.title.is_some()));
+        assert!(limits::len(&list.button) <= limits::LIST_BUTTON);
+        for row in list.sections.iter().flat_map(|s| &s.rows) {
+            assert!(
+                limits::len(&row.title) <= limits::ROW_TITLE,
+                "{lang}: {}",
+                row.title
+            );
+        }
+    }
+}
+
+#[test]
+fn conversation_and_effects_round_trip_through_json() {
+    let out = step(
+        flows(),
+        &at("claim_status", "ask_number"),
+        &text("CLM-123456"),
+        now(),
+    );
+    let json = serde_json::to_string(&out.conversation).unwrap();
+    let back: Conversation = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, out.conversation);
+    let effects = serde_json::to_value(&out.effects).unwrap();
+    assert_eq!(effects[0]["type"], "call_action");
+    let ev: Event = serde_json::from_str(r#"{"type":"text","data":"hi"}"#).unwrap();
+    assert_eq!(ev, text("hi"));
+}
+
+#[test]
+fn numbers_and_dates_parse_as_typed_in_india() {
+    assert_eq!(parse_number("₹ 1,23,456.50"), Some(123456.5));
+    assert_eq!(parse_number("Rs. 500"), Some(500.0));
+    assert_eq!(parse_number("५००"), Some(500.0));
+    assert_eq!(parse_number("௧௨"), Some(12.0));
+    assert_eq!(parse_number("five"), None);
+    let d = NaiveDate::from_ymd_opt(1980, 8, 15);
+    for s in [
+        "15/08/1980",
+        "15-08-1980",
+        "15.08.1980",
+        "1980-08-15",
+        "15 Aug 1980",
+        "15 august 1980",
+    ] {
+        assert_eq!(parse_date(s), d, "{s}");
+    }
+    assert_eq!(parse_date("08/15/1980"), None);
+}
