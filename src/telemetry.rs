@@ -1,6 +1,8 @@
 //! Logging: a tracing subscriber writing human-readable lines or JSON, filtered by the
 //! configured directive. Personal data is masked where it is logged (see [`crate::privacy`]).
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
