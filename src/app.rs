@@ -14,6 +14,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{DialogueMode, Settings};
+use crate::dialogue::flows::FlowStore;
+use crate::dialogue::{ActionExecutor, ActionResult, FlowRunner};
+use crate::engine::lint::EngineSettings;
 use crate::http::{self, AppState, WebhookSecrets};
 use crate::messaging::sender::Sender;
 use crate::metrics::Metrics;
@@ -32,6 +35,8 @@ pub struct Application {
     port: u16,
     state: AppState,
     sender: Sender,
+    /// The live flows when the flow engine answers; reloaded on change and SIGHUP.
+    flows: Option<Arc<FlowStore>>,
     /// The in-process fake Cloud API in sandbox mode; kept alive as long as the app.
     sandbox_server: Option<FakeServer>,
 }
@@ -42,6 +47,39 @@ impl Application {
     /// # Errors
     /// When the database is unreachable, a migration fails or the address cannot be bound.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // Flows first: a broken flow file is the most likely start-up error, and it needs no
+        // database to be reported.
+        let dialogue = &settings.dialogue;
+        let (handler, flows): (Arc<dyn MessageHandler>, _) = match dialogue.handler {
+            DialogueMode::Echo => (Arc::new(EchoHandler), None),
+            DialogueMode::Flows => {
+                let engine_settings = EngineSettings {
+                    misunderstood_limit: dialogue.misunderstood_limit,
+                    idle_restart: chrono::Duration::minutes(i64::from(
+                        dialogue.idle_restart_minutes,
+                    )),
+                    ..EngineSettings::default()
+                };
+                let store =
+                    FlowStore::load(&dialogue.flows_dir, &dialogue.locales_dir, engine_settings)
+                        .map_err(|diagnostics| {
+                            let listed: Vec<String> =
+                                diagnostics.iter().map(ToString::to_string).collect();
+                            anyhow::anyhow!(
+                                "the flows in {} do not pass `insurebot flows check`:\n{}",
+                                dialogue.flows_dir.display(),
+                                listed.join("\n")
+                            )
+                        })?;
+                let store = Arc::new(store);
+                let runner = FlowRunner {
+                    flows: store.clone(),
+                    actions: Arc::new(NoInsurer),
+                    default_language: dialogue.default_language.clone(),
+                };
+                (Arc::new(runner) as Arc<dyn MessageHandler>, Some(store))
+            }
+        };
         let db = crate::store::connect(&settings.database_url)
             .await
             .with_context(|| {
@@ -96,9 +134,6 @@ impl Application {
 
         let metrics = Arc::new(Metrics::new());
         let outbox_ready = Arc::new(Notify::new());
-        let handler: Arc<dyn MessageHandler> = match settings.dialogue {
-            DialogueMode::Echo => Arc::new(EchoHandler),
-        };
         let pipeline = Pipeline::new(
             db.clone(),
             handler,
@@ -132,6 +167,7 @@ impl Application {
             port,
             state,
             sender,
+            flows,
             sandbox_server,
         })
     }
@@ -168,6 +204,9 @@ impl Application {
                 .run_sweeper(SWEEP_INTERVAL, stop.clone()),
         );
         let sender = tokio::spawn(self.sender.clone().run(stop.clone()));
+        let watcher = self.flows.clone().map(|flows| {
+            tokio::spawn(flows.watch(self.state.settings.dialogue.watch, stop.clone()))
+        });
         let router = http::router(self.state);
         tracing::info!(port = self.port, "insurebot listening");
         let served = axum::serve(self.listener, router)
@@ -175,6 +214,9 @@ impl Application {
             .await;
         stop.cancel();
         let _ = tokio::join!(sweeper, sender);
+        if let Some(watcher) = watcher {
+            let _ = watcher.await;
+        }
         drop(self.sandbox_server);
         served.context("HTTP server failed")
     }
@@ -185,4 +227,25 @@ fn hostname() -> String {
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "insurebot".to_owned())
+}
+
+/// The action executor when no insurer data source is configured: every action answers
+/// `error`, which every flow must handle (the linter checks), so the policyholder is offered
+/// "try again later" or an agent instead of a crash.
+struct NoInsurer;
+
+impl ActionExecutor for NoInsurer {
+    fn run<'a>(
+        &'a self,
+        _txn: &'a sea_orm::DatabaseTransaction,
+        _contact: &'a crate::store::entities::contact::Model,
+        name: &'a str,
+        _args: &'a serde_json::Value,
+        _now: chrono::DateTime<chrono::Utc>,
+    ) -> crate::pipeline::BoxFuture<'a, ActionResult> {
+        Box::pin(async move {
+            tracing::warn!(action = %name, "no insurer data source configured");
+            ActionResult::error()
+        })
+    }
 }

@@ -53,6 +53,8 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DialogueMode {
+    /// The flow engine, driven by `flows/` and `locales/` (the default).
+    Flows,
     /// Echo every message back (a diagnostic handler that also drives the pipeline tests).
     Echo,
 }
@@ -69,12 +71,44 @@ pub struct Settings {
     pub auto_migrate: bool,
     /// Mark inbound messages as read when the bot answers them.
     pub mark_read: bool,
-    /// Which component answers inbound messages.
-    pub dialogue: DialogueMode,
+    pub dialogue: DialogueSettings,
     pub log: LogSettings,
     pub whatsapp: WhatsAppSettings,
     pub webhook: WebhookSettings,
     pub outbox: OutboxSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DialogueSettings {
+    /// Which component answers inbound messages.
+    pub handler: DialogueMode,
+    /// Directory of the flow files (`*.yaml`).
+    pub flows_dir: PathBuf,
+    /// Directory of the fluent files (`<lang>/*.ftl`).
+    pub locales_dir: PathBuf,
+    /// Language of a new conversation until the contact picks one.
+    pub default_language: String,
+    /// Misunderstood messages in a row before an agent is offered.
+    pub misunderstood_limit: u32,
+    /// Minutes of silence after which a conversation restarts at the menu.
+    pub idle_restart_minutes: u32,
+    /// Reload flows when their files change (checked every 2 s) and on SIGHUP.
+    pub watch: bool,
+}
+
+impl Default for DialogueSettings {
+    fn default() -> Self {
+        Self {
+            handler: DialogueMode::Flows,
+            flows_dir: PathBuf::from("flows"),
+            locales_dir: PathBuf::from("locales"),
+            default_language: "en".into(),
+            misunderstood_limit: 3,
+            idle_restart_minutes: 30,
+            watch: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -127,7 +161,7 @@ impl Default for Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             auto_migrate: true,
             mark_read: true,
-            dialogue: DialogueMode::Echo,
+            dialogue: DialogueSettings::default(),
             log: LogSettings::default(),
             whatsapp: WhatsAppSettings::default(),
             webhook: WebhookSettings::default(),
@@ -250,7 +284,17 @@ impl Settings {
                 "LISTEN" => self.listen = parse(key, value)?,
                 "AUTO_MIGRATE" => self.auto_migrate = parse(key, value)?,
                 "MARK_READ" => self.mark_read = parse(key, value)?,
-                "DIALOGUE" => self.dialogue = parse_enum(key, value)?,
+                "DIALOGUE_HANDLER" => self.dialogue.handler = parse_enum(key, value)?,
+                "DIALOGUE_FLOWS_DIR" => self.dialogue.flows_dir = PathBuf::from(value),
+                "DIALOGUE_LOCALES_DIR" => self.dialogue.locales_dir = PathBuf::from(value),
+                "DIALOGUE_DEFAULT_LANGUAGE" => self.dialogue.default_language = value.clone(),
+                "DIALOGUE_MISUNDERSTOOD_LIMIT" => {
+                    self.dialogue.misunderstood_limit = parse(key, value)?
+                }
+                "DIALOGUE_IDLE_RESTART_MINUTES" => {
+                    self.dialogue.idle_restart_minutes = parse(key, value)?
+                }
+                "DIALOGUE_WATCH" => self.dialogue.watch = parse(key, value)?,
                 "LOG_FORMAT" => self.log.format = parse_enum(key, value)?,
                 "LOG_FILTER" => self.log.filter = value.clone(),
                 "WHATSAPP_APP_SECRET" => self.whatsapp.app_secret = secret(),
@@ -340,6 +384,18 @@ impl Settings {
             return Err(invalid(
                 "INSUREBOT_WEBHOOK_MAX_BODY_BYTES",
                 "must be at least 1024",
+            ));
+        }
+        if self.dialogue.misunderstood_limit == 0 {
+            return Err(invalid(
+                "INSUREBOT_DIALOGUE_MISUNDERSTOOD_LIMIT",
+                "must be at least 1",
+            ));
+        }
+        if self.dialogue.idle_restart_minutes == 0 {
+            return Err(invalid(
+                "INSUREBOT_DIALOGUE_IDLE_RESTART_MINUTES",
+                "must be at least 1",
             ));
         }
         if self.outbox.max_attempts == 0 {

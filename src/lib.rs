@@ -4,6 +4,7 @@
 //! - [`config`]: settings from defaults, `insurebot.toml` and `INSUREBOT_*` variables.
 //! - [`whatsapp`]: the Cloud API boundary (signatures, wire types, client, fake server).
 //! - [`engine`]: the pure dialogue engine: flow files, linter, fluent text, `step()`.
+//! - [`dialogue`]: the runner around the engine: loads and saves conversations, performs effects.
 //! - [`store`]: database connection, migrations, entities and queries.
 //! - [`pipeline`]: hands stored inbound messages to the dialogue layer, one per contact at a time.
 //! - [`messaging`]: the persisted outbox and the sender that drains it.
@@ -15,6 +16,7 @@
 
 pub mod app;
 pub mod config;
+pub mod dialogue;
 pub mod engine;
 pub mod http;
 pub mod messaging;

@@ -27,10 +27,35 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Check or test the flow files.
+    Flows {
+        #[command(subcommand)]
+        command: FlowsCommand,
+    },
     /// Run the fake WhatsApp Cloud API on its own (for tests and demos).
     FakeCloudApi {
         #[arg(long, default_value = "127.0.0.1:9090")]
         listen: std::net::SocketAddr,
+    },
+}
+
+#[derive(Subcommand)]
+enum FlowsCommand {
+    /// Lint the flows: every problem with file, line, column and a hint; exit 1 if any.
+    Check {
+        /// Flow directory (default: the configured `dialogue.flows_dir`).
+        dir: Option<PathBuf>,
+        /// Locale directory (default: `locales` beside the flow directory).
+        #[arg(long)]
+        locales: Option<PathBuf>,
+    },
+    /// Run the conversation tests in DIR/tests/*.yaml; exit 1 if any fails.
+    Test {
+        /// Flow directory (default: the configured `dialogue.flows_dir`).
+        dir: Option<PathBuf>,
+        /// Locale directory (default: `locales` beside the flow directory).
+        #[arg(long)]
+        locales: Option<PathBuf>,
     },
 }
 
@@ -44,8 +69,22 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Command::Flows { command } = &cli.command {
+        // Flow authors read these results; no log lines in between.
+        return match command {
+            FlowsCommand::Check { dir, locales } => insurebot::engine::run_cli_check(
+                dir.as_deref().unwrap_or(&settings.dialogue.flows_dir),
+                locales.as_deref(),
+            ),
+            FlowsCommand::Test { dir, locales } => insurebot::engine::convtest::run_cli_test(
+                dir.as_deref().unwrap_or(&settings.dialogue.flows_dir),
+                locales.as_deref(),
+            ),
+        };
+    }
     insurebot::telemetry::init(&settings.log);
     let result = match cli.command {
+        Command::Flows { .. } => unreachable!("handled above"),
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(settings).await,
         Command::FakeCloudApi { listen } => fake(listen).await,

@@ -52,6 +52,14 @@ fn serve_answers_health_checks_and_stops_cleanly_on_sigterm() {
         .arg("serve")
         .current_dir(dir.path())
         .env("INSUREBOT_LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "INSUREBOT_DIALOGUE_FLOWS_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/flows"),
+        )
+        .env(
+            "INSUREBOT_DIALOGUE_LOCALES_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/locales"),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -85,4 +93,58 @@ fn serve_answers_health_checks_and_stops_cleanly_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "exit status {status:?}");
+}
+
+#[test]
+fn flows_check_passes_on_the_shipped_flows_and_fails_with_positions_on_a_broken_one() {
+    let ok = Command::new(BIN)
+        .args([
+            "flows",
+            "check",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/flows"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("flows")).unwrap();
+    std::fs::write(
+        dir.path().join("flows/broken.yaml"),
+        "flow: broken\nstart: a\nstates:\n  a:\n    say: nope\n    next: b\n",
+    )
+    .unwrap();
+    let bad = Command::new(BIN)
+        .args(["flows", "check"])
+        .arg(dir.path().join("flows"))
+        .arg("--locales")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/locales"))
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("broken.yaml:6:"), "{stderr}");
+}
+
+#[test]
+fn flows_test_runs_the_shipped_conversation_tests() {
+    let output = Command::new(BIN)
+        .args([
+            "flows",
+            "test",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/flows"),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
 }

@@ -106,13 +106,8 @@ pub async fn spawn_app(backend: &Backend) -> TestApp {
     spawn_app_with(backend, |_| {}).await
 }
 
-pub async fn spawn_app_with(backend: &Backend, customise: impl FnOnce(&mut Settings)) -> TestApp {
-    let fake = FakeCloudApi::new();
-    let fake_server = fake
-        .clone()
-        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .expect("fake Cloud API");
+/// Settings for a test app on a fresh database, talking to `api_base`.
+pub async fn test_settings_for(backend: &Backend, api_base: &str) -> (Settings, TestDb) {
     let db = TestDb::create(backend).await;
     let env: BTreeMap<String, String> = [
         ("INSUREBOT_DATABASE_URL", db.url.as_str()),
@@ -121,15 +116,39 @@ pub async fn spawn_app_with(backend: &Backend, customise: impl FnOnce(&mut Setti
         ("INSUREBOT_WHATSAPP_VERIFY_TOKEN", VERIFY_TOKEN),
         ("INSUREBOT_WHATSAPP_ACCESS_TOKEN", "test-access-token"),
         ("INSUREBOT_WHATSAPP_PHONE_NUMBER_ID", PHONE_NUMBER_ID),
-        ("INSUREBOT_WHATSAPP_API_BASE", fake_server.base_url.as_str()),
+        ("INSUREBOT_WHATSAPP_API_BASE", api_base),
         ("INSUREBOT_WHATSAPP_REQUEST_TIMEOUT_MS", "2000"),
         ("INSUREBOT_OUTBOX_RETRY_BASE_MS", "20"),
         ("INSUREBOT_OUTBOX_RETRY_MAX_MS", "200"),
+        // The pipeline tests observe order through the echo handler; flow tests switch to
+        // the engine with `spawn_app_with(.., |s| s.dialogue.handler = DialogueMode::Flows)`.
+        ("INSUREBOT_DIALOGUE_HANDLER", "echo"),
+        (
+            "INSUREBOT_DIALOGUE_FLOWS_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/flows"),
+        ),
+        (
+            "INSUREBOT_DIALOGUE_LOCALES_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/locales"),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
-    let mut settings = Settings::from_sources(None, &env).expect("test settings");
+    (
+        Settings::from_sources(None, &env).expect("test settings"),
+        db,
+    )
+}
+
+pub async fn spawn_app_with(backend: &Backend, customise: impl FnOnce(&mut Settings)) -> TestApp {
+    let fake = FakeCloudApi::new();
+    let fake_server = fake
+        .clone()
+        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("fake Cloud API");
+    let (mut settings, db) = test_settings_for(backend, &fake_server.base_url).await;
     customise(&mut settings);
     let mut app = TestApp {
         address: String::new(),

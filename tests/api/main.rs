@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod dialogue;
 mod health;
 mod ingest;
 mod pipeline;

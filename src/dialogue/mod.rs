@@ -1,0 +1,408 @@
+//! The dialogue runner: the async edge around the pure engine. For each inbound message it
+//! loads the contact's conversation, turns the message into an engine event, calls
+//! [`engine::step`](crate::engine::step), performs the effects (replies into the outbox,
+//! insurer actions whose results go back into the engine, hand-offs, consent changes) and
+//! saves the conversation, all in the pipeline's transaction: the message, its effects and the
+//! new state commit together or not at all.
+
+pub mod flows;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
+};
+use serde_json::Value;
+
+use crate::engine::{
+    self, Choices, ConsentChange, ConsentScope, Conversation, Effect, Event, Mode, Reply,
+};
+use crate::messaging::outbox;
+use crate::pipeline::{BoxFuture, MessageHandler, PendingMessage};
+use crate::store::entities::{consent_log, contact, conversation, handoff};
+use crate::store::now_ms;
+use crate::whatsapp::inbound::MessageContent;
+use crate::whatsapp::outbound::{self as wa, OutboundBody, OutboundMessage, Recipient};
+use flows::FlowStore;
+
+/// Insurer actions one message may trigger before the runner stops the chain (the linter
+/// rejects loops; this is the backstop against a misbehaving action).
+const MAX_ACTIONS_PER_MESSAGE: usize = 16;
+
+/// What an insurer action returned: one of its outcomes and the result fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionResult {
+    pub outcome: String,
+    pub data: Value,
+}
+
+impl ActionResult {
+    /// The `error` outcome every action can return.
+    pub fn error() -> Self {
+        Self {
+            outcome: "error".into(),
+            data: Value::Object(Default::default()),
+        }
+    }
+}
+
+/// Runs insurer actions (`policy.list`, `claim.status`, …) for a contact.
+pub trait ActionExecutor: Send + Sync + 'static {
+    fn run<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        contact: &'a contact::Model,
+        name: &'a str,
+        args: &'a Value,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, ActionResult>;
+}
+
+/// The flow engine as the pipeline's message handler.
+pub struct FlowRunner {
+    pub flows: Arc<FlowStore>,
+    pub actions: Arc<dyn ActionExecutor>,
+    pub default_language: String,
+}
+
+impl MessageHandler for FlowRunner {
+    fn handle<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        message: &'a PendingMessage,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let Some(event) = event_for(&message.content) else {
+                return Ok(());
+            };
+            let contact = contact::Entity::find_by_id(message.contact_id)
+                .one(txn)
+                .await?
+                .ok_or_else(|| DbErr::RecordNotFound(format!("contact {}", message.contact_id)))?;
+            let conversation = load(txn, contact.id)
+                .await?
+                .unwrap_or_else(|| Conversation::new(&self.default_language));
+            let source = match &event {
+                Event::Button { .. } | Event::ListRow { .. } => "button",
+                _ => "keyword",
+            };
+            let said = match &message.content {
+                MessageContent::Text { body } => Some(body.clone()),
+                MessageContent::ButtonReply { title, .. }
+                | MessageContent::ListReply { title, .. } => Some(title.clone()),
+                _ => None,
+            };
+            let turn = Turn {
+                txn,
+                contact: &contact,
+                inbound_id: Some(message.id),
+                source,
+                said,
+            };
+            let conversation = self
+                .run_events(&turn, conversation, event, Utc::now())
+                .await?;
+            save(txn, contact.id, &conversation).await?;
+            Ok(())
+        })
+    }
+}
+
+/// What the effects of one inbound message need to know.
+struct Turn<'a> {
+    txn: &'a DatabaseTransaction,
+    contact: &'a contact::Model,
+    inbound_id: Option<i64>,
+    /// How a consent change arrived: `keyword` or `button`.
+    source: &'static str,
+    /// What the contact sent, kept verbatim in the consent log.
+    said: Option<String>,
+}
+
+impl FlowRunner {
+    async fn run_events(
+        &self,
+        turn: &Turn<'_>,
+        mut conversation: Conversation,
+        first: Event,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Conversation> {
+        let flows = self.flows.current();
+        let mut events = VecDeque::from([first]);
+        let mut actions_run = 0;
+        while let Some(event) = events.pop_front() {
+            let outcome = engine::step(&flows, &conversation, &event, now);
+            conversation = outcome.conversation;
+            for effect in outcome.effects {
+                match effect {
+                    Effect::Reply(reply) => queue_reply(turn, &reply).await?,
+                    Effect::CallAction { name, args } => {
+                        actions_run += 1;
+                        let result = if actions_run > MAX_ACTIONS_PER_MESSAGE {
+                            tracing::error!(action = %name, "too many actions for one message; answering error");
+                            ActionResult::error()
+                        } else {
+                            self.actions
+                                .run(turn.txn, turn.contact, &name, &args, now)
+                                .await
+                        };
+                        tracing::debug!(action = %name, outcome = %result.outcome, "action finished");
+                        events.push_back(Event::ActionResult {
+                            action: name,
+                            outcome: result.outcome,
+                            data: result.data,
+                        });
+                    }
+                    Effect::Handoff { reason } => {
+                        request_handoff(turn, &reason, &conversation.language).await?
+                    }
+                    Effect::CancelHandoff { reason } => cancel_handoff(turn, &reason).await?,
+                    Effect::Consent { change } => record_consent(turn, change).await?,
+                    // The language lives in the conversation, saved with it below.
+                    Effect::SetLanguage { .. } | Effect::EndConversation => {}
+                }
+            }
+        }
+        Ok(conversation)
+    }
+}
+
+/// The engine event for an inbound message; `None` for what needs no answer (reactions,
+/// system notices).
+pub fn event_for(content: &MessageContent) -> Option<Event> {
+    Some(match content {
+        MessageContent::Text { body } => Event::Text(body.clone()),
+        MessageContent::ButtonReply { id, title } => Event::Button {
+            id: id.clone(),
+            title: title.clone(),
+        },
+        MessageContent::ListReply { id, .. } => Event::ListRow { id: id.clone() },
+        // A template's quick-reply tap is a button for the flow (e.g. "Pay now" on a reminder).
+        MessageContent::TemplateButton { payload, text } => Event::Button {
+            id: payload.clone(),
+            title: text.clone(),
+        },
+        MessageContent::Media { .. } => Event::Media,
+        MessageContent::Reaction { .. }
+        | MessageContent::System { .. }
+        | MessageContent::RequestWelcome => return None,
+        MessageContent::Location { .. }
+        | MessageContent::Contacts { .. }
+        | MessageContent::Order { .. }
+        | MessageContent::FlowReply { .. }
+        | MessageContent::Unsupported { .. }
+        | MessageContent::Other { .. } => Event::Unsupported,
+    })
+}
+
+/// Where a reply to this contact goes: the phone number when known, else the BSUID.
+pub fn recipient(contact: &contact::Model) -> Option<Recipient> {
+    match (&contact.wa_id, &contact.user_id) {
+        (Some(phone), _) => Some(Recipient::Phone(phone.clone())),
+        (None, Some(user_id)) => Some(Recipient::UserId(user_id.clone())),
+        (None, None) => None,
+    }
+}
+
+/// The Cloud API body for an engine reply: text, reply buttons or a list.
+pub fn body_for(reply: &Reply) -> OutboundBody {
+    match &reply.choices {
+        None => OutboundBody::Text {
+            body: reply.body.clone(),
+            preview_url: reply.body.contains("https://"),
+        },
+        Some(Choices::Buttons(buttons)) => OutboundBody::Buttons {
+            header: reply.header.clone(),
+            body: reply.body.clone(),
+            footer: reply.footer.clone(),
+            buttons: buttons
+                .iter()
+                .map(|b| wa::ReplyButton {
+                    id: b.id.clone(),
+                    title: b.title.clone(),
+                })
+                .collect(),
+        },
+        Some(Choices::List(list)) => OutboundBody::List {
+            header: reply.header.clone(),
+            body: reply.body.clone(),
+            footer: reply.footer.clone(),
+            button_label: list.button.clone(),
+            sections: list
+                .sections
+                .iter()
+                .map(|s| wa::ListSection {
+                    title: s.title.clone(),
+                    rows: s
+                        .rows
+                        .iter()
+                        .map(|r| wa::ListRow {
+                            id: r.id.clone(),
+                            title: r.title.clone(),
+                            description: r.description.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        },
+    }
+}
+
+async fn queue_reply(turn: &Turn<'_>, reply: &Reply) -> anyhow::Result<()> {
+    let Some(to) = recipient(turn.contact) else {
+        anyhow::bail!("contact {} has no address", turn.contact.id);
+    };
+    let message = OutboundMessage {
+        to,
+        body: body_for(reply),
+        reply_to: None,
+        callback_data: Some(format!("reply:{}", reply.message_id)),
+    };
+    // The engine renders within WhatsApp's limits; a violation here is a bug worth an error,
+    // not a message Meta would reject.
+    message.validate().map_err(|e| {
+        anyhow::anyhow!("reply '{}' breaks a WhatsApp limit: {e}", reply.message_id)
+    })?;
+    outbox::enqueue(turn.txn, turn.contact.id, turn.inbound_id, &message).await?;
+    Ok(())
+}
+
+async fn request_handoff(turn: &Turn<'_>, reason: &str, language: &str) -> Result<(), DbErr> {
+    // One open request per contact: asking again while waiting changes nothing.
+    let open = handoff::Entity::find()
+        .filter(handoff::Column::ContactId.eq(turn.contact.id))
+        .filter(handoff::Column::State.is_in(["waiting", "taken"]))
+        .one(turn.txn)
+        .await?;
+    if open.is_some() {
+        return Ok(());
+    }
+    handoff::Entity::insert(handoff::ActiveModel {
+        id: NotSet,
+        contact_id: Set(turn.contact.id),
+        reason: Set(reason.to_owned()),
+        language: Set(language.to_owned()),
+        state: Set("waiting".into()),
+        agent_id: Set(None),
+        requested_at: Set(now_ms()),
+        taken_at: Set(None),
+        closed_at: Set(None),
+    })
+    .exec(turn.txn)
+    .await?;
+    tracing::info!(contact_id = turn.contact.id, %reason, "handed off to the agent queue");
+    Ok(())
+}
+
+async fn cancel_handoff(turn: &Turn<'_>, reason: &str) -> Result<(), DbErr> {
+    handoff::Entity::update_many()
+        .col_expr(handoff::Column::State, Expr::value("cancelled"))
+        .col_expr(handoff::Column::ClosedAt, Expr::value(now_ms()))
+        .filter(handoff::Column::ContactId.eq(turn.contact.id))
+        .filter(handoff::Column::State.eq("waiting"))
+        .exec(turn.txn)
+        .await?;
+    tracing::info!(contact_id = turn.contact.id, %reason, "hand-off cancelled");
+    Ok(())
+}
+
+async fn record_consent(turn: &Turn<'_>, change: ConsentChange) -> Result<(), DbErr> {
+    let (kind, scope) = match change {
+        ConsentChange::OptOut => ("opt_out", "all"),
+        ConsentChange::OptIn(ConsentScope::Service) => ("opt_in", "service"),
+        ConsentChange::OptIn(ConsentScope::Marketing) => ("opt_in", "marketing"),
+    };
+    consent_log::Entity::insert(consent_log::ActiveModel {
+        id: NotSet,
+        contact_id: Set(Some(turn.contact.id)),
+        address_hash: Set(None),
+        change: Set(kind.into()),
+        scope: Set(scope.into()),
+        source: Set(turn.source.into()),
+        shown_text: Set(turn.said.clone()),
+        created_at: Set(now_ms()),
+    })
+    .exec(turn.txn)
+    .await?;
+    tracing::info!(
+        contact_id = turn.contact.id,
+        change = kind,
+        scope,
+        "consent recorded"
+    );
+    Ok(())
+}
+
+/// The stored conversation of a contact, if any.
+///
+/// # Errors
+/// Database errors, or a stored state that no longer parses.
+pub async fn load<C: ConnectionTrait>(
+    db: &C,
+    contact_id: i64,
+) -> anyhow::Result<Option<Conversation>> {
+    let Some(row) = conversation::Entity::find_by_id(contact_id).one(db).await? else {
+        return Ok(None);
+    };
+    match serde_json::from_str(&row.state) {
+        Ok(conversation) => Ok(Some(conversation)),
+        Err(e) => {
+            // A state from an incompatible version: start afresh rather than wedge the contact.
+            tracing::warn!(contact_id, error = %e, "stored conversation unreadable; starting a new one");
+            Ok(None)
+        }
+    }
+}
+
+/// Stores `conversation` for the contact (insert or replace).
+///
+/// # Errors
+/// Database errors.
+pub async fn save<C: ConnectionTrait>(
+    db: &C,
+    contact_id: i64,
+    conversation: &Conversation,
+) -> Result<(), DbErr> {
+    let state = serde_json::to_string(conversation).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let position = conversation.position.as_ref();
+    let row = conversation::ActiveModel {
+        contact_id: Set(contact_id),
+        state: Set(state),
+        flow: Set(position.map(|p| p.flow.to_string())),
+        flow_state: Set(position.map(|p| p.state.to_string())),
+        flow_version: Set(position.map(|p| p.flow_version.clone())),
+        mode: Set(mode_name(conversation.mode).into()),
+        language: Set(conversation.language.clone()),
+        updated_at: Set(now_ms()),
+    };
+    conversation::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(conversation::Column::ContactId)
+                .update_columns([
+                    conversation::Column::State,
+                    conversation::Column::Flow,
+                    conversation::Column::FlowState,
+                    conversation::Column::FlowVersion,
+                    conversation::Column::Mode,
+                    conversation::Column::Language,
+                    conversation::Column::UpdatedAt,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Bot => "bot",
+        Mode::WaitingForAgent => "waiting_for_agent",
+        Mode::WithAgent => "with_agent",
+        Mode::OptedOutQuiet => "opted_out_quiet",
+    }
+}
