@@ -10,11 +10,13 @@
 //! - [`messaging`]: the persisted outbox and the sender that drains it.
 //! - [`http`]: every route and layer (webhook, health, metrics).
 //! - [`app`]: builds one instance; `main` and the integration tests start the same thing.
+//! - [`chat`]: `insurebot chat`, the bot in a terminal through the real webhook path.
 //! - [`metrics`]: Prometheus counters of one app instance.
 //! - [`telemetry`], [`privacy`]: logging, and masking personal data in it.
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod chat;
 pub mod config;
 pub mod dialogue;
 pub mod engine;

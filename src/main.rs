@@ -32,6 +32,12 @@ enum Command {
         #[command(subcommand)]
         command: FlowsCommand,
     },
+    /// Talk to the bot in a terminal, through the real webhook path, in sandbox mode.
+    Chat {
+        /// The WhatsApp number you play.
+        #[arg(long, default_value = "919812345678")]
+        phone: String,
+    },
     /// Run the fake WhatsApp Cloud API on its own (for tests and demos).
     FakeCloudApi {
         #[arg(long, default_value = "127.0.0.1:9090")]
@@ -82,8 +88,16 @@ async fn main() -> ExitCode {
             ),
         };
     }
-    insurebot::telemetry::init(&settings.log);
+    if matches!(cli.command, Command::Chat { .. }) {
+        // The conversation is the output; only problems are logged.
+        let mut quiet = settings.log.clone();
+        quiet.filter = "warn".into();
+        insurebot::telemetry::init(&quiet);
+    } else {
+        insurebot::telemetry::init(&settings.log);
+    }
     let result = match cli.command {
+        Command::Chat { phone } => insurebot::chat::run(settings, &phone).await,
         Command::Flows { .. } => unreachable!("handled above"),
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(settings).await,

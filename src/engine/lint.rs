@@ -478,7 +478,7 @@ impl Lint<'_> {
                     if !matches!(kind, TextKind::Body | TextKind::Plain) {
                         self.push(Diagnostic::at(path, id, format!("{e}")));
                     }
-                    self.i18n.render_lossy(lang, &id.value, None)
+                    self.i18n.render_placeholders(lang, &id.value, None)
                 }
             };
             let (max, what) = kind.limit();

@@ -241,3 +241,67 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+#[tokio::test]
+async fn hi_then_taps_move_through_the_flows_and_everything_is_persisted() {
+    for backend in backends() {
+        let app = spawn_flows_app(&backend).await;
+        let phone = "919800000605";
+        let ts = now_secs();
+        app.post_webhook(&envelope(vec![text_message(phone, &new_wamid(), ts, "hi")]))
+            .await;
+        app.wait_for_sends(1).await;
+
+        app.post_webhook(&envelope(vec![tap(
+            phone,
+            ts + 1,
+            "list_reply",
+            "language",
+            "Change language",
+        )]))
+        .await;
+        let sent = app.wait_for_sends(2).await;
+        let buttons: Vec<&str> = sent[1].body["interactive"]["action"]["buttons"]
+            .as_array()
+            .expect("language choice as reply buttons")
+            .iter()
+            .map(|b| b["reply"]["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(buttons.len(), 3, "{buttons:?}");
+        let stored = conversation::Entity::find().all(&app.db).await.unwrap();
+        assert_eq!(stored[0].flow.as_deref(), Some("language"));
+
+        let hindi = buttons
+            .iter()
+            .find(|id| id.contains("hi"))
+            .expect("a Hindi button");
+        app.post_webhook(&envelope(vec![tap(
+            phone,
+            ts + 2,
+            "button_reply",
+            hindi,
+            "हिन्दी",
+        )]))
+        .await;
+        let sent = app.wait_for_sends(3).await;
+        let text = sent[2].body["text"]["body"]
+            .as_str()
+            .or(sent[2].body["interactive"]["body"]["text"].as_str());
+        assert!(
+            text.unwrap()
+                .chars()
+                .any(|c| ('\u{0900}'..='\u{097F}').contains(&c)),
+            "{:?}",
+            sent[2].body
+        );
+        let stored = conversation::Entity::find().all(&app.db).await.unwrap();
+        assert_eq!(stored[0].language, "hi");
+    }
+}
+
+fn tap(phone: &str, timestamp: i64, kind: &str, id: &str, title: &str) -> serde_json::Value {
+    serde_json::json!({
+        "from": phone, "id": new_wamid(), "timestamp": timestamp.to_string(), "type": "interactive",
+        "interactive": { "type": kind, kind: { "id": id, "title": title } }
+    })
+}
