@@ -1,0 +1,99 @@
+//! Engine benchmarks (issue 3 targets): one `step` for typical states (target: median under
+//! 10 µs) and `flows check` over 200 flow files (target: under 300 ms).
+//!
+//! Run with `cargo bench --bench engine`. Figures are medians of repeated batches, so a noisy
+//! machine shows in the spread, not in the median.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use insurebot::engine::{Conversation, Event, FlowSet, step};
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let flows = FlowSet::load(&root.join("flows"), &root.join("locales")).expect("shipped flows load");
+    let now = Utc::now();
+
+    // A fresh conversation greeting the bot: the menu is rendered as a 7-row list.
+    let fresh = Conversation::new("en");
+    let greet = Event::Text("hi".into());
+    report("step: 'hi' → main menu (list of 7)", median_per_iteration(2_000, 25, || {
+        std::hint::black_box(step(&flows, &fresh, &greet, now));
+    }));
+
+    // A tap from the menu into a flow that asks a question.
+    let at_menu = step(&flows, &fresh, &greet, now).conversation;
+    let tap = Event::ListRow { id: "language".into() };
+    report("step: list tap → language buttons", median_per_iteration(2_000, 25, || {
+        std::hint::black_box(step(&flows, &at_menu, &tap, now));
+    }));
+
+    // Free text that no state understands (re-prompt path).
+    let nonsense = Event::Text("qwertyuiop".into());
+    report("step: misunderstood text → re-prompt", median_per_iteration(2_000, 25, || {
+        std::hint::black_box(step(&flows, &at_menu, &nonsense, now));
+    }));
+
+    // `flows check` on 200 flow files: the 11 shipped ones plus generated ones like them.
+    let dir = std::env::temp_dir().join(format!("insurebot-bench-{}", std::process::id()));
+    let flows_dir = dir.join("flows");
+    std::fs::create_dir_all(&flows_dir).unwrap();
+    for entry in std::fs::read_dir(root.join("flows")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            std::fs::copy(&path, flows_dir.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let shipped = std::fs::read_dir(&flows_dir).unwrap().count();
+    for n in 0..(200 - shipped) {
+        std::fs::write(flows_dir.join(format!("generated_{n:03}.yaml")), generated_flow(n)).unwrap();
+    }
+    let locales = root.join("locales");
+    let count = std::fs::read_dir(&flows_dir).unwrap().count();
+    let check = median_per_iteration(1, 9, || {
+        let set = insurebot::engine::check(&flows_dir, &locales).expect("generated flows pass");
+        std::hint::black_box(set);
+    });
+    report(&format!("flows check: {count} flow files"), check);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A flow of the same shape as the shipped ones: a trigger, a question, a branch, buttons.
+fn generated_flow(n: usize) -> String {
+    format!(
+        r#"flow: generated_{n}
+description: Generated for the benchmark.
+triggers:
+  keywords:
+    en: [gen{n}]
+  buttons: [gen{n}]
+start: ask
+states:
+  ask:
+    say: help-text
+    buttons:
+      - {{ id: menu, title: btn-menu, goto: "flow:menu" }}
+      - {{ id: agent, title: btn-agent, goto: "flow:handoff" }}
+"#
+    )
+}
+
+/// Runs `f` `iterations` times per batch, `batches` times; the median time of one call.
+fn median_per_iteration(iterations: u32, batches: usize, mut f: impl FnMut()) -> (Duration, Duration, Duration) {
+    let mut per_call: Vec<Duration> = (0..batches)
+        .map(|_| {
+            let started = Instant::now();
+            for _ in 0..iterations {
+                f();
+            }
+            started.elapsed() / iterations
+        })
+        .collect();
+    per_call.sort();
+    (per_call[0], per_call[batches / 2], per_call[batches - 1])
+}
+
+fn report(what: &str, (min, median, max): (Duration, Duration, Duration)) {
+    println!("{what:<45} median {median:>10.2?}   (min {min:.2?}, max {max:.2?})");
+}
