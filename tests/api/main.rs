@@ -8,5 +8,6 @@ mod dialogue;
 mod health;
 mod ingest;
 mod pipeline;
+mod scale;
 mod sending;
 mod webhook;
