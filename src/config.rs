@@ -141,6 +141,9 @@ pub struct WhatsAppSettings {
 pub struct WebhookSettings {
     /// Largest webhook body accepted, in bytes (larger → 413).
     pub max_body_bytes: usize,
+    /// Serve `POST /bench/baseline`, which only checks the signature and answers 200: the
+    /// ceiling the load benchmark compares the real webhook with. Off in production.
+    pub bench_baseline: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -197,6 +200,7 @@ impl Default for WebhookSettings {
         // Meta does not document a maximum; real batches stay well under 1 MiB.
         Self {
             max_body_bytes: 3 * 1024 * 1024,
+            bench_baseline: false,
         }
     }
 }
@@ -306,6 +310,7 @@ impl Settings {
                     self.whatsapp.request_timeout_ms = parse(key, value)?
                 }
                 "WEBHOOK_MAX_BODY_BYTES" => self.webhook.max_body_bytes = parse(key, value)?,
+                "WEBHOOK_BENCH_BASELINE" => self.webhook.bench_baseline = parse(key, value)?,
                 "OUTBOX_MAX_ATTEMPTS" => self.outbox.max_attempts = parse(key, value)?,
                 "OUTBOX_RETRY_BASE_MS" => self.outbox.retry_base_ms = parse(key, value)?,
                 "OUTBOX_RETRY_MAX_MS" => self.outbox.retry_max_ms = parse(key, value)?,

@@ -16,7 +16,7 @@ async fn two_instances_share_the_work_without_duplicates_or_reordering() {
         return;
     };
     let app = spawn_app(&backend).await;
-    let peer = app.start_peer().await;
+    let mut peer = app.start_peer().await;
     let instances = [app.address.clone(), peer.address.clone()];
     let ts = now_secs();
     let contacts: Vec<String> = (0..6).map(|c| format!("91980000070{c}")).collect();
@@ -68,4 +68,5 @@ async fn two_instances_share_the_work_without_duplicates_or_reordering() {
         "two instances: {total} messages, {} replies, 0 duplicates",
         sent.len()
     );
+    peer.shutdown().await;
 }
