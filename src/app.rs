@@ -52,6 +52,11 @@ impl Application {
                 .await
                 .context("database migration failed")?;
         }
+        if settings.sandbox() && settings.auto_migrate {
+            crate::insurer::load_sample_if_empty(&db)
+                .await
+                .context("cannot load the sample policies")?;
+        }
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;

@@ -5,6 +5,7 @@
 //! - [`whatsapp`]: the Cloud API boundary (signatures, wire types, client, fake server).
 //! - [`engine`]: the pure dialogue engine: flow files, linter, fluent text, `step()`.
 //! - [`store`]: database connection, migrations, entities and queries.
+//! - [`insurer`]: policy data (imported tables or the insurer's API), identity checks, flow actions.
 //! - [`pipeline`]: hands stored inbound messages to the dialogue layer, one per contact at a time.
 //! - [`messaging`]: the persisted outbox and the sender that drains it.
 //! - [`http`]: every route and layer (webhook, health, metrics).
@@ -17,6 +18,7 @@ pub mod app;
 pub mod config;
 pub mod engine;
 pub mod http;
+pub mod insurer;
 pub mod messaging;
 pub mod metrics;
 pub mod pipeline;
