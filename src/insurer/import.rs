@@ -301,7 +301,7 @@ pub(crate) async fn import_reader<R: Read>(
             state.flush(&txn).await?;
         }
         if let (Some(bar), Some(pos)) = (&options.progress, record.position())
-            && state.rows % 4096 == 0
+            && state.rows.is_multiple_of(4096)
         {
             bar.set_position(pos.byte());
         }
@@ -484,8 +484,8 @@ impl Importer {
         self.errors.extend(errors);
     }
 
-    /// A row that is already invalid is not stored, and nothing is written any more when the
-    /// import will be rolled back anyway.
+    /// Whether batches are still written: not once the import will be rolled back anyway
+    /// (rows are still collected then, so that references can be checked and reported).
     fn keep_rows(&self) -> bool {
         self.skip_invalid || self.error_total == 0
     }
@@ -532,11 +532,6 @@ impl Importer {
             self.reject(errors);
             // A row accepted above must not be written when a later check failed.
             self.drop_row(line);
-        }
-        if !self.keep_rows() {
-            self.policies.clear();
-            self.claims.clear();
-            self.premiums.clear();
         }
     }
 
@@ -614,7 +609,7 @@ impl Importer {
         else {
             return;
         };
-        if !c.errors.is_empty() || !self.keep_rows() {
+        if !c.errors.is_empty() {
             return;
         }
         let now = self.now_ms;
@@ -683,7 +678,7 @@ impl Importer {
         else {
             return;
         };
-        if !c.errors.is_empty() || !self.keep_rows() {
+        if !c.errors.is_empty() {
             return;
         }
         let now = self.now_ms;
@@ -721,7 +716,7 @@ impl Importer {
         let (Some(policy_number), Some(due), Some(amount)) = (policy_number, due, amount) else {
             return;
         };
-        if !c.errors.is_empty() || !self.keep_rows() {
+        if !c.errors.is_empty() {
             return;
         }
         let now = self.now_ms;
@@ -932,4 +927,199 @@ pub async fn load_sample_if_empty(db: &DatabaseConnection) -> Result<bool, Impor
     }
     tracing::info!("sandbox: loaded the sample policies, claims and premiums");
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DatabaseUrl;
+
+    const HEADER: &str = "policy_number,customer_id,holder_name,dob,mobile,product,plan,status,sum_assured,start_date,end_date\n";
+
+    async fn db() -> (tempfile::TempDir, DatabaseConnection) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let db = crate::store::connect(&DatabaseUrl::new(url)).await.unwrap();
+        crate::store::migrate(&db).await.unwrap();
+        (dir, db)
+    }
+
+    async fn run(
+        db: &DatabaseConnection,
+        kind: ImportKind,
+        text: &str,
+        skip: bool,
+    ) -> Result<ImportReport, ImportError> {
+        import_reader(db, kind, text.as_bytes(), skip, Options::default()).await
+    }
+
+    fn invalid(result: Result<ImportReport, ImportError>) -> Vec<String> {
+        match result {
+            Err(ImportError::Invalid { errors, .. }) => {
+                errors.iter().map(ToString::to_string).collect()
+            }
+            other => panic!("expected invalid rows, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn one_bad_row_imports_nothing_and_names_line_and_column() {
+        let (_dir, db) = db().await;
+        let text = format!(
+            "{HEADER}P-1001,C1,Asha Rao,1980-01-15,9812300001,health,Arogya,active,500000,2024-01-01,\n\
+             P-1002,C2,Ravi Iyer,31/02/1975,9812300002,motor,Car,active,3,00,000,2024-01-01,\n\
+             P-1003,C3,Meena Das,1990-05-05,98123,life,Term,sleeping,100,2024-01-01,2023-01-01\n"
+        );
+        let errors = invalid(run(&db, ImportKind::Policies, &text, false).await);
+        assert_eq!(
+            errors,
+            vec![
+                "line 3: has 13 fields but the header has 11",
+                "line 4, column mobile: is not a mobile number (10 digits, or + and the country code)",
+                "line 4, column status: 'sleeping' is not one of active, grace, lapsed, matured, expired, cancelled, surrendered",
+                "line 4, column end_date: is before start_date",
+            ]
+        );
+        assert_eq!(policy::Entity::find().count(&db).await.unwrap(), 0);
+        assert_eq!(policyholder::Entity::find().count(&db).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn skip_invalid_imports_the_good_rows_and_reports_the_rest() {
+        let (_dir, db) = db().await;
+        let text = format!(
+            "{HEADER}P-1001,C1,Asha Rao,1980-01-15,9812300001,health,Arogya,active,500000,2024-01-01,\n\
+             P-1002,C2,Ravi Iyer,31/02/1975,9812300002,motor,Car,active,300000,2024-01-01,\n\
+             P-1003,C3,Meena Das,15/08/1990,+91 98123 00003,Life,Term,Active,\"1,00,000.50\",01/04/2024,\n"
+        );
+        let report = run(&db, ImportKind::Policies, &text, true).await.unwrap();
+        assert_eq!((report.rows, report.imported, report.created), (3, 2, 2));
+        assert_eq!(report.skipped_rows, 1);
+        assert_eq!(
+            report.skipped[0].to_string(),
+            "line 3, column dob: '31/02/1975' is not a date (use YYYY-MM-DD or DD/MM/YYYY)"
+        );
+        let p = policy::Entity::find()
+            .filter(policy::Column::PolicyNumber.eq("P-1003"))
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.mobile.as_deref(), Some("919812300003"));
+        assert_eq!(p.sum_assured, 10_000_050);
+        assert_eq!((p.product.as_str(), p.status.as_str()), ("life", "active"));
+        assert_eq!(p.start_date, "2024-04-01");
+    }
+
+    #[tokio::test]
+    async fn reimporting_updates_instead_of_duplicating() {
+        let (_dir, db) = db().await;
+        let first = format!(
+            "{HEADER}P-1001,C1,Asha Rao,1980-01-15,9812300001,health,Arogya,active,500000,2024-01-01,\n"
+        );
+        run(&db, ImportKind::Policies, &first, false).await.unwrap();
+        let second = format!(
+            "{HEADER}P-1001,C1,Asha R. Rao,1980-01-15,9812300009,health,Arogya Plus,lapsed,700000,2024-01-01,\n\
+             P-1002,C1,Asha R. Rao,1980-01-15,9812300009,motor,Car,active,300000,2024-01-01,\n"
+        );
+        let report = run(&db, ImportKind::Policies, &second, false)
+            .await
+            .unwrap();
+        assert_eq!((report.imported, report.created, report.updated), (2, 1, 1));
+        assert_eq!(policy::Entity::find().count(&db).await.unwrap(), 2);
+        assert_eq!(policyholder::Entity::find().count(&db).await.unwrap(), 1);
+        let p = policy::Entity::find()
+            .filter(policy::Column::PolicyNumber.eq("P-1001"))
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (p.plan.as_str(), p.status.as_str()),
+            ("Arogya Plus", "lapsed")
+        );
+        assert_eq!(p.mobile.as_deref(), Some("919812300009"));
+    }
+
+    #[tokio::test]
+    async fn duplicates_and_conflicting_holders_within_a_file_are_errors() {
+        let (_dir, db) = db().await;
+        let text = format!(
+            "{HEADER}P-1001,C1,Asha Rao,1980-01-15,9812300001,health,Arogya,active,500000,2024-01-01,\n\
+             p-1001,C1,Asha Rao,1980-01-15,9812300001,health,Arogya,active,500000,2024-01-01,\n\
+             P-1002,C1,Asha Rao,1981-01-15,9812300001,motor,Car,active,500000,2024-01-01,\n"
+        );
+        let errors = invalid(run(&db, ImportKind::Policies, &text, false).await);
+        assert_eq!(
+            errors,
+            vec![
+                "line 3, column policy_number: duplicate of line 2",
+                "line 4, column dob: differs from line 2 for the same customer_id",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn claims_and_premiums_must_refer_to_imported_policies() {
+        let (_dir, db) = db().await;
+        let policies = format!(
+            "{HEADER}P-1001,C1,Asha Rao,1980-01-15,9812300001,health,Arogya,active,500000,2024-01-01,\n"
+        );
+        run(&db, ImportKind::Policies, &policies, false)
+            .await
+            .unwrap();
+        let claims = "claim_number,policy_number,stage,pending_documents,filed_date,updated_date\n\
+                      CLM-000001,P-1001,Under Review,1,2026-01-02,2026-01-05\n\
+                      CLM-000002,P-9999,approved,0,2026-01-02,2026-01-05\n\
+                      CLM-3,P-1001,approved,-1,2026-01-02,2026-01-01\n";
+        let errors = invalid(run(&db, ImportKind::Claims, claims, false).await);
+        assert_eq!(
+            errors,
+            vec![
+                "line 3, column policy_number: no policy with this number (import policies first)",
+                "line 4, column claim_number: 'CLM-3' is not like CLM-123456",
+                "line 4, column pending_documents: '-1' is not a whole number from 0",
+                "line 4, column updated_date: is before filed_date",
+            ]
+        );
+        assert_eq!(claim::Entity::find().count(&db).await.unwrap(), 0);
+        let premiums = "policy_number,due_date,amount,status,paid_date\n\
+                        P-1001,2026-12-05,24850,due,\n\
+                        P-1001,05/12/2026,24850,due,\n";
+        let errors = invalid(run(&db, ImportKind::Premiums, premiums, false).await);
+        assert_eq!(errors, vec!["line 3, column due_date: duplicate of line 2"]);
+    }
+
+    #[tokio::test]
+    async fn a_file_without_the_required_columns_is_refused_before_any_row() {
+        let (_dir, db) = db().await;
+        let err = run(
+            &db,
+            ImportKind::Premiums,
+            "policy_number,amount\nP-1,5\n",
+            false,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "line 1: missing column(s) due_date, status; a premiums file needs policy_number, due_date, amount, status"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_sample_data_loads_once() {
+        let (_dir, db) = db().await;
+        assert!(load_sample_if_empty(&db).await.unwrap());
+        assert!(!load_sample_if_empty(&db).await.unwrap());
+        assert_eq!(policy::Entity::find().count(&db).await.unwrap(), 7);
+        assert_eq!(claim::Entity::find().count(&db).await.unwrap(), 6);
+        assert_eq!(premium::Entity::find().count(&db).await.unwrap(), 11);
+        let owned = policy::Entity::find()
+            .filter(policy::Column::Mobile.eq("919812345678"))
+            .count(&db)
+            .await
+            .unwrap();
+        assert!(owned >= 2, "the sandbox contact owns several policies");
+    }
 }

@@ -6,6 +6,7 @@ mod helpers;
 
 mod health;
 mod ingest;
+mod insurer;
 mod pipeline;
 mod sending;
 mod webhook;
