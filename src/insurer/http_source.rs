@@ -358,6 +358,62 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_openapi_file_documents_every_call_the_client_makes() {
+        let doc: serde_json::Value =
+            serde_saphyr::from_str(include_str!("insurer-api.openapi.yaml")).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        for (path, method) in [
+            ("/policies/search", "post"),
+            ("/policies/{policy_number}", "get"),
+            ("/policies/{policy_number}/claims", "get"),
+            ("/policies/{policy_number}/premiums", "get"),
+            ("/claims/{claim_number}", "get"),
+        ] {
+            assert!(
+                paths[path][method].is_object(),
+                "{method} {path} is documented"
+            );
+        }
+        // Every field the client requires is required in the contract.
+        let required = |schema: &str| -> Vec<String> {
+            doc["components"]["schemas"][schema]["required"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(
+            required("Policy"),
+            [
+                "policy_number",
+                "holder_name",
+                "holder_dob",
+                "product",
+                "plan",
+                "status",
+                "sum_assured_paise",
+                "start_date"
+            ]
+        );
+        assert_eq!(
+            required("Claim"),
+            [
+                "claim_number",
+                "policy_number",
+                "stage",
+                "pending_documents",
+                "filed_date",
+                "updated_date"
+            ]
+        );
+        assert_eq!(
+            required("Premium"),
+            ["policy_number", "due_date", "amount_paise", "status"]
+        );
+    }
+
+    #[test]
     fn the_breaker_opens_after_consecutive_failures_and_closes_after_a_good_trial() {
         let b = CircuitBreaker::new(3, Duration::from_millis(50));
         for _ in 0..2 {

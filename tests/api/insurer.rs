@@ -626,6 +626,61 @@ async fn a_contact_never_reads_another_persons_policy_or_claim_whatever_it_types
 }
 
 #[tokio::test]
+async fn every_action_answers_only_with_the_outcomes_and_fields_the_engine_catalogue_declares() {
+    let f = fixture(&Backend::Sqlite).await;
+    let rajesh = f.contact(RAJESH).await;
+    let stranger = f.contact(STRANGER).await;
+    let args = [
+        json!({}),
+        json!({ "policy_id": "H-2023/100245", "claim_number": "CLM-240311", "due_date": "2026-12-05",
+                "policy_number": "H-2023/100245", "dob": "1978-04-12" }),
+        json!({ "policy_id": "L-2021/009876", "claim_number": "CLM-999999", "due_date": "x",
+                "policy_number": "H-2023/100245", "dob": "1978-04-13" }),
+    ];
+    let mut seen = std::collections::BTreeSet::new();
+    for who in [&stranger, &rajesh] {
+        for spec in insurebot::engine::actions::ACTIONS {
+            for a in &args {
+                let r = f.run(who, spec.name, a.clone()).await;
+                assert!(
+                    spec.outcomes.contains(&r.outcome.as_str()),
+                    "{}: undeclared outcome {}",
+                    spec.name,
+                    r.outcome
+                );
+                for key in r.data.as_object().expect("data is an object").keys() {
+                    assert!(
+                        spec.result_fields.contains(&key.as_str()),
+                        "{}: undeclared result field {key}",
+                        spec.name
+                    );
+                }
+                seen.insert(format!("{}:{}", spec.name, r.outcome));
+            }
+        }
+    }
+    // The walk above reached the interesting outcomes, not just `error`.
+    for expected in [
+        "identity.check:verified",
+        "identity.check:not_registered",
+        "identity.verify_dob:mismatch",
+        "identity.verify_dob:verified",
+        "policy.list:many",
+        "policy.list:one",
+        "policy.details:found",
+        "policy.details:not_found",
+        "claim.status:found",
+        "claim.status:not_found",
+        "premium.due:due",
+        "premium.due:not_due",
+        "premium.remind_later:scheduled",
+        "premium.remind_later:error",
+    ] {
+        assert!(seen.contains(expected), "{expected} not reached: {seen:?}");
+    }
+}
+
+#[tokio::test]
 async fn an_unknown_action_is_an_error() {
     let f = fixture(&Backend::Sqlite).await;
     let rajesh = f.contact(RAJESH).await;
