@@ -7,6 +7,7 @@ mod helpers;
 mod dialogue;
 mod health;
 mod ingest;
+mod insurer;
 mod pipeline;
 mod scale;
 mod sending;

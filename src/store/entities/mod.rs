@@ -1,10 +1,17 @@
 //! sea-orm entities, one per table (see `migrations/`). Hand-written queries live beside them
 //! in `store/`; every `*_at` field holds Unix milliseconds (UTC).
 
+pub mod claim;
 pub mod consent_log;
 pub mod contact;
 pub mod conversation;
 pub mod handoff;
+pub mod identity_attempt;
+pub mod identity_verification;
 pub mod inbound_message;
 pub mod message_status;
 pub mod outbox;
+pub mod policy;
+pub mod policyholder;
+pub mod premium;
+pub mod premium_reminder;
