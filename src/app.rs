@@ -15,7 +15,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{DialogueMode, Settings};
 use crate::http::{self, AppState, WebhookSecrets};
+use crate::messaging::composer::Composer;
+use crate::messaging::pacing::Pacing;
 use crate::messaging::sender::Sender;
+use crate::messaging::templates;
 use crate::metrics::Metrics;
 use crate::pipeline::echo::EchoHandler;
 use crate::pipeline::{MessageHandler, Pipeline};
@@ -52,6 +55,7 @@ impl Application {
                 .await
                 .context("database migration failed")?;
         }
+        load_templates(&db, &settings).await?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -96,8 +100,11 @@ impl Application {
 
         let metrics = Arc::new(Metrics::new());
         let outbox_ready = Arc::new(Notify::new());
+        let composer = Composer::new(&settings.messaging);
         let handler: Arc<dyn MessageHandler> = match settings.dialogue {
-            DialogueMode::Echo => Arc::new(EchoHandler),
+            DialogueMode::Echo => Arc::new(EchoHandler {
+                composer: composer.clone(),
+            }),
         };
         let pipeline = Pipeline::new(
             db.clone(),
@@ -110,6 +117,9 @@ impl Application {
             db: db.clone(),
             client: Arc::new(client),
             settings: settings.outbox.clone(),
+            composer,
+            pacing: Arc::new(Pacing::new(&settings.messaging)),
+            max_in_flight: settings.messaging.max_in_flight as usize,
             metrics: metrics.clone(),
             instance_id,
             wake: outbox_ready,
@@ -178,6 +188,22 @@ impl Application {
         drop(self.sandbox_server);
         served.context("HTTP server failed")
     }
+}
+
+/// Loads the template registry file into the shared table (see [`templates::seed`]). A
+/// missing file is only a warning: the registry may be filled by `insurebot templates sync`.
+async fn load_templates(db: &DatabaseConnection, settings: &Settings) -> anyhow::Result<()> {
+    let path = &settings.messaging.templates_file;
+    if !path.exists() {
+        tracing::warn!(path = %path.display(), "no template registry file: templates come only from `insurebot templates sync`");
+        return Ok(());
+    }
+    let defs = templates::load_file(path)?;
+    let n = templates::seed(db, &defs, crate::store::now_ms())
+        .await
+        .context("cannot store the template registry")?;
+    tracing::info!(path = %path.display(), templates = n, "template registry loaded");
+    Ok(())
 }
 
 fn hostname() -> String {

@@ -7,12 +7,16 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_create_ingest;
+mod m20261201_000001_outbound_intents_and_templates;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261126_000001_create_ingest::Migration)]
+        vec![
+            Box::new(m20261126_000001_create_ingest::Migration),
+            Box::new(m20261201_000001_outbound_intents_and_templates::Migration),
+        ]
     }
 }

@@ -1,5 +1,6 @@
 //! The HTTP surface: every route and layer in one place.
 
+pub mod api;
 pub mod health;
 pub mod sandbox;
 pub mod webhook;
@@ -48,6 +49,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(webhook::router(state.settings.webhook.max_body_bytes))
         .merge(health::router())
+        .merge(api::router())
         .merge(sandbox::router())
         .with_state(state)
         .layer(

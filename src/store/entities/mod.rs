@@ -4,4 +4,5 @@
 pub mod contact;
 pub mod inbound_message;
 pub mod message_status;
+pub mod message_template;
 pub mod outbox;
