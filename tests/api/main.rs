@@ -6,6 +6,7 @@ mod helpers;
 
 mod health;
 mod ingest;
+mod outbound;
 mod pipeline;
 mod sending;
 mod webhook;
