@@ -19,7 +19,10 @@ use crate::dialogue::flows::FlowStore;
 use crate::engine::lint::EngineSettings;
 use crate::http::{self, AppState, WebhookSecrets};
 use crate::insurer::Insurer;
+use crate::messaging::composer::Composer;
+use crate::messaging::pacing::Pacing;
 use crate::messaging::sender::Sender;
+use crate::messaging::templates;
 use crate::metrics::Metrics;
 use crate::pipeline::echo::EchoHandler;
 use crate::pipeline::{MessageHandler, Pipeline};
@@ -85,6 +88,7 @@ impl Application {
                 .await
                 .context("database migration failed")?;
         }
+        load_templates(&db, &settings).await?;
         if settings.sandbox() && settings.auto_migrate {
             crate::insurer::load_sample_if_empty(&db)
                 .await
@@ -92,11 +96,15 @@ impl Application {
         }
         let insurer = Insurer::from_settings(&settings.insurer, db.clone())
             .context("cannot set up the insurer data source")?;
+        let composer = Composer::new(&settings.messaging);
         let handler: Arc<dyn MessageHandler> = match &flows {
-            None => Arc::new(EchoHandler),
+            None => Arc::new(EchoHandler {
+                composer: composer.clone(),
+            }),
             Some(store) => Arc::new(FlowRunner {
                 flows: store.clone(),
                 actions: Arc::new(insurer),
+                composer: composer.clone(),
                 default_language: settings.dialogue.default_language.clone(),
             }),
         };
@@ -155,6 +163,9 @@ impl Application {
             db: db.clone(),
             client: Arc::new(client),
             settings: settings.outbox.clone(),
+            composer,
+            pacing: Arc::new(Pacing::new(&settings.messaging)),
+            max_in_flight: settings.messaging.max_in_flight as usize,
             metrics: metrics.clone(),
             instance_id,
             wake: outbox_ready,
@@ -230,6 +241,22 @@ impl Application {
         drop(self.sandbox_server);
         served.context("HTTP server failed")
     }
+}
+
+/// Loads the template registry file into the shared table (see [`templates::seed`]). A
+/// missing file is only a warning: the registry may be filled by `insurebot templates sync`.
+async fn load_templates(db: &DatabaseConnection, settings: &Settings) -> anyhow::Result<()> {
+    let path = &settings.messaging.templates_file;
+    if !path.exists() {
+        tracing::warn!(path = %path.display(), "no template registry file: templates come only from `insurebot templates sync`");
+        return Ok(());
+    }
+    let defs = templates::load_file(path)?;
+    let n = templates::seed(db, &defs, crate::store::now_ms())
+        .await
+        .context("cannot store the template registry")?;
+    tracing::info!(path = %path.display(), templates = n, "template registry loaded");
+    Ok(())
 }
 
 fn hostname() -> String {

@@ -77,6 +77,9 @@ pub struct Settings {
     pub webhook: WebhookSettings,
     pub outbox: OutboxSettings,
     pub insurer: InsurerSettings,
+    pub messaging: MessagingSettings,
+    /// Bearer token of the HTTP API (`/api/v1/...`); without one the API refuses every call.
+    pub api_token: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -135,6 +138,8 @@ pub struct WhatsAppSettings {
     pub api_base: String,
     /// Timeout of one Cloud API request, in milliseconds.
     pub request_timeout_ms: u64,
+    /// The WhatsApp Business Account id, needed by `insurebot templates sync`.
+    pub waba_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -248,6 +253,40 @@ impl Default for InsurerHttpSettings {
     }
 }
 
+/// The composer and the sender: the 24-hour window, templates and pacing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MessagingSettings {
+    /// Messages per second for the business phone number (Cloud API default 80; up to 1000
+    /// after Meta's upgrade). The sender never exceeds it in any one-second window.
+    pub rate_per_second: u32,
+    /// Messages one contact may receive in a burst before per-recipient pacing applies.
+    pub pair_burst: u32,
+    /// Sustained per-recipient pace: one message per this many milliseconds (Meta's pair rate
+    /// limit is about one per 6 s).
+    pub pair_interval_ms: u64,
+    /// The window is treated as closed this many seconds before the 24 hours are up, so a
+    /// message decided at the edge is not refused with 131047 on arrival.
+    pub window_margin_secs: u64,
+    /// Sends in flight at once.
+    pub max_in_flight: u32,
+    /// The template registry file, loaded at start (statuses then follow sync and webhooks).
+    pub templates_file: PathBuf,
+}
+
+impl Default for MessagingSettings {
+    fn default() -> Self {
+        Self {
+            rate_per_second: 80,
+            pair_burst: 20,
+            pair_interval_ms: 6_000,
+            window_margin_secs: 600,
+            max_in_flight: 64,
+            templates_file: PathBuf::from("flows/templates/templates.yaml"),
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -261,6 +300,8 @@ impl Default for Settings {
             webhook: WebhookSettings::default(),
             outbox: OutboxSettings::default(),
             insurer: InsurerSettings::default(),
+            messaging: MessagingSettings::default(),
+            api_token: None,
         }
     }
 }
@@ -283,6 +324,7 @@ impl Default for WhatsAppSettings {
             phone_number_id: "100000000000001".into(),
             api_base: "https://graph.facebook.com/v23.0".into(),
             request_timeout_ms: 10_000,
+            waba_id: None,
         }
     }
 }
@@ -407,6 +449,18 @@ impl Settings {
                 "OUTBOX_RETRY_BASE_MS" => self.outbox.retry_base_ms = parse(key, value)?,
                 "OUTBOX_RETRY_MAX_MS" => self.outbox.retry_max_ms = parse(key, value)?,
                 n if n.starts_with("INSURER_") => self.insurer.apply_env(key, &n[8..], value)?,
+                "WHATSAPP_WABA_ID" => self.whatsapp.waba_id = Some(value.clone()),
+                "API_TOKEN" => self.api_token = secret(),
+                "MESSAGING_RATE_PER_SECOND" => self.messaging.rate_per_second = parse(key, value)?,
+                "MESSAGING_PAIR_BURST" => self.messaging.pair_burst = parse(key, value)?,
+                "MESSAGING_PAIR_INTERVAL_MS" => {
+                    self.messaging.pair_interval_ms = parse(key, value)?
+                }
+                "MESSAGING_WINDOW_MARGIN_SECS" => {
+                    self.messaging.window_margin_secs = parse(key, value)?
+                }
+                "MESSAGING_MAX_IN_FLIGHT" => self.messaging.max_in_flight = parse(key, value)?,
+                "MESSAGING_TEMPLATES_FILE" => self.messaging.templates_file = PathBuf::from(value),
                 // Variables for the test harness and config-file selection are not settings.
                 n if n.starts_with("TEST_") || n == "CONFIG" => {}
                 _ => tracing::warn!(variable = %key, "unknown INSUREBOT_ variable ignored"),
@@ -509,6 +563,47 @@ impl Settings {
             ));
         }
         self.insurer.validate()?;
+        let m = &self.messaging;
+        if !(1..=10_000).contains(&m.rate_per_second) {
+            return Err(invalid(
+                "INSUREBOT_MESSAGING_RATE_PER_SECOND",
+                "must be between 1 and 10000",
+            ));
+        }
+        if m.pair_burst == 0 {
+            return Err(invalid(
+                "INSUREBOT_MESSAGING_PAIR_BURST",
+                "must be at least 1",
+            ));
+        }
+        if m.pair_interval_ms == 0 {
+            return Err(invalid(
+                "INSUREBOT_MESSAGING_PAIR_INTERVAL_MS",
+                "must be greater than 0",
+            ));
+        }
+        if m.window_margin_secs >= 24 * 3600 {
+            return Err(invalid(
+                "INSUREBOT_MESSAGING_WINDOW_MARGIN_SECS",
+                "must be shorter than the 24-hour window",
+            ));
+        }
+        if m.max_in_flight == 0 {
+            return Err(invalid(
+                "INSUREBOT_MESSAGING_MAX_IN_FLIGHT",
+                "must be at least 1",
+            ));
+        }
+        if self
+            .api_token
+            .as_ref()
+            .is_some_and(|t| t.expose_secret().trim().len() < 16)
+        {
+            return Err(invalid(
+                "INSUREBOT_API_TOKEN",
+                "must have at least 16 characters (or be unset to disable the API)",
+            ));
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.filter).is_err() {
             return Err(invalid(
                 "INSUREBOT_LOG_FILTER",

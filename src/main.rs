@@ -46,6 +46,11 @@ enum Command {
         #[arg(long)]
         skip_invalid: bool,
     },
+    /// The message template registry.
+    Templates {
+        #[command(subcommand)]
+        action: TemplatesCommand,
+    },
     /// Run the fake WhatsApp Cloud API on its own (for tests and demos).
     FakeCloudApi {
         #[arg(long, default_value = "127.0.0.1:9090")]
@@ -71,6 +76,14 @@ enum FlowsCommand {
         #[arg(long)]
         locales: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum TemplatesCommand {
+    /// Read the Graph API's template list and update every template's status.
+    Sync,
+    /// Show the registry: name, language, category, status, essential.
+    List,
 }
 
 #[tokio::main]
@@ -109,6 +122,7 @@ async fn main() -> ExitCode {
         Command::Flows { .. } => unreachable!("handled above"),
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(settings).await,
+        Command::Templates { action } => templates(settings, action).await,
         Command::FakeCloudApi { listen } => fake(listen).await,
         Command::Import {
             kind,
@@ -147,6 +161,58 @@ async fn import(
     insurebot::store::migrate(&db).await?;
     let report = insurebot::insurer::import(&db, kind, &file, skip_invalid).await?;
     println!("{report}");
+    Ok(())
+}
+
+async fn templates(settings: Settings, action: TemplatesCommand) -> anyhow::Result<()> {
+    use insurebot::messaging::templates as registry;
+    let db = insurebot::store::connect(&settings.database_url).await?;
+    if settings.auto_migrate {
+        insurebot::store::migrate(&db).await?;
+    }
+    let now = insurebot::store::now_ms();
+    if settings.messaging.templates_file.exists() {
+        let defs = registry::load_file(&settings.messaging.templates_file)?;
+        registry::seed(&db, &defs, now).await?;
+    }
+    match action {
+        TemplatesCommand::Sync => {
+            let (Some(token), Some(waba_id)) = (
+                settings.whatsapp.access_token.clone(),
+                settings.whatsapp.waba_id.clone(),
+            ) else {
+                anyhow::bail!(
+                    "templates sync needs INSUREBOT_WHATSAPP_ACCESS_TOKEN and INSUREBOT_WHATSAPP_WABA_ID"
+                );
+            };
+            let http = reqwest::Client::builder()
+                .timeout(settings.request_timeout())
+                .build()?;
+            let client = insurebot::whatsapp::client::CloudApiClient::new(
+                http,
+                &settings.whatsapp.api_base,
+                &settings.whatsapp.phone_number_id,
+                token,
+            );
+            let report = registry::sync(&db, &client, &waba_id, now).await?;
+            println!(
+                "templates sync: {} listed, {} updated, {} added, {} no longer listed (marked DELETED)",
+                report.seen, report.updated, report.added, report.missing
+            );
+        }
+        TemplatesCommand::List => {
+            for t in registry::all(&db).await? {
+                println!(
+                    "{:<28} {:<6} {:<15} {:<10} {}",
+                    t.name,
+                    t.language,
+                    t.category,
+                    t.status,
+                    if t.essential { "essential" } else { "" }
+                );
+            }
+        }
+    }
     Ok(())
 }
 

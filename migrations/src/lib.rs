@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261126_000001_create_ingest;
 mod m20261126_000002_create_dialogue;
 mod m20261127_000001_create_insurer;
+mod m20261201_000001_outbound_intents_and_templates;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_create_ingest::Migration),
             Box::new(m20261126_000002_create_dialogue::Migration),
             Box::new(m20261127_000001_create_insurer::Migration),
+            Box::new(m20261201_000001_outbound_intents_and_templates::Migration),
         ]
     }
 }

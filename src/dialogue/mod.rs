@@ -21,12 +21,12 @@ use serde_json::Value;
 use crate::engine::{
     self, Choices, ConsentChange, ConsentScope, Conversation, Effect, Event, Mode, Reply,
 };
-use crate::messaging::outbox;
+use crate::messaging::composer::{self, Composer, Intent, Purpose, Queued, TemplateChoice};
 use crate::pipeline::{BoxFuture, MessageHandler, PendingMessage};
 use crate::store::entities::{consent_log, contact, conversation, handoff};
 use crate::store::now_ms;
 use crate::whatsapp::inbound::MessageContent;
-use crate::whatsapp::outbound::{self as wa, OutboundBody, OutboundMessage, Recipient};
+use crate::whatsapp::outbound::{self as wa, OutboundBody, Recipient};
 use flows::FlowStore;
 
 /// Insurer actions one message may trigger before the runner stops the chain (the linter
@@ -64,6 +64,7 @@ impl ActionExecutor for crate::insurer::Insurer {
 pub struct FlowRunner {
     pub flows: Arc<FlowStore>,
     pub actions: Arc<dyn ActionExecutor>,
+    pub composer: Composer,
     pub default_language: String,
 }
 
@@ -137,7 +138,7 @@ impl FlowRunner {
             conversation = outcome.conversation;
             for effect in outcome.effects {
                 match effect {
-                    Effect::Reply(reply) => queue_reply(turn, &reply).await?,
+                    Effect::Reply(reply) => queue_reply(turn, &self.composer, &reply).await?,
                     Effect::CallAction { name, args } => {
                         actions_run += 1;
                         let result = if actions_run > MAX_ACTIONS_PER_MESSAGE {
@@ -250,23 +251,32 @@ pub fn body_for(reply: &Reply) -> OutboundBody {
     }
 }
 
-async fn queue_reply(turn: &Turn<'_>, reply: &Reply) -> anyhow::Result<()> {
-    let Some(to) = recipient(turn.contact) else {
-        anyhow::bail!("contact {} has no address", turn.contact.id);
+/// Hands an engine reply to the composer: the interactive or text body while the 24-hour
+/// window is open, the state's template fallback once it has closed (decided again when sent).
+async fn queue_reply(turn: &Turn<'_>, composer: &Composer, reply: &Reply) -> anyhow::Result<()> {
+    let intent = Intent {
+        contact_id: turn.contact.id,
+        in_reply_to: turn.inbound_id,
+        purpose: Purpose::Reply,
+        free_form: Some(body_for(reply)),
+        template: reply.template.as_ref().map(|t| TemplateChoice {
+            name: t.name.clone(),
+            language: t.language.clone(),
+            params: t.params.clone(),
+        }),
     };
-    let message = OutboundMessage {
-        to,
-        body: body_for(reply),
-        reply_to: None,
-        callback_data: Some(format!("reply:{}", reply.message_id)),
-    };
-    // The engine renders within WhatsApp's limits; a violation here is a bug worth an error,
-    // not a message Meta would reject.
-    message.validate().map_err(|e| {
-        anyhow::anyhow!("reply '{}' breaks a WhatsApp limit: {e}", reply.message_id)
-    })?;
-    outbox::enqueue(turn.txn, turn.contact.id, turn.inbound_id, &message).await?;
-    Ok(())
+    match composer::queue(turn.txn, composer, intent).await {
+        Ok(Queued::Row(_)) => Ok(()),
+        Ok(Queued::Skipped { reason, .. }) => {
+            tracing::info!(message_id = %reply.message_id, %reason, "reply not sent");
+            Ok(())
+        }
+        // The engine renders within WhatsApp's limits; a violation is a bug worth an error.
+        Err(e) => Err(anyhow::anyhow!(
+            "reply '{}' cannot be queued: {e}",
+            reply.message_id
+        )),
+    }
 }
 
 async fn request_handoff(turn: &Turn<'_>, reason: &str, language: &str) -> Result<(), DbErr> {

@@ -1,5 +1,6 @@
 //! The HTTP surface: every route and layer in one place.
 
+pub mod api;
 pub mod health;
 pub mod sandbox;
 pub mod webhook;
@@ -51,6 +52,7 @@ pub fn router(state: AppState) -> Router {
             state.settings.webhook.bench_baseline,
         ))
         .merge(health::router())
+        .merge(api::router())
         .merge(sandbox::router())
         .with_state(state)
         .layer(

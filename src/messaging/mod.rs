@@ -1,5 +1,16 @@
-//! Everything that leaves insurebot: the persisted outbox and the sender that drains it.
-//! Nothing sends directly; a message is an outbox row before any HTTP call.
+//! Everything that leaves insurebot. Nothing sends directly:
+//!
+//! - [`composer`]: the one entry point. Callers queue an [`composer::Intent`] (free-form body
+//!   for the 24-hour window, template fallback for outside it); the consent gate hook lives
+//!   there too.
+//! - [`outbox`]: the persisted outbox; a message is a row before any HTTP call.
+//! - [`sender`]: drains the outbox, deciding again at send time, with pacing, retries, the
+//!   131047 template fallback and dead letters.
+//! - [`pacing`]: the per-number and per-recipient token buckets.
+//! - [`templates`]: the template registry (file, `templates sync`, status webhooks).
 
+pub mod composer;
 pub mod outbox;
+pub mod pacing;
 pub mod sender;
+pub mod templates;

@@ -1,5 +1,9 @@
 //! The outbox table's queries: enqueue inside the caller's transaction, claim due rows with a
-//! lease (so two instances never send the same row), and record each attempt's result.
+//! lease (so two instances never send the same row), record each attempt's result, and link
+//! delivery statuses to rows by wamid.
+//!
+//! A row holds the composer's intent (both the free-form body and the template fallback), not
+//! a finished message: the sender decides again at the moment of sending.
 
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_orm::{
@@ -8,9 +12,8 @@ use sea_orm::{
     QuerySelect,
 };
 
-use crate::store::entities::outbox;
+use crate::store::entities::{message_status, outbox};
 use crate::store::{begin_write, now_ms};
-use crate::whatsapp::outbound::OutboundMessage;
 
 /// Outbox row states.
 pub mod state {
@@ -20,46 +23,95 @@ pub mod state {
     pub const FAILED: &str = "failed";
     /// Every attempt failed with a temporary error: dead-lettered, never silently dropped.
     pub const DEAD: &str = "dead";
+    /// Nothing could be sent (e.g. the window closed and there is no template): decided, with
+    /// the reason on the row, so it is visible rather than lost.
+    pub const SKIPPED: &str = "skipped";
 }
 
-/// How long a claimed row stays leased to one sender.
-const LEASE_MS: i64 = 60_000;
+/// Machine-readable reasons recorded in `outbox.reason`.
+pub mod reason {
+    /// The window is closed and the intent has no template fallback.
+    pub const WINDOW_CLOSED_NO_TEMPLATE: &str = "window_closed_no_template";
+    /// The template exists but is PAUSED, DISABLED, REJECTED, … (or Meta said 132015/132016).
+    pub const TEMPLATE_NOT_APPROVED: &str = "template_not_approved";
+    /// The registry does not know the template in any close language.
+    pub const TEMPLATE_UNKNOWN: &str = "template_unknown";
+    /// The caller gave a different number of parameters than the template has.
+    pub const TEMPLATE_PARAMS: &str = "template_params";
+    /// Meta answered 131047 again after the template fallback had been taken.
+    pub const WINDOW_CLOSED: &str = "window_closed";
+    /// The consent gate refused.
+    pub const CONSENT: &str = "consent";
+    /// The contact has neither a phone number nor a BSUID.
+    pub const NO_ADDRESS: &str = "no_address";
+    /// Attempts exhausted on temporary errors.
+    pub const ATTEMPTS_EXHAUSTED: &str = "attempts_exhausted";
+    /// The row's payload cannot be read.
+    pub const UNREADABLE: &str = "unreadable_payload";
+}
 
-/// Queues `message` for `contact_id` in the caller's transaction; returns the row id.
+/// How long a claimed row stays leased to one sender. It covers the wait for a rate-limit
+/// token plus one request timeout; a crashed instance's rows are taken over after it.
+const LEASE_MS: i64 = 30_000;
+
+/// A new outbox row.
+#[derive(Debug, Clone)]
+pub struct NewRow<'a> {
+    pub contact_id: i64,
+    pub in_reply_to: Option<i64>,
+    pub purpose: &'a str,
+    /// The serialised intent.
+    pub payload: String,
+    /// `Some((reason, detail))` records the row as `skipped` at once.
+    pub skipped: Option<(&'a str, String)>,
+}
+
+/// Inserts a row in the caller's transaction; returns its id.
 ///
 /// # Errors
 /// Database errors.
-pub async fn enqueue<C: ConnectionTrait>(
-    db: &C,
-    contact_id: i64,
-    in_reply_to: Option<i64>,
-    message: &OutboundMessage,
-) -> Result<i64, DbErr> {
+pub async fn insert<C: ConnectionTrait>(db: &C, row: NewRow<'_>) -> Result<i64, DbErr> {
     let now = now_ms();
-    let payload = serde_json::to_string(message).map_err(|e| DbErr::Custom(e.to_string()))?;
-    let row = outbox::ActiveModel {
+    let (state, reason, detail) = match row.skipped {
+        Some((reason, detail)) => (state::SKIPPED, Some(reason.to_owned()), Some(detail)),
+        None => (state::QUEUED, None, None),
+    };
+    let model = outbox::ActiveModel {
         id: NotSet,
-        contact_id: Set(contact_id),
-        in_reply_to: Set(in_reply_to),
-        payload: Set(payload),
-        state: Set(state::QUEUED.to_owned()),
+        contact_id: Set(row.contact_id),
+        in_reply_to: Set(row.in_reply_to),
+        payload: Set(row.payload),
+        state: Set(state.to_owned()),
         attempts: Set(0),
         next_attempt_at: Set(now),
         lease_owner: Set(None),
         lease_until: Set(None),
         wamid: Set(None),
         error_code: Set(None),
-        last_error: Set(None),
+        last_error: Set(detail),
         created_at: Set(now),
         updated_at: Set(now),
         sent_at: Set(None),
+        purpose: Set(row.purpose.to_owned()),
+        reason: Set(reason),
+        sent_as: Set(None),
+        fallback: Set(false),
+        delivery_status: Set(None),
+        delivery_rank: Set(0),
+        delivery_at: Set(None),
+        delivery_error_code: Set(None),
+        delivery_error: Set(None),
     };
-    Ok(outbox::Entity::insert(row).exec(db).await?.last_insert_id)
+    Ok(outbox::Entity::insert(model).exec(db).await?.last_insert_id)
 }
 
 /// Leases up to `limit` due rows, at most one per contact: the oldest queued row of each
-/// contact, so a contact's messages go out in order and a row waiting for a retry holds back
-/// the ones queued after it.
+/// contact, so a contact's messages go out in order and a row waiting for a retry (or for the
+/// per-recipient pace) holds back the ones queued after it.
+///
+/// Three statements, no explicit transaction: the candidates, one conditional UPDATE that
+/// leases them under a token unique to this call (another instance may have taken some in
+/// between; the UPDATE's conditions skip those), and a SELECT of what this token got.
 ///
 /// # Errors
 /// Database errors.
@@ -83,51 +135,51 @@ pub async fn claim_due(
                 .lt(Expr::col((outbox::Entity, outbox::Column::Id))),
         )
         .to_owned();
-    let candidates = outbox::Entity::find()
+    let free = || {
+        outbox::Column::LeaseUntil
+            .is_null()
+            .or(outbox::Column::LeaseUntil.lt(now))
+    };
+    let candidates: Vec<i64> = outbox::Entity::find()
+        .select_only()
+        .column(outbox::Column::Id)
         .filter(outbox::Column::State.eq(state::QUEUED))
         .filter(outbox::Column::NextAttemptAt.lte(now))
-        .filter(
-            outbox::Column::LeaseUntil
-                .is_null()
-                .or(outbox::Column::LeaseUntil.lt(now)),
-        )
+        .filter(free())
         .filter(Expr::exists(earlier_queued).not())
         .order_by_asc(outbox::Column::Id)
         .limit(limit)
+        .into_tuple()
         .all(db)
         .await?;
     if candidates.is_empty() {
-        return Ok(candidates);
+        return Ok(Vec::new());
     }
+    let token = format!("{owner}/{}", uuid::Uuid::new_v4().simple());
     let txn = begin_write(db).await?;
-    let mut claimed = Vec::with_capacity(candidates.len());
-    for row in candidates {
-        // Re-checked in the UPDATE: another instance may have leased it since the SELECT.
-        let result = outbox::Entity::update_many()
-            .col_expr(outbox::Column::LeaseOwner, Expr::value(owner.to_owned()))
-            .col_expr(outbox::Column::LeaseUntil, Expr::value(now + LEASE_MS))
-            .filter(outbox::Column::Id.eq(row.id))
-            .filter(outbox::Column::State.eq(state::QUEUED))
-            .filter(
-                outbox::Column::LeaseUntil
-                    .is_null()
-                    .or(outbox::Column::LeaseUntil.lt(now)),
-            )
-            .exec(&txn)
-            .await?;
-        if result.rows_affected == 1 {
-            claimed.push(row);
-        }
-    }
+    outbox::Entity::update_many()
+        .col_expr(outbox::Column::LeaseOwner, Expr::value(token.clone()))
+        .col_expr(outbox::Column::LeaseUntil, Expr::value(now + LEASE_MS))
+        .filter(outbox::Column::Id.is_in(candidates))
+        .filter(outbox::Column::State.eq(state::QUEUED))
+        .filter(free())
+        .exec(&txn)
+        .await?;
     txn.commit().await?;
-    Ok(claimed)
+    outbox::Entity::find()
+        .filter(outbox::Column::LeaseOwner.eq(token))
+        .order_by_asc(outbox::Column::Id)
+        .all(db)
+        .await
 }
 
-/// What one send attempt ended in.
+/// What one send attempt (or decision) ended in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttemptResult {
     Sent {
         wamid: String,
+        /// `free_form` or `template`.
+        sent_as: &'static str,
     },
     /// Try again at `next_attempt_at` (Unix ms).
     Retry {
@@ -135,17 +187,43 @@ pub enum AttemptResult {
         code: Option<i64>,
         reason: String,
     },
+    /// Meta said the window is closed (131047): queued again, and the next attempt sends the
+    /// template fallback. Taken once per row.
+    Fallback { code: Option<i64>, reason: String },
+    /// A permanent error.
     Failed {
         code: Option<i64>,
-        reason: String,
+        reason: &'static str,
+        detail: String,
     },
-    Dead {
-        code: Option<i64>,
-        reason: String,
+    /// Attempts exhausted: dead-lettered.
+    Dead { code: Option<i64>, reason: String },
+    /// Decided at send time that nothing may go (no request was made).
+    Skipped {
+        reason: &'static str,
+        detail: String,
     },
+    /// Not an attempt: the per-recipient pace says "not before `next_attempt_at`".
+    Deferred { next_attempt_at: i64 },
 }
 
-/// Records an attempt's result on the row and releases the lease.
+impl AttemptResult {
+    /// A short label for metrics and logs.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            AttemptResult::Sent { .. } => "sent",
+            AttemptResult::Retry { .. } => "retry",
+            AttemptResult::Fallback { .. } => "fallback",
+            AttemptResult::Failed { .. } => "failed",
+            AttemptResult::Dead { .. } => "dead",
+            AttemptResult::Skipped { .. } => "skipped",
+            AttemptResult::Deferred { .. } => "deferred",
+        }
+    }
+}
+
+/// Records a result on the row and releases the lease. A sent row also picks up a delivery
+/// status that arrived before its wamid was recorded (Meta's `sent` webhook can beat us).
 ///
 /// # Errors
 /// Database errors.
@@ -155,52 +233,190 @@ pub async fn record_attempt(
     result: &AttemptResult,
 ) -> Result<(), DbErr> {
     let now = now_ms();
+    let counts = !matches!(
+        result,
+        AttemptResult::Deferred { .. } | AttemptResult::Skipped { .. }
+    );
     let mut update = outbox::Entity::update_many()
-        .col_expr(outbox::Column::Attempts, Expr::value(row.attempts + 1))
+        .col_expr(
+            outbox::Column::Attempts,
+            Expr::value(row.attempts + i32::from(counts)),
+        )
         .col_expr(outbox::Column::UpdatedAt, Expr::value(now))
         .col_expr(
             outbox::Column::LeaseOwner,
             Expr::value(Option::<String>::None),
         )
         .col_expr(outbox::Column::LeaseUntil, Expr::value(Option::<i64>::None));
-    let (new_state, code, reason) = match result {
-        AttemptResult::Sent { wamid } => {
+    let set_error = |u: sea_orm::UpdateMany<outbox::Entity>,
+                     code: Option<i64>,
+                     reason: Option<&str>,
+                     detail: &str| {
+        u.col_expr(outbox::Column::ErrorCode, Expr::value(code))
+            .col_expr(
+                outbox::Column::Reason,
+                Expr::value(reason.map(str::to_owned)),
+            )
+            .col_expr(outbox::Column::LastError, Expr::value(detail.to_owned()))
+    };
+    let new_state = match result {
+        AttemptResult::Sent { wamid, sent_as } => {
             update = update
                 .col_expr(outbox::Column::Wamid, Expr::value(wamid.clone()))
-                .col_expr(outbox::Column::SentAt, Expr::value(now));
-            (state::SENT, None, None)
+                .col_expr(outbox::Column::SentAs, Expr::value(*sent_as))
+                .col_expr(outbox::Column::SentAt, Expr::value(now))
+                // A fallback resend starts a new message: the old wamid's statuses are history.
+                .col_expr(
+                    outbox::Column::DeliveryStatus,
+                    Expr::value(Option::<String>::None),
+                )
+                .col_expr(outbox::Column::DeliveryRank, Expr::value(0))
+                .col_expr(outbox::Column::DeliveryAt, Expr::value(Option::<i64>::None))
+                .col_expr(
+                    outbox::Column::DeliveryErrorCode,
+                    Expr::value(Option::<i64>::None),
+                )
+                .col_expr(
+                    outbox::Column::DeliveryError,
+                    Expr::value(Option::<String>::None),
+                );
+            state::SENT
         }
         AttemptResult::Retry {
             next_attempt_at,
             code,
             reason,
         } => {
-            update = update.col_expr(outbox::Column::NextAttemptAt, Expr::value(*next_attempt_at));
-            (state::QUEUED, *code, Some(reason))
+            update = set_error(update, *code, None, reason)
+                .col_expr(outbox::Column::NextAttemptAt, Expr::value(*next_attempt_at));
+            state::QUEUED
         }
-        AttemptResult::Failed { code, reason } => (state::FAILED, *code, Some(reason)),
-        AttemptResult::Dead { code, reason } => (state::DEAD, *code, Some(reason)),
+        AttemptResult::Fallback { code, reason } => {
+            update = set_error(update, *code, None, reason)
+                .col_expr(outbox::Column::Fallback, Expr::value(true))
+                .col_expr(outbox::Column::NextAttemptAt, Expr::value(now));
+            state::QUEUED
+        }
+        AttemptResult::Failed {
+            code,
+            reason,
+            detail,
+        } => {
+            update = set_error(update, *code, Some(reason), detail);
+            state::FAILED
+        }
+        AttemptResult::Dead { code, reason } => {
+            update = set_error(update, *code, Some(reason::ATTEMPTS_EXHAUSTED), reason);
+            state::DEAD
+        }
+        AttemptResult::Skipped { reason, detail } => {
+            update = set_error(update, None, Some(reason), detail);
+            state::SKIPPED
+        }
+        AttemptResult::Deferred { next_attempt_at } => {
+            update = update.col_expr(outbox::Column::NextAttemptAt, Expr::value(*next_attempt_at));
+            state::QUEUED
+        }
     };
     update = update.col_expr(outbox::Column::State, Expr::value(new_state));
-    if let Some(reason) = reason {
-        update = update
-            .col_expr(outbox::Column::ErrorCode, Expr::value(code))
-            .col_expr(outbox::Column::LastError, Expr::value(reason.clone()));
-    }
     let txn = begin_write(db).await?;
     update
         .filter(outbox::Column::Id.eq(row.id))
         .exec(&txn)
         .await?;
+    if let AttemptResult::Sent { wamid, .. } = result
+        && let Some(status) = message_status::Entity::find_by_id(wamid.clone())
+            .one(&txn)
+            .await?
+    {
+        apply_delivery(&txn, &status).await?;
+    }
     txn.commit().await
+}
+
+/// Moves the outbox row that sent `status.wamid` to this delivery status unless it already
+/// has one at least as far along (statuses arrive out of order and repeat). Returns whether a
+/// row changed; `false` also when no row has the wamid (yet, or a message sent elsewhere).
+///
+/// # Errors
+/// Database errors.
+pub async fn apply_delivery<C: ConnectionTrait>(
+    db: &C,
+    status: &message_status::Model,
+) -> Result<bool, DbErr> {
+    let error = match (&status.error_title, &status.error_details) {
+        (Some(t), Some(d)) => Some(format!("{t}: {d}")),
+        (t, d) => t.clone().or_else(|| d.clone()),
+    };
+    let result = outbox::Entity::update_many()
+        .col_expr(
+            outbox::Column::DeliveryStatus,
+            Expr::value(status.status.clone()),
+        )
+        .col_expr(outbox::Column::DeliveryRank, Expr::value(status.rank))
+        .col_expr(outbox::Column::DeliveryAt, Expr::value(status.status_at))
+        .col_expr(
+            outbox::Column::DeliveryErrorCode,
+            Expr::value(status.error_code),
+        )
+        .col_expr(outbox::Column::DeliveryError, Expr::value(error))
+        .filter(outbox::Column::Wamid.eq(status.wamid.clone()))
+        .filter(outbox::Column::DeliveryRank.lt(status.rank))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected > 0)
+}
+
+/// After an asynchronous 131047 (a `failed` status), queues the free-form row that sent
+/// `wamid` again for its template fallback, once, when it has a template. Returns whether it
+/// did.
+///
+/// # Errors
+/// Database errors.
+pub async fn queue_fallback<C: ConnectionTrait>(db: &C, wamid: &str) -> Result<bool, DbErr> {
+    let Some(row) = outbox::Entity::find()
+        .filter(outbox::Column::Wamid.eq(wamid))
+        .one(db)
+        .await?
+    else {
+        return Ok(false);
+    };
+    let has_template = crate::messaging::composer::StoredIntent::from_payload(&row.payload)
+        .is_ok_and(|i| i.template.is_some());
+    if row.fallback || row.sent_as.as_deref() != Some("free_form") || !has_template {
+        return Ok(false);
+    }
+    let now = now_ms();
+    let result = outbox::Entity::update_many()
+        .col_expr(outbox::Column::State, Expr::value(state::QUEUED))
+        .col_expr(outbox::Column::Fallback, Expr::value(true))
+        .col_expr(outbox::Column::NextAttemptAt, Expr::value(now))
+        .col_expr(outbox::Column::UpdatedAt, Expr::value(now))
+        .col_expr(
+            outbox::Column::LastError,
+            Expr::value("131047 reported by a status webhook: sending the template fallback"),
+        )
+        .filter(outbox::Column::Id.eq(row.id))
+        .filter(outbox::Column::Fallback.eq(false))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// One row by id.
+///
+/// # Errors
+/// Database errors.
+pub async fn get<C: ConnectionTrait>(db: &C, id: i64) -> Result<Option<outbox::Model>, DbErr> {
+    outbox::Entity::find_by_id(id).one(db).await
 }
 
 /// Rows of one contact, oldest first (for the API, the console and tests).
 ///
 /// # Errors
 /// Database errors.
-pub async fn for_contact(
-    db: &DatabaseConnection,
+pub async fn for_contact<C: ConnectionTrait>(
+    db: &C,
     contact_id: i64,
 ) -> Result<Vec<outbox::Model>, DbErr> {
     outbox::Entity::find()

@@ -1,32 +1,47 @@
-//! The sender: drains the outbox through the Cloud API client. Rows of different contacts go
-//! out concurrently, rows of one contact in order. Temporary errors (timeouts, 5xx, 429,
-//! throughput and pair-rate limits) are retried with exponential backoff and full jitter,
-//! honouring Retry-After; permanent errors end the row with their code and reason; a row that
-//! exhausts its attempts is dead-lettered.
+//! The sender: drains the outbox through the Cloud API client.
+//!
+//! For each due row it decides again what may go ([`composer::decide`]: the window and the
+//! template registry as they are now), then paces the send (per recipient, then per phone
+//! number, see [`pacing`](super::pacing)) and classifies the answer:
+//! - temporary errors (timeouts, 5xx, 429, 130429, 131056, …) are retried with exponential
+//!   backoff and full jitter, honouring Retry-After; a row that exhausts its attempts is
+//!   dead-lettered;
+//! - 131047/470 (window closed) turn into the template fallback once, or end the row with
+//!   `window_closed_no_template`;
+//! - other permanent errors end the row with a reason (`undeliverable`, …); 132015/132016 also
+//!   take the template out of use in the registry.
+//!
+//! Rows of different contacts go out concurrently (up to `max_in_flight`), rows of one contact
+//! in order. Everything is in the database, so a restart drains what was left.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
 use sea_orm::{DatabaseConnection, EntityTrait};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::outbox::{self, AttemptResult};
+use super::composer::{self, Composer, Decision, StoredIntent};
+use super::outbox::{self, AttemptResult, reason};
+use super::pacing::Pacing;
+use super::templates;
 use crate::config::OutboxSettings;
 use crate::metrics::Metrics;
 use crate::privacy::mask;
-use crate::store::entities::{inbound_message, outbox as outbox_row};
+use crate::store::entities::{contact, inbound_message, outbox as outbox_row};
 use crate::store::now_ms;
 use crate::whatsapp::client::{CloudApiClient, ErrorClass, SendError};
-use crate::whatsapp::outbound::{OutboundMessage, Recipient};
+use crate::whatsapp::outbound::{OutboundBody, Recipient};
 
-/// Rows claimed per round.
+/// Rows claimed per database round trip at most.
 const BATCH: u64 = 64;
 /// How often the outbox is polled when nobody wakes the sender (retries come due, other
 /// instances' rows).
 const POLL: Duration = Duration::from_millis(250);
+/// How often idle per-recipient buckets are dropped.
+const FORGET_IDLE: Duration = Duration::from_secs(60);
 
 /// Drains the outbox. Cheap to clone.
 #[derive(Clone)]
@@ -34,6 +49,10 @@ pub struct Sender {
     pub db: DatabaseConnection,
     pub client: Arc<CloudApiClient>,
     pub settings: OutboxSettings,
+    pub composer: Composer,
+    pub pacing: Arc<Pacing>,
+    /// Sends in flight at once.
+    pub max_in_flight: usize,
     pub metrics: Arc<Metrics>,
     pub instance_id: String,
     /// Notified whenever a row is queued, so the sender need not wait for the next poll.
@@ -43,64 +62,87 @@ pub struct Sender {
 }
 
 impl Sender {
-    /// Sends until `stop` is cancelled; the round in flight finishes first.
+    /// Sends until `stop` is cancelled; the sends in flight finish first.
     pub async fn run(self, stop: CancellationToken) {
+        let permits = Arc::new(Semaphore::new(self.max_in_flight.max(1)));
+        let mut tasks = JoinSet::new();
+        let mut last_forget = tokio::time::Instant::now();
         while !stop.is_cancelled() {
-            let sent_any = match outbox::claim_due(&self.db, &self.instance_id, BATCH).await {
-                Ok(rows) if rows.is_empty() => false,
-                Ok(rows) => {
-                    let mut round = JoinSet::new();
-                    for row in rows {
-                        let this = self.clone();
-                        round.spawn(async move { this.send_row(row).await });
-                    }
-                    while round.join_next().await.is_some() {}
-                    true
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "outbox claim failed");
-                    false
-                }
+            while tasks.try_join_next().is_some() {}
+            if last_forget.elapsed() >= FORGET_IDLE {
+                self.pacing.forget_idle();
+                last_forget = tokio::time::Instant::now();
+            }
+            let free = permits.available_permits() as u64;
+            let claimed = if free == 0 {
+                Ok(Vec::new())
+            } else {
+                outbox::claim_due(&self.db, &self.instance_id, free.min(BATCH)).await
             };
-            if sent_any {
-                // More may be due right away (the next row of each contact).
-                continue;
+            match claimed {
+                Ok(rows) if !rows.is_empty() => {
+                    for row in rows {
+                        let Ok(permit) = permits.clone().acquire_owned().await else {
+                            break;
+                        };
+                        let this = self.clone();
+                        tasks.spawn(async move {
+                            this.send_row(row).await;
+                            drop(permit);
+                        });
+                    }
+                    // More may be due right away (other contacts, or the next row of one).
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "outbox claim failed"),
             }
             tokio::select! {
-                () = stop.cancelled() => return,
+                () = stop.cancelled() => break,
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(POLL) => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
         }
+        while tasks.join_next().await.is_some() {}
     }
 
+    #[tracing::instrument(name = "outbox.send", skip_all, fields(outbox_id = row.id))]
     async fn send_row(&self, row: outbox_row::Model) {
-        let result = match serde_json::from_str::<OutboundMessage>(&row.payload) {
-            Ok(message) => self.attempt(&row, &message).await,
-            Err(e) => AttemptResult::Failed {
-                code: None,
-                reason: format!("unreadable payload: {e}"),
-            },
-        };
-        let outcome = match &result {
-            AttemptResult::Sent { .. } => "sent",
-            AttemptResult::Retry { .. } => "retry",
-            AttemptResult::Failed { .. } => "failed",
-            AttemptResult::Dead { .. } => "dead",
-        };
+        let result = self.attempt(&row).await;
+        let outcome = result.outcome();
         Metrics::count(&self.metrics.outbound_sends, outcome);
         match &result {
-            AttemptResult::Sent { .. } => tracing::debug!(outbox_id = row.id, "sent"),
-            AttemptResult::Retry { reason, .. } => {
-                tracing::info!(outbox_id = row.id, attempt = row.attempts + 1, %reason, "send will be retried")
+            AttemptResult::Sent { sent_as, .. } => tracing::debug!(sent_as, "sent"),
+            AttemptResult::Deferred { next_attempt_at } => {
+                tracing::debug!(
+                    wait_ms = next_attempt_at - now_ms(),
+                    "per-recipient pace: deferred"
+                )
             }
-            AttemptResult::Failed { reason, code } | AttemptResult::Dead { reason, code } => {
-                tracing::warn!(outbox_id = row.id, outcome, code = ?code, %reason, "send ended without delivery")
+            AttemptResult::Retry { reason, code, .. } => {
+                tracing::info!(attempt = row.attempts + 1, code = ?code, %reason, "send will be retried")
+            }
+            AttemptResult::Fallback { code, .. } => {
+                tracing::info!(code = ?code, "window closed according to Meta: the template fallback goes next")
+            }
+            AttemptResult::Failed {
+                reason,
+                code,
+                detail,
+            } => {
+                tracing::warn!(outcome, code = ?code, reason, %detail, "send ended without delivery")
+            }
+            AttemptResult::Dead { reason, code } => {
+                tracing::warn!(outcome, code = ?code, %reason, "dead-lettered")
+            }
+            AttemptResult::Skipped { reason, detail } => {
+                tracing::info!(outcome, reason, %detail, "nothing sent")
             }
         }
         if let Err(e) = outbox::record_attempt(&self.db, &row, &result).await {
             // The lease expires and the row is tried again: at worst a counted duplicate.
-            tracing::error!(outbox_id = row.id, error = %e, "could not record send result");
+            tracing::error!(error = %e, "could not record send result");
         }
         if let (AttemptResult::Sent { .. }, Some(inbound_id), true) =
             (&result, row.in_reply_to, self.mark_read)
@@ -109,48 +151,170 @@ impl Sender {
         }
     }
 
-    async fn attempt(&self, row: &outbox_row::Model, message: &OutboundMessage) -> AttemptResult {
+    async fn attempt(&self, row: &outbox_row::Model) -> AttemptResult {
+        let intent = match StoredIntent::from_payload(&row.payload) {
+            Ok(intent) => intent,
+            Err(e) => {
+                return AttemptResult::Failed {
+                    code: None,
+                    reason: reason::UNREADABLE,
+                    detail: format!("unreadable payload: {e}"),
+                };
+            }
+        };
+        let contact = match contact::Entity::find_by_id(row.contact_id)
+            .one(&self.db)
+            .await
+        {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                return AttemptResult::Skipped {
+                    reason: reason::NO_ADDRESS,
+                    detail: format!("contact {} no longer exists", row.contact_id),
+                };
+            }
+            Err(e) => return self.db_retry(row, &e),
+        };
+        // Decided now, not when queued: the window may have closed, a template been paused.
+        let decision = match composer::decide(
+            &self.db,
+            &self.composer,
+            &contact,
+            &intent,
+            row.fallback,
+            now_ms(),
+        )
+        .await
+        {
+            Ok(d) => d,
+            Err(e) => return self.db_retry(row, &e),
+        };
+        let (mut message, sent_as, template) = match decision {
+            Decision::Skip { reason, detail } => return AttemptResult::Skipped { reason, detail },
+            Decision::Send {
+                message,
+                sent_as,
+                template,
+            } => (message, sent_as, template),
+        };
+        if let Err(wait) = self.pacing.pair_check(row.contact_id) {
+            return AttemptResult::Deferred {
+                next_attempt_at: now_ms() + i64::try_from(wait.as_millis()).unwrap_or(6_000),
+            };
+        }
+        self.pacing.number_ready().await;
+        // Echoed in status webhooks: ties a status to the row even without the wamid.
+        message.callback_data = Some(format!("outbox:{}", row.id));
         let recipient = match &message.to {
             Recipient::Phone(p) | Recipient::UserId(p) => mask(p),
         };
-        tracing::debug!(outbox_id = row.id, %recipient, "sending");
-        match self.client.send(message).await {
+        tracing::debug!(%recipient, sent_as, "sending");
+        match self.client.send(&message).await {
             Ok(sent) => AttemptResult::Sent {
                 wamid: sent.message_id,
+                sent_as,
             },
-            Err(error) => self.classify(row, &error),
+            Err(error) => {
+                self.classify(row, &intent, &message.body, template.as_deref(), &error)
+                    .await
+            }
         }
     }
 
-    fn classify(&self, row: &outbox_row::Model, error: &SendError) -> AttemptResult {
+    fn db_retry(&self, row: &outbox_row::Model, e: &sea_orm::DbErr) -> AttemptResult {
+        let attempts = u32::try_from(row.attempts + 1).unwrap_or(u32::MAX);
+        AttemptResult::Retry {
+            next_attempt_at: now_ms()
+                + i64::try_from(backoff(&self.settings, attempts, None).as_millis())
+                    .unwrap_or(1000),
+            code: None,
+            reason: format!("database: {e}"),
+        }
+    }
+
+    async fn classify(
+        &self,
+        row: &outbox_row::Model,
+        intent: &StoredIntent,
+        body: &OutboundBody,
+        template: Option<&templates::TemplateInfo>,
+        error: &SendError,
+    ) -> AttemptResult {
         let code = match error {
             SendError::Api { code, .. } => Some(*code),
             _ => None,
         };
-        let reason = error.to_string();
+        let detail = error.to_string();
         match error.class() {
             ErrorClass::Retryable { retry_after } => {
                 let attempts = u32::try_from(row.attempts + 1).unwrap_or(u32::MAX);
                 if attempts >= self.settings.max_attempts {
                     return AttemptResult::Dead {
                         code,
-                        reason: format!("gave up after {attempts} attempts: {reason}"),
+                        reason: format!("gave up after {attempts} attempts: {detail}"),
                     };
                 }
                 let delay = backoff(&self.settings, attempts, retry_after);
                 AttemptResult::Retry {
-                    next_attempt_at: now_ms() + delay.as_millis() as i64,
+                    next_attempt_at: now_ms() + i64::try_from(delay.as_millis()).unwrap_or(0),
                     code,
-                    reason,
+                    reason: detail,
                 }
             }
-            // The template fallback for a closed window belongs to the composer; until a row
-            // carries one, the reason is recorded instead of retrying a message that cannot go.
-            ErrorClass::WindowClosed => AttemptResult::Failed {
-                code,
-                reason: format!("window_closed: {reason}"),
-            },
-            ErrorClass::Permanent => AttemptResult::Failed { code, reason },
+            ErrorClass::WindowClosed => {
+                let was_template = matches!(body, OutboundBody::Template { .. });
+                if intent.template.is_none() {
+                    AttemptResult::Failed {
+                        code,
+                        reason: reason::WINDOW_CLOSED_NO_TEMPLATE,
+                        detail,
+                    }
+                } else if row.fallback || was_template {
+                    // The fallback is taken once: a second 131047 is not a loop.
+                    AttemptResult::Failed {
+                        code,
+                        reason: reason::WINDOW_CLOSED,
+                        detail,
+                    }
+                } else {
+                    AttemptResult::Fallback {
+                        code,
+                        reason: detail,
+                    }
+                }
+            }
+            ErrorClass::Permanent => {
+                let reason = permanent_reason(error);
+                if let (Some(c @ (132015 | 132016)), Some(t)) = (code, template) {
+                    // Meta knows the template is paused before our webhook said so: stop
+                    // using it for everyone now.
+                    let status = if c == 132015 { "PAUSED" } else { "DISABLED" };
+                    if let Err(e) = templates::set_status(
+                        &self.db,
+                        &t.name,
+                        Some(&t.language),
+                        status,
+                        Some(&detail),
+                        "api_error",
+                        now_ms(),
+                    )
+                    .await
+                    {
+                        tracing::warn!(error = %e, "could not record the template's status");
+                    }
+                }
+                if matches!(
+                    code,
+                    Some(131031 | 368 | 130497 | 131042 | 131048 | 190 | 10)
+                ) {
+                    tracing::error!(code = ?code, "account-level Cloud API error: needs an operator");
+                }
+                AttemptResult::Failed {
+                    code,
+                    reason,
+                    detail,
+                }
+            }
         }
     }
 
@@ -166,10 +330,38 @@ impl Sender {
                 return;
             }
         };
+        // It is a request on the same number: it takes a token like a send.
+        self.pacing.number_ready().await;
         // Best effort: a missing read receipt must never hold up or fail the conversation.
         if let Err(e) = self.client.mark_read(&wamid).await {
             tracing::info!(error = %e, "mark-as-read failed");
         }
+    }
+}
+
+/// The reason recorded for a permanent error (reference §5.4).
+pub fn permanent_reason(error: &SendError) -> &'static str {
+    let code = match error {
+        SendError::Invalid(_) => return "invalid_message",
+        // HTTP success without a wamid: Meta probably has it; retrying would duplicate.
+        SendError::Decode(_) => return "unconfirmed_response",
+        SendError::Transport { .. } => return "transport",
+        SendError::Api { code, .. } => *code,
+    };
+    match code {
+        131026 => "undeliverable",
+        131050 => "marketing_stopped_by_user",
+        131049 => "ecosystem_engagement_limit",
+        131048 => "spam_rate_limited",
+        132015 | 132016 => reason::TEMPLATE_NOT_APPROVED,
+        132001 => reason::TEMPLATE_UNKNOWN,
+        132000 | 132012 => reason::TEMPLATE_PARAMS,
+        131030 => "recipient_not_allowed",
+        131031 | 368 | 130497 => "account_restricted",
+        131042 => "payment_issue",
+        0 | 10 | 190 | 200..=299 => "auth",
+        100 | 131008 | 131009 => "invalid_request",
+        _ => "permanent_error",
     }
 }
 
@@ -213,5 +405,23 @@ mod tests {
             let told = backoff(&s, 1, Some(Duration::from_secs(5)));
             assert_eq!(told, Duration::from_secs(5));
         }
+    }
+
+    #[test]
+    fn permanent_errors_get_named_reasons() {
+        let api = |code| SendError::Api {
+            http_status: 400,
+            code,
+            subcode: None,
+            message: String::new(),
+            details: None,
+            fbtrace_id: None,
+            retry_after: None,
+        };
+        assert_eq!(permanent_reason(&api(131026)), "undeliverable");
+        assert_eq!(permanent_reason(&api(131050)), "marketing_stopped_by_user");
+        assert_eq!(permanent_reason(&api(131049)), "ecosystem_engagement_limit");
+        assert_eq!(permanent_reason(&api(132015)), "template_not_approved");
+        assert_eq!(permanent_reason(&api(999_999)), "permanent_error");
     }
 }

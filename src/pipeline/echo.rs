@@ -2,16 +2,18 @@
 //! until the flow engine takes over, a diagnostic for operators (`dialogue = "echo"`), and the
 //! handler the pipeline tests use to observe order and exactly-once processing end to end.
 
-use sea_orm::{DatabaseTransaction, DbErr, EntityTrait};
+use sea_orm::DatabaseTransaction;
 
 use super::{BoxFuture, MessageHandler, PendingMessage};
-use crate::messaging::outbox;
-use crate::store::entities::contact;
+use crate::messaging::composer::{self, Composer, Intent, Purpose};
 use crate::whatsapp::inbound::MessageContent;
-use crate::whatsapp::outbound::{OutboundBody, OutboundMessage, Recipient};
+use crate::whatsapp::outbound::OutboundBody;
 
-/// Replies `echo: <what was received>` to each message.
-pub struct EchoHandler;
+/// Replies `echo: <what was received>` to each message, through the composer like every
+/// other outbound message.
+pub struct EchoHandler {
+    pub composer: Composer,
+}
 
 impl MessageHandler for EchoHandler {
     fn handle<'a>(
@@ -20,28 +22,18 @@ impl MessageHandler for EchoHandler {
         message: &'a PendingMessage,
     ) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            let contact = contact::Entity::find_by_id(message.contact_id)
-                .one(txn)
-                .await?
-                .ok_or(DbErr::RecordNotFound(format!(
-                    "contact {}",
-                    message.contact_id
-                )))?;
-            let to = match (contact.wa_id, contact.user_id) {
-                (Some(phone), _) => Recipient::Phone(phone),
-                (None, Some(user_id)) => Recipient::UserId(user_id),
-                (None, None) => anyhow::bail!("contact {} has no address", contact.id),
-            };
-            let reply = OutboundMessage {
-                to,
-                body: OutboundBody::Text {
+            let intent = Intent {
+                contact_id: message.contact_id,
+                in_reply_to: Some(message.id),
+                purpose: Purpose::Reply,
+                free_form: Some(OutboundBody::Text {
                     body: describe(&message.content),
                     preview_url: false,
-                },
-                reply_to: None,
-                callback_data: Some(format!("inbound:{}", message.id)),
+                }),
+                // A diagnostic has no template: a late echo is recorded as skipped.
+                template: None,
             };
-            outbox::enqueue(txn, message.contact_id, Some(message.id), &reply).await?;
+            composer::queue(txn, &self.composer, intent).await?;
             Ok(())
         })
     }

@@ -1,16 +1,22 @@
 //! Durable, idempotent ingest of one webhook: contacts, inbound messages (unique on wamid),
 //! delivery statuses (never moving backwards) and each contact's window start (never moving
 //! back), all in one transaction so the webhook is answered 200 only once everything it carried
-//! is committed.
+//! is committed. Statuses also move the outbox row that sent the wamid, and template status
+//! updates change the template registry at once.
 
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict};
 use sea_orm::{
+    ActiveModelTrait,
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
 };
 
 use super::entities::{contact, inbound_message, message_status};
-use crate::whatsapp::inbound::{ContactProfile, InboundMessage, StatusUpdate, WebhookEvents};
+use crate::messaging::{outbox, templates};
+use crate::whatsapp::client::WINDOW_CLOSED_CODES;
+use crate::whatsapp::inbound::{
+    ContactProfile, DeliveryStatus, InboundMessage, StatusUpdate, WebhookEvents,
+};
 
 /// What one webhook changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -24,6 +30,10 @@ pub struct IngestReport {
     pub statuses_applied: usize,
     /// Statuses that were repeats or arrived after a later one.
     pub statuses_ignored: usize,
+    /// Template registry rows whose status changed.
+    pub templates_updated: u64,
+    /// Outbox rows queued again for their template fallback after an asynchronous 131047.
+    pub fallbacks_queued: usize,
 }
 
 /// Stores everything `events` carries in one transaction.
@@ -60,6 +70,20 @@ pub async fn ingest(
         } else {
             report.statuses_ignored += 1;
         }
+        // Meta may report 131047 only asynchronously, as a failed status: the row takes its
+        // template fallback then, exactly as for a synchronous 131047.
+        if status.status == DeliveryStatus::Failed
+            && status
+                .errors
+                .iter()
+                .any(|e| WINDOW_CLOSED_CODES.contains(&e.code))
+            && outbox::queue_fallback(&txn, &status.message_id).await?
+        {
+            report.fallbacks_queued += 1;
+        }
+    }
+    for update in &events.template_status_updates {
+        report.templates_updated += templates::apply_status_update(&txn, update, now_ms).await?;
     }
     txn.commit().await?;
     Ok(report)
@@ -210,24 +234,26 @@ async fn advance_window<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Records a status unless the message already has one at least as far along; true when it
-/// moved forward.
+/// Records a status unless the message already has one at least as far along, and moves the
+/// outbox row that sent the wamid the same way; true when it moved forward.
 async fn apply_status<C: ConnectionTrait>(
     db: &C,
     status: &StatusUpdate,
     now_ms: i64,
 ) -> Result<bool, DbErr> {
     let error = status.errors.first();
-    let row = message_status::ActiveModel {
-        wamid: Set(status.message_id.clone()),
-        status: Set(status.status.as_str().to_owned()),
-        rank: Set(status.status.rank()),
-        status_at: Set(status.timestamp * 1000),
-        error_code: Set(error.map(|e| e.code)),
-        error_title: Set(error.and_then(|e| e.title.clone().or_else(|| e.message.clone()))),
-        error_details: Set(error.and_then(|e| e.details.clone())),
-        updated_at: Set(now_ms),
+    let model = message_status::Model {
+        wamid: status.message_id.clone(),
+        status: status.status.as_str().to_owned(),
+        rank: status.status.rank(),
+        status_at: status.timestamp * 1000,
+        error_code: error.map(|e| e.code),
+        error_title: error.and_then(|e| e.title.clone().or_else(|| e.message.clone())),
+        error_details: error.and_then(|e| e.details.clone()),
+        updated_at: now_ms,
     };
+    // reset_all: every column is written, as for a new row.
+    let row = message_status::ActiveModel::from(model.clone()).reset_all();
     let excluded = Alias::new("excluded");
     let affected = message_status::Entity::insert(row)
         .on_conflict(
@@ -249,6 +275,10 @@ async fn apply_status<C: ConnectionTrait>(
         )
         .exec_without_returning(db)
         .await?;
+    if affected == 1 {
+        // A row not yet carrying its wamid picks the status up when the send is recorded.
+        outbox::apply_delivery(db, &model).await?;
+    }
     Ok(affected == 1)
 }
 

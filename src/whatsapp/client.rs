@@ -33,6 +33,8 @@ pub struct CloudApiClient {
     http: reqwest::Client,
     /// `{api_base}/{phone_number_id}/messages`.
     messages_url: String,
+    /// The Graph base URL with its version, for account-level calls (template list).
+    api_base: String,
     access_token: SecretString,
 }
 
@@ -136,13 +138,11 @@ impl CloudApiClient {
         phone_number_id: &str,
         access_token: SecretString,
     ) -> Self {
+        let api_base = api_base.trim_end_matches('/').to_owned();
         CloudApiClient {
             http,
-            messages_url: format!(
-                "{}/{}/messages",
-                api_base.trim_end_matches('/'),
-                phone_number_id
-            ),
+            messages_url: format!("{api_base}/{phone_number_id}/messages"),
+            api_base,
             access_token,
         }
     }
@@ -193,6 +193,46 @@ impl CloudApiClient {
         }
     }
 
+    /// Every message template of the WhatsApp Business Account
+    /// (`GET /{waba_id}/message_templates`), following Graph paging to the end.
+    ///
+    /// # Errors
+    /// What Meta or the network answered (`SendError::Api`, `Transport`, `Decode`).
+    #[tracing::instrument(name = "whatsapp.list_templates", skip_all)]
+    pub async fn list_templates(&self, waba_id: &str) -> Result<Vec<RemoteTemplate>, SendError> {
+        let mut url = format!(
+            "{}/{waba_id}/message_templates?fields=id,name,language,status,category,parameter_format,rejected_reason,components&limit=100",
+            self.api_base
+        );
+        let mut out = Vec::new();
+        // A bound on pages, so a misbehaving `paging.next` cannot loop forever.
+        for _ in 0..1000 {
+            let resp = self
+                .http
+                .get(&url)
+                .bearer_auth(self.access_token.expose_secret())
+                .send()
+                .await
+                .map_err(transport)?;
+            let status = resp.status();
+            let retry_after = parse_retry_after(resp.headers());
+            let bytes = resp.bytes().await.map_err(transport)?;
+            if !status.is_success() {
+                return Err(api_error(status.as_u16(), &bytes, retry_after));
+            }
+            let page: TemplatePage = serde_json::from_slice(&bytes)
+                .map_err(|e| SendError::Decode(format!("template list: {e}")))?;
+            out.extend(page.data);
+            match page.paging.and_then(|p| p.next) {
+                Some(next) if !next.is_empty() => url = next,
+                _ => return Ok(out),
+            }
+        }
+        Err(SendError::Decode(
+            "template list has more than 1000 pages".into(),
+        ))
+    }
+
     async fn post(&self, body: &Value) -> Result<Value, SendError> {
         let resp = self
             .http
@@ -219,6 +259,38 @@ impl CloudApiClient {
         }
         Err(err)
     }
+}
+
+/// One template as the Graph API lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemoteTemplate {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub name: String,
+    pub language: String,
+    pub status: String,
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
+    pub parameter_format: Option<String>,
+    #[serde(default)]
+    pub rejected_reason: Option<String>,
+    #[serde(default)]
+    pub components: Vec<Value>,
+}
+
+#[derive(Deserialize)]
+struct TemplatePage {
+    #[serde(default)]
+    data: Vec<RemoteTemplate>,
+    #[serde(default)]
+    paging: Option<Paging>,
+}
+
+#[derive(Deserialize)]
+struct Paging {
+    #[serde(default)]
+    next: Option<String>,
 }
 
 fn transport(e: reqwest::Error) -> SendError {

@@ -11,6 +11,9 @@
 //!
 //! Routes:
 //! - `POST /{version}/{phone_number_id}/messages`: sends and mark-as-read (§3).
+//! - `GET /{version}/{waba_id}/message_templates`: the template list with Graph paging
+//!   (`limit`, `after`); by default the templates the shipped flows name, APPROVED in en, hi
+//!   and ta. `POST /_fake/templates` replaces the list (a JSON array of Graph template objects).
 //! - `GET /_fake/requests`: every accepted request, in arrival order, as JSON.
 //! - `POST /_fake/script`: add a [`FailureRule`] (JSON body).
 //! - `POST /_fake/reset`: forget requests and rules.
@@ -51,6 +54,8 @@ struct FakeState {
     /// Every POST to `/messages`, including refused ones.
     attempts: u64,
     seq: u64,
+    /// The template list; `None` means [`default_templates`].
+    templates: Option<Vec<Value>>,
 }
 
 struct ActiveRule {
@@ -147,7 +152,13 @@ impl FakeCloudApi {
     /// The fake's routes (see the module doc), ready to serve.
     pub fn router(&self) -> Router {
         Router::new()
-            .route("/{version}/{phone_number_id}/messages", post(messages))
+            // One parameter name per position: the router refuses two names for one segment.
+            .route("/{version}/{node_id}/messages", post(messages))
+            .route(
+                "/{version}/{node_id}/message_templates",
+                get(message_templates),
+            )
+            .route("/_fake/templates", post(replace_templates))
             .route("/_fake/requests", get(requests))
             .route("/_fake/script", post(script))
             .route("/_fake/reset", post(reset))
@@ -213,6 +224,30 @@ impl FakeCloudApi {
             rule,
             rng: StdRng::seed_from_u64(seed),
         });
+    }
+
+    /// The template list `GET …/message_templates` answers with.
+    pub fn templates(&self) -> Vec<Value> {
+        self.lock()
+            .templates
+            .clone()
+            .unwrap_or_else(default_templates)
+    }
+
+    /// Replaces the template list (Graph template objects).
+    pub fn set_templates(&self, templates: Vec<Value>) {
+        self.lock().templates = Some(templates);
+    }
+
+    /// Changes the status of one listed template (every language when `language` is `None`).
+    pub fn set_template_status(&self, name: &str, language: Option<&str>, status: &str) {
+        let mut list = self.templates();
+        for t in &mut list {
+            if t["name"] == name && language.is_none_or(|l| t["language"] == l) {
+                t["status"] = json!(status);
+            }
+        }
+        self.set_templates(list);
     }
 
     /// Forgets recorded requests, attempts and rules.
@@ -461,6 +496,84 @@ async fn messages(
         tokio::time::sleep(d).await;
     }
     (StatusCode::OK, axum::Json(answer)).into_response()
+}
+
+/// The templates the shipped flows name, APPROVED in en, hi and ta, as Graph lists them.
+pub fn default_templates() -> Vec<Value> {
+    let bodies = [
+        ("policy_summary", "Policy {{1}} ({{2}}) is {{3}}."),
+        ("claim_status_update", "Your claim {{1}} is now: {{2}}."),
+        (
+            "premium_due_reminder",
+            "The premium for policy {{1}} of {{2}} is due on {{3}}.",
+        ),
+        (
+            "agent_unavailable",
+            "Sorry, no agent could take your conversation.",
+        ),
+    ];
+    let mut out = Vec::new();
+    for (i, (name, body)) in bodies.iter().enumerate() {
+        for (j, language) in ["en", "hi", "ta"].iter().enumerate() {
+            out.push(json!({
+                "id": format!("10{i}{j}"),
+                "name": name,
+                "language": language,
+                "status": "APPROVED",
+                "category": "UTILITY",
+                "parameter_format": "POSITIONAL",
+                "components": [
+                    { "type": "BODY", "text": body },
+                    { "type": "BUTTONS", "buttons": [{ "type": "QUICK_REPLY", "text": "Menu" }] }
+                ]
+            }));
+        }
+    }
+    out
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    limit: Option<usize>,
+    after: Option<String>,
+}
+
+async fn message_templates(
+    State(fake): State<FakeCloudApi>,
+    Path((version, waba_id)): Path<(String, String)>,
+    axum::extract::Query(q): axum::extract::Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if !has_bearer_token(&headers) {
+        return graph_error(401, 190, None, "Invalid OAuth access token", None, None);
+    }
+    let all = fake.templates();
+    let limit = q.limit.unwrap_or(25).clamp(1, 1000);
+    let start = q.after.and_then(|a| a.parse::<usize>().ok()).unwrap_or(0);
+    let page: Vec<Value> = all.iter().skip(start).take(limit).cloned().collect();
+    let end = start + page.len();
+    let mut body = json!({ "data": page, "paging": { "cursors": {
+        "before": start.to_string(), "after": end.to_string() } } });
+    if end < all.len() {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("127.0.0.1");
+        body["paging"]["next"] = json!(format!(
+            "http://{host}/{version}/{waba_id}/message_templates?limit={limit}&after={end}"
+        ));
+    }
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+async fn replace_templates(State(fake): State<FakeCloudApi>, body: Bytes) -> Response {
+    match serde_json::from_slice::<Vec<Value>>(&body) {
+        Ok(list) => {
+            fake.set_templates(list);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, format!("not a JSON array: {e}")).into_response(),
+    }
 }
 
 async fn requests(State(fake): State<FakeCloudApi>) -> axum::Json<Vec<ReceivedRequest>> {

@@ -210,6 +210,11 @@ impl TestApp {
             .expect("webhook request")
     }
 
+    /// The fake Cloud API's base URL (with its version), for clients made by tests.
+    pub fn fake_base_url(&self) -> String {
+        self._fake_server.base_url.clone()
+    }
+
     /// Stops the server gracefully and starts a new one on the same database and fake.
     pub async fn restart(&mut self) {
         self.shutdown().await;

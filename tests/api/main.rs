@@ -8,6 +8,7 @@ mod dialogue;
 mod health;
 mod ingest;
 mod insurer;
+mod outbound;
 mod pipeline;
 mod scale;
 mod sending;

@@ -10,6 +10,7 @@ pub mod identity_attempt;
 pub mod identity_verification;
 pub mod inbound_message;
 pub mod message_status;
+pub mod message_template;
 pub mod outbox;
 pub mod policy;
 pub mod policyholder;

@@ -1,0 +1,163 @@
+//! The HTTP API under `/api/v1`, for the insurer's systems and operators. Every call needs
+//! `Authorization: Bearer <INSUREBOT_API_TOKEN>`; without a configured token the API refuses
+//! everything.
+//!
+//! - `GET /api/v1/outbox/{id}`: one outbound message: state, attempts, the reason it ended
+//!   without delivery, what went out (free-form or template), the wamid and the delivery
+//!   status from Meta's status webhooks.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use super::AppState;
+use crate::messaging::outbox;
+use crate::store::entities::outbox as outbox_row;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/outbox/{id}", get(outbox_status))
+}
+
+/// The API's failures; internals are logged, never returned.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing or wrong bearer token")]
+    Unauthorized,
+    #[error("the API is disabled: set INSUREBOT_API_TOKEN")]
+    Disabled,
+    #[error("not found")]
+    NotFound,
+    #[error(transparent)]
+    Db(#[from] sea_orm::DbErr),
+}
+
+impl ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized | ApiError::Disabled => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Db(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let message = match &self {
+            ApiError::Db(e) => {
+                tracing::error!(error = %e, "API database error");
+                "temporarily unavailable".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut resp = (self.status_code(), Json(json!({ "error": message }))).into_response();
+        if self.status_code() == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        resp
+    }
+}
+
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = &state.settings.api_token else {
+        return Err(ApiError::Disabled);
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let ok: bool = given
+        .as_bytes()
+        .ct_eq(expected.expose_secret().as_bytes())
+        .into();
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+/// What `GET /api/v1/outbox/{id}` answers.
+#[derive(Debug, Serialize)]
+pub struct OutboxView {
+    pub id: i64,
+    pub contact_id: i64,
+    pub purpose: String,
+    /// queued | sent | failed | dead | skipped
+    pub state: String,
+    pub attempts: i32,
+    /// free_form | template, once sent.
+    pub sent_as: Option<String>,
+    /// Why it ended without delivery (e.g. window_closed_no_template, undeliverable).
+    pub reason: Option<String>,
+    pub error_code: Option<i64>,
+    pub last_error: Option<String>,
+    /// The 131047 template fallback was taken.
+    pub fallback: bool,
+    pub wamid: Option<String>,
+    pub delivery: Option<DeliveryView>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub sent_at: Option<i64>,
+    pub next_attempt_at: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeliveryView {
+    /// sent | delivered | read | played | failed
+    pub status: String,
+    pub at: Option<i64>,
+    pub error_code: Option<i64>,
+    pub error: Option<String>,
+}
+
+impl From<outbox_row::Model> for OutboxView {
+    fn from(r: outbox_row::Model) -> Self {
+        let queued = r.state == outbox::state::QUEUED;
+        OutboxView {
+            delivery: r.delivery_status.map(|status| DeliveryView {
+                status,
+                at: r.delivery_at,
+                error_code: r.delivery_error_code,
+                error: r.delivery_error,
+            }),
+            id: r.id,
+            contact_id: r.contact_id,
+            purpose: r.purpose,
+            state: r.state,
+            attempts: r.attempts,
+            sent_as: r.sent_as,
+            reason: r.reason,
+            error_code: r.error_code,
+            last_error: r.last_error,
+            fallback: r.fallback,
+            wamid: r.wamid,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            sent_at: r.sent_at,
+            next_attempt_at: queued.then_some(r.next_attempt_at),
+        }
+    }
+}
+
+async fn outbox_status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Json<OutboxView>, ApiError> {
+    authorize(&state, &headers)?;
+    let row = outbox::get(&state.db, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(row.into()))
+}

@@ -1,0 +1,408 @@
+//! The composer: the one entry point for everything that leaves insurebot.
+//!
+//! Callers (the dialogue runner, agents, notifications, campaigns) say what they want to send
+//! as an [`Intent`]: a free-form body for an open 24-hour window and/or an approved template for
+//! a closed one. [`queue`] stores the intent in the outbox inside the caller's transaction;
+//! nothing is sent here. The sender calls [`decide`] again at the moment of sending, because
+//! the window may close (and a template may be paused) between queueing and sending:
+//!
+//! - window open → the free-form body (or the template when there is no free-form body);
+//! - window closed → the template, if it is APPROVED and its parameters fit;
+//! - otherwise nothing, and the row records why (`window_closed_no_template`,
+//!   `template_not_approved`, …) in state `skipped`: visible, never silently lost.
+//!
+//! The window is 24 hours from the contact's last inbound message (`contacts.last_inbound_at`)
+//! minus a configurable safety margin. The consent gate plugs in at [`consent_gate`].
+
+use sea_orm::{ConnectionTrait, DbErr, EntityTrait};
+use serde::{Deserialize, Serialize};
+
+use super::outbox::{self, reason};
+use super::templates::{self, TemplateInfo};
+use crate::config::MessagingSettings;
+use crate::store::entities::contact;
+use crate::store::now_ms;
+use crate::whatsapp::outbound::{LimitError, OutboundBody, OutboundMessage, Recipient};
+
+/// The customer service window (reference §4.1).
+pub const WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// What a caller wants to send to one contact.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Intent {
+    pub contact_id: i64,
+    /// The inbound message this answers (marked read once the answer is sent).
+    pub in_reply_to: Option<i64>,
+    pub purpose: Purpose,
+    /// Inside the window: text, reply buttons or a list.
+    pub free_form: Option<OutboundBody>,
+    /// Outside it: the approved template the flow state, notification kind or agent chose.
+    pub template: Option<TemplateChoice>,
+}
+
+/// Why a message is sent; the consent gate and the API read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "purpose", rename_all = "snake_case")]
+pub enum Purpose {
+    /// An answer to the contact's own message (the dialogue engine).
+    Reply,
+    /// A proactive notice (claim update, premium due). `essential` lets the consent gate pass
+    /// it to a contact who opted out.
+    Notification {
+        kind: String,
+        essential: bool,
+    },
+    /// A human agent's message.
+    Agent,
+    Campaign {
+        campaign_id: i64,
+    },
+}
+
+impl Purpose {
+    /// The label stored in `outbox.purpose`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Purpose::Reply => "reply",
+            Purpose::Notification { .. } => "notification",
+            Purpose::Agent => "agent",
+            Purpose::Campaign { .. } => "campaign",
+        }
+    }
+}
+
+/// A template fallback: the registry supplies category, parameter names and buttons.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateChoice {
+    pub name: String,
+    /// The contact's language (`en`, `hi`, `ta`); `hi_IN` and `hi` match each other.
+    pub language: String,
+    /// Body parameters in the template's order, already rendered for people.
+    pub params: Vec<String>,
+}
+
+/// What [`queue`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Queued {
+    /// Queued as outbox row `id`; the sender decides again when it sends.
+    Row(i64),
+    /// Nothing can go right now; recorded as outbox row `row` in state `skipped` with
+    /// `reason` (e.g. `window_closed_no_template`, `template_not_approved`).
+    Skipped { row: i64, reason: String },
+}
+
+/// Why an intent could not even be queued: a bug in the caller, not a WhatsApp rule.
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    #[error("an intent needs a free-form body, a template, or both")]
+    Empty,
+    #[error("templates go in `template`, not in `free_form`")]
+    TemplateAsFreeForm,
+    #[error("the free-form message breaks a Cloud API limit: {0}")]
+    Invalid(#[from] LimitError),
+    #[error("contact {0} does not exist")]
+    UnknownContact(i64),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// What the outbox row stores: both alternatives, so the decision can be made again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredIntent {
+    pub purpose: Purpose,
+    pub free_form: Option<OutboundBody>,
+    pub template: Option<TemplateChoice>,
+}
+
+impl StoredIntent {
+    /// Reads an outbox payload. Rows written before the composer hold a finished
+    /// `OutboundMessage`; its body is taken as the free-form alternative.
+    ///
+    /// # Errors
+    /// When the payload is neither shape.
+    pub fn from_payload(payload: &str) -> Result<Self, serde_json::Error> {
+        match serde_json::from_str::<StoredIntent>(payload) {
+            Ok(intent) => Ok(intent),
+            Err(e) => match serde_json::from_str::<OutboundMessage>(payload) {
+                Ok(legacy) if !matches!(legacy.body, OutboundBody::Template { .. }) => {
+                    Ok(StoredIntent {
+                        purpose: Purpose::Reply,
+                        free_form: Some(legacy.body),
+                        template: None,
+                    })
+                }
+                _ => Err(e),
+            },
+        }
+    }
+}
+
+/// The composer's policy. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Composer {
+    /// The window closes this long before the 24 hours are up.
+    pub window_margin_ms: i64,
+}
+
+impl Composer {
+    pub fn new(settings: &MessagingSettings) -> Self {
+        Composer {
+            window_margin_ms: i64::try_from(settings.window_margin_secs)
+                .unwrap_or(i64::MAX / 2_000)
+                .saturating_mul(1000),
+        }
+    }
+
+    /// Whether free-form messages may go at `now` (Unix ms) to a contact whose last inbound
+    /// message is `last_inbound_at`.
+    pub fn window_open(&self, last_inbound_at: Option<i64>, now: i64) -> bool {
+        last_inbound_at.is_some_and(|t| now < t + WINDOW_MS - self.window_margin_ms)
+    }
+}
+
+/// The outcome of a decision: a concrete message, or nothing and why.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    Send {
+        message: OutboundMessage,
+        /// `free_form` or `template`.
+        sent_as: &'static str,
+        /// Boxed: the registry entry is large and most decisions are free-form.
+        template: Option<Box<TemplateInfo>>,
+    },
+    Skip {
+        reason: &'static str,
+        detail: String,
+    },
+}
+
+/// What the consent gate says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsentVerdict {
+    Allow,
+    Deny { detail: String },
+}
+
+/// THE CONSENT GATE HOOK. It is called for every decision, at queue time and again at send
+/// time (consent may change in between), with the contact, the purpose, and the template when
+/// one was chosen (its category and the insurer's `essential` flag).
+///
+/// It currently allows everything: the consent rules (opt-out, marketing opt-in, essential
+/// exceptions, audit) are their own issue and fill in this function; nothing here pretends to
+/// implement them.
+///
+/// # Errors
+/// Database errors (once it reads the consent ledger).
+pub async fn consent_gate<C: ConnectionTrait>(
+    _db: &C,
+    _contact: &contact::Model,
+    _purpose: &Purpose,
+    _template: Option<&TemplateInfo>,
+) -> Result<ConsentVerdict, DbErr> {
+    Ok(ConsentVerdict::Allow)
+}
+
+/// Stores `intent` in the outbox inside the caller's transaction `db`. Nothing is sent here;
+/// the caller wakes the sender after its commit (the pipeline does).
+///
+/// When nothing could go even now (window closed with no usable template, consent refused),
+/// the row is stored as `skipped` with the reason and [`Queued::Skipped`] is returned.
+///
+/// # Errors
+/// [`ComposeError`] for a malformed intent or an unknown contact; database errors.
+#[tracing::instrument(name = "composer.queue", skip_all, fields(contact_id = intent.contact_id, purpose = intent.purpose.label()))]
+pub async fn queue<C: ConnectionTrait>(
+    db: &C,
+    composer: &Composer,
+    intent: Intent,
+) -> Result<Queued, ComposeError> {
+    if intent.free_form.is_none() && intent.template.is_none() {
+        return Err(ComposeError::Empty);
+    }
+    if matches!(intent.free_form, Some(OutboundBody::Template { .. })) {
+        return Err(ComposeError::TemplateAsFreeForm);
+    }
+    let contact = contact::Entity::find_by_id(intent.contact_id)
+        .one(db)
+        .await?
+        .ok_or(ComposeError::UnknownContact(intent.contact_id))?;
+    let stored = StoredIntent {
+        purpose: intent.purpose,
+        free_form: intent.free_form,
+        template: intent.template,
+    };
+    // A free-form body that breaks a limit is the caller's bug; say so now, not at send time.
+    if let (Some(body), Some(to)) = (&stored.free_form, recipient(&contact)) {
+        OutboundMessage {
+            to,
+            body: body.clone(),
+            reply_to: None,
+            callback_data: None,
+        }
+        .validate()?;
+    }
+    let decision = decide(db, composer, &contact, &stored, false, now_ms()).await?;
+    let skipped = match &decision {
+        Decision::Skip { reason, detail } => Some((*reason, detail.clone())),
+        Decision::Send { .. } => None,
+    };
+    let payload = serde_json::to_string(&stored).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let id = outbox::insert(
+        db,
+        outbox::NewRow {
+            contact_id: contact.id,
+            in_reply_to: intent.in_reply_to,
+            purpose: stored.purpose.label(),
+            payload,
+            skipped: skipped.clone(),
+        },
+    )
+    .await?;
+    Ok(match skipped {
+        Some((reason, detail)) => {
+            tracing::info!(outbox_id = id, reason, %detail, "nothing can be sent: recorded as skipped");
+            Queued::Skipped {
+                row: id,
+                reason: reason.to_owned(),
+            }
+        }
+        None => Queued::Row(id),
+    })
+}
+
+/// Who receives messages for `contact`: the phone number when known, else the BSUID.
+pub fn recipient(contact: &contact::Model) -> Option<Recipient> {
+    match (&contact.wa_id, &contact.user_id) {
+        (Some(phone), _) => Some(Recipient::Phone(phone.clone())),
+        (None, Some(user_id)) => Some(Recipient::UserId(user_id.clone())),
+        (None, None) => None,
+    }
+}
+
+/// Decides what goes to `contact` at `now`: the free-form body inside the window, the
+/// template outside it (or always when `force_template`, after Meta said 131047), or nothing
+/// with the reason.
+///
+/// # Errors
+/// Database errors.
+pub async fn decide<C: ConnectionTrait>(
+    db: &C,
+    composer: &Composer,
+    contact: &contact::Model,
+    intent: &StoredIntent,
+    force_template: bool,
+    now: i64,
+) -> Result<Decision, DbErr> {
+    let Some(to) = recipient(contact) else {
+        return Ok(Decision::Skip {
+            reason: reason::NO_ADDRESS,
+            detail: format!(
+                "contact {} has neither a phone number nor a BSUID",
+                contact.id
+            ),
+        });
+    };
+    let open = !force_template && composer.window_open(contact.last_inbound_at, now);
+    let (body, sent_as, template) = match (&intent.free_form, &intent.template, open) {
+        (Some(body), _, true) => (body.clone(), "free_form", None),
+        (_, Some(choice), _) => {
+            let Some(info) = templates::lookup(db, &choice.name, &choice.language).await? else {
+                return Ok(Decision::Skip {
+                    reason: reason::TEMPLATE_UNKNOWN,
+                    detail: format!(
+                        "template {} ({}) is not in the registry",
+                        choice.name, choice.language
+                    ),
+                });
+            };
+            match templates::render(&info, &choice.params) {
+                Ok(body) => (body, "template", Some(Box::new(info))),
+                Err(refusal) => {
+                    return Ok(Decision::Skip {
+                        reason: refusal.code,
+                        detail: refusal.detail,
+                    });
+                }
+            }
+        }
+        (_, None, _) => {
+            return Ok(Decision::Skip {
+                reason: reason::WINDOW_CLOSED_NO_TEMPLATE,
+                detail: if force_template {
+                    "Meta reports the 24-hour window closed and the message has no template fallback"
+                        .to_owned()
+                } else {
+                    "the 24-hour window is closed and the message has no template fallback"
+                        .to_owned()
+                },
+            });
+        }
+    };
+    if let ConsentVerdict::Deny { detail } =
+        consent_gate(db, contact, &intent.purpose, template.as_deref()).await?
+    {
+        return Ok(Decision::Skip {
+            reason: reason::CONSENT,
+            detail,
+        });
+    }
+    Ok(Decision::Send {
+        message: OutboundMessage {
+            to,
+            body,
+            reply_to: None,
+            callback_data: None,
+        },
+        sent_as,
+        template,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_is_24_hours_minus_the_margin() {
+        let c = Composer {
+            window_margin_ms: 10 * 60 * 1000,
+        };
+        let t = 1_700_000_000_000;
+        assert!(!c.window_open(None, t));
+        assert!(c.window_open(Some(t), t));
+        assert!(c.window_open(Some(t), t + WINDOW_MS - 10 * 60 * 1000 - 1));
+        assert!(!c.window_open(Some(t), t + WINDOW_MS - 10 * 60 * 1000));
+        assert!(!c.window_open(Some(t), t + WINDOW_MS));
+    }
+
+    #[test]
+    fn legacy_payloads_are_read_as_free_form_replies() {
+        let legacy = OutboundMessage {
+            to: Recipient::Phone("919800000001".into()),
+            body: OutboundBody::Text {
+                body: "echo: hi".into(),
+                preview_url: false,
+            },
+            reply_to: None,
+            callback_data: None,
+        };
+        let s = StoredIntent::from_payload(&serde_json::to_string(&legacy).unwrap()).unwrap();
+        assert_eq!(s.purpose, Purpose::Reply);
+        assert_eq!(s.free_form, Some(legacy.body));
+        let round = StoredIntent {
+            purpose: Purpose::Notification {
+                kind: "claim_update".into(),
+                essential: true,
+            },
+            free_form: None,
+            template: Some(TemplateChoice {
+                name: "claim_status_update".into(),
+                language: "ta".into(),
+                params: vec!["CLM-000001".into(), "Approved".into()],
+            }),
+        };
+        let back = StoredIntent::from_payload(&serde_json::to_string(&round).unwrap()).unwrap();
+        assert_eq!(back, round);
+        assert!(StoredIntent::from_payload("{}").is_err());
+    }
+}
