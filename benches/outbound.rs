@@ -89,7 +89,7 @@ async fn fill(db: &DatabaseConnection, n: usize, run: usize) -> Vec<Duration> {
         let txn = insurebot::store::begin_write(db).await.unwrap();
         let t0 = Instant::now();
         composer::queue(
-            &txn,
+            &*txn,
             &composer,
             Intent {
                 contact_id: id,

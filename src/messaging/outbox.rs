@@ -163,7 +163,7 @@ pub async fn claim_due(
         .filter(outbox::Column::Id.is_in(candidates))
         .filter(outbox::Column::State.eq(state::QUEUED))
         .filter(free())
-        .exec(&txn)
+        .exec(&*txn)
         .await?;
     txn.commit().await?;
     outbox::Entity::find()
@@ -322,14 +322,14 @@ pub async fn record_attempt(
     let txn = begin_write(db).await?;
     update
         .filter(outbox::Column::Id.eq(row.id))
-        .exec(&txn)
+        .exec(&*txn)
         .await?;
     if let AttemptResult::Sent { wamid, .. } = result
         && let Some(status) = message_status::Entity::find_by_id(wamid.clone())
-            .one(&txn)
+            .one(&*txn)
             .await?
     {
-        apply_delivery(&txn, &status).await?;
+        apply_delivery(&*txn, &status).await?;
     }
     txn.commit().await
 }

@@ -191,7 +191,7 @@ impl Pipeline {
                 .filter(inbound_message::Column::ProcessedAt.is_null())
                 .order_by_asc(inbound_message::Column::SentAt)
                 .order_by_asc(inbound_message::Column::Id)
-                .one(&txn)
+                .one(&*txn)
                 .await?
             else {
                 txn.commit().await?;
@@ -256,7 +256,7 @@ impl Pipeline {
         }
         update
             .filter(inbound_message::Column::Id.eq(row.id))
-            .exec(&txn)
+            .exec(&*txn)
             .await?;
         txn.commit().await
     }
@@ -277,7 +277,7 @@ impl Pipeline {
                     .or(contact::Column::LeaseUntil.lt(now))
                     .or(contact::Column::LeaseOwner.eq(self.inner.instance_id.clone())),
             )
-            .exec(&txn)
+            .exec(&*txn)
             .await?;
         txn.commit().await?;
         Ok(result.rows_affected == 1)
@@ -296,7 +296,7 @@ impl Pipeline {
             )
             .filter(contact::Column::Id.eq(contact_id))
             .filter(contact::Column::LeaseOwner.eq(self.inner.instance_id.clone()))
-            .exec(&txn)
+            .exec(&*txn)
             .await?;
         txn.commit().await?;
         // Messages may have arrived for this contact while it was leased elsewhere.

@@ -48,13 +48,13 @@ pub async fn ingest(
     let txn = super::begin_write(db).await?;
     let mut report = IngestReport::default();
     for message in &events.messages {
-        let Some(contact_id) = upsert_contact(&txn, message, &events.contacts, now_ms).await?
+        let Some(contact_id) = upsert_contact(&*txn, message, &events.contacts, now_ms).await?
         else {
             // parse_webhook never yields a message without any identity; be defensive anyway.
             tracing::warn!(wamid = %message.id, "message without sender identity skipped");
             continue;
         };
-        if insert_message(&txn, contact_id, message, now_ms).await? {
+        if insert_message(&*txn, contact_id, message, now_ms).await? {
             report.new_messages += 1;
             if !report.contacts_with_new_messages.contains(&contact_id) {
                 report.contacts_with_new_messages.push(contact_id);
@@ -62,10 +62,10 @@ pub async fn ingest(
         } else {
             report.duplicate_messages += 1;
         }
-        advance_window(&txn, contact_id, message.timestamp * 1000, now_ms).await?;
+        advance_window(&*txn, contact_id, message.timestamp * 1000, now_ms).await?;
     }
     for status in &events.statuses {
-        if apply_status(&txn, status, now_ms).await? {
+        if apply_status(&*txn, status, now_ms).await? {
             report.statuses_applied += 1;
         } else {
             report.statuses_ignored += 1;
@@ -77,13 +77,13 @@ pub async fn ingest(
                 .errors
                 .iter()
                 .any(|e| WINDOW_CLOSED_CODES.contains(&e.code))
-            && outbox::queue_fallback(&txn, &status.message_id).await?
+            && outbox::queue_fallback(&*txn, &status.message_id).await?
         {
             report.fallbacks_queued += 1;
         }
     }
     for update in &events.template_status_updates {
-        report.templates_updated += templates::apply_status_update(&txn, update, now_ms).await?;
+        report.templates_updated += templates::apply_status_update(&*txn, update, now_ms).await?;
     }
     txn.commit().await?;
     Ok(report)

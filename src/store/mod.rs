@@ -5,6 +5,9 @@
 pub mod entities;
 pub mod ingest;
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use migrations::{Migrator, MigratorTrait};
@@ -56,22 +59,85 @@ pub async fn pending_migrations(db: &DatabaseConnection) -> Result<usize, DbErr>
     Ok(Migrator::get_pending_migrations(db).await?.len())
 }
 
-/// Starts a transaction that will write. On SQLite it is `BEGIN IMMEDIATE`: a deferred
-/// transaction that later upgrades to a writer fails with SQLITE_BUSY at once instead of
-/// waiting, which would turn ordinary concurrency into errors.
+/// A write transaction. On SQLite it also holds this process's write gate for the database
+/// file, so writers queue in FIFO order inside the process instead of meeting SQLite's busy
+/// handler, which sleeps in growing steps (up to 100 ms) and turned ordinary contention into
+/// latency spikes under load. Derefs to the [`DatabaseTransaction`].
+pub struct WriteTxn {
+    txn: DatabaseTransaction,
+    // Declared after `txn`, so the gate opens only once the transaction is gone.
+    _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl std::ops::Deref for WriteTxn {
+    type Target = DatabaseTransaction;
+
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+}
+
+impl WriteTxn {
+    /// Commits.
+    ///
+    /// # Errors
+    /// Database errors; nothing is written then.
+    pub async fn commit(self) -> Result<(), DbErr> {
+        self.txn.commit().await
+    }
+
+    /// Rolls back.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn rollback(self) -> Result<(), DbErr> {
+        self.txn.rollback().await
+    }
+}
+
+/// Starts a transaction that will write. On SQLite it is `BEGIN IMMEDIATE` behind the
+/// process's write gate: a deferred transaction that later upgrades to a writer fails with
+/// SQLITE_BUSY at once instead of waiting, and the gate keeps in-process writers from
+/// contending at all (other processes still meet the busy timeout).
 ///
 /// # Errors
 /// When no connection is available or the lock cannot be taken within the busy timeout.
-pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+pub async fn begin_write(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
     if db.get_database_backend() == DbBackend::Sqlite {
-        db.begin_with_options(TransactionOptions {
-            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-            ..Default::default()
+        let gate = sqlite_write_gate(db).lock_owned().await;
+        let txn = db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await?;
+        Ok(WriteTxn {
+            txn,
+            _gate: Some(gate),
         })
-        .await
     } else {
-        db.begin().await
+        Ok(WriteTxn {
+            txn: db.begin().await?,
+            _gate: None,
+        })
     }
+}
+
+/// One gate per SQLite file in this process (tests run many apps on different files).
+fn sqlite_write_gate(db: &DatabaseConnection) -> Arc<tokio::sync::Mutex<()>> {
+    static GATES: LazyLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> =
+        LazyLock::new(Default::default);
+    let file = db
+        .get_sqlite_connection_pool()
+        .connect_options()
+        .get_filename()
+        .to_owned();
+    GATES
+        .lock()
+        .expect("write gate registry")
+        .entry(file)
+        .or_default()
+        .clone()
 }
 
 /// The current time as Unix milliseconds.

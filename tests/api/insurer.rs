@@ -120,7 +120,7 @@ impl Fixture {
     ) -> ActionResult {
         // The runner calls actions inside its transaction; do the same.
         let txn = insurebot::store::begin_write(&self.db).await.expect("txn");
-        let result = self.insurer.run_action(&txn, who, action, &args, at).await;
+        let result = self.insurer.run_action(&*txn, who, action, &args, at).await;
         txn.commit().await.expect("commit");
         result
     }
