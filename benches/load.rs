@@ -114,8 +114,11 @@ async fn main() {
         "baseline /bench/baseline (signature check only): {ceiling:.0} req/s (64 connections, closed loop)"
     );
 
+    let cpu_before = (cpu_seconds(server.id()), cpu_seconds(std::process::id()));
     let run = offered_load(&http, &base, &options).await;
     let replies = wait_for_replies(&fake, run.sent.len(), Duration::from_secs(60)).await;
+    let server_cpu = cpu_seconds(server.id()) - cpu_before.0;
+    let loader_cpu = cpu_seconds(std::process::id()) - cpu_before.1;
     let report = match_replies(&run, &replies);
     let peak_mb = peak_rss_mb(&server);
     println!(
@@ -136,6 +139,10 @@ async fn main() {
         report.throughput / ceiling
     );
     println!("server peak memory (VmHWM): {peak_mb:.1} MB");
+    println!(
+        "CPU: server {:.2} ms per answered message ({server_cpu:.1} s), load generator + fake {loader_cpu:.1} s",
+        1000.0 * server_cpu / report.answered.max(1) as f64
+    );
     stop(&mut server);
     if let Some(drop_db) = drop_db {
         drop_db.await;
@@ -441,6 +448,22 @@ fn peak_rss_mb(server: &Child) -> f64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|kb| kb.parse::<f64>().ok())
         .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// User + system CPU seconds a process has used so far (Linux /proc).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of /proc/pid/stat, i.e. 11 and 12 after the name.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn stop(server: &mut Child) {
