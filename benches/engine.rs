@@ -12,28 +12,40 @@ use insurebot::engine::{Conversation, Event, FlowSet, step};
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let flows = FlowSet::load(&root.join("flows"), &root.join("locales")).expect("shipped flows load");
+    let flows =
+        FlowSet::load(&root.join("flows"), &root.join("locales")).expect("shipped flows load");
     let now = Utc::now();
 
     // A fresh conversation greeting the bot: the menu is rendered as a 7-row list.
     let fresh = Conversation::new("en");
     let greet = Event::Text("hi".into());
-    report("step: 'hi' → main menu (list of 7)", median_per_iteration(2_000, 25, || {
-        std::hint::black_box(step(&flows, &fresh, &greet, now));
-    }));
+    report(
+        "step: 'hi' → main menu (list of 7)",
+        median_per_iteration(2_000, 25, || {
+            std::hint::black_box(step(&flows, &fresh, &greet, now));
+        }),
+    );
 
     // A tap from the menu into a flow that asks a question.
     let at_menu = step(&flows, &fresh, &greet, now).conversation;
-    let tap = Event::ListRow { id: "language".into() };
-    report("step: list tap → language buttons", median_per_iteration(2_000, 25, || {
-        std::hint::black_box(step(&flows, &at_menu, &tap, now));
-    }));
+    let tap = Event::ListRow {
+        id: "language".into(),
+    };
+    report(
+        "step: list tap → language buttons",
+        median_per_iteration(2_000, 25, || {
+            std::hint::black_box(step(&flows, &at_menu, &tap, now));
+        }),
+    );
 
     // Free text that no state understands (re-prompt path).
     let nonsense = Event::Text("qwertyuiop".into());
-    report("step: misunderstood text → re-prompt", median_per_iteration(2_000, 25, || {
-        std::hint::black_box(step(&flows, &at_menu, &nonsense, now));
-    }));
+    report(
+        "step: misunderstood text → re-prompt",
+        median_per_iteration(2_000, 25, || {
+            std::hint::black_box(step(&flows, &at_menu, &nonsense, now));
+        }),
+    );
 
     // `flows check` on 200 flow files: the 11 shipped ones plus generated ones like them.
     let dir = std::env::temp_dir().join(format!("insurebot-bench-{}", std::process::id()));
@@ -47,7 +59,11 @@ fn main() {
     }
     let shipped = std::fs::read_dir(&flows_dir).unwrap().count();
     for n in 0..(200 - shipped) {
-        std::fs::write(flows_dir.join(format!("generated_{n:03}.yaml")), generated_flow(n)).unwrap();
+        std::fs::write(
+            flows_dir.join(format!("generated_{n:03}.yaml")),
+            generated_flow(n),
+        )
+        .unwrap();
     }
     let locales = root.join("locales");
     let count = std::fs::read_dir(&flows_dir).unwrap().count();
@@ -80,7 +96,11 @@ states:
 }
 
 /// Runs `f` `iterations` times per batch, `batches` times; the median time of one call.
-fn median_per_iteration(iterations: u32, batches: usize, mut f: impl FnMut()) -> (Duration, Duration, Duration) {
+fn median_per_iteration(
+    iterations: u32,
+    batches: usize,
+    mut f: impl FnMut(),
+) -> (Duration, Duration, Duration) {
     let mut per_call: Vec<Duration> = (0..batches)
         .map(|_| {
             let started = Instant::now();

@@ -14,6 +14,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{DialogueMode, Settings};
+use crate::console::Console;
+use crate::console::hours::OfficeHours;
 use crate::dialogue::flows::FlowStore;
 use crate::dialogue::{ActionExecutor, ActionResult, FlowRunner};
 use crate::engine::lint::EngineSettings;
@@ -76,6 +78,7 @@ impl Application {
                     flows: store.clone(),
                     actions: Arc::new(NoInsurer),
                     default_language: dialogue.default_language.clone(),
+                    office_hours: Some(office_hours(&settings)?),
                 };
                 (Arc::new(runner) as Arc<dyn MessageHandler>, Some(store))
             }
@@ -150,7 +153,13 @@ impl Application {
             wake: outbox_ready,
             mark_read: settings.mark_read,
         };
+        let console = Console::new(
+            office_hours(&settings)?,
+            flows.clone(),
+            settings.dialogue.default_language.clone(),
+        )?;
         let state = AppState {
+            console: Arc::new(console),
             db,
             secrets: Arc::new(WebhookSecrets {
                 app_secret: settings.app_secret(),
@@ -209,9 +218,13 @@ impl Application {
         });
         let router = http::router(self.state);
         tracing::info!(port = self.port, "insurebot listening");
-        let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        // Connect info gives the console's login limiting the client address.
+        let served = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
         stop.cancel();
         let _ = tokio::join!(sweeper, sender);
         if let Some(watcher) = watcher {
@@ -220,6 +233,11 @@ impl Application {
         drop(self.sandbox_server);
         served.context("HTTP server failed")
     }
+}
+
+fn office_hours(settings: &Settings) -> anyhow::Result<OfficeHours> {
+    OfficeHours::from_settings(&settings.console)
+        .map_err(|(key, problem)| anyhow::anyhow!("{key}: {problem}"))
 }
 
 fn hostname() -> String {

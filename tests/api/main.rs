@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod console;
 mod dialogue;
 mod health;
 mod ingest;

@@ -1,10 +1,13 @@
 //! sea-orm entities, one per table (see `migrations/`). Hand-written queries live beside them
 //! in `store/`; every `*_at` field holds Unix milliseconds (UTC).
 
+pub mod agent;
+pub mod agent_session;
 pub mod consent_log;
 pub mod contact;
 pub mod conversation;
 pub mod handoff;
 pub mod inbound_message;
+pub mod login_failure;
 pub mod message_status;
 pub mod outbox;
