@@ -173,7 +173,7 @@ pub async fn page(State(state): State<AppState>, agent: CurrentAgent) -> Result<
         .into_iter()
         .map(|(place, count)| Stuck { place, count })
         .collect();
-    stuck.sort_by(|a, b| b.count.cmp(&a.count));
+    stuck.sort_by_key(|s| std::cmp::Reverse(s.count));
 
     let mut ctx = tera::Context::new();
     ctx.insert("me", &agent);

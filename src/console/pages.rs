@@ -300,9 +300,12 @@ pub async fn conversation(
     );
     ctx.insert(
         "mode",
-        &conv
-            .as_ref()
-            .map_or_else(|| "bot".to_owned(), |c| format!("{:?}", c.mode)),
+        &conv.as_ref().map_or("bot", |c| match c.mode {
+            crate::engine::Mode::Bot => "bot answering",
+            crate::engine::Mode::WaitingForAgent => "waiting for an agent (bot quiet)",
+            crate::engine::Mode::WithAgent => "with an agent (bot quiet)",
+            crate::engine::Mode::OptedOutQuiet => "opted out",
+        }),
     );
     let consent: Vec<ConsentRow> = consent_log::Entity::find()
         .filter(consent_log::Column::ContactId.eq(contact_id))

@@ -617,3 +617,84 @@ async fn outside_office_hours_the_policyholder_is_told_when_an_agent_will_reply(
     let contact = contact::Entity::find().one(&app.db).await.unwrap().unwrap();
     assert!(contact.last_inbound_at.is_some());
 }
+
+#[tokio::test]
+async fn the_simulator_talks_through_the_webhook_and_shows_replies_with_ticks_in_sandbox_mode() {
+    let app = spawn_app_with(&Backend::Sqlite, |s| {
+        s.dialogue.handler = DialogueMode::Flows;
+        s.whatsapp.access_token = None;
+        s.whatsapp.app_secret = None;
+    })
+    .await;
+    let page = app.get("/simulator").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let phone = "919800000709";
+    let sent = app
+        .http
+        .post(format!("{}/simulator/send", app.address))
+        .json(&serde_json::json!({ "phone": phone, "kind": "text", "text": "hi" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), StatusCode::OK);
+    let mut menu = serde_json::Value::Null;
+    for _ in 0..200 {
+        let v: serde_json::Value = app
+            .get(&format!("/simulator/messages?phone={phone}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if let Some(m) = v["messages"].as_array().and_then(|a| a.first()) {
+            menu = m.clone();
+            assert_eq!(v["window_open"], true);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(menu["body"]["interactive"]["type"], "list", "{menu}");
+    let ack = app
+        .http
+        .post(format!("{}/simulator/ack", app.address))
+        .json(&serde_json::json!({ "phone": phone, "wamid": menu["wamid"], "status": "read" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ack.status(), StatusCode::OK);
+    let v: serde_json::Value = app
+        .get(&format!("/simulator/messages?phone={phone}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["messages"][0]["status"], "read");
+    let closed = app
+        .http
+        .post(format!("{}/simulator/window", app.address))
+        .json(&serde_json::json!({ "phone": phone }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(closed.status(), StatusCode::NO_CONTENT);
+    let v: serde_json::Value = app
+        .get(&format!("/simulator/messages?phone={phone}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["window_open"], false);
+}
+
+#[tokio::test]
+async fn the_simulator_does_not_exist_outside_sandbox_mode() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    assert_eq!(app.get("/simulator").await.status(), StatusCode::NOT_FOUND);
+    let sent = app
+        .http
+        .post(format!("{}/simulator/send", app.address))
+        .json(&serde_json::json!({ "phone": "919800000710", "kind": "text", "text": "hi" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), StatusCode::NOT_FOUND);
+}

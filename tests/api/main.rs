@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod browser;
 mod console;
 mod dialogue;
 mod health;
