@@ -216,6 +216,7 @@ impl Application {
         let watcher = self.flows.clone().map(|flows| {
             tokio::spawn(flows.watch(self.state.settings.dialogue.watch, stop.clone()))
         });
+        let closing = self.state.console.closing.clone();
         let router = http::router(self.state);
         tracing::info!(port = self.port, "insurebot listening");
         // Connect info gives the console's login limiting the client address.
@@ -223,7 +224,11 @@ impl Application {
             self.listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Long-lived console event streams end so in-flight requests can drain.
+            closing.cancel();
+        })
         .await;
         stop.cancel();
         let _ = tokio::join!(sweeper, sender);

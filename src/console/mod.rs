@@ -46,6 +46,9 @@ pub struct Console {
     pub flows: Option<Arc<FlowStore>>,
     /// Language of a conversation the engine has not seen yet.
     pub default_language: String,
+    /// Cancelled when the server starts shutting down: open event streams end, otherwise an
+    /// open console tab would hold graceful shutdown forever.
+    pub closing: tokio_util::sync::CancellationToken,
 }
 
 /// The templates, embedded so the binary is all an operator deploys.
@@ -83,6 +86,7 @@ impl Console {
             hours,
             flows,
             default_language,
+            closing: tokio_util::sync::CancellationToken::new(),
         })
     }
 

@@ -126,7 +126,7 @@ pub async fn queue_events(
     _agent: CurrentAgent,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let db = state.db.clone();
-    changes(move || {
+    changes(state.console.closing.clone(), move || {
         let db = db.clone();
         async move {
             let rows = handoff_row::Entity::find()
@@ -147,22 +147,31 @@ pub async fn queue_events(
 
 /// Polls `fingerprint` and sends `update` each time it changes (the first value included, so
 /// a page that loaded just before a change still refreshes).
-fn changes<F, Fut>(fingerprint: F) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>>
+fn changes<F, Fut>(
+    closing: tokio_util::sync::CancellationToken,
+    fingerprint: F,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>>
 where
     F: Fn() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Option<String>> + Send,
 {
     let stream = futures_util::stream::unfold(
-        (fingerprint, None::<String>),
-        |(fingerprint, last)| async move {
+        (fingerprint, None::<String>, closing),
+        |(fingerprint, last, closing)| async move {
             loop {
+                if closing.is_cancelled() {
+                    return None;
+                }
                 if let Some(now) = fingerprint().await
                     && last.as_ref() != Some(&now)
                 {
                     let event = SseEvent::default().event("update").data("changed");
-                    return Some((Ok(event), (fingerprint, Some(now))));
+                    return Some((Ok(event), (fingerprint, Some(now), closing)));
                 }
-                tokio::time::sleep(POLL).await;
+                tokio::select! {
+                    () = closing.cancelled() => return None,
+                    () = tokio::time::sleep(POLL) => {}
+                }
             }
         },
     );
@@ -437,7 +446,7 @@ pub async fn conversation_events(
     Path(contact_id): Path<i64>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let db = state.db.clone();
-    changes(move || {
+    changes(state.console.closing.clone(), move || {
         let db = db.clone();
         async move { conversation_fingerprint(&db, contact_id).await.ok() }
     })

@@ -698,3 +698,21 @@ async fn the_simulator_does_not_exist_outside_sandbox_mode() {
         .unwrap();
     assert_eq!(sent.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn an_open_event_stream_does_not_hold_up_shutdown() {
+    let mut app = spawn_app(&Backend::Sqlite).await;
+    add_agent(&app, "asha@example.com", Role::Agent).await;
+    let agent = login(&app, "asha@example.com").await;
+    let mut stream = agent.get("/console/queue/events").await;
+    assert_eq!(stream.status(), StatusCode::OK);
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.chunk())
+        .await
+        .expect("a first event")
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("event: update"));
+    tokio::time::timeout(Duration::from_secs(10), app.shutdown())
+        .await
+        .expect("shutdown finished with a console tab open");
+}
