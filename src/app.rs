@@ -16,10 +16,11 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{DialogueMode, Settings};
 use crate::console::Console;
 use crate::console::hours::OfficeHours;
+use crate::dialogue::FlowRunner;
 use crate::dialogue::flows::FlowStore;
-use crate::dialogue::{ActionExecutor, ActionResult, FlowRunner};
 use crate::engine::lint::EngineSettings;
 use crate::http::{self, AppState, WebhookSecrets};
+use crate::insurer::Insurer;
 use crate::messaging::sender::Sender;
 use crate::metrics::Metrics;
 use crate::pipeline::echo::EchoHandler;
@@ -52,8 +53,8 @@ impl Application {
         // Flows first: a broken flow file is the most likely start-up error, and it needs no
         // database to be reported.
         let dialogue = &settings.dialogue;
-        let (handler, flows): (Arc<dyn MessageHandler>, _) = match dialogue.handler {
-            DialogueMode::Echo => (Arc::new(EchoHandler), None),
+        let flows = match dialogue.handler {
+            DialogueMode::Echo => None,
             DialogueMode::Flows => {
                 let engine_settings = EngineSettings {
                     misunderstood_limit: dialogue.misunderstood_limit,
@@ -73,14 +74,7 @@ impl Application {
                                 listed.join("\n")
                             )
                         })?;
-                let store = Arc::new(store);
-                let runner = FlowRunner {
-                    flows: store.clone(),
-                    actions: Arc::new(NoInsurer),
-                    default_language: dialogue.default_language.clone(),
-                    office_hours: Some(office_hours(&settings)?),
-                };
-                (Arc::new(runner) as Arc<dyn MessageHandler>, Some(store))
+                Some(Arc::new(store))
             }
         };
         let db = crate::store::connect(&settings.database_url)
@@ -93,6 +87,22 @@ impl Application {
                 .await
                 .context("database migration failed")?;
         }
+        if settings.sandbox() && settings.auto_migrate {
+            crate::insurer::load_sample_if_empty(&db)
+                .await
+                .context("cannot load the sample policies")?;
+        }
+        let insurer = Insurer::from_settings(&settings.insurer, db.clone())
+            .context("cannot set up the insurer data source")?;
+        let handler: Arc<dyn MessageHandler> = match &flows {
+            None => Arc::new(EchoHandler),
+            Some(store) => Arc::new(FlowRunner {
+                flows: store.clone(),
+                actions: Arc::new(insurer),
+                default_language: settings.dialogue.default_language.clone(),
+                office_hours: Some(office_hours(&settings)?),
+            }),
+        };
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -250,25 +260,4 @@ fn hostname() -> String {
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "insurebot".to_owned())
-}
-
-/// The action executor when no insurer data source is configured: every action answers
-/// `error`, which every flow must handle (the linter checks), so the policyholder is offered
-/// "try again later" or an agent instead of a crash.
-struct NoInsurer;
-
-impl ActionExecutor for NoInsurer {
-    fn run<'a>(
-        &'a self,
-        _txn: &'a sea_orm::DatabaseTransaction,
-        _contact: &'a crate::store::entities::contact::Model,
-        name: &'a str,
-        _args: &'a serde_json::Value,
-        _now: chrono::DateTime<chrono::Utc>,
-    ) -> crate::pipeline::BoxFuture<'a, ActionResult> {
-        Box::pin(async move {
-            tracing::warn!(action = %name, "no insurer data source configured");
-            ActionResult::error()
-        })
-    }
 }

@@ -77,6 +77,7 @@ pub struct Settings {
     pub webhook: WebhookSettings,
     pub outbox: OutboxSettings,
     pub console: ConsoleSettings,
+    pub insurer: InsurerSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -142,6 +143,9 @@ pub struct WhatsAppSettings {
 pub struct WebhookSettings {
     /// Largest webhook body accepted, in bytes (larger → 413).
     pub max_body_bytes: usize,
+    /// Serve `POST /bench/baseline`, which only checks the signature and answers 200: the
+    /// ceiling the load benchmark compares the real webhook with. Off in production.
+    pub bench_baseline: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -201,6 +205,96 @@ impl Default for ConsoleSettings {
     }
 }
 
+/// Where policies, claims and premiums come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicySourceKind {
+    /// insurebot's own tables, filled by `insurebot import`.
+    Embedded,
+    /// The insurer's REST API (`[insurer.http]`).
+    Http,
+}
+
+/// `[insurer]`: the policy data source, identity checks and payment links.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InsurerSettings {
+    /// `embedded` (imported CSV files) or `http` (the insurer's API).
+    pub source: PolicySourceKind,
+    /// How long a verification lasts, in minutes.
+    pub verification_ttl_minutes: u64,
+    /// Failed date-of-birth checks in a row before the contact is locked out.
+    pub max_failed_attempts: u32,
+    /// How long a lockout lasts, in minutes.
+    pub lockout_minutes: u64,
+    /// A premium counts as due when unpaid and due within this many days (or overdue).
+    pub premium_due_window_days: u32,
+    /// "Remind me later" reminds this many days before the due date (tomorrow at the earliest).
+    pub remind_days_before: u32,
+    /// Offset of the insurer's calendar from UTC in minutes (India: 330); decides "today".
+    pub utc_offset_minutes: i32,
+    /// Payment link pattern: `{policy_number}` and `{token}` (optionally `{amount}`, `{due_date}`).
+    pub pay_link_url: String,
+    /// HMAC key the payment page checks link tokens with (at least 16 characters).
+    pub pay_link_secret: Option<SecretString>,
+    /// How long a payment link stays valid, in hours.
+    pub pay_link_ttl_hours: u64,
+    pub http: InsurerHttpSettings,
+}
+
+/// `[insurer.http]`: the insurer's REST API (see `src/insurer/insurer-api.openapi.yaml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InsurerHttpSettings {
+    /// Base URL, e.g. `https://api.insurer.example/chatbot/v1`.
+    pub base_url: String,
+    /// Bearer token sent with every request.
+    pub token: Option<SecretString>,
+    /// Timeout of one request, in milliseconds.
+    pub timeout_ms: u64,
+    /// Extra attempts of a failed read (timeouts, connection errors, 429, 5xx).
+    pub retries: u32,
+    /// First retry delay in milliseconds; doubles per retry, with jitter.
+    pub retry_backoff_ms: u64,
+    /// Consecutive failed calls that open the circuit.
+    pub breaker_failures: u32,
+    /// How long an open circuit refuses calls, in milliseconds.
+    pub breaker_cooldown_ms: u64,
+}
+
+impl Default for InsurerSettings {
+    fn default() -> Self {
+        Self {
+            source: PolicySourceKind::Embedded,
+            verification_ttl_minutes: 30,
+            max_failed_attempts: 3,
+            lockout_minutes: 30,
+            premium_due_window_days: 30,
+            remind_days_before: 3,
+            utc_offset_minutes: 330,
+            pay_link_url: "https://pay.example.in/p/{policy_number}?t={token}".into(),
+            pay_link_secret: None,
+            pay_link_ttl_hours: 48,
+            http: InsurerHttpSettings::default(),
+        }
+    }
+}
+
+impl Default for InsurerHttpSettings {
+    fn default() -> Self {
+        // Worst case per read: 3 attempts x 1.5 s plus ~0.3 s of backoff, under 5 s.
+        Self {
+            base_url: String::new(),
+            token: None,
+            timeout_ms: 1500,
+            retries: 2,
+            retry_backoff_ms: 100,
+            breaker_failures: 5,
+            breaker_cooldown_ms: 30_000,
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -214,6 +308,7 @@ impl Default for Settings {
             webhook: WebhookSettings::default(),
             outbox: OutboxSettings::default(),
             console: ConsoleSettings::default(),
+            insurer: InsurerSettings::default(),
         }
     }
 }
@@ -245,6 +340,7 @@ impl Default for WebhookSettings {
         // Meta does not document a maximum; real batches stay well under 1 MiB.
         Self {
             max_body_bytes: 3 * 1024 * 1024,
+            bench_baseline: false,
         }
     }
 }
@@ -354,6 +450,7 @@ impl Settings {
                     self.whatsapp.request_timeout_ms = parse(key, value)?
                 }
                 "WEBHOOK_MAX_BODY_BYTES" => self.webhook.max_body_bytes = parse(key, value)?,
+                "WEBHOOK_BENCH_BASELINE" => self.webhook.bench_baseline = parse(key, value)?,
                 "OUTBOX_MAX_ATTEMPTS" => self.outbox.max_attempts = parse(key, value)?,
                 "OUTBOX_RETRY_BASE_MS" => self.outbox.retry_base_ms = parse(key, value)?,
                 "OUTBOX_RETRY_MAX_MS" => self.outbox.retry_max_ms = parse(key, value)?,
@@ -373,6 +470,7 @@ impl Settings {
                 "CONSOLE_OFFICE_CLOSE" => self.console.office_close = value.clone(),
                 "CONSOLE_UTC_OFFSET" => self.console.utc_offset = value.clone(),
                 "CONSOLE_TIMEZONE_LABEL" => self.console.timezone_label = value.clone(),
+                n if n.starts_with("INSURER_") => self.insurer.apply_env(key, &n[8..], value)?,
                 // Variables for the test harness and config-file selection are not settings.
                 n if n.starts_with("TEST_") || n == "CONFIG" => {}
                 _ => tracing::warn!(variable = %key, "unknown INSUREBOT_ variable ignored"),
@@ -495,10 +593,106 @@ impl Settings {
         }
         crate::console::hours::OfficeHours::from_settings(console)
             .map_err(|(key, problem)| invalid(key, problem))?;
+        self.insurer.validate()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.filter).is_err() {
             return Err(invalid(
                 "INSUREBOT_LOG_FILTER",
                 format!("'{}' is not a valid filter directive", self.log.filter),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl InsurerSettings {
+    fn apply_env(&mut self, key: &str, name: &str, value: &str) -> Result<(), ConfigError> {
+        let http = &mut self.http;
+        match name {
+            "SOURCE" => self.source = parse_enum(key, value)?,
+            "VERIFICATION_TTL_MINUTES" => self.verification_ttl_minutes = parse(key, value)?,
+            "MAX_FAILED_ATTEMPTS" => self.max_failed_attempts = parse(key, value)?,
+            "LOCKOUT_MINUTES" => self.lockout_minutes = parse(key, value)?,
+            "PREMIUM_DUE_WINDOW_DAYS" => self.premium_due_window_days = parse(key, value)?,
+            "REMIND_DAYS_BEFORE" => self.remind_days_before = parse(key, value)?,
+            "UTC_OFFSET_MINUTES" => self.utc_offset_minutes = parse(key, value)?,
+            "PAY_LINK_URL" => self.pay_link_url = value.to_owned(),
+            "PAY_LINK_SECRET" => self.pay_link_secret = Some(SecretString::from(value.to_owned())),
+            "PAY_LINK_TTL_HOURS" => self.pay_link_ttl_hours = parse(key, value)?,
+            "HTTP_BASE_URL" => http.base_url = value.to_owned(),
+            "HTTP_TOKEN" => http.token = Some(SecretString::from(value.to_owned())),
+            "HTTP_TIMEOUT_MS" => http.timeout_ms = parse(key, value)?,
+            "HTTP_RETRIES" => http.retries = parse(key, value)?,
+            "HTTP_RETRY_BACKOFF_MS" => http.retry_backoff_ms = parse(key, value)?,
+            "HTTP_BREAKER_FAILURES" => http.breaker_failures = parse(key, value)?,
+            "HTTP_BREAKER_COOLDOWN_MS" => http.breaker_cooldown_ms = parse(key, value)?,
+            _ => tracing::warn!(variable = %key, "unknown INSUREBOT_ variable ignored"),
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.source == PolicySourceKind::Http
+            && !(self.http.base_url.starts_with("https://")
+                || self.http.base_url.starts_with("http://"))
+        {
+            return Err(invalid(
+                "INSUREBOT_INSURER_HTTP_BASE_URL",
+                "must be an http(s) URL when INSUREBOT_INSURER_SOURCE is http",
+            ));
+        }
+        let positive = [
+            (
+                "INSUREBOT_INSURER_VERIFICATION_TTL_MINUTES",
+                self.verification_ttl_minutes,
+            ),
+            (
+                "INSUREBOT_INSURER_MAX_FAILED_ATTEMPTS",
+                u64::from(self.max_failed_attempts),
+            ),
+            ("INSUREBOT_INSURER_LOCKOUT_MINUTES", self.lockout_minutes),
+            (
+                "INSUREBOT_INSURER_PAY_LINK_TTL_HOURS",
+                self.pay_link_ttl_hours,
+            ),
+            ("INSUREBOT_INSURER_HTTP_TIMEOUT_MS", self.http.timeout_ms),
+            (
+                "INSUREBOT_INSURER_HTTP_BREAKER_FAILURES",
+                u64::from(self.http.breaker_failures),
+            ),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(invalid(key, "must be greater than 0"));
+            }
+        }
+        if self.http.retries > 5 {
+            return Err(invalid(
+                "INSUREBOT_INSURER_HTTP_RETRIES",
+                "must be at most 5 (a policyholder is waiting)",
+            ));
+        }
+        if !(-720..=840).contains(&self.utc_offset_minutes) {
+            return Err(invalid(
+                "INSUREBOT_INSURER_UTC_OFFSET_MINUTES",
+                "must be between -720 and 840",
+            ));
+        }
+        let url = &self.pay_link_url;
+        if !(url.starts_with("https://") || url.starts_with("http://")) || !url.contains("{token}")
+        {
+            return Err(invalid(
+                "INSUREBOT_INSURER_PAY_LINK_URL",
+                "must be an http(s) URL containing {token}",
+            ));
+        }
+        if self
+            .pay_link_secret
+            .as_ref()
+            .is_some_and(|s| s.expose_secret().len() < 16)
+        {
+            return Err(invalid(
+                "INSUREBOT_INSURER_PAY_LINK_SECRET",
+                "must be at least 16 characters",
             ));
         }
         Ok(())
@@ -634,6 +828,43 @@ mod tests {
                 .unwrap_err();
         assert!(
             err.to_string().starts_with("INSUREBOT_WHATSAPP_APP_SECRET"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn insurer_settings_come_from_the_environment_and_are_validated() {
+        let s = Settings::from_sources(
+            None,
+            &env(&[
+                ("INSUREBOT_INSURER_SOURCE", "http"),
+                (
+                    "INSUREBOT_INSURER_HTTP_BASE_URL",
+                    "https://api.insurer.example/v1",
+                ),
+                ("INSUREBOT_INSURER_LOCKOUT_MINUTES", "15"),
+                ("INSUREBOT_INSURER_HTTP_TOKEN", "insurer-very-secret"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.insurer.source, PolicySourceKind::Http);
+        assert_eq!(s.insurer.lockout_minutes, 15);
+        assert!(!format!("{s:?}").contains("very-secret"));
+        let err = Settings::from_sources(None, &env(&[("INSUREBOT_INSURER_SOURCE", "http")]))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("INSUREBOT_INSURER_HTTP_BASE_URL"),
+            "{err}"
+        );
+        let err = Settings::from_sources(
+            None,
+            &env(&[("INSUREBOT_INSURER_PAY_LINK_URL", "https://pay.example.in/p")]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("INSUREBOT_INSURER_PAY_LINK_URL"),
             "{err}"
         );
     }

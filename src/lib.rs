@@ -6,6 +6,7 @@
 //! - [`engine`]: the pure dialogue engine: flow files, linter, fluent text, `step()`.
 //! - [`dialogue`]: the runner around the engine: loads and saves conversations, performs effects.
 //! - [`store`]: database connection, migrations, entities and queries.
+//! - [`insurer`]: policy data (imported tables or the insurer's API), identity checks, flow actions.
 //! - [`pipeline`]: hands stored inbound messages to the dialogue layer, one per contact at a time.
 //! - [`messaging`]: the persisted outbox and the sender that drains it.
 //! - [`http`]: every route and layer (webhook, health, metrics, console).
@@ -23,6 +24,7 @@ pub mod console;
 pub mod dialogue;
 pub mod engine;
 pub mod http;
+pub mod insurer;
 pub mod messaging;
 pub mod metrics;
 pub mod pipeline;

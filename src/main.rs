@@ -43,6 +43,14 @@ enum Command {
         #[command(subcommand)]
         command: AgentCommand,
     },
+    /// Import the insurer's CSV export into the embedded tables (all or nothing by default).
+    Import {
+        kind: insurebot::insurer::ImportKind,
+        file: PathBuf,
+        /// Import the valid rows and report the invalid ones instead of importing nothing.
+        #[arg(long)]
+        skip_invalid: bool,
+    },
     /// Run the fake WhatsApp Cloud API on its own (for tests and demos).
     FakeCloudApi {
         #[arg(long, default_value = "127.0.0.1:9090")]
@@ -136,6 +144,11 @@ async fn main() -> ExitCode {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(settings).await,
         Command::FakeCloudApi { listen } => fake(listen).await,
+        Command::Import {
+            kind,
+            file,
+            skip_invalid,
+        } => import(settings, kind, file, skip_invalid).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -155,6 +168,19 @@ async fn migrate(settings: Settings) -> anyhow::Result<()> {
     let db = insurebot::store::connect(&settings.database_url).await?;
     insurebot::store::migrate(&db).await?;
     println!("migrations applied");
+    Ok(())
+}
+
+async fn import(
+    settings: Settings,
+    kind: insurebot::insurer::ImportKind,
+    file: PathBuf,
+    skip_invalid: bool,
+) -> anyhow::Result<()> {
+    let db = insurebot::store::connect(&settings.database_url).await?;
+    insurebot::store::migrate(&db).await?;
+    let report = insurebot::insurer::import(&db, kind, &file, skip_invalid).await?;
+    println!("{report}");
     Ok(())
 }
 

@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_create_ingest;
 mod m20261126_000002_create_dialogue;
+mod m20261127_000001_create_insurer;
 mod m20261203_000001_create_console;
 
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261126_000001_create_ingest::Migration),
             Box::new(m20261126_000002_create_dialogue::Migration),
+            Box::new(m20261127_000001_create_insurer::Migration),
             Box::new(m20261203_000001_create_console::Migration),
         ]
     }

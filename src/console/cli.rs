@@ -42,7 +42,10 @@ pub async fn add_agent(
     crate::store::migrate(&db)
         .await
         .context("database migration failed")?;
-    let id = create_agent(&db, email, name, role, &password).await?;
+    let created = create_agent(&db, email, name, role, &password).await;
+    // Close the pool before the process exits so SQLite's connections end cleanly.
+    let _ = db.close().await;
+    let id = created?;
     println!(
         "agent {id} created ({}): log in at /console/login",
         role.as_str()

@@ -253,7 +253,8 @@ async fn post_webhook(state: &AppState, body: String) -> Result<Response> {
         .header("x-hub-signature-256", sig)
         .body(Body::from(body))
         .map_err(|e| ConsoleError::Internal(e.into()))?;
-    let response = crate::http::webhook::router(state.settings.webhook.max_body_bytes)
+    // The simulator never needs the load-benchmark baseline endpoint.
+    let response = crate::http::webhook::router(state.settings.webhook.max_body_bytes, false)
         .with_state(state.clone())
         .oneshot(request)
         .await

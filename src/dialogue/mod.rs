@@ -34,22 +34,7 @@ use flows::FlowStore;
 /// rejects loops; this is the backstop against a misbehaving action).
 const MAX_ACTIONS_PER_MESSAGE: usize = 16;
 
-/// What an insurer action returned: one of its outcomes and the result fields.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ActionResult {
-    pub outcome: String,
-    pub data: Value,
-}
-
-impl ActionResult {
-    /// The `error` outcome every action can return.
-    pub fn error() -> Self {
-        Self {
-            outcome: "error".into(),
-            data: Value::Object(Default::default()),
-        }
-    }
-}
+pub use crate::insurer::ActionResult;
 
 /// Runs insurer actions (`policy.list`, `claim.status`, …) for a contact.
 pub trait ActionExecutor: Send + Sync + 'static {
@@ -61,6 +46,19 @@ pub trait ActionExecutor: Send + Sync + 'static {
         args: &'a Value,
         now: DateTime<Utc>,
     ) -> BoxFuture<'a, ActionResult>;
+}
+
+impl ActionExecutor for crate::insurer::Insurer {
+    fn run<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        contact: &'a contact::Model,
+        name: &'a str,
+        args: &'a Value,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, ActionResult> {
+        Box::pin(self.run_action(txn, contact, name, args, now))
+    }
 }
 
 /// The flow engine as the pipeline's message handler.

@@ -50,7 +50,10 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole router with its layers.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .merge(webhook::router(state.settings.webhook.max_body_bytes))
+        .merge(webhook::router(
+            state.settings.webhook.max_body_bytes,
+            state.settings.webhook.bench_baseline,
+        ))
         .merge(health::router())
         .merge(sandbox::router())
         .merge(console::router())

@@ -21,10 +21,26 @@ use crate::store::{ingest, now_ms};
 use crate::whatsapp::inbound::parse_webhook;
 use crate::whatsapp::signature::{self, SignatureError};
 
-pub fn router(max_body_bytes: usize) -> Router<AppState> {
-    Router::new()
-        .route("/webhook", get(verify).post(receive))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+pub fn router(max_body_bytes: usize, bench_baseline: bool) -> Router<AppState> {
+    let mut router = Router::new().route("/webhook", get(verify).post(receive));
+    if bench_baseline {
+        router = router.route("/bench/baseline", axum::routing::post(baseline));
+    }
+    router.layer(DefaultBodyLimit::max(max_body_bytes))
+}
+
+/// The load benchmark's ceiling: the same body limit and signature check as the webhook, and
+/// nothing else.
+async fn baseline(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let header = headers.get("x-hub-signature-256").map(|v| v.as_bytes());
+    match signature::verify(
+        state.secrets.app_secret.expose_secret().as_bytes(),
+        &body,
+        header,
+    ) {
+        Ok(()) => StatusCode::OK,
+        Err(_) => StatusCode::FORBIDDEN,
+    }
 }
 
 /// The handshake: 200 with the raw `hub.challenge` when mode and token match, 403 otherwise.

@@ -305,3 +305,73 @@ fn tap(phone: &str, timestamp: i64, kind: &str, id: &str, title: &str) -> serde_
         "interactive": { "type": kind, kind: { "id": id, "title": title } }
     })
 }
+
+#[tokio::test]
+async fn a_policyholder_checks_a_claim_with_real_insurer_data_and_cannot_see_anothers() {
+    for backend in backends() {
+        let app = spawn_flows_app(&backend).await;
+        assert!(
+            insurebot::insurer::load_sample_if_empty(&app.db)
+                .await
+                .unwrap()
+        );
+        let owner = "919812345678"; // registered on the health policy that has CLM-240311
+        let ts = now_secs();
+        app.post_webhook(&envelope(vec![text_message(
+            owner,
+            &new_wamid(),
+            ts,
+            "claim",
+        )]))
+        .await;
+        let sent = app.wait_for_sends(1).await;
+        assert_eq!(
+            sent[0].body["type"], "text",
+            "asks for the claim number: {}",
+            sent[0].body
+        );
+        app.post_webhook(&envelope(vec![text_message(
+            owner,
+            &new_wamid(),
+            ts + 1,
+            "CLM-240311",
+        )]))
+        .await;
+        let sent = app.wait_for_sends(2).await;
+        let status = serde_json::to_string(&sent[1].body).unwrap();
+        assert!(
+            status.contains("CLM-240311") || status.contains("240311"),
+            "{status}"
+        );
+
+        // Another verified policyholder (registered on other policies) asks for the same
+        // claim: for them it does not exist.
+        let stranger = "919876501234";
+        app.post_webhook(&envelope(vec![text_message(
+            stranger,
+            &new_wamid(),
+            ts,
+            "claim",
+        )]))
+        .await;
+        app.post_webhook(&envelope(vec![text_message(
+            stranger,
+            &new_wamid(),
+            ts + 1,
+            "CLM-240311",
+        )]))
+        .await;
+        let sent = app.wait_for_sends(4).await;
+        let to_stranger: Vec<String> = sent
+            .iter()
+            .filter(|r| recipient_of(r) == stranger)
+            .map(|r| serde_json::to_string(&r.body).unwrap())
+            .collect();
+        for reply in &to_stranger {
+            assert!(
+                !reply.contains("under review") && !reply.contains("184"),
+                "leaked: {reply}"
+            );
+        }
+    }
+}

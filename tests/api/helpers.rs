@@ -185,6 +185,36 @@ impl TestApp {
         })));
     }
 
+    /// Starts another instance on the same database and fake Cloud API (scale-out tests).
+    pub async fn start_peer(&self) -> Peer {
+        let app = Application::build(self.settings.clone())
+            .await
+            .expect("build peer");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let (tx, rx) = oneshot::channel();
+        let server = tokio::spawn(app.run_until_stopped(async {
+            let _ = rx.await;
+        }));
+        Peer {
+            address,
+            stop: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    /// POSTs a signed webhook to another instance.
+    pub async fn post_webhook_to(&self, address: &str, body: &str) -> reqwest::Response {
+        let signature = signature::sign(APP_SECRET.as_bytes(), body.as_bytes());
+        self.http
+            .post(format!("{address}/webhook"))
+            .header("content-type", "application/json")
+            .header("x-hub-signature-256", signature)
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("webhook request")
+    }
+
     /// Stops the server gracefully and starts a new one on the same database and fake.
     pub async fn restart(&mut self) {
         self.shutdown().await;
@@ -268,6 +298,32 @@ impl TestApp {
             "unexpected extra sends: {:#?}",
             self.sent_messages()
         );
+    }
+}
+
+/// A second instance sharing a [`TestApp`]'s database and fake.
+pub struct Peer {
+    pub address: String,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Peer {
+    pub async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("peer task").expect("peer ran");
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
     }
 }
 

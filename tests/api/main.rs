@@ -9,6 +9,8 @@ mod console;
 mod dialogue;
 mod health;
 mod ingest;
+mod insurer;
 mod pipeline;
+mod scale;
 mod sending;
 mod webhook;

@@ -3,11 +3,18 @@
 
 pub mod agent;
 pub mod agent_session;
+pub mod claim;
 pub mod consent_log;
 pub mod contact;
 pub mod conversation;
 pub mod handoff;
+pub mod identity_attempt;
+pub mod identity_verification;
 pub mod inbound_message;
 pub mod login_failure;
 pub mod message_status;
 pub mod outbox;
+pub mod policy;
+pub mod policyholder;
+pub mod premium;
+pub mod premium_reminder;

@@ -1,0 +1,448 @@
+//! The load benchmark (issue 9): a load generator that sends signed webhooks at a fixed
+//! offered rate to a real `insurebot serve` process and measures, end to end, the time from a
+//! webhook's send to its reply's arrival at the fake Cloud API (which runs in this process).
+//!
+//! Traffic is like real traffic: each simulated policyholder says "hi" (a new conversation:
+//! the main menu comes back as a list), taps "Help" in the list, then taps the "Main menu"
+//! button, and so on. In the same run it measures a baseline endpoint that only checks the
+//! signature and answers 200, and reports the webhook's throughput as a ratio of that ceiling.
+//!
+//! ```sh
+//! cargo bench --bench load                                  # SQLite, 1000 msg/s for 10 s
+//! LOAD_RATE=3000 LOAD_SECONDS=10 cargo bench --bench load
+//! LOAD_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench load
+//! ```
+//! The PostgreSQL URL names an admin database; the benchmark creates (and drops) its own.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use insurebot::whatsapp::fake::{FakeCloudApi, RequestKind};
+use insurebot::whatsapp::signature;
+use serde_json::json;
+
+const SECRET: &str = "load-secret";
+
+struct Options {
+    rate: u64,
+    seconds: u64,
+    /// Distinct policyholders; each sends every `users / rate` seconds.
+    users: u64,
+    database_url: Option<String>,
+}
+
+fn options() -> Options {
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let rate = env("LOAD_RATE", 1000);
+    Options {
+        rate,
+        seconds: env("LOAD_SECONDS", 10),
+        users: env("LOAD_USERS", rate * 3),
+        database_url: std::env::var("LOAD_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty()),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let options = options();
+    let fake = FakeCloudApi::new();
+    let fake_server = fake
+        .clone()
+        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let work = std::env::temp_dir().join(format!("insurebot-load-{}", std::process::id()));
+    std::fs::create_dir_all(&work).unwrap();
+    let (database_url, drop_db) = database(&options, &work).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_insurebot"))
+        .arg("serve")
+        .current_dir(&work)
+        .env("INSUREBOT_LISTEN", format!("127.0.0.1:{port}"))
+        .env("INSUREBOT_DATABASE_URL", &database_url)
+        .env("INSUREBOT_WHATSAPP_ACCESS_TOKEN", "load-token")
+        .env("INSUREBOT_WHATSAPP_APP_SECRET", SECRET)
+        .env("INSUREBOT_WHATSAPP_VERIFY_TOKEN", "load-verify")
+        .env("INSUREBOT_WHATSAPP_API_BASE", &fake_server.base_url)
+        .env("INSUREBOT_WEBHOOK_BENCH_BASELINE", "true")
+        .env("INSUREBOT_DIALOGUE_FLOWS_DIR", format!("{root}/flows"))
+        .env("INSUREBOT_DIALOGUE_LOCALES_DIR", format!("{root}/locales"))
+        .env("INSUREBOT_LOG_FILTER", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start insurebot serve");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(512)
+        .build()
+        .unwrap();
+    wait_until_up(&http, &base).await;
+
+    println!(
+        "load: offered {} msg/s for {} s, {} policyholders, database {}",
+        options.rate,
+        options.seconds,
+        options.users,
+        if database_url.starts_with("postgres") {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
+    );
+    let ceiling = baseline(&http, &base).await;
+    println!(
+        "baseline /bench/baseline (signature check only): {ceiling:.0} req/s (64 connections, closed loop)"
+    );
+
+    let run = offered_load(&http, &base, &options).await;
+    let replies = wait_for_replies(&fake, run.sent.len(), Duration::from_secs(60)).await;
+    let report = match_replies(&run, &replies);
+    let peak_mb = peak_rss_mb(&server);
+    println!(
+        "webhook acks: p50 {:.1} ms, p99 {:.1} ms, errors {}",
+        report.ack_p50, report.ack_p99, run.errors
+    );
+    println!(
+        "end to end (webhook sent → reply at the fake): p50 {:.1} ms, p99 {:.1} ms, {} of {} answered",
+        report.e2e_p50,
+        report.e2e_p99,
+        report.answered,
+        run.sent.len()
+    );
+    println!(
+        "throughput: {:.0} replies/s over the send window ({:.0}% of the offered rate), ratio to the baseline ceiling {:.2}",
+        report.throughput,
+        100.0 * report.throughput / options.rate as f64,
+        report.throughput / ceiling
+    );
+    println!("server peak memory (VmHWM): {peak_mb:.1} MB");
+    stop(&mut server);
+    if let Some(drop_db) = drop_db {
+        drop_db.await;
+    }
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+async fn database(
+    options: &Options,
+    work: &std::path::Path,
+) -> (
+    String,
+    Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>>,
+) {
+    use sea_orm::{ConnectionTrait, Database, Statement};
+    match &options.database_url {
+        None => (
+            format!("sqlite://{}?mode=rwc", work.join("load.db").display()),
+            None,
+        ),
+        Some(admin_url) => {
+            let name = format!("insurebot_load_{}", std::process::id());
+            let admin = Database::connect(admin_url.as_str())
+                .await
+                .expect("connect to PostgreSQL");
+            let backend = admin.get_database_backend();
+            admin
+                .execute_raw(Statement::from_string(
+                    backend,
+                    format!("CREATE DATABASE {name}"),
+                ))
+                .await
+                .unwrap();
+            let base = admin_url
+                .rsplit_once('/')
+                .map_or(admin_url.as_str(), |(b, _)| b)
+                .to_owned();
+            let drop = Box::pin(async move {
+                let _ = admin
+                    .execute_raw(Statement::from_string(
+                        backend,
+                        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                    ))
+                    .await;
+            });
+            (
+                format!("{base}/insurebot_load_{}", std::process::id()),
+                Some(drop as _),
+            )
+        }
+    }
+}
+
+async fn wait_until_up(http: &reqwest::Client, base: &str) {
+    for _ in 0..600 {
+        if let Ok(r) = http.get(format!("{base}/readyz")).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server did not become ready");
+}
+
+/// Closed loop, 64 connections, 3 seconds: requests per second the baseline endpoint answers.
+async fn baseline(http: &reqwest::Client, base: &str) -> f64 {
+    let body = envelope(
+        "919000000000",
+        "wamid.BASELINE",
+        json!({"type": "text", "text": {"body": "hi"}}),
+    );
+    let sig = signature::sign(SECRET.as_bytes(), body.as_bytes());
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let (http, url, body, sig) = (
+                http.clone(),
+                format!("{base}/bench/baseline"),
+                body.clone(),
+                sig.clone(),
+            );
+            tokio::spawn(async move {
+                let mut done = 0u64;
+                while Instant::now() < deadline {
+                    let r = http
+                        .post(&url)
+                        .header("x-hub-signature-256", &sig)
+                        .body(body.clone())
+                        .send()
+                        .await;
+                    if r.is_ok_and(|r| r.status().is_success()) {
+                        done += 1;
+                    }
+                }
+                done
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+struct Sent {
+    phone: String,
+    at: DateTime<Utc>,
+    ack: Duration,
+}
+
+struct Run {
+    sent: Vec<Sent>,
+    errors: u64,
+    window: Duration,
+}
+
+/// Open loop: one webhook every 1/rate seconds, whatever the server does.
+async fn offered_load(http: &reqwest::Client, base: &str, options: &Options) -> Run {
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let errors = Arc::new(Mutex::new(0u64));
+    let total = options.rate * options.seconds;
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / options.rate as f64));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let ts = Utc::now().timestamp();
+    let mut tasks = Vec::with_capacity(total as usize);
+    for n in 0..total {
+        ticker.tick().await;
+        let user = n % options.users;
+        let step = n / options.users;
+        let phone = format!("91{:010}", 7_000_000_000 + user);
+        let message = match step % 3 {
+            0 => json!({"type": "text", "text": {"body": "hi"}}),
+            1 => {
+                json!({"type": "interactive", "interactive": {"type": "list_reply", "list_reply": {"id": "help", "title": "Help"}}})
+            }
+            _ => {
+                json!({"type": "interactive", "interactive": {"type": "button_reply", "button_reply": {"id": "menu", "title": "Main menu"}}})
+            }
+        };
+        let mut message = message;
+        message["timestamp"] = json!((ts + step as i64).to_string());
+        let body = envelope(
+            &phone,
+            &format!("wamid.LOAD{}-{n}", std::process::id()),
+            message,
+        );
+        let sig = signature::sign(SECRET.as_bytes(), body.as_bytes());
+        let (http, url, sent, errors) = (
+            http.clone(),
+            format!("{base}/webhook"),
+            sent.clone(),
+            errors.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let at = Utc::now();
+            let t0 = Instant::now();
+            let ok = http
+                .post(&url)
+                .header("x-hub-signature-256", sig)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ok {
+                sent.lock().unwrap().push(Sent {
+                    phone,
+                    at,
+                    ack: t0.elapsed(),
+                });
+            } else {
+                *errors.lock().unwrap() += 1;
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let window = started.elapsed();
+    let sent = std::mem::take(&mut *sent.lock().unwrap());
+    let errors = *errors.lock().unwrap();
+    Run {
+        sent,
+        errors,
+        window,
+    }
+}
+
+fn envelope(phone: &str, wamid: &str, mut message: serde_json::Value) -> String {
+    message["from"] = json!(phone);
+    message["id"] = json!(wamid);
+    if message.get("timestamp").is_none() {
+        message["timestamp"] = json!(Utc::now().timestamp().to_string());
+    }
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": "load", "changes": [{ "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": { "display_phone_number": "15550000000", "phone_number_id": "100000000000001" },
+            "contacts": [{ "profile": { "name": "Load" }, "wa_id": phone }],
+            "messages": [message]
+        }}]}]
+    })
+    .to_string()
+}
+
+/// Replies (sends, not read receipts) the fake received, once `expected` arrived or `limit` passed.
+async fn wait_for_replies(
+    fake: &FakeCloudApi,
+    expected: usize,
+    limit: Duration,
+) -> Vec<(String, DateTime<Utc>)> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let replies: Vec<(String, DateTime<Utc>)> = fake
+            .received()
+            .into_iter()
+            .filter(|r| r.kind == RequestKind::Send)
+            .map(|r| {
+                (
+                    r.body["to"].as_str().unwrap_or_default().to_owned(),
+                    r.received_at,
+                )
+            })
+            .collect();
+        if replies.len() >= expected || Instant::now() >= deadline {
+            return replies;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+struct Report {
+    ack_p50: f64,
+    ack_p99: f64,
+    e2e_p50: f64,
+    e2e_p99: f64,
+    answered: usize,
+    throughput: f64,
+}
+
+/// Pairs each policyholder's messages with their replies in order (one reply per message).
+fn match_replies(run: &Run, replies: &[(String, DateTime<Utc>)]) -> Report {
+    let mut by_phone: HashMap<&str, Vec<DateTime<Utc>>> = HashMap::new();
+    for (phone, at) in replies {
+        by_phone.entry(phone.as_str()).or_default().push(*at);
+    }
+    let mut sent_by_phone: BTreeMap<&str, Vec<&Sent>> = BTreeMap::new();
+    for s in &run.sent {
+        sent_by_phone.entry(s.phone.as_str()).or_default().push(s);
+    }
+    let mut e2e = Vec::new();
+    let mut last_reply: Option<DateTime<Utc>> = None;
+    let first_send = run.sent.iter().map(|s| s.at).min();
+    for (phone, mut sends) in sent_by_phone {
+        sends.sort_by_key(|s| s.at);
+        let got = by_phone.get(phone).cloned().unwrap_or_default();
+        for (s, r) in sends.iter().zip(got.iter()) {
+            e2e.push((*r - s.at).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+            last_reply = Some(last_reply.map_or(*r, |l| l.max(*r)));
+        }
+    }
+    let mut acks: Vec<f64> = run
+        .sent
+        .iter()
+        .map(|s| s.ack.as_secs_f64() * 1000.0)
+        .collect();
+    let answered = e2e.len();
+    let span = match (first_send, last_reply) {
+        (Some(a), Some(b)) => {
+            ((b - a).num_milliseconds() as f64 / 1000.0).max(run.window.as_secs_f64())
+        }
+        _ => run.window.as_secs_f64(),
+    };
+    Report {
+        ack_p50: percentile(&mut acks, 0.50),
+        ack_p99: percentile(&mut acks, 0.99),
+        e2e_p50: percentile(&mut e2e, 0.50),
+        e2e_p99: percentile(&mut e2e, 0.99),
+        answered,
+        throughput: answered as f64 / span,
+    }
+}
+
+fn percentile(values: &mut [f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(|a, b| a.total_cmp(b));
+    values[((values.len() - 1) as f64 * p).round() as usize]
+}
+
+fn peak_rss_mb(server: &Child) -> f64 {
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", server.id())).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn stop(server: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    let _ = server.wait();
+}

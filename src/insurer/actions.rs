@@ -1,0 +1,377 @@
+//! The flow actions of `engine::actions::ACTIONS`, one method each, with exactly the outcomes
+//! and result fields that catalogue declares. Each reads the contact from the runner, never
+//! from `args`; each that reveals policy data first checks a live verification for that policy.
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
+use serde_json::{Value, json};
+
+use crate::privacy::mask;
+use crate::store::entities::{contact, premium_reminder};
+
+use super::identity::{self, Failure, Method};
+use super::model::{self, Policy};
+use super::{ActionResult, Insurer, InsurerError};
+
+/// Most rows a WhatsApp list message can hold.
+const MAX_LIST_ROWS: usize = 10;
+
+type Result<T> = std::result::Result<T, InsurerError>;
+
+/// One action call: who asks, with what, when, on which transaction.
+pub(crate) struct Ctx<'a, C> {
+    pub insurer: &'a Insurer,
+    pub db: &'a C,
+    pub contact: &'a contact::Model,
+    pub args: &'a Value,
+    pub now: DateTime<Utc>,
+}
+
+fn verified(customer_name: &str) -> ActionResult {
+    ActionResult::new(
+        "verified",
+        json!({ "verified": true, "customer_name": customer_name }),
+    )
+}
+
+fn unverified(outcome: &str) -> ActionResult {
+    ActionResult::new(outcome, json!({ "verified": false }))
+}
+
+impl<C: ConnectionTrait> Ctx<'_, C> {
+    fn now_ms(&self) -> i64 {
+        self.now.timestamp_millis()
+    }
+
+    fn ttl_ms(&self) -> i64 {
+        let minutes = i64::try_from(self.insurer.settings.verification_ttl_minutes).unwrap_or(30);
+        minutes.saturating_mul(60_000)
+    }
+
+    /// A slot passed as an argument, as text (numbers too: a policy "number" may be digits).
+    fn arg(&self, name: &str) -> Option<String> {
+        match self.args.get(name)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+
+    /// The contact's phone for logs: masked, never in clear.
+    fn masked_contact(&self) -> String {
+        crate::privacy::mask_opt(self.contact.wa_id.as_deref())
+    }
+
+    /// The policy number in `arg`, if the contact is verified for it right now.
+    async fn authorized_number(&self, arg: &str) -> Result<Option<String>> {
+        let Some(number) = self
+            .arg(arg)
+            .and_then(|s| model::normalize_policy_number(&s))
+        else {
+            return Ok(None);
+        };
+        let ok = identity::is_verified(
+            self.db,
+            self.contact.id,
+            &number,
+            self.now_ms(),
+            self.ttl_ms(),
+        )
+        .await?;
+        Ok(ok.then_some(number))
+    }
+
+    /// The policy in `arg`, if the contact is verified for it and it exists.
+    async fn authorized_policy(&self, arg: &str) -> Result<Option<Policy>> {
+        match self.authorized_number(arg).await? {
+            Some(number) => Ok(self.insurer.source.policy(&number).await?),
+            None => Ok(None),
+        }
+    }
+
+    /// `identity.check`: verified by the registered number, or by an earlier check still valid.
+    pub async fn identity_check(&self) -> Result<ActionResult> {
+        let now_ms = self.now_ms();
+        // wa_id is already the full international number; the Indian 10-digit heuristic of
+        // normalize_phone must not be applied to it (a 10-digit foreign number would change).
+        let mobile: Option<String> = self
+            .contact
+            .wa_id
+            .as_deref()
+            .map(|w| w.chars().filter(char::is_ascii_digit).collect())
+            .filter(|d: &String| d.len() >= 8);
+        if let Some(mobile) = mobile {
+            let policies = self.insurer.source.policies_for_mobile(&mobile).await?;
+            for p in &policies {
+                identity::record_verification(
+                    self.db,
+                    self.contact.id,
+                    &p.policy_number,
+                    Method::RegisteredNumber,
+                    now_ms,
+                )
+                .await?;
+            }
+            if let Some(first) = policies.first() {
+                return Ok(verified(&first.holder_name));
+            }
+        }
+        let numbers =
+            identity::verified_policies(self.db, self.contact.id, now_ms, self.ttl_ms()).await?;
+        for number in numbers {
+            if let Some(p) = self.insurer.source.policy(&number).await? {
+                return Ok(verified(&p.holder_name));
+            }
+        }
+        if identity::locked_until(self.db, self.contact.id, now_ms)
+            .await?
+            .is_some()
+        {
+            return Ok(unverified("locked"));
+        }
+        Ok(unverified("not_registered"))
+    }
+
+    /// `identity.verify_dob`: policy number + the holder's date of birth; failures count.
+    pub async fn identity_verify_dob(&self) -> Result<ActionResult> {
+        let now_ms = self.now_ms();
+        let settings = &self.insurer.settings;
+        if identity::locked_until(self.db, self.contact.id, now_ms)
+            .await?
+            .is_some()
+        {
+            tracing::warn!(
+                contact = %self.masked_contact(),
+                "identity verification attempted while locked out"
+            );
+            return Ok(unverified("locked"));
+        }
+        let number = self
+            .arg("policy_number")
+            .and_then(|s| model::normalize_policy_number(&s));
+        let dob = self.arg("dob").and_then(|s| model::parse_date(&s));
+        let policy = match (&number, dob) {
+            (Some(number), Some(_)) => self.insurer.source.policy(number).await?,
+            _ => None,
+        };
+        // An unknown policy and a wrong date answer the same: nobody learns which numbers exist.
+        match policy.filter(|p| Some(p.holder_dob) == dob) {
+            Some(p) => {
+                identity::record_verification(
+                    self.db,
+                    self.contact.id,
+                    &p.policy_number,
+                    Method::Dob,
+                    now_ms,
+                )
+                .await?;
+                identity::clear_failures(self.db, self.contact.id, now_ms).await?;
+                Ok(verified(&p.holder_name))
+            }
+            None => {
+                let lockout_ms = i64::try_from(settings.lockout_minutes)
+                    .unwrap_or(30)
+                    .saturating_mul(60_000);
+                let policy_masked = mask(number.as_deref().unwrap_or(""));
+                match identity::record_failure(
+                    self.db,
+                    self.contact.id,
+                    now_ms,
+                    settings.max_failed_attempts,
+                    lockout_ms,
+                )
+                .await?
+                {
+                    Failure::Counted(failures) => {
+                        tracing::info!(
+                            contact = %self.masked_contact(),
+                            policy = %policy_masked,
+                            failures,
+                            "identity verification failed"
+                        );
+                        Ok(unverified("mismatch"))
+                    }
+                    Failure::LockedOut(until) => {
+                        tracing::warn!(
+                            contact = %self.masked_contact(),
+                            policy = %policy_masked,
+                            locked_until_ms = until,
+                            "identity verification failed too often: locked out"
+                        );
+                        Ok(unverified("locked"))
+                    }
+                }
+            }
+        }
+    }
+
+    /// `policy.list`: the policies the contact is verified for.
+    pub async fn policy_list(&self) -> Result<ActionResult> {
+        let numbers =
+            identity::verified_policies(self.db, self.contact.id, self.now_ms(), self.ttl_ms())
+                .await?;
+        let mut policies = Vec::with_capacity(numbers.len());
+        for number in numbers {
+            if let Some(p) = self.insurer.source.policy(&number).await? {
+                policies.push(p);
+            }
+        }
+        let rows: Vec<Value> = policies
+            .iter()
+            .take(MAX_LIST_ROWS)
+            .map(|p| {
+                json!({ "policy_id": p.policy_number, "plan": p.plan, "policy_number": p.policy_number })
+            })
+            .collect();
+        Ok(match policies.as_slice() {
+            [] => ActionResult::new("none", json!({ "policies": [], "policy_count": 0 })),
+            [only] => ActionResult::new(
+                "one",
+                json!({ "policies": rows, "policy_count": 1, "policy_id": only.policy_number }),
+            ),
+            many => ActionResult::new(
+                "many",
+                json!({ "policies": rows, "policy_count": many.len() }),
+            ),
+        })
+    }
+
+    /// `policy.details`: the summary of one policy the contact is verified for.
+    pub async fn policy_details(&self) -> Result<ActionResult> {
+        let Some(p) = self.authorized_policy("policy_id").await? else {
+            return Ok(ActionResult::bare("not_found"));
+        };
+        let premiums = self.insurer.source.premiums(&p.policy_number).await?;
+        let next_due = premiums
+            .iter()
+            .filter(|i| i.status == "due")
+            .map(|i| i.due_date)
+            .min();
+        Ok(ActionResult::new(
+            "found",
+            json!({
+                "policy_number": p.policy_number,
+                "plan": p.plan,
+                "policy_status": model::label(&p.status),
+                "sum_assured": model::rupees(p.sum_assured_paise),
+                // "-" rather than null: a missing fluent argument would show its raw name.
+                "next_due_date": next_due.map_or_else(|| "-".to_owned(), |d| d.to_string()),
+            }),
+        ))
+    }
+
+    /// `claim.status`: a claim on a policy the contact is verified for, by claim number.
+    pub async fn claim_status(&self) -> Result<ActionResult> {
+        let not_found = ActionResult::bare("not_found");
+        let Some(number) = self
+            .arg("claim_number")
+            .and_then(|s| model::normalize_claim_number(&s))
+        else {
+            return Ok(not_found);
+        };
+        let verified =
+            identity::verified_policies(self.db, self.contact.id, self.now_ms(), self.ttl_ms())
+                .await?;
+        // Without any verification there is nothing the contact may see: no lookup at all.
+        if verified.is_empty() {
+            return Ok(not_found);
+        }
+        let Some(claim) = self.insurer.source.claim(&number).await? else {
+            return Ok(not_found);
+        };
+        if !verified.contains(&claim.policy_number) {
+            tracing::info!(
+                contact = %self.masked_contact(),
+                "claim lookup refused: the claim is on a policy the contact is not verified for"
+            );
+            return Ok(not_found);
+        }
+        Ok(ActionResult::new(
+            "found",
+            json!({
+                "claim_stage": model::label(&claim.stage),
+                "claim_updated_date": claim.updated_date.to_string(),
+                "pending_documents": claim.pending_documents,
+            }),
+        ))
+    }
+
+    /// `premium.due`: the next unpaid instalment, when due soon or overdue, with a pay link.
+    pub async fn premium_due(&self) -> Result<ActionResult> {
+        // Not verified (e.g. expired mid-flow): "error" (sorry + agent), never a wrong
+        // "nothing is due".
+        let Some(p) = self.authorized_policy("policy_id").await? else {
+            return Ok(ActionResult::error());
+        };
+        let premiums = self.insurer.source.premiums(&p.policy_number).await?;
+        let horizon = self.insurer.today(self.now)
+            + Duration::days(i64::from(self.insurer.settings.premium_due_window_days));
+        let next = premiums
+            .iter()
+            .filter(|i| i.status == "due")
+            .min_by_key(|i| i.due_date);
+        match next {
+            Some(i) if i.due_date <= horizon => {
+                let link = self.insurer.pay_links.link(
+                    &p.policy_number,
+                    i.due_date,
+                    i.amount_paise,
+                    self.now,
+                );
+                Ok(ActionResult::new(
+                    "due",
+                    json!({
+                        "policy_number": p.policy_number,
+                        "premium_amount": model::rupees(i.amount_paise),
+                        "due_date": i.due_date.to_string(),
+                        "pay_link": link,
+                    }),
+                ))
+            }
+            _ => Ok(ActionResult::bare("not_due")),
+        }
+    }
+
+    /// `premium.remind_later`: records a reminder a few days before the due date.
+    pub async fn premium_remind_later(&self) -> Result<ActionResult> {
+        let Some(number) = self.authorized_number("policy_id").await? else {
+            return Ok(ActionResult::error());
+        };
+        let Some(due) = self.arg("due_date").and_then(|s| model::parse_date(&s)) else {
+            return Ok(ActionResult::error());
+        };
+        let tomorrow = self.insurer.today(self.now) + Duration::days(1);
+        let before = due - Duration::days(i64::from(self.insurer.settings.remind_days_before));
+        let remind_on = before.max(tomorrow);
+        let row = premium_reminder::ActiveModel {
+            id: sea_orm::ActiveValue::NotSet,
+            contact_id: Set(self.contact.id),
+            policy_number: Set(number),
+            due_date: Set(due.to_string()),
+            remind_on: Set(remind_on.to_string()),
+            created_at: Set(self.now_ms()),
+            sent_at: Set(None),
+        };
+        premium_reminder::Entity::insert(row)
+            .on_conflict(
+                OnConflict::columns([
+                    premium_reminder::Column::ContactId,
+                    premium_reminder::Column::PolicyNumber,
+                    premium_reminder::Column::DueDate,
+                ])
+                .update_columns([
+                    premium_reminder::Column::RemindOn,
+                    premium_reminder::Column::CreatedAt,
+                    premium_reminder::Column::SentAt,
+                ])
+                .to_owned(),
+            )
+            .exec_without_returning(self.db)
+            .await?;
+        Ok(ActionResult::new(
+            "scheduled",
+            json!({ "remind_date": remind_on.to_string() }),
+        ))
+    }
+}

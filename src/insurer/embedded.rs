@@ -1,0 +1,175 @@
+//! The embedded source: policies, claims and premiums in insurebot's own tables, filled by
+//! `insurebot import` (see [`super::import`]). It reads through its own pool rather than the
+//! caller's transaction: the data is read-only here, and SQLite's WAL lets these reads run
+//! beside the dialogue runner's write transaction.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+
+use crate::pipeline::BoxFuture;
+use crate::store::entities::{claim, policy, policyholder, premium};
+
+use super::model::{Claim, Policy, Premium};
+use super::source::{PolicySource, SourceError};
+
+/// Reads the embedded tables.
+#[derive(Clone)]
+pub struct EmbeddedSource {
+    db: DatabaseConnection,
+}
+
+impl EmbeddedSource {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    async fn with_holders(&self, rows: Vec<policy::Model>) -> Result<Vec<Policy>, SourceError> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = rows.iter().map(|p| p.customer_id.clone()).collect();
+        let holders: HashMap<String, policyholder::Model> = policyholder::Entity::find()
+            .filter(policyholder::Column::CustomerId.is_in(ids))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|h| (h.customer_id.clone(), h))
+            .collect();
+        rows.into_iter()
+            .map(|p| {
+                let holder = holders
+                    .get(&p.customer_id)
+                    .ok_or_else(|| SourceError::Corrupt("policy without policyholder".into()))?;
+                to_policy(p, holder)
+            })
+            .collect()
+    }
+}
+
+impl PolicySource for EmbeddedSource {
+    fn policies_for_mobile<'a>(
+        &'a self,
+        mobile: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Policy>, SourceError>> {
+        Box::pin(async move {
+            let rows = policy::Entity::find()
+                .filter(policy::Column::Mobile.eq(mobile))
+                .order_by_asc(policy::Column::PolicyNumber)
+                .all(&self.db)
+                .await?;
+            self.with_holders(rows).await
+        })
+    }
+
+    fn policy<'a>(
+        &'a self,
+        policy_number: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Policy>, SourceError>> {
+        Box::pin(async move {
+            let rows = policy::Entity::find()
+                .filter(policy::Column::PolicyNumber.eq(policy_number))
+                .all(&self.db)
+                .await?;
+            Ok(self.with_holders(rows).await?.into_iter().next())
+        })
+    }
+
+    fn claim<'a>(
+        &'a self,
+        claim_number: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Claim>, SourceError>> {
+        Box::pin(async move {
+            claim::Entity::find()
+                .filter(claim::Column::ClaimNumber.eq(claim_number))
+                .one(&self.db)
+                .await?
+                .map(to_claim)
+                .transpose()
+        })
+    }
+
+    fn claims<'a>(
+        &'a self,
+        policy_number: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Claim>, SourceError>> {
+        Box::pin(async move {
+            claim::Entity::find()
+                .filter(claim::Column::PolicyNumber.eq(policy_number))
+                .order_by_asc(claim::Column::FiledDate)
+                .all(&self.db)
+                .await?
+                .into_iter()
+                .map(to_claim)
+                .collect()
+        })
+    }
+
+    fn premiums<'a>(
+        &'a self,
+        policy_number: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Premium>, SourceError>> {
+        Box::pin(async move {
+            premium::Entity::find()
+                .filter(premium::Column::PolicyNumber.eq(policy_number))
+                .order_by_asc(premium::Column::DueDate)
+                .all(&self.db)
+                .await?
+                .into_iter()
+                .map(to_premium)
+                .collect()
+        })
+    }
+}
+
+fn date(value: &str, column: &str) -> Result<NaiveDate, SourceError> {
+    NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .map_err(|_| SourceError::Corrupt(format!("{column} is not a YYYY-MM-DD date")))
+}
+
+fn to_policy(p: policy::Model, holder: &policyholder::Model) -> Result<Policy, SourceError> {
+    Ok(Policy {
+        holder_name: holder.name.clone(),
+        holder_dob: date(&holder.dob, "policyholders.dob")?,
+        start_date: date(&p.start_date, "policies.start_date")?,
+        end_date: p
+            .end_date
+            .as_deref()
+            .map(|d| date(d, "policies.end_date"))
+            .transpose()?,
+        policy_number: p.policy_number,
+        mobile: p.mobile,
+        product: p.product,
+        plan: p.plan,
+        status: p.status,
+        sum_assured_paise: p.sum_assured,
+        document_url: p.document_url,
+    })
+}
+
+fn to_claim(c: claim::Model) -> Result<Claim, SourceError> {
+    Ok(Claim {
+        filed_date: date(&c.filed_date, "claims.filed_date")?,
+        updated_date: date(&c.updated_date, "claims.updated_date")?,
+        pending_documents: u32::try_from(c.pending_documents).unwrap_or(0),
+        claim_number: c.claim_number,
+        policy_number: c.policy_number,
+        stage: c.stage,
+        claim_amount_paise: c.claim_amount,
+    })
+}
+
+fn to_premium(p: premium::Model) -> Result<Premium, SourceError> {
+    Ok(Premium {
+        due_date: date(&p.due_date, "premiums.due_date")?,
+        paid_date: p
+            .paid_date
+            .as_deref()
+            .map(|d| date(d, "premiums.paid_date"))
+            .transpose()?,
+        policy_number: p.policy_number,
+        amount_paise: p.amount,
+        status: p.status,
+    })
+}

@@ -1,0 +1,191 @@
+//! Insurer data and who may see it: the policy/claim/premium source (embedded tables filled by
+//! CSV import, or the insurer's REST API), identity verification of contacts, and the flow
+//! actions of `engine::actions` that read them.
+//!
+//! [`Insurer::run_action`] is the only way flows reach policy data, and every action that
+//! reveals some checks that the contact is verified for that very policy first (invariant 5).
+//! A policy, claim or instalment the contact is not verified for is answered exactly like one
+//! that does not exist, so typing other people's numbers reveals nothing, not even existence.
+//!
+//! # Layout
+//! - [`model`]: domain types and the normalisation of typed and imported values.
+//! - [`source`]: the [`PolicySource`] trait; [`embedded`] and [`http_source`] implement it.
+//! - [`identity`]: verifications, failed attempts and lockouts (tables).
+//! - [`actions`]: one function per flow action.
+//! - [`paylink`]: signed, expiring payment links.
+//! - [`import`]: `insurebot import policies|claims|premiums FILE.csv`.
+//! - [`sample`]: the demo data set the sandbox loads.
+
+pub mod actions;
+pub mod embedded;
+pub mod http_source;
+pub mod identity;
+pub mod import;
+pub mod model;
+pub mod paylink;
+pub mod sample;
+pub mod source;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use secrecy::ExposeSecret;
+
+use crate::config::{InsurerSettings, PolicySourceKind};
+use crate::store::entities::contact;
+
+pub use embedded::EmbeddedSource;
+pub use http_source::HttpSource;
+pub use import::{ImportError, ImportKind, ImportReport, import, load_sample_if_empty};
+pub use paylink::PayLinks;
+pub use source::{PolicySource, SourceError};
+
+/// What an action answers: the outcome the flow branches on, and the fields merged into the
+/// conversation's slots (see `engine::actions::ACTIONS`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionResult {
+    pub outcome: String,
+    pub data: serde_json::Value,
+}
+
+impl ActionResult {
+    /// An outcome with result fields.
+    pub fn new(outcome: &str, data: serde_json::Value) -> Self {
+        Self {
+            outcome: outcome.to_owned(),
+            data,
+        }
+    }
+
+    /// An outcome without result fields.
+    pub fn bare(outcome: &str) -> Self {
+        Self::new(outcome, serde_json::json!({}))
+    }
+
+    /// The insurer system (or our database) failed: the flow says sorry and offers an agent.
+    pub fn error() -> Self {
+        Self::bare("error")
+    }
+}
+
+/// Why an action could not be answered; it becomes the outcome `error`.
+#[derive(Debug, thiserror::Error)]
+pub enum InsurerError {
+    #[error("database error: {0}")]
+    Db(#[from] sea_orm::DbErr),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+}
+
+/// The insurer layer: a policy source plus the rules for who may see what.
+#[derive(Clone)]
+pub struct Insurer {
+    source: Arc<dyn PolicySource>,
+    settings: Arc<InsurerSettings>,
+    pay_links: PayLinks,
+}
+
+impl Insurer {
+    /// An insurer layer over any source (tests pass a source of their own).
+    pub fn new(source: Arc<dyn PolicySource>, settings: InsurerSettings) -> Self {
+        let key: Vec<u8> = match &settings.pay_link_secret {
+            Some(secret) => secret.expose_secret().as_bytes().to_vec(),
+            None => {
+                // Links still work for the policyholder, but no payment page can check them
+                // and they change with every restart: fine for the sandbox, wrong in production.
+                tracing::warn!(
+                    "insurer.pay_link_secret is not set: payment links are signed with a random per-process key"
+                );
+                rand::random::<[u8; 32]>().to_vec()
+            }
+        };
+        let pay_links = PayLinks::new(
+            settings.pay_link_url.clone(),
+            &key,
+            chrono::Duration::hours(i64::try_from(settings.pay_link_ttl_hours).unwrap_or(48)),
+        );
+        Self {
+            source,
+            settings: Arc::new(settings),
+            pay_links,
+        }
+    }
+
+    /// The source named by `[insurer] source`: the embedded tables on `db`, or the HTTP API.
+    ///
+    /// # Errors
+    /// When the HTTP source cannot be set up (a malformed base URL).
+    pub fn from_settings(
+        settings: &InsurerSettings,
+        db: DatabaseConnection,
+    ) -> Result<Self, InsurerError> {
+        let source: Arc<dyn PolicySource> = match settings.source {
+            PolicySourceKind::Embedded => Arc::new(EmbeddedSource::new(db)),
+            PolicySourceKind::Http => Arc::new(HttpSource::new(&settings.http)?),
+        };
+        Ok(Self::new(source, settings.clone()))
+    }
+
+    /// The payment links this layer signs (a payment page checks tokens with the same key).
+    pub fn pay_links(&self) -> &PayLinks {
+        &self.pay_links
+    }
+
+    /// Runs the flow action `name` for `contact` with the conversation's `args`. Never fails:
+    /// problems become the outcome `error` (logged without personal data), unknown actions too.
+    /// `db` is the runner's transaction: identity state written here commits with the turn.
+    #[tracing::instrument(skip_all, fields(action = %name, contact_id = contact.id))]
+    pub async fn run_action<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        contact: &contact::Model,
+        name: &str,
+        args: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> ActionResult {
+        let ctx = actions::Ctx {
+            insurer: self,
+            db,
+            contact,
+            args,
+            now,
+        };
+        let result = match name {
+            "identity.check" => ctx.identity_check().await,
+            "identity.verify_dob" => ctx.identity_verify_dob().await,
+            "policy.list" => ctx.policy_list().await,
+            "policy.details" => ctx.policy_details().await,
+            "claim.status" => ctx.claim_status().await,
+            "premium.due" => ctx.premium_due().await,
+            "premium.remind_later" => ctx.premium_remind_later().await,
+            _ => {
+                tracing::warn!("unknown insurer action");
+                return ActionResult::error();
+            }
+        };
+        result.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "insurer action failed");
+            ActionResult::error()
+        })
+    }
+
+    /// Forgets the contact's verifications (the runner calls this when a session ends).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn forget_verification<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        contact_id: i64,
+    ) -> Result<(), sea_orm::DbErr> {
+        identity::forget(db, contact_id).await
+    }
+
+    /// Today in the insurer's calendar.
+    fn today(&self, now: DateTime<Utc>) -> NaiveDate {
+        let offset = FixedOffset::east_opt(self.settings.utc_offset_minutes * 60)
+            .unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset"));
+        now.with_timezone(&offset).date_naive()
+    }
+}

@@ -1,0 +1,245 @@
+//! The insurer domain as the flow actions see it, whichever source holds the data: policies,
+//! claims and premium instalments, plus the normalisation of what people and exports type
+//! (phone numbers, policy and claim numbers, amounts, dates). No IO here.
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+/// Product lines a policy may belong to.
+pub const PRODUCTS: &[&str] = &["health", "motor", "life", "travel", "home", "other"];
+/// Policy statuses (the insurer's own words map onto these on import).
+pub const POLICY_STATUSES: &[&str] = &[
+    "active",
+    "grace",
+    "lapsed",
+    "matured",
+    "expired",
+    "cancelled",
+    "surrendered",
+];
+/// Claim stages, from intimation to closure.
+pub const CLAIM_STAGES: &[&str] = &[
+    "intimated",
+    "documents_pending",
+    "under_review",
+    "approved",
+    "settled",
+    "rejected",
+    "closed",
+];
+/// Stages after which nothing more happens to a claim.
+pub const CLOSED_CLAIM_STAGES: &[&str] = &["settled", "rejected", "closed"];
+/// Premium instalment states.
+pub const PREMIUM_STATUSES: &[&str] = &["due", "paid"];
+
+/// One policy with the identity details of its holder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    pub policy_number: String,
+    pub holder_name: String,
+    pub holder_dob: NaiveDate,
+    /// The WhatsApp number registered on the policy, digits with country code.
+    #[serde(default)]
+    pub mobile: Option<String>,
+    pub product: String,
+    pub plan: String,
+    pub status: String,
+    pub sum_assured_paise: i64,
+    pub start_date: NaiveDate,
+    #[serde(default)]
+    pub end_date: Option<NaiveDate>,
+    #[serde(default)]
+    pub document_url: Option<String>,
+}
+
+/// One claim on a policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    pub claim_number: String,
+    pub policy_number: String,
+    pub stage: String,
+    pub pending_documents: u32,
+    #[serde(default)]
+    pub claim_amount_paise: Option<i64>,
+    pub filed_date: NaiveDate,
+    pub updated_date: NaiveDate,
+}
+
+/// One premium instalment of a policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Premium {
+    pub policy_number: String,
+    pub due_date: NaiveDate,
+    pub amount_paise: i64,
+    /// `due` or `paid`.
+    pub status: String,
+    #[serde(default)]
+    pub paid_date: Option<NaiveDate>,
+}
+
+impl Claim {
+    /// True while the claim is still being worked on.
+    pub fn is_open(&self) -> bool {
+        !CLOSED_CLAIM_STAGES.contains(&self.stage.as_str())
+    }
+}
+
+/// Digits of a mobile number with its country code: `+91 98123-45678` and `09812345678` and
+/// `9812345678` all become `919812345678` (a bare 10-digit number is taken as Indian, which is
+/// how Indian insurers' exports store it). `None` when it cannot be a phone number.
+pub fn normalize_phone(raw: &str) -> Option<String> {
+    let trimmed = raw.trim();
+    if trimmed
+        .chars()
+        .any(|c| !(c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '(' | ')' | '.')))
+    {
+        return None;
+    }
+    let digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
+    let digits = if trimmed.starts_with('+') {
+        digits
+    } else if digits.len() == 11 && digits.starts_with('0') {
+        format!("91{}", &digits[1..])
+    } else if digits.len() == 10 && digits.starts_with(['6', '7', '8', '9']) {
+        format!("91{digits}")
+    } else if let Some(rest) = digits.strip_prefix("00") {
+        rest.to_owned()
+    } else {
+        digits
+    };
+    (8..=15).contains(&digits.len()).then_some(digits)
+}
+
+/// A policy number as stored: trimmed and upper case; letters, digits, `/` and `-` only.
+pub fn normalize_policy_number(raw: &str) -> Option<String> {
+    let s = raw.trim().to_uppercase();
+    let ok = (4..=30).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '/' || c == '-');
+    ok.then_some(s)
+}
+
+/// A claim number as stored: `CLM-123456` (people also type `clm123456`).
+pub fn normalize_claim_number(raw: &str) -> Option<String> {
+    let s = raw.trim().to_uppercase();
+    let digits = s.strip_prefix("CLM")?;
+    let digits = digits.strip_prefix('-').unwrap_or(digits);
+    (digits.len() == 6 && digits.chars().all(|c| c.is_ascii_digit()))
+        .then(|| format!("CLM-{digits}"))
+}
+
+/// Rupees as exports write them (`125000`, `1,25,000.50`, `₹ 12500`) to paise.
+pub fn parse_amount_paise(raw: &str) -> Option<i64> {
+    let s: String = raw
+        .trim()
+        .trim_start_matches('₹')
+        .trim_start_matches("Rs.")
+        .trim_start_matches("INR")
+        .chars()
+        .filter(|c| !matches!(c, ',' | ' '))
+        .collect();
+    let (whole, frac) = s.split_once('.').unwrap_or((&s, ""));
+    if whole.is_empty()
+        || frac.len() > 2
+        || !whole.chars().all(|c| c.is_ascii_digit())
+        || !frac.chars().all(|c| c.is_ascii_digit())
+    {
+        return None;
+    }
+    let rupees: i64 = whole.parse().ok()?;
+    let paise: i64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<2}").parse().ok()?
+    };
+    rupees.checked_mul(100)?.checked_add(paise)
+}
+
+/// A date as exports and people write it (`2026-01-15`, `15/01/2026`, `15 Jan 2026`; the day
+/// always first, never the US order).
+pub fn parse_date(raw: &str) -> Option<NaiveDate> {
+    crate::engine::runtime::parse_date(raw)
+}
+
+/// Paise as rupees for flow slots (the engine formats `*amount` and `sum_assured` as ₹).
+pub fn rupees(paise: i64) -> f64 {
+    paise as f64 / 100.0
+}
+
+/// How a status or stage code reads in a message: `documents_pending` → `Documents pending`.
+pub fn label(code: &str) -> String {
+    let spaced = code.replace('_', " ");
+    let mut chars = spaced.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_numbers_become_digits_with_country_code() {
+        assert_eq!(
+            normalize_phone("9812345678").as_deref(),
+            Some("919812345678")
+        );
+        assert_eq!(
+            normalize_phone("+91 98123-45678").as_deref(),
+            Some("919812345678")
+        );
+        assert_eq!(
+            normalize_phone("09812345678").as_deref(),
+            Some("919812345678")
+        );
+        assert_eq!(
+            normalize_phone("919812345678").as_deref(),
+            Some("919812345678")
+        );
+        assert_eq!(
+            normalize_phone("+44 20 7946 0958").as_deref(),
+            Some("442079460958")
+        );
+        assert_eq!(normalize_phone("12345"), None);
+        assert_eq!(normalize_phone("98123abc78"), None);
+    }
+
+    #[test]
+    fn policy_and_claim_numbers_are_normalised() {
+        assert_eq!(
+            normalize_policy_number(" h-2024/00123 ").as_deref(),
+            Some("H-2024/00123")
+        );
+        assert_eq!(normalize_policy_number("12 34"), None);
+        assert_eq!(normalize_policy_number("' OR 1=1"), None);
+        assert_eq!(
+            normalize_claim_number("clm123456").as_deref(),
+            Some("CLM-123456")
+        );
+        assert_eq!(
+            normalize_claim_number("CLM-123456").as_deref(),
+            Some("CLM-123456")
+        );
+        assert_eq!(normalize_claim_number("CLM-12345"), None);
+        assert_eq!(normalize_claim_number("123456"), None);
+    }
+
+    #[test]
+    fn amounts_are_parsed_to_paise() {
+        assert_eq!(parse_amount_paise("125000"), Some(12_500_000));
+        assert_eq!(parse_amount_paise("1,25,000.5"), Some(12_500_050));
+        assert_eq!(parse_amount_paise("₹ 12,500.75"), Some(1_250_075));
+        assert_eq!(parse_amount_paise("12.345"), None);
+        assert_eq!(parse_amount_paise("-5"), None);
+        assert_eq!(parse_amount_paise(""), None);
+        assert_eq!(parse_amount_paise("abc"), None);
+    }
+
+    #[test]
+    fn codes_read_as_labels() {
+        assert_eq!(label("documents_pending"), "Documents pending");
+        assert_eq!(label("active"), "Active");
+    }
+}

@@ -1,0 +1,72 @@
+//! The one interface flow actions read insurer data through, whichever system holds it: the
+//! embedded tables ([`super::embedded::EmbeddedSource`]) or the insurer's REST API
+//! ([`super::http::HttpSource`]). A source answers questions; it never decides who may see
+//! the answer (that is [`super::Insurer`]'s job).
+
+use crate::pipeline::BoxFuture;
+
+use super::model::{Claim, Policy, Premium};
+
+/// Why a source could not answer. Messages carry no personal data: they are logged.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("database error: {0}")]
+    Db(#[from] sea_orm::DbErr),
+    #[error("stored insurer data is invalid: {0}")]
+    Corrupt(String),
+    #[error("insurer API did not answer in time")]
+    Timeout,
+    #[error("insurer API unreachable")]
+    Unreachable,
+    #[error("insurer API answered HTTP {0}")]
+    Status(u16),
+    #[error("insurer API answered something unreadable: {0}")]
+    Garbage(String),
+    #[error("insurer API is failing; calls are paused (circuit open)")]
+    CircuitOpen,
+}
+
+impl SourceError {
+    /// Worth another try soon: the call may succeed if repeated (reads only).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SourceError::Timeout | SourceError::Unreachable => true,
+            SourceError::Status(code) => *code == 429 || *code >= 500,
+            _ => false,
+        }
+    }
+}
+
+/// Read access to policies, claims and premium schedules. Object-safe (boxed futures), so the
+/// app holds an `Arc<dyn PolicySource>` chosen by configuration.
+pub trait PolicySource: Send + Sync + 'static {
+    /// Policies whose registered mobile number is `mobile` (digits with country code).
+    fn policies_for_mobile<'a>(
+        &'a self,
+        mobile: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Policy>, SourceError>>;
+
+    /// One policy by its (normalised) number.
+    fn policy<'a>(
+        &'a self,
+        policy_number: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Policy>, SourceError>>;
+
+    /// One claim by its (normalised) number, `CLM-123456`.
+    fn claim<'a>(
+        &'a self,
+        claim_number: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Claim>, SourceError>>;
+
+    /// The claims on one policy.
+    fn claims<'a>(
+        &'a self,
+        policy_number: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Claim>, SourceError>>;
+
+    /// The premium schedule of one policy, oldest instalment first.
+    fn premiums<'a>(
+        &'a self,
+        policy_number: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Premium>, SourceError>>;
+}

@@ -1,0 +1,72 @@
+//! Several instances on one PostgreSQL database: messages of one contact are processed one at a
+//! time and in order even when their webhooks land on different instances; the outbox is
+//! shared with leases, so no reply goes twice. (PostgreSQL only: that is the scale-out setup.)
+
+use std::collections::BTreeMap;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn two_instances_share_the_work_without_duplicates_or_reordering() {
+    let Some(backend) = backends()
+        .into_iter()
+        .find(|b| matches!(b, Backend::Postgres(_)))
+    else {
+        eprintln!("skipped: set INSUREBOT_TEST_DATABASE_URL to run the scale-out test");
+        return;
+    };
+    let app = spawn_app(&backend).await;
+    let mut peer = app.start_peer().await;
+    let instances = [app.address.clone(), peer.address.clone()];
+    let ts = now_secs();
+    let contacts: Vec<String> = (0..6).map(|c| format!("91980000070{c}")).collect();
+    let per_contact = 12;
+    futures::future::join_all(contacts.iter().enumerate().map(|(c, phone)| {
+        let app = &app;
+        let instances = &instances;
+        async move {
+            for i in 0..per_contact {
+                // Alternate instances per message, offset per contact, like a load balancer.
+                let target = &instances[(c + i as usize) % 2];
+                let wamid = new_wamid();
+                let body = envelope(vec![text_message(
+                    phone,
+                    &wamid,
+                    ts + i,
+                    &format!("{phone}-{i}"),
+                )]);
+                assert_eq!(app.post_webhook_to(target, &body).await.status(), 200);
+                // Meta redelivers too: the same webhook to the other instance changes nothing.
+                if i % 4 == 0 {
+                    let other = &instances[(c + i as usize + 1) % 2];
+                    assert_eq!(app.post_webhook_to(other, &body).await.status(), 200);
+                }
+            }
+        }
+    }))
+    .await;
+    let total = contacts.len() * per_contact as usize;
+    let sent = app.wait_for_sends(total).await;
+    app.assert_no_more_sends(total).await;
+    let mut by_contact: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for request in &sent {
+        by_contact
+            .entry(recipient_of(request))
+            .or_default()
+            .push(text_of(request));
+    }
+    for phone in &contacts {
+        let expected: Vec<String> = (0..per_contact)
+            .map(|i| format!("echo: {phone}-{i}"))
+            .collect();
+        assert_eq!(
+            by_contact[phone], expected,
+            "one reply per message, in order, for {phone}"
+        );
+    }
+    println!(
+        "two instances: {total} messages, {} replies, 0 duplicates",
+        sent.len()
+    );
+    peer.shutdown().await;
+}
