@@ -176,8 +176,12 @@ fn agent_add_reads_the_password_from_stdin_and_refuses_a_duplicate_or_a_bad_role
     );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("(admin)"));
     let again = add("Admin@example.com", "agent", "a long enough password");
-    assert!(!again.status.success());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    let again_err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        !again.status.success(),
+        "a duplicate was accepted: {again_err}"
+    );
+    assert!(again_err.contains("already exists"), "{again_err}");
     let role = add("ravi@example.com", "root", "a long enough password");
     assert!(String::from_utf8_lossy(&role.stderr).contains("unknown role"));
     let short = add("ravi@example.com", "agent", "short");
