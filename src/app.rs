@@ -14,6 +14,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{DialogueMode, Settings};
+use crate::console::Console;
+use crate::console::hours::OfficeHours;
 use crate::dialogue::FlowRunner;
 use crate::dialogue::flows::FlowStore;
 use crate::engine::lint::EngineSettings;
@@ -106,6 +108,7 @@ impl Application {
                 actions: Arc::new(insurer),
                 composer: composer.clone(),
                 default_language: settings.dialogue.default_language.clone(),
+                office_hours: Some(office_hours(&settings)?),
             }),
         };
         let listener = TcpListener::bind(settings.listen)
@@ -171,7 +174,13 @@ impl Application {
             wake: outbox_ready,
             mark_read: settings.mark_read,
         };
+        let console = Console::new(
+            office_hours(&settings)?,
+            flows.clone(),
+            settings.dialogue.default_language.clone(),
+        )?;
         let state = AppState {
+            console: Arc::new(console),
             db,
             secrets: Arc::new(WebhookSecrets {
                 app_secret: settings.app_secret(),
@@ -228,11 +237,20 @@ impl Application {
         let watcher = self.flows.clone().map(|flows| {
             tokio::spawn(flows.watch(self.state.settings.dialogue.watch, stop.clone()))
         });
+        let closing = self.state.console.closing.clone();
         let router = http::router(self.state);
         tracing::info!(port = self.port, "insurebot listening");
-        let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        // Connect info gives the console's login limiting the client address.
+        let served = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Long-lived console event streams end so in-flight requests can drain.
+            closing.cancel();
+        })
+        .await;
         stop.cancel();
         let _ = tokio::join!(sweeper, sender);
         if let Some(watcher) = watcher {
@@ -257,6 +275,11 @@ async fn load_templates(db: &DatabaseConnection, settings: &Settings) -> anyhow:
         .context("cannot store the template registry")?;
     tracing::info!(path = %path.display(), templates = n, "template registry loaded");
     Ok(())
+}
+
+fn office_hours(settings: &Settings) -> anyhow::Result<OfficeHours> {
+    OfficeHours::from_settings(&settings.console)
+        .map_err(|(key, problem)| anyhow::anyhow!("{key}: {problem}"))
 }
 
 fn hostname() -> String {

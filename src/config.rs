@@ -76,6 +76,7 @@ pub struct Settings {
     pub whatsapp: WhatsAppSettings,
     pub webhook: WebhookSettings,
     pub outbox: OutboxSettings,
+    pub console: ConsoleSettings,
     pub insurer: InsurerSettings,
     pub messaging: MessagingSettings,
     /// Bearer token of the HTTP API (`/api/v1/...`); without one the API refuses every call.
@@ -161,6 +162,52 @@ pub struct OutboxSettings {
     pub retry_base_ms: u64,
     /// Longest delay between two attempts, in milliseconds.
     pub retry_max_ms: u64,
+}
+
+/// The agent console: sessions, login limiting and office hours.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleSettings {
+    /// Mark the session cookie `Secure` (set when the console is served over HTTPS, directly
+    /// or behind a TLS-terminating proxy). A request seen with `X-Forwarded-Proto: https`
+    /// gets a `Secure` cookie either way.
+    pub secure_cookies: bool,
+    /// How long a login lasts, in hours.
+    pub session_hours: u32,
+    /// Failed logins for one email within `login_window_minutes` before it is refused.
+    pub login_max_failures: u32,
+    /// Failed logins from one client address within the window before it is refused.
+    pub login_max_failures_per_ip: u32,
+    /// The window the failures are counted in, in minutes.
+    pub login_window_minutes: u32,
+    /// Days the team answers: `mon-fri`, `mon-sat`, `mon-sun` or a list like `mon,wed,fri`.
+    pub office_days: String,
+    /// Opening time, `HH:MM` local time.
+    pub office_open: String,
+    /// Closing time, `HH:MM` local time.
+    pub office_close: String,
+    /// Local time's offset from UTC (`+05:30` is Asia/Kolkata). A fixed offset rather than a
+    /// time-zone name: India has no daylight saving, and it spares the tz database in the binary.
+    pub utc_offset: String,
+    /// The time-zone label shown to policyholders next to the office hours.
+    pub timezone_label: String,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        Self {
+            secure_cookies: false,
+            session_hours: 12,
+            login_max_failures: 5,
+            login_max_failures_per_ip: 20,
+            login_window_minutes: 15,
+            office_days: "mon-sat".into(),
+            office_open: "09:00".into(),
+            office_close: "18:00".into(),
+            utc_offset: "+05:30".into(),
+            timezone_label: "IST".into(),
+        }
+    }
 }
 
 /// Where policies, claims and premiums come from.
@@ -299,6 +346,7 @@ impl Default for Settings {
             whatsapp: WhatsAppSettings::default(),
             webhook: WebhookSettings::default(),
             outbox: OutboxSettings::default(),
+            console: ConsoleSettings::default(),
             insurer: InsurerSettings::default(),
             messaging: MessagingSettings::default(),
             api_token: None,
@@ -448,6 +496,22 @@ impl Settings {
                 "OUTBOX_MAX_ATTEMPTS" => self.outbox.max_attempts = parse(key, value)?,
                 "OUTBOX_RETRY_BASE_MS" => self.outbox.retry_base_ms = parse(key, value)?,
                 "OUTBOX_RETRY_MAX_MS" => self.outbox.retry_max_ms = parse(key, value)?,
+                "CONSOLE_SECURE_COOKIES" => self.console.secure_cookies = parse(key, value)?,
+                "CONSOLE_SESSION_HOURS" => self.console.session_hours = parse(key, value)?,
+                "CONSOLE_LOGIN_MAX_FAILURES" => {
+                    self.console.login_max_failures = parse(key, value)?
+                }
+                "CONSOLE_LOGIN_MAX_FAILURES_PER_IP" => {
+                    self.console.login_max_failures_per_ip = parse(key, value)?
+                }
+                "CONSOLE_LOGIN_WINDOW_MINUTES" => {
+                    self.console.login_window_minutes = parse(key, value)?
+                }
+                "CONSOLE_OFFICE_DAYS" => self.console.office_days = value.clone(),
+                "CONSOLE_OFFICE_OPEN" => self.console.office_open = value.clone(),
+                "CONSOLE_OFFICE_CLOSE" => self.console.office_close = value.clone(),
+                "CONSOLE_UTC_OFFSET" => self.console.utc_offset = value.clone(),
+                "CONSOLE_TIMEZONE_LABEL" => self.console.timezone_label = value.clone(),
                 n if n.starts_with("INSURER_") => self.insurer.apply_env(key, &n[8..], value)?,
                 "WHATSAPP_WABA_ID" => self.whatsapp.waba_id = Some(value.clone()),
                 "API_TOKEN" => self.api_token = secret(),
@@ -562,6 +626,27 @@ impl Settings {
                 "must not exceed INSUREBOT_OUTBOX_RETRY_MAX_MS",
             ));
         }
+        let console = &self.console;
+        if console.session_hours == 0 {
+            return Err(invalid(
+                "INSUREBOT_CONSOLE_SESSION_HOURS",
+                "must be at least 1",
+            ));
+        }
+        if console.login_max_failures == 0 || console.login_max_failures_per_ip == 0 {
+            return Err(invalid(
+                "INSUREBOT_CONSOLE_LOGIN_MAX_FAILURES",
+                "must be at least 1 (per email and per address)",
+            ));
+        }
+        if console.login_window_minutes == 0 {
+            return Err(invalid(
+                "INSUREBOT_CONSOLE_LOGIN_WINDOW_MINUTES",
+                "must be at least 1",
+            ));
+        }
+        crate::console::hours::OfficeHours::from_settings(console)
+            .map_err(|(key, problem)| invalid(key, problem))?;
         self.insurer.validate()?;
         let m = &self.messaging;
         if !(1..=10_000).contains(&m.rate_per_second) {

@@ -9,7 +9,8 @@
 //! - [`insurer`]: policy data (imported tables or the insurer's API), identity checks, flow actions.
 //! - [`pipeline`]: hands stored inbound messages to the dialogue layer, one per contact at a time.
 //! - [`messaging`]: the persisted outbox and the sender that drains it.
-//! - [`http`]: every route and layer (webhook, health, metrics).
+//! - [`http`]: every route and layer (webhook, health, metrics, console).
+//! - [`console`]: the agents' web console (queue, hand-off, dashboard) and the flow simulator.
 //! - [`app`]: builds one instance; `main` and the integration tests start the same thing.
 //! - [`chat`]: `insurebot chat`, the bot in a terminal through the real webhook path.
 //! - [`metrics`]: Prometheus counters of one app instance.
@@ -19,6 +20,7 @@
 pub mod app;
 pub mod chat;
 pub mod config;
+pub mod console;
 pub mod dialogue;
 pub mod engine;
 pub mod http;

@@ -38,6 +38,11 @@ enum Command {
         #[arg(long, default_value = "919812345678")]
         phone: String,
     },
+    /// Manage the people who log in to the agent console.
+    Agent {
+        #[command(subcommand)]
+        command: AgentCommand,
+    },
     /// Import the insurer's CSV export into the embedded tables (all or nothing by default).
     Import {
         kind: insurebot::insurer::ImportKind,
@@ -55,6 +60,23 @@ enum Command {
     FakeCloudApi {
         #[arg(long, default_value = "127.0.0.1:9090")]
         listen: std::net::SocketAddr,
+    },
+}
+
+#[derive(Subcommand)]
+enum AgentCommand {
+    /// Create a console user (the password is asked for, or read from stdin).
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// agent, supervisor or admin.
+        #[arg(long, default_value = "agent")]
+        role: String,
+        /// Read the password from the first line of standard input (for scripts).
+        #[arg(long)]
+        password_stdin: bool,
     },
 }
 
@@ -109,7 +131,7 @@ async fn main() -> ExitCode {
             ),
         };
     }
-    if matches!(cli.command, Command::Chat { .. }) {
+    if matches!(cli.command, Command::Chat { .. } | Command::Agent { .. }) {
         // The conversation is the output; only problems are logged.
         let mut quiet = settings.log.clone();
         quiet.filter = "warn".into();
@@ -120,6 +142,18 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Chat { phone } => insurebot::chat::run(settings, &phone).await,
         Command::Flows { .. } => unreachable!("handled above"),
+        Command::Agent {
+            command:
+                AgentCommand::Add {
+                    email,
+                    name,
+                    role,
+                    password_stdin,
+                },
+        } => {
+            insurebot::console::cli::add_agent(&settings, &email, &name, &role, password_stdin)
+                .await
+        }
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(settings).await,
         Command::Templates { action } => templates(settings, action).await,

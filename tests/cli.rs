@@ -148,3 +148,42 @@ fn flows_test_runs_the_shipped_conversation_tests() {
     );
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
 }
+
+#[test]
+fn agent_add_reads_the_password_from_stdin_and_refuses_a_duplicate_or_a_bad_role() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let add = |email: &str, role: &str, password: &str| {
+        let mut child = Command::new(BIN)
+            .args([
+                "agent", "add", "--email", email, "--name", "Asha Rao", "--role", role,
+            ])
+            .arg("--password-stdin")
+            .current_dir(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let ok = add("admin@example.com", "admin", "a long enough password");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("(admin)"));
+    let again = add("Admin@example.com", "agent", "a long enough password");
+    let again_err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        !again.status.success(),
+        "a duplicate was accepted: {again_err}"
+    );
+    assert!(again_err.contains("already exists"), "{again_err}");
+    let role = add("ravi@example.com", "root", "a long enough password");
+    assert!(String::from_utf8_lossy(&role.stderr).contains("unknown role"));
+    let short = add("ravi@example.com", "agent", "short");
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 10"));
+}

@@ -35,6 +35,7 @@ help-text = I can show your policy details, premium due and claim status. Type "
 
 ## Hand-off
 handoff-connecting = I'm connecting you to our team. An agent will reply here shortly.
+handoff-after-hours = Our team answers { $hours }. It is outside those hours now, so an agent will reply from { $next }. Your request stays in the queue; type "stop" at any time to stop messages.
 
 ## Consent
 optout-confirmed = You will no longer receive messages from us, except essential updates on claims you filed. Send START at any time to resume.

@@ -18,6 +18,7 @@ use sea_orm::{
 };
 use serde_json::Value;
 
+use crate::console::hours::OfficeHours;
 use crate::engine::{
     self, Choices, ConsentChange, ConsentScope, Conversation, Effect, Event, Mode, Reply,
 };
@@ -66,6 +67,9 @@ pub struct FlowRunner {
     pub actions: Arc<dyn ActionExecutor>,
     pub composer: Composer,
     pub default_language: String,
+    /// When agents answer; outside these hours a hand-off is followed by a notice saying when
+    /// to expect a reply. `None`: no notice (conversation tests, tools).
+    pub office_hours: Option<OfficeHours>,
 }
 
 impl MessageHandler for FlowRunner {
@@ -157,7 +161,13 @@ impl FlowRunner {
                         });
                     }
                     Effect::Handoff { reason } => {
-                        request_handoff(turn, &reason, &conversation.language).await?
+                        let queued = request_handoff(turn, &reason, &conversation.language).await?;
+                        if queued
+                            && let Some(notice) =
+                                self.after_hours_notice(&flows, &conversation.language, now)
+                        {
+                            queue_reply(turn, &self.composer, &notice).await?;
+                        }
                     }
                     Effect::CancelHandoff { reason } => cancel_handoff(turn, &reason).await?,
                     Effect::Consent { change } => record_consent(turn, change).await?,
@@ -169,6 +179,37 @@ impl FlowRunner {
         Ok(conversation)
     }
 }
+
+impl FlowRunner {
+    /// The "we are closed, an agent replies from …" message, when a hand-off is queued outside
+    /// office hours (field notes: after-hours message for agent connect).
+    fn after_hours_notice(
+        &self,
+        flows: &crate::engine::FlowSet,
+        language: &str,
+        now: DateTime<Utc>,
+    ) -> Option<Reply> {
+        let hours = self.office_hours.as_ref()?;
+        let next = hours.next_open(now)?;
+        let mut args = fluent_bundle::FluentArgs::new();
+        args.set("hours", hours.describe());
+        args.set("next", crate::console::hours::describe_when(next));
+        let body = flows
+            .i18n()
+            .render_lossy(language, AFTER_HOURS_MESSAGE, Some(&args));
+        Some(Reply {
+            message_id: AFTER_HOURS_MESSAGE.to_owned(),
+            body,
+            header: None,
+            footer: None,
+            choices: None,
+            template: None,
+        })
+    }
+}
+
+/// The fluent id of the after-hours hand-off notice (in every locale's `flows.ftl`).
+pub const AFTER_HOURS_MESSAGE: &str = "handoff-after-hours";
 
 /// The engine event for an inbound message; `None` for what needs no answer (reactions,
 /// system notices).
@@ -279,7 +320,8 @@ async fn queue_reply(turn: &Turn<'_>, composer: &Composer, reply: &Reply) -> any
     }
 }
 
-async fn request_handoff(turn: &Turn<'_>, reason: &str, language: &str) -> Result<(), DbErr> {
+/// Queues a hand-off; false when one was already open (nothing changed).
+async fn request_handoff(turn: &Turn<'_>, reason: &str, language: &str) -> Result<bool, DbErr> {
     // One open request per contact: asking again while waiting changes nothing.
     let open = handoff::Entity::find()
         .filter(handoff::Column::ContactId.eq(turn.contact.id))
@@ -287,7 +329,7 @@ async fn request_handoff(turn: &Turn<'_>, reason: &str, language: &str) -> Resul
         .one(turn.txn)
         .await?;
     if open.is_some() {
-        return Ok(());
+        return Ok(false);
     }
     handoff::Entity::insert(handoff::ActiveModel {
         id: NotSet,
@@ -303,7 +345,7 @@ async fn request_handoff(turn: &Turn<'_>, reason: &str, language: &str) -> Resul
     .exec(turn.txn)
     .await?;
     tracing::info!(contact_id = turn.contact.id, %reason, "handed off to the agent queue");
-    Ok(())
+    Ok(true)
 }
 
 async fn cancel_handoff(turn: &Turn<'_>, reason: &str) -> Result<(), DbErr> {

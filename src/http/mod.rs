@@ -1,4 +1,5 @@
-//! The HTTP surface: every route and layer in one place.
+//! The HTTP surface: every route and layer in one place (the console's routes are listed in
+//! [`crate::console::router`]).
 
 pub mod api;
 pub mod health;
@@ -18,6 +19,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
+use crate::console::{self, Console};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::whatsapp::fake::FakeCloudApi;
@@ -32,6 +34,8 @@ pub struct AppState {
     pub secrets: Arc<WebhookSecrets>,
     /// The built-in fake Cloud API, in sandbox mode only.
     pub sandbox: Option<FakeCloudApi>,
+    /// The agent console's templates, office hours and live flows.
+    pub console: Arc<Console>,
 }
 
 /// The two secrets the webhook checks requests against.
@@ -54,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(api::router())
         .merge(sandbox::router())
+        .merge(console::router())
         .with_state(state)
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {

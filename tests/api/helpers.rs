@@ -123,6 +123,11 @@ pub async fn test_settings_for(backend: &Backend, api_base: &str) -> (Settings, 
         // The pipeline tests observe order through the echo handler; flow tests switch to
         // the engine with `spawn_app_with(.., |s| s.dialogue.handler = DialogueMode::Flows)`.
         ("INSUREBOT_DIALOGUE_HANDLER", "echo"),
+        // Agents are always in, so a hand-off never adds an after-hours notice by the clock;
+        // the notice has its own test.
+        ("INSUREBOT_CONSOLE_OFFICE_DAYS", "mon-sun"),
+        ("INSUREBOT_CONSOLE_OFFICE_OPEN", "00:00"),
+        ("INSUREBOT_CONSOLE_OFFICE_CLOSE", "24:00"),
         (
             "INSUREBOT_DIALOGUE_FLOWS_DIR",
             concat!(env!("CARGO_MANIFEST_DIR"), "/flows"),

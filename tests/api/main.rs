@@ -4,6 +4,8 @@
 
 mod helpers;
 
+mod browser;
+mod console;
 mod dialogue;
 mod health;
 mod ingest;

@@ -1,6 +1,8 @@
 //! sea-orm entities, one per table (see `migrations/`). Hand-written queries live beside them
 //! in `store/`; every `*_at` field holds Unix milliseconds (UTC).
 
+pub mod agent;
+pub mod agent_session;
 pub mod claim;
 pub mod consent_log;
 pub mod contact;
@@ -9,6 +11,7 @@ pub mod handoff;
 pub mod identity_attempt;
 pub mod identity_verification;
 pub mod inbound_message;
+pub mod login_failure;
 pub mod message_status;
 pub mod message_template;
 pub mod outbox;

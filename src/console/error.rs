@@ -1,0 +1,81 @@
+//! The console's one error type. Its responses never show internals: a database error is
+//! logged with its cause and answered with a plain "something went wrong" page.
+
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use sea_orm::DbErr;
+
+/// Every way a console request can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    /// No valid session: the browser is sent to the login page.
+    #[error("not logged in")]
+    Unauthenticated,
+    /// Logged in, but the role is too low for this page or action.
+    #[error("your role does not allow this")]
+    Forbidden,
+    /// The form's CSRF token is missing or does not match the session's.
+    #[error("the form has expired; reload the page and try again")]
+    Csrf,
+    #[error("not found")]
+    NotFound,
+    /// Login limiting: too many failures for this email or address.
+    #[error("too many failed logins; try again in a few minutes")]
+    TooManyAttempts,
+    /// A request that lost a race or breaks a rule; the text is for the agent.
+    #[error("{0}")]
+    Conflict(String),
+    /// The console is not available in this mode (e.g. the simulator outside sandbox mode).
+    #[error("not available")]
+    Unavailable,
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// The console's result type.
+pub type Result<T, E = ConsoleError> = std::result::Result<T, E>;
+
+impl ConsoleError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Unauthenticated => StatusCode::SEE_OTHER,
+            Self::Forbidden | Self::Csrf => StatusCode::FORBIDDEN,
+            Self::NotFound | Self::Unavailable => StatusCode::NOT_FOUND,
+            Self::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Db(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ConsoleError {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        let message = match &self {
+            Self::Unauthenticated => return Redirect::to("/console/login").into_response(),
+            Self::Db(e) => {
+                tracing::error!(error.cause_chain = ?e, error.message = %e, "console request failed");
+                "Something went wrong. Please try again.".to_owned()
+            }
+            Self::Internal(e) => {
+                tracing::error!(error.cause_chain = ?e, error.message = %e, "console request failed");
+                "Something went wrong. Please try again.".to_owned()
+            }
+            other => {
+                tracing::info!(status = status.as_u16(), reason = %other, "console request refused");
+                other.to_string()
+            }
+        };
+        let body = format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{code}</title>\
+             <link rel=\"stylesheet\" href=\"/console/static/console.css\"></head>\
+             <body><main class=\"narrow\"><h1>{code}</h1><p role=\"alert\">{msg}</p>\
+             <p><a href=\"/console/queue\">Back to the queue</a></p></main></body></html>",
+            code = status.as_u16(),
+            msg = tera::escape_html(&message),
+        );
+        (status, Html(body)).into_response()
+    }
+}

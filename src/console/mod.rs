@@ -1,0 +1,162 @@
+//! The agent console and the flow simulator, served by insurebot itself: server-rendered tera
+//! pages embedded in the binary (no CDN, no build step), live updates over server-sent events,
+//! charts as inline SVG.
+//!
+//! # Layout
+//! - [`auth`]: agents, roles, password hashing, sessions, CSRF, login limiting.
+//! - [`cli`]: `insurebot agent add`.
+//! - [`handoff`]: take / transfer / close, feeding `AgentJoined` / `AgentReleased` to the engine.
+//! - [`reply`]: the one function through which agent messages reach the outbox.
+//! - [`pages`]: the queue and conversation pages, their fragments and event streams.
+//! - [`transcript`]: inbound and outbound rows as one timeline with delivery ticks.
+//! - [`dashboard`]: the supervisor's numbers and their SVG charts.
+//! - [`simulator`]: the phone-like chat for flow authors (sandbox mode only).
+//! - [`hours`]: office hours and the after-hours notice for policyholders.
+//! - [`error`]: [`ConsoleError`], the layer's one error type.
+
+pub mod auth;
+pub mod cli;
+pub mod dashboard;
+pub mod error;
+pub mod handoff;
+pub mod hours;
+pub mod pages;
+pub mod reply;
+pub mod simulator;
+pub mod transcript;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Redirect};
+use axum::routing::{get, post};
+
+pub use error::{ConsoleError, Result};
+
+use crate::dialogue::flows::FlowStore;
+use crate::http::AppState;
+use hours::OfficeHours;
+
+/// What the console needs beyond the database: its templates, the office hours and, when the
+/// flow engine answers, the live flows (to tell the engine about agents).
+pub struct Console {
+    tera: tera::Tera,
+    pub hours: OfficeHours,
+    pub flows: Option<Arc<FlowStore>>,
+    /// Language of a conversation the engine has not seen yet.
+    pub default_language: String,
+    /// Cancelled when the server starts shutting down: open event streams end, otherwise an
+    /// open console tab would hold graceful shutdown forever.
+    pub closing: tokio_util::sync::CancellationToken,
+}
+
+/// The templates, embedded so the binary is all an operator deploys.
+const TEMPLATES: &[(&str, &str)] = &[
+    ("layout.html", include_str!("templates/layout.html")),
+    ("login.html", include_str!("templates/login.html")),
+    ("queue.html", include_str!("templates/queue.html")),
+    ("queue_rows.html", include_str!("templates/queue_rows.html")),
+    (
+        "conversation.html",
+        include_str!("templates/conversation.html"),
+    ),
+    ("transcript.html", include_str!("templates/transcript.html")),
+    ("dashboard.html", include_str!("templates/dashboard.html")),
+    ("simulator.html", include_str!("templates/simulator.html")),
+];
+
+const CSS: &str = include_str!("templates/console.css");
+
+impl Console {
+    /// Compiles the embedded templates.
+    ///
+    /// # Errors
+    /// A template that does not parse (a bug caught by every test that starts the app).
+    pub fn new(
+        hours: OfficeHours,
+        flows: Option<Arc<FlowStore>>,
+        default_language: String,
+    ) -> anyhow::Result<Self> {
+        let mut tera = tera::Tera::default();
+        tera.add_raw_templates(TEMPLATES.to_vec())
+            .map_err(|e| anyhow::anyhow!("console templates: {e:?}"))?;
+        Ok(Self {
+            tera,
+            hours,
+            flows,
+            default_language,
+            closing: tokio_util::sync::CancellationToken::new(),
+        })
+    }
+
+    /// Renders a page; a render error becomes one 500 path.
+    ///
+    /// # Errors
+    /// [`ConsoleError::Internal`] when the template fails.
+    pub fn render(&self, name: &str, ctx: &tera::Context) -> Result<Html<String>> {
+        self.tera
+            .render(name, ctx)
+            .map(Html)
+            .map_err(|e| ConsoleError::Internal(anyhow::anyhow!("rendering {name}: {e:?}")))
+    }
+}
+
+/// Every console and simulator route.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/console", get(|| async { Redirect::to("/console/queue") }))
+        .route("/console/static/console.css", get(css))
+        .route("/console/login", get(auth::login_page).post(auth::login))
+        .route("/console/logout", post(auth::logout))
+        .route("/console/queue", get(pages::queue))
+        .route("/console/queue/rows", get(pages::queue_rows))
+        .route("/console/queue/events", get(pages::queue_events))
+        .route("/console/handoffs/{id}/take", post(pages::take))
+        .route("/console/handoffs/{id}/transfer", post(pages::transfer))
+        .route("/console/handoffs/{id}/close", post(pages::close))
+        .route("/console/conversations/{contact}", get(pages::conversation))
+        .route(
+            "/console/conversations/{contact}/transcript",
+            get(pages::transcript),
+        )
+        .route(
+            "/console/conversations/{contact}/events",
+            get(pages::conversation_events),
+        )
+        .route("/console/conversations/{contact}/reply", post(pages::reply))
+        .route("/console/dashboard", get(dashboard::page))
+        .merge(simulator::router())
+}
+
+async fn css() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        CSS,
+    )
+}
+
+/// Local time as `dd/mm HH:MM` in the office's offset.
+pub fn local_time(hours: &OfficeHours, at_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(at_ms)
+        .map(|t| {
+            t.with_timezone(&hours.offset)
+                .format("%d/%m %H:%M")
+                .to_string()
+        })
+        .unwrap_or_else(|| "-".to_owned())
+}
+
+/// `3 min`, `2 h 5 min`, `1 d 3 h`.
+pub fn duration_text(ms: i64) -> String {
+    let mins = (ms.max(0) / 60_000) as u64;
+    match mins {
+        0 => "< 1 min".to_owned(),
+        m if m < 60 => format!("{m} min"),
+        m if m < 24 * 60 => format!("{} h {} min", m / 60, m % 60),
+        m => format!("{} d {} h", m / (24 * 60), (m / 60) % 24),
+    }
+}

@@ -1,0 +1,39 @@
+//! What an agent says goes out through the composer and the outbox like everything else.
+
+use sea_orm::{ConnectionTrait, DbErr};
+
+use crate::messaging::composer::{self, ComposeError, Composer, Intent, Purpose, Queued};
+use crate::store::entities::contact;
+use crate::whatsapp::outbound::OutboundBody;
+
+/// Longest agent message (WhatsApp's text body limit).
+pub const MAX_CHARS: usize = crate::whatsapp::outbound::TEXT_BODY_MAX;
+
+/// Queues an agent's free-text reply to `contact` through the composer, in the caller's
+/// transaction; returns the outbox row id. The composer decides again at send time, so a reply
+/// typed just before the window closes is recorded as skipped rather than refused by Meta.
+///
+/// # Errors
+/// A text over the limit, an unknown contact, or a database error.
+pub async fn send_agent_text<C: ConnectionTrait>(
+    txn: &C,
+    composer: &Composer,
+    contact: &contact::Model,
+    text: &str,
+) -> Result<i64, DbErr> {
+    let intent = Intent {
+        contact_id: contact.id,
+        in_reply_to: None,
+        purpose: Purpose::Agent,
+        free_form: Some(OutboundBody::Text {
+            body: text.to_owned(),
+            preview_url: text.contains("https://"),
+        }),
+        template: None,
+    };
+    match composer::queue(txn, composer, intent).await {
+        Ok(Queued::Row(id) | Queued::Skipped { row: id, .. }) => Ok(id),
+        Err(ComposeError::Db(e)) => Err(e),
+        Err(e) => Err(DbErr::Custom(format!("agent reply refused: {e}"))),
+    }
+}

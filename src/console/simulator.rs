@@ -1,0 +1,267 @@
+//! The simulator for flow authors (sandbox mode only): a phone-like chat at `/simulator`. What
+//! the author types goes through the real `POST /webhook` path, signed with the sandbox secret
+//! server-side; the bot's replies are read back from the sandbox's fake Cloud API, so the page
+//! shows exactly what would have been sent. Displayed replies are acknowledged with
+//! `delivered` and `read` status webhooks, as a phone would, which produces the ticks.
+//!
+//! Outside sandbox mode every simulator route answers 404. The JSON routes need a JSON body,
+//! which a cross-site form cannot send without a CORS preflight that is never granted.
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{Request, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use super::error::{ConsoleError, Result};
+use crate::engine::Conversation;
+use crate::http::AppState;
+use crate::store::begin_write;
+use crate::store::entities::{contact, message_status};
+use crate::whatsapp::fake::{FakeCloudApi, RequestKind};
+use crate::whatsapp::signature;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/simulator", get(page))
+        .route("/simulator/send", post(send))
+        .route("/simulator/messages", get(messages))
+        .route("/simulator/ack", post(ack))
+        .route("/simulator/window", post(close_window))
+        .route("/simulator/language", post(language))
+}
+
+fn fake(state: &AppState) -> Result<&FakeCloudApi> {
+    state.sandbox.as_ref().ok_or(ConsoleError::Unavailable)
+}
+
+async fn page(State(state): State<AppState>) -> Result<Html<String>> {
+    fake(&state)?;
+    let mut ctx = tera::Context::new();
+    let languages: Vec<String> = match &state.console.flows {
+        Some(flows) => flows
+            .current()
+            .i18n()
+            .languages()
+            .map(str::to_owned)
+            .collect(),
+        None => vec![state.settings.dialogue.default_language.clone()],
+    };
+    ctx.insert("languages", &languages);
+    ctx.insert(
+        "default_language",
+        &state.settings.dialogue.default_language,
+    );
+    state.console.render("simulator.html", &ctx)
+}
+
+/// What the author did on the simulated phone.
+#[derive(Debug, Deserialize)]
+pub struct SendRequest {
+    pub phone: String,
+    /// `text`, `button` or `list`.
+    pub kind: String,
+    #[serde(default)]
+    pub text: String,
+    #[serde(default)]
+    pub id: String,
+}
+
+async fn send(State(state): State<AppState>, Json(req): Json<SendRequest>) -> Result<Response> {
+    fake(&state)?;
+    let phone = digits(&req.phone)?;
+    let wamid = format!("wamid.SIM{}", uuid::Uuid::new_v4().simple());
+    let ts = chrono::Utc::now().timestamp().to_string();
+    let message = match req.kind.as_str() {
+        "button" => json!({
+            "from": phone, "id": wamid, "timestamp": ts, "type": "interactive",
+            "interactive": { "type": "button_reply", "button_reply": { "id": req.id, "title": req.text } }
+        }),
+        "list" => json!({
+            "from": phone, "id": wamid, "timestamp": ts, "type": "interactive",
+            "interactive": { "type": "list_reply", "list_reply": { "id": req.id, "title": req.text } }
+        }),
+        _ => json!({
+            "from": phone, "id": wamid, "timestamp": ts, "type": "text", "text": { "body": req.text }
+        }),
+    };
+    let body = envelope(
+        &state,
+        json!({
+            "contacts": [{ "profile": { "name": "Simulator" }, "wa_id": phone }],
+            "messages": [message],
+        }),
+    );
+    post_webhook(&state, body).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PhoneQuery {
+    pub phone: String,
+}
+
+async fn messages(
+    State(state): State<AppState>,
+    Query(q): Query<PhoneQuery>,
+) -> Result<Json<Value>> {
+    let fake = fake(&state)?;
+    let phone = digits(&q.phone)?;
+    let sent: Vec<_> = fake
+        .received()
+        .into_iter()
+        .filter(|r| r.kind == RequestKind::Send && r.body["to"].as_str() == Some(phone.as_str()))
+        .collect();
+    let wamids: Vec<String> = sent.iter().filter_map(|r| r.wamid.clone()).collect();
+    let statuses = if wamids.is_empty() {
+        Vec::new()
+    } else {
+        message_status::Entity::find()
+            .filter(message_status::Column::Wamid.is_in(wamids))
+            .all(&state.db)
+            .await?
+    };
+    let list: Vec<Value> = sent
+        .iter()
+        .map(|r| {
+            let status = r
+                .wamid
+                .as_ref()
+                .and_then(|w| statuses.iter().find(|s| &s.wamid == w))
+                .map_or("sent", |s| s.status.as_str());
+            json!({ "seq": r.seq, "wamid": r.wamid, "body": r.body, "status": status })
+        })
+        .collect();
+    let window_open = contact::Entity::find()
+        .filter(contact::Column::WaId.eq(phone.clone()))
+        .one(&state.db)
+        .await?
+        .and_then(|c| c.last_inbound_at)
+        .is_some_and(|at| at + super::pages::WINDOW_MS > crate::store::now_ms());
+    Ok(Json(
+        json!({ "messages": list, "window_open": window_open }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AckRequest {
+    pub phone: String,
+    pub wamid: String,
+    /// `delivered` or `read`.
+    pub status: String,
+}
+
+async fn ack(State(state): State<AppState>, Json(req): Json<AckRequest>) -> Result<Response> {
+    fake(&state)?;
+    let phone = digits(&req.phone)?;
+    let status = if req.status == "read" {
+        "read"
+    } else {
+        "delivered"
+    };
+    let body = envelope(
+        &state,
+        json!({
+            "statuses": [{
+                "id": req.wamid, "status": status,
+                "timestamp": chrono::Utc::now().timestamp().to_string(), "recipient_id": phone
+            }]
+        }),
+    );
+    post_webhook(&state, body).await
+}
+
+async fn close_window(
+    State(state): State<AppState>,
+    Json(req): Json<PhoneQuery>,
+) -> Result<Response> {
+    fake(&state)?;
+    let phone = digits(&req.phone)?;
+    let contact = find_contact(&state, &phone).await?;
+    super::pages::move_window_back(&state.db, contact.id, 25).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LanguageRequest {
+    pub phone: String,
+    pub language: String,
+}
+
+async fn language(
+    State(state): State<AppState>,
+    Json(req): Json<LanguageRequest>,
+) -> Result<Response> {
+    fake(&state)?;
+    let phone = digits(&req.phone)?;
+    let contact = find_contact(&state, &phone).await?;
+    let txn = begin_write(&state.db).await?;
+    let mut conversation = crate::dialogue::load(&txn, contact.id)
+        .await?
+        .unwrap_or_else(|| Conversation::new(&req.language));
+    conversation.language = req.language.clone();
+    crate::dialogue::save(&txn, contact.id, &conversation).await?;
+    txn.commit().await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn find_contact(state: &AppState, phone: &str) -> Result<contact::Model> {
+    contact::Entity::find()
+        .filter(contact::Column::WaId.eq(phone.to_owned()))
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| ConsoleError::Conflict("Send a message first.".into()))
+}
+
+fn digits(phone: &str) -> Result<String> {
+    let p = phone.trim().trim_start_matches('+');
+    if p.len() < 8 || p.len() > 15 || !p.chars().all(|c| c.is_ascii_digit()) {
+        return Err(ConsoleError::Conflict(
+            "The phone number must have 8 to 15 digits.".into(),
+        ));
+    }
+    Ok(p.to_owned())
+}
+
+fn envelope(state: &AppState, value: Value) -> String {
+    let mut value = value;
+    value["messaging_product"] = json!("whatsapp");
+    value["metadata"] = json!({
+        "display_phone_number": "15550000000",
+        "phone_number_id": state.settings.whatsapp.phone_number_id,
+    });
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": "sandbox", "changes": [{ "field": "messages", "value": value }] }]
+    })
+    .to_string()
+}
+
+/// Sends a signed webhook through the real webhook route, in process.
+async fn post_webhook(state: &AppState, body: String) -> Result<Response> {
+    let sig = signature::sign(
+        state.secrets.app_secret.expose_secret().as_bytes(),
+        body.as_bytes(),
+    );
+    let request = Request::post("/webhook")
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", sig)
+        .body(Body::from(body))
+        .map_err(|e| ConsoleError::Internal(e.into()))?;
+    // The simulator never needs the load-benchmark baseline endpoint.
+    let response = crate::http::webhook::router(state.settings.webhook.max_body_bytes, false)
+        .with_state(state.clone())
+        .oneshot(request)
+        .await
+        .map_err(|e| ConsoleError::Internal(anyhow::anyhow!("webhook: {e}")))?;
+    Ok((
+        response.status(),
+        Json(json!({ "accepted": response.status().is_success() })),
+    )
+        .into_response())
+}

@@ -1,0 +1,202 @@
+//! One contact's conversation as a timeline: inbound messages and outbox rows, oldest first,
+//! each outbound line with its delivery tick (queued, sent, delivered, read, or failed with
+//! the reason WhatsApp gave) so a failure is never invisible (field notes, pain point 14).
+
+use std::collections::HashMap;
+
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder};
+use serde::Serialize;
+
+use super::hours::OfficeHours;
+use super::local_time;
+use crate::messaging::composer::{Purpose, StoredIntent};
+use crate::store::entities::{inbound_message, message_status, outbox};
+use crate::whatsapp::inbound::MessageContent;
+use crate::whatsapp::outbound::OutboundBody;
+
+/// One line of the transcript.
+#[derive(Debug, Clone, Serialize)]
+pub struct Line {
+    /// Unix ms, for ordering.
+    pub at: i64,
+    /// Local time for people.
+    pub when: String,
+    /// `contact`, `bot` or `agent`.
+    pub from: &'static str,
+    pub text: String,
+    /// Buttons or list rows offered with the message.
+    pub choices: Vec<String>,
+    /// `queued`, `sent`, `delivered`, `read`, `failed` (outbound only).
+    pub tick: Option<String>,
+    /// Why it failed, as WhatsApp or the sender said.
+    pub failure: Option<String>,
+}
+
+/// The newest `limit` lines of a contact's conversation, oldest first.
+///
+/// # Errors
+/// Database errors.
+pub async fn load(
+    db: &DatabaseConnection,
+    hours: &OfficeHours,
+    contact_id: i64,
+    limit: usize,
+) -> Result<Vec<Line>, DbErr> {
+    let inbound = inbound_message::Entity::find()
+        .filter(inbound_message::Column::ContactId.eq(contact_id))
+        .order_by_desc(inbound_message::Column::Id)
+        .all(db)
+        .await?;
+    let outbound = outbox::Entity::find()
+        .filter(outbox::Column::ContactId.eq(contact_id))
+        .order_by_desc(outbox::Column::Id)
+        .all(db)
+        .await?;
+    let wamids: Vec<String> = outbound.iter().filter_map(|r| r.wamid.clone()).collect();
+    let statuses: HashMap<String, message_status::Model> = if wamids.is_empty() {
+        HashMap::new()
+    } else {
+        message_status::Entity::find()
+            .filter(message_status::Column::Wamid.is_in(wamids))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|s| (s.wamid.clone(), s))
+            .collect()
+    };
+    let mut lines: Vec<Line> = inbound
+        .iter()
+        .take(limit)
+        .map(|row| {
+            let content: Option<MessageContent> = row
+                .content
+                .as_deref()
+                .and_then(|c| serde_json::from_str(c).ok());
+            Line {
+                at: row.sent_at,
+                when: local_time(hours, row.sent_at),
+                from: "contact",
+                text: content
+                    .as_ref()
+                    .map_or_else(|| format!("[{} message]", row.msg_type), inbound_text),
+                choices: Vec::new(),
+                tick: None,
+                failure: None,
+            }
+        })
+        .collect();
+    for row in outbound.iter().take(limit) {
+        let intent = StoredIntent::from_payload(&row.payload).ok();
+        let (text, choices) = match intent.as_ref() {
+            Some(StoredIntent {
+                free_form: Some(body),
+                ..
+            }) => outbound_text(body),
+            Some(StoredIntent {
+                template: Some(t), ..
+            }) => (
+                format!("[template {}: {}]", t.name, t.params.join(", ")),
+                Vec::new(),
+            ),
+            _ => ("[message]".to_owned(), Vec::new()),
+        };
+        let from = match intent.as_ref().map(|i| &i.purpose) {
+            Some(Purpose::Agent) => "agent",
+            _ => "bot",
+        };
+        let (tick, failure) = tick_of(row, &statuses);
+        lines.push(Line {
+            at: row.created_at,
+            when: local_time(hours, row.created_at),
+            from,
+            text,
+            choices,
+            tick: Some(tick),
+            failure,
+        });
+    }
+    lines.sort_by_key(|l| l.at);
+    let skip = lines.len().saturating_sub(limit);
+    Ok(lines.split_off(skip))
+}
+
+fn tick_of(
+    row: &outbox::Model,
+    statuses: &HashMap<String, message_status::Model>,
+) -> (String, Option<String>) {
+    let reason = |code: Option<i64>, text: Option<&str>| {
+        let text = text.unwrap_or("unknown error");
+        Some(match code {
+            Some(c) => format!("{text} ({c})"),
+            None => text.to_owned(),
+        })
+    };
+    match row.state.as_str() {
+        "failed" | "dead" => (
+            "failed".into(),
+            reason(row.error_code, row.last_error.as_deref()),
+        ),
+        "queued" => ("queued".into(), None),
+        _ => match row.wamid.as_ref().and_then(|w| statuses.get(w)) {
+            Some(s) if s.status == "failed" => (
+                "failed".into(),
+                reason(s.error_code, s.error_title.as_deref()),
+            ),
+            Some(s) if s.status == "played" => ("read".into(), None),
+            Some(s) => (s.status.clone(), None),
+            None => ("sent".into(), None),
+        },
+    }
+}
+
+/// What a policyholder sent, as one line of text.
+pub fn inbound_text(content: &MessageContent) -> String {
+    match content {
+        MessageContent::Text { body } => body.clone(),
+        MessageContent::ButtonReply { title, .. } | MessageContent::ListReply { title, .. } => {
+            format!("▸ {title}")
+        }
+        MessageContent::TemplateButton { text, .. } => format!("▸ {text}"),
+        MessageContent::Media { kind, caption, .. } => match caption {
+            Some(c) => format!("[{}] {c}", kind.as_str()),
+            None => format!("[{}]", kind.as_str()),
+        },
+        MessageContent::Location { name, .. } => {
+            format!("[location] {}", name.as_deref().unwrap_or(""))
+        }
+        MessageContent::Contacts { count } => format!("[{count} contact card(s)]"),
+        MessageContent::Reaction { emoji, .. } => {
+            format!("[reaction {}]", emoji.as_deref().unwrap_or("removed"))
+        }
+        MessageContent::FlowReply { .. } => "[form reply]".into(),
+        MessageContent::Order { item_count, .. } => format!("[order, {item_count} item(s)]"),
+        MessageContent::System { kind, .. } => format!("[system: {kind}]"),
+        MessageContent::RequestWelcome => "[opened the chat]".into(),
+        MessageContent::Unsupported { .. } => "[unsupported message]".into(),
+        MessageContent::Other { .. } => "[message]".into(),
+    }
+}
+
+/// What the bot or an agent sent: the text and the choices offered with it.
+pub fn outbound_text(body: &OutboundBody) -> (String, Vec<String>) {
+    match body {
+        OutboundBody::Text { body, .. } => (body.clone(), Vec::new()),
+        OutboundBody::Buttons { body, buttons, .. } => (
+            body.clone(),
+            buttons.iter().map(|b| b.title.clone()).collect(),
+        ),
+        OutboundBody::List { body, sections, .. } => (
+            body.clone(),
+            sections
+                .iter()
+                .flat_map(|s| s.rows.iter().map(|r| r.title.clone()))
+                .collect(),
+        ),
+        OutboundBody::Template {
+            name, components, ..
+        } => (
+            format!("Template “{name}” ({} component(s))", components.len()),
+            Vec::new(),
+        ),
+    }
+}

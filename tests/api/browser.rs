@@ -1,0 +1,370 @@
+//! End to end in a real browser: Debian's chromium driven over WebDriver by chromedriver,
+//! which this test starts itself on a free port. Log in, take a waiting conversation, reply,
+//! see the fake Cloud API receive the reply and a new message appear without reloading; then
+//! let the window close and see only templates offered. On failure a screenshot lands in
+//! `.ci/artifacts/`. With `INSUREBOT_SCREENSHOT=1` the console screenshot in
+//! `tests/screenshots/console.png` (shown in the README) is refreshed.
+//!
+//! WebDriver is spoken as plain JSON over reqwest (a dozen endpoints), which spares a client
+//! crate and its dependency tree.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use insurebot::config::DialogueMode;
+use insurebot::console::auth::Role;
+use serde_json::{Value, json};
+
+use crate::console::{PASSWORD, add_agent, queued_handoff};
+use crate::helpers::*;
+
+/// WebDriver's key for element references.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+struct Driver {
+    process: Child,
+    base: String,
+    http: reqwest::Client,
+    _profile: tempfile::TempDir,
+    session: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+type Step<T = ()> = Result<T, String>;
+
+impl Driver {
+    /// Starts chromedriver and a headless Chromium session; `None` when chromedriver is not
+    /// installed (`.ci/run` installs it; locally the test is skipped with a notice).
+    async fn start() -> Option<Driver> {
+        let binary = ["chromedriver", "/usr/bin/chromedriver"]
+            .into_iter()
+            .find(|b| Command::new(b).arg("--version").output().is_ok())?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let process = Command::new(binary)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let profile = tempfile::tempdir().unwrap();
+        let mut driver = Driver {
+            process,
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+            _profile: profile,
+            session: String::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = driver
+                .http
+                .get(format!("{}/status", driver.base))
+                .send()
+                .await
+                && let Ok(v) = r.json::<Value>().await
+                && v["value"]["ready"] == true
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .unwrap_or("chromium");
+        let caps = json!({ "capabilities": { "alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--window-size=1366,900",
+                    format!("--user-data-dir={}", driver._profile.path().display()),
+                ]
+            }
+        }}});
+        let created: Value = driver
+            .http
+            .post(format!("{}/session", driver.base))
+            .json(&caps)
+            .send()
+            .await
+            .expect("new session")
+            .json()
+            .await
+            .unwrap();
+        driver.session = created["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {created}"))
+            .to_owned();
+        Some(driver)
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Step<Value> {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let mut req = self.http.request(method, url);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let v: Value = req
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        if v["value"]["error"].is_string() {
+            return Err(format!("WebDriver {path}: {}", v["value"]["message"]));
+        }
+        Ok(v["value"].clone())
+    }
+
+    async fn goto(&self, url: &str) -> Step {
+        self.call(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
+            .await
+            .map(drop)
+    }
+
+    async fn url(&self) -> Step<String> {
+        Ok(self
+            .call(reqwest::Method::GET, "/url", None)
+            .await?
+            .as_str()
+            .unwrap_or_default()
+            .to_owned())
+    }
+
+    async fn find(&self, css: &str) -> Step<String> {
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({ "using": "css selector", "value": css })),
+            )
+            .await
+            .map_err(|e| format!("{css}: {e}"))?;
+        Ok(v[ELEMENT].as_str().unwrap_or_default().to_owned())
+    }
+
+    async fn wait_for(&self, css: &str) -> Step<String> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            match self.find(css).await {
+                Ok(e) => return Ok(e),
+                Err(e) if Instant::now() > deadline => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    async fn type_into(&self, css: &str, text: &str) -> Step {
+        let e = self.wait_for(css).await?;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{e}/value"),
+            Some(json!({ "text": text })),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Clicks `css`. Live regions (the queue refreshes itself) may replace the element between
+    /// finding and clicking it; a stale element is looked up again, a few times.
+    async fn click(&self, css: &str) -> Step {
+        let mut attempt = 0;
+        loop {
+            let e = self.wait_for(css).await?;
+            let clicked = self
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/element/{e}/click"),
+                    Some(json!({})),
+                )
+                .await;
+            match clicked {
+                Err(error) if attempt < 5 && error.to_string().contains("stale element") => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                other => return other.map(drop),
+            }
+        }
+    }
+
+    async fn text(&self, css: &str) -> Step<String> {
+        let e = self.wait_for(css).await?;
+        Ok(self
+            .call(reqwest::Method::GET, &format!("/element/{e}/text"), None)
+            .await?
+            .as_str()
+            .unwrap_or_default()
+            .to_owned())
+    }
+
+    async fn property(&self, css: &str, name: &str) -> Step<Value> {
+        let e = self.wait_for(css).await?;
+        self.call(
+            reqwest::Method::GET,
+            &format!("/element/{e}/property/{name}"),
+            None,
+        )
+        .await
+    }
+
+    /// Waits until the text of `css` contains `needle`.
+    async fn wait_for_text(&self, css: &str, needle: &str) -> Step {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let text = self.text(css).await.unwrap_or_default();
+            if text.contains(needle) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{css} never showed {needle:?}; it shows {text:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn wait_for_url(&self, part: &str) -> Step<String> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let url = self.url().await?;
+            if url.contains(part) {
+                return Ok(url);
+            }
+            if Instant::now() > deadline {
+                return Err(format!("expected a URL with {part}, at {url}"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn screenshot(&self, path: &std::path::Path) {
+        if let Ok(Value::String(b64)) = self.call(reqwest::Method::GET, "/screenshot", None).await
+            && let Ok(png) = base64::engine::general_purpose::STANDARD.decode(b64)
+        {
+            let _ = std::fs::create_dir_all(path.parent().unwrap());
+            let _ = std::fs::write(path, png);
+        }
+    }
+}
+
+fn root(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+#[tokio::test]
+async fn an_agent_logs_in_takes_a_conversation_replies_and_sees_only_templates_after_the_window() {
+    let Some(driver) = Driver::start().await else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromedriver must be installed in CI (.ci/run installs chromium-driver)"
+        );
+        eprintln!(
+            "skipped: chromedriver is not installed (apt-get install chromium chromium-driver)"
+        );
+        return;
+    };
+    let app = spawn_app_with(&Backend::Sqlite, |s| {
+        s.dialogue.handler = DialogueMode::Flows
+    })
+    .await;
+    add_agent(&app, "admin@example.com", Role::Admin).await;
+    let phone = "919800000801";
+    app.post_webhook(&envelope(vec![text_message(
+        phone,
+        &new_wamid(),
+        now_secs() - 5,
+        "hi",
+    )]))
+    .await;
+    app.wait_for_sends(1).await;
+    let queued = queued_handoff(&app, phone).await;
+    app.wait_for_sends(2).await;
+
+    let outcome: Step = async {
+        driver
+            .goto(&format!("{}/console/login", app.address))
+            .await?;
+        driver.type_into("#email", "admin@example.com").await?;
+        driver.type_into("#password", PASSWORD).await?;
+        driver.click("#login").await?;
+        driver.wait_for_url("/console/queue").await?;
+        driver
+            .wait_for_text("#queue-rows", "contact request")
+            .await?;
+
+        driver
+            .click(&format!("button[data-handoff=\"{}\"]", queued.id))
+            .await?;
+        driver.wait_for_url("/console/conversations/").await?;
+        driver
+            .type_into("#reply-text", "Hello, I am Asha from the claims team.")
+            .await?;
+        driver.click("#send").await?;
+        let sends = app.wait_for_sends(3).await;
+        if text_of(&sends[2]) != "Hello, I am Asha from the claims team." {
+            return Err(format!("the fake received {:?}", sends[2].body));
+        }
+        driver
+            .wait_for_text("#transcript", "Hello, I am Asha from the claims team.")
+            .await?;
+
+        // A new message from the policyholder appears without a reload (server-sent events).
+        app.post_webhook(&envelope(vec![text_message(
+            phone,
+            &new_wamid(),
+            now_secs(),
+            "Thank you, my claim number is CLM-123456",
+        )]))
+        .await;
+        driver.wait_for_text("#transcript", "CLM-123456").await?;
+        if std::env::var_os("INSUREBOT_SCREENSHOT").is_some() {
+            driver
+                .screenshot(&root("tests/screenshots/console.png"))
+                .await;
+        }
+
+        // The window closes: free text is disabled, templates are offered.
+        insurebot::console::pages::move_window_back(&app.db, queued.contact_id, 25)
+            .await
+            .map_err(|e| e.to_string())?;
+        let here = driver.url().await?;
+        driver.goto(&here).await?;
+        driver
+            .wait_for_text("#window-state", "window closed")
+            .await?;
+        if driver.property("#reply-text", "disabled").await? != Value::Bool(true) {
+            return Err("the reply box is still enabled after the window closed".into());
+        }
+        driver
+            .wait_for_text("#templates", "agent_unavailable")
+            .await?;
+        if driver.find("#send").await.is_ok() {
+            return Err("a send button is offered outside the window".into());
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = outcome {
+        let shot = root(".ci/artifacts/browser-console-failure.png");
+        driver.screenshot(&shot).await;
+        panic!("{e} (screenshot: {})", shot.display());
+    }
+    let _ = driver.call(reqwest::Method::DELETE, "", None).await;
+}
