@@ -11,6 +11,7 @@ mod m20261126_000002_create_dialogue;
 mod m20261127_000001_create_insurer;
 mod m20261201_000001_outbound_intents_and_templates;
 mod m20261203_000001_create_console;
+mod m20261204_000001_index_pending_messages;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000001_create_insurer::Migration),
             Box::new(m20261201_000001_outbound_intents_and_templates::Migration),
             Box::new(m20261203_000001_create_console::Migration),
+            Box::new(m20261204_000001_index_pending_messages::Migration),
         ]
     }
 }

@@ -16,14 +16,14 @@ use std::time::Duration;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
-    QueryOrder,
+    QueryOrder, QuerySelect,
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 use crate::store::entities::{contact, inbound_message};
-use crate::store::{begin_write, now_ms};
+use crate::store::{WriteTxn, begin_write, now_ms};
 use crate::whatsapp::inbound::MessageContent;
 
 /// How long a contact lease lasts; renewed for every message, so only a crashed instance's
@@ -72,8 +72,6 @@ struct Inner {
     active: Mutex<HashSet<i64>>,
     /// Contacts notified while their drain task was running: it must look again.
     again: Mutex<HashSet<i64>>,
-    /// Wakes the sweeper early (e.g. a contact was leased by another instance).
-    sweep_now: Notify,
     /// Wakes the sender after a handler's writes (usually replies in the outbox) commit.
     outbox_ready: Arc<Notify>,
 }
@@ -94,7 +92,6 @@ impl Pipeline {
                 instance_id,
                 active: Mutex::new(HashSet::new()),
                 again: Mutex::new(HashSet::new()),
-                sweep_now: Notify::new(),
                 outbox_ready,
             }),
         }
@@ -128,7 +125,6 @@ impl Pipeline {
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(interval) => {}
-                () = self.inner.sweep_now.notified() => {}
             }
         }
     }
@@ -174,30 +170,34 @@ impl Pipeline {
         }
     }
 
+    /// Processes the contact's pending messages, one transaction per message. Each transaction
+    /// takes (or renews) the contact's lease, handles the oldest pending message, marks it
+    /// processed and, when it was the last one, releases the lease: one round trip of the
+    /// write lock per message instead of separate lease transactions.
     async fn drain_once(&self, contact_id: i64) -> Result<DrainEnd, DbErr> {
-        if !self.take_lease(contact_id).await? {
-            return Ok(DrainEnd::LeasedElsewhere);
-        }
-        let result = self.process_all(contact_id).await;
-        self.release_lease(contact_id).await?;
-        result.map(|()| DrainEnd::Done)
-    }
-
-    async fn process_all(&self, contact_id: i64) -> Result<(), DbErr> {
+        let owner = self.inner.instance_id.as_str();
         loop {
             let txn = begin_write(&self.inner.db).await?;
-            let Some(row) = inbound_message::Entity::find()
+            if !lease(&txn, contact_id, owner, now_ms()).await? {
+                txn.rollback().await?;
+                return Ok(DrainEnd::LeasedElsewhere);
+            }
+            // Two rows: the one to handle, and whether another waits behind it.
+            let pending = inbound_message::Entity::find()
                 .filter(inbound_message::Column::ContactId.eq(contact_id))
                 .filter(inbound_message::Column::ProcessedAt.is_null())
                 .order_by_asc(inbound_message::Column::SentAt)
                 .order_by_asc(inbound_message::Column::Id)
-                .one(&*txn)
-                .await?
-            else {
+                .limit(2)
+                .all(&txn)
+                .await?;
+            let Some(row) = pending.first() else {
+                release(&txn, contact_id, owner).await?;
                 txn.commit().await?;
-                return Ok(());
+                return Ok(DrainEnd::Done);
             };
-            let message = match to_pending(&row) {
+            let last = pending.len() == 1;
+            let message = match to_pending(row) {
                 Ok(m) => m,
                 Err(reason) => {
                     mark_processed(&txn, row.id, Some(reason)).await?;
@@ -214,18 +214,25 @@ impl Pipeline {
             match outcome {
                 Ok(()) => {
                     mark_processed(&txn, row.id, None).await?;
-                    renew_lease(&txn, contact_id, &self.inner.instance_id).await?;
+                    if last {
+                        release(&txn, contact_id, owner).await?;
+                    }
                     txn.commit().await?;
                     let secs = std::cmp::max(now_ms() - row.received_at, 0) as f64 / 1000.0;
                     self.inner.metrics.processing_latency.observe(secs);
                     self.inner.outbox_ready.notify_one();
+                    if last {
+                        return Ok(DrainEnd::Done);
+                    }
                 }
                 Err(error) => {
+                    // The rollback also undid this transaction's lease: nothing is held.
                     txn.rollback().await?;
-                    self.record_failure(&row, &error).await?;
+                    self.record_failure(row, &error).await?;
                     if row.attempts + 1 < MAX_ATTEMPTS {
-                        // Keep order: later messages wait for this one's next attempt.
-                        return Ok(());
+                        // Keep order: later messages wait for this one's next attempt (the
+                        // sweep comes back to it).
+                        return Ok(DrainEnd::Done);
                     }
                 }
             }
@@ -259,49 +266,6 @@ impl Pipeline {
             .exec(&*txn)
             .await?;
         txn.commit().await
-    }
-
-    async fn take_lease(&self, contact_id: i64) -> Result<bool, DbErr> {
-        let now = now_ms();
-        let txn = begin_write(&self.inner.db).await?;
-        let result = contact::Entity::update_many()
-            .col_expr(
-                contact::Column::LeaseOwner,
-                Expr::value(self.inner.instance_id.clone()),
-            )
-            .col_expr(contact::Column::LeaseUntil, Expr::value(now + LEASE_MS))
-            .filter(contact::Column::Id.eq(contact_id))
-            .filter(
-                contact::Column::LeaseUntil
-                    .is_null()
-                    .or(contact::Column::LeaseUntil.lt(now))
-                    .or(contact::Column::LeaseOwner.eq(self.inner.instance_id.clone())),
-            )
-            .exec(&*txn)
-            .await?;
-        txn.commit().await?;
-        Ok(result.rows_affected == 1)
-    }
-
-    async fn release_lease(&self, contact_id: i64) -> Result<(), DbErr> {
-        let txn = begin_write(&self.inner.db).await?;
-        contact::Entity::update_many()
-            .col_expr(
-                contact::Column::LeaseOwner,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(
-                contact::Column::LeaseUntil,
-                Expr::value(Option::<i64>::None),
-            )
-            .filter(contact::Column::Id.eq(contact_id))
-            .filter(contact::Column::LeaseOwner.eq(self.inner.instance_id.clone()))
-            .exec(&*txn)
-            .await?;
-        txn.commit().await?;
-        // Messages may have arrived for this contact while it was leased elsewhere.
-        self.inner.sweep_now.notify_one();
-        Ok(())
     }
 }
 
@@ -342,11 +306,34 @@ async fn mark_processed(
     Ok(())
 }
 
-async fn renew_lease(txn: &DatabaseTransaction, contact_id: i64, owner: &str) -> Result<(), DbErr> {
+/// Takes the contact's lease for `owner` (or renews it), inside the caller's transaction;
+/// false when another instance holds an unexpired one.
+async fn lease(txn: &WriteTxn, contact_id: i64, owner: &str, now: i64) -> Result<bool, DbErr> {
+    let result = contact::Entity::update_many()
+        .col_expr(contact::Column::LeaseOwner, Expr::value(owner.to_owned()))
+        .col_expr(contact::Column::LeaseUntil, Expr::value(now + LEASE_MS))
+        .filter(contact::Column::Id.eq(contact_id))
+        .filter(
+            contact::Column::LeaseUntil
+                .is_null()
+                .or(contact::Column::LeaseUntil.lt(now))
+                .or(contact::Column::LeaseOwner.eq(owner.to_owned())),
+        )
+        .exec(txn)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Gives the contact's lease back, inside the caller's transaction.
+async fn release(txn: &WriteTxn, contact_id: i64, owner: &str) -> Result<(), DbErr> {
     contact::Entity::update_many()
         .col_expr(
+            contact::Column::LeaseOwner,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
             contact::Column::LeaseUntil,
-            Expr::value(now_ms() + LEASE_MS),
+            Expr::value(Option::<i64>::None),
         )
         .filter(contact::Column::Id.eq(contact_id))
         .filter(contact::Column::LeaseOwner.eq(owner.to_owned()))
