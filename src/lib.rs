@@ -9,6 +9,7 @@
 //! - [`insurer`]: policy data (imported tables or the insurer's API), identity checks, flow actions.
 //! - [`pipeline`]: hands stored inbound messages to the dialogue layer, one per contact at a time.
 //! - [`messaging`]: the persisted outbox and the sender that drains it.
+//! - [`consent`]: the consent log and the gate the composer applies; erasure and retention.
 //! - [`http`]: every route and layer (webhook, health, metrics).
 //! - [`app`]: builds one instance; `main` and the integration tests start the same thing.
 //! - [`chat`]: `insurebot chat`, the bot in a terminal through the real webhook path.
@@ -19,6 +20,7 @@
 pub mod app;
 pub mod chat;
 pub mod config;
+pub mod consent;
 pub mod dialogue;
 pub mod engine;
 pub mod http;

@@ -1,6 +1,7 @@
 //! The HTTP surface: every route and layer in one place.
 
 pub mod api;
+pub mod consent;
 pub mod health;
 pub mod sandbox;
 pub mod webhook;
@@ -53,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .merge(health::router())
         .merge(api::router())
+        .merge(consent::router())
         .merge(sandbox::router())
         .with_state(state)
         .layer(
