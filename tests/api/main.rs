@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod consent;
 mod dialogue;
 mod health;
 mod ingest;
