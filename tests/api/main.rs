@@ -5,6 +5,7 @@
 mod helpers;
 
 mod consent;
+mod consent_property;
 mod dialogue;
 mod health;
 mod ingest;
