@@ -148,3 +148,32 @@ fn flows_test_runs_the_shipped_conversation_tests() {
     );
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
 }
+
+#[test]
+fn contacts_erase_and_retention_run_report_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .current_dir(dir.path())
+            .env("INSUREBOT_LOG_FILTER", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["contacts", "erase", "--phone", "12ab"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--phone"));
+    let out = run(&["contacts", "erase", "--phone", "+91 98000 00001"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no contact has this number"));
+    let out = run(&["retention", "run"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("retention is off"));
+    let out = run(&["retention", "run", "--days", "30"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 inbound messages, 0 outbox rows"));
+}
