@@ -39,6 +39,7 @@ fn settings(db_url: &str, api_base: &str, rate: u32) -> Settings {
         ("INSUREBOT_WHATSAPP_APP_SECRET", "bench-secret"),
         ("INSUREBOT_WHATSAPP_VERIFY_TOKEN", "bench-verify"),
         ("INSUREBOT_WHATSAPP_ACCESS_TOKEN", "bench-token"),
+        ("INSUREBOT_PRIVACY_HASH_KEY", "bench-hash-key-0123456789"),
         ("INSUREBOT_WHATSAPP_API_BASE", api_base),
         ("INSUREBOT_LOG_FILTER", "warn"),
     ]

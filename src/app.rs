@@ -98,7 +98,7 @@ impl Application {
         }
         let insurer = Insurer::from_settings(&settings.insurer, db.clone())
             .context("cannot set up the insurer data source")?;
-        let composer = Composer::new(&settings.messaging);
+        let composer = Composer::from_settings(&settings);
         let handler: Arc<dyn MessageHandler> = match &flows {
             None => Arc::new(EchoHandler {
                 composer: composer.clone(),
@@ -234,6 +234,11 @@ impl Application {
                 .run_sweeper(SWEEP_INTERVAL, stop.clone()),
         );
         let sender = tokio::spawn(self.sender.clone().run(stop.clone()));
+        let retention = tokio::spawn(run_retention(
+            self.state.db.clone(),
+            self.state.settings.privacy.clone(),
+            stop.clone(),
+        ));
         let watcher = self.flows.clone().map(|flows| {
             tokio::spawn(flows.watch(self.state.settings.dialogue.watch, stop.clone()))
         });
@@ -252,7 +257,7 @@ impl Application {
         })
         .await;
         stop.cancel();
-        let _ = tokio::join!(sweeper, sender);
+        let _ = tokio::join!(sweeper, sender, retention);
         if let Some(watcher) = watcher {
             let _ = watcher.await;
         }
@@ -280,6 +285,35 @@ async fn load_templates(db: &DatabaseConnection, settings: &Settings) -> anyhow:
 fn office_hours(settings: &Settings) -> anyhow::Result<OfficeHours> {
     OfficeHours::from_settings(&settings.console)
         .map_err(|(key, problem)| anyhow::anyhow!("{key}: {problem}"))
+}
+
+/// Purges message bodies past `privacy.retention_days` every `retention_interval_minutes`
+/// (the first run right after start). Several instances running it at once is harmless: the
+/// purge only clears what is still there.
+async fn run_retention(
+    db: DatabaseConnection,
+    privacy: crate::config::PrivacySettings,
+    stop: CancellationToken,
+) {
+    if privacy.retention_days == 0 {
+        return;
+    }
+    let every = Duration::from_secs(u64::from(privacy.retention_interval_minutes) * 60);
+    loop {
+        if let Err(e) = crate::consent::erasure::purge_older_than(
+            &db,
+            privacy.retention_days,
+            crate::store::now_ms(),
+        )
+        .await
+        {
+            tracing::warn!(error = %e, "retention purge failed; tried again next interval");
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
 }
 
 fn hostname() -> String {

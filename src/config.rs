@@ -79,6 +79,8 @@ pub struct Settings {
     pub console: ConsoleSettings,
     pub insurer: InsurerSettings,
     pub messaging: MessagingSettings,
+    pub consent: ConsentSettings,
+    pub privacy: PrivacySettings,
     /// Bearer token of the HTTP API (`/api/v1/...`); without one the API refuses every call.
     pub api_token: Option<SecretString>,
 }
@@ -334,6 +336,66 @@ impl Default for MessagingSettings {
     }
 }
 
+/// `[consent]`: what the consent gate lets through (see `crate::consent`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsentSettings {
+    /// Require a recorded opt-in (service or reminders scope) before non-essential
+    /// notifications; `false` lets them reach contacts whose consent is unknown (the insurer
+    /// collected it with the policy). Marketing always needs a recorded marketing opt-in.
+    pub require_opt_in: bool,
+    /// Marketing messages (campaign sends) one contact may receive per period; 0 sends none.
+    pub marketing_cap: u32,
+    /// The period of `marketing_cap`, in days.
+    pub marketing_cap_days: u32,
+    /// Notification kinds that count as reminders (the `reminders` scope); others are service.
+    pub reminder_kinds: Vec<String>,
+}
+
+impl Default for ConsentSettings {
+    fn default() -> Self {
+        Self {
+            require_opt_in: false,
+            marketing_cap: 2,
+            marketing_cap_days: 7,
+            reminder_kinds: vec![
+                "premium_due".into(),
+                "premium_reminder".into(),
+                "renewal_reminder".into(),
+            ],
+        }
+    }
+}
+
+/// `[privacy]`: erasure and retention.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacySettings {
+    /// Key of the one-way hash (HMAC-SHA256) of phone numbers kept in the consent log, so an
+    /// erased contact's opt-out is still honoured. Required outside sandbox mode; never change
+    /// it, or erased contacts' opt-outs can no longer be found.
+    pub hash_key: Option<SecretString>,
+    /// Message bodies (inbound content and raw payloads, outbound payloads) older than this
+    /// many days are purged; 0 keeps them.
+    pub retention_days: u32,
+    /// How often the retention purge runs, in minutes.
+    pub retention_interval_minutes: u32,
+}
+
+impl Default for PrivacySettings {
+    fn default() -> Self {
+        Self {
+            hash_key: None,
+            retention_days: 0,
+            retention_interval_minutes: 60,
+        }
+    }
+}
+
+/// The hash key used in sandbox mode when none is configured; public on purpose, like
+/// [`SANDBOX_APP_SECRET`].
+pub const SANDBOX_HASH_KEY: &str = "insurebot-sandbox-hash-key";
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -349,6 +411,8 @@ impl Default for Settings {
             console: ConsoleSettings::default(),
             insurer: InsurerSettings::default(),
             messaging: MessagingSettings::default(),
+            consent: ConsentSettings::default(),
+            privacy: PrivacySettings::default(),
             api_token: None,
         }
     }
@@ -418,6 +482,14 @@ impl Settings {
             .verify_token
             .clone()
             .unwrap_or_else(|| SecretString::from(SANDBOX_VERIFY_TOKEN))
+    }
+
+    /// The key of the address hash (the sandbox default in sandbox mode).
+    pub fn hash_key(&self) -> SecretString {
+        self.privacy
+            .hash_key
+            .clone()
+            .unwrap_or_else(|| SecretString::from(SANDBOX_HASH_KEY))
     }
 
     pub fn request_timeout(&self) -> Duration {
@@ -525,6 +597,24 @@ impl Settings {
                 }
                 "MESSAGING_MAX_IN_FLIGHT" => self.messaging.max_in_flight = parse(key, value)?,
                 "MESSAGING_TEMPLATES_FILE" => self.messaging.templates_file = PathBuf::from(value),
+                "CONSENT_REQUIRE_OPT_IN" => self.consent.require_opt_in = parse(key, value)?,
+                "CONSENT_MARKETING_CAP" => self.consent.marketing_cap = parse(key, value)?,
+                "CONSENT_MARKETING_CAP_DAYS" => {
+                    self.consent.marketing_cap_days = parse(key, value)?
+                }
+                "CONSENT_REMINDER_KINDS" => {
+                    self.consent.reminder_kinds = value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|k| !k.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                }
+                "PRIVACY_HASH_KEY" => self.privacy.hash_key = secret(),
+                "PRIVACY_RETENTION_DAYS" => self.privacy.retention_days = parse(key, value)?,
+                "PRIVACY_RETENTION_INTERVAL_MINUTES" => {
+                    self.privacy.retention_interval_minutes = parse(key, value)?
+                }
                 // Variables for the test harness and config-file selection are not settings.
                 n if n.starts_with("TEST_") || n == "CONFIG" => {}
                 _ => tracing::warn!(variable = %key, "unknown INSUREBOT_ variable ignored"),
@@ -589,6 +679,36 @@ impl Settings {
                     "is required when an access token is set",
                 ));
             }
+            // A public default key would make the hash of a phone number guessable.
+            if self.privacy.hash_key.is_none() {
+                return Err(invalid(
+                    "INSUREBOT_PRIVACY_HASH_KEY",
+                    "is required when an access token is set (at least 16 characters; never change it)",
+                ));
+            }
+        }
+        if self
+            .privacy
+            .hash_key
+            .as_ref()
+            .is_some_and(|k| k.expose_secret().len() < 16)
+        {
+            return Err(invalid(
+                "INSUREBOT_PRIVACY_HASH_KEY",
+                "must have at least 16 characters",
+            ));
+        }
+        if self.privacy.retention_interval_minutes == 0 {
+            return Err(invalid(
+                "INSUREBOT_PRIVACY_RETENTION_INTERVAL_MINUTES",
+                "must be at least 1",
+            ));
+        }
+        if self.consent.marketing_cap_days == 0 {
+            return Err(invalid(
+                "INSUREBOT_CONSENT_MARKETING_CAP_DAYS",
+                "must be at least 1",
+            ));
         }
         if wa.request_timeout_ms == 0 {
             return Err(invalid(
@@ -965,10 +1085,45 @@ mod tests {
     }
 
     #[test]
+    fn production_mode_requires_a_hash_key_and_consent_settings_come_from_the_environment() {
+        let prod = [
+            ("INSUREBOT_WHATSAPP_ACCESS_TOKEN", "EAAG"),
+            ("INSUREBOT_WHATSAPP_APP_SECRET", "app"),
+            ("INSUREBOT_WHATSAPP_VERIFY_TOKEN", "verify"),
+        ];
+        let err = Settings::from_sources(None, &env(&prod)).unwrap_err();
+        assert!(
+            err.to_string().starts_with("INSUREBOT_PRIVACY_HASH_KEY"),
+            "{err}"
+        );
+        let mut with_key = prod.to_vec();
+        with_key.extend([
+            ("INSUREBOT_PRIVACY_HASH_KEY", "hash-key-very-secret"),
+            ("INSUREBOT_CONSENT_MARKETING_CAP", "1"),
+            ("INSUREBOT_CONSENT_REMINDER_KINDS", "premium_due, lapse"),
+            ("INSUREBOT_PRIVACY_RETENTION_DAYS", "90"),
+        ]);
+        let s = Settings::from_sources(None, &env(&with_key)).unwrap();
+        assert_eq!(s.consent.marketing_cap, 1);
+        assert_eq!(s.consent.reminder_kinds, ["premium_due", "lapse"]);
+        assert_eq!(s.privacy.retention_days, 90);
+        assert!(!format!("{s:?}").contains("very-secret"));
+        let err =
+            Settings::from_sources(None, &env(&[("INSUREBOT_CONSENT_MARKETING_CAP_DAYS", "0")]))
+                .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("INSUREBOT_CONSENT_MARKETING_CAP_DAYS"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn secrets_never_show_in_debug_output() {
         let s = Settings::from_sources(
             None,
             &env(&[
+                ("INSUREBOT_PRIVACY_HASH_KEY", "hash-very-secret-key"),
                 ("INSUREBOT_WHATSAPP_ACCESS_TOKEN", "tok-very-secret"),
                 ("INSUREBOT_WHATSAPP_APP_SECRET", "app-very-secret"),
                 ("INSUREBOT_WHATSAPP_VERIFY_TOKEN", "verify-very-secret"),

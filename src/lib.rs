@@ -11,6 +11,7 @@
 //! - [`messaging`]: the persisted outbox and the sender that drains it.
 //! - [`http`]: every route and layer (webhook, health, metrics, console).
 //! - [`console`]: the agents' web console (queue, hand-off, dashboard) and the flow simulator.
+//! - [`consent`]: the consent log and the gate the composer applies; erasure and retention.
 //! - [`app`]: builds one instance; `main` and the integration tests start the same thing.
 //! - [`chat`]: `insurebot chat`, the bot in a terminal through the real webhook path.
 //! - [`metrics`]: Prometheus counters of one app instance.
@@ -20,6 +21,7 @@
 pub mod app;
 pub mod chat;
 pub mod config;
+pub mod consent;
 pub mod console;
 pub mod dialogue;
 pub mod engine;

@@ -56,6 +56,16 @@ enum Command {
         #[command(subcommand)]
         action: TemplatesCommand,
     },
+    /// Contacts' personal data.
+    Contacts {
+        #[command(subcommand)]
+        action: ContactsCommand,
+    },
+    /// Message retention (`privacy.retention_days`).
+    Retention {
+        #[command(subcommand)]
+        action: RetentionCommand,
+    },
     /// Run the fake WhatsApp Cloud API on its own (for tests and demos).
     FakeCloudApi {
         #[arg(long, default_value = "127.0.0.1:9090")]
@@ -108,6 +118,27 @@ enum TemplatesCommand {
     List,
 }
 
+#[derive(Subcommand)]
+enum ContactsCommand {
+    /// Erase a contact's personal data (messages, name, conversation, identity checks); the
+    /// consent log stays, under a keyed hash of the number, so an opt-out is still honoured.
+    /// Prints the receipt (JSON, counts per table).
+    Erase {
+        /// The WhatsApp number with country code, e.g. 919812345678.
+        #[arg(long)]
+        phone: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Purge message bodies older than `privacy.retention_days` now (or `--days`).
+    Run {
+        #[arg(long)]
+        days: Option<u32>,
+    },
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -158,6 +189,8 @@ async fn main() -> ExitCode {
         Command::Migrate => migrate(settings).await,
         Command::Templates { action } => templates(settings, action).await,
         Command::FakeCloudApi { listen } => fake(listen).await,
+        Command::Contacts { action } => contacts(settings, action).await,
+        Command::Retention { action } => retention(settings, action).await,
         Command::Import {
             kind,
             file,
@@ -247,6 +280,46 @@ async fn templates(settings: Settings, action: TemplatesCommand) -> anyhow::Resu
             }
         }
     }
+    Ok(())
+}
+
+async fn contacts(settings: Settings, action: ContactsCommand) -> anyhow::Result<()> {
+    let ContactsCommand::Erase { phone } = action;
+    let phone =
+        insurebot::consent::parse_phone(&phone).map_err(|e| anyhow::anyhow!("--phone {e}"))?;
+    let db = insurebot::store::connect(&settings.database_url).await?;
+    if settings.auto_migrate {
+        insurebot::store::migrate(&db).await?;
+    }
+    let hasher = insurebot::consent::AddressHasher::new(settings.hash_key());
+    match insurebot::consent::erasure::erase(&db, &hasher, &phone, insurebot::store::now_ms())
+        .await?
+    {
+        Some(receipt) => {
+            println!("{}", serde_json::to_string_pretty(&receipt)?);
+            Ok(())
+        }
+        None => anyhow::bail!("no contact has this number; nothing erased"),
+    }
+}
+
+async fn retention(settings: Settings, action: RetentionCommand) -> anyhow::Result<()> {
+    let RetentionCommand::Run { days } = action;
+    let days = days.unwrap_or(settings.privacy.retention_days);
+    if days == 0 {
+        anyhow::bail!("retention is off (privacy.retention_days = 0); pass --days N to purge once");
+    }
+    let db = insurebot::store::connect(&settings.database_url).await?;
+    if settings.auto_migrate {
+        insurebot::store::migrate(&db).await?;
+    }
+    let report =
+        insurebot::consent::erasure::purge_older_than(&db, days, insurebot::store::now_ms())
+            .await?;
+    println!(
+        "retention: bodies older than {days} days cleared: {} inbound messages, {} outbox rows",
+        report.inbound_messages, report.outbox
+    );
     Ok(())
 }
 

@@ -187,3 +187,32 @@ fn agent_add_reads_the_password_from_stdin_and_refuses_a_duplicate_or_a_bad_role
     let short = add("ravi@example.com", "agent", "short");
     assert!(String::from_utf8_lossy(&short.stderr).contains("at least 10"));
 }
+
+#[test]
+fn contacts_erase_and_retention_run_report_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .current_dir(dir.path())
+            .env("INSUREBOT_LOG_FILTER", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["contacts", "erase", "--phone", "12ab"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--phone"));
+    let out = run(&["contacts", "erase", "--phone", "+91 98000 00001"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no contact has this number"));
+    let out = run(&["retention", "run"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("retention is off"));
+    let out = run(&["retention", "run", "--days", "30"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 inbound messages, 0 outbox rows"));
+}

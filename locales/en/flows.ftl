@@ -40,10 +40,14 @@ handoff-after-hours = Our team answers { $hours }. It is outside those hours now
 ## Consent
 optout-confirmed = You will no longer receive messages from us, except essential updates on claims you filed. Send START at any time to resume.
 optin-confirmed = Welcome back! You will receive policy, premium and claim updates again.
-prefs-choose = What would you like to change?
+prefs-choose = Your message settings: you receive updates on your policies, premiums and claims. What would you like to change?
 prefs-offers = Get offers
 prefs-stop = Stop all messages
-prefs-offers-on = Thank you. We will send you offers now and then. Reply STOP at any time to stop.
+prefs-offers-on = Thank you. We will send you offers, at most 2 messages a week. Reply STOP at any time to stop.
+prefs-offers-ask = May we send you offers on WhatsApp: new insurance plans, renewal discounts and add-ons? At most 2 messages a week. You can send STOP at any time to stop them.
+prefs-yes = Yes, send offers
+prefs-no = No, thanks
+prefs-offers-off = Understood: no offers. You will still get updates on your policies, premiums and claims.
 
 ## Identity
 identity-ask-policy = To keep your data safe, please type your policy number.

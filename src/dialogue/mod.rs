@@ -14,17 +14,20 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder,
 };
 use serde_json::Value;
 
+use crate::consent::{self, Change, NewEntry, Scope, Source};
 use crate::console::hours::OfficeHours;
 use crate::engine::{
     self, Choices, ConsentChange, ConsentScope, Conversation, Effect, Event, Mode, Reply,
 };
-use crate::messaging::composer::{self, Composer, Intent, Purpose, Queued, TemplateChoice};
+use crate::messaging::composer::{
+    self, Composer, Intent, Purpose, Queued, StoredIntent, TemplateChoice,
+};
 use crate::pipeline::{BoxFuture, MessageHandler, PendingMessage};
-use crate::store::entities::{consent_log, contact, conversation, handoff};
+use crate::store::entities::{contact, conversation, handoff, outbox};
 use crate::store::now_ms;
 use crate::whatsapp::inbound::MessageContent;
 use crate::whatsapp::outbound::{self as wa, OutboundBody, Recipient};
@@ -86,12 +89,13 @@ impl MessageHandler for FlowRunner {
                 .one(txn)
                 .await?
                 .ok_or_else(|| DbErr::RecordNotFound(format!("contact {}", message.contact_id)))?;
-            let conversation = load(txn, contact.id)
-                .await?
-                .unwrap_or_else(|| Conversation::new(&self.default_language));
+            let conversation = match load(txn, contact.id).await? {
+                Some(c) => c,
+                None => self.new_conversation(txn, &contact).await?,
+            };
             let source = match &event {
-                Event::Button { .. } | Event::ListRow { .. } => "button",
-                _ => "keyword",
+                Event::Button { .. } | Event::ListRow { .. } => Source::Button,
+                _ => Source::Keyword,
             };
             let said = match &message.content {
                 MessageContent::Text { body } => Some(body.clone()),
@@ -121,12 +125,30 @@ struct Turn<'a> {
     contact: &'a contact::Model,
     inbound_id: Option<i64>,
     /// How a consent change arrived: `keyword` or `button`.
-    source: &'static str,
+    source: Source,
     /// What the contact sent, kept verbatim in the consent log.
     said: Option<String>,
 }
 
 impl FlowRunner {
+    /// A first conversation. A number that opted out before (through the API, or before its
+    /// contact was erased: the log keeps the hash of the number) starts quiet, exactly as if
+    /// it had just said STOP.
+    async fn new_conversation(
+        &self,
+        txn: &DatabaseTransaction,
+        contact: &contact::Model,
+    ) -> Result<Conversation, DbErr> {
+        let mut conversation = Conversation::new(&self.default_language);
+        if consent::state_of(txn, &self.composer.consent.hasher, contact)
+            .await?
+            .opted_out()
+        {
+            conversation.mode = Mode::OptedOutQuiet;
+        }
+        Ok(conversation)
+    }
+
     async fn run_events(
         &self,
         turn: &Turn<'_>,
@@ -170,7 +192,9 @@ impl FlowRunner {
                         }
                     }
                     Effect::CancelHandoff { reason } => cancel_handoff(turn, &reason).await?,
-                    Effect::Consent { change } => record_consent(turn, change).await?,
+                    Effect::Consent { change } => {
+                        record_consent(turn, &self.composer, change).await?
+                    }
                     // The language lives in the conversation, saved with it below.
                     Effect::SetLanguage { .. } | Effect::EndConversation => {}
                 }
@@ -360,31 +384,93 @@ async fn cancel_handoff(turn: &Turn<'_>, reason: &str) -> Result<(), DbErr> {
     Ok(())
 }
 
-async fn record_consent(turn: &Turn<'_>, change: ConsentChange) -> Result<(), DbErr> {
-    let (kind, scope) = match change {
-        ConsentChange::OptOut => ("opt_out", "all"),
-        ConsentChange::OptIn(ConsentScope::Service) => ("opt_in", "service"),
-        ConsentChange::OptIn(ConsentScope::Marketing) => ("opt_in", "marketing"),
+/// Appends the engine's consent change to the log. A keyword keeps what the contact typed;
+/// a button keeps the prompt they were shown (the bot's last message, with its buttons) and
+/// the answer they tapped. START restores service and reminders, never marketing.
+async fn record_consent(
+    turn: &Turn<'_>,
+    composer: &Composer,
+    change: ConsentChange,
+) -> Result<(), DbErr> {
+    let changes: &[(Change, Scope)] = match change {
+        ConsentChange::OptOut => &[(Change::OptOut, Scope::All)],
+        ConsentChange::OptIn(ConsentScope::Service) => &[
+            (Change::OptIn, Scope::Service),
+            (Change::OptIn, Scope::Reminders),
+        ],
+        ConsentChange::OptIn(ConsentScope::Marketing) => &[(Change::OptIn, Scope::Marketing)],
+        ConsentChange::OptOutOf(ConsentScope::Service) => &[
+            (Change::OptOut, Scope::Service),
+            (Change::OptOut, Scope::Reminders),
+        ],
+        ConsentChange::OptOutOf(ConsentScope::Marketing) => &[(Change::OptOut, Scope::Marketing)],
     };
-    consent_log::Entity::insert(consent_log::ActiveModel {
-        id: NotSet,
-        contact_id: Set(Some(turn.contact.id)),
-        address_hash: Set(None),
-        change: Set(kind.into()),
-        scope: Set(scope.into()),
-        source: Set(turn.source.into()),
-        shown_text: Set(turn.said.clone()),
-        created_at: Set(now_ms()),
-    })
-    .exec(turn.txn)
-    .await?;
-    tracing::info!(
-        contact_id = turn.contact.id,
-        change = kind,
-        scope,
-        "consent recorded"
-    );
+    let shown_text = match turn.source {
+        Source::Button => {
+            let prompt = last_prompt(turn.txn, turn.contact.id).await?;
+            Some(format!(
+                "{}\n> {}",
+                prompt.as_deref().unwrap_or("(no prompt found)"),
+                turn.said.as_deref().unwrap_or("")
+            ))
+        }
+        _ => turn.said.clone(),
+    };
+    let hash = composer.consent.hasher.primary_hash(turn.contact);
+    for &(change, scope) in changes {
+        consent::record(
+            turn.txn,
+            NewEntry {
+                contact_id: Some(turn.contact.id),
+                address_hash: hash.clone(),
+                change,
+                scope,
+                source: turn.source,
+                shown_text: shown_text.clone(),
+                occurred_at: None,
+                detail: None,
+            },
+            now_ms(),
+        )
+        .await?;
+    }
     Ok(())
+}
+
+/// The text of the bot's last message to the contact, with its buttons or list rows: what
+/// they were looking at when they tapped.
+async fn last_prompt<C: ConnectionTrait>(db: &C, contact_id: i64) -> Result<Option<String>, DbErr> {
+    let Some(row) = outbox::Entity::find()
+        .filter(outbox::Column::ContactId.eq(contact_id))
+        .order_by_desc(outbox::Column::Id)
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let Ok(intent) = StoredIntent::from_payload(&row.payload) else {
+        return Ok(None);
+    };
+    Ok(intent.free_form.as_ref().and_then(|body| match body {
+        OutboundBody::Text { body, .. } => Some(body.clone()),
+        OutboundBody::Buttons { body, buttons, .. } => Some(format!(
+            "{body} [{}]",
+            buttons
+                .iter()
+                .map(|b| b.title.as_str())
+                .collect::<Vec<_>>()
+                .join(" | ")
+        )),
+        OutboundBody::List { body, sections, .. } => Some(format!(
+            "{body} [{}]",
+            sections
+                .iter()
+                .flat_map(|s| s.rows.iter().map(|r| r.title.as_str()))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        )),
+        _ => None,
+    }))
 }
 
 /// The stored conversation of a contact, if any.

@@ -124,6 +124,7 @@ pub struct TestStep {
     #[serde(default)]
     pub mode: Option<String>,
     /// Effects that must happen: `handoff`, `end`, `consent:opt_out`, `consent:opt_in`,
+    /// `consent:no_marketing`,
     /// `consent:marketing`, `language:<code>`, `action:<name>`, `cancel_handoff`.
     #[serde(default)]
     pub effects: Vec<String>,
@@ -534,6 +535,12 @@ fn effect_label(e: &Effect) -> Option<String> {
         Effect::Consent {
             change: ConsentChange::OptIn(ConsentScope::Marketing),
         } => "consent:marketing".to_owned(),
+        Effect::Consent {
+            change: ConsentChange::OptOutOf(ConsentScope::Marketing),
+        } => "consent:no_marketing".to_owned(),
+        Effect::Consent {
+            change: ConsentChange::OptOutOf(ConsentScope::Service),
+        } => "consent:no_service".to_owned(),
         Effect::SetLanguage { language } => format!("language:{language}"),
         Effect::EndConversation => "end".to_owned(),
     })

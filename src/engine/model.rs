@@ -216,6 +216,8 @@ pub enum ConsentKind {
     OptIn,
     /// Agree to marketing messages.
     OptInMarketing,
+    /// Decline marketing messages (the other answer of the opt-in prompt).
+    OptOutMarketing,
 }
 
 /// One state of a flow.

@@ -313,6 +313,8 @@ pub enum ConsentChange {
     OptOut,
     /// Opt in to a scope.
     OptIn(ConsentScope),
+    /// Opt out of one scope only (e.g. "no offers" at the opt-in prompt).
+    OptOutOf(ConsentScope),
 }
 
 /// Something the runner must do.
@@ -785,6 +787,9 @@ impl<'a> Machine<'a> {
                     ConsentKind::OptOut => ConsentChange::OptOut,
                     ConsentKind::OptIn => ConsentChange::OptIn(ConsentScope::Service),
                     ConsentKind::OptInMarketing => ConsentChange::OptIn(ConsentScope::Marketing),
+                    ConsentKind::OptOutMarketing => {
+                        ConsentChange::OptOutOf(ConsentScope::Marketing)
+                    }
                 };
                 self.effects.push(Effect::Consent { change });
                 match c.value {
@@ -793,7 +798,7 @@ impl<'a> Machine<'a> {
                         self.conv.opted_out_reminded = false;
                     }
                     ConsentKind::OptIn => self.set_mode(Mode::Bot),
-                    ConsentKind::OptInMarketing => {}
+                    ConsentKind::OptInMarketing | ConsentKind::OptOutMarketing => {}
                 }
             }
             if st.say.is_some() {

@@ -5,6 +5,8 @@
 //! - `GET /api/v1/outbox/{id}`: one outbound message: state, attempts, the reason it ended
 //!   without delivery, what went out (free-form or template), the wamid and the delivery
 //!   status from Meta's status webhooks.
+//! - `POST /api/v1/consent`, `GET /api/v1/consent/{phone}`, `DELETE /api/v1/contacts/{phone}`:
+//!   consent and erasure, in [`super::consent`].
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -33,6 +35,9 @@ pub enum ApiError {
     Disabled,
     #[error("not found")]
     NotFound,
+    /// The request breaks the endpoint's rules; every problem is listed with its field.
+    #[error("invalid request")]
+    Invalid(Vec<FieldProblem>),
     #[error(transparent)]
     Db(#[from] sea_orm::DbErr),
 }
@@ -42,13 +47,37 @@ impl ApiError {
         match self {
             ApiError::Unauthorized | ApiError::Disabled => StatusCode::UNAUTHORIZED,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Db(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// One validation problem: which field, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldProblem {
+    pub field: String,
+    pub problem: String,
+}
+
+impl FieldProblem {
+    pub fn new(field: &str, problem: impl Into<String>) -> Self {
+        Self {
+            field: field.to_owned(),
+            problem: problem.into(),
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if let ApiError::Invalid(problems) = &self {
+            return (
+                self.status_code(),
+                Json(json!({ "error": "invalid request", "problems": problems })),
+            )
+                .into_response();
+        }
         let message = match &self {
             ApiError::Db(e) => {
                 tracing::error!(error = %e, "API database error");
@@ -67,7 +96,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = &state.settings.api_token else {
         return Err(ApiError::Disabled);
     };

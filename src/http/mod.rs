@@ -2,6 +2,7 @@
 //! [`crate::console::router`]).
 
 pub mod api;
+pub mod consent;
 pub mod health;
 pub mod sandbox;
 pub mod webhook;
@@ -57,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .merge(health::router())
         .merge(api::router())
+        .merge(consent::router())
         .merge(sandbox::router())
         .merge(console::router())
         .with_state(state)

@@ -109,7 +109,8 @@ async fn receive(
             return reject(StatusCode::BAD_REQUEST, &e.to_string());
         }
     };
-    let report = match ingest::ingest(&state.db, &events, now_ms()).await {
+    let hasher = crate::consent::AddressHasher::new(state.settings.hash_key());
+    let report = match ingest::ingest(&state.db, &events, &hasher, now_ms()).await {
         Ok(report) => report,
         Err(e) => {
             // Not acknowledged: Meta retries, and nothing was half-stored.

@@ -12,14 +12,20 @@
 //!   `template_not_approved`, …) in state `skipped`: visible, never silently lost.
 //!
 //! The window is 24 hours from the contact's last inbound message (`contacts.last_inbound_at`)
-//! minus a configurable safety margin. The consent gate plugs in at [`consent_gate`].
+//! minus a configurable safety margin. Every decision then passes the consent gate
+//! ([`consent_gate`], rules in [`crate::consent::gate`]); a refusal is recorded on the row
+//! with a `consent_*` reason, never sent.
+
+use std::sync::Arc;
 
 use sea_orm::{ConnectionTrait, DbErr, EntityTrait};
 use serde::{Deserialize, Serialize};
 
 use super::outbox::{self, reason};
 use super::templates::{self, TemplateInfo};
-use crate::config::MessagingSettings;
+use crate::config::{MessagingSettings, Settings};
+use crate::consent::ConsentPolicy;
+use crate::consent::gate::{self, GateInput, Verdict};
 use crate::store::entities::contact;
 use crate::store::now_ms;
 use crate::whatsapp::outbound::{LimitError, OutboundBody, OutboundMessage, Recipient};
@@ -142,14 +148,27 @@ impl StoredIntent {
 pub struct Composer {
     /// The window closes this long before the 24 hours are up.
     pub window_margin_ms: i64,
+    /// What the consent gate applies (and the key of the address hash).
+    pub consent: Arc<ConsentPolicy>,
 }
 
 impl Composer {
+    /// The window settings with the default consent policy (sandbox hash key): for tests and
+    /// benches. The server uses [`Composer::from_settings`].
     pub fn new(settings: &MessagingSettings) -> Self {
         Composer {
             window_margin_ms: i64::try_from(settings.window_margin_secs)
                 .unwrap_or(i64::MAX / 2_000)
                 .saturating_mul(1000),
+            consent: Arc::new(ConsentPolicy::default()),
+        }
+    }
+
+    /// The composer as configured: window margin, consent settings and hash key.
+    pub fn from_settings(settings: &Settings) -> Self {
+        Composer {
+            consent: Arc::new(ConsentPolicy::from_settings(settings)),
+            ..Composer::new(&settings.messaging)
         }
     }
 
@@ -176,30 +195,47 @@ pub enum Decision {
     },
 }
 
-/// What the consent gate says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConsentVerdict {
-    Allow,
-    Deny { detail: String },
+/// Where a decision is taken: what the consent gate needs beyond the intent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DecideContext {
+    /// The inbound message this answers (a reply to what the contact just sent may reach a
+    /// contact who opted out).
+    pub in_reply_to: Option<i64>,
+    /// The outbox row being sent; `None` at queue time (the marketing cap counts the rows
+    /// queued before it).
+    pub row_id: Option<i64>,
 }
 
-/// THE CONSENT GATE HOOK. It is called for every decision, at queue time and again at send
-/// time (consent may change in between), with the contact, the purpose, and the template when
-/// one was chosen (its category and the insurer's `essential` flag).
-///
-/// It currently allows everything: the consent rules (opt-out, marketing opt-in, essential
-/// exceptions, audit) are their own issue and fill in this function; nothing here pretends to
-/// implement them.
+/// THE CONSENT GATE. It is called for every decision, at queue time and again at send time
+/// (consent may change in between), with the contact, the intent, the template when one was
+/// chosen (its category and the insurer's `essential` flag), and the context. The rules are in
+/// [`crate::consent::gate`].
 ///
 /// # Errors
-/// Database errors (once it reads the consent ledger).
+/// Database errors.
 pub async fn consent_gate<C: ConnectionTrait>(
-    _db: &C,
-    _contact: &contact::Model,
-    _purpose: &Purpose,
-    _template: Option<&TemplateInfo>,
-) -> Result<ConsentVerdict, DbErr> {
-    Ok(ConsentVerdict::Allow)
+    db: &C,
+    composer: &Composer,
+    contact: &contact::Model,
+    intent: &StoredIntent,
+    template: Option<&TemplateInfo>,
+    context: DecideContext,
+    now: i64,
+) -> Result<Verdict, DbErr> {
+    gate::check(
+        db,
+        composer,
+        GateInput {
+            contact,
+            purpose: &intent.purpose,
+            template,
+            fallback: intent.template.as_ref(),
+            in_reply_to: context.in_reply_to,
+            row_id: context.row_id,
+            now,
+        },
+    )
+    .await
 }
 
 /// Stores `intent` in the outbox inside the caller's transaction `db`. Nothing is sent here;
@@ -241,7 +277,11 @@ pub async fn queue<C: ConnectionTrait>(
         }
         .validate()?;
     }
-    let decision = decide(db, composer, &contact, &stored, false, now_ms()).await?;
+    let context = DecideContext {
+        in_reply_to: intent.in_reply_to,
+        row_id: None,
+    };
+    let decision = decide_for(db, composer, &contact, &stored, context, false, now_ms()).await?;
     let skipped = match &decision {
         Decision::Skip { reason, detail } => Some((*reason, detail.clone())),
         Decision::Send { .. } => None,
@@ -279,9 +319,7 @@ pub fn recipient(contact: &contact::Model) -> Option<Recipient> {
     }
 }
 
-/// Decides what goes to `contact` at `now`: the free-form body inside the window, the
-/// template outside it (or always when `force_template`, after Meta said 131047), or nothing
-/// with the reason.
+/// [`decide_for`] without a context: as if queued now, answering no message.
 ///
 /// # Errors
 /// Database errors.
@@ -290,6 +328,33 @@ pub async fn decide<C: ConnectionTrait>(
     composer: &Composer,
     contact: &contact::Model,
     intent: &StoredIntent,
+    force_template: bool,
+    now: i64,
+) -> Result<Decision, DbErr> {
+    decide_for(
+        db,
+        composer,
+        contact,
+        intent,
+        DecideContext::default(),
+        force_template,
+        now,
+    )
+    .await
+}
+
+/// Decides what goes to `contact` at `now`: the free-form body inside the window, the
+/// template outside it (or always when `force_template`, after Meta said 131047), or nothing
+/// with the reason; then the consent gate has its say.
+///
+/// # Errors
+/// Database errors.
+pub async fn decide_for<C: ConnectionTrait>(
+    db: &C,
+    composer: &Composer,
+    contact: &contact::Model,
+    intent: &StoredIntent,
+    context: DecideContext,
     force_template: bool,
     now: i64,
 ) -> Result<Decision, DbErr> {
@@ -338,13 +403,18 @@ pub async fn decide<C: ConnectionTrait>(
             });
         }
     };
-    if let ConsentVerdict::Deny { detail } =
-        consent_gate(db, contact, &intent.purpose, template.as_deref()).await?
+    if let Verdict::Deny { reason, detail } = consent_gate(
+        db,
+        composer,
+        contact,
+        intent,
+        template.as_deref(),
+        context,
+        now,
+    )
+    .await?
     {
-        return Ok(Decision::Skip {
-            reason: reason::CONSENT,
-            detail,
-        });
+        return Ok(Decision::Skip { reason, detail });
     }
     Ok(Decision::Send {
         message: OutboundMessage {
@@ -366,6 +436,7 @@ mod tests {
     fn the_window_is_24_hours_minus_the_margin() {
         let c = Composer {
             window_margin_ms: 10 * 60 * 1000,
+            consent: Default::default(),
         };
         let t = 1_700_000_000_000;
         assert!(!c.window_open(None, t));

@@ -9,7 +9,8 @@
 //! - 131047/470 (window closed) turn into the template fallback once, or end the row with
 //!   `window_closed_no_template`;
 //! - other permanent errors end the row with a reason (`undeliverable`, …); 132015/132016 also
-//!   take the template out of use in the registry.
+//!   take the template out of use in the registry; 131050 records the contact's marketing stop
+//!   in the consent log (source `error_131050`), so the gate stops the next marketing message.
 //!
 //! Rows of different contacts go out concurrently (up to `max_in_flight`), rows of one contact
 //! in order. Everything is in the database, so a restart drains what was left.
@@ -23,7 +24,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::composer::{self, Composer, Decision, StoredIntent};
+use super::composer::{self, Composer, DecideContext, Decision, StoredIntent};
 use super::outbox::{self, AttemptResult, reason};
 use super::pacing::Pacing;
 use super::templates;
@@ -175,12 +176,18 @@ impl Sender {
             }
             Err(e) => return self.db_retry(row, &e),
         };
-        // Decided now, not when queued: the window may have closed, a template been paused.
-        let decision = match composer::decide(
+        // Decided now, not when queued: the window may have closed, a template been paused,
+        // the contact opted out.
+        let context = DecideContext {
+            in_reply_to: row.in_reply_to,
+            row_id: Some(row.id),
+        };
+        let decision = match composer::decide_for(
             &self.db,
             &self.composer,
             &contact,
             &intent,
+            context,
             row.fallback,
             now_ms(),
         )
@@ -215,9 +222,28 @@ impl Sender {
                 sent_as,
             },
             Err(error) => {
+                if matches!(error, SendError::Api { code: 131050, .. }) {
+                    self.record_marketing_stop(&contact, &error).await;
+                }
                 self.classify(row, &intent, &message.body, template.as_deref(), &error)
                     .await
             }
+        }
+    }
+
+    /// Meta says the contact stopped marketing in WhatsApp: the consent log learns it, so the
+    /// gate refuses their next marketing message instead of Meta.
+    async fn record_marketing_stop(&self, contact: &contact::Model, error: &SendError) {
+        let recorded = crate::consent::record_marketing_refused(
+            &self.db,
+            &self.composer.consent.hasher,
+            contact,
+            &error.to_string(),
+            now_ms(),
+        )
+        .await;
+        if let Err(e) = recorded {
+            tracing::warn!(error = %e, "could not record the marketing stop from 131050");
         }
     }
 

@@ -1,8 +1,9 @@
 //! Durable, idempotent ingest of one webhook: contacts, inbound messages (unique on wamid),
 //! delivery statuses (never moving backwards) and each contact's window start (never moving
 //! back), all in one transaction so the webhook is answered 200 only once everything it carried
-//! is committed. Statuses also move the outbox row that sent the wamid, and template status
-//! updates change the template registry at once.
+//! is committed. Statuses also move the outbox row that sent the wamid, template status
+//! updates change the template registry at once, and Meta's marketing stop/resume notices
+//! (`user_preferences`) go into the consent log.
 
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict};
 use sea_orm::{
@@ -12,6 +13,7 @@ use sea_orm::{
 };
 
 use super::entities::{contact, inbound_message, message_status};
+use crate::consent::{self, AddressHasher};
 use crate::messaging::{outbox, templates};
 use crate::whatsapp::client::WINDOW_CLOSED_CODES;
 use crate::whatsapp::inbound::{
@@ -34,6 +36,8 @@ pub struct IngestReport {
     pub templates_updated: u64,
     /// Outbox rows queued again for their template fallback after an asynchronous 131047.
     pub fallbacks_queued: usize,
+    /// Marketing stop/resume notices added to the consent log (redeliveries excluded).
+    pub consent_changes: usize,
 }
 
 /// Stores everything `events` carries in one transaction.
@@ -43,6 +47,7 @@ pub struct IngestReport {
 pub async fn ingest(
     db: &DatabaseConnection,
     events: &WebhookEvents,
+    hasher: &AddressHasher,
     now_ms: i64,
 ) -> Result<IngestReport, DbErr> {
     let txn = super::begin_write(db).await?;
@@ -84,6 +89,11 @@ pub async fn ingest(
     }
     for update in &events.template_status_updates {
         report.templates_updated += templates::apply_status_update(&*txn, update, now_ms).await?;
+    }
+    for pref in &events.user_preferences {
+        if consent::record_user_preference(&txn, hasher, pref, now_ms).await? {
+            report.consent_changes += 1;
+        }
     }
     txn.commit().await?;
     Ok(report)

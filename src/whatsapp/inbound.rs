@@ -305,6 +305,8 @@ pub struct UserPreference {
     /// `stop` or `resume`.
     pub value: String,
     pub timestamp: i64,
+    /// Meta's sentence, e.g. "User requested to stop marketing messages" (kept as the proof).
+    pub detail: Option<String>,
 }
 
 /// A template review or state change (§4.3).
@@ -633,6 +635,7 @@ fn parse_preference(p: &Value) -> Result<UserPreference, &'static str> {
         user_id: non_empty(p, "user_id"),
         category: non_empty(p, "category").ok_or("no category")?,
         value: non_empty(p, "value").ok_or("no value")?,
+        detail: non_empty(p, "detail"),
         timestamp: p
             .get("timestamp")
             .and_then(unix_seconds)
@@ -1105,6 +1108,7 @@ mod tests {
                 category: "marketing_messages".into(),
                 value: "stop".into(),
                 timestamp: 1_780_000_500,
+                detail: Some("User requested to stop marketing messages".into()),
             }]
         );
         assert!(ev.unhandled_fields.is_empty());

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 pub const APP_SECRET: &str = "test-app-secret";
 pub const VERIFY_TOKEN: &str = "test-verify-token";
 pub const PHONE_NUMBER_ID: &str = "106540352242922";
+pub const HASH_KEY: &str = "test-hash-key-0123456789";
 
 /// The databases a test runs against: SQLite always, PostgreSQL when configured.
 pub fn backends() -> Vec<Backend> {
@@ -115,6 +116,7 @@ pub async fn test_settings_for(backend: &Backend, api_base: &str) -> (Settings, 
         ("INSUREBOT_WHATSAPP_APP_SECRET", APP_SECRET),
         ("INSUREBOT_WHATSAPP_VERIFY_TOKEN", VERIFY_TOKEN),
         ("INSUREBOT_WHATSAPP_ACCESS_TOKEN", "test-access-token"),
+        ("INSUREBOT_PRIVACY_HASH_KEY", HASH_KEY),
         ("INSUREBOT_WHATSAPP_PHONE_NUMBER_ID", PHONE_NUMBER_ID),
         ("INSUREBOT_WHATSAPP_API_BASE", api_base),
         ("INSUREBOT_WHATSAPP_REQUEST_TIMEOUT_MS", "2000"),

@@ -5,6 +5,8 @@
 mod helpers;
 
 mod browser;
+mod consent;
+mod consent_property;
 mod console;
 mod dialogue;
 mod health;

@@ -1,0 +1,265 @@
+//! Erasure of one contact's personal data, and the retention purge of old message bodies.
+//!
+//! Erasure (`insurebot contacts erase --phone N`, `DELETE /api/v1/contacts/{phone}`) runs in
+//! one transaction and returns a receipt with a count per table:
+//! - `inbound_messages`: content, raw payload and error text cleared (the row and its wamid
+//!   stay, so a redelivered webhook is still recognised as a duplicate and not answered);
+//! - `outbox`: payload bodies replaced by a redaction marker, error texts cleared; rows still
+//!   queued are cancelled (`skipped`, reason `erased`);
+//! - `conversations` (slots, answers), `handoffs`, `identity_verifications`,
+//!   `identity_attempts`, `premium_reminders`: deleted;
+//! - `contacts`: phone number, BSUID and profile name cleared; the row stays as an anonymous
+//!   tombstone so the counts above keep a valid owner.
+//!
+//! What stays is what honouring the opt-out needs: the consent log, each entry carrying the
+//! keyed hash of the number. A new message from the same number creates a new contact whose
+//! consent is found by that hash (see [`super::entries_for_contact`]); if the number had opted
+//! out it is still opted out, and its first conversation starts quiet.
+//!
+//! Retention (`privacy.retention_days`, a periodic task and `insurebot retention run`)
+//! clears message bodies older than the limit: inbound content and raw payloads of processed
+//! messages, and payloads of outbox rows no longer queued.
+
+use std::collections::BTreeMap;
+
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter};
+use serde::Serialize;
+
+use super::{AddressHasher, backfill_hash, contact_by_phone};
+use crate::messaging::outbox::state as row_state;
+use crate::privacy::mask;
+use crate::store::begin_write;
+use crate::store::entities::{
+    consent_log, contact, conversation, handoff, identity_attempt, identity_verification,
+    inbound_message, outbox, premium_reminder,
+};
+
+/// What replaces an erased outbox payload.
+pub const ERASED_PAYLOAD: &str = r#"{"redacted":"erasure"}"#;
+/// What replaces an outbox payload past the retention limit.
+pub const PURGED_PAYLOAD: &str = r#"{"redacted":"retention"}"#;
+
+/// Proof of one erasure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Receipt {
+    /// The anonymous contact row that remains.
+    pub contact_id: i64,
+    /// The keyed hash under which the consent log keeps honouring the contact's choices.
+    pub address_hash: String,
+    pub erased_at: i64,
+    /// Rows changed or deleted, per table.
+    pub tables: BTreeMap<&'static str, u64>,
+    /// Consent log entries kept (never erased: they are the proof of the contact's choices).
+    pub consent_entries_kept: u64,
+}
+
+/// Erases the contact with phone number `phone` (already normalised, see
+/// [`super::parse_phone`]). `Ok(None)` when no contact has that number.
+///
+/// # Errors
+/// Database errors; nothing is erased then.
+pub async fn erase(
+    db: &DatabaseConnection,
+    hasher: &AddressHasher,
+    phone: &str,
+    now: i64,
+) -> Result<Option<Receipt>, DbErr> {
+    let txn = begin_write(db).await?;
+    let Some(contact) = contact_by_phone(&txn, phone).await? else {
+        return Ok(None);
+    };
+    let id = contact.id;
+    let hash = hasher.hash(phone);
+    let mut tables = BTreeMap::new();
+
+    // Entries written before hashes were kept get the number's hash now, or the opt-out
+    // would be lost with the number.
+    tables.insert(
+        "consent_log (hash filled in)",
+        backfill_hash(&txn, id, &hash).await?,
+    );
+    let inbound = inbound_message::Entity::update_many()
+        .col_expr(
+            inbound_message::Column::Content,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            inbound_message::Column::Raw,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            inbound_message::Column::LastError,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(inbound_message::Column::ContactId.eq(id))
+        .exec(&txn)
+        .await?;
+    tables.insert("inbound_messages", inbound.rows_affected);
+    // Never send what was queued for a person who asked to be forgotten.
+    let cancelled = outbox::Entity::update_many()
+        .col_expr(outbox::Column::State, Expr::value(row_state::SKIPPED))
+        .col_expr(outbox::Column::Reason, Expr::value("erased"))
+        .col_expr(
+            outbox::Column::LeaseOwner,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(outbox::Column::LeaseUntil, Expr::value(Option::<i64>::None))
+        .filter(outbox::Column::ContactId.eq(id))
+        .filter(outbox::Column::State.eq(row_state::QUEUED))
+        .exec(&txn)
+        .await?;
+    tables.insert("outbox (queued, cancelled)", cancelled.rows_affected);
+    let redacted = outbox::Entity::update_many()
+        .col_expr(outbox::Column::Payload, Expr::value(ERASED_PAYLOAD))
+        .col_expr(
+            outbox::Column::LastError,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            outbox::Column::DeliveryError,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(outbox::Column::ContactId.eq(id))
+        .exec(&txn)
+        .await?;
+    tables.insert("outbox", redacted.rows_affected);
+    tables.insert(
+        "conversations",
+        conversation::Entity::delete_many()
+            .filter(conversation::Column::ContactId.eq(id))
+            .exec(&txn)
+            .await?
+            .rows_affected,
+    );
+    tables.insert(
+        "handoffs",
+        handoff::Entity::delete_many()
+            .filter(handoff::Column::ContactId.eq(id))
+            .exec(&txn)
+            .await?
+            .rows_affected,
+    );
+    tables.insert(
+        "identity_verifications",
+        identity_verification::Entity::delete_many()
+            .filter(identity_verification::Column::ContactId.eq(id))
+            .exec(&txn)
+            .await?
+            .rows_affected,
+    );
+    tables.insert(
+        "identity_attempts",
+        identity_attempt::Entity::delete_many()
+            .filter(identity_attempt::Column::ContactId.eq(id))
+            .exec(&txn)
+            .await?
+            .rows_affected,
+    );
+    tables.insert(
+        "premium_reminders",
+        premium_reminder::Entity::delete_many()
+            .filter(premium_reminder::Column::ContactId.eq(id))
+            .exec(&txn)
+            .await?
+            .rows_affected,
+    );
+    let tombstone = contact::Entity::update_many()
+        .col_expr(contact::Column::WaId, Expr::value(Option::<String>::None))
+        .col_expr(contact::Column::UserId, Expr::value(Option::<String>::None))
+        .col_expr(
+            contact::Column::ProfileName,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            contact::Column::LeaseOwner,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            contact::Column::LeaseUntil,
+            Expr::value(Option::<i64>::None),
+        )
+        .col_expr(contact::Column::UpdatedAt, Expr::value(now))
+        .filter(contact::Column::Id.eq(id))
+        .exec(&txn)
+        .await?;
+    tables.insert("contacts", tombstone.rows_affected);
+    let kept = consent_log::Entity::find()
+        .filter(
+            consent_log::Column::ContactId
+                .eq(id)
+                .or(consent_log::Column::AddressHash.eq(hash.clone())),
+        )
+        .count(&txn)
+        .await?;
+    txn.commit().await?;
+    tracing::info!(contact_id = id, phone = %mask(phone), ?tables, consent_entries_kept = kept, "contact erased");
+    Ok(Some(Receipt {
+        contact_id: id,
+        address_hash: hash,
+        erased_at: now,
+        tables,
+        consent_entries_kept: kept,
+    }))
+}
+
+/// What one retention run cleared.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RetentionReport {
+    /// Bodies older than this (Unix ms) were cleared.
+    pub cutoff: i64,
+    pub inbound_messages: u64,
+    pub outbox: u64,
+}
+
+/// Clears message bodies older than `days` days. Unprocessed inbound messages and queued
+/// outbox rows are left alone: they are still needed.
+///
+/// # Errors
+/// Database errors.
+pub async fn purge_older_than(
+    db: &DatabaseConnection,
+    days: u32,
+    now: i64,
+) -> Result<RetentionReport, DbErr> {
+    let cutoff = now - i64::from(days) * 24 * 3_600_000;
+    let txn = begin_write(db).await?;
+    let inbound = inbound_message::Entity::update_many()
+        .col_expr(
+            inbound_message::Column::Content,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            inbound_message::Column::Raw,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(inbound_message::Column::ReceivedAt.lt(cutoff))
+        .filter(inbound_message::Column::ProcessedAt.is_not_null())
+        .filter(
+            inbound_message::Column::Content
+                .is_not_null()
+                .or(inbound_message::Column::Raw.is_not_null()),
+        )
+        .exec(&txn)
+        .await?;
+    let outbound = outbox::Entity::update_many()
+        .col_expr(outbox::Column::Payload, Expr::value(PURGED_PAYLOAD))
+        .filter(outbox::Column::CreatedAt.lt(cutoff))
+        .filter(outbox::Column::State.ne(row_state::QUEUED))
+        .filter(outbox::Column::Payload.not_like(r#"{"redacted"%"#))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    let report = RetentionReport {
+        cutoff,
+        inbound_messages: inbound.rows_affected,
+        outbox: outbound.rows_affected,
+    };
+    tracing::info!(
+        days,
+        inbound = report.inbound_messages,
+        outbox = report.outbox,
+        "retention purge"
+    );
+    Ok(report)
+}
