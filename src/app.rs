@@ -115,7 +115,14 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let port = listener.local_addr()?.port();
-        let instance_id = format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple());
+        // Stable across restarts when the address is fixed: an instance killed with SIGKILL and
+        // started again reclaims its own contact and outbox leases at once instead of waiting
+        // for them to expire. Two live processes can never share host and port.
+        let instance_id = if settings.listen.port() == 0 {
+            format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple())
+        } else {
+            format!("{}:{}", hostname(), settings.listen)
+        };
 
         let http = reqwest::Client::builder()
             .timeout(settings.request_timeout())

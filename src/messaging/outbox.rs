@@ -173,6 +173,27 @@ pub async fn claim_due(
         .await
 }
 
+/// Frees the leases a previous run of this same instance (same host and address) held when it
+/// died, so its queued rows go out at once after a restart instead of after the lease expiry.
+///
+/// # Errors
+/// Database errors.
+pub async fn release_own_stale_leases(db: &DatabaseConnection, owner: &str) -> Result<u64, DbErr> {
+    let txn = begin_write(db).await?;
+    let result = outbox::Entity::update_many()
+        .col_expr(
+            outbox::Column::LeaseOwner,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(outbox::Column::LeaseUntil, Expr::value(Option::<i64>::None))
+        .filter(outbox::Column::LeaseOwner.starts_with(format!("{owner}/")))
+        .filter(outbox::Column::State.eq(state::QUEUED))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(result.rows_affected)
+}
+
 /// What one send attempt (or decision) ended in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttemptResult {

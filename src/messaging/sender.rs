@@ -65,6 +65,16 @@ pub struct Sender {
 impl Sender {
     /// Sends until `stop` is cancelled; the sends in flight finish first.
     pub async fn run(self, stop: CancellationToken) {
+        match outbox::release_own_stale_leases(&self.db, &self.instance_id).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                rows = n,
+                "took back the outbox leases of this instance's previous run"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not release this instance's old outbox leases")
+            }
+        }
         let permits = Arc::new(Semaphore::new(self.max_in_flight.max(1)));
         let mut tasks = JoinSet::new();
         let mut last_forget = tokio::time::Instant::now();
