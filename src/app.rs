@@ -43,6 +43,8 @@ pub struct Application {
     flows: Option<Arc<FlowStore>>,
     /// The in-process fake Cloud API in sandbox mode; kept alive as long as the app.
     sandbox_server: Option<FakeServer>,
+    /// Premium reminders and campaigns.
+    reminders: crate::reminders::worker::Worker,
 }
 
 impl Application {
@@ -96,6 +98,7 @@ impl Application {
         }
         let insurer = Insurer::from_settings(&settings.insurer, db.clone())
             .context("cannot set up the insurer data source")?;
+        let pay_links = insurer.pay_links().clone();
         let composer = Composer::new(&settings.messaging);
         let handler: Arc<dyn MessageHandler> = match &flows {
             None => Arc::new(EchoHandler {
@@ -159,6 +162,21 @@ impl Application {
             instance_id.clone(),
             outbox_ready.clone(),
         );
+        let reminders = crate::reminders::worker::Worker {
+            db: db.clone(),
+            reminders: crate::reminders::premium::Reminders {
+                settings: settings.reminders.clone(),
+                composer: composer.clone(),
+                pay_links,
+                i18n: Some(Arc::new(
+                    crate::engine::i18n::I18n::load(&settings.dialogue.locales_dir).0,
+                )),
+                default_language: settings.dialogue.default_language.clone(),
+                instance_id: instance_id.clone(),
+            },
+            clock: Arc::new(crate::reminders::SystemClock),
+            wake: outbox_ready.clone(),
+        };
         let sender = Sender {
             db: db.clone(),
             client: Arc::new(client),
@@ -190,7 +208,14 @@ impl Application {
             sender,
             flows,
             sandbox_server,
+            reminders,
         })
+    }
+
+    /// Replaces the reminders' and campaigns' clock (tests move time with a `ManualClock`).
+    pub fn with_clock(mut self, clock: Arc<dyn crate::reminders::Clock>) -> Self {
+        self.reminders.clock = clock;
+        self
     }
 
     /// The bound port (useful when built with port 0).
@@ -225,6 +250,7 @@ impl Application {
                 .run_sweeper(SWEEP_INTERVAL, stop.clone()),
         );
         let sender = tokio::spawn(self.sender.clone().run(stop.clone()));
+        let reminders = tokio::spawn(self.reminders.clone().run(stop.clone()));
         let watcher = self.flows.clone().map(|flows| {
             tokio::spawn(flows.watch(self.state.settings.dialogue.watch, stop.clone()))
         });
@@ -234,7 +260,7 @@ impl Application {
             .with_graceful_shutdown(shutdown)
             .await;
         stop.cancel();
-        let _ = tokio::join!(sweeper, sender);
+        let _ = tokio::join!(sweeper, sender, reminders);
         if let Some(watcher) = watcher {
             let _ = watcher.await;
         }

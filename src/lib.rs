@@ -9,6 +9,7 @@
 //! - [`insurer`]: policy data (imported tables or the insurer's API), identity checks, flow actions.
 //! - [`pipeline`]: hands stored inbound messages to the dialogue layer, one per contact at a time.
 //! - [`messaging`]: the persisted outbox and the sender that drains it.
+//! - [`reminders`]: premium reminders and campaigns: when to send, and never twice.
 //! - [`http`]: every route and layer (webhook, health, metrics).
 //! - [`app`]: builds one instance; `main` and the integration tests start the same thing.
 //! - [`chat`]: `insurebot chat`, the bot in a terminal through the real webhook path.
@@ -27,6 +28,7 @@ pub mod messaging;
 pub mod metrics;
 pub mod pipeline;
 pub mod privacy;
+pub mod reminders;
 pub mod store;
 pub mod telemetry;
 pub mod whatsapp;

@@ -10,6 +10,7 @@ mod m20261126_000001_create_ingest;
 mod m20261126_000002_create_dialogue;
 mod m20261127_000001_create_insurer;
 mod m20261201_000001_outbound_intents_and_templates;
+mod m20261210_000001_create_reminders_and_campaigns;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_create_dialogue::Migration),
             Box::new(m20261127_000001_create_insurer::Migration),
             Box::new(m20261201_000001_outbound_intents_and_templates::Migration),
+            Box::new(m20261210_000001_create_reminders_and_campaigns::Migration),
         ]
     }
 }

@@ -53,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .merge(health::router())
         .merge(api::router())
+        .merge(crate::reminders::api::router())
         .merge(sandbox::router())
         .with_state(state)
         .layer(

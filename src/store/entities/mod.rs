@@ -1,6 +1,8 @@
 //! sea-orm entities, one per table (see `migrations/`). Hand-written queries live beside them
 //! in `store/`; every `*_at` field holds Unix milliseconds (UTC).
 
+pub mod campaign;
+pub mod campaign_recipient;
 pub mod claim;
 pub mod consent_log;
 pub mod contact;
@@ -16,3 +18,5 @@ pub mod policy;
 pub mod policyholder;
 pub mod premium;
 pub mod premium_reminder;
+pub mod reminder_run;
+pub mod reminder_send;
