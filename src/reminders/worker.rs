@@ -113,11 +113,13 @@ impl Worker {
                 at: Instant::now(),
             });
             let t = Instant::now();
-            // At most one second of tokens: a pause or a slow tick never turns into a burst.
+            // Up to two seconds of tokens, so a tick delayed by a busy database (SQLite's one
+            // writer) is made up instead of lost; at most half a second's worth per tick, so
+            // the catch-up is spread out (the sender's global rate stays the hard ceiling).
             bucket.tokens = (bucket.tokens + rate * t.duration_since(bucket.at).as_secs_f64())
-                .min(rate.max(1.0));
+                .min((2.0 * rate).max(1.0));
             bucket.at = t;
-            let allowed = bucket.tokens.floor() as u64;
+            let allowed = bucket.tokens.min((rate / 2.0).max(1.0)).floor() as u64;
             if allowed == 0 {
                 continue;
             }
