@@ -45,6 +45,8 @@ pub struct Application {
     flows: Option<Arc<FlowStore>>,
     /// The in-process fake Cloud API in sandbox mode; kept alive as long as the app.
     sandbox_server: Option<FakeServer>,
+    /// Premium reminders and campaigns.
+    reminders: crate::reminders::worker::Worker,
 }
 
 impl Application {
@@ -98,6 +100,7 @@ impl Application {
         }
         let insurer = Insurer::from_settings(&settings.insurer, db.clone())
             .context("cannot set up the insurer data source")?;
+        let pay_links = insurer.pay_links().clone();
         let composer = Composer::from_settings(&settings);
         let handler: Arc<dyn MessageHandler> = match &flows {
             None => Arc::new(EchoHandler {
@@ -169,6 +172,21 @@ impl Application {
             instance_id.clone(),
             outbox_ready.clone(),
         );
+        let reminders = crate::reminders::worker::Worker {
+            db: db.clone(),
+            reminders: crate::reminders::premium::Reminders {
+                settings: settings.reminders.clone(),
+                composer: composer.clone(),
+                pay_links,
+                i18n: Some(Arc::new(
+                    crate::engine::i18n::I18n::load(&settings.dialogue.locales_dir).0,
+                )),
+                default_language: settings.dialogue.default_language.clone(),
+                instance_id: instance_id.clone(),
+            },
+            clock: Arc::new(crate::reminders::SystemClock),
+            wake: outbox_ready.clone(),
+        };
         let sender = Sender {
             db: db.clone(),
             client: Arc::new(client),
@@ -206,7 +224,14 @@ impl Application {
             sender,
             flows,
             sandbox_server,
+            reminders,
         })
+    }
+
+    /// Replaces the reminders' and campaigns' clock (tests move time with a `ManualClock`).
+    pub fn with_clock(mut self, clock: Arc<dyn crate::reminders::Clock>) -> Self {
+        self.reminders.clock = clock;
+        self
     }
 
     /// The bound port (useful when built with port 0).
@@ -246,6 +271,7 @@ impl Application {
             self.state.settings.privacy.clone(),
             stop.clone(),
         ));
+        let reminders = tokio::spawn(self.reminders.clone().run(stop.clone()));
         let watcher = self.flows.clone().map(|flows| {
             tokio::spawn(flows.watch(self.state.settings.dialogue.watch, stop.clone()))
         });
@@ -264,7 +290,7 @@ impl Application {
         })
         .await;
         stop.cancel();
-        let _ = tokio::join!(sweeper, sender, retention);
+        let _ = tokio::join!(sweeper, sender, retention, reminders);
         if let Some(watcher) = watcher {
             let _ = watcher.await;
         }

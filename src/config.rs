@@ -32,7 +32,7 @@ pub enum ConfigError {
     Invalid { key: String, problem: String },
 }
 
-fn invalid(key: &str, problem: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(key: &str, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.to_owned(),
         problem: problem.into(),
@@ -81,6 +81,10 @@ pub struct Settings {
     pub messaging: MessagingSettings,
     pub consent: ConsentSettings,
     pub privacy: PrivacySettings,
+    /// `[reminders]`: the premium-reminder scheduler (see `crate::reminders::settings`).
+    pub reminders: crate::reminders::RemindersSettings,
+    /// `[campaigns]`: broadcasts.
+    pub campaigns: crate::reminders::CampaignSettings,
     /// Bearer token of the HTTP API (`/api/v1/...`); without one the API refuses every call.
     pub api_token: Option<SecretString>,
 }
@@ -413,6 +417,8 @@ impl Default for Settings {
             messaging: MessagingSettings::default(),
             consent: ConsentSettings::default(),
             privacy: PrivacySettings::default(),
+            reminders: Default::default(),
+            campaigns: Default::default(),
             api_token: None,
         }
     }
@@ -585,6 +591,12 @@ impl Settings {
                 "CONSOLE_UTC_OFFSET" => self.console.utc_offset = value.clone(),
                 "CONSOLE_TIMEZONE_LABEL" => self.console.timezone_label = value.clone(),
                 n if n.starts_with("INSURER_") => self.insurer.apply_env(key, &n[8..], value)?,
+                n if n.starts_with("REMINDERS_") => {
+                    self.reminders.apply_env(key, &n[10..], value)?
+                }
+                n if n.starts_with("CAMPAIGNS_") => {
+                    self.campaigns.apply_env(key, &n[10..], value)?
+                }
                 "WHATSAPP_WABA_ID" => self.whatsapp.waba_id = Some(value.clone()),
                 "API_TOKEN" => self.api_token = secret(),
                 "MESSAGING_RATE_PER_SECOND" => self.messaging.rate_per_second = parse(key, value)?,
@@ -768,6 +780,8 @@ impl Settings {
         crate::console::hours::OfficeHours::from_settings(console)
             .map_err(|(key, problem)| invalid(key, problem))?;
         self.insurer.validate()?;
+        self.reminders.validate()?;
+        self.campaigns.validate(&self.messaging)?;
         let m = &self.messaging;
         if !(1..=10_000).contains(&m.rate_per_second) {
             return Err(invalid(
@@ -956,7 +970,7 @@ fn read_file(path: &Path) -> Result<String, ConfigError> {
     })
 }
 
-fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError>
+pub(crate) fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError>
 where
     T::Err: std::fmt::Display,
 {

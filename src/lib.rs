@@ -12,6 +12,7 @@
 //! - [`http`]: every route and layer (webhook, health, metrics, console).
 //! - [`console`]: the agents' web console (queue, hand-off, dashboard) and the flow simulator.
 //! - [`consent`]: the consent log and the gate the composer applies; erasure and retention.
+//! - [`reminders`]: premium reminders and campaigns: when to send, and never twice.
 //! - [`app`]: builds one instance; `main` and the integration tests start the same thing.
 //! - [`chat`]: `insurebot chat`, the bot in a terminal through the real webhook path.
 //! - [`metrics`]: Prometheus counters of one app instance.
@@ -31,6 +32,7 @@ pub mod messaging;
 pub mod metrics;
 pub mod pipeline;
 pub mod privacy;
+pub mod reminders;
 pub mod store;
 pub mod telemetry;
 pub mod whatsapp;

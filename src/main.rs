@@ -66,6 +66,16 @@ enum Command {
         #[command(subcommand)]
         action: RetentionCommand,
     },
+    /// Premium reminders (the server runs them daily; this runs today's now).
+    Reminders {
+        #[command(subcommand)]
+        command: insurebot::reminders::cli::RemindersCommand,
+    },
+    /// Campaigns (broadcasts): create, start, pause, resume, cancel, status.
+    Campaigns {
+        #[command(subcommand)]
+        command: insurebot::reminders::cli::CampaignsCommand,
+    },
     /// Run the fake WhatsApp Cloud API on its own (for tests and demos).
     FakeCloudApi {
         #[arg(long, default_value = "127.0.0.1:9090")]
@@ -191,6 +201,12 @@ async fn main() -> ExitCode {
         Command::FakeCloudApi { listen } => fake(listen).await,
         Command::Contacts { action } => contacts(settings, action).await,
         Command::Retention { action } => retention(settings, action).await,
+        Command::Reminders { command } => {
+            insurebot::reminders::cli::reminders(settings, command).await
+        }
+        Command::Campaigns { command } => {
+            insurebot::reminders::cli::campaigns(settings, command).await
+        }
         Command::Import {
             kind,
             file,

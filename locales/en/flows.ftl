@@ -89,3 +89,4 @@ btn-remind = Remind me later
 premium-reminder-set = Okay, I will remind you on { $remind_date }.
 premium-already-paid = Thank you! Payments can take up to 2 working days to show. If you paid earlier than that, our team can check it for you.
 premium-not-due = No premium is due on this policy right now.
+reminder-pay-link = Pay now: { $pay_link }

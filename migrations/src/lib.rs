@@ -13,6 +13,7 @@ mod m20261201_000001_outbound_intents_and_templates;
 mod m20261203_000001_create_console;
 mod m20261204_000001_index_pending_messages;
 mod m20261205_000001_extend_consent_log;
+mod m20261210_000001_create_reminders_and_campaigns;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_create_console::Migration),
             Box::new(m20261204_000001_index_pending_messages::Migration),
             Box::new(m20261205_000001_extend_consent_log::Migration),
+            Box::new(m20261210_000001_create_reminders_and_campaigns::Migration),
         ]
     }
 }

@@ -96,7 +96,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = &state.settings.api_token else {
         return Err(ApiError::Disabled);
     };

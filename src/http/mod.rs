@@ -59,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(api::router())
         .merge(consent::router())
+        .merge(crate::reminders::api::router())
         .merge(sandbox::router())
         .merge(console::router())
         .with_state(state)

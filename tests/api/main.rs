@@ -14,6 +14,7 @@ mod ingest;
 mod insurer;
 mod outbound;
 mod pipeline;
+mod reminders;
 mod scale;
 mod sending;
 mod webhook;

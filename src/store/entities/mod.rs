@@ -3,6 +3,8 @@
 
 pub mod agent;
 pub mod agent_session;
+pub mod campaign;
+pub mod campaign_recipient;
 pub mod claim;
 pub mod consent_log;
 pub mod contact;
@@ -19,3 +21,5 @@ pub mod policy;
 pub mod policyholder;
 pub mod premium;
 pub mod premium_reminder;
+pub mod reminder_run;
+pub mod reminder_send;

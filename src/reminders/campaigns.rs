@@ -1,0 +1,903 @@
+//! Campaigns (broadcasts): a MARKETING template, per-recipient parameters, an audience (a CSV
+//! of numbers with per-row parameters, or a filter over contacts), a start time and a rate.
+//!
+//! One `campaign_recipients` row per (campaign, contact), unique. The runner moves a row from
+//! `pending` to `queued` in the same transaction as the composer's outbox row, so a crash
+//! leaves either both or neither, and nobody gets a second copy after a restart or from a
+//! second instance. The campaign's lease makes one instance drive it at a time, which keeps
+//! its rate across instances. Whether a recipient may receive marketing at all (opt-in,
+//! frequency cap) is the composer's consent gate's call: a refusal is recorded as `skipped`
+//! with the composer's reason, like every other reason.
+//!
+//! The rate is applied when queueing (a token bucket per campaign, in real time): the sender's
+//! global rate (`messaging.rate_per_second`) is higher, so rows leave about as fast as they
+//! are queued and replies to policyholders still find room.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Statement,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{CampaignSettings, ReminderError};
+use crate::messaging::composer::{self, Composer, Intent, Purpose, Queued, TemplateChoice};
+use crate::messaging::outbox;
+use crate::messaging::templates;
+use crate::store::begin_write;
+use crate::store::entities::{campaign, campaign_recipient, contact, policy};
+
+/// Campaign states.
+pub mod cstate {
+    pub const DRAFT: &str = "draft";
+    pub const RUNNING: &str = "running";
+    pub const PAUSED: &str = "paused";
+    pub const CANCELLED: &str = "cancelled";
+    pub const COMPLETED: &str = "completed";
+}
+
+/// Recipient states.
+pub mod rstate {
+    pub const PENDING: &str = "pending";
+    /// An outbox row exists; its state says whether it was sent.
+    pub const QUEUED: &str = "queued";
+    /// The composer refused at queue time (`reason`: consent, template_not_approved, …).
+    pub const SKIPPED: &str = "skipped";
+    pub const CANCELLED: &str = "cancelled";
+}
+
+/// Outbox reason for a queued row withdrawn by cancelling its campaign.
+pub const REASON_CANCELLED: &str = "campaign_cancelled";
+
+/// How long an instance keeps driving a campaign without renewing.
+const LEASE_MS: i64 = 15_000;
+
+/// Who receives a campaign.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Audience {
+    /// CSV text: a `phone` column (or `number`, `mobile`, `wa_id`), optionally `language`,
+    /// and one column per template parameter.
+    Csv {
+        csv: String,
+        /// Create the campaign from the valid rows and report the others (default: refuse).
+        #[serde(default)]
+        skip_invalid: bool,
+    },
+    /// Contacts matching a filter, all with the same parameters.
+    Filter {
+        #[serde(default)]
+        filter: ContactFilter,
+        /// The template's parameters, in order.
+        #[serde(default)]
+        params: Vec<String>,
+    },
+}
+
+/// A filter over contacts.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactFilter {
+    /// Only contacts whose number is registered on a policy.
+    #[serde(default)]
+    pub has_policy: bool,
+    /// Only contacts who wrote within this many days.
+    #[serde(default)]
+    pub active_within_days: Option<u32>,
+}
+
+/// A campaign to create.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewCampaign {
+    pub name: String,
+    /// A MARKETING template of the registry.
+    pub template: String,
+    #[serde(default = "default_language")]
+    pub language: String,
+    /// Messages per second (default `campaigns.default_rate_per_second`).
+    #[serde(default)]
+    pub rate_per_second: Option<u32>,
+    /// When sending may begin (Unix ms; default: as soon as it is started).
+    #[serde(default)]
+    pub start_at: Option<i64>,
+    pub audience: Audience,
+}
+
+fn default_language() -> String {
+    "en".to_owned()
+}
+
+/// A CSV row that could not become a recipient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowError {
+    /// 1-based line in the file (the header is line 1).
+    pub line: u64,
+    pub message: String,
+}
+
+impl std::fmt::Display for RowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+/// What [`create`] made.
+#[derive(Debug, Clone, Serialize)]
+pub struct Created {
+    pub id: i64,
+    pub recipients: usize,
+    /// Rows left out (only with `skip_invalid`).
+    pub row_errors: Vec<RowError>,
+}
+
+struct Row {
+    phone: String,
+    language: String,
+    params: Vec<String>,
+}
+
+/// Normalises a phone number: digits with country code, 8 to 15 digits.
+fn phone(raw: &str) -> Option<String> {
+    let digits: String = raw
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '+'))
+        .collect();
+    (digits.len() >= 8 && digits.len() <= 15 && digits.chars().all(|c| c.is_ascii_digit()))
+        .then_some(digits)
+}
+
+fn parse_csv(
+    text: &str,
+    params: &[String],
+    default_language: &str,
+) -> Result<(Vec<Row>, Vec<RowError>), ReminderError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| ReminderError::Invalid(format!("the CSV header cannot be read: {e}")))?
+        .iter()
+        .map(|h| h.to_ascii_lowercase())
+        .collect();
+    let col = |names: &[&str]| headers.iter().position(|h| names.contains(&h.as_str()));
+    let Some(phone_col) = col(&["phone", "number", "mobile", "wa_id"]) else {
+        return Err(ReminderError::Invalid(
+            "the CSV needs a `phone` column".into(),
+        ));
+    };
+    let language_col = col(&["language"]);
+    let mut param_cols = Vec::new();
+    for p in params {
+        match headers.iter().position(|h| h == p) {
+            Some(i) => param_cols.push(i),
+            None => {
+                return Err(ReminderError::Invalid(format!(
+                    "the CSV needs a `{p}` column (a parameter of the template)"
+                )));
+            }
+        }
+    }
+    let (mut rows, mut errors, mut seen) = (Vec::new(), Vec::new(), HashMap::new());
+    for (i, record) in reader.records().enumerate() {
+        let line = i as u64 + 2;
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(RowError {
+                    line,
+                    message: format!("unreadable row: {e}"),
+                });
+                continue;
+            }
+        };
+        let get = |c: usize| record.get(c).unwrap_or("").to_owned();
+        let Some(number) = phone(&get(phone_col)) else {
+            errors.push(RowError {
+                line,
+                message: "the phone number must have 8 to 15 digits with the country code".into(),
+            });
+            continue;
+        };
+        if let Some(first) = seen.insert(number.clone(), line) {
+            errors.push(RowError {
+                line,
+                message: format!("the same number as line {first}"),
+            });
+            continue;
+        }
+        let values: Vec<String> = param_cols.iter().map(|c| get(*c)).collect();
+        if let Some((name, _)) = params.iter().zip(&values).find(|(_, v)| v.is_empty()) {
+            errors.push(RowError {
+                line,
+                message: format!("`{name}` is empty"),
+            });
+            continue;
+        }
+        rows.push(Row {
+            phone: number,
+            language: language_col
+                .map(get)
+                .filter(|l| !l.is_empty())
+                .unwrap_or_else(|| default_language.to_owned()),
+            params: values,
+        });
+    }
+    Ok((rows, errors))
+}
+
+/// Creates a campaign in state `draft` with its recipients.
+///
+/// # Errors
+/// [`ReminderError::Invalid`] for an unknown or non-MARKETING template, a bad rate or CSV
+/// header; [`ReminderError::Rows`] when rows are invalid and `skip_invalid` is off; database
+/// errors.
+pub async fn create(
+    db: &DatabaseConnection,
+    settings: &CampaignSettings,
+    new: NewCampaign,
+    now: DateTime<Utc>,
+) -> Result<Created, ReminderError> {
+    let now_ms = now.timestamp_millis();
+    let Some(info) = templates::lookup(db, &new.template, &new.language).await? else {
+        return Err(ReminderError::Invalid(format!(
+            "template {} ({}) is not in the registry",
+            new.template, new.language
+        )));
+    };
+    if info.category != templates::Category::Marketing.as_str() {
+        return Err(ReminderError::Invalid(format!(
+            "campaigns send MARKETING templates; {} is {}",
+            new.template, info.category
+        )));
+    }
+    let rate = new
+        .rate_per_second
+        .unwrap_or(settings.default_rate_per_second);
+    if rate == 0 || rate > settings.max_rate_per_second {
+        return Err(ReminderError::Invalid(format!(
+            "rate_per_second must be between 1 and {}",
+            settings.max_rate_per_second
+        )));
+    }
+    if new.name.trim().is_empty() {
+        return Err(ReminderError::Invalid("a campaign needs a name".into()));
+    }
+    let (rows, row_errors, kind, detail) = match &new.audience {
+        Audience::Csv { csv, skip_invalid } => {
+            let (rows, errors) = parse_csv(csv, &info.params, &new.language)?;
+            if !errors.is_empty() && !skip_invalid {
+                return Err(ReminderError::Rows(errors));
+            }
+            (rows, errors, "csv", format!("{} rows", rows_len(csv)))
+        }
+        Audience::Filter { filter, params } => {
+            if params.len() != info.params.len() {
+                return Err(ReminderError::Invalid(format!(
+                    "template {} takes {} parameters ({}), {} were given",
+                    new.template,
+                    info.params.len(),
+                    info.params.join(", "),
+                    params.len()
+                )));
+            }
+            let rows = filter_contacts(db, filter, now_ms)
+                .await?
+                .into_iter()
+                .map(|phone| Row {
+                    phone,
+                    language: new.language.clone(),
+                    params: params.clone(),
+                })
+                .collect();
+            (
+                rows,
+                Vec::new(),
+                "filter",
+                serde_json::to_string(filter).unwrap_or_default(),
+            )
+        }
+    };
+    let txn = begin_write(db).await?;
+    let id = campaign::Entity::insert(campaign::ActiveModel {
+        id: NotSet,
+        name: Set(new.name.trim().to_owned()),
+        template: Set(new.template.clone()),
+        language: Set(new.language.clone()),
+        state: Set(cstate::DRAFT.to_owned()),
+        rate_per_second: Set(i32::try_from(rate).unwrap_or(i32::MAX)),
+        start_at: Set(new.start_at.unwrap_or(now_ms)),
+        audience_kind: Set(kind.to_owned()),
+        audience_detail: Set(detail),
+        lease_owner: Set(None),
+        lease_until: Set(None),
+        created_at: Set(now_ms),
+        updated_at: Set(now_ms),
+        started_at: Set(None),
+        finished_at: Set(None),
+    })
+    .exec(&txn)
+    .await?
+    .last_insert_id;
+    txn.commit().await?;
+    let mut count = 0;
+    for chunk in rows.chunks(500) {
+        let phones: Vec<String> = chunk.iter().map(|r| r.phone.clone()).collect();
+        let contacts = super::premium::contacts_for(db, &phones, now_ms).await?;
+        let models: Vec<campaign_recipient::ActiveModel> = chunk
+            .iter()
+            .filter_map(|r| {
+                let c = contacts.get(&r.phone)?;
+                Some(campaign_recipient::ActiveModel {
+                    id: NotSet,
+                    campaign_id: Set(id),
+                    contact_id: Set(c.id),
+                    params: Set(serde_json::to_string(&r.params).unwrap_or_default()),
+                    language: Set(r.language.clone()),
+                    state: Set(rstate::PENDING.to_owned()),
+                    reason: Set(None),
+                    outbox_id: Set(None),
+                    queued_at: Set(None),
+                })
+            })
+            .collect();
+        count += models.len();
+        if !models.is_empty() {
+            campaign_recipient::Entity::insert_many(models)
+                .on_conflict(OnConflict::new().do_nothing().to_owned())
+                .exec_without_returning(db)
+                .await?;
+        }
+    }
+    tracing::info!(
+        campaign_id = id,
+        recipients = count,
+        invalid_rows = row_errors.len(),
+        "campaign created"
+    );
+    Ok(Created {
+        id,
+        recipients: count,
+        row_errors,
+    })
+}
+
+fn rows_len(csv: &str) -> usize {
+    csv.lines().count().saturating_sub(1)
+}
+
+async fn filter_contacts(
+    db: &DatabaseConnection,
+    filter: &ContactFilter,
+    now_ms: i64,
+) -> Result<Vec<String>, DbErr> {
+    let mut q = contact::Entity::find()
+        .select_only()
+        .column(contact::Column::WaId)
+        .filter(contact::Column::WaId.is_not_null());
+    if filter.has_policy {
+        let mobiles: HashSet<String> = policy::Entity::find()
+            .select_only()
+            .column(policy::Column::Mobile)
+            .filter(policy::Column::Mobile.is_not_null())
+            .into_tuple::<String>()
+            .all(db)
+            .await?
+            .into_iter()
+            .collect();
+        let all: Vec<Option<String>> = q.clone().into_tuple().all(db).await?;
+        let mut out: Vec<String> = all
+            .into_iter()
+            .flatten()
+            .filter(|w| mobiles.contains(w))
+            .collect();
+        if let Some(days) = filter.active_within_days {
+            let active: HashSet<String> = active_since(db, now_ms, days).await?;
+            out.retain(|w| active.contains(w));
+        }
+        return Ok(out);
+    }
+    if let Some(days) = filter.active_within_days {
+        q = q.filter(contact::Column::LastInboundAt.gte(now_ms - i64::from(days) * 86_400_000));
+    }
+    Ok(q.order_by_asc(contact::Column::Id)
+        .into_tuple::<Option<String>>()
+        .all(db)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect())
+}
+
+async fn active_since(
+    db: &DatabaseConnection,
+    now_ms: i64,
+    days: u32,
+) -> Result<HashSet<String>, DbErr> {
+    Ok(contact::Entity::find()
+        .select_only()
+        .column(contact::Column::WaId)
+        .filter(contact::Column::LastInboundAt.gte(now_ms - i64::from(days) * 86_400_000))
+        .into_tuple::<Option<String>>()
+        .all(db)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect())
+}
+
+async fn get(db: &DatabaseConnection, id: i64) -> Result<campaign::Model, ReminderError> {
+    campaign::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or(ReminderError::UnknownCampaign(id))
+}
+
+/// Moves campaign `id` from one of `from` to `to`; the error names the current state.
+async fn transition(
+    db: &DatabaseConnection,
+    id: i64,
+    from: &[&str],
+    to: &str,
+    action: &'static str,
+    now_ms: i64,
+) -> Result<(), ReminderError> {
+    let mut update = campaign::Entity::update_many()
+        .col_expr(campaign::Column::State, Expr::value(to))
+        .col_expr(campaign::Column::UpdatedAt, Expr::value(now_ms))
+        .filter(campaign::Column::Id.eq(id))
+        .filter(campaign::Column::State.is_in(from.iter().copied()));
+    if to == cstate::RUNNING && action == "start" {
+        update = update.col_expr(campaign::Column::StartedAt, Expr::value(now_ms));
+    }
+    if to == cstate::CANCELLED {
+        update = update.col_expr(campaign::Column::FinishedAt, Expr::value(now_ms));
+    }
+    if update.exec(db).await?.rows_affected == 1 {
+        tracing::info!(
+            campaign_id = id,
+            action,
+            state = to,
+            "campaign state changed"
+        );
+        return Ok(());
+    }
+    let current = get(db, id).await?;
+    Err(ReminderError::WrongState {
+        id,
+        state: current.state,
+        action,
+    })
+}
+
+/// `draft` → `running`; sending begins at the campaign's start time.
+///
+/// # Errors
+/// Unknown campaign, wrong state, database errors.
+pub async fn start(
+    db: &DatabaseConnection,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), ReminderError> {
+    transition(
+        db,
+        id,
+        &[cstate::DRAFT],
+        cstate::RUNNING,
+        "start",
+        now.timestamp_millis(),
+    )
+    .await
+}
+
+/// `running` → `paused`: nothing more is queued (rows already in the outbox still go).
+///
+/// # Errors
+/// Unknown campaign, wrong state, database errors.
+pub async fn pause(
+    db: &DatabaseConnection,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), ReminderError> {
+    transition(
+        db,
+        id,
+        &[cstate::RUNNING],
+        cstate::PAUSED,
+        "pause",
+        now.timestamp_millis(),
+    )
+    .await
+}
+
+/// `paused` → `running`.
+///
+/// # Errors
+/// Unknown campaign, wrong state, database errors.
+pub async fn resume(
+    db: &DatabaseConnection,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), ReminderError> {
+    transition(
+        db,
+        id,
+        &[cstate::PAUSED],
+        cstate::RUNNING,
+        "resume",
+        now.timestamp_millis(),
+    )
+    .await
+}
+
+/// Cancels a campaign that has not ended: pending recipients become `cancelled`, and queued
+/// outbox rows no sender holds yet are withdrawn (`skipped`, reason `campaign_cancelled`).
+///
+/// # Errors
+/// Unknown campaign, wrong state, database errors.
+pub async fn cancel(
+    db: &DatabaseConnection,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), ReminderError> {
+    let now_ms = now.timestamp_millis();
+    transition(
+        db,
+        id,
+        &[cstate::DRAFT, cstate::RUNNING, cstate::PAUSED],
+        cstate::CANCELLED,
+        "cancel",
+        now_ms,
+    )
+    .await?;
+    let txn = begin_write(db).await?;
+    campaign_recipient::Entity::update_many()
+        .col_expr(
+            campaign_recipient::Column::State,
+            Expr::value(rstate::CANCELLED),
+        )
+        .filter(campaign_recipient::Column::CampaignId.eq(id))
+        .filter(campaign_recipient::Column::State.eq(rstate::PENDING))
+        .exec(&txn)
+        .await?;
+    let queued = sea_orm::sea_query::Query::select()
+        .column(campaign_recipient::Column::OutboxId)
+        .from(campaign_recipient::Entity)
+        .and_where(campaign_recipient::Column::CampaignId.eq(id))
+        .and_where(campaign_recipient::Column::OutboxId.is_not_null())
+        .to_owned();
+    use crate::store::entities::outbox as row;
+    use sea_orm::sea_query::ExprTrait;
+    row::Entity::update_many()
+        .col_expr(row::Column::State, Expr::value(outbox::state::SKIPPED))
+        .col_expr(row::Column::Reason, Expr::value(REASON_CANCELLED))
+        .col_expr(row::Column::UpdatedAt, Expr::value(now_ms))
+        .filter(row::Column::State.eq(outbox::state::QUEUED))
+        .filter(
+            row::Column::LeaseUntil
+                .is_null()
+                .or(row::Column::LeaseUntil.lt(now_ms)),
+        )
+        .filter(Expr::col(row::Column::Id).in_subquery(queued))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Running campaigns whose start time has come.
+///
+/// # Errors
+/// Database errors.
+pub async fn due(db: &DatabaseConnection, now_ms: i64) -> Result<Vec<campaign::Model>, DbErr> {
+    campaign::Entity::find()
+        .filter(campaign::Column::State.eq(cstate::RUNNING))
+        .filter(campaign::Column::StartAt.lte(now_ms))
+        .order_by_asc(campaign::Column::Id)
+        .all(db)
+        .await
+}
+
+/// Takes or renews this instance's lease on a running campaign.
+///
+/// # Errors
+/// Database errors.
+pub async fn lease(
+    db: &DatabaseConnection,
+    id: i64,
+    owner: &str,
+    now_ms: i64,
+) -> Result<bool, DbErr> {
+    use sea_orm::sea_query::ExprTrait;
+    let r = campaign::Entity::update_many()
+        .col_expr(campaign::Column::LeaseOwner, Expr::value(owner))
+        .col_expr(campaign::Column::LeaseUntil, Expr::value(now_ms + LEASE_MS))
+        .filter(campaign::Column::Id.eq(id))
+        .filter(campaign::Column::State.eq(cstate::RUNNING))
+        .filter(
+            campaign::Column::LeaseOwner
+                .eq(owner)
+                .or(campaign::Column::LeaseOwner.is_null())
+                .or(campaign::Column::LeaseUntil.lt(now_ms)),
+        )
+        .exec(db)
+        .await?;
+    Ok(r.rows_affected == 1)
+}
+
+/// Queues up to `limit` pending recipients of campaign `c`, one transaction for the lot; marks
+/// the campaign `completed` when none is left. Returns how many outbox rows were queued
+/// (composer refusals are recorded but not counted: they use none of the rate).
+///
+/// # Errors
+/// Database and composer errors (the transaction rolls back: the rows stay pending).
+pub async fn queue_next(
+    db: &DatabaseConnection,
+    composer: &Composer,
+    c: &campaign::Model,
+    limit: u64,
+    now_ms: i64,
+) -> Result<usize, ReminderError> {
+    if limit == 0 {
+        return Ok(0);
+    }
+    let batch = campaign_recipient::Entity::find()
+        .filter(campaign_recipient::Column::CampaignId.eq(c.id))
+        .filter(campaign_recipient::Column::State.eq(rstate::PENDING))
+        .order_by_asc(campaign_recipient::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?;
+    if batch.is_empty() {
+        campaign::Entity::update_many()
+            .col_expr(campaign::Column::State, Expr::value(cstate::COMPLETED))
+            .col_expr(campaign::Column::FinishedAt, Expr::value(now_ms))
+            .col_expr(campaign::Column::UpdatedAt, Expr::value(now_ms))
+            .filter(campaign::Column::Id.eq(c.id))
+            .filter(campaign::Column::State.eq(cstate::RUNNING))
+            .exec(db)
+            .await?;
+        tracing::info!(
+            campaign_id = c.id,
+            "campaign completed: every recipient decided"
+        );
+        return Ok(0);
+    }
+    let txn = begin_write(db).await?;
+    let queued = queue_rows(&txn, composer, c, &batch, now_ms).await?;
+    txn.commit().await?;
+    Ok(queued)
+}
+
+/// The transactional half of [`queue_next`]: `pending` → `queued` and the outbox row, both in
+/// `txn`. Public so a test can drop the transaction half-way (a crash) and see nothing sent.
+///
+/// # Errors
+/// Database and composer errors.
+pub async fn queue_rows<C: ConnectionTrait>(
+    txn: &C,
+    composer: &Composer,
+    c: &campaign::Model,
+    batch: &[campaign_recipient::Model],
+    now_ms: i64,
+) -> Result<usize, ReminderError> {
+    let mut queued = 0;
+    for r in batch {
+        // The state check makes this a compare-and-set: a row another instance (or a
+        // previous life of this one) took is left alone.
+        let took = campaign_recipient::Entity::update_many()
+            .col_expr(
+                campaign_recipient::Column::State,
+                Expr::value(rstate::QUEUED),
+            )
+            .col_expr(campaign_recipient::Column::QueuedAt, Expr::value(now_ms))
+            .filter(campaign_recipient::Column::Id.eq(r.id))
+            .filter(campaign_recipient::Column::State.eq(rstate::PENDING))
+            .exec(txn)
+            .await?;
+        if took.rows_affected != 1 {
+            continue;
+        }
+        let params: Vec<String> = serde_json::from_str(&r.params).unwrap_or_default();
+        let result = composer::queue(
+            txn,
+            composer,
+            Intent {
+                contact_id: r.contact_id,
+                in_reply_to: None,
+                purpose: Purpose::Campaign { campaign_id: c.id },
+                // Marketing goes as the template even inside the window: the approved text
+                // is what the insurer signed off, and a free-form promotion would dodge the
+                // template category rules.
+                free_form: None,
+                template: Some(TemplateChoice {
+                    name: c.template.clone(),
+                    language: r.language.clone(),
+                    params,
+                }),
+            },
+        )
+        .await?;
+        let (state, reason, row) = match result {
+            Queued::Row(id) => {
+                queued += 1;
+                (rstate::QUEUED, None, id)
+            }
+            Queued::Skipped { row, reason } => (rstate::SKIPPED, Some(reason), row),
+        };
+        campaign_recipient::Entity::update_many()
+            .col_expr(campaign_recipient::Column::State, Expr::value(state))
+            .col_expr(campaign_recipient::Column::Reason, Expr::value(reason))
+            .col_expr(campaign_recipient::Column::OutboxId, Expr::value(row))
+            .filter(campaign_recipient::Column::Id.eq(r.id))
+            .exec(txn)
+            .await?;
+    }
+    Ok(queued)
+}
+
+/// Progress and results of one campaign (the API, the CLI and the console render it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignReport {
+    pub id: i64,
+    pub name: String,
+    pub template: String,
+    pub state: String,
+    pub rate_per_second: i32,
+    pub start_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    /// Every recipient.
+    pub total: u64,
+    /// Not decided yet.
+    pub pending: u64,
+    /// In the outbox, not sent yet.
+    pub queued: u64,
+    /// Accepted by the Cloud API (includes delivered and read).
+    pub sent: u64,
+    /// Delivered to the phone (includes read).
+    pub delivered: u64,
+    pub read: u64,
+    /// Failed, by reason (outbox reason or the Cloud API error code, e.g. `131049`).
+    pub failed: BTreeMap<String, u64>,
+    /// Not sent on purpose, by reason (`consent`, `template_not_approved`,
+    /// `campaign_cancelled`, `cancelled` for recipients never queued, …).
+    pub skipped: BTreeMap<String, u64>,
+}
+
+impl CampaignReport {
+    /// Recipients decided (everything but `pending` and `queued`), for a progress bar.
+    pub fn done(&self) -> u64 {
+        self.total.saturating_sub(self.pending + self.queued)
+    }
+}
+
+/// The report of campaign `id`: recipients joined with their outbox rows and the delivery
+/// statuses Meta sent (`message_statuses`).
+///
+/// # Errors
+/// Unknown campaign, database errors.
+pub async fn campaign_report(
+    db: &DatabaseConnection,
+    id: i64,
+) -> Result<CampaignReport, ReminderError> {
+    let c = get(db, id).await?;
+    // One grouped query; `id` is an integer, so formatting it in is safe.
+    let sql = format!(
+        "SELECT r.state AS rstate, r.reason AS rreason, o.state AS ostate, o.reason AS oreason, \
+         COALESCE(m.status, o.delivery_status) AS dstatus, \
+         COALESCE(m.error_code, o.delivery_error_code) AS dcode, o.error_code AS ocode, \
+         COUNT(*) AS n \
+         FROM campaign_recipients r \
+         LEFT JOIN outbox o ON o.id = r.outbox_id \
+         LEFT JOIN message_statuses m ON m.wamid = o.wamid \
+         WHERE r.campaign_id = {id} \
+         GROUP BY r.state, r.reason, o.state, o.reason, COALESCE(m.status, o.delivery_status), \
+         COALESCE(m.error_code, o.delivery_error_code), o.error_code"
+    );
+    let rows = db
+        .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await?;
+    let mut rep = CampaignReport {
+        id: c.id,
+        name: c.name,
+        template: c.template,
+        state: c.state,
+        rate_per_second: c.rate_per_second,
+        start_at: c.start_at,
+        started_at: c.started_at,
+        finished_at: c.finished_at,
+        ..CampaignReport::default()
+    };
+    for row in rows {
+        let rstate: String = row.try_get("", "rstate")?;
+        let rreason: Option<String> = row.try_get("", "rreason")?;
+        let ostate: Option<String> = row.try_get("", "ostate")?;
+        let oreason: Option<String> = row.try_get("", "oreason")?;
+        let dstatus: Option<String> = row.try_get("", "dstatus")?;
+        let dcode: Option<i64> = row.try_get("", "dcode")?;
+        let ocode: Option<i64> = row.try_get("", "ocode")?;
+        let n = u64::try_from(row.try_get::<i64>("", "n")?).unwrap_or(0);
+        rep.total += n;
+        let bump = |map: &mut BTreeMap<String, u64>, key: String| {
+            *map.entry(key).or_default() += n;
+        };
+        match (rstate.as_str(), ostate.as_deref()) {
+            (rstate::PENDING, _) => rep.pending += n,
+            (rstate::CANCELLED, _) => bump(&mut rep.skipped, "cancelled".into()),
+            (_, Some(outbox::state::QUEUED)) => rep.queued += n,
+            (_, Some(outbox::state::SENT)) => match dstatus.as_deref() {
+                Some("failed") => bump(
+                    &mut rep.failed,
+                    dcode.map_or_else(|| "failed".to_owned(), |c| c.to_string()),
+                ),
+                status => {
+                    rep.sent += n;
+                    if matches!(status, Some("delivered" | "read" | "played")) {
+                        rep.delivered += n;
+                    }
+                    if matches!(status, Some("read" | "played")) {
+                        rep.read += n;
+                    }
+                }
+            },
+            (_, Some(outbox::state::FAILED | outbox::state::DEAD)) => bump(
+                &mut rep.failed,
+                oreason
+                    .or_else(|| ocode.map(|c| c.to_string()))
+                    .unwrap_or_else(|| "failed".into()),
+            ),
+            (_, Some(outbox::state::SKIPPED)) => bump(
+                &mut rep.skipped,
+                oreason.or(rreason).unwrap_or_else(|| "skipped".into()),
+            ),
+            _ => bump(
+                &mut rep.skipped,
+                rreason.unwrap_or_else(|| "unknown".into()),
+            ),
+        }
+    }
+    Ok(rep)
+}
+
+/// Every campaign, newest first (for `GET /api/v1/campaigns`).
+///
+/// # Errors
+/// Database errors.
+pub async fn list(db: &DatabaseConnection) -> Result<Vec<campaign::Model>, DbErr> {
+    campaign::Entity::find()
+        .order_by_desc(campaign::Column::Id)
+        .all(db)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_rows_are_checked_one_by_one() {
+        let text = "phone,name,offer,language\n\
+                    +91 98000 00001,Asha,10% off,hi\n\
+                    12,Ravi,5% off,\n\
+                    919800000001,Asha again,1% off,\n\
+                    919800000002,,2% off,\n\
+                    919800000003,Mala,3% off,\n";
+        let (rows, errors) = parse_csv(text, &["name".into(), "offer".into()], "en").unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].phone, "919800000001");
+        assert_eq!(rows[0].language, "hi");
+        assert_eq!(rows[1].language, "en");
+        assert_eq!(rows[1].params, vec!["Mala".to_owned(), "3% off".to_owned()]);
+        let lines: Vec<u64> = errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![3, 4, 5]);
+        assert!(errors[1].message.contains("line 2"));
+        assert!(parse_csv("number\n1", &["offer".into()], "en").is_err());
+        assert!(parse_csv("name\nx", &[], "en").is_err());
+    }
+}

@@ -1,0 +1,25 @@
+//! One contact of a campaign: unique on (campaign, contact), so nobody is queued twice.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "campaign_recipients")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub campaign_id: i64,
+    pub contact_id: i64,
+    /// JSON array of the template's body parameters.
+    pub params: String,
+    pub language: String,
+    /// `pending`, `queued` (an outbox row exists), `skipped` (`reason`) or `cancelled`.
+    pub state: String,
+    pub reason: Option<String>,
+    pub outbox_id: Option<i64>,
+    pub queued_at: Option<i64>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
