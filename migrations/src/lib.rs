@@ -14,6 +14,7 @@ mod m20261203_000001_create_console;
 mod m20261204_000001_index_pending_messages;
 mod m20261205_000001_extend_consent_log;
 mod m20261210_000001_create_reminders_and_campaigns;
+mod m20261226_000001_create_notification_requests;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000001_index_pending_messages::Migration),
             Box::new(m20261205_000001_extend_consent_log::Migration),
             Box::new(m20261210_000001_create_reminders_and_campaigns::Migration),
+            Box::new(m20261226_000001_create_notification_requests::Migration),
         ]
     }
 }

@@ -7,6 +7,8 @@
 //!   status from Meta's status webhooks.
 //! - `POST /api/v1/consent`, `GET /api/v1/consent/{phone}`, `DELETE /api/v1/contacts/{phone}`:
 //!   consent and erasure, in [`super::consent`].
+//! - `POST /api/v1/notifications`, `GET /api/v1/notifications/{id}`: notifications from the
+//!   insurer's systems (with an `Idempotency-Key`), in [`super::notifications`].
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};

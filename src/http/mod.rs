@@ -4,6 +4,7 @@
 pub mod api;
 pub mod consent;
 pub mod health;
+pub mod notifications;
 pub mod sandbox;
 pub mod webhook;
 
@@ -58,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .merge(health::router())
         .merge(api::router())
+        .merge(notifications::router())
         .merge(consent::router())
         .merge(crate::reminders::api::router())
         .merge(sandbox::router())

@@ -12,6 +12,7 @@ mod dialogue;
 mod health;
 mod ingest;
 mod insurer;
+mod notifications;
 mod outbound;
 mod pipeline;
 mod reminders;

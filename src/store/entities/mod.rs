@@ -16,6 +16,7 @@ pub mod inbound_message;
 pub mod login_failure;
 pub mod message_status;
 pub mod message_template;
+pub mod notification_request;
 pub mod outbox;
 pub mod policy;
 pub mod policyholder;
