@@ -125,6 +125,10 @@ pub fn router() -> Router<AppState> {
             get(pages::conversation_events),
         )
         .route("/console/conversations/{contact}/reply", post(pages::reply))
+        .route(
+            "/console/conversations/{contact}/template",
+            post(pages::send_template),
+        )
         .route("/console/dashboard", get(dashboard::page))
         .merge(simulator::router())
 }

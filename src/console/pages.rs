@@ -242,6 +242,8 @@ struct TemplateChoice {
     name: String,
     language: String,
     placeholder: bool,
+    /// Names of the body parameters, in order (the form asks for each).
+    params: Vec<String>,
 }
 
 /// `GET /console/conversations/{contact}`.
@@ -382,40 +384,31 @@ fn window(contact: &contact::Model, hours: &super::hours::OfficeHours) -> (bool,
     }
 }
 
-/// Approved templates from the template registry (`message_templates`) when the database has
-/// one; otherwise the templates the engine itself relies on, shown as placeholders.
+/// Approved templates from the template registry, with their parameters; when the registry is
+/// empty, the template the engine itself falls back to, shown as a placeholder.
 async fn approved_templates(db: &DatabaseConnection) -> (Vec<TemplateChoice>, bool) {
-    let backend = db.get_database_backend();
-    let sql = "SELECT name, language FROM message_templates WHERE status = 'APPROVED' ORDER BY name, language";
-    let rows = match backend {
-        DbBackend::Sqlite | DbBackend::Postgres => {
-            db.query_all_raw(Statement::from_string(backend, sql)).await
-        }
-        _ => Err(sea_orm::DbErr::Custom("unsupported backend".into())),
-    };
-    match rows {
-        Ok(rows) if !rows.is_empty() => (
-            rows.iter()
-                .filter_map(|r| {
-                    Some(TemplateChoice {
-                        name: r.try_get::<String>("", "name").ok()?,
-                        language: r.try_get::<String>("", "language").ok()?,
-                        placeholder: false,
-                    })
-                })
-                .collect(),
-            true,
-        ),
-        // No registry yet (or an empty one): name what the engine falls back to.
-        _ => (
-            vec![TemplateChoice {
-                name: crate::engine::runtime::AGENT_UNAVAILABLE_TEMPLATE.to_owned(),
-                language: "en".into(),
-                placeholder: true,
-            }],
-            false,
-        ),
+    let approved: Vec<TemplateChoice> = crate::messaging::templates::all(db)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|t| t.status == "APPROVED" && t.category != "MARKETING")
+        .map(|t| TemplateChoice {
+            name: t.name,
+            language: t.language,
+            placeholder: false,
+            params: t.params,
+        })
+        .collect();
+    if approved.is_empty() {
+        let fallback = TemplateChoice {
+            name: crate::engine::runtime::AGENT_UNAVAILABLE_TEMPLATE.to_owned(),
+            language: "en".into(),
+            placeholder: true,
+            params: Vec::new(),
+        };
+        return (vec![fallback], false);
     }
+    (approved, true)
 }
 
 /// `GET /console/conversations/{contact}/transcript`: the transcript fragment.
@@ -545,6 +538,82 @@ pub async fn reply(
     super::reply::send_agent_text(&txn, &composer, &contact, text).await?;
     txn.commit().await?;
     tracing::info!(contact_id, agent_id = agent.id, "agent reply queued");
+    Ok(Redirect::to(&format!("/console/conversations/{contact_id}")).into_response())
+}
+
+/// `POST /console/conversations/{contact}/template`: queues an approved template for a
+/// conversation the agent holds, whatever the window (outside it, templates are the only way to
+/// reach the policyholder). The composer checks the template's status and consent again.
+pub async fn send_template(
+    State(state): State<AppState>,
+    agent: CurrentAgent,
+    Path(contact_id): Path<i64>,
+    form: axum::extract::RawForm,
+) -> Result<Response> {
+    // The form repeats `param` once per template parameter, in order; a struct would keep one.
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&form.0)
+        .map_err(|_| ConsoleError::Conflict("The form could not be read.".into()))?;
+    let field = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    agent.check_csrf(field("csrf").as_deref())?;
+    let chosen = field("template").unwrap_or_default();
+    let params: Vec<String> = pairs
+        .iter()
+        .filter(|(k, _)| k == "param")
+        .map(|(_, v)| v.trim().to_owned())
+        .collect();
+    let (templates, from_registry) = approved_templates(&state.db).await;
+    let Some(template) = templates
+        .into_iter()
+        .find(|t| format!("{}|{}", t.name, t.language) == chosen)
+    else {
+        return Err(ConsoleError::Conflict(
+            "Choose one of the approved templates.".into(),
+        ));
+    };
+    if !from_registry {
+        return Err(ConsoleError::Conflict(
+            "No approved template is registered yet.".into(),
+        ));
+    }
+    if params.len() != template.params.len() || params.iter().any(String::is_empty) {
+        return Err(ConsoleError::Conflict(format!(
+            "The template {} needs {} parameter(s): {}.",
+            template.name,
+            template.params.len(),
+            template.params.join(", ")
+        )));
+    }
+    let contact = contact::Entity::find_by_id(contact_id)
+        .one(&state.db)
+        .await?
+        .ok_or(ConsoleError::NotFound)?;
+    let open = handoff::open_for_contact(&state.db, contact_id).await?;
+    let allowed = open.as_ref().is_some_and(|h| {
+        h.state == state::TAKEN && (h.agent_id == Some(agent.id) || agent.is_supervisor())
+    });
+    if !allowed {
+        return Err(ConsoleError::Conflict(
+            "Take the conversation before replying.".into(),
+        ));
+    }
+    let composer = crate::messaging::composer::Composer::new(&state.settings.messaging);
+    let txn = begin_write(&state.db).await?;
+    super::reply::send_agent_template(
+        &txn,
+        &composer,
+        &contact,
+        &template.name,
+        &template.language,
+        params,
+    )
+    .await?;
+    txn.commit().await?;
+    tracing::info!(contact_id, agent_id = agent.id, template = %template.name, "agent template queued");
     Ok(Redirect::to(&format!("/console/conversations/{contact_id}")).into_response())
 }
 

@@ -2,7 +2,9 @@
 
 use sea_orm::{ConnectionTrait, DbErr};
 
-use crate::messaging::composer::{self, ComposeError, Composer, Intent, Purpose, Queued};
+use crate::messaging::composer::{
+    self, ComposeError, Composer, Intent, Purpose, Queued, TemplateChoice,
+};
 use crate::store::entities::contact;
 use crate::whatsapp::outbound::OutboundBody;
 
@@ -35,5 +37,37 @@ pub async fn send_agent_text<C: ConnectionTrait>(
         Ok(Queued::Row(id) | Queued::Skipped { row: id, .. }) => Ok(id),
         Err(ComposeError::Db(e)) => Err(e),
         Err(e) => Err(DbErr::Custom(format!("agent reply refused: {e}"))),
+    }
+}
+
+/// Queues an approved template chosen by an agent (the only way to write once the window has
+/// closed), through the composer; returns the outbox row id.
+///
+/// # Errors
+/// An unknown contact or a database error; a template the registry refuses is recorded as a
+/// skipped row with its reason, like any other.
+pub async fn send_agent_template<C: ConnectionTrait>(
+    txn: &C,
+    composer: &Composer,
+    contact: &contact::Model,
+    name: &str,
+    language: &str,
+    params: Vec<String>,
+) -> Result<i64, DbErr> {
+    let intent = Intent {
+        contact_id: contact.id,
+        in_reply_to: None,
+        purpose: Purpose::Agent,
+        free_form: None,
+        template: Some(TemplateChoice {
+            name: name.to_owned(),
+            language: language.to_owned(),
+            params,
+        }),
+    };
+    match composer::queue(txn, composer, intent).await {
+        Ok(Queued::Row(id) | Queued::Skipped { row: id, .. }) => Ok(id),
+        Err(ComposeError::Db(e)) => Err(e),
+        Err(e) => Err(DbErr::Custom(format!("agent template refused: {e}"))),
     }
 }

@@ -358,6 +358,20 @@ async fn an_agent_logs_in_takes_a_conversation_replies_and_sees_only_templates_a
         if driver.find("#send").await.is_ok() {
             return Err("a send button is offered outside the window".into());
         }
+        // The agent sends an approved template instead, and it reaches the Cloud API as one.
+        let before = app.sent_messages().len();
+        driver
+            .click(
+                "form.template-form input[value=\"agent_unavailable|en\"] ~ button.send-template",
+            )
+            .await?;
+        let sends = app.wait_for_sends(before + 1).await;
+        let last = &sends[before].body;
+        if last["type"] != "template" || last["template"]["name"] != "agent_unavailable" {
+            return Err(format!(
+                "expected the agent_unavailable template, the fake got {last}"
+            ));
+        }
         Ok(())
     }
     .await;

@@ -560,6 +560,43 @@ async fn once_the_window_has_closed_only_templates_are_offered_and_free_text_is_
         .await;
     assert_eq!(refused.status(), StatusCode::CONFLICT);
     app.assert_no_more_sends(1).await;
+
+    // A template with the wrong number of parameters is refused; an approved one goes.
+    let template_path = format!("/console/conversations/{}/template", queued.contact_id);
+    let wrong = agent
+        .post(
+            &template_path,
+            &[
+                ("csrf", &agent.csrf),
+                ("template", "claim_status_update|en"),
+                ("param", "CLM-123456"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status(), StatusCode::CONFLICT);
+    let unknown = agent
+        .post(
+            &template_path,
+            &[("csrf", &agent.csrf), ("template", "made_up|en")],
+        )
+        .await;
+    assert_eq!(unknown.status(), StatusCode::CONFLICT);
+    app.assert_no_more_sends(1).await;
+    let sent = agent
+        .post(
+            &template_path,
+            &[
+                ("csrf", &agent.csrf),
+                ("template", "claim_status_update|en"),
+                ("param", "CLM-123456"),
+                ("param", "Under review"),
+            ],
+        )
+        .await;
+    assert!(sent.status().is_redirection(), "{}", sent.status());
+    let sends = app.wait_for_sends(2).await;
+    assert_eq!(sends[1].body["type"], "template");
+    assert_eq!(sends[1].body["template"]["name"], "claim_status_update");
 }
 
 #[tokio::test]
