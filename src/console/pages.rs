@@ -339,6 +339,14 @@ pub async fn conversation(
         ),
     );
     ctx.insert("consent", &consent);
+    let insurance = crate::insurer::context::for_contact(
+        &state.db,
+        contact_id,
+        now_ms(),
+        state.settings.insurer.verification_ttl_minutes,
+    )
+    .await?;
+    ctx.insert("insurance", &insurance);
     let (templates, from_registry) = approved_templates(&state.db).await;
     ctx.insert("templates", &templates);
     ctx.insert("templates_from_registry", &from_registry);

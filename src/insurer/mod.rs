@@ -17,6 +17,7 @@
 //! - [`sample`]: the demo data set the sandbox loads.
 
 pub mod actions;
+pub mod context;
 pub mod embedded;
 pub mod http_source;
 pub mod identity;

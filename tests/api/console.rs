@@ -753,3 +753,62 @@ async fn an_open_event_stream_does_not_hold_up_shutdown() {
         .await
         .expect("shutdown finished with a console tab open");
 }
+
+#[tokio::test]
+async fn the_context_panel_shows_verified_policies_open_claims_and_premiums_due_only() {
+    for backend in backends() {
+        let app = spawn_flows_app(&backend).await;
+        assert!(
+            insurebot::insurer::load_sample_if_empty(&app.db)
+                .await
+                .unwrap()
+        );
+        add_agent(&app, "asha@example.com", Role::Agent).await;
+        let owner = "919812345678";
+        // Entering the claim flow verifies the registered number.
+        app.post_webhook(&envelope(vec![text_message(
+            owner,
+            &new_wamid(),
+            now_secs() - 5,
+            "claim",
+        )]))
+        .await;
+        app.wait_for_sends(1).await;
+        let queued = queued_handoff(&app, owner).await;
+        let agent = login(&app, "asha@example.com").await;
+        agent.take(queued.id).await;
+        let html = agent
+            .get(&format!("/console/conversations/{}", queued.contact_id))
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(html.contains("Arogya Family Floater"), "{html}");
+        assert!(
+            html.contains("CLM-240311") && html.contains("under review"),
+            "{html}"
+        );
+        assert!(
+            !html.contains("CLM-240127"),
+            "a settled claim is not open: {html}"
+        );
+        assert!(html.contains("id=\"premiums-due\""), "{html}");
+        assert!(
+            !html.contains("H-2023/100245"),
+            "policy numbers are masked: {html}"
+        );
+
+        // Someone who never verified shows nothing about anyone (the first hand-off is taken,
+        // so the waiting one is theirs).
+        let stranger = queued_handoff(&app, "919811112222").await;
+        agent.take(stranger.id).await;
+        let html = agent
+            .get(&format!("/console/conversations/{}", stranger.contact_id))
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(html.contains("Not verified for any policy"), "{html}");
+        assert!(!html.contains("Arogya"), "{html}");
+    }
+}
