@@ -41,6 +41,8 @@ pub struct Application {
     port: u16,
     state: AppState,
     sender: Sender,
+    /// The flow runner when the flow engine answers (its timers run beside the server).
+    runner: Option<Arc<FlowRunner>>,
     /// The live flows when the flow engine answers; reloaded on change and SIGHUP.
     flows: Option<Arc<FlowStore>>,
     /// The in-process fake Cloud API in sandbox mode; kept alive as long as the app.
@@ -65,6 +67,9 @@ impl Application {
                     misunderstood_limit: dialogue.misunderstood_limit,
                     idle_restart: chrono::Duration::minutes(i64::from(
                         dialogue.idle_restart_minutes,
+                    )),
+                    agent_wait_limit: chrono::Duration::minutes(i64::from(
+                        dialogue.agent_wait_minutes,
                     )),
                     ..EngineSettings::default()
                 };
@@ -102,17 +107,21 @@ impl Application {
             .context("cannot set up the insurer data source")?;
         let pay_links = insurer.pay_links().clone();
         let composer = Composer::from_settings(&settings);
-        let handler: Arc<dyn MessageHandler> = match &flows {
-            None => Arc::new(EchoHandler {
-                composer: composer.clone(),
-            }),
-            Some(store) => Arc::new(FlowRunner {
+        let runner = match &flows {
+            None => None,
+            Some(store) => Some(Arc::new(FlowRunner {
                 flows: store.clone(),
                 actions: Arc::new(insurer),
                 composer: composer.clone(),
                 default_language: settings.dialogue.default_language.clone(),
                 office_hours: Some(office_hours(&settings)?),
+            })),
+        };
+        let handler: Arc<dyn MessageHandler> = match &runner {
+            None => Arc::new(EchoHandler {
+                composer: composer.clone(),
             }),
+            Some(runner) => runner.clone(),
         };
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -222,6 +231,7 @@ impl Application {
             port,
             state,
             sender,
+            runner,
             flows,
             sandbox_server,
             reminders,
@@ -272,6 +282,13 @@ impl Application {
             stop.clone(),
         ));
         let reminders = tokio::spawn(self.reminders.clone().run(stop.clone()));
+        let timers = self.runner.clone().map(|runner| {
+            tokio::spawn(runner.run_timers(
+                self.state.db.clone(),
+                format!("{}/timers", self.sender.instance_id),
+                stop.clone(),
+            ))
+        });
         let watcher = self.flows.clone().map(|flows| {
             tokio::spawn(flows.watch(self.state.settings.dialogue.watch, stop.clone()))
         });
@@ -290,6 +307,9 @@ impl Application {
         })
         .await;
         stop.cancel();
+        if let Some(timers) = timers {
+            let _ = timers.await;
+        }
         let _ = tokio::join!(sweeper, sender, retention, reminders);
         if let Some(watcher) = watcher {
             let _ = watcher.await;

@@ -106,6 +106,9 @@ pub struct DialogueSettings {
     pub idle_restart_minutes: u32,
     /// Reload flows when their files change (checked every 2 s) and on SIGHUP.
     pub watch: bool,
+    /// Minutes a policyholder may wait for an agent before the bot takes the conversation back
+    /// and says no agent is free (checked every 30 s).
+    pub agent_wait_minutes: u32,
 }
 
 impl Default for DialogueSettings {
@@ -118,6 +121,7 @@ impl Default for DialogueSettings {
             misunderstood_limit: 3,
             idle_restart_minutes: 30,
             watch: true,
+            agent_wait_minutes: 240,
         }
     }
 }
@@ -559,6 +563,9 @@ impl Settings {
                     self.dialogue.idle_restart_minutes = parse(key, value)?
                 }
                 "DIALOGUE_WATCH" => self.dialogue.watch = parse(key, value)?,
+                "DIALOGUE_AGENT_WAIT_MINUTES" => {
+                    self.dialogue.agent_wait_minutes = parse(key, value)?
+                }
                 "LOG_FORMAT" => self.log.format = parse_enum(key, value)?,
                 "LOG_FILTER" => self.log.filter = value.clone(),
                 "WHATSAPP_APP_SECRET" => self.whatsapp.app_secret = secret(),
@@ -737,6 +744,12 @@ impl Settings {
         if self.dialogue.misunderstood_limit == 0 {
             return Err(invalid(
                 "INSUREBOT_DIALOGUE_MISUNDERSTOOD_LIMIT",
+                "must be at least 1",
+            ));
+        }
+        if self.dialogue.agent_wait_minutes == 0 {
+            return Err(invalid(
+                "INSUREBOT_DIALOGUE_AGENT_WAIT_MINUTES",
                 "must be at least 1",
             ));
         }

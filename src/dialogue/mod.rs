@@ -14,7 +14,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    QueryFilter, QueryOrder,
 };
 use serde_json::Value;
 
@@ -28,7 +29,7 @@ use crate::messaging::composer::{
 };
 use crate::pipeline::{BoxFuture, MessageHandler, PendingMessage};
 use crate::store::entities::{contact, conversation, handoff, outbox};
-use crate::store::now_ms;
+use crate::store::{begin_write, now_ms};
 use crate::whatsapp::inbound::MessageContent;
 use crate::whatsapp::outbound::{self as wa, OutboundBody, Recipient};
 use flows::FlowStore;
@@ -116,6 +117,90 @@ impl MessageHandler for FlowRunner {
             save(txn, contact.id, &conversation).await?;
             Ok(())
         })
+    }
+}
+
+/// How often waiting hand-offs are checked against the agent wait limit.
+const TIMER_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl FlowRunner {
+    /// Runs the engine's timers until `stop` is cancelled: every 30 s, a conversation waiting
+    /// for an agent longer than the limit goes back to the bot and the policyholder is told
+    /// (by the `agent_unavailable` template when the window has closed), so nobody waits for a
+    /// person forever.
+    pub async fn run_timers(
+        self: Arc<Self>,
+        db: DatabaseConnection,
+        owner: String,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        loop {
+            match self.expire_agent_waits(&db, &owner, Utc::now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    conversations = n,
+                    "agent wait limit reached; back to the bot"
+                ),
+                Err(e) => tracing::warn!(error = %e, "agent wait check failed; tried again later"),
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(TIMER_INTERVAL) => {}
+            }
+        }
+    }
+
+    /// Steps every conversation still waiting for an agent with [`Event::Timeout`]; the engine
+    /// decides whether its wait has passed the limit. Each runs under the contact's processing
+    /// lease, so it never interleaves with the contact's messages. Returns how many changed.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn expire_agent_waits(
+        &self,
+        db: &DatabaseConnection,
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<usize> {
+        use sea_orm::QuerySelect;
+        let waiting: Vec<i64> = conversation::Entity::find()
+            .select_only()
+            .column(conversation::Column::ContactId)
+            .filter(conversation::Column::Mode.eq("waiting_for_agent"))
+            .into_tuple()
+            .all(db)
+            .await?;
+        let mut changed = 0;
+        for contact_id in waiting {
+            let txn = begin_write(db).await?;
+            if !crate::pipeline::lease(&txn, contact_id, owner, now.timestamp_millis()).await? {
+                txn.rollback().await?;
+                continue;
+            }
+            let contact = contact::Entity::find_by_id(contact_id).one(&txn).await?;
+            let conversation = load(&txn, contact_id).await?;
+            if let (Some(contact), Some(conversation)) = (contact, conversation)
+                && conversation.mode == Mode::WaitingForAgent
+            {
+                let turn = Turn {
+                    txn: &txn,
+                    contact: &contact,
+                    inbound_id: None,
+                    source: Source::Keyword,
+                    said: None,
+                };
+                let after = self
+                    .run_events(&turn, conversation, Event::Timeout, now)
+                    .await?;
+                if after.mode != Mode::WaitingForAgent {
+                    changed += 1;
+                }
+                save(&txn, contact_id, &after).await?;
+            }
+            crate::pipeline::release(&txn, contact_id, owner).await?;
+            txn.commit().await?;
+        }
+        Ok(changed)
     }
 }
 

@@ -308,7 +308,12 @@ async fn mark_processed(
 
 /// Takes the contact's lease for `owner` (or renews it), inside the caller's transaction;
 /// false when another instance holds an unexpired one.
-async fn lease(txn: &WriteTxn, contact_id: i64, owner: &str, now: i64) -> Result<bool, DbErr> {
+pub(crate) async fn lease(
+    txn: &WriteTxn,
+    contact_id: i64,
+    owner: &str,
+    now: i64,
+) -> Result<bool, DbErr> {
     let result = contact::Entity::update_many()
         .col_expr(contact::Column::LeaseOwner, Expr::value(owner.to_owned()))
         .col_expr(contact::Column::LeaseUntil, Expr::value(now + LEASE_MS))
@@ -325,7 +330,7 @@ async fn lease(txn: &WriteTxn, contact_id: i64, owner: &str, now: i64) -> Result
 }
 
 /// Gives the contact's lease back, inside the caller's transaction.
-async fn release(txn: &WriteTxn, contact_id: i64, owner: &str) -> Result<(), DbErr> {
+pub(crate) async fn release(txn: &WriteTxn, contact_id: i64, owner: &str) -> Result<(), DbErr> {
     contact::Entity::update_many()
         .col_expr(
             contact::Column::LeaseOwner,

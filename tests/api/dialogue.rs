@@ -375,3 +375,80 @@ async fn a_policyholder_checks_a_claim_with_real_insurer_data_and_cannot_see_ano
         }
     }
 }
+
+#[tokio::test]
+async fn nobody_waits_for_an_agent_forever() {
+    for backend in backends() {
+        let app = spawn_flows_app(&backend).await;
+        let phone = "919800000606";
+        app.post_webhook(&envelope(vec![text_message(
+            phone,
+            &new_wamid(),
+            now_secs(),
+            "agent",
+        )]))
+        .await;
+        app.wait_for_sends(1).await;
+        wait_for_handoff(&app).await;
+        // The timer of an instance whose limit has passed (the app's own is 4 hours).
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let flows = insurebot::dialogue::flows::FlowStore::load(
+            &root.join("flows"),
+            &root.join("locales"),
+            insurebot::engine::lint::EngineSettings {
+                agent_wait_limit: chrono::Duration::minutes(1),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let (settings, _db) = test_settings_for(&backend, "http://127.0.0.1:9").await;
+        let runner = insurebot::dialogue::FlowRunner {
+            flows: std::sync::Arc::new(flows),
+            actions: std::sync::Arc::new(
+                insurebot::insurer::Insurer::from_settings(&settings.insurer, app.db.clone())
+                    .unwrap(),
+            ),
+            composer: insurebot::messaging::composer::Composer::from_settings(&settings),
+            default_language: "en".into(),
+            office_hours: None,
+        };
+        let soon = chrono::Utc::now() + chrono::Duration::seconds(30);
+        assert_eq!(
+            runner
+                .expire_agent_waits(&app.db, "timer", soon)
+                .await
+                .unwrap(),
+            0,
+            "not yet"
+        );
+        let later = chrono::Utc::now() + chrono::Duration::minutes(2);
+        assert_eq!(
+            runner
+                .expire_agent_waits(&app.db, "timer", later)
+                .await
+                .unwrap(),
+            1
+        );
+        let queue = handoff::Entity::find().all(&app.db).await.unwrap();
+        assert_eq!(queue[0].state, "cancelled");
+        let stored = conversation::Entity::find().all(&app.db).await.unwrap();
+        assert_eq!(stored[0].mode, "bot");
+        // The policyholder is told no agent is free.
+        app.wait_for_sends(2).await;
+    }
+}
+
+async fn wait_for_handoff(app: &TestApp) {
+    for _ in 0..300 {
+        if !handoff::Entity::find()
+            .all(&app.db)
+            .await
+            .unwrap()
+            .is_empty()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no hand-off was queued");
+}
