@@ -23,12 +23,11 @@ use super::{duration_text, local_time, transcript};
 use crate::engine::Conversation;
 use crate::engine::i18n::display_value;
 use crate::http::AppState;
+use crate::messaging::composer::Composer;
 use crate::privacy::mask_opt;
 use crate::store::entities::{agent, consent_log, contact, handoff as handoff_row};
 use crate::store::{begin_write, now_ms};
 
-/// The 24-hour customer-service window.
-pub const WINDOW_MS: i64 = 24 * 3_600_000;
 /// How often an event stream looks for changes. Polling the database (rather than an
 /// in-process channel) sees changes made by every instance sharing PostgreSQL.
 const POLL: Duration = Duration::from_millis(700);
@@ -287,7 +286,8 @@ pub async fn conversation(
         None => None,
     };
     ctx.insert("holder", &holder);
-    let (window_open, window_text) = window(&contact, hours);
+    let composer = Composer::from_settings(&state.settings);
+    let (window_open, window_text) = window(&composer, &contact, hours);
     ctx.insert("window_open", &window_open);
     ctx.insert("window_text", &window_text);
 
@@ -368,21 +368,29 @@ pub async fn conversation(
 }
 
 /// Whether free text may go, and a sentence saying until when / since when.
-fn window(contact: &contact::Model, hours: &super::hours::OfficeHours) -> (bool, String) {
-    match contact.last_inbound_at {
-        Some(at) if at + WINDOW_MS > now_ms() => (
+/// Whether the agent may write free text, and a sentence saying until when. The composer's
+/// window (with its safety margin) decides, so the page never offers free text the composer
+/// would then refuse to send.
+fn window(
+    composer: &Composer,
+    contact: &contact::Model,
+    hours: &super::hours::OfficeHours,
+) -> (bool, String) {
+    let now = now_ms();
+    match composer.window_closes_at(contact.last_inbound_at) {
+        Some(end) if now < end => (
             true,
             format!(
                 "Window open until {} ({} left)",
-                local_time(hours, at + WINDOW_MS),
-                duration_text(at + WINDOW_MS - now_ms())
+                local_time(hours, end),
+                duration_text(end - now)
             ),
         ),
-        Some(at) => (
+        Some(end) => (
             false,
             format!(
                 "The 24-hour window closed at {}. Only approved templates can be sent.",
-                local_time(hours, at + WINDOW_MS)
+                local_time(hours, end)
             ),
         ),
         None => (
@@ -536,13 +544,13 @@ pub async fn reply(
     }
     // Checked here as well as in the page: a page left open past the deadline must not send
     // free text that WhatsApp would refuse (field notes, pain point 1).
-    if !window(&contact, &state.console.hours).0 {
+    let composer = Composer::from_settings(&state.settings);
+    if !window(&composer, &contact, &state.console.hours).0 {
         return Err(ConsoleError::Conflict(
             "The 24-hour window has closed: only approved templates can be sent.".into(),
         ));
     }
     let txn = begin_write(&state.db).await?;
-    let composer = crate::messaging::composer::Composer::new(&state.settings.messaging);
     super::reply::send_agent_text(&txn, &composer, &contact, text).await?;
     txn.commit().await?;
     tracing::info!(contact_id, agent_id = agent.id, "agent reply queued");
@@ -609,7 +617,7 @@ pub async fn send_template(
             "Take the conversation before replying.".into(),
         ));
     }
-    let composer = crate::messaging::composer::Composer::new(&state.settings.messaging);
+    let composer = Composer::from_settings(&state.settings);
     let txn = begin_write(&state.db).await?;
     super::reply::send_agent_template(
         &txn,

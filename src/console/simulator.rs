@@ -142,7 +142,10 @@ async fn messages(
         .one(&state.db)
         .await?
         .and_then(|c| c.last_inbound_at)
-        .is_some_and(|at| at + super::pages::WINDOW_MS > crate::store::now_ms());
+        .is_some_and(|at| {
+            crate::messaging::composer::Composer::from_settings(&state.settings)
+                .window_open(Some(at), crate::store::now_ms())
+        });
     Ok(Json(
         json!({ "messages": list, "window_open": window_open }),
     ))

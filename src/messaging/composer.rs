@@ -175,7 +175,14 @@ impl Composer {
     /// Whether free-form messages may go at `now` (Unix ms) to a contact whose last inbound
     /// message is `last_inbound_at`.
     pub fn window_open(&self, last_inbound_at: Option<i64>, now: i64) -> bool {
-        last_inbound_at.is_some_and(|t| now < t + WINDOW_MS - self.window_margin_ms)
+        self.window_closes_at(last_inbound_at)
+            .is_some_and(|end| now < end)
+    }
+
+    /// When free-form messages stop going (Unix ms): 24 hours after the last inbound message,
+    /// minus the safety margin. `None` when the contact never wrote.
+    pub fn window_closes_at(&self, last_inbound_at: Option<i64>) -> Option<i64> {
+        last_inbound_at.map(|t| t + WINDOW_MS - self.window_margin_ms)
     }
 }
 

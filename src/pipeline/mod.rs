@@ -130,7 +130,6 @@ impl Pipeline {
     }
 
     async fn contacts_with_pending(&self) -> Result<Vec<i64>, DbErr> {
-        use sea_orm::QuerySelect;
         let rows: Vec<i64> = inbound_message::Entity::find()
             .select_only()
             .column(inbound_message::Column::ContactId)
