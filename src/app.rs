@@ -213,6 +213,10 @@ impl Application {
             flows.clone(),
             settings.dialogue.default_language.clone(),
         )?;
+        let ingest = crate::store::ingest::IngestQueue::start(
+            db.clone(),
+            crate::consent::AddressHasher::new(settings.hash_key()),
+        );
         let state = AppState {
             console: Arc::new(console),
             db,
@@ -223,6 +227,7 @@ impl Application {
             settings: Arc::new(settings),
             metrics,
             pipeline,
+            ingest,
             sandbox: sandbox.as_ref().map(|(fake, _)| fake.clone()),
         };
         let sandbox_server = sandbox.map(|(_, server)| server);

@@ -33,6 +33,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,
     pub pipeline: Pipeline,
+    /// Webhooks are stored through it, several per transaction under load.
+    pub ingest: crate::store::ingest::IngestQueue,
     pub secrets: Arc<WebhookSecrets>,
     /// The built-in fake Cloud API, in sandbox mode only.
     pub sandbox: Option<FakeCloudApi>,

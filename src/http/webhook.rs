@@ -17,7 +17,6 @@ use subtle::ConstantTimeEq;
 
 use super::AppState;
 use crate::metrics::Metrics;
-use crate::store::{ingest, now_ms};
 use crate::whatsapp::inbound::parse_webhook;
 use crate::whatsapp::signature::{self, SignatureError};
 
@@ -109,8 +108,8 @@ async fn receive(
             return reject(StatusCode::BAD_REQUEST, &e.to_string());
         }
     };
-    let hasher = crate::consent::AddressHasher::new(state.settings.hash_key());
-    let report = match ingest::ingest(&state.db, &events, &hasher, now_ms()).await {
+    let (events, stored) = state.ingest.ingest(events).await;
+    let report = match stored {
         Ok(report) => report,
         Err(e) => {
             // Not acknowledged: Meta retries, and nothing was half-stored.

@@ -253,7 +253,31 @@ pub async fn record_attempt(
     row: &outbox::Model,
     result: &AttemptResult,
 ) -> Result<(), DbErr> {
+    record_attempts(db, &[(row, result)]).await
+}
+
+/// [`record_attempt`] for several rows in one transaction.
+///
+/// # Errors
+/// Database errors; nothing is recorded then.
+pub async fn record_attempts(
+    db: &DatabaseConnection,
+    results: &[(&outbox::Model, &AttemptResult)],
+) -> Result<(), DbErr> {
     let now = now_ms();
+    let txn = begin_write(db).await?;
+    for (row, result) in results {
+        write_attempt(&txn, row, result, now).await?;
+    }
+    txn.commit().await
+}
+
+async fn write_attempt<C: ConnectionTrait>(
+    db: &C,
+    row: &outbox::Model,
+    result: &AttemptResult,
+    now: i64,
+) -> Result<(), DbErr> {
     let counts = !matches!(
         result,
         AttemptResult::Deferred { .. } | AttemptResult::Skipped { .. }
@@ -340,19 +364,77 @@ pub async fn record_attempt(
         }
     };
     update = update.col_expr(outbox::Column::State, Expr::value(new_state));
-    let txn = begin_write(db).await?;
     update
         .filter(outbox::Column::Id.eq(row.id))
-        .exec(&*txn)
+        .exec(db)
         .await?;
     if let AttemptResult::Sent { wamid, .. } = result
         && let Some(status) = message_status::Entity::find_by_id(wamid.clone())
-            .one(&*txn)
+            .one(db)
             .await?
     {
-        apply_delivery(&*txn, &status).await?;
+        apply_delivery(db, &status).await?;
     }
-    txn.commit().await
+    Ok(())
+}
+
+/// Results recorded per transaction at most.
+const MAX_RECORD_BATCH: usize = 128;
+
+type RecordJob = (
+    outbox::Model,
+    AttemptResult,
+    tokio::sync::oneshot::Sender<Result<(), DbErr>>,
+);
+
+/// Group commit of send results: the results that finish while a batch is being written go
+/// into the next one, in a single transaction, instead of one transaction per send (each a
+/// turn of SQLite's write gate). A failed batch is written again row by row. Cheap to clone;
+/// its task ends with the last clone.
+#[derive(Clone)]
+pub struct ResultRecorder {
+    tx: tokio::sync::mpsc::UnboundedSender<RecordJob>,
+}
+
+impl ResultRecorder {
+    /// Starts the writer task on the current runtime.
+    pub fn start(db: DatabaseConnection) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<RecordJob>();
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(MAX_RECORD_BATCH);
+            while rx.recv_many(&mut batch, MAX_RECORD_BATCH).await > 0 {
+                let all: Vec<_> = batch.iter().map(|(row, result, _)| (row, result)).collect();
+                match record_attempts(&db, &all).await {
+                    Ok(()) => {
+                        for (_, _, done) in batch.drain(..) {
+                            let _ = done.send(Ok(()));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, rows = batch.len(), "send results not recorded together; recording them one by one");
+                        for (row, result, done) in batch.drain(..) {
+                            let _ = done.send(record_attempt(&db, &row, &result).await);
+                        }
+                    }
+                }
+            }
+        });
+        Self { tx }
+    }
+
+    /// Records `result` on `row` (with whatever else is waiting) and releases its lease.
+    ///
+    /// # Errors
+    /// Database errors; the row's lease then expires and it is tried again.
+    pub async fn record(&self, row: outbox::Model, result: AttemptResult) -> Result<(), DbErr> {
+        let (done, recorded) = tokio::sync::oneshot::channel();
+        self.tx
+            .send((row, result, done))
+            .map_err(|_| DbErr::Custom("the result recorder has stopped".to_owned()))?;
+        recorded
+            .await
+            .map_err(|_| DbErr::Custom("the result recorder has stopped".to_owned()))?
+    }
 }
 
 /// Moves the outbox row that sent `status.wamid` to this delivery status unless it already

@@ -19,7 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
-use sea_orm::{DatabaseConnection, EntityTrait};
+use std::collections::HashMap;
+
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -75,6 +77,7 @@ impl Sender {
                 tracing::warn!(error = %e, "could not release this instance's old outbox leases")
             }
         }
+        let recorder = outbox::ResultRecorder::start(self.db.clone());
         let permits = Arc::new(Semaphore::new(self.max_in_flight.max(1)));
         let mut tasks = JoinSet::new();
         let mut last_forget = tokio::time::Instant::now();
@@ -92,13 +95,25 @@ impl Sender {
             };
             match claimed {
                 Ok(rows) if !rows.is_empty() => {
+                    // What every row needs, read for the whole batch at once.
+                    let mut contacts = match self.contacts_of(&rows).await {
+                        Ok(contacts) => contacts,
+                        Err(e) => {
+                            // Their leases expire and they are claimed again.
+                            tracing::warn!(error = %e, "could not read the claimed rows' contacts");
+                            continue;
+                        }
+                    };
+                    let mut answered = self.inbound_wamids(&rows).await;
                     for row in rows {
                         let Ok(permit) = permits.clone().acquire_owned().await else {
                             break;
                         };
-                        let this = self.clone();
+                        let contact = contacts.remove(&row.contact_id);
+                        let answered = row.in_reply_to.and_then(|id| answered.remove(&id));
+                        let (this, recorder) = (self.clone(), recorder.clone());
                         tasks.spawn(async move {
-                            this.send_row(row).await;
+                            this.send_row(row, contact, answered, &recorder).await;
                             drop(permit);
                         });
                     }
@@ -118,9 +133,58 @@ impl Sender {
         while tasks.join_next().await.is_some() {}
     }
 
+    /// The contacts of `rows` (one query; a contact can have only one row in a claim, but a
+    /// row may belong to a contact erased since).
+    async fn contacts_of(
+        &self,
+        rows: &[outbox_row::Model],
+    ) -> Result<HashMap<i64, contact::Model>, sea_orm::DbErr> {
+        let ids: Vec<i64> = rows.iter().map(|r| r.contact_id).collect();
+        Ok(contact::Entity::find()
+            .filter(contact::Column::Id.is_in(ids))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|c| (c.id, c))
+            .collect())
+    }
+
+    /// The wamids of the inbound messages `rows` answer, to mark them read once sent (best
+    /// effort: empty when they cannot be read).
+    async fn inbound_wamids(&self, rows: &[outbox_row::Model]) -> HashMap<i64, String> {
+        if !self.mark_read {
+            return HashMap::new();
+        }
+        let ids: Vec<i64> = rows.iter().filter_map(|r| r.in_reply_to).collect();
+        if ids.is_empty() {
+            return HashMap::new();
+        }
+        match inbound_message::Entity::find()
+            .select_only()
+            .column(inbound_message::Column::Id)
+            .column(inbound_message::Column::Wamid)
+            .filter(inbound_message::Column::Id.is_in(ids))
+            .into_tuple::<(i64, String)>()
+            .all(&self.db)
+            .await
+        {
+            Ok(found) => found.into_iter().collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not look up messages to mark read");
+                HashMap::new()
+            }
+        }
+    }
+
     #[tracing::instrument(name = "outbox.send", skip_all, fields(outbox_id = row.id))]
-    async fn send_row(&self, row: outbox_row::Model) {
-        let result = self.attempt(&row).await;
+    async fn send_row(
+        &self,
+        row: outbox_row::Model,
+        contact: Option<contact::Model>,
+        answered_wamid: Option<String>,
+        recorder: &outbox::ResultRecorder,
+    ) {
+        let result = self.attempt(&row, contact).await;
         let outcome = result.outcome();
         Metrics::count(&self.metrics.outbound_sends, outcome);
         match &result {
@@ -151,18 +215,21 @@ impl Sender {
                 tracing::info!(outcome, reason, %detail, "nothing sent")
             }
         }
-        if let Err(e) = outbox::record_attempt(&self.db, &row, &result).await {
+        let sent = matches!(result, AttemptResult::Sent { .. });
+        if let Err(e) = recorder.record(row, result).await {
             // The lease expires and the row is tried again: at worst a counted duplicate.
             tracing::error!(error = %e, "could not record send result");
         }
-        if let (AttemptResult::Sent { .. }, Some(inbound_id), true) =
-            (&result, row.in_reply_to, self.mark_read)
-        {
-            self.mark_inbound_read(inbound_id).await;
+        if let (true, Some(wamid)) = (sent, answered_wamid) {
+            self.mark_inbound_read(&wamid).await;
         }
     }
 
-    async fn attempt(&self, row: &outbox_row::Model) -> AttemptResult {
+    async fn attempt(
+        &self,
+        row: &outbox_row::Model,
+        contact: Option<contact::Model>,
+    ) -> AttemptResult {
         let intent = match StoredIntent::from_payload(&row.payload) {
             Ok(intent) => intent,
             Err(e) => {
@@ -173,18 +240,11 @@ impl Sender {
                 };
             }
         };
-        let contact = match contact::Entity::find_by_id(row.contact_id)
-            .one(&self.db)
-            .await
-        {
-            Ok(Some(c)) => c,
-            Ok(None) => {
-                return AttemptResult::Skipped {
-                    reason: reason::NO_ADDRESS,
-                    detail: format!("contact {} no longer exists", row.contact_id),
-                };
-            }
-            Err(e) => return self.db_retry(row, &e),
+        let Some(contact) = contact else {
+            return AttemptResult::Skipped {
+                reason: reason::NO_ADDRESS,
+                detail: format!("contact {} no longer exists", row.contact_id),
+            };
         };
         // Decided now, not when queued: the window may have closed, a template been paused,
         // the contact opted out.
@@ -354,22 +414,11 @@ impl Sender {
         }
     }
 
-    async fn mark_inbound_read(&self, inbound_id: i64) {
-        let wamid = match inbound_message::Entity::find_by_id(inbound_id)
-            .one(&self.db)
-            .await
-        {
-            Ok(Some(row)) => row.wamid,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not look up message to mark read");
-                return;
-            }
-        };
+    async fn mark_inbound_read(&self, wamid: &str) {
         // It is a request on the same number: it takes a token like a send.
         self.pacing.number_ready().await;
         // Best effort: a missing read receipt must never hold up or fail the conversation.
-        if let Err(e) = self.client.mark_read(&wamid).await {
+        if let Err(e) = self.client.mark_read(wamid).await {
             tracing::info!(error = %e, "mark-as-read failed");
         }
     }

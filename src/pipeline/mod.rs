@@ -32,6 +32,9 @@ const LEASE_MS: i64 = 30_000;
 /// Attempts before a message whose handler keeps failing is set aside (with its error kept),
 /// so that one poison message cannot block the contact forever.
 const MAX_ATTEMPTS: i32 = 3;
+/// Processing transactions at once on PostgreSQL: half the pool, leaving the rest to the
+/// webhook ingest, the sender and the console.
+const PG_PROCESSING_SLOTS: usize = 8;
 
 /// A stored inbound message ready for the dialogue layer.
 #[derive(Debug, Clone)]
@@ -74,6 +77,10 @@ struct Inner {
     again: Mutex<HashSet<i64>>,
     /// Wakes the sender after a handler's writes (usually replies in the outbox) commit.
     outbox_ready: Arc<Notify>,
+    /// Processing transactions open at once. SQLite has one writer: with one drain task per
+    /// contact queued at its write gate, the webhook ingest and the sender would wait behind
+    /// every one of them; a single permit keeps one processing transaction in that queue.
+    processing_slots: tokio::sync::Semaphore,
 }
 
 impl Pipeline {
@@ -84,6 +91,7 @@ impl Pipeline {
         instance_id: String,
         outbox_ready: Arc<Notify>,
     ) -> Self {
+        let db_is_sqlite = db.get_database_backend() == sea_orm::DbBackend::Sqlite;
         Self {
             inner: Arc::new(Inner {
                 db,
@@ -93,6 +101,11 @@ impl Pipeline {
                 active: Mutex::new(HashSet::new()),
                 again: Mutex::new(HashSet::new()),
                 outbox_ready,
+                processing_slots: tokio::sync::Semaphore::new(if db_is_sqlite {
+                    1
+                } else {
+                    PG_PROCESSING_SLOTS
+                }),
             }),
         }
     }
@@ -176,6 +189,12 @@ impl Pipeline {
     async fn drain_once(&self, contact_id: i64) -> Result<DrainEnd, DbErr> {
         let owner = self.inner.instance_id.as_str();
         loop {
+            let _slot = self
+                .inner
+                .processing_slots
+                .acquire()
+                .await
+                .map_err(|_| DbErr::Custom("pipeline closed".to_owned()))?;
             let txn = begin_write(&self.inner.db).await?;
             if !lease(&txn, contact_id, owner, now_ms()).await? {
                 txn.rollback().await?;

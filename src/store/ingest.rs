@@ -1,9 +1,15 @@
-//! Durable, idempotent ingest of one webhook: contacts, inbound messages (unique on wamid),
+//! Durable, idempotent ingest of webhooks: contacts, inbound messages (unique on wamid),
 //! delivery statuses (never moving backwards) and each contact's window start (never moving
-//! back), all in one transaction so the webhook is answered 200 only once everything it carried
+//! back), all in one transaction so a webhook is answered 200 only once everything it carried
 //! is committed. Statuses also move the outbox row that sent the wamid, template status
 //! updates change the template registry at once, and Meta's marketing stop/resume notices
 //! (`user_preferences`) go into the consent log.
+//!
+//! [`IngestQueue`] is the group commit in front of it: webhooks that arrive while a batch is
+//! being written wait for the next one, which stores them all in a single transaction. Under
+//! load that replaces one transaction (and one turn of SQLite's write gate) per webhook by one
+//! per batch; when a batch fails, its webhooks are stored one by one so that a single bad one
+//! cannot refuse the others.
 
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict};
 use sea_orm::{
@@ -50,16 +56,68 @@ pub async fn ingest(
     hasher: &AddressHasher,
     now_ms: i64,
 ) -> Result<IngestReport, DbErr> {
+    let mut reports = ingest_many(db, &[events], hasher, now_ms).await?;
+    Ok(reports.pop().unwrap_or_default())
+}
+
+/// Stores several webhooks in one transaction; one report per webhook, in order.
+///
+/// # Errors
+/// Any database error; nothing is committed then, and none of the webhooks may be
+/// acknowledged.
+pub async fn ingest_many(
+    db: &DatabaseConnection,
+    batch: &[&WebhookEvents],
+    hasher: &AddressHasher,
+    now_ms: i64,
+) -> Result<Vec<IngestReport>, DbErr> {
     let txn = super::begin_write(db).await?;
+    let mut windows = WindowStarts::default();
+    let mut reports = Vec::with_capacity(batch.len());
+    for events in batch {
+        reports.push(store_events(&txn, events, hasher, &mut windows, now_ms).await?);
+    }
+    windows.write(&txn, now_ms).await?;
+    txn.commit().await?;
+    Ok(reports)
+}
+
+/// The latest message time seen per contact in a batch: each contact's window start is
+/// written once per batch, not once per message.
+#[derive(Default)]
+struct WindowStarts(Vec<(i64, i64)>);
+
+impl WindowStarts {
+    fn saw(&mut self, contact_id: i64, sent_at_ms: i64) {
+        match self.0.iter_mut().find(|(id, _)| *id == contact_id) {
+            Some((_, latest)) => *latest = std::cmp::max(*latest, sent_at_ms),
+            None => self.0.push((contact_id, sent_at_ms)),
+        }
+    }
+
+    async fn write<C: ConnectionTrait>(&self, db: &C, now_ms: i64) -> Result<(), DbErr> {
+        for &(contact_id, sent_at_ms) in &self.0 {
+            advance_window(db, contact_id, sent_at_ms, now_ms).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn store_events(
+    txn: &super::WriteTxn,
+    events: &WebhookEvents,
+    hasher: &AddressHasher,
+    windows: &mut WindowStarts,
+    now_ms: i64,
+) -> Result<IngestReport, DbErr> {
     let mut report = IngestReport::default();
     for message in &events.messages {
-        let Some(contact_id) = upsert_contact(&*txn, message, &events.contacts, now_ms).await?
-        else {
+        let Some(contact_id) = upsert_contact(txn, message, &events.contacts, now_ms).await? else {
             // parse_webhook never yields a message without any identity; be defensive anyway.
             tracing::warn!(wamid = %message.id, "message without sender identity skipped");
             continue;
         };
-        if insert_message(&*txn, contact_id, message, now_ms).await? {
+        if insert_message(txn, contact_id, message, now_ms).await? {
             report.new_messages += 1;
             if !report.contacts_with_new_messages.contains(&contact_id) {
                 report.contacts_with_new_messages.push(contact_id);
@@ -67,10 +125,10 @@ pub async fn ingest(
         } else {
             report.duplicate_messages += 1;
         }
-        advance_window(&*txn, contact_id, message.timestamp * 1000, now_ms).await?;
+        windows.saw(contact_id, message.timestamp * 1000);
     }
     for status in &events.statuses {
-        if apply_status(&*txn, status, now_ms).await? {
+        if apply_status(txn, status, now_ms).await? {
             report.statuses_applied += 1;
         } else {
             report.statuses_ignored += 1;
@@ -82,20 +140,19 @@ pub async fn ingest(
                 .errors
                 .iter()
                 .any(|e| WINDOW_CLOSED_CODES.contains(&e.code))
-            && outbox::queue_fallback(&*txn, &status.message_id).await?
+            && outbox::queue_fallback(txn, &status.message_id).await?
         {
             report.fallbacks_queued += 1;
         }
     }
     for update in &events.template_status_updates {
-        report.templates_updated += templates::apply_status_update(&*txn, update, now_ms).await?;
+        report.templates_updated += templates::apply_status_update(txn, update, now_ms).await?;
     }
     for pref in &events.user_preferences {
-        if consent::record_user_preference(&txn, hasher, pref, now_ms).await? {
+        if consent::record_user_preference(txn, hasher, pref, now_ms).await? {
             report.consent_changes += 1;
         }
     }
-    txn.commit().await?;
     Ok(report)
 }
 
@@ -303,4 +360,82 @@ pub async fn status_of(
     message_status::Entity::find_by_id(wamid.to_owned())
         .one(db)
         .await
+}
+
+/// Webhooks written per transaction at most: big enough to absorb a burst, small enough that
+/// one batch's transaction stays short.
+const MAX_BATCH: usize = 128;
+
+/// One webhook waiting for its batch.
+struct QueuedWebhook {
+    events: WebhookEvents,
+    done: tokio::sync::oneshot::Sender<(WebhookEvents, Result<IngestReport, DbErr>)>,
+}
+
+/// The group commit of webhooks (see the module doc). Cheap to clone; the writer task ends
+/// when the last clone is dropped.
+#[derive(Clone)]
+pub struct IngestQueue {
+    tx: tokio::sync::mpsc::UnboundedSender<QueuedWebhook>,
+}
+
+impl IngestQueue {
+    /// Starts the writer task on the current runtime.
+    pub fn start(db: DatabaseConnection, hasher: AddressHasher) -> Self {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(write_batches(db, hasher, rx));
+        Self { tx }
+    }
+
+    /// Stores `events` with whatever other webhooks are waiting, and gives them back with the
+    /// report once committed.
+    ///
+    /// # Errors
+    /// The database error that kept this webhook from being stored (nothing of it was).
+    pub async fn ingest(
+        &self,
+        events: WebhookEvents,
+    ) -> (WebhookEvents, Result<IngestReport, DbErr>) {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let gone = || DbErr::Custom("the ingest writer has stopped".to_owned());
+        if let Err(refused) = self.tx.send(QueuedWebhook { events, done }) {
+            return (refused.0.events, Err(gone()));
+        }
+        match result.await {
+            Ok(outcome) => outcome,
+            // Only when the runtime is shutting down; the webhook is not acknowledged.
+            Err(_) => (WebhookEvents::default(), Err(gone())),
+        }
+    }
+}
+
+async fn write_batches(
+    db: DatabaseConnection,
+    hasher: AddressHasher,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<QueuedWebhook>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let now = super::now_ms();
+        let all: Vec<&WebhookEvents> = batch.iter().map(|q| &q.events).collect();
+        match ingest_many(&db, &all, &hasher, now).await {
+            Ok(reports) => {
+                for (queued, report) in batch.drain(..).zip(reports) {
+                    let _ = queued.done.send((queued.events, Ok(report)));
+                }
+            }
+            Err(e) if batch.len() > 1 => {
+                tracing::warn!(error = %e, webhooks = batch.len(), "batch not stored; storing its webhooks one by one");
+                for queued in batch.drain(..) {
+                    let result = ingest(&db, &queued.events, &hasher, now).await;
+                    let _ = queued.done.send((queued.events, result));
+                }
+            }
+            Err(e) => {
+                if let Some(queued) = batch.pop() {
+                    let _ = queued.done.send((queued.events, Err(e)));
+                }
+            }
+        }
+    }
 }

@@ -11,6 +11,7 @@
 //! cargo bench --bench load                                  # SQLite, 1000 msg/s for 10 s
 //! LOAD_RATE=3000 LOAD_SECONDS=10 cargo bench --bench load
 //! LOAD_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench load
+//! LOAD_SERVER_BIN=/tmp/insurebot-main cargo bench --bench load   # another build, to compare
 //! ```
 //! The PostgreSQL URL names an admin database; the benchmark creates (and drops) its own.
 
@@ -71,7 +72,12 @@ async fn main() {
         .unwrap()
         .port();
     let root = env!("CARGO_MANIFEST_DIR");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_insurebot"))
+    // LOAD_SERVER_BIN runs another build (say, main's) for an A/B comparison on the same machine.
+    let server_bin = std::env::var("LOAD_SERVER_BIN")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_insurebot").to_owned());
+    let mut server = Command::new(server_bin)
         .arg("serve")
         .current_dir(&work)
         .env("INSUREBOT_LISTEN", format!("127.0.0.1:{port}"))
