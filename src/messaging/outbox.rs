@@ -5,6 +5,8 @@
 //! A row holds the composer's intent (both the free-form body and the template fallback), not
 //! a finished message: the sender decides again at the moment of sending.
 
+use std::time::Duration;
+
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -353,6 +355,41 @@ pub async fn record_attempt(
         apply_delivery(&*txn, &status).await?;
     }
     txn.commit().await
+}
+
+/// How long before its lease ends a row's result stops being retried, so that a late record
+/// never lands after another sender has taken the row over.
+const RECORD_MARGIN_MS: i64 = 5_000;
+
+/// [`record_attempt`], retried while the database is unavailable and the row's lease (taken by
+/// [`claim_due`]) has time left. Without the retries, a result lost to a short outage
+/// (PostgreSQL restarting or failing over, SQLite locked by another process) would leave the
+/// row leased until expiry: the contact's next replies would wait 30 s behind it, and a message
+/// that had gone out would be sent a second time.
+///
+/// # Errors
+/// The last database error, once the lease is about to end; the row then goes out again after
+/// the lease (a counted duplicate when the send had succeeded).
+pub async fn record_attempt_while_leased(
+    db: &DatabaseConnection,
+    row: &outbox::Model,
+    result: &AttemptResult,
+) -> Result<(), DbErr> {
+    let give_up_at = row.lease_until.unwrap_or_default() - RECORD_MARGIN_MS;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let error = match record_attempt(db, row, result).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let next_try_at = now_ms() + i64::try_from(pause.as_millis()).unwrap_or(i64::MAX);
+        if next_try_at > give_up_at {
+            return Err(error);
+        }
+        tracing::warn!(outbox_id = row.id, error = %error, "could not record a send result; retrying");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
 }
 
 /// Moves the outbox row that sent `status.wamid` to this delivery status unless it already

@@ -151,7 +151,7 @@ impl Sender {
                 tracing::info!(outcome, reason, %detail, "nothing sent")
             }
         }
-        if let Err(e) = outbox::record_attempt(&self.db, &row, &result).await {
+        if let Err(e) = outbox::record_attempt_while_leased(&self.db, &row, &result).await {
             // The lease expires and the row is tried again: at worst a counted duplicate.
             tracing::error!(error = %e, "could not record send result");
         }
