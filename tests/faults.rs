@@ -6,6 +6,7 @@
 //! - the server killed with SIGKILL and started again on the same database;
 //! - the database going away for a few seconds (PostgreSQL: connections refused and dropped);
 //! - the database locked by another connection for longer than the busy timeout (SQLite);
+//! - the insurer's API slow or down, with the real dialogue flows.
 //!
 //! SQLite always; PostgreSQL too when `INSUREBOT_TEST_DATABASE_URL` is set. Set
 //! `FAULTS_SERVER_LOGS=1` to see the servers' logs.
@@ -41,6 +42,8 @@ const META_TIMEOUT: Duration = Duration::from_secs(5);
 const META_GIVES_UP_AFTER: Duration = Duration::from_secs(45);
 /// How long the replies may take to reach the fake Cloud API once the stream is over.
 const SETTLE: Duration = Duration::from_secs(40);
+/// The shipped apology for an insurer system that does not answer (`common-sorry`).
+const SORRY: &str = "Sorry, our system is not responding right now.";
 
 // ---------------------------------------------------------------------------------------
 // The server under test and its database.
@@ -659,6 +662,10 @@ fn is_echo(message: &Inbound, reply: &str) -> bool {
     reply.strip_prefix("echo: ") == Some(message.text.as_str())
 }
 
+fn is_sorry(_: &Inbound, reply: &str) -> bool {
+    reply.starts_with(SORRY)
+}
+
 // ---------------------------------------------------------------------------------------
 // The faults.
 
@@ -801,4 +808,100 @@ async fn a_locked_sqlite_database_delays_webhooks_and_loses_nothing_once_it_is_f
     );
     report.assert_exactly_once_and_all_sent();
     assert_no_reply_waits_for_a_lease(&report);
+}
+
+/// How the insurer's API misbehaves.
+#[derive(Clone, Copy, Debug)]
+enum InsurerFault {
+    /// Accepts connections and never answers: every read runs into the timeout.
+    Slow,
+    /// Nothing listens: every connection is refused.
+    Down,
+}
+
+/// The insurer's API with `fault`: its base URL, and how many connections it accepted.
+async fn broken_insurer_api(fault: InsurerFault) -> (String, Arc<AtomicUsize>) {
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}/v1", listener.local_addr().unwrap());
+    match fault {
+        InsurerFault::Slow => {
+            let accepted = accepted.clone();
+            tokio::spawn(async move {
+                // Held open and never read: the request waits for an answer that never comes.
+                let mut held = Vec::new();
+                while let Ok((socket, _)) = listener.accept().await {
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                    held.push(socket);
+                }
+            });
+        }
+        InsurerFault::Down => drop(listener),
+    }
+    (base_url, accepted)
+}
+
+/// Policyholders ask for their policies while the insurer's API is slow or down: the real
+/// flows, the shipped insurer timeouts, retries and circuit breaker.
+async fn insurer_fault_run(fault: InsurerFault) {
+    let dir = tempfile::tempdir().unwrap();
+    for db in databases(dir.path()).await {
+        let (fake, fake_server) = fake_cloud_api(false).await;
+        let (insurer_url, accepted) = broken_insurer_api(fault).await;
+        let mut target = Target::new(dir.path(), &db, &fake_server);
+        target.env = vec![
+            ("INSUREBOT_DIALOGUE_HANDLER", "flows".to_owned()),
+            (
+                "INSUREBOT_DIALOGUE_FLOWS_DIR",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/flows").to_owned(),
+            ),
+            (
+                "INSUREBOT_DIALOGUE_LOCALES_DIR",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/locales").to_owned(),
+            ),
+            ("INSUREBOT_DIALOGUE_WATCH", "false".to_owned()),
+            ("INSUREBOT_INSURER_SOURCE", "http".to_owned()),
+            ("INSUREBOT_INSURER_HTTP_BASE_URL", insurer_url),
+            (
+                "INSUREBOT_INSURER_HTTP_TOKEN",
+                "fault-insurer-token".to_owned(),
+            ),
+        ];
+        let _server = target.start().await;
+        let asks = ["policy", "my policy", "policy details"];
+        let run = Run {
+            label: format!("{}, insurer API {fault:?}", db.label()),
+            target: &target,
+            fake: &fake,
+            messages: traffic("INS", 10, 3, |_, i| asks[i % asks.len()].to_owned()),
+            spacing: Duration::from_millis(50),
+            reply_ok: is_sorry,
+        };
+        let (report, ()) = run_with_fault(run, |_| async {}).await;
+        println!(
+            "  the insurer API accepted {} connections",
+            accepted.load(Ordering::SeqCst)
+        );
+        report.assert_exactly_once_and_all_sent();
+        // The shipped settings give up on one read after 3 attempts of 1.5 s (4.8 s with the
+        // backoff) and open the circuit after 5 failed reads. On SQLite those first reads run
+        // one after another (a message's actions run inside its write transaction), about
+        // 25 s; 40 s is generous and still fails for a hang or a missing breaker (30 slow
+        // reads in a row would take 2.5 minutes).
+        assert!(
+            report.slowest_reply < Duration::from_secs(40),
+            "a reply came {:.1} s after its webhook's 200",
+            report.slowest_reply.as_secs_f64()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_insurer_api_costs_each_message_one_apology_and_loses_nothing() {
+    insurer_fault_run(InsurerFault::Slow).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_down_insurer_api_costs_each_message_one_apology_and_loses_nothing() {
+    insurer_fault_run(InsurerFault::Down).await;
 }
