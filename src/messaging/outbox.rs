@@ -5,6 +5,7 @@
 //! A row holds the composer's intent (both the free-form body and the template fallback), not
 //! a finished message: the sender decides again at the moment of sending.
 
+use std::future::Future;
 use std::time::Duration;
 
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
@@ -113,7 +114,8 @@ pub async fn insert<C: ConnectionTrait>(db: &C, row: NewRow<'_>) -> Result<i64, 
 ///
 /// Three statements, no explicit transaction: the candidates, one conditional UPDATE that
 /// leases them under a token unique to this call (another instance may have taken some in
-/// between; the UPDATE's conditions skip those), and a SELECT of what this token got.
+/// between; the UPDATE's conditions skip those), and a SELECT of what this token got, retried
+/// through a database outage while the lease lasts.
 ///
 /// # Errors
 /// Database errors.
@@ -158,21 +160,35 @@ pub async fn claim_due(
         return Ok(Vec::new());
     }
     let token = format!("{owner}/{}", uuid::Uuid::new_v4().simple());
+    let lease_until = now + LEASE_MS;
     let txn = begin_write(db).await?;
     outbox::Entity::update_many()
         .col_expr(outbox::Column::LeaseOwner, Expr::value(token.clone()))
-        .col_expr(outbox::Column::LeaseUntil, Expr::value(now + LEASE_MS))
+        .col_expr(outbox::Column::LeaseUntil, Expr::value(lease_until))
         .filter(outbox::Column::Id.is_in(candidates))
         .filter(outbox::Column::State.eq(state::QUEUED))
         .filter(free())
         .exec(&*txn)
         .await?;
-    txn.commit().await?;
-    outbox::Entity::find()
-        .filter(outbox::Column::LeaseOwner.eq(token))
-        .order_by_asc(outbox::Column::Id)
-        .all(db)
-        .await
+    let committed = txn.commit().await;
+    // From here the rows may be leased to `token`, even when COMMIT reported an error (the
+    // connection can die after committing). Find them while the lease lasts: given up on, they
+    // would sit leased to nobody until it expires, and their contacts' replies wait behind them.
+    let leased = retry_while_leased(
+        lease_until - LEASE_MARGIN_MS,
+        "reading claimed rows",
+        || {
+            outbox::Entity::find()
+                .filter(outbox::Column::LeaseOwner.eq(token.clone()))
+                .order_by_asc(outbox::Column::Id)
+                .all(db)
+        },
+    )
+    .await?;
+    match committed {
+        Err(e) if leased.is_empty() => Err(e),
+        _ => Ok(leased),
+    }
 }
 
 /// Frees the leases a previous run of this same instance (same host and address) held when it
@@ -357,9 +373,33 @@ pub async fn record_attempt(
     txn.commit().await
 }
 
-/// How long before its lease ends a row's result stops being retried, so that a late record
-/// never lands after another sender has taken the row over.
-const RECORD_MARGIN_MS: i64 = 5_000;
+/// How long before a lease ends this process stops retrying work on the leased rows, so that
+/// nothing it does lands after another sender has taken them over.
+const LEASE_MARGIN_MS: i64 = 5_000;
+
+/// Runs `op` until it succeeds, pausing 100 ms (doubling up to 2 s) between tries, as long as
+/// the next try would start before `give_up_at` (Unix ms); then returns its last error. For
+/// work on rows this process has leased: their lease, not the outage, says how long to try.
+async fn retry_while_leased<T, F, Fut>(give_up_at: i64, what: &str, mut op: F) -> Result<T, DbErr>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, DbErr>>,
+{
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let error = match op().await {
+            Ok(value) => return Ok(value),
+            Err(e) => e,
+        };
+        let next_try_at = now_ms() + i64::try_from(pause.as_millis()).unwrap_or(i64::MAX);
+        if next_try_at > give_up_at {
+            return Err(error);
+        }
+        tracing::warn!(error = %error, "{what} failed; retrying while the lease lasts");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
+}
 
 /// [`record_attempt`], retried while the database is unavailable and the row's lease (taken by
 /// [`claim_due`]) has time left. Without the retries, a result lost to a short outage
@@ -375,21 +415,11 @@ pub async fn record_attempt_while_leased(
     row: &outbox::Model,
     result: &AttemptResult,
 ) -> Result<(), DbErr> {
-    let give_up_at = row.lease_until.unwrap_or_default() - RECORD_MARGIN_MS;
-    let mut pause = Duration::from_millis(100);
-    loop {
-        let error = match record_attempt(db, row, result).await {
-            Ok(()) => return Ok(()),
-            Err(e) => e,
-        };
-        let next_try_at = now_ms() + i64::try_from(pause.as_millis()).unwrap_or(i64::MAX);
-        if next_try_at > give_up_at {
-            return Err(error);
-        }
-        tracing::warn!(outbox_id = row.id, error = %error, "could not record a send result; retrying");
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(2));
-    }
+    let give_up_at = row.lease_until.unwrap_or_default() - LEASE_MARGIN_MS;
+    retry_while_leased(give_up_at, "recording a send result", || {
+        record_attempt(db, row, result)
+    })
+    .await
 }
 
 /// Moves the outbox row that sent `status.wamid` to this delivery status unless it already
