@@ -5,6 +5,9 @@
 //! A row holds the composer's intent (both the free-form body and the template fallback), not
 //! a finished message: the sender decides again at the moment of sending.
 
+use std::future::Future;
+use std::time::Duration;
+
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -111,7 +114,8 @@ pub async fn insert<C: ConnectionTrait>(db: &C, row: NewRow<'_>) -> Result<i64, 
 ///
 /// Three statements, no explicit transaction: the candidates, one conditional UPDATE that
 /// leases them under a token unique to this call (another instance may have taken some in
-/// between; the UPDATE's conditions skip those), and a SELECT of what this token got.
+/// between; the UPDATE's conditions skip those), and a SELECT of what this token got, retried
+/// through a database outage while the lease lasts.
 ///
 /// # Errors
 /// Database errors.
@@ -156,21 +160,35 @@ pub async fn claim_due(
         return Ok(Vec::new());
     }
     let token = format!("{owner}/{}", uuid::Uuid::new_v4().simple());
+    let lease_until = now + LEASE_MS;
     let txn = begin_write(db).await?;
     outbox::Entity::update_many()
         .col_expr(outbox::Column::LeaseOwner, Expr::value(token.clone()))
-        .col_expr(outbox::Column::LeaseUntil, Expr::value(now + LEASE_MS))
+        .col_expr(outbox::Column::LeaseUntil, Expr::value(lease_until))
         .filter(outbox::Column::Id.is_in(candidates))
         .filter(outbox::Column::State.eq(state::QUEUED))
         .filter(free())
         .exec(&*txn)
         .await?;
-    txn.commit().await?;
-    outbox::Entity::find()
-        .filter(outbox::Column::LeaseOwner.eq(token))
-        .order_by_asc(outbox::Column::Id)
-        .all(db)
-        .await
+    let committed = txn.commit().await;
+    // From here the rows may be leased to `token`, even when COMMIT reported an error (the
+    // connection can die after committing). Find them while the lease lasts: given up on, they
+    // would sit leased to nobody until it expires, and their contacts' replies wait behind them.
+    let leased = retry_while_leased(
+        lease_until - LEASE_MARGIN_MS,
+        "reading claimed rows",
+        || {
+            outbox::Entity::find()
+                .filter(outbox::Column::LeaseOwner.eq(token.clone()))
+                .order_by_asc(outbox::Column::Id)
+                .all(db)
+        },
+    )
+    .await?;
+    match committed {
+        Err(e) if leased.is_empty() => Err(e),
+        _ => Ok(leased),
+    }
 }
 
 /// Frees the leases a previous run of this same instance (same host and address) held when it
@@ -411,9 +429,10 @@ impl ResultRecorder {
                         }
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, rows = batch.len(), "send results not recorded together; recording them one by one");
+                        tracing::warn!(error = %e, rows = batch.len(), "send results not recorded together; recording them one by one while their leases last");
                         for (row, result, done) in batch.drain(..) {
-                            let _ = done.send(record_attempt(&db, &row, &result).await);
+                            let recorded = record_attempt_while_leased(&db, &row, &result).await;
+                            let _ = done.send(recorded);
                         }
                     }
                 }
@@ -435,6 +454,55 @@ impl ResultRecorder {
             .await
             .map_err(|_| DbErr::Custom("the result recorder has stopped".to_owned()))?
     }
+}
+
+/// How long before a lease ends this process stops retrying work on the leased rows, so that
+/// nothing it does lands after another sender has taken them over.
+const LEASE_MARGIN_MS: i64 = 5_000;
+
+/// Runs `op` until it succeeds, pausing 100 ms (doubling up to 2 s) between tries, as long as
+/// the next try would start before `give_up_at` (Unix ms); then returns its last error. For
+/// work on rows this process has leased: their lease, not the outage, says how long to try.
+async fn retry_while_leased<T, F, Fut>(give_up_at: i64, what: &str, mut op: F) -> Result<T, DbErr>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, DbErr>>,
+{
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let error = match op().await {
+            Ok(value) => return Ok(value),
+            Err(e) => e,
+        };
+        let next_try_at = now_ms() + i64::try_from(pause.as_millis()).unwrap_or(i64::MAX);
+        if next_try_at > give_up_at {
+            return Err(error);
+        }
+        tracing::warn!(error = %error, "{what} failed; retrying while the lease lasts");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// [`record_attempt`], retried while the database is unavailable and the row's lease (taken by
+/// [`claim_due`]) has time left. Without the retries, a result lost to a short outage
+/// (PostgreSQL restarting or failing over, SQLite locked by another process) would leave the
+/// row leased until expiry: the contact's next replies would wait 30 s behind it, and a message
+/// that had gone out would be sent a second time.
+///
+/// # Errors
+/// The last database error, once the lease is about to end; the row then goes out again after
+/// the lease (a counted duplicate when the send had succeeded).
+pub async fn record_attempt_while_leased(
+    db: &DatabaseConnection,
+    row: &outbox::Model,
+    result: &AttemptResult,
+) -> Result<(), DbErr> {
+    let give_up_at = row.lease_until.unwrap_or_default() - LEASE_MARGIN_MS;
+    retry_while_leased(give_up_at, "recording a send result", || {
+        record_attempt(db, row, result)
+    })
+    .await
 }
 
 /// Moves the outbox row that sent `status.wamid` to this delivery status unless it already
