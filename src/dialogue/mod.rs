@@ -86,10 +86,15 @@ impl MessageHandler for FlowRunner {
             let Some(event) = event_for(&message.content) else {
                 return Ok(());
             };
-            let contact = contact::Entity::find_by_id(message.contact_id)
-                .one(txn)
-                .await?
-                .ok_or_else(|| DbErr::RecordNotFound(format!("contact {}", message.contact_id)))?;
+            let contact = match &message.contact {
+                Some(contact) => contact.clone(),
+                None => contact::Entity::find_by_id(message.contact_id)
+                    .one(txn)
+                    .await?
+                    .ok_or_else(|| {
+                        DbErr::RecordNotFound(format!("contact {}", message.contact_id))
+                    })?,
+            };
             let conversation = match load(txn, contact.id).await? {
                 Some(c) => c,
                 None => self.new_conversation(txn, &contact).await?,
@@ -415,7 +420,7 @@ async fn queue_reply(turn: &Turn<'_>, composer: &Composer, reply: &Reply) -> any
             params: t.params.clone(),
         }),
     };
-    match composer::queue(turn.txn, composer, intent).await {
+    match composer::queue_to(turn.txn, composer, intent, turn.contact).await {
         Ok(Queued::Row(_)) => Ok(()),
         Ok(Queued::Skipped { reason, .. }) => {
             tracing::info!(message_id = %reply.message_id, %reason, "reply not sent");

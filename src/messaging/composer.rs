@@ -259,23 +259,40 @@ pub async fn queue<C: ConnectionTrait>(
     composer: &Composer,
     intent: Intent,
 ) -> Result<Queued, ComposeError> {
+    let contact = contact::Entity::find_by_id(intent.contact_id)
+        .one(db)
+        .await?
+        .ok_or(ComposeError::UnknownContact(intent.contact_id))?;
+    queue_to(db, composer, intent, &contact).await
+}
+
+/// [`queue`] for a caller that has just read the contact (inside the same transaction), so
+/// that it is not read again.
+///
+/// # Errors
+/// As [`queue`]; [`ComposeError::UnknownContact`] when `contact` is not the intent's.
+pub async fn queue_to<C: ConnectionTrait>(
+    db: &C,
+    composer: &Composer,
+    intent: Intent,
+    contact: &contact::Model,
+) -> Result<Queued, ComposeError> {
     if intent.free_form.is_none() && intent.template.is_none() {
         return Err(ComposeError::Empty);
     }
     if matches!(intent.free_form, Some(OutboundBody::Template { .. })) {
         return Err(ComposeError::TemplateAsFreeForm);
     }
-    let contact = contact::Entity::find_by_id(intent.contact_id)
-        .one(db)
-        .await?
-        .ok_or(ComposeError::UnknownContact(intent.contact_id))?;
+    if contact.id != intent.contact_id {
+        return Err(ComposeError::UnknownContact(intent.contact_id));
+    }
     let stored = StoredIntent {
         purpose: intent.purpose,
         free_form: intent.free_form,
         template: intent.template,
     };
     // A free-form body that breaks a limit is the caller's bug; say so now, not at send time.
-    if let (Some(body), Some(to)) = (&stored.free_form, recipient(&contact)) {
+    if let (Some(body), Some(to)) = (&stored.free_form, recipient(contact)) {
         OutboundMessage {
             to,
             body: body.clone(),
@@ -288,7 +305,7 @@ pub async fn queue<C: ConnectionTrait>(
         in_reply_to: intent.in_reply_to,
         row_id: None,
     };
-    let decision = decide_for(db, composer, &contact, &stored, context, false, now_ms()).await?;
+    let decision = decide_for(db, composer, contact, &stored, context, false, now_ms()).await?;
     let skipped = match &decision {
         Decision::Skip { reason, detail } => Some((*reason, detail.clone())),
         Decision::Send { .. } => None,

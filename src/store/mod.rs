@@ -7,6 +7,7 @@ pub mod ingest;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
@@ -132,8 +133,23 @@ impl WriteTxn {
 /// # Errors
 /// When no connection is available or the lock cannot be taken within the busy timeout.
 pub async fn begin_write(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
+    begin_write_as(db, false).await
+}
+
+/// [`begin_write`] for a writer someone is waiting on (the webhook ingest: Meta's request is
+/// open until it commits): on SQLite it goes before writers that have not yet queued at the
+/// gate, so background work (processing, sending, reminders) delays acknowledgements by at
+/// most the transactions already in line.
+///
+/// # Errors
+/// As [`begin_write`].
+pub async fn begin_write_urgent(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
+    begin_write_as(db, true).await
+}
+
+async fn begin_write_as(db: &DatabaseConnection, urgent: bool) -> Result<WriteTxn, DbErr> {
     if db.get_database_backend() == DbBackend::Sqlite {
-        let gate = sqlite_write_gate(db).lock_owned().await;
+        let gate = sqlite_write_gate(db).enter(urgent).await;
         let txn = db
             .begin_with_options(TransactionOptions {
                 sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
@@ -152,9 +168,39 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
     }
 }
 
+/// This process's queue of writers to one SQLite file: FIFO, except that urgent writers go
+/// before ordinary ones that arrive while they wait.
+#[derive(Default)]
+struct WriteGate {
+    lock: Arc<tokio::sync::Mutex<()>>,
+    urgent_waiting: AtomicUsize,
+    urgent_gone: tokio::sync::Notify,
+}
+
+impl WriteGate {
+    async fn enter(&self, urgent: bool) -> tokio::sync::OwnedMutexGuard<()> {
+        if urgent {
+            self.urgent_waiting.fetch_add(1, Ordering::SeqCst);
+            let guard = self.lock.clone().lock_owned().await;
+            if self.urgent_waiting.fetch_sub(1, Ordering::SeqCst) == 1 {
+                self.urgent_gone.notify_waiters();
+            }
+            return guard;
+        }
+        loop {
+            // Created before the check, so a notify between the check and the wait counts.
+            let gone = self.urgent_gone.notified();
+            if self.urgent_waiting.load(Ordering::SeqCst) == 0 {
+                return self.lock.clone().lock_owned().await;
+            }
+            gone.await;
+        }
+    }
+}
+
 /// One gate per SQLite file in this process (tests run many apps on different files).
-fn sqlite_write_gate(db: &DatabaseConnection) -> Arc<tokio::sync::Mutex<()>> {
-    static GATES: LazyLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> =
+fn sqlite_write_gate(db: &DatabaseConnection) -> Arc<WriteGate> {
+    static GATES: LazyLock<Mutex<HashMap<PathBuf, Arc<WriteGate>>>> =
         LazyLock::new(Default::default);
     let file = db
         .get_sqlite_connection_pool()

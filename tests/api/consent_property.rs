@@ -358,6 +358,7 @@ impl World {
             contact_id: case.contact_id,
             sent_at: row.sent_at,
             content: serde_json::from_str(row.content.as_deref().unwrap()).unwrap(),
+            contact: None,
         };
         let txn = self.db.begin().await.unwrap();
         self.runner.handle(&txn, &pending).await.unwrap();
