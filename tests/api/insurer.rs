@@ -17,7 +17,7 @@ use insurebot::config::{DatabaseUrl, InsurerHttpSettings, InsurerSettings};
 use insurebot::insurer::{
     ActionResult, HttpSource, ImportError, ImportKind, Insurer, PolicySource, SourceError,
 };
-use insurebot::store::entities::{claim, contact, policy, premium, premium_reminder};
+use insurebot::store::entities::{claim, contact, policy, policyholder, premium, premium_reminder};
 use sea_orm::{
     ActiveValue::NotSet, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait,
     PaginatorTrait, QueryFilter,
@@ -219,6 +219,152 @@ async fn importing_the_same_files_again_updates_rows_instead_of_duplicating_them
             .unwrap();
         assert_eq!(row.status, "paid");
         assert_eq!(premium::Entity::find().count(&f.db).await.unwrap(), 11);
+    }
+}
+
+/// A policies export of `rows` rows, three policies per holder; `edit` may change any line.
+fn policies_export(rows: usize, edit: impl Fn(usize, String) -> String) -> String {
+    let mut text = String::from(
+        "policy_number,customer_id,holder_name,dob,mobile,product,plan,status,sum_assured,start_date,end_date,document_url\n",
+    );
+    for n in 0..rows {
+        let holder = n / 3;
+        let line = format!(
+            "P-{n:08},C{holder:07},Holder {holder},1980-01-{:02},91{:010},health,Plan {n},active,{},2024-01-01,,https://docs.example.in/p/{n}.pdf",
+            1 + holder % 28,
+            7_000_000_000 + holder,
+            1000 + n,
+        );
+        text.push_str(&edit(n, line));
+        text.push('\n');
+    }
+    text
+}
+
+#[tokio::test]
+async fn a_large_import_gives_the_same_results_across_batch_boundaries_on_every_backend() {
+    // 25,001 rows cross the SQLite (1,000) and PostgreSQL (10,000) batch sizes; holder 3333
+    // owns rows 9,999 to 10,001, which straddle the first PostgreSQL batch boundary.
+    const ROWS: usize = 25_001;
+    for backend in backends() {
+        let (_test_db, db) = database(&backend).await;
+        let broken = policies_export(ROWS, |n, line| match n {
+            // Data rows are file lines n + 2.
+            10_000 => line.replace(",active,", ",sleeping,"),
+            20_000 => line.replace("https://", "http://"),
+            10_001 => line.replace("Holder 3333,", "Holder 3333 Renamed,"),
+            _ => line,
+        });
+        let (_dir, path) = write_temp(&broken);
+        let err = insurebot::insurer::import(&db, ImportKind::Policies, &path, false)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            messages(err),
+            vec![
+                "line 10002, column status: 'sleeping' is not one of active, grace, lapsed, matured, expired, cancelled, surrendered",
+                "line 20002, column document_url: must be an https:// link",
+            ],
+            "{backend:?}"
+        );
+        assert_eq!(policy::Entity::find().count(&db).await.unwrap(), 0);
+        assert_eq!(policyholder::Entity::find().count(&db).await.unwrap(), 0);
+
+        let report = insurebot::insurer::import(&db, ImportKind::Policies, &path, true)
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                report.rows,
+                report.imported,
+                report.created,
+                report.updated,
+                report.skipped_rows
+            ),
+            (ROWS as u64, ROWS as u64 - 2, ROWS as u64 - 2, 0, 2),
+            "{backend:?}"
+        );
+        assert_eq!(
+            policyholder::Entity::find().count(&db).await.unwrap(),
+            ROWS.div_ceil(3) as u64
+        );
+        let holder = policyholder::Entity::find()
+            .filter(policyholder::Column::CustomerId.eq("C0003333"))
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            holder.name, "Holder 3333 Renamed",
+            "the last row of a holder wins"
+        );
+
+        // The corrected export: the two skipped rows are new, every other row an update.
+        let fixed = policies_export(ROWS, |n, line| {
+            if n == 7 {
+                line.replace(",active,", ",lapsed,")
+            } else {
+                line
+            }
+        });
+        let (_dir2, path) = write_temp(&fixed);
+        let report = insurebot::insurer::import(&db, ImportKind::Policies, &path, false)
+            .await
+            .unwrap();
+        assert_eq!(
+            (report.imported, report.created, report.updated),
+            (ROWS as u64, 2, ROWS as u64 - 2),
+            "{backend:?}"
+        );
+        assert_eq!(
+            policy::Entity::find().count(&db).await.unwrap(),
+            ROWS as u64
+        );
+        let p = policy::Entity::find()
+            .filter(policy::Column::PolicyNumber.eq("P-00000007"))
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.status, "lapsed");
+        assert!(p.updated_at >= p.created_at);
+        let p = policy::Entity::find()
+            .filter(policy::Column::PolicyNumber.eq("P-00020000"))
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            p.document_url.as_deref(),
+            Some("https://docs.example.in/p/20000.pdf")
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_nul_character_is_a_row_error_that_names_its_column() {
+    for backend in backends() {
+        let (_test_db, db) = database(&backend).await;
+        let text = policies_export(3, |n, line| {
+            if n == 1 {
+                line.replace("Plan 1", "Plan\0 1")
+            } else {
+                line
+            }
+        });
+        let (_dir, path) = write_temp(&text);
+        let err = insurebot::insurer::import(&db, ImportKind::Policies, &path, false)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            messages(err),
+            ["line 3, column plan: contains a NUL character"],
+            "{backend:?}"
+        );
+        let report = insurebot::insurer::import(&db, ImportKind::Policies, &path, true)
+            .await
+            .unwrap();
+        assert_eq!((report.created, report.skipped_rows), (2, 1), "{backend:?}");
     }
 }
 
