@@ -158,6 +158,8 @@ impl Insurer {
             "policy.list" => ctx.policy_list().await,
             "policy.details" => ctx.policy_details().await,
             "claim.status" => ctx.claim_status().await,
+            "claim.list_open" => ctx.claim_list_open().await,
+            "policy.document" => ctx.policy_document().await,
             "premium.due" => ctx.premium_due().await,
             "premium.remind_later" => ctx.premium_remind_later().await,
             _ => {

@@ -13,7 +13,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, TimeZone, Utc};
-use insurebot::config::{DatabaseUrl, InsurerHttpSettings, InsurerSettings};
+use insurebot::config::{
+    DatabaseUrl, DialogueMode, InsurerHttpSettings, InsurerSettings, PolicySourceKind,
+};
 use insurebot::insurer::{
     ActionResult, HttpSource, ImportError, ImportKind, Insurer, PolicySource, SourceError,
 };
@@ -25,7 +27,11 @@ use sea_orm::{
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestDb, backends, spawn_app_with};
+use crate::helpers::{
+    Backend, TestApp, TestDb, backends, envelope, new_wamid, now_secs, recipient_of,
+    spawn_app_with, text_message,
+};
+use insurebot::whatsapp::fake::ReceivedRequest;
 
 const PAY_SECRET: &str = "test-pay-link-secret-0123";
 /// The sandbox contact: registered on a health, a motor and a life policy.
@@ -633,6 +639,134 @@ async fn a_verification_expires_after_the_configured_time() {
     }
 }
 
+#[tokio::test]
+async fn a_verified_contact_gets_its_own_open_claims_and_policy_documents_and_nobody_elses() {
+    for backend in backends() {
+        let f = fixture(&backend).await;
+        let rajesh = f.contact(RAJESH).await;
+        let priya = f.contact(PRIYA).await;
+        let mohammed = f.contact("919900122334").await; // one policy, no claims
+        let anjali = f.contact(STRANGER).await; // no registered number: verifies by date of birth
+        for who in [&rajesh, &priya, &mohammed] {
+            assert_eq!(
+                f.run(who, "identity.check", json!({})).await.outcome,
+                "verified"
+            );
+        }
+
+        // Several open claims: a list, most recently updated first; the settled one is left
+        // out.
+        let open = f.run(&rajesh, "claim.list_open", json!({})).await;
+        assert_eq!(
+            open,
+            ActionResult::new(
+                "many",
+                json!({ "claim_count": 2, "claims": [
+                    { "claim_number": "CLM-240311", "claim_stage": "Under review",
+                      "claim_updated_date": "2026-11-24", "pending_documents": 0 },
+                    { "claim_number": "CLM-240455", "claim_stage": "Documents pending",
+                      "claim_updated_date": "2026-11-22", "pending_documents": 2 }
+                ]})
+            ),
+            "{backend:?}"
+        );
+        // One open claim (the rejected one is closed): shown directly.
+        let open = f.run(&priya, "claim.list_open", json!({})).await;
+        assert_eq!(open.outcome, "one");
+        assert_eq!(open.data["claim_number"], "CLM-239980");
+        assert_eq!(open.data["claim_stage"], "Approved");
+        assert_eq!(open.data["claim_count"], 1);
+        // None.
+        assert_eq!(
+            f.run(&mohammed, "claim.list_open", json!({})).await,
+            ActionResult::new("none", json!({ "claims": [], "claim_count": 0 }))
+        );
+        // Not verified yet: the flow must verify first, whatever the arguments say.
+        let forged =
+            json!({ "contact_id": rajesh.id, "wa_id": RAJESH, "policy_id": "H-2023/100245" });
+        assert_eq!(
+            f.run(&anjali, "claim.list_open", forged.clone()).await,
+            ActionResult::bare("unverified")
+        );
+        assert_eq!(
+            f.run(&anjali, "policy.document", forged).await,
+            ActionResult::bare("not_found")
+        );
+        f.run(
+            &anjali,
+            "identity.verify_dob",
+            json!({ "policy_number": "M-2024/556120", "dob": "1992-12-05" }),
+        )
+        .await;
+        let open = f.run(&anjali, "claim.list_open", json!({})).await;
+        assert_eq!(
+            (open.outcome.as_str(), &open.data["claim_number"]),
+            ("one", &json!("CLM-240501"))
+        );
+
+        // The document of one's own policy; a clear answer when there is none on file.
+        let document = f
+            .run(
+                &rajesh,
+                "policy.document",
+                json!({ "policy_id": "m-2025/778812" }),
+            )
+            .await;
+        assert_eq!(
+            document,
+            ActionResult::new(
+                "found",
+                json!({ "policy_number": "M-2025/778812", "plan": "Private Car Comprehensive",
+                        "document_url": "https://docs.example.in/policies/M-2025-778812.pdf" })
+            )
+        );
+        let none_on_file = f
+            .run(
+                &priya,
+                "policy.document",
+                json!({ "policy_id": "L-2019/004512" }),
+            )
+            .await;
+        assert_eq!(
+            none_on_file,
+            ActionResult::new(
+                "no_document",
+                json!({ "policy_number": "L-2019/004512", "plan": "Jeevan Suraksha Term Plan" })
+            )
+        );
+        // Someone else's policy, whoever asks: as if it did not exist.
+        for (who, other) in [
+            (&priya, "H-2023/100245"),
+            (&rajesh, "L-2019/004512"),
+            (&anjali, "L-2021/009876"),
+        ] {
+            assert_eq!(
+                f.run(who, "policy.document", json!({ "policy_id": other }))
+                    .await,
+                ActionResult::bare("not_found"),
+                "{other}"
+            );
+        }
+
+        // Once the verification expires, neither reveals anything.
+        let later = now() + chrono::Duration::minutes(31);
+        assert_eq!(
+            f.run_at(&rajesh, "claim.list_open", json!({}), later).await,
+            ActionResult::bare("unverified")
+        );
+        assert_eq!(
+            f.run_at(
+                &rajesh,
+                "policy.document",
+                json!({ "policy_id": "H-2023/100245" }),
+                later
+            )
+            .await,
+            ActionResult::bare("not_found")
+        );
+    }
+}
+
 /// Everything a contact might type or a broken flow might pass, aimed at other people's data.
 fn hostile_policy_ids() -> Vec<Value> {
     vec![
@@ -697,6 +831,8 @@ async fn a_contact_never_reads_another_persons_policy_or_claim_whatever_it_types
             "Approved",
             "Rejected",
             "Intimated",
+            "239980",
+            "240501",
         ];
         let leaks = |r: &ActionResult| {
             let text = r.data.to_string();
@@ -711,7 +847,12 @@ async fn a_contact_never_reads_another_persons_policy_or_claim_whatever_it_types
                 // Extra args naming someone else are ignored: the contact comes from the runner.
                 let args = json!({ "policy_id": id, "due_date": "2026-12-01",
                                    "contact_id": priya.id, "wa_id": PRIYA, "mobile": PRIYA });
-                for action in ["policy.details", "premium.due", "premium.remind_later"] {
+                for action in [
+                    "policy.details",
+                    "premium.due",
+                    "premium.remind_later",
+                    "policy.document",
+                ] {
                     let r = f.run(who, action, args.clone()).await;
                     assert!(
                         matches!(r.outcome.as_str(), "not_found" | "error"),
@@ -730,7 +871,7 @@ async fn a_contact_never_reads_another_persons_policy_or_claim_whatever_it_types
                     "claim {number} ({backend:?})"
                 );
             }
-            for action in ["policy.list", "identity.check"] {
+            for action in ["policy.list", "identity.check", "claim.list_open"] {
                 let r = f
                     .run(
                         who,
@@ -821,6 +962,10 @@ async fn every_action_answers_only_with_the_outcomes_and_fields_the_engine_catal
         "premium.due:not_due",
         "premium.remind_later:scheduled",
         "premium.remind_later:error",
+        "claim.list_open:many",
+        "claim.list_open:one",
+        "policy.document:found",
+        "policy.document:not_found",
     ] {
         assert!(seen.contains(expected), "{expected} not reached: {seen:?}");
     }
@@ -874,7 +1019,8 @@ fn policy_json(number: &str) -> Value {
     json!({
         "policy_number": number, "holder_name": "Rajesh Kumar Sharma", "holder_dob": "1978-04-12",
         "mobile": RAJESH, "product": "health", "plan": "Arogya Family Floater", "status": "active",
-        "sum_assured_paise": 100_000_000, "start_date": "2023-12-05", "end_date": "2027-12-04"
+        "sum_assured_paise": 100_000_000, "start_date": "2023-12-05", "end_date": "2027-12-04",
+        "document_url": format!("https://docs.insurer.example/{}.pdf", number.replace('/', "-"))
     })
 }
 
@@ -958,6 +1104,29 @@ async fn spawn_insurer_api() -> ApiServer {
                     { "policy_number": number, "due_date": "2025-12-05", "amount_paise": 2_340_000, "status": "paid", "paid_date": "2025-12-01" }
                 ]}))
                 .into_response()
+            }),
+        )
+        .route(
+            "/v1/policies/{number}/claims",
+            get(|State(api): State<Arc<InsurerApi>>, headers: HeaderMap, UrlPath(number): UrlPath<String>| async move {
+                if let Some(r) = behave(&api, &headers).await {
+                    return r;
+                }
+                let owner = if api.mode.load(Ordering::SeqCst) == MODE_WRONG_POLICY {
+                    "L-2019/004512" // a buggy API answers with another policy's claims
+                } else {
+                    number.as_str()
+                };
+                match number.as_str() {
+                    "H-2023/100245" => axum::Json(json!({ "claims": [
+                        { "claim_number": "CLM-240311", "policy_number": owner, "stage": "under_review",
+                          "pending_documents": 1, "filed_date": "2026-11-10", "updated_date": "2026-11-24" },
+                        { "claim_number": "CLM-240127", "policy_number": owner, "stage": "settled",
+                          "pending_documents": 0, "filed_date": "2026-06-02", "updated_date": "2026-06-20" }
+                    ]}))
+                    .into_response(),
+                    _ => StatusCode::NOT_FOUND.into_response(),
+                }
             }),
         )
         .route(
@@ -1090,6 +1259,35 @@ async fn the_flow_actions_work_over_the_http_source() {
         )
         .await;
     assert_eq!(claim.data["claim_stage"], "Under review");
+    let open = f.run(&rajesh, "claim.list_open", json!({})).await;
+    assert_eq!(
+        open,
+        ActionResult::new(
+            "one",
+            json!({
+                "claim_number": "CLM-240311", "claim_stage": "Under review",
+                "claim_updated_date": "2026-11-24", "pending_documents": 1, "claim_count": 1,
+                "claims": [{ "claim_number": "CLM-240311", "claim_stage": "Under review",
+                             "claim_updated_date": "2026-11-24", "pending_documents": 1 }]
+            })
+        ),
+        "the settled claim is left out"
+    );
+    let document = f
+        .run(
+            &rajesh,
+            "policy.document",
+            json!({ "policy_id": "H-2023/100245" }),
+        )
+        .await;
+    assert_eq!(
+        document,
+        ActionResult::new(
+            "found",
+            json!({ "policy_number": "H-2023/100245", "plan": "Arogya Family Floater",
+                    "document_url": "https://docs.insurer.example/H-2023-100245.pdf" })
+        )
+    );
 
     // A slow insurer: the action answers `error` within seconds instead of hanging.
     api.set(MODE_SLOW);
@@ -1127,6 +1325,12 @@ async fn the_flow_actions_work_over_the_http_source() {
         )
         .await;
     assert_eq!(r, ActionResult::error());
+    for action in ["policy.document", "claim.list_open"] {
+        let r = f
+            .run(&rajesh, action, json!({ "policy_id": "H-2023/100245" }))
+            .await;
+        assert_eq!(r, ActionResult::error(), "{action}");
+    }
 }
 
 #[tokio::test]
@@ -1209,4 +1413,208 @@ async fn consecutive_failures_open_the_circuit_and_a_good_trial_closes_it() {
     assert!(source.policy("H-2023/100245").await.unwrap().is_some());
     assert!(!source.circuit_open());
     assert!(source.claim("CLM-240311").await.unwrap().is_some());
+}
+
+// ---------------------------------------------------------------------------------------
+// Whole conversations: the shipped flows over the webhook, the real insurer layer behind them.
+
+/// One policyholder's side of a chat with the running app; replies are counted across all
+/// chats of the app, and each message here is answered before the next is sent.
+struct Chat<'a> {
+    app: &'a TestApp,
+    phone: &'a str,
+}
+
+impl Chat<'_> {
+    async fn send(&self, message: Value) -> ReceivedRequest {
+        let before = self.app.sent_messages().len();
+        self.app.post_webhook(&envelope(vec![message])).await;
+        let sent = self.app.wait_for_sends(before + 1).await;
+        let reply = sent[before].clone();
+        assert_eq!(recipient_of(&reply), self.phone);
+        reply
+    }
+
+    async fn say(&self, text: &str) -> ReceivedRequest {
+        self.send(text_message(self.phone, &new_wamid(), now_secs(), text))
+            .await
+    }
+
+    /// A tap on a row of a list message (or one the contact's client forged).
+    async fn pick(&self, row_id: &str) -> ReceivedRequest {
+        self.send(json!({
+            "from": self.phone, "id": new_wamid(), "timestamp": now_secs().to_string(),
+            "type": "interactive",
+            "interactive": { "type": "list_reply", "list_reply": { "id": row_id, "title": row_id } }
+        }))
+        .await
+    }
+}
+
+/// The ids of a list message's rows (empty for any other message).
+fn rows(reply: &ReceivedRequest) -> Vec<String> {
+    reply.body["interactive"]["action"]["sections"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["rows"].as_array().cloned().unwrap_or_default())
+        .map(|r| r["id"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The text a person reads: a text message's body or an interactive message's body.
+fn shown(reply: &ReceivedRequest) -> String {
+    let body = &reply.body;
+    body["text"]["body"]
+        .as_str()
+        .or_else(|| body["interactive"]["body"]["text"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn in_a_conversation_open_claims_and_documents_reach_their_owner_only_and_strangers_verify_first()
+ {
+    for backend in backends() {
+        let app = spawn_app_with(&backend, |s| s.dialogue.handler = DialogueMode::Flows).await;
+        assert!(
+            insurebot::insurer::load_sample_if_empty(&app.db)
+                .await
+                .unwrap()
+        );
+        let rajesh = Chat {
+            app: &app,
+            phone: RAJESH,
+        };
+        let priya = Chat {
+            app: &app,
+            phone: PRIYA,
+        };
+        let stranger = Chat {
+            app: &app,
+            phone: STRANGER,
+        };
+
+        // Two open claims (the settled one is left out): a list, then the chosen claim.
+        let list = rajesh.say("my claims").await;
+        assert_eq!(rows(&list), ["CLM-240311", "CLM-240455"], "{backend:?}");
+        assert_eq!(
+            shown(&list),
+            "You have 2 open claims. Which one would you like to see?"
+        );
+        let status = rajesh.pick("CLM-240455").await;
+        assert!(
+            shown(&status).starts_with("Claim CLM-240455: Documents pending"),
+            "{}",
+            status.body
+        );
+        // The document, after choosing among three policies.
+        let list = rajesh.say("policy document").await;
+        assert_eq!(
+            rows(&list),
+            ["H-2023/100245", "L-2021/009876", "M-2025/778812"]
+        );
+        let document = rajesh.pick("H-2023/100245").await;
+        assert_eq!(
+            shown(&document),
+            "Here is the document of policy ••••0245 (Arogya Family Floater):\n\
+             https://docs.example.in/policies/H-2023-100245.pdf"
+        );
+
+        // Not verified: asked to verify first, for claims and documents alike.
+        let ask = "To keep your data safe, please type your policy number.";
+        assert_eq!(shown(&stranger.say("my claims").await), ask);
+        assert_eq!(shown(&stranger.say("document").await), ask);
+        // Someone else's policy number with a wrong date of birth gets nothing.
+        stranger.say("H-2023/100245").await;
+        let wrong = stranger.say("01/01/1980").await;
+        assert_eq!(
+            shown(&wrong),
+            "Sorry, those details do not match our records."
+        );
+
+        // Priya has one open claim (her rejected claim is closed): shown at once.
+        let status = priya.say("my claims").await;
+        assert!(
+            shown(&status).starts_with("Claim CLM-239980: Approved"),
+            "{}",
+            status.body
+        );
+        // Her policies have no document on file; a forged row naming Rajesh's policy gets
+        // nothing of his.
+        let list = priya.say("document").await;
+        assert_eq!(rows(&list), ["H-2024/220981", "L-2019/004512"]);
+        let forged = priya.pick("H-2023/100245").await;
+        let none_on_file = priya.pick("L-2019/004512").await;
+        assert!(
+            shown(&none_on_file).starts_with("We do not have a digital copy of policy ••••4512"),
+            "{}",
+            none_on_file.body
+        );
+
+        for reply in app
+            .sent_messages()
+            .iter()
+            .filter(|r| recipient_of(r) != RAJESH)
+            .chain([&forged])
+        {
+            let text = reply.body.to_string();
+            for secret in [
+                "docs.example.in",
+                "CLM-240311",
+                "CLM-240455",
+                "Arogya Family",
+            ] {
+                assert!(!text.contains(secret), "{secret} leaked: {text}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn in_a_conversation_open_claims_and_documents_come_from_the_insurer_api() {
+    let api = spawn_insurer_api().await;
+    let app = spawn_app_with(&Backend::Sqlite, |s| {
+        s.dialogue.handler = DialogueMode::Flows;
+        s.insurer.source = PolicySourceKind::Http;
+        s.insurer.http = http_settings(&api.base_url);
+    })
+    .await;
+    let rajesh = Chat {
+        app: &app,
+        phone: RAJESH,
+    };
+    let status = rajesh.say("my claims").await;
+    assert_eq!(
+        shown(&status),
+        "Claim CLM-240311: Under review (updated 24/11/2026).\nOne document is pending."
+    );
+    let document = rajesh.say("policy document").await;
+    assert_eq!(
+        shown(&document),
+        "Here is the document of policy ••••0245 (Arogya Family Floater):\n\
+         https://docs.insurer.example/H-2023-100245.pdf"
+    );
+    let stranger = Chat {
+        app: &app,
+        phone: STRANGER,
+    };
+    assert_eq!(
+        shown(&stranger.say("my claims").await),
+        "To keep your data safe, please type your policy number."
+    );
+    // The insurer's system goes down: a polite apology within seconds, not a hang.
+    api.set(MODE_SLOW);
+    let started = Instant::now();
+    let sorry = rajesh.say("my claims").await;
+    assert!(
+        shown(&sorry).starts_with("Sorry, our system is not responding"),
+        "{}",
+        sorry.body
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }
