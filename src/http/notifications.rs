@@ -8,6 +8,12 @@
 //! essential (may reach a contact who opted out) is the template's registry flag, never the
 //! caller's word.
 //!
+//! A notification for a policy goes to the mobile registered on it, read through the configured
+//! policy source (the embedded tables or the insurer's own API, the same
+//! [`PolicySource`](crate::insurer::PolicySource) the flow actions use), before any transaction
+//! starts: a slow insurer API never holds a database transaction or SQLite's write gate. When
+//! that API fails the answer is 503 and nothing is stored under the key, so the caller retries.
+//!
 //! The request must carry an `Idempotency-Key` (1–128 printable ASCII characters). The key,
 //! a hash of the body and the answer are stored in `notification_requests` in the same
 //! transaction as the outbox row: a repeat with the same key and body gets the first answer
@@ -31,11 +37,12 @@ use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::api::{ApiError, FieldProblem, OutboxView, authorize};
+use crate::insurer::SourceError;
 use crate::messaging::composer::{
     self, ComposeError, Composer, Intent, Purpose, Queued, TemplateChoice,
 };
 use crate::messaging::{outbox, templates};
-use crate::store::entities::{contact, conversation, notification_request, policy};
+use crate::store::entities::{contact, conversation, notification_request};
 use crate::store::{begin_write, now_ms};
 use crate::whatsapp::outbound::OutboundBody;
 
@@ -286,6 +293,37 @@ fn not_found(what: String) -> Response {
     (StatusCode::NOT_FOUND, Json(json!({ "error": what }))).into_response()
 }
 
+/// Why the recipient of a notification is not known.
+enum NoRecipient {
+    /// 404: no policy with this number in the source.
+    UnknownPolicy(String),
+    /// 422: the policy has no (valid) registered mobile number.
+    NoMobile,
+    /// 503: the policy source did not answer (database, or the insurer's API).
+    SourceDown(SourceError),
+}
+
+/// The phone number a notification goes to: the one given, or the mobile registered on the
+/// policy in the configured source.
+async fn recipient(state: &AppState, target: &Target) -> Result<String, NoRecipient> {
+    let number = match target {
+        Target::Phone(phone) => return Ok(phone.clone()),
+        Target::Policy(number) => number,
+    };
+    let policy = state
+        .insurer
+        .source()
+        .policy(number)
+        .await
+        .map_err(NoRecipient::SourceDown)?
+        .ok_or_else(|| NoRecipient::UnknownPolicy(number.clone()))?;
+    policy
+        .mobile
+        .as_deref()
+        .and_then(|m| crate::consent::parse_phone(m).ok())
+        .ok_or(NoRecipient::NoMobile)
+}
+
 async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -320,6 +358,26 @@ async fn create(
     if let Some(row) = find_key(&state.db, &key).await? {
         return replay(&row, &hash);
     }
+    let phone = match recipient(&state, &v.target).await {
+        Ok(phone) => phone,
+        Err(NoRecipient::UnknownPolicy(number)) => {
+            return Ok(not_found(format!("policy {number} not found")));
+        }
+        Err(NoRecipient::NoMobile) => {
+            return Err(ApiError::Invalid(vec![FieldProblem::new(
+                "policy_number",
+                "the policy has no registered mobile number",
+            )]));
+        }
+        Err(NoRecipient::SourceDown(e)) => {
+            // SourceError messages carry no personal data.
+            tracing::warn!(error = %e, "notification: the policy source did not answer");
+            let answer = json!({
+                "error": "the policy data source is not answering; retry with the same Idempotency-Key"
+            });
+            return Ok((StatusCode::SERVICE_UNAVAILABLE, Json(answer)).into_response());
+        }
+    };
     let now = now_ms();
     let txn = begin_write(&state.db).await?;
     // Claim the key first: a concurrent request with the same key waits here (PostgreSQL) or
@@ -352,31 +410,7 @@ async fn create(
         .await?
         .ok_or_else(|| DbErr::Custom("idempotency row vanished".into()))?;
 
-    let contact_id = match &v.target {
-        Target::Phone(phone) => contact_for_phone(&txn, phone, now).await?,
-        Target::Policy(number) => {
-            let found = policy::Entity::find()
-                .filter(policy::Column::PolicyNumber.eq(number.as_str()))
-                .one(&txn)
-                .await?;
-            let Some(found) = found else {
-                txn.rollback().await?;
-                return Ok(not_found(format!("policy {number} not found")));
-            };
-            let Some(mobile) = found
-                .mobile
-                .as_deref()
-                .and_then(|m| crate::consent::parse_phone(m).ok())
-            else {
-                txn.rollback().await?;
-                return Err(ApiError::Invalid(vec![FieldProblem::new(
-                    "policy_number",
-                    "the policy has no registered mobile number",
-                )]));
-            };
-            contact_for_phone(&txn, &mobile, now).await?
-        }
-    };
+    let contact_id = contact_for_phone(&txn, &phone, now).await?;
     let language = conversation::Entity::find()
         .filter(conversation::Column::ContactId.eq(contact_id))
         .one(&txn)

@@ -128,6 +128,12 @@ impl Insurer {
         Ok(Self::new(source, settings.clone()))
     }
 
+    /// The policy source itself, for callers that are not flow actions and do their own
+    /// authorisation (the notifications API authenticates the insurer's system, not a contact).
+    pub fn source(&self) -> &dyn PolicySource {
+        self.source.as_ref()
+    }
+
     /// The payment links this layer signs (a payment page checks tokens with the same key).
     pub fn pay_links(&self) -> &PayLinks {
         &self.pay_links

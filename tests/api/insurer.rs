@@ -35,7 +35,7 @@ use insurebot::whatsapp::fake::ReceivedRequest;
 
 const PAY_SECRET: &str = "test-pay-link-secret-0123";
 /// The sandbox contact: registered on a health, a motor and a life policy.
-const RAJESH: &str = "919812345678";
+pub(crate) const RAJESH: &str = "919812345678";
 /// Registered on two policies of her own.
 const PRIYA: &str = "919876501234";
 /// Registered nowhere.
@@ -993,9 +993,9 @@ async fn the_sandbox_starts_with_the_sample_policies_loaded() {
 // ---------------------------------------------------------------------------------------
 // The HTTP source against a real HTTP server.
 
-const MODE_OK: u8 = 0;
-const MODE_SLOW: u8 = 1;
-const MODE_500: u8 = 2;
+pub(crate) const MODE_OK: u8 = 0;
+pub(crate) const MODE_SLOW: u8 = 1;
+pub(crate) const MODE_500: u8 = 2;
 const MODE_GARBAGE: u8 = 3;
 const MODE_WRONG_POLICY: u8 = 4;
 const TOKEN: &str = "insurer-api-token";
@@ -1009,9 +1009,9 @@ struct InsurerApi {
     failures_left: AtomicUsize,
 }
 
-struct ApiServer {
+pub(crate) struct ApiServer {
     state: Arc<InsurerApi>,
-    base_url: String,
+    pub(crate) base_url: String,
     _task: tokio::task::JoinHandle<()>,
 }
 
@@ -1058,7 +1058,8 @@ async fn behave(api: &InsurerApi, headers: &HeaderMap) -> Option<Response> {
     }
 }
 
-async fn spawn_insurer_api() -> ApiServer {
+/// The stand-in insurer API on a free port (also used by the notifications tests).
+pub(crate) async fn spawn_insurer_api() -> ApiServer {
     let state = Arc::new(InsurerApi::default());
     let app = axum::Router::new()
         .route(
@@ -1158,7 +1159,7 @@ async fn spawn_insurer_api() -> ApiServer {
     }
 }
 
-fn http_settings(base_url: &str) -> InsurerHttpSettings {
+pub(crate) fn http_settings(base_url: &str) -> InsurerHttpSettings {
     InsurerHttpSettings {
         base_url: base_url.to_owned(),
         token: Some(SecretString::from(TOKEN)),
@@ -1171,10 +1172,10 @@ fn http_settings(base_url: &str) -> InsurerHttpSettings {
 }
 
 impl ApiServer {
-    fn set(&self, mode: u8) {
+    pub(crate) fn set(&self, mode: u8) {
         self.state.mode.store(mode, Ordering::SeqCst);
     }
-    fn hits(&self) -> usize {
+    pub(crate) fn hits(&self) -> usize {
         self.state.hits.load(Ordering::SeqCst)
     }
 }

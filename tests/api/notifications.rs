@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::consent::{API_TOKEN, configure, new_contact};
 use crate::helpers::*;
+use crate::insurer::{MODE_OK, MODE_SLOW, RAJESH, http_settings, spawn_insurer_api};
 
 const HOUR_MS: i64 = 3_600_000;
 
@@ -309,4 +310,71 @@ async fn a_repeated_idempotency_key_returns_the_first_answer_and_sends_once() {
         app.wait_for_sends(2).await;
         app.assert_no_more_sends(2).await;
     }
+}
+
+#[tokio::test]
+async fn with_the_http_source_a_policy_notification_goes_to_the_number_the_insurer_api_has() {
+    let api = spawn_insurer_api().await;
+    let app = spawn_app_with(&Backend::Sqlite, |s| {
+        configure(s);
+        s.insurer.source = insurebot::config::PolicySourceKind::Http;
+        s.insurer.http = http_settings(&api.base_url);
+    })
+    .await;
+    assert_eq!(
+        policy::Entity::find().count(&app.db).await.unwrap(),
+        0,
+        "nothing in the embedded tables: the policy is only known to the insurer's API"
+    );
+    let body = json!({ "kind": "claim_update", "policy_number": "h-2023/100245",
+                       "data": { "claim_number": "CLM-240311", "claim_stage": "approved" } });
+    let (s, v) = post_ok(&app, "api-1", &body).await;
+    assert_eq!(s, 202, "{v}");
+    let sent = app.wait_for_sends(1).await;
+    assert_eq!(recipient_of(&sent[0]), RAJESH);
+    assert_eq!(sent[0].body["template"]["name"], "claim_status_update");
+
+    // A policy the insurer does not know: 404, nothing stored under the key.
+    let (s, v) = post_ok(
+        &app,
+        "api-2",
+        &json!({ "kind": "claim_update", "policy_number": "Q-0000/000001",
+                 "data": { "claim_number": "CLM-000001", "claim_stage": "approved" } }),
+    )
+    .await;
+    assert_eq!(s, 404, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("Q-0000/000001"),
+        "{v}"
+    );
+
+    // The insurer's API times out: 503 within seconds, nothing queued or remembered, and the
+    // same key goes through once it answers again.
+    api.set(MODE_SLOW);
+    let started = std::time::Instant::now();
+    let again = json!({ "kind": "policy_issued", "policy_number": "H-2023/100245",
+                        "data": { "plan": "Arogya Family Floater", "policy_status": "active" } });
+    let (s, v) = post_ok(&app, "api-3", &again).await;
+    assert_eq!(s, 503, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("retry"), "{v}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(outbox::Entity::find().count(&app.db).await.unwrap(), 1);
+    assert_eq!(
+        notification_request::Entity::find()
+            .count(&app.db)
+            .await
+            .unwrap(),
+        1
+    );
+    api.set(MODE_OK);
+    let hits = api.hits();
+    let (s, v) = post_ok(&app, "api-3", &again).await;
+    assert_eq!(s, 202, "{v}");
+    assert!(
+        api.hits() > hits,
+        "the policy was looked up in the insurer's API"
+    );
+    let sent = app.wait_for_sends(2).await;
+    assert_eq!(recipient_of(&sent[1]), RAJESH);
+    app.assert_no_more_sends(2).await;
 }
