@@ -2,7 +2,9 @@
 //! every backend: the token, validation, unknown policies, free-form inside the window and
 //! the template outside it, and the Idempotency-Key (repeats, races, another body).
 
-use insurebot::store::entities::{notification_request, outbox, policy, policyholder};
+use insurebot::store::entities::{
+    conversation, notification_request, outbox, policy, policyholder,
+};
 use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::{Value, json};
@@ -377,4 +379,68 @@ async fn with_the_http_source_a_policy_notification_goes_to_the_number_the_insur
     let sent = app.wait_for_sends(2).await;
     assert_eq!(recipient_of(&sent[1]), RAJESH);
     app.assert_no_more_sends(2).await;
+}
+
+#[tokio::test]
+async fn policy_issued_has_its_own_template_outside_the_window_and_speaks_the_contacts_language_inside()
+ {
+    for backend in backends() {
+        let app = spawn_app_with(&backend, |s| {
+            configure(s);
+            s.dialogue.handler = insurebot::config::DialogueMode::Flows;
+        })
+        .await;
+        // Outside the window: the policy_issued template, with the policy document button.
+        register_policy(&app, "LIC00000631", "919800000631").await;
+        let issued = json!({ "kind": "policy_issued", "policy_number": "LIC00000631",
+                             "data": { "plan": "Jeevan Umang", "policy_status": "active" } });
+        let (s, v) = post_ok(&app, "issued-1", &issued).await;
+        assert_eq!(s, 202, "{v}");
+        let sent = app.wait_for_sends(1).await;
+        let t = &sent[0].body;
+        assert_eq!(t["type"], "template", "{t:#}");
+        assert_eq!(t["template"]["name"], "policy_issued", "{backend:?}");
+        let components = t["template"]["components"].to_string();
+        for param in ["LIC00000631", "Jeevan Umang", "active"] {
+            assert!(components.contains(param), "{components}");
+        }
+        assert!(
+            components.contains("\"document\""),
+            "the document quick reply: {components}"
+        );
+
+        // Inside the window, for a contact who chats in Hindi: the Hindi text.
+        let contact_id = new_contact(&app, "919800000632", Some(now_ms() - HOUR_MS)).await;
+        conversation::Entity::insert(conversation::ActiveModel {
+            contact_id: Set(contact_id),
+            state: Set(
+                serde_json::to_string(&insurebot::engine::runtime::Conversation::new("hi"))
+                    .unwrap(),
+            ),
+            flow: Set(None),
+            flow_state: Set(None),
+            flow_version: Set(None),
+            mode: Set("bot".into()),
+            language: Set("hi".into()),
+            updated_at: Set(now_ms()),
+        })
+        .exec(&app.db)
+        .await
+        .unwrap();
+        let (s, v) = post_ok(
+            &app,
+            "issued-2",
+            &json!({ "kind": "policy_issued", "phone": "919800000632",
+                     "data": { "policy_number": "LIC00000632", "plan": "जीवन उमंग", "policy_status": "चालू" } }),
+        )
+        .await;
+        assert_eq!(s, 202, "{v}");
+        let sent = app.wait_for_sends(2).await;
+        assert_eq!(recipient_of(&sent[1]), "919800000632");
+        assert_eq!(
+            text_of(&sent[1]),
+            "आपकी पॉलिसी ••••0632 (जीवन उमंग) जारी हो गई है और अभी चालू है।"
+        );
+        app.assert_no_more_sends(2).await;
+    }
 }
