@@ -426,7 +426,7 @@ struct PremiumRow {
 }
 
 /// A row that refers to a policy (claims and premiums must refer to an imported one).
-trait ChildRow: Serialize {
+trait ChildRow {
     fn line(&self) -> u64;
     fn policy_number(&self) -> &str;
 }
