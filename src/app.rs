@@ -103,15 +103,17 @@ impl Application {
                 .await
                 .context("cannot load the sample policies")?;
         }
-        let insurer = Insurer::from_settings(&settings.insurer, db.clone())
-            .context("cannot set up the insurer data source")?;
+        let insurer = Arc::new(
+            Insurer::from_settings(&settings.insurer, db.clone())
+                .context("cannot set up the insurer data source")?,
+        );
         let pay_links = insurer.pay_links().clone();
         let composer = Composer::from_settings(&settings);
         let runner = match &flows {
             None => None,
             Some(store) => Some(Arc::new(FlowRunner {
                 flows: store.clone(),
-                actions: Arc::new(insurer),
+                actions: insurer.clone(),
                 composer: composer.clone(),
                 default_language: settings.dialogue.default_language.clone(),
                 office_hours: Some(office_hours(&settings)?),
@@ -219,6 +221,7 @@ impl Application {
         );
         let state = AppState {
             console: Arc::new(console),
+            insurer,
             db,
             secrets: Arc::new(WebhookSecrets {
                 app_secret: settings.app_secret(),

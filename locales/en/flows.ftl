@@ -14,6 +14,10 @@ menu-premium = Pay premium
 menu-premium-desc = Amount due, due date and payment link
 menu-claim = Claim status
 menu-claim-desc = Where your claim is and what is pending
+menu-my-claims = My open claims
+menu-my-claims-desc = Claims still in progress, and what is pending
+menu-document = Policy document
+menu-document-desc = A link to download your policy document
 menu-agent = Talk to an agent
 menu-agent-desc = Chat with a person from our team
 menu-language = Change language
@@ -31,7 +35,7 @@ language-ta = தமிழ்
 language-set = Done. I will write to you in English.
 
 ## Help
-help-text = I can show your policy details, premium due and claim status. Type "menu" at any time to see the options, "agent" to talk to a person, or "stop" to stop messages.
+help-text = I can show your policy details and document, premium due, your open claims and the status of a claim. Type "menu" at any time to see the options, "agent" to talk to a person, or "stop" to stop messages.
 
 ## Hand-off
 handoff-connecting = I'm connecting you to our team. An agent will reply here shortly.
@@ -68,6 +72,13 @@ policy-details = Policy { $policy_number }: { $plan }
     Next premium due: { $next_due_date }
 policy-none = I could not find a policy linked to your details.
 btn-premium = Premium due
+btn-document = Policy document
+
+## Policy document
+document-choose-policy = Which policy's document would you like?
+policy-document = Here is the document of policy { $policy_number } ({ $plan }):
+    { $document_url }
+policy-no-document = We do not have a digital copy of policy { $policy_number } ({ $plan }) on file yet. Our team can send it to you.
 
 ## Claim
 claim-ask-number = Please type your claim number, for example CLM-123456.
@@ -79,6 +90,15 @@ claim-status = Claim { $claim_number }: { $claim_stage } (updated { $claim_updat
        *[other] { $pending_documents } documents are pending.
     }
 claim-not-found = I could not find claim { $claim_number }.
+btn-my-claims = My open claims
+btn-claim-number = Enter claim number
+
+## Open claims
+claims-choose = You have { $claim_count } open claims. Which one would you like to see?
+claims-list-button = Choose claim
+claims-row-title = { $claim_number }
+claims-row-desc = { $claim_stage } · updated { $claim_updated_date }
+claims-none-open = You have no open claims on your policies. If you have a claim number, I can look it up.
 
 ## Premium
 premium-choose-policy = Which policy would you like to pay for?

@@ -58,6 +58,29 @@ pub const ACTIONS: &[ActionSpec] = &[
         result_fields: &["claim_stage", "claim_updated_date", "pending_documents"],
     },
     ActionSpec {
+        name: "claim.list_open",
+        args: &[],
+        // `unverified`: the contact is verified for no policy (e.g. it expired mid-flow), so
+        // "no open claims" would be a guess; flows send it back to verification.
+        outcomes: &["none", "one", "many", "unverified", "error"],
+        // `claims` rows carry claim_number, claim_stage, claim_updated_date and
+        // pending_documents; with `one` the same four fields are also set directly.
+        result_fields: &[
+            "claims",
+            "claim_count",
+            "claim_number",
+            "claim_stage",
+            "claim_updated_date",
+            "pending_documents",
+        ],
+    },
+    ActionSpec {
+        name: "policy.document",
+        args: &["policy_id"],
+        outcomes: &["found", "no_document", "not_found", "error"],
+        result_fields: &["policy_number", "plan", "document_url"],
+    },
+    ActionSpec {
         name: "premium.due",
         args: &["policy_id"],
         outcomes: &["due", "not_due", "error"],

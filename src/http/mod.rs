@@ -22,6 +22,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
 use crate::console::{self, Console};
+use crate::insurer::Insurer;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::whatsapp::fake::FakeCloudApi;
@@ -40,6 +41,9 @@ pub struct AppState {
     pub sandbox: Option<FakeCloudApi>,
     /// The agent console's templates, office hours and live flows.
     pub console: Arc<Console>,
+    /// The configured policy source (embedded tables or the insurer's API), shared with the
+    /// flow actions so both see the same data and the HTTP source's one circuit breaker.
+    pub insurer: Arc<Insurer>,
 }
 
 /// The two secrets the webhook checks requests against.

@@ -8,11 +8,19 @@
 //! essential (may reach a contact who opted out) is the template's registry flag, never the
 //! caller's word.
 //!
+//! A notification for a policy goes to the mobile registered on it, read through the configured
+//! policy source (the embedded tables or the insurer's own API, the same
+//! [`PolicySource`](crate::insurer::PolicySource) the flow actions use), before any transaction
+//! starts: a slow insurer API never holds a database transaction or SQLite's write gate. When
+//! that API fails the answer is 503 and nothing is stored under the key, so the caller retries.
+//!
 //! The request must carry an `Idempotency-Key` (1–128 printable ASCII characters). The key,
 //! a hash of the body and the answer are stored in `notification_requests` in the same
 //! transaction as the outbox row: a repeat with the same key and body gets the first answer
 //! (same status, same body) and queues nothing; the same key with another body is refused
 //! with 422. The key is unique, so concurrent repeats queue once.
+
+use std::collections::BTreeMap;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -31,11 +39,13 @@ use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::api::{ApiError, FieldProblem, OutboxView, authorize};
+use crate::engine::i18n::{I18n, args_from, display_string};
+use crate::insurer::SourceError;
 use crate::messaging::composer::{
     self, ComposeError, Composer, Intent, Purpose, Queued, TemplateChoice,
 };
 use crate::messaging::{outbox, templates};
-use crate::store::entities::{contact, conversation, notification_request, policy};
+use crate::store::entities::{contact, conversation, notification_request};
 use crate::store::{begin_write, now_ms};
 use crate::whatsapp::outbound::OutboundBody;
 
@@ -57,7 +67,11 @@ pub struct Kind {
     pub name: &'static str,
     pub template: &'static str,
     pub fields: &'static [&'static str],
-    /// The text with `{field}` placeholders.
+    /// The free-form text's message id in `locales/<lang>/notifications.ftl` (the fields are
+    /// its arguments), rendered in the contact's language.
+    pub message: &'static str,
+    /// The English text with `{field}` placeholders, used when no locale is loaded (the echo
+    /// handler loads none).
     pub text: &'static str,
 }
 
@@ -67,18 +81,23 @@ pub const KINDS: &[Kind] = &[
         name: "claim_update",
         template: "claim_status_update",
         fields: &["claim_number", "claim_stage"],
+        message: "notify-claim-update",
         text: "Your claim {claim_number} is now: {claim_stage}.",
     },
     Kind {
         name: "premium_due",
         template: "premium_due_reminder",
         fields: &["policy_number", "premium_amount", "due_date"],
+        message: "notify-premium-due",
         text: "The premium of {premium_amount} for policy {policy_number} is due on {due_date}.",
     },
     Kind {
         name: "policy_issued",
-        template: "policy_summary",
+        // Its own template: `policy_summary` answers a lookup (Menu button only), this one
+        // announces a new policy and offers its document.
+        template: "policy_issued",
         fields: &["policy_number", "plan", "policy_status"],
+        message: "notify-policy-issued",
         text: "Your policy {policy_number} ({plan}) has been issued and is {policy_status}.",
     },
 ];
@@ -214,12 +233,35 @@ fn validate(req: &NotificationRequest) -> Result<Validated, Vec<FieldProblem>> {
     }
 }
 
+/// The built-in English text (policy numbers masked, as in every chat message).
 fn render_text(kind: &Kind, params: &[String]) -> String {
     let mut text = kind.text.to_owned();
     for (field, value) in kind.fields.iter().zip(params) {
-        text = text.replace(&format!("{{{field}}}"), value);
+        text = text.replace(&format!("{{{field}}}"), &display_string(field, value));
     }
     text
+}
+
+/// The free-form text in `language` from the live locales, else in English, else the kind's
+/// built-in text.
+fn free_form_text(i18n: Option<&I18n>, kind: &Kind, params: &[String], language: &str) -> String {
+    let Some(i18n) = i18n else {
+        return render_text(kind, params);
+    };
+    let slots: BTreeMap<String, Value> = kind
+        .fields
+        .iter()
+        .zip(params)
+        .map(|(field, value)| ((*field).to_owned(), json!(value)))
+        .collect();
+    let args = args_from(&slots);
+    [language, "en"]
+        .into_iter()
+        .find(|lang| i18n.has(lang, kind.message))
+        .map_or_else(
+            || render_text(kind, params),
+            |lang| i18n.render_lossy(lang, kind.message, Some(&args)),
+        )
 }
 
 /// The stored answer for `key`, if any: a repeat gets it back; another body gets 422.
@@ -286,6 +328,37 @@ fn not_found(what: String) -> Response {
     (StatusCode::NOT_FOUND, Json(json!({ "error": what }))).into_response()
 }
 
+/// Why the recipient of a notification is not known.
+enum NoRecipient {
+    /// 404: no policy with this number in the source.
+    UnknownPolicy(String),
+    /// 422: the policy has no (valid) registered mobile number.
+    NoMobile,
+    /// 503: the policy source did not answer (database, or the insurer's API).
+    SourceDown(SourceError),
+}
+
+/// The phone number a notification goes to: the one given, or the mobile registered on the
+/// policy in the configured source.
+async fn recipient(state: &AppState, target: &Target) -> Result<String, NoRecipient> {
+    let number = match target {
+        Target::Phone(phone) => return Ok(phone.clone()),
+        Target::Policy(number) => number,
+    };
+    let policy = state
+        .insurer
+        .source()
+        .policy(number)
+        .await
+        .map_err(NoRecipient::SourceDown)?
+        .ok_or_else(|| NoRecipient::UnknownPolicy(number.clone()))?;
+    policy
+        .mobile
+        .as_deref()
+        .and_then(|m| crate::consent::parse_phone(m).ok())
+        .ok_or(NoRecipient::NoMobile)
+}
+
 async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -320,6 +393,26 @@ async fn create(
     if let Some(row) = find_key(&state.db, &key).await? {
         return replay(&row, &hash);
     }
+    let phone = match recipient(&state, &v.target).await {
+        Ok(phone) => phone,
+        Err(NoRecipient::UnknownPolicy(number)) => {
+            return Ok(not_found(format!("policy {number} not found")));
+        }
+        Err(NoRecipient::NoMobile) => {
+            return Err(ApiError::Invalid(vec![FieldProblem::new(
+                "policy_number",
+                "the policy has no registered mobile number",
+            )]));
+        }
+        Err(NoRecipient::SourceDown(e)) => {
+            // SourceError messages carry no personal data.
+            tracing::warn!(error = %e, "notification: the policy source did not answer");
+            let answer = json!({
+                "error": "the policy data source is not answering; retry with the same Idempotency-Key"
+            });
+            return Ok((StatusCode::SERVICE_UNAVAILABLE, Json(answer)).into_response());
+        }
+    };
     let now = now_ms();
     let txn = begin_write(&state.db).await?;
     // Claim the key first: a concurrent request with the same key waits here (PostgreSQL) or
@@ -352,31 +445,7 @@ async fn create(
         .await?
         .ok_or_else(|| DbErr::Custom("idempotency row vanished".into()))?;
 
-    let contact_id = match &v.target {
-        Target::Phone(phone) => contact_for_phone(&txn, phone, now).await?,
-        Target::Policy(number) => {
-            let found = policy::Entity::find()
-                .filter(policy::Column::PolicyNumber.eq(number.as_str()))
-                .one(&txn)
-                .await?;
-            let Some(found) = found else {
-                txn.rollback().await?;
-                return Ok(not_found(format!("policy {number} not found")));
-            };
-            let Some(mobile) = found
-                .mobile
-                .as_deref()
-                .and_then(|m| crate::consent::parse_phone(m).ok())
-            else {
-                txn.rollback().await?;
-                return Err(ApiError::Invalid(vec![FieldProblem::new(
-                    "policy_number",
-                    "the policy has no registered mobile number",
-                )]));
-            };
-            contact_for_phone(&txn, &mobile, now).await?
-        }
-    };
+    let contact_id = contact_for_phone(&txn, &phone, now).await?;
     let language = conversation::Entity::find()
         .filter(conversation::Column::ContactId.eq(contact_id))
         .one(&txn)
@@ -390,6 +459,8 @@ async fn create(
         .await?
         .is_some_and(|t| t.essential);
     let composer = Composer::from_settings(&state.settings);
+    // The flows' live locales (reloaded with the flows); none with the echo handler.
+    let flows = state.console.flows.as_ref().map(|store| store.current());
     let intent = Intent {
         contact_id,
         in_reply_to: None,
@@ -398,7 +469,12 @@ async fn create(
             essential,
         },
         free_form: Some(OutboundBody::Text {
-            body: render_text(v.kind, &v.params),
+            body: free_form_text(
+                flows.as_ref().map(|set| set.i18n()),
+                v.kind,
+                &v.params,
+                &language,
+            ),
             preview_url: false,
         }),
         template: Some(TemplateChoice {
@@ -490,6 +566,48 @@ mod tests {
         }
         let text = render_text(&KINDS[0], &["CLM-1".into(), "approved".into()]);
         assert_eq!(text, "Your claim CLM-1 is now: approved.");
+    }
+
+    #[test]
+    fn every_kind_has_its_text_in_every_shipped_language_and_its_own_template() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let (i18n, problems) = I18n::load(&root.join("locales"));
+        assert!(problems.is_empty(), "{problems:?}");
+        let registry =
+            crate::messaging::templates::load_file(&root.join("flows/templates/templates.yaml"))
+                .unwrap();
+        let params: Vec<String> = vec!["H-2023/100245".into(), "Arogya Plus".into(), "x".into()];
+        for kind in KINDS {
+            let def = registry
+                .iter()
+                .find(|d| d.name == kind.template)
+                .unwrap_or_else(|| {
+                    panic!("{}: template {} in the registry", kind.name, kind.template)
+                });
+            assert_eq!(def.params, kind.fields, "{}", kind.name);
+            for lang in ["en", "hi", "ta"] {
+                assert!(i18n.has(lang, kind.message), "{lang}: {}", kind.message);
+                assert!(def.languages.iter().any(|l| l == lang), "{}", kind.template);
+                let text = free_form_text(Some(&i18n), kind, &params, lang);
+                assert!(!text.contains('{'), "{lang}: {text}");
+            }
+        }
+        let templates: std::collections::HashSet<&str> = KINDS.iter().map(|k| k.template).collect();
+        assert_eq!(
+            templates.len(),
+            KINDS.len(),
+            "each kind has a template of its own"
+        );
+        let issued = KINDS.iter().find(|k| k.name == "policy_issued").unwrap();
+        assert_eq!(
+            free_form_text(Some(&i18n), issued, &params, "hi"),
+            "आपकी पॉलिसी ••••0245 (Arogya Plus) जारी हो गई है और अभी x है।"
+        );
+        assert_eq!(
+            free_form_text(None, issued, &params, "hi"),
+            "Your policy ••••0245 (Arogya Plus) has been issued and is x.",
+            "without locales: the built-in English text"
+        );
     }
 
     #[test]

@@ -35,6 +35,11 @@ fn verified(customer_name: &str) -> ActionResult {
     )
 }
 
+/// A link a policyholder may be sent: an absolute https URL with a host.
+fn is_https_link(url: &str) -> bool {
+    reqwest::Url::parse(url).is_ok_and(|u| u.scheme() == "https" && u.host().is_some())
+}
+
 fn unverified(outcome: &str) -> ActionResult {
     ActionResult::new(outcome, json!({ "verified": false }))
 }
@@ -295,6 +300,76 @@ impl<C: ConnectionTrait> Ctx<'_, C> {
                 "pending_documents": claim.pending_documents,
             }),
         ))
+    }
+
+    /// `claim.list_open`: the claims still being worked on, on every policy the contact is
+    /// verified for, most recently updated first (a list message holds the first ten).
+    pub async fn claim_list_open(&self) -> Result<ActionResult> {
+        let verified =
+            identity::verified_policies(self.db, self.contact.id, self.now_ms(), self.ttl_ms())
+                .await?;
+        if verified.is_empty() {
+            return Ok(ActionResult::bare("unverified"));
+        }
+        let mut open = Vec::new();
+        for number in &verified {
+            let claims = self.insurer.source.claims(number).await?;
+            // Sources answer about the policy asked for (the HTTP source refuses anything
+            // else); checked again here because this list must never carry another policy.
+            open.extend(
+                claims
+                    .into_iter()
+                    .filter(|c| c.policy_number == *number && c.is_open()),
+            );
+        }
+        open.sort_by(|a, b| {
+            b.updated_date
+                .cmp(&a.updated_date)
+                .then_with(|| a.claim_number.cmp(&b.claim_number))
+        });
+        let fields = |c: &model::Claim| {
+            json!({
+                "claim_number": c.claim_number,
+                "claim_stage": model::label(&c.stage),
+                "claim_updated_date": c.updated_date.to_string(),
+                "pending_documents": c.pending_documents,
+            })
+        };
+        let rows: Vec<Value> = open.iter().take(MAX_LIST_ROWS).map(fields).collect();
+        Ok(match open.as_slice() {
+            [] => ActionResult::new("none", json!({ "claims": [], "claim_count": 0 })),
+            [only] => {
+                let mut data = fields(only);
+                data["claims"] = Value::Array(rows);
+                data["claim_count"] = json!(1);
+                ActionResult::new("one", data)
+            }
+            many => ActionResult::new("many", json!({ "claims": rows, "claim_count": many.len() })),
+        })
+    }
+
+    /// `policy.document`: the link to the document of a policy the contact is verified for.
+    pub async fn policy_document(&self) -> Result<ActionResult> {
+        let Some(p) = self.authorized_policy("policy_id").await? else {
+            return Ok(ActionResult::bare("not_found"));
+        };
+        let mut data = json!({ "policy_number": p.policy_number, "plan": p.plan });
+        match p.document_url.as_deref().filter(|u| is_https_link(u)) {
+            Some(url) => {
+                data["document_url"] = json!(url);
+                Ok(ActionResult::new("found", data))
+            }
+            None => {
+                if p.document_url.is_some() {
+                    // Imports accept https links only; this came from an insurer API. The
+                    // link itself is not logged: it may carry an access token.
+                    tracing::warn!(
+                        "policy document link is not an https URL; answered as no document"
+                    );
+                }
+                Ok(ActionResult::new("no_document", data))
+            }
+        }
     }
 
     /// `premium.due`: the next unpaid instalment, when due soon or overdue, with a pay link.

@@ -7,10 +7,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::engine::i18n::display_value;
+use crate::insurer::model::CLOSED_CLAIM_STAGES;
 use crate::store::entities::{claim, identity_verification, policy, premium};
-
-/// Claim stages that need nothing more from anyone.
-const CLOSED_STAGES: [&str; 2] = ["settled", "rejected"];
 
 /// The agent's view of one policyholder's insurance.
 #[derive(Debug, Default, Serialize)]
@@ -82,7 +80,8 @@ pub async fn for_contact<C: ConnectionTrait>(
         .collect();
     let open_claims = claim::Entity::find()
         .filter(claim::Column::PolicyNumber.is_in(numbers.clone()))
-        .filter(claim::Column::Stage.is_not_in(CLOSED_STAGES))
+        // The same rule as the policyholder's own "my open claims" (`Claim::is_open`).
+        .filter(claim::Column::Stage.is_not_in(CLOSED_CLAIM_STAGES.iter().copied()))
         .order_by_desc(claim::Column::UpdatedDate)
         .all(db)
         .await?

@@ -128,6 +128,12 @@ impl Insurer {
         Ok(Self::new(source, settings.clone()))
     }
 
+    /// The policy source itself, for callers that are not flow actions and do their own
+    /// authorisation (the notifications API authenticates the insurer's system, not a contact).
+    pub fn source(&self) -> &dyn PolicySource {
+        self.source.as_ref()
+    }
+
     /// The payment links this layer signs (a payment page checks tokens with the same key).
     pub fn pay_links(&self) -> &PayLinks {
         &self.pay_links
@@ -158,6 +164,8 @@ impl Insurer {
             "policy.list" => ctx.policy_list().await,
             "policy.details" => ctx.policy_details().await,
             "claim.status" => ctx.claim_status().await,
+            "claim.list_open" => ctx.claim_list_open().await,
+            "policy.document" => ctx.policy_document().await,
             "premium.due" => ctx.premium_due().await,
             "premium.remind_later" => ctx.premium_remind_later().await,
             _ => {

@@ -13,11 +13,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, TimeZone, Utc};
-use insurebot::config::{DatabaseUrl, InsurerHttpSettings, InsurerSettings};
+use insurebot::config::{
+    DatabaseUrl, DialogueMode, InsurerHttpSettings, InsurerSettings, PolicySourceKind,
+};
 use insurebot::insurer::{
     ActionResult, HttpSource, ImportError, ImportKind, Insurer, PolicySource, SourceError,
 };
-use insurebot::store::entities::{claim, contact, policy, premium, premium_reminder};
+use insurebot::store::entities::{claim, contact, policy, policyholder, premium, premium_reminder};
 use sea_orm::{
     ActiveValue::NotSet, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait,
     PaginatorTrait, QueryFilter,
@@ -25,11 +27,15 @@ use sea_orm::{
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestDb, backends, spawn_app_with};
+use crate::helpers::{
+    Backend, TestApp, TestDb, backends, envelope, new_wamid, now_secs, recipient_of,
+    spawn_app_with, text_message,
+};
+use insurebot::whatsapp::fake::ReceivedRequest;
 
 const PAY_SECRET: &str = "test-pay-link-secret-0123";
 /// The sandbox contact: registered on a health, a motor and a life policy.
-const RAJESH: &str = "919812345678";
+pub(crate) const RAJESH: &str = "919812345678";
 /// Registered on two policies of her own.
 const PRIYA: &str = "919876501234";
 /// Registered nowhere.
@@ -219,6 +225,152 @@ async fn importing_the_same_files_again_updates_rows_instead_of_duplicating_them
             .unwrap();
         assert_eq!(row.status, "paid");
         assert_eq!(premium::Entity::find().count(&f.db).await.unwrap(), 11);
+    }
+}
+
+/// A policies export of `rows` rows, three policies per holder; `edit` may change any line.
+fn policies_export(rows: usize, edit: impl Fn(usize, String) -> String) -> String {
+    let mut text = String::from(
+        "policy_number,customer_id,holder_name,dob,mobile,product,plan,status,sum_assured,start_date,end_date,document_url\n",
+    );
+    for n in 0..rows {
+        let holder = n / 3;
+        let line = format!(
+            "P-{n:08},C{holder:07},Holder {holder},1980-01-{:02},91{:010},health,Plan {n},active,{},2024-01-01,,https://docs.example.in/p/{n}.pdf",
+            1 + holder % 28,
+            7_000_000_000 + holder,
+            1000 + n,
+        );
+        text.push_str(&edit(n, line));
+        text.push('\n');
+    }
+    text
+}
+
+#[tokio::test]
+async fn a_large_import_gives_the_same_results_across_batch_boundaries_on_every_backend() {
+    // 25,001 rows cross the SQLite (1,000) and PostgreSQL (10,000) batch sizes; holder 3333
+    // owns rows 9,999 to 10,001, which straddle the first PostgreSQL batch boundary.
+    const ROWS: usize = 25_001;
+    for backend in backends() {
+        let (_test_db, db) = database(&backend).await;
+        let broken = policies_export(ROWS, |n, line| match n {
+            // Data rows are file lines n + 2.
+            10_000 => line.replace(",active,", ",sleeping,"),
+            20_000 => line.replace("https://", "http://"),
+            10_001 => line.replace("Holder 3333,", "Holder 3333 Renamed,"),
+            _ => line,
+        });
+        let (_dir, path) = write_temp(&broken);
+        let err = insurebot::insurer::import(&db, ImportKind::Policies, &path, false)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            messages(err),
+            vec![
+                "line 10002, column status: 'sleeping' is not one of active, grace, lapsed, matured, expired, cancelled, surrendered",
+                "line 20002, column document_url: must be an https:// link",
+            ],
+            "{backend:?}"
+        );
+        assert_eq!(policy::Entity::find().count(&db).await.unwrap(), 0);
+        assert_eq!(policyholder::Entity::find().count(&db).await.unwrap(), 0);
+
+        let report = insurebot::insurer::import(&db, ImportKind::Policies, &path, true)
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                report.rows,
+                report.imported,
+                report.created,
+                report.updated,
+                report.skipped_rows
+            ),
+            (ROWS as u64, ROWS as u64 - 2, ROWS as u64 - 2, 0, 2),
+            "{backend:?}"
+        );
+        assert_eq!(
+            policyholder::Entity::find().count(&db).await.unwrap(),
+            ROWS.div_ceil(3) as u64
+        );
+        let holder = policyholder::Entity::find()
+            .filter(policyholder::Column::CustomerId.eq("C0003333"))
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            holder.name, "Holder 3333 Renamed",
+            "the last row of a holder wins"
+        );
+
+        // The corrected export: the two skipped rows are new, every other row an update.
+        let fixed = policies_export(ROWS, |n, line| {
+            if n == 7 {
+                line.replace(",active,", ",lapsed,")
+            } else {
+                line
+            }
+        });
+        let (_dir2, path) = write_temp(&fixed);
+        let report = insurebot::insurer::import(&db, ImportKind::Policies, &path, false)
+            .await
+            .unwrap();
+        assert_eq!(
+            (report.imported, report.created, report.updated),
+            (ROWS as u64, 2, ROWS as u64 - 2),
+            "{backend:?}"
+        );
+        assert_eq!(
+            policy::Entity::find().count(&db).await.unwrap(),
+            ROWS as u64
+        );
+        let p = policy::Entity::find()
+            .filter(policy::Column::PolicyNumber.eq("P-00000007"))
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.status, "lapsed");
+        assert!(p.updated_at >= p.created_at);
+        let p = policy::Entity::find()
+            .filter(policy::Column::PolicyNumber.eq("P-00020000"))
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            p.document_url.as_deref(),
+            Some("https://docs.example.in/p/20000.pdf")
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_nul_character_is_a_row_error_that_names_its_column() {
+    for backend in backends() {
+        let (_test_db, db) = database(&backend).await;
+        let text = policies_export(3, |n, line| {
+            if n == 1 {
+                line.replace("Plan 1", "Plan\0 1")
+            } else {
+                line
+            }
+        });
+        let (_dir, path) = write_temp(&text);
+        let err = insurebot::insurer::import(&db, ImportKind::Policies, &path, false)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            messages(err),
+            ["line 3, column plan: contains a NUL character"],
+            "{backend:?}"
+        );
+        let report = insurebot::insurer::import(&db, ImportKind::Policies, &path, true)
+            .await
+            .unwrap();
+        assert_eq!((report.created, report.skipped_rows), (2, 1), "{backend:?}");
     }
 }
 
@@ -487,6 +639,134 @@ async fn a_verification_expires_after_the_configured_time() {
     }
 }
 
+#[tokio::test]
+async fn a_verified_contact_gets_its_own_open_claims_and_policy_documents_and_nobody_elses() {
+    for backend in backends() {
+        let f = fixture(&backend).await;
+        let rajesh = f.contact(RAJESH).await;
+        let priya = f.contact(PRIYA).await;
+        let mohammed = f.contact("919900122334").await; // one policy, no claims
+        let anjali = f.contact(STRANGER).await; // no registered number: verifies by date of birth
+        for who in [&rajesh, &priya, &mohammed] {
+            assert_eq!(
+                f.run(who, "identity.check", json!({})).await.outcome,
+                "verified"
+            );
+        }
+
+        // Several open claims: a list, most recently updated first; the settled one is left
+        // out.
+        let open = f.run(&rajesh, "claim.list_open", json!({})).await;
+        assert_eq!(
+            open,
+            ActionResult::new(
+                "many",
+                json!({ "claim_count": 2, "claims": [
+                    { "claim_number": "CLM-240311", "claim_stage": "Under review",
+                      "claim_updated_date": "2026-11-24", "pending_documents": 0 },
+                    { "claim_number": "CLM-240455", "claim_stage": "Documents pending",
+                      "claim_updated_date": "2026-11-22", "pending_documents": 2 }
+                ]})
+            ),
+            "{backend:?}"
+        );
+        // One open claim (the rejected one is closed): shown directly.
+        let open = f.run(&priya, "claim.list_open", json!({})).await;
+        assert_eq!(open.outcome, "one");
+        assert_eq!(open.data["claim_number"], "CLM-239980");
+        assert_eq!(open.data["claim_stage"], "Approved");
+        assert_eq!(open.data["claim_count"], 1);
+        // None.
+        assert_eq!(
+            f.run(&mohammed, "claim.list_open", json!({})).await,
+            ActionResult::new("none", json!({ "claims": [], "claim_count": 0 }))
+        );
+        // Not verified yet: the flow must verify first, whatever the arguments say.
+        let forged =
+            json!({ "contact_id": rajesh.id, "wa_id": RAJESH, "policy_id": "H-2023/100245" });
+        assert_eq!(
+            f.run(&anjali, "claim.list_open", forged.clone()).await,
+            ActionResult::bare("unverified")
+        );
+        assert_eq!(
+            f.run(&anjali, "policy.document", forged).await,
+            ActionResult::bare("not_found")
+        );
+        f.run(
+            &anjali,
+            "identity.verify_dob",
+            json!({ "policy_number": "M-2024/556120", "dob": "1992-12-05" }),
+        )
+        .await;
+        let open = f.run(&anjali, "claim.list_open", json!({})).await;
+        assert_eq!(
+            (open.outcome.as_str(), &open.data["claim_number"]),
+            ("one", &json!("CLM-240501"))
+        );
+
+        // The document of one's own policy; a clear answer when there is none on file.
+        let document = f
+            .run(
+                &rajesh,
+                "policy.document",
+                json!({ "policy_id": "m-2025/778812" }),
+            )
+            .await;
+        assert_eq!(
+            document,
+            ActionResult::new(
+                "found",
+                json!({ "policy_number": "M-2025/778812", "plan": "Private Car Comprehensive",
+                        "document_url": "https://docs.example.in/policies/M-2025-778812.pdf" })
+            )
+        );
+        let none_on_file = f
+            .run(
+                &priya,
+                "policy.document",
+                json!({ "policy_id": "L-2019/004512" }),
+            )
+            .await;
+        assert_eq!(
+            none_on_file,
+            ActionResult::new(
+                "no_document",
+                json!({ "policy_number": "L-2019/004512", "plan": "Jeevan Suraksha Term Plan" })
+            )
+        );
+        // Someone else's policy, whoever asks: as if it did not exist.
+        for (who, other) in [
+            (&priya, "H-2023/100245"),
+            (&rajesh, "L-2019/004512"),
+            (&anjali, "L-2021/009876"),
+        ] {
+            assert_eq!(
+                f.run(who, "policy.document", json!({ "policy_id": other }))
+                    .await,
+                ActionResult::bare("not_found"),
+                "{other}"
+            );
+        }
+
+        // Once the verification expires, neither reveals anything.
+        let later = now() + chrono::Duration::minutes(31);
+        assert_eq!(
+            f.run_at(&rajesh, "claim.list_open", json!({}), later).await,
+            ActionResult::bare("unverified")
+        );
+        assert_eq!(
+            f.run_at(
+                &rajesh,
+                "policy.document",
+                json!({ "policy_id": "H-2023/100245" }),
+                later
+            )
+            .await,
+            ActionResult::bare("not_found")
+        );
+    }
+}
+
 /// Everything a contact might type or a broken flow might pass, aimed at other people's data.
 fn hostile_policy_ids() -> Vec<Value> {
     vec![
@@ -551,6 +831,8 @@ async fn a_contact_never_reads_another_persons_policy_or_claim_whatever_it_types
             "Approved",
             "Rejected",
             "Intimated",
+            "239980",
+            "240501",
         ];
         let leaks = |r: &ActionResult| {
             let text = r.data.to_string();
@@ -565,7 +847,12 @@ async fn a_contact_never_reads_another_persons_policy_or_claim_whatever_it_types
                 // Extra args naming someone else are ignored: the contact comes from the runner.
                 let args = json!({ "policy_id": id, "due_date": "2026-12-01",
                                    "contact_id": priya.id, "wa_id": PRIYA, "mobile": PRIYA });
-                for action in ["policy.details", "premium.due", "premium.remind_later"] {
+                for action in [
+                    "policy.details",
+                    "premium.due",
+                    "premium.remind_later",
+                    "policy.document",
+                ] {
                     let r = f.run(who, action, args.clone()).await;
                     assert!(
                         matches!(r.outcome.as_str(), "not_found" | "error"),
@@ -584,7 +871,7 @@ async fn a_contact_never_reads_another_persons_policy_or_claim_whatever_it_types
                     "claim {number} ({backend:?})"
                 );
             }
-            for action in ["policy.list", "identity.check"] {
+            for action in ["policy.list", "identity.check", "claim.list_open"] {
                 let r = f
                     .run(
                         who,
@@ -675,6 +962,10 @@ async fn every_action_answers_only_with_the_outcomes_and_fields_the_engine_catal
         "premium.due:not_due",
         "premium.remind_later:scheduled",
         "premium.remind_later:error",
+        "claim.list_open:many",
+        "claim.list_open:one",
+        "policy.document:found",
+        "policy.document:not_found",
     ] {
         assert!(seen.contains(expected), "{expected} not reached: {seen:?}");
     }
@@ -702,9 +993,9 @@ async fn the_sandbox_starts_with_the_sample_policies_loaded() {
 // ---------------------------------------------------------------------------------------
 // The HTTP source against a real HTTP server.
 
-const MODE_OK: u8 = 0;
-const MODE_SLOW: u8 = 1;
-const MODE_500: u8 = 2;
+pub(crate) const MODE_OK: u8 = 0;
+pub(crate) const MODE_SLOW: u8 = 1;
+pub(crate) const MODE_500: u8 = 2;
 const MODE_GARBAGE: u8 = 3;
 const MODE_WRONG_POLICY: u8 = 4;
 const TOKEN: &str = "insurer-api-token";
@@ -718,9 +1009,9 @@ struct InsurerApi {
     failures_left: AtomicUsize,
 }
 
-struct ApiServer {
+pub(crate) struct ApiServer {
     state: Arc<InsurerApi>,
-    base_url: String,
+    pub(crate) base_url: String,
     _task: tokio::task::JoinHandle<()>,
 }
 
@@ -728,7 +1019,8 @@ fn policy_json(number: &str) -> Value {
     json!({
         "policy_number": number, "holder_name": "Rajesh Kumar Sharma", "holder_dob": "1978-04-12",
         "mobile": RAJESH, "product": "health", "plan": "Arogya Family Floater", "status": "active",
-        "sum_assured_paise": 100_000_000, "start_date": "2023-12-05", "end_date": "2027-12-04"
+        "sum_assured_paise": 100_000_000, "start_date": "2023-12-05", "end_date": "2027-12-04",
+        "document_url": format!("https://docs.insurer.example/{}.pdf", number.replace('/', "-"))
     })
 }
 
@@ -766,7 +1058,8 @@ async fn behave(api: &InsurerApi, headers: &HeaderMap) -> Option<Response> {
     }
 }
 
-async fn spawn_insurer_api() -> ApiServer {
+/// The stand-in insurer API on a free port (also used by the notifications tests).
+pub(crate) async fn spawn_insurer_api() -> ApiServer {
     let state = Arc::new(InsurerApi::default());
     let app = axum::Router::new()
         .route(
@@ -815,6 +1108,29 @@ async fn spawn_insurer_api() -> ApiServer {
             }),
         )
         .route(
+            "/v1/policies/{number}/claims",
+            get(|State(api): State<Arc<InsurerApi>>, headers: HeaderMap, UrlPath(number): UrlPath<String>| async move {
+                if let Some(r) = behave(&api, &headers).await {
+                    return r;
+                }
+                let owner = if api.mode.load(Ordering::SeqCst) == MODE_WRONG_POLICY {
+                    "L-2019/004512" // a buggy API answers with another policy's claims
+                } else {
+                    number.as_str()
+                };
+                match number.as_str() {
+                    "H-2023/100245" => axum::Json(json!({ "claims": [
+                        { "claim_number": "CLM-240311", "policy_number": owner, "stage": "under_review",
+                          "pending_documents": 1, "filed_date": "2026-11-10", "updated_date": "2026-11-24" },
+                        { "claim_number": "CLM-240127", "policy_number": owner, "stage": "settled",
+                          "pending_documents": 0, "filed_date": "2026-06-02", "updated_date": "2026-06-20" }
+                    ]}))
+                    .into_response(),
+                    _ => StatusCode::NOT_FOUND.into_response(),
+                }
+            }),
+        )
+        .route(
             "/v1/claims/{number}",
             get(|State(api): State<Arc<InsurerApi>>, headers: HeaderMap, UrlPath(number): UrlPath<String>| async move {
                 if let Some(r) = behave(&api, &headers).await {
@@ -843,7 +1159,7 @@ async fn spawn_insurer_api() -> ApiServer {
     }
 }
 
-fn http_settings(base_url: &str) -> InsurerHttpSettings {
+pub(crate) fn http_settings(base_url: &str) -> InsurerHttpSettings {
     InsurerHttpSettings {
         base_url: base_url.to_owned(),
         token: Some(SecretString::from(TOKEN)),
@@ -856,10 +1172,10 @@ fn http_settings(base_url: &str) -> InsurerHttpSettings {
 }
 
 impl ApiServer {
-    fn set(&self, mode: u8) {
+    pub(crate) fn set(&self, mode: u8) {
         self.state.mode.store(mode, Ordering::SeqCst);
     }
-    fn hits(&self) -> usize {
+    pub(crate) fn hits(&self) -> usize {
         self.state.hits.load(Ordering::SeqCst)
     }
 }
@@ -944,6 +1260,35 @@ async fn the_flow_actions_work_over_the_http_source() {
         )
         .await;
     assert_eq!(claim.data["claim_stage"], "Under review");
+    let open = f.run(&rajesh, "claim.list_open", json!({})).await;
+    assert_eq!(
+        open,
+        ActionResult::new(
+            "one",
+            json!({
+                "claim_number": "CLM-240311", "claim_stage": "Under review",
+                "claim_updated_date": "2026-11-24", "pending_documents": 1, "claim_count": 1,
+                "claims": [{ "claim_number": "CLM-240311", "claim_stage": "Under review",
+                             "claim_updated_date": "2026-11-24", "pending_documents": 1 }]
+            })
+        ),
+        "the settled claim is left out"
+    );
+    let document = f
+        .run(
+            &rajesh,
+            "policy.document",
+            json!({ "policy_id": "H-2023/100245" }),
+        )
+        .await;
+    assert_eq!(
+        document,
+        ActionResult::new(
+            "found",
+            json!({ "policy_number": "H-2023/100245", "plan": "Arogya Family Floater",
+                    "document_url": "https://docs.insurer.example/H-2023-100245.pdf" })
+        )
+    );
 
     // A slow insurer: the action answers `error` within seconds instead of hanging.
     api.set(MODE_SLOW);
@@ -981,6 +1326,12 @@ async fn the_flow_actions_work_over_the_http_source() {
         )
         .await;
     assert_eq!(r, ActionResult::error());
+    for action in ["policy.document", "claim.list_open"] {
+        let r = f
+            .run(&rajesh, action, json!({ "policy_id": "H-2023/100245" }))
+            .await;
+        assert_eq!(r, ActionResult::error(), "{action}");
+    }
 }
 
 #[tokio::test]
@@ -1063,4 +1414,208 @@ async fn consecutive_failures_open_the_circuit_and_a_good_trial_closes_it() {
     assert!(source.policy("H-2023/100245").await.unwrap().is_some());
     assert!(!source.circuit_open());
     assert!(source.claim("CLM-240311").await.unwrap().is_some());
+}
+
+// ---------------------------------------------------------------------------------------
+// Whole conversations: the shipped flows over the webhook, the real insurer layer behind them.
+
+/// One policyholder's side of a chat with the running app; replies are counted across all
+/// chats of the app, and each message here is answered before the next is sent.
+struct Chat<'a> {
+    app: &'a TestApp,
+    phone: &'a str,
+}
+
+impl Chat<'_> {
+    async fn send(&self, message: Value) -> ReceivedRequest {
+        let before = self.app.sent_messages().len();
+        self.app.post_webhook(&envelope(vec![message])).await;
+        let sent = self.app.wait_for_sends(before + 1).await;
+        let reply = sent[before].clone();
+        assert_eq!(recipient_of(&reply), self.phone);
+        reply
+    }
+
+    async fn say(&self, text: &str) -> ReceivedRequest {
+        self.send(text_message(self.phone, &new_wamid(), now_secs(), text))
+            .await
+    }
+
+    /// A tap on a row of a list message (or one the contact's client forged).
+    async fn pick(&self, row_id: &str) -> ReceivedRequest {
+        self.send(json!({
+            "from": self.phone, "id": new_wamid(), "timestamp": now_secs().to_string(),
+            "type": "interactive",
+            "interactive": { "type": "list_reply", "list_reply": { "id": row_id, "title": row_id } }
+        }))
+        .await
+    }
+}
+
+/// The ids of a list message's rows (empty for any other message).
+fn rows(reply: &ReceivedRequest) -> Vec<String> {
+    reply.body["interactive"]["action"]["sections"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["rows"].as_array().cloned().unwrap_or_default())
+        .map(|r| r["id"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The text a person reads: a text message's body or an interactive message's body.
+fn shown(reply: &ReceivedRequest) -> String {
+    let body = &reply.body;
+    body["text"]["body"]
+        .as_str()
+        .or_else(|| body["interactive"]["body"]["text"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn in_a_conversation_open_claims_and_documents_reach_their_owner_only_and_strangers_verify_first()
+ {
+    for backend in backends() {
+        let app = spawn_app_with(&backend, |s| s.dialogue.handler = DialogueMode::Flows).await;
+        assert!(
+            insurebot::insurer::load_sample_if_empty(&app.db)
+                .await
+                .unwrap()
+        );
+        let rajesh = Chat {
+            app: &app,
+            phone: RAJESH,
+        };
+        let priya = Chat {
+            app: &app,
+            phone: PRIYA,
+        };
+        let stranger = Chat {
+            app: &app,
+            phone: STRANGER,
+        };
+
+        // Two open claims (the settled one is left out): a list, then the chosen claim.
+        let list = rajesh.say("my claims").await;
+        assert_eq!(rows(&list), ["CLM-240311", "CLM-240455"], "{backend:?}");
+        assert_eq!(
+            shown(&list),
+            "You have 2 open claims. Which one would you like to see?"
+        );
+        let status = rajesh.pick("CLM-240455").await;
+        assert!(
+            shown(&status).starts_with("Claim CLM-240455: Documents pending"),
+            "{}",
+            status.body
+        );
+        // The document, after choosing among three policies.
+        let list = rajesh.say("policy document").await;
+        assert_eq!(
+            rows(&list),
+            ["H-2023/100245", "L-2021/009876", "M-2025/778812"]
+        );
+        let document = rajesh.pick("H-2023/100245").await;
+        assert_eq!(
+            shown(&document),
+            "Here is the document of policy ••••0245 (Arogya Family Floater):\n\
+             https://docs.example.in/policies/H-2023-100245.pdf"
+        );
+
+        // Not verified: asked to verify first, for claims and documents alike.
+        let ask = "To keep your data safe, please type your policy number.";
+        assert_eq!(shown(&stranger.say("my claims").await), ask);
+        assert_eq!(shown(&stranger.say("document").await), ask);
+        // Someone else's policy number with a wrong date of birth gets nothing.
+        stranger.say("H-2023/100245").await;
+        let wrong = stranger.say("01/01/1980").await;
+        assert_eq!(
+            shown(&wrong),
+            "Sorry, those details do not match our records."
+        );
+
+        // Priya has one open claim (her rejected claim is closed): shown at once.
+        let status = priya.say("my claims").await;
+        assert!(
+            shown(&status).starts_with("Claim CLM-239980: Approved"),
+            "{}",
+            status.body
+        );
+        // Her policies have no document on file; a forged row naming Rajesh's policy gets
+        // nothing of his.
+        let list = priya.say("document").await;
+        assert_eq!(rows(&list), ["H-2024/220981", "L-2019/004512"]);
+        let forged = priya.pick("H-2023/100245").await;
+        let none_on_file = priya.pick("L-2019/004512").await;
+        assert!(
+            shown(&none_on_file).starts_with("We do not have a digital copy of policy ••••4512"),
+            "{}",
+            none_on_file.body
+        );
+
+        for reply in app
+            .sent_messages()
+            .iter()
+            .filter(|r| recipient_of(r) != RAJESH)
+            .chain([&forged])
+        {
+            let text = reply.body.to_string();
+            for secret in [
+                "docs.example.in",
+                "CLM-240311",
+                "CLM-240455",
+                "Arogya Family",
+            ] {
+                assert!(!text.contains(secret), "{secret} leaked: {text}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn in_a_conversation_open_claims_and_documents_come_from_the_insurer_api() {
+    let api = spawn_insurer_api().await;
+    let app = spawn_app_with(&Backend::Sqlite, |s| {
+        s.dialogue.handler = DialogueMode::Flows;
+        s.insurer.source = PolicySourceKind::Http;
+        s.insurer.http = http_settings(&api.base_url);
+    })
+    .await;
+    let rajesh = Chat {
+        app: &app,
+        phone: RAJESH,
+    };
+    let status = rajesh.say("my claims").await;
+    assert_eq!(
+        shown(&status),
+        "Claim CLM-240311: Under review (updated 24/11/2026).\nOne document is pending."
+    );
+    let document = rajesh.say("policy document").await;
+    assert_eq!(
+        shown(&document),
+        "Here is the document of policy ••••0245 (Arogya Family Floater):\n\
+         https://docs.insurer.example/H-2023-100245.pdf"
+    );
+    let stranger = Chat {
+        app: &app,
+        phone: STRANGER,
+    };
+    assert_eq!(
+        shown(&stranger.say("my claims").await),
+        "To keep your data safe, please type your policy number."
+    );
+    // The insurer's system goes down: a polite apology within seconds, not a hang.
+    api.set(MODE_SLOW);
+    let started = Instant::now();
+    let sorry = rajesh.say("my claims").await;
+    assert!(
+        shown(&sorry).starts_with("Sorry, our system is not responding"),
+        "{}",
+        sorry.body
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }

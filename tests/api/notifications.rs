@@ -2,13 +2,16 @@
 //! every backend: the token, validation, unknown policies, free-form inside the window and
 //! the template outside it, and the Idempotency-Key (repeats, races, another body).
 
-use insurebot::store::entities::{notification_request, outbox, policy, policyholder};
+use insurebot::store::entities::{
+    conversation, notification_request, outbox, policy, policyholder,
+};
 use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::{Value, json};
 
 use crate::consent::{API_TOKEN, configure, new_contact};
 use crate::helpers::*;
+use crate::insurer::{MODE_OK, MODE_SLOW, RAJESH, http_settings, spawn_insurer_api};
 
 const HOUR_MS: i64 = 3_600_000;
 
@@ -307,6 +310,137 @@ async fn a_repeated_idempotency_key_returns_the_first_answer_and_sends_once() {
         assert_eq!(answers[0].0, 202, "{:?}", answers[0]);
         assert_eq!(outbox::Entity::find().count(&app.db).await.unwrap(), 2);
         app.wait_for_sends(2).await;
+        app.assert_no_more_sends(2).await;
+    }
+}
+
+#[tokio::test]
+async fn with_the_http_source_a_policy_notification_goes_to_the_number_the_insurer_api_has() {
+    let api = spawn_insurer_api().await;
+    let app = spawn_app_with(&Backend::Sqlite, |s| {
+        configure(s);
+        s.insurer.source = insurebot::config::PolicySourceKind::Http;
+        s.insurer.http = http_settings(&api.base_url);
+    })
+    .await;
+    assert_eq!(
+        policy::Entity::find().count(&app.db).await.unwrap(),
+        0,
+        "nothing in the embedded tables: the policy is only known to the insurer's API"
+    );
+    let body = json!({ "kind": "claim_update", "policy_number": "h-2023/100245",
+                       "data": { "claim_number": "CLM-240311", "claim_stage": "approved" } });
+    let (s, v) = post_ok(&app, "api-1", &body).await;
+    assert_eq!(s, 202, "{v}");
+    let sent = app.wait_for_sends(1).await;
+    assert_eq!(recipient_of(&sent[0]), RAJESH);
+    assert_eq!(sent[0].body["template"]["name"], "claim_status_update");
+
+    // A policy the insurer does not know: 404, nothing stored under the key.
+    let (s, v) = post_ok(
+        &app,
+        "api-2",
+        &json!({ "kind": "claim_update", "policy_number": "Q-0000/000001",
+                 "data": { "claim_number": "CLM-000001", "claim_stage": "approved" } }),
+    )
+    .await;
+    assert_eq!(s, 404, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("Q-0000/000001"),
+        "{v}"
+    );
+
+    // The insurer's API times out: 503 within seconds, nothing queued or remembered, and the
+    // same key goes through once it answers again.
+    api.set(MODE_SLOW);
+    let started = std::time::Instant::now();
+    let again = json!({ "kind": "policy_issued", "policy_number": "H-2023/100245",
+                        "data": { "plan": "Arogya Family Floater", "policy_status": "active" } });
+    let (s, v) = post_ok(&app, "api-3", &again).await;
+    assert_eq!(s, 503, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("retry"), "{v}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(outbox::Entity::find().count(&app.db).await.unwrap(), 1);
+    assert_eq!(
+        notification_request::Entity::find()
+            .count(&app.db)
+            .await
+            .unwrap(),
+        1
+    );
+    api.set(MODE_OK);
+    let hits = api.hits();
+    let (s, v) = post_ok(&app, "api-3", &again).await;
+    assert_eq!(s, 202, "{v}");
+    assert!(
+        api.hits() > hits,
+        "the policy was looked up in the insurer's API"
+    );
+    let sent = app.wait_for_sends(2).await;
+    assert_eq!(recipient_of(&sent[1]), RAJESH);
+    app.assert_no_more_sends(2).await;
+}
+
+#[tokio::test]
+async fn policy_issued_has_its_own_template_outside_the_window_and_speaks_the_contacts_language_inside()
+ {
+    for backend in backends() {
+        let app = spawn_app_with(&backend, |s| {
+            configure(s);
+            s.dialogue.handler = insurebot::config::DialogueMode::Flows;
+        })
+        .await;
+        // Outside the window: the policy_issued template, with the policy document button.
+        register_policy(&app, "LIC00000631", "919800000631").await;
+        let issued = json!({ "kind": "policy_issued", "policy_number": "LIC00000631",
+                             "data": { "plan": "Jeevan Umang", "policy_status": "active" } });
+        let (s, v) = post_ok(&app, "issued-1", &issued).await;
+        assert_eq!(s, 202, "{v}");
+        let sent = app.wait_for_sends(1).await;
+        let t = &sent[0].body;
+        assert_eq!(t["type"], "template", "{t:#}");
+        assert_eq!(t["template"]["name"], "policy_issued", "{backend:?}");
+        let components = t["template"]["components"].to_string();
+        for param in ["LIC00000631", "Jeevan Umang", "active"] {
+            assert!(components.contains(param), "{components}");
+        }
+        assert!(
+            components.contains("\"document\""),
+            "the document quick reply: {components}"
+        );
+
+        // Inside the window, for a contact who chats in Hindi: the Hindi text.
+        let contact_id = new_contact(&app, "919800000632", Some(now_ms() - HOUR_MS)).await;
+        conversation::Entity::insert(conversation::ActiveModel {
+            contact_id: Set(contact_id),
+            state: Set(
+                serde_json::to_string(&insurebot::engine::runtime::Conversation::new("hi"))
+                    .unwrap(),
+            ),
+            flow: Set(None),
+            flow_state: Set(None),
+            flow_version: Set(None),
+            mode: Set("bot".into()),
+            language: Set("hi".into()),
+            updated_at: Set(now_ms()),
+        })
+        .exec(&app.db)
+        .await
+        .unwrap();
+        let (s, v) = post_ok(
+            &app,
+            "issued-2",
+            &json!({ "kind": "policy_issued", "phone": "919800000632",
+                     "data": { "policy_number": "LIC00000632", "plan": "जीवन उमंग", "policy_status": "चालू" } }),
+        )
+        .await;
+        assert_eq!(s, 202, "{v}");
+        let sent = app.wait_for_sends(2).await;
+        assert_eq!(recipient_of(&sent[1]), "919800000632");
+        assert_eq!(
+            text_of(&sent[1]),
+            "आपकी पॉलिसी ••••0632 (जीवन उमंग) जारी हो गई है और अभी चालू है।"
+        );
         app.assert_no_more_sends(2).await;
     }
 }
