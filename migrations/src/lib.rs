@@ -15,6 +15,7 @@ mod m20261204_000001_index_pending_messages;
 mod m20261205_000001_extend_consent_log;
 mod m20261210_000001_create_reminders_and_campaigns;
 mod m20261226_000001_create_notification_requests;
+mod m20261227_000001_index_outbox_contact_state;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000001_extend_consent_log::Migration),
             Box::new(m20261210_000001_create_reminders_and_campaigns::Migration),
             Box::new(m20261226_000001_create_notification_requests::Migration),
+            Box::new(m20261227_000001_index_outbox_contact_state::Migration),
         ]
     }
 }

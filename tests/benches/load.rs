@@ -90,7 +90,10 @@ async fn main() {
         .env("INSUREBOT_WEBHOOK_BENCH_BASELINE", "true")
         .env("INSUREBOT_DIALOGUE_FLOWS_DIR", format!("{root}/flows"))
         .env("INSUREBOT_DIALOGUE_LOCALES_DIR", format!("{root}/locales"))
-        .env("INSUREBOT_LOG_FILTER", "warn")
+        .env(
+            "INSUREBOT_LOG_FILTER",
+            std::env::var("LOAD_LOG_FILTER").unwrap_or_else(|_| "warn".to_owned()),
+        )
         // The Cloud API's own limit (80/s, or 1000/s after Meta's upgrade) would cap the
         // measurement; the benchmark measures insurebot, so the sender may go as fast as it can.
         .env("INSUREBOT_MESSAGING_RATE_PER_SECOND", "10000")
