@@ -787,34 +787,65 @@ pub async fn campaign_report(
     id: i64,
 ) -> Result<CampaignReport, ReminderError> {
     let c = get(db, id).await?;
-    // One grouped query; `id` is an integer, so formatting it in is safe.
+    let mut one = reports(db, vec![c]).await?;
+    Ok(one.pop().unwrap_or_default())
+}
+
+/// The reports of `campaigns`, in their order, from one grouped query (the console's list
+/// and `GET /api/v1/campaigns` would otherwise run one query per campaign).
+///
+/// # Errors
+/// Database errors.
+pub async fn reports(
+    db: &DatabaseConnection,
+    campaigns: Vec<campaign::Model>,
+) -> Result<Vec<CampaignReport>, DbErr> {
+    if campaigns.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Ids are integers from the database, so formatting them in is safe.
+    let ids = campaigns
+        .iter()
+        .map(|c| c.id.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
     let sql = format!(
-        "SELECT r.state AS rstate, r.reason AS rreason, o.state AS ostate, o.reason AS oreason, \
+        "SELECT r.campaign_id AS cid, r.state AS rstate, r.reason AS rreason, \
+         o.state AS ostate, o.reason AS oreason, \
          COALESCE(m.status, o.delivery_status) AS dstatus, \
          COALESCE(m.error_code, o.delivery_error_code) AS dcode, o.error_code AS ocode, \
          COUNT(*) AS n \
          FROM campaign_recipients r \
          LEFT JOIN outbox o ON o.id = r.outbox_id \
          LEFT JOIN message_statuses m ON m.wamid = o.wamid \
-         WHERE r.campaign_id = {id} \
-         GROUP BY r.state, r.reason, o.state, o.reason, COALESCE(m.status, o.delivery_status), \
+         WHERE r.campaign_id IN ({ids}) \
+         GROUP BY r.campaign_id, r.state, r.reason, o.state, o.reason, \
+         COALESCE(m.status, o.delivery_status), \
          COALESCE(m.error_code, o.delivery_error_code), o.error_code"
     );
     let rows = db
         .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
         .await?;
-    let mut rep = CampaignReport {
-        id: c.id,
-        name: c.name,
-        template: c.template,
-        state: c.state,
-        rate_per_second: c.rate_per_second,
-        start_at: c.start_at,
-        started_at: c.started_at,
-        finished_at: c.finished_at,
-        ..CampaignReport::default()
-    };
+    let mut out: Vec<CampaignReport> = campaigns
+        .into_iter()
+        .map(|c| CampaignReport {
+            id: c.id,
+            name: c.name,
+            template: c.template,
+            state: c.state,
+            rate_per_second: c.rate_per_second,
+            start_at: c.start_at,
+            started_at: c.started_at,
+            finished_at: c.finished_at,
+            ..CampaignReport::default()
+        })
+        .collect();
+    let at: HashMap<i64, usize> = out.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
     for row in rows {
+        let cid: i64 = row.try_get("", "cid")?;
+        let Some(rep) = at.get(&cid).map(|i| &mut out[*i]) else {
+            continue;
+        };
         let rstate: String = row.try_get("", "rstate")?;
         let rreason: Option<String> = row.try_get("", "rreason")?;
         let ostate: Option<String> = row.try_get("", "ostate")?;
@@ -862,7 +893,7 @@ pub async fn campaign_report(
             ),
         }
     }
-    Ok(rep)
+    Ok(out)
 }
 
 /// Every campaign, newest first (for `GET /api/v1/campaigns`).
@@ -872,6 +903,18 @@ pub async fn campaign_report(
 pub async fn list(db: &DatabaseConnection) -> Result<Vec<campaign::Model>, DbErr> {
     campaign::Entity::find()
         .order_by_desc(campaign::Column::Id)
+        .all(db)
+        .await
+}
+
+/// The newest `limit` campaigns, newest first (the console's list).
+///
+/// # Errors
+/// Database errors.
+pub async fn newest(db: &DatabaseConnection, limit: u64) -> Result<Vec<campaign::Model>, DbErr> {
+    campaign::Entity::find()
+        .order_by_desc(campaign::Column::Id)
+        .limit(limit)
         .all(db)
         .await
 }
