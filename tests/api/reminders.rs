@@ -1,11 +1,9 @@
 //! Premium reminders and campaigns (issue 8), with a controllable clock: every offset, the
 //! grace period, quiet hours, a paid premium, catch-up, a run interrupted half-way, two
 //! instances, remind-later rows, pause/resume/cancel, a crash in the middle of a campaign,
-//! the API. SQLite always; PostgreSQL too with INSUREBOT_TEST_DATABASE_URL.
-//!
-//! The consent tests (opted-out contact, marketing opt-in, frequency cap) are written against
-//! the composer's `skipped` reason `consent` and are `#[ignore]`d until the consent gate
-//! (`composer::consent_gate`, another branch) lands: today the gate allows everything.
+//! the API, and the consent gate (opted-out contact, marketing opt-in, frequency cap). SQLite
+//! always; PostgreSQL too with INSUREBOT_TEST_DATABASE_URL. The campaign helpers are shared
+//! with the console tests.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -468,7 +466,7 @@ async fn remind_me_later_rows_are_sent_once_on_their_day_unless_paid() {
 }
 
 /// Records an opt-out through the consent layer, as a STOP keyword would.
-async fn opt_out(db: &DatabaseConnection, contact_id: i64, scope: &str) {
+pub async fn opt_out(db: &DatabaseConnection, contact_id: i64, scope: &str) {
     use insurebot::consent::{Change, NewEntry, Scope, Source};
     let entry = NewEntry {
         contact_id: Some(contact_id),
@@ -530,7 +528,7 @@ async fn an_opted_out_contact_gets_no_premium_reminder() {
 
 // ---- campaigns, against the running app and the fake Cloud API ----
 
-async fn campaign_app(backend: &Backend) -> TestApp {
+pub async fn campaign_app(backend: &Backend) -> TestApp {
     spawn_app_with(backend, |s| {
         s.reminders.enabled = false;
         // No quiet hours: these tests run at any hour.
@@ -553,13 +551,13 @@ fn csv_of(n: usize, prefix: &str) -> String {
 
 /// A campaign whose recipients all opted in to marketing (as a website form would record
 /// through the consent API), so the consent gate lets it through.
-async fn create_campaign(app: &TestApp, n: usize, prefix: &str, rate: u32) -> i64 {
+pub async fn create_campaign(app: &TestApp, n: usize, prefix: &str, rate: u32) -> i64 {
     let id = create_campaign_without_opt_in(app, n, prefix, rate).await;
     opt_in_recipients(&app.db, id).await;
     id
 }
 
-async fn opt_in_recipients(db: &DatabaseConnection, campaign_id: i64) {
+pub async fn opt_in_recipients(db: &DatabaseConnection, campaign_id: i64) {
     use insurebot::consent::{Change, NewEntry, Scope, Source};
     let recipients = campaign_recipient::Entity::find()
         .filter(campaign_recipient::Column::CampaignId.eq(campaign_id))
@@ -583,7 +581,12 @@ async fn opt_in_recipients(db: &DatabaseConnection, campaign_id: i64) {
     }
 }
 
-async fn create_campaign_without_opt_in(app: &TestApp, n: usize, prefix: &str, rate: u32) -> i64 {
+pub async fn create_campaign_without_opt_in(
+    app: &TestApp,
+    n: usize,
+    prefix: &str,
+    rate: u32,
+) -> i64 {
     let settings = insurebot::reminders::CampaignSettings {
         default_rate_per_second: 10,
         max_rate_per_second: 150,
@@ -609,7 +612,7 @@ async fn create_campaign_without_opt_in(app: &TestApp, n: usize, prefix: &str, r
     .id
 }
 
-fn campaign_sends(app: &TestApp) -> Vec<String> {
+pub fn campaign_sends(app: &TestApp) -> Vec<String> {
     app.sent_messages()
         .iter()
         .filter(|r| r.body["template"]["name"] == "policy_offer")
@@ -617,7 +620,7 @@ fn campaign_sends(app: &TestApp) -> Vec<String> {
         .collect()
 }
 
-async fn wait_until(what: &str, mut ok: impl AsyncFnMut() -> bool) {
+pub async fn wait_until(what: &str, mut ok: impl AsyncFnMut() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !ok().await {
         assert!(std::time::Instant::now() < deadline, "timed out: {what}");
