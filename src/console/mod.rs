@@ -10,11 +10,13 @@
 //! - [`pages`]: the queue and conversation pages, their fragments and event streams.
 //! - [`transcript`]: inbound and outbound rows as one timeline with delivery ticks.
 //! - [`dashboard`]: the supervisor's numbers and their SVG charts.
+//! - [`campaigns`]: campaign progress and results; supervisors start, pause, resume, cancel.
 //! - [`simulator`]: the phone-like chat for flow authors (sandbox mode only).
 //! - [`hours`]: office hours and the after-hours notice for policyholders.
 //! - [`error`]: [`ConsoleError`], the layer's one error type.
 
 pub mod auth;
+pub mod campaigns;
 pub mod cli;
 pub mod dashboard;
 pub mod error;
@@ -64,6 +66,16 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("transcript.html", include_str!("templates/transcript.html")),
     ("dashboard.html", include_str!("templates/dashboard.html")),
     ("simulator.html", include_str!("templates/simulator.html")),
+    ("campaigns.html", include_str!("templates/campaigns.html")),
+    (
+        "campaign_rows.html",
+        include_str!("templates/campaign_rows.html"),
+    ),
+    ("campaign.html", include_str!("templates/campaign.html")),
+    (
+        "campaign_live.html",
+        include_str!("templates/campaign_live.html"),
+    ),
 ];
 
 const CSS: &str = include_str!("templates/console.css");
@@ -130,6 +142,11 @@ pub fn router() -> Router<AppState> {
             post(pages::send_template),
         )
         .route("/console/dashboard", get(dashboard::page))
+        .route("/console/campaigns", get(campaigns::list))
+        .route("/console/campaigns/rows", get(campaigns::list_rows))
+        .route("/console/campaigns/{id}", get(campaigns::page))
+        .route("/console/campaigns/{id}/live", get(campaigns::live))
+        .route("/console/campaigns/{id}/{action}", post(campaigns::act))
         .merge(simulator::router())
 }
 

@@ -78,14 +78,14 @@ async fn list(
     headers: HeaderMap,
 ) -> Result<Json<Vec<CampaignReport>>> {
     authorize(&state, &headers)?;
-    let mut out = Vec::new();
-    for c in campaigns::list(&state.db)
+    let all = campaigns::list(&state.db)
         .await
-        .map_err(ReminderError::from)?
-    {
-        out.push(campaigns::campaign_report(&state.db, c.id).await?);
-    }
-    Ok(Json(out))
+        .map_err(ReminderError::from)?;
+    Ok(Json(
+        campaigns::reports(&state.db, all)
+            .await
+            .map_err(ReminderError::from)?,
+    ))
 }
 
 async fn create(

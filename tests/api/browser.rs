@@ -1,8 +1,9 @@
 //! End to end in a real browser: Debian's chromium driven over WebDriver by chromedriver,
-//! which this test starts itself on a free port. Log in, take a waiting conversation, reply,
+//! which each test starts itself on a free port. Log in, take a waiting conversation, reply,
 //! see the fake Cloud API receive the reply and a new message appear without reloading; then
-//! let the window close and see only templates offered. On failure a screenshot lands in
-//! `.ci/artifacts/`. With `INSUREBOT_SCREENSHOT=1` the console screenshot in
+//! let the window close and see only templates offered. And as a supervisor: open a campaign
+//! from the nav, start it, watch its numbers move without a reload, pause it and see the
+//! state change. On failure a screenshot lands in `.ci/artifacts/`. With `INSUREBOT_SCREENSHOT=1` the console screenshot in
 //! `tests/screenshots/console.png` (shown in the README) is refreshed.
 //!
 //! WebDriver is spoken as plain JSON over reqwest (a dozen endpoints), which spares a client
@@ -19,6 +20,7 @@ use serde_json::{Value, json};
 
 use crate::console::{PASSWORD, add_agent, queued_handoff};
 use crate::helpers::*;
+use crate::reminders::{campaign_app, create_campaign};
 
 /// WebDriver's key for element references.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -268,9 +270,10 @@ fn root(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
-#[tokio::test]
-async fn an_agent_logs_in_takes_a_conversation_replies_and_sees_only_templates_after_the_window() {
-    let Some(driver) = Driver::start().await else {
+/// A started driver, or `None` (with a notice) outside CI when chromedriver is missing.
+async fn driver_or_skip() -> Option<Driver> {
+    let driver = Driver::start().await;
+    if driver.is_none() {
         assert!(
             std::env::var_os("CI").is_none(),
             "chromedriver must be installed in CI (.ci/run installs chromium-driver)"
@@ -278,6 +281,13 @@ async fn an_agent_logs_in_takes_a_conversation_replies_and_sees_only_templates_a
         eprintln!(
             "skipped: chromedriver is not installed (apt-get install chromium chromium-driver)"
         );
+    }
+    driver
+}
+
+#[tokio::test]
+async fn an_agent_logs_in_takes_a_conversation_replies_and_sees_only_templates_after_the_window() {
+    let Some(driver) = driver_or_skip().await else {
         return;
     };
     let app = spawn_app_with(&Backend::Sqlite, |s| {
@@ -377,6 +387,93 @@ async fn an_agent_logs_in_takes_a_conversation_replies_and_sees_only_templates_a
     .await;
     if let Err(e) = outcome {
         let shot = root(".ci/artifacts/browser-console-failure.png");
+        driver.screenshot(&shot).await;
+        panic!("{e} (screenshot: {})", shot.display());
+    }
+    let _ = driver.call(reqwest::Method::DELETE, "", None).await;
+}
+
+#[tokio::test]
+async fn a_supervisor_opens_a_campaign_starts_it_sees_progress_pauses_it_and_sees_the_state_change()
+{
+    let Some(driver) = driver_or_skip().await else {
+        return;
+    };
+    let app = campaign_app(&Backend::Sqlite).await;
+    add_agent(&app, "sup@example.com", Role::Supervisor).await;
+    // 2 messages a second for 200 recipients: still running when the supervisor pauses it.
+    let id = create_campaign(&app, 200, "91981", 2).await;
+
+    let outcome: Step = async {
+        driver
+            .goto(&format!("{}/console/login", app.address))
+            .await?;
+        driver.type_into("#email", "sup@example.com").await?;
+        driver.type_into("#password", PASSWORD).await?;
+        driver.click("#login").await?;
+        driver.wait_for_url("/console/queue").await?;
+        driver.click("nav a[href=\"/console/campaigns\"]").await?;
+        driver.wait_for_url("/console/campaigns").await?;
+        driver
+            .click(&format!(
+                "#campaign-rows a[href=\"/console/campaigns/{id}\"]"
+            ))
+            .await?;
+        driver
+            .wait_for_url(&format!("/console/campaigns/{id}"))
+            .await?;
+        driver.wait_for_text("#campaign-state", "draft").await?;
+        driver
+            .wait_for_text("#progress-text", "0 of 200 recipients decided")
+            .await?;
+
+        driver.click("#start").await?;
+        driver.wait_for_text("#campaign-state", "running").await?;
+        // The page refreshes itself: the sent count moves without a reload.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let sent: u64 = driver
+                .text("#count-sent")
+                .await?
+                .trim()
+                .parse()
+                .unwrap_or(0);
+            if sent >= 2 {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("#count-sent stayed at {sent}"));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let progress = driver.text("#progress-text").await?;
+        if !progress.contains("of 200 recipients decided") || progress.starts_with("0 of") {
+            return Err(format!("the progress line shows {progress:?}"));
+        }
+        if std::env::var_os("INSUREBOT_SCREENSHOT").is_some() {
+            driver
+                .screenshot(&root("tests/screenshots/campaign.png"))
+                .await;
+        }
+
+        driver.click("#pause").await?;
+        driver.wait_for_text("#campaign-state", "paused").await?;
+        driver.wait_for("#resume").await?;
+        if driver.find("#pause").await.is_ok() {
+            return Err("a paused campaign still offers Pause".into());
+        }
+        let state = insurebot::reminders::campaign_report(&app.db, id)
+            .await
+            .map_err(|e| e.to_string())?
+            .state;
+        if state != "paused" {
+            return Err(format!("the campaign is {state} in the database"));
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = outcome {
+        let shot = root(".ci/artifacts/browser-campaign-failure.png");
         driver.screenshot(&shot).await;
         panic!("{e} (screenshot: {})", shot.display());
     }

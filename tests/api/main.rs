@@ -5,6 +5,7 @@
 mod helpers;
 
 mod browser;
+mod campaign_console;
 mod consent;
 mod consent_property;
 mod console;

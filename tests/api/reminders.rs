@@ -1,11 +1,9 @@
 //! Premium reminders and campaigns (issue 8), with a controllable clock: every offset, the
 //! grace period, quiet hours, a paid premium, catch-up, a run interrupted half-way, two
 //! instances, remind-later rows, pause/resume/cancel, a crash in the middle of a campaign,
-//! the API. SQLite always; PostgreSQL too with INSUREBOT_TEST_DATABASE_URL.
-//!
-//! The consent tests (opted-out contact, marketing opt-in, frequency cap) are written against
-//! the composer's `skipped` reason `consent` and are `#[ignore]`d until the consent gate
-//! (`composer::consent_gate`, another branch) lands: today the gate allows everything.
+//! a batch meeting rows another instance took, the API, and the consent gate (opted-out
+//! contact, marketing opt-in, frequency cap). SQLite always; PostgreSQL too with
+//! INSUREBOT_TEST_DATABASE_URL. The campaign helpers are shared with the console tests.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -23,7 +21,9 @@ use insurebot::store::entities::{
     premium_reminder, reminder_send,
 };
 use sea_orm::ActiveValue::{NotSet, Set};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+};
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -468,7 +468,7 @@ async fn remind_me_later_rows_are_sent_once_on_their_day_unless_paid() {
 }
 
 /// Records an opt-out through the consent layer, as a STOP keyword would.
-async fn opt_out(db: &DatabaseConnection, contact_id: i64, scope: &str) {
+pub async fn opt_out(db: &DatabaseConnection, contact_id: i64, scope: &str) {
     use insurebot::consent::{Change, NewEntry, Scope, Source};
     let entry = NewEntry {
         contact_id: Some(contact_id),
@@ -530,7 +530,7 @@ async fn an_opted_out_contact_gets_no_premium_reminder() {
 
 // ---- campaigns, against the running app and the fake Cloud API ----
 
-async fn campaign_app(backend: &Backend) -> TestApp {
+pub async fn campaign_app(backend: &Backend) -> TestApp {
     spawn_app_with(backend, |s| {
         s.reminders.enabled = false;
         // No quiet hours: these tests run at any hour.
@@ -553,13 +553,13 @@ fn csv_of(n: usize, prefix: &str) -> String {
 
 /// A campaign whose recipients all opted in to marketing (as a website form would record
 /// through the consent API), so the consent gate lets it through.
-async fn create_campaign(app: &TestApp, n: usize, prefix: &str, rate: u32) -> i64 {
+pub async fn create_campaign(app: &TestApp, n: usize, prefix: &str, rate: u32) -> i64 {
     let id = create_campaign_without_opt_in(app, n, prefix, rate).await;
     opt_in_recipients(&app.db, id).await;
     id
 }
 
-async fn opt_in_recipients(db: &DatabaseConnection, campaign_id: i64) {
+pub async fn opt_in_recipients(db: &DatabaseConnection, campaign_id: i64) {
     use insurebot::consent::{Change, NewEntry, Scope, Source};
     let recipients = campaign_recipient::Entity::find()
         .filter(campaign_recipient::Column::CampaignId.eq(campaign_id))
@@ -583,7 +583,12 @@ async fn opt_in_recipients(db: &DatabaseConnection, campaign_id: i64) {
     }
 }
 
-async fn create_campaign_without_opt_in(app: &TestApp, n: usize, prefix: &str, rate: u32) -> i64 {
+pub async fn create_campaign_without_opt_in(
+    app: &TestApp,
+    n: usize,
+    prefix: &str,
+    rate: u32,
+) -> i64 {
     let settings = insurebot::reminders::CampaignSettings {
         default_rate_per_second: 10,
         max_rate_per_second: 150,
@@ -609,7 +614,7 @@ async fn create_campaign_without_opt_in(app: &TestApp, n: usize, prefix: &str, r
     .id
 }
 
-fn campaign_sends(app: &TestApp) -> Vec<String> {
+pub fn campaign_sends(app: &TestApp) -> Vec<String> {
     app.sent_messages()
         .iter()
         .filter(|r| r.body["template"]["name"] == "policy_offer")
@@ -617,7 +622,7 @@ fn campaign_sends(app: &TestApp) -> Vec<String> {
         .collect()
 }
 
-async fn wait_until(what: &str, mut ok: impl AsyncFnMut() -> bool) {
+pub async fn wait_until(what: &str, mut ok: impl AsyncFnMut() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !ok().await {
         assert!(std::time::Instant::now() < deadline, "timed out: {what}");
@@ -724,6 +729,95 @@ async fn a_crash_in_the_middle_of_a_campaign_sends_nobody_a_second_copy() {
         .await;
         let report = campaign_report(&app.db, id).await.unwrap();
         assert_eq!((report.total, report.sent), (80, 80), "{report:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_batch_leaves_alone_the_recipients_another_instance_already_took() {
+    for backend in backends() {
+        let (db, _guard) = bare_db(&backend).await;
+        let settings = insurebot::reminders::CampaignSettings {
+            default_rate_per_second: 10,
+            max_rate_per_second: 150,
+        };
+        let new = NewCampaign {
+            name: "renewal offer".into(),
+            template: "policy_offer".into(),
+            language: "en".into(),
+            rate_per_second: Some(10),
+            start_at: None,
+            audience: Audience::Csv {
+                csv: csv_of(6, "91982"),
+                skip_invalid: false,
+            },
+        };
+        let id = campaigns::create(&db, &settings, new, Utc::now())
+            .await
+            .unwrap()
+            .id;
+        opt_in_recipients(&db, id).await;
+        // The fifth recipient never opted in: the composer refuses it, with its reason.
+        let batch = campaign_recipient::Entity::find()
+            .filter(campaign_recipient::Column::CampaignId.eq(id))
+            .order_by_asc(campaign_recipient::Column::Id)
+            .all(&db)
+            .await
+            .unwrap();
+        insurebot::store::entities::consent_log::Entity::delete_many()
+            .filter(
+                insurebot::store::entities::consent_log::Column::ContactId.eq(batch[4].contact_id),
+            )
+            .exec(&db)
+            .await
+            .unwrap();
+        let c = insurebot::store::entities::campaign::Entity::find_by_id(id)
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap();
+        let composer = Composer::new(&MessagingSettings::default());
+        // Another instance took the first three and committed.
+        let txn = insurebot::store::begin_write(&db).await.unwrap();
+        assert_eq!(
+            campaigns::queue_rows(&txn, &composer, &c, &batch[..3], 0)
+                .await
+                .unwrap(),
+            3
+        );
+        txn.commit().await.unwrap();
+
+        // This one still sees all six as pending (read before): it queues only the rest.
+        let txn = insurebot::store::begin_write(&db).await.unwrap();
+        let queued = campaigns::queue_rows(&txn, &composer, &c, &batch, 0)
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+        assert_eq!(queued, 2, "two of the three left; the fifth is refused");
+        assert_eq!(outbox_rows(&db).await, 6, "one outbox row per recipient");
+        let rows = campaign_recipient::Entity::find()
+            .filter(campaign_recipient::Column::CampaignId.eq(id))
+            .order_by_asc(campaign_recipient::Column::Id)
+            .all(&db)
+            .await
+            .unwrap();
+        let outbox_ids: HashSet<Option<i64>> = rows.iter().map(|r| r.outbox_id).collect();
+        assert_eq!(outbox_ids.len(), 6, "{rows:?}");
+        assert!(rows.iter().all(|r| r.outbox_id.is_some()), "{rows:?}");
+        let states: Vec<(&str, Option<&str>)> = rows
+            .iter()
+            .map(|r| (r.state.as_str(), r.reason.as_deref()))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                (rstate::QUEUED, None),
+                (rstate::QUEUED, None),
+                (rstate::QUEUED, None),
+                (rstate::QUEUED, None),
+                (rstate::SKIPPED, Some("consent_no_marketing_opt_in")),
+                (rstate::QUEUED, None),
+            ]
+        );
     }
 }
 
