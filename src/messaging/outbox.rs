@@ -165,7 +165,7 @@ pub async fn claim_due(
     outbox::Entity::update_many()
         .col_expr(outbox::Column::LeaseOwner, Expr::value(token.clone()))
         .col_expr(outbox::Column::LeaseUntil, Expr::value(lease_until))
-        .filter(outbox::Column::Id.is_in(candidates))
+        .filter(outbox::Column::Id.is_in(candidates.iter().copied()))
         .filter(outbox::Column::State.eq(state::QUEUED))
         .filter(free())
         .exec(&*txn)
@@ -179,6 +179,8 @@ pub async fn claim_due(
         "reading claimed rows",
         || {
             outbox::Entity::find()
+                // By primary key: lease_owner has no index, and the outbox keeps its history.
+                .filter(outbox::Column::Id.is_in(candidates.iter().copied()))
                 .filter(outbox::Column::LeaseOwner.eq(token.clone()))
                 .order_by_asc(outbox::Column::Id)
                 .all(db)
