@@ -99,8 +99,18 @@ impl Sender {
                     let mut contacts = match self.contacts_of(&rows).await {
                         Ok(contacts) => contacts,
                         Err(e) => {
-                            // Their leases expire and they are claimed again.
+                            // Retried like any database error on a send, so the rows do not
+                            // sit leased to nobody until the lease expires.
                             tracing::warn!(error = %e, "could not read the claimed rows' contacts");
+                            let (this, recorder) = (self.clone(), recorder.clone());
+                            tasks.spawn(async move {
+                                for row in rows {
+                                    let retry = this.db_retry(&row, &e);
+                                    if let Err(e) = recorder.record(row, retry).await {
+                                        tracing::error!(error = %e, "could not record send result");
+                                    }
+                                }
+                            });
                             continue;
                         }
                     };
