@@ -72,15 +72,138 @@ pub async fn ingest_many(
     now_ms: i64,
 ) -> Result<Vec<IngestReport>, DbErr> {
     let txn = super::begin_write_urgent(db).await?;
+    let mut known = KnownContacts::prefetch(&txn, batch).await?;
     let mut windows = WindowStarts::default();
+    let mut messages = NewMessages::default();
     let mut reports = Vec::with_capacity(batch.len());
-    for events in batch {
-        reports.push(store_events(&txn, events, hasher, &mut windows, now_ms).await?);
+    for (at, events) in batch.iter().enumerate() {
+        let mut batch = Batch {
+            known: &mut known,
+            windows: &mut windows,
+            messages: &mut messages,
+            webhook: at,
+        };
+        reports.push(store_events(&txn, events, hasher, &mut batch, now_ms).await?);
     }
+    messages.insert(&txn, &mut reports).await?;
     windows.write(&txn, now_ms).await?;
     txn.commit().await?;
     Ok(reports)
 }
+
+/// What a batch's webhooks gather for statements that cover the whole batch.
+struct Batch<'a> {
+    known: &'a mut KnownContacts,
+    windows: &'a mut WindowStarts,
+    messages: &'a mut NewMessages,
+    /// The webhook being stored (its index in the batch).
+    webhook: usize,
+}
+
+/// The batch's senders known by phone number: read with one query up front instead of one
+/// per message (the common case: a contact writing again).
+#[derive(Default)]
+struct KnownContacts(std::collections::HashMap<String, contact::Model>);
+
+impl KnownContacts {
+    async fn prefetch<C: ConnectionTrait>(db: &C, batch: &[&WebhookEvents]) -> Result<Self, DbErr> {
+        let phones: std::collections::HashSet<&str> = batch
+            .iter()
+            .flat_map(|events| &events.messages)
+            .filter_map(|m| m.from.as_deref())
+            .collect();
+        if phones.is_empty() {
+            return Ok(Self::default());
+        }
+        let found = contact::Entity::find()
+            .filter(contact::Column::WaId.is_in(phones))
+            .all(db)
+            .await?;
+        Ok(Self(
+            found
+                .into_iter()
+                .filter_map(|c| Some((c.wa_id.clone()?, c)))
+                .collect(),
+        ))
+    }
+}
+
+/// The batch's new inbound messages, inserted together at the end: one multi-row INSERT that
+/// skips known wamids and returns the ones it stored.
+#[derive(Default)]
+struct NewMessages {
+    /// (webhook index, contact, row), in arrival order.
+    rows: Vec<(usize, i64, inbound_message::ActiveModel)>,
+}
+
+/// Messages per INSERT at most (12 parameters each: well under SQLite's and PostgreSQL's
+/// parameter limits).
+const INSERT_CHUNK: usize = 256;
+
+impl NewMessages {
+    /// Inserts the rows and counts them in their webhooks' reports as new or duplicate.
+    async fn insert<C: ConnectionTrait>(
+        &mut self,
+        db: &C,
+        reports: &mut [IngestReport],
+    ) -> Result<(), DbErr> {
+        let mut stored = std::collections::HashSet::new();
+        for chunk in self.rows.chunks(INSERT_CHUNK) {
+            // The unique key on wamid is the deduplication: atomic, unlike a check-then-insert.
+            let mut insert = sea_orm::sea_query::Query::insert();
+            insert
+                .into_table(inbound_message::Entity)
+                .columns(INSERTED_COLUMNS)
+                .on_conflict(
+                    OnConflict::column(inbound_message::Column::Wamid)
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .returning_col(inbound_message::Column::Wamid);
+            for (_, _, row) in chunk {
+                insert.values_panic(INSERTED_COLUMNS.iter().map(|c| {
+                    row.get(*c)
+                        .into_value()
+                        .expect("every inserted column is set")
+                        .into()
+                }));
+            }
+            let statement = db.get_database_backend().build(&insert);
+            for returned in db.query_all_raw(statement).await? {
+                stored.insert(returned.try_get::<String>("", "wamid")?);
+            }
+        }
+        for (webhook, contact_id, row) in self.rows.drain(..) {
+            let report = &mut reports[webhook];
+            // The first of two copies in one batch is the one stored.
+            let wamid = row.wamid.as_ref();
+            if stored.remove(wamid) {
+                report.new_messages += 1;
+                if !report.contacts_with_new_messages.contains(&contact_id) {
+                    report.contacts_with_new_messages.push(contact_id);
+                }
+            } else {
+                report.duplicate_messages += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The columns a new inbound message is inserted with (all but the generated id).
+const INSERTED_COLUMNS: [inbound_message::Column; 11] = [
+    inbound_message::Column::Wamid,
+    inbound_message::Column::ContactId,
+    inbound_message::Column::PhoneNumberId,
+    inbound_message::Column::MsgType,
+    inbound_message::Column::Content,
+    inbound_message::Column::Raw,
+    inbound_message::Column::SentAt,
+    inbound_message::Column::ReceivedAt,
+    inbound_message::Column::ProcessedAt,
+    inbound_message::Column::Attempts,
+    inbound_message::Column::LastError,
+];
 
 /// The latest message time seen per contact in a batch: each contact's window start is
 /// written once per batch, not once per message.
@@ -110,25 +233,21 @@ async fn store_events(
     txn: &super::WriteTxn,
     events: &WebhookEvents,
     hasher: &AddressHasher,
-    windows: &mut WindowStarts,
+    batch: &mut Batch<'_>,
     now_ms: i64,
 ) -> Result<IngestReport, DbErr> {
     let mut report = IngestReport::default();
     for message in &events.messages {
-        let Some(contact_id) = upsert_contact(txn, message, &events.contacts, now_ms).await? else {
+        let Some(contact_id) =
+            upsert_contact(txn, message, &events.contacts, batch.known, now_ms).await?
+        else {
             // parse_webhook never yields a message without any identity; be defensive anyway.
             tracing::warn!(wamid = %message.id, "message without sender identity skipped");
             continue;
         };
-        if insert_message(txn, contact_id, message, now_ms).await? {
-            report.new_messages += 1;
-            if !report.contacts_with_new_messages.contains(&contact_id) {
-                report.contacts_with_new_messages.push(contact_id);
-            }
-        } else {
-            report.duplicate_messages += 1;
-        }
-        windows.saw(contact_id, message.timestamp * 1000);
+        let row = new_message(contact_id, message, now_ms)?;
+        batch.messages.rows.push((batch.webhook, contact_id, row));
+        batch.windows.saw(contact_id, message.timestamp * 1000);
     }
     for status in &events.statuses {
         if apply_status(txn, status, now_ms).await? {
@@ -164,6 +283,7 @@ async fn upsert_contact<C: ConnectionTrait>(
     db: &C,
     message: &InboundMessage,
     profiles: &[ContactProfile],
+    known: &mut KnownContacts,
     now_ms: i64,
 ) -> Result<Option<i64>, DbErr> {
     let wa_id = message.from.as_deref();
@@ -178,7 +298,12 @@ async fn upsert_contact<C: ConnectionTrait>(
     let user_id = user_id.or_else(|| profile.and_then(|p| p.user_id.as_deref()));
     let name = profile.and_then(|p| p.name.clone());
 
-    if let Some(existing) = find_contact(db, wa_id, user_id).await? {
+    let cached = wa_id.and_then(|phone| known.0.get(phone)).cloned();
+    let existing = match cached {
+        Some(contact) => Some(contact),
+        None => find_contact(db, wa_id, user_id).await?,
+    };
+    if let Some(existing) = existing {
         let fill_wa = existing.wa_id.is_none() && wa_id.is_some();
         let fill_user = existing.user_id.is_none() && user_id.is_some();
         let new_name = name.is_some() && existing.profile_name != name;
@@ -197,7 +322,10 @@ async fn upsert_contact<C: ConnectionTrait>(
                 update.profile_name = Set(name);
             }
             update.updated_at = Set(now_ms);
-            contact::Entity::update(update).exec(db).await?;
+            let updated = contact::Entity::update(update).exec(db).await?;
+            remember(known, updated);
+        } else {
+            remember(known, existing.clone());
         }
         return Ok(Some(existing.id));
     }
@@ -219,7 +347,19 @@ async fn upsert_contact<C: ConnectionTrait>(
         .on_conflict(OnConflict::new().do_nothing().to_owned())
         .exec_without_returning(db)
         .await?;
-    Ok(find_contact(db, wa_id, user_id).await?.map(|c| c.id))
+    let created = find_contact(db, wa_id, user_id).await?;
+    Ok(created.map(|c| {
+        let id = c.id;
+        remember(known, c);
+        id
+    }))
+}
+
+/// Keeps `contact` for the batch's later messages from the same number.
+fn remember(known: &mut KnownContacts, contact: contact::Model) {
+    if let Some(phone) = contact.wa_id.clone() {
+        known.0.insert(phone, contact);
+    }
 }
 
 async fn find_contact<C: ConnectionTrait>(
@@ -247,16 +387,15 @@ async fn find_contact<C: ConnectionTrait>(
     }
 }
 
-/// Inserts the message unless its wamid exists; true when it was new.
-async fn insert_message<C: ConnectionTrait>(
-    db: &C,
+/// The row a new inbound message is stored as.
+fn new_message(
     contact_id: i64,
     message: &InboundMessage,
     now_ms: i64,
-) -> Result<bool, DbErr> {
+) -> Result<inbound_message::ActiveModel, DbErr> {
     let content =
         serde_json::to_string(&message.content).map_err(|e| DbErr::Custom(e.to_string()))?;
-    let row = inbound_message::ActiveModel {
+    Ok(inbound_message::ActiveModel {
         id: NotSet,
         wamid: Set(message.id.clone()),
         contact_id: Set(contact_id),
@@ -269,17 +408,7 @@ async fn insert_message<C: ConnectionTrait>(
         processed_at: Set(None),
         attempts: Set(0),
         last_error: Set(None),
-    };
-    // The unique key on wamid is the deduplication: atomic, unlike a check-then-insert.
-    let inserted = inbound_message::Entity::insert(row)
-        .on_conflict(
-            OnConflict::column(inbound_message::Column::Wamid)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(db)
-        .await?;
-    Ok(inserted == 1)
+    })
 }
 
 /// Moves the contact's window start forward to `sent_at_ms`; a late redelivery of an older
