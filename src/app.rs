@@ -176,12 +176,14 @@ impl Application {
 
         let metrics = Arc::new(Metrics::new());
         let outbox_ready = Arc::new(Notify::new());
+        let handoff = crate::messaging::handoff::Handoff::new(&instance_id);
         let pipeline = Pipeline::new(
             db.clone(),
             handler,
             metrics.clone(),
             instance_id.clone(),
             outbox_ready.clone(),
+            handoff.clone(),
         );
         let reminders = crate::reminders::worker::Worker {
             db: db.clone(),
@@ -209,6 +211,7 @@ impl Application {
             instance_id,
             wake: outbox_ready,
             mark_read: settings.mark_read,
+            handoff,
         };
         let console = Console::new(
             office_hours(&settings)?,

@@ -28,6 +28,10 @@ pub struct Metrics {
     pub processing_failures: Family<OutcomeLabel, Counter>,
     /// Outbound send attempts by result: sent, retry, failed, dead.
     pub outbound_sends: Family<OutcomeLabel, Counter>,
+    /// Replies handed from the pipeline to the sender in memory, by outcome: sent on their
+    /// queue-time decision (`on_queue_decision`), or `released` to the outbox (decided again
+    /// when claimed: the decision went stale while the sender was saturated).
+    pub handoffs: Family<OutcomeLabel, Counter>,
 }
 
 impl Metrics {
@@ -69,6 +73,12 @@ impl Metrics {
             "Outbound send attempts by result",
             outbound_sends.clone(),
         );
+        let handoffs = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "handoffs",
+            "Replies handed to the sender in memory, by outcome",
+            handoffs.clone(),
+        );
         Self {
             registry,
             webhooks,
@@ -78,6 +88,7 @@ impl Metrics {
             processing_latency,
             processing_failures,
             outbound_sends,
+            handoffs,
         }
     }
 

@@ -27,6 +27,7 @@ use crate::engine::{
 use crate::messaging::composer::{
     self, Composer, Intent, Purpose, Queued, StoredIntent, TemplateChoice,
 };
+use crate::messaging::handoff::FreshBatch;
 use crate::pipeline::{BoxFuture, MessageHandler, PendingMessage};
 use crate::store::entities::{contact, conversation, handoff, outbox};
 use crate::store::{begin_write, now_ms};
@@ -115,6 +116,7 @@ impl MessageHandler for FlowRunner {
                 inbound_id: Some(message.id),
                 source,
                 said,
+                fresh: message.fresh.as_ref().map(|f| (f, message.wamid.as_str())),
             };
             let conversation = self
                 .run_events(&turn, conversation, event, Utc::now())
@@ -193,6 +195,7 @@ impl FlowRunner {
                     inbound_id: None,
                     source: Source::Keyword,
                     said: None,
+                    fresh: None,
                 };
                 let after = self
                     .run_events(&turn, conversation, Event::Timeout, now)
@@ -218,6 +221,9 @@ struct Turn<'a> {
     source: Source,
     /// What the contact sent, kept verbatim in the consent log.
     said: Option<String>,
+    /// Where replies that may go at once are handed to the sender, with the wamid they answer
+    /// (see [`composer::queue_fresh`]); `None`: queued for the sender's claim.
+    fresh: Option<(&'a FreshBatch, &'a str)>,
 }
 
 impl FlowRunner {
@@ -420,7 +426,14 @@ async fn queue_reply(turn: &Turn<'_>, composer: &Composer, reply: &Reply) -> any
             params: t.params.clone(),
         }),
     };
-    match composer::queue_to(turn.txn, composer, intent, turn.contact).await {
+    let queued = match turn.fresh {
+        Some((fresh, answered)) => {
+            let answered = Some(answered.to_owned());
+            composer::queue_fresh(turn.txn, composer, intent, turn.contact, fresh, answered).await
+        }
+        None => composer::queue_to(turn.txn, composer, intent, turn.contact).await,
+    };
+    match queued {
         Ok(Queued::Row(_)) => Ok(()),
         Ok(Queued::Skipped { reason, .. }) => {
             tracing::info!(message_id = %reply.message_id, %reason, "reply not sent");

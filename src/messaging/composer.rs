@@ -21,6 +21,7 @@ use std::sync::Arc;
 use sea_orm::{ConnectionTrait, DbErr, EntityTrait};
 use serde::{Deserialize, Serialize};
 
+use super::handoff::{FreshBatch, FreshRow};
 use super::outbox::{self, reason};
 use super::templates::{self, TemplateInfo};
 use crate::config::{MessagingSettings, Settings};
@@ -277,6 +278,34 @@ pub async fn queue_to<C: ConnectionTrait>(
     intent: Intent,
     contact: &contact::Model,
 ) -> Result<Queued, ComposeError> {
+    queue_with(db, composer, intent, contact, None).await
+}
+
+/// [`queue_to`] for the pipeline: a row that may go out free-form now is leased to this
+/// instance's sender and added to `fresh`, which hands it over in memory once the caller's
+/// transaction commits (see [`handoff`](super::handoff)). Any other row is queued as usual.
+/// `answered_wamid` is the wamid of the message being answered, marked read once sent.
+///
+/// # Errors
+/// As [`queue_to`].
+pub async fn queue_fresh<C: ConnectionTrait>(
+    db: &C,
+    composer: &Composer,
+    intent: Intent,
+    contact: &contact::Model,
+    fresh: &FreshBatch,
+    answered_wamid: Option<String>,
+) -> Result<Queued, ComposeError> {
+    queue_with(db, composer, intent, contact, Some((fresh, answered_wamid))).await
+}
+
+async fn queue_with<C: ConnectionTrait>(
+    db: &C,
+    composer: &Composer,
+    intent: Intent,
+    contact: &contact::Model,
+    fresh: Option<(&FreshBatch, Option<String>)>,
+) -> Result<Queued, ComposeError> {
     if intent.free_form.is_none() && intent.template.is_none() {
         return Err(ComposeError::Empty);
     }
@@ -305,7 +334,46 @@ pub async fn queue_to<C: ConnectionTrait>(
         in_reply_to: intent.in_reply_to,
         row_id: None,
     };
-    let decision = decide_for(db, composer, contact, &stored, context, false, now_ms()).await?;
+    let decided_at = now_ms();
+    let decision = decide_for(db, composer, contact, &stored, context, false, decided_at).await?;
+    // Only the free-form answer inside the window is handed over: a template may be marketing,
+    // whose cap counts the rows queued before this one, and is decided again when sent.
+    if let (
+        Some((fresh, answered_wamid)),
+        Decision::Send {
+            message,
+            sent_as,
+            template,
+        },
+    ) = (fresh, &decision)
+        && *sent_as == "free_form"
+    {
+        let row = outbox::insert_leased(
+            db,
+            outbox::NewRow {
+                contact_id: contact.id,
+                in_reply_to: intent.in_reply_to,
+                purpose: stored.purpose.label(),
+                payload: serde_json::to_string(&stored)
+                    .map_err(|e| DbErr::Custom(e.to_string()))?,
+                skipped: None,
+            },
+            fresh.lease_owner(),
+        )
+        .await?;
+        let id = row.id;
+        fresh.push(FreshRow {
+            row,
+            contact: contact.clone(),
+            intent: stored,
+            message: message.clone(),
+            sent_as,
+            template: template.clone(),
+            answered_wamid,
+            decided_at,
+        });
+        return Ok(Queued::Row(id));
+    }
     let skipped = match &decision {
         Decision::Skip { reason, detail } => Some((*reason, detail.clone())),
         Decision::Send { .. } => None,

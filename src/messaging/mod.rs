@@ -6,10 +6,13 @@
 //! - [`outbox`]: the persisted outbox; a message is a row before any HTTP call.
 //! - [`sender`]: drains the outbox, deciding again at send time, with pacing, retries, the
 //!   131047 template fallback and dead letters.
+//! - [`handoff`]: the pipeline's replies, decided in its transaction, handed to this
+//!   instance's sender in memory instead of claimed back from the outbox.
 //! - [`pacing`]: the per-number and per-recipient token buckets.
 //! - [`templates`]: the template registry (file, `templates sync`, status webhooks).
 
 pub mod composer;
+pub mod handoff;
 pub mod outbox;
 pub mod pacing;
 pub mod sender;

@@ -10,9 +10,8 @@ use std::time::Duration;
 
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 
 use crate::store::entities::{message_status, outbox};
@@ -74,38 +73,93 @@ pub struct NewRow<'a> {
 /// # Errors
 /// Database errors.
 pub async fn insert<C: ConnectionTrait>(db: &C, row: NewRow<'_>) -> Result<i64, DbErr> {
+    Ok(insert_row(db, row, None).await?.id)
+}
+
+/// [`insert`] of a queued row leased to `lease_owner` (a sender that has the row in memory
+/// already, see [`handoff`](super::handoff)); returns the row as stored.
+///
+/// # Errors
+/// Database errors.
+pub async fn insert_leased<C: ConnectionTrait>(
+    db: &C,
+    row: NewRow<'_>,
+    lease_owner: &str,
+) -> Result<outbox::Model, DbErr> {
+    insert_row(db, row, Some(lease_owner)).await
+}
+
+async fn insert_row<C: ConnectionTrait>(
+    db: &C,
+    row: NewRow<'_>,
+    lease_owner: Option<&str>,
+) -> Result<outbox::Model, DbErr> {
     let now = now_ms();
     let (state, reason, detail) = match row.skipped {
         Some((reason, detail)) => (state::SKIPPED, Some(reason.to_owned()), Some(detail)),
         None => (state::QUEUED, None, None),
     };
-    let model = outbox::ActiveModel {
-        id: NotSet,
-        contact_id: Set(row.contact_id),
-        in_reply_to: Set(row.in_reply_to),
-        payload: Set(row.payload),
-        state: Set(state.to_owned()),
-        attempts: Set(0),
-        next_attempt_at: Set(now),
-        lease_owner: Set(None),
-        lease_until: Set(None),
-        wamid: Set(None),
-        error_code: Set(None),
-        last_error: Set(detail),
-        created_at: Set(now),
-        updated_at: Set(now),
-        sent_at: Set(None),
-        purpose: Set(row.purpose.to_owned()),
-        reason: Set(reason),
-        sent_as: Set(None),
-        fallback: Set(false),
-        delivery_status: Set(None),
-        delivery_rank: Set(0),
-        delivery_at: Set(None),
-        delivery_error_code: Set(None),
-        delivery_error: Set(None),
+    let mut model = outbox::Model {
+        id: 0,
+        contact_id: row.contact_id,
+        in_reply_to: row.in_reply_to,
+        payload: row.payload,
+        state: state.to_owned(),
+        attempts: 0,
+        next_attempt_at: now,
+        lease_owner: lease_owner.map(str::to_owned),
+        lease_until: lease_owner.map(|_| now + LEASE_MS),
+        wamid: None,
+        error_code: None,
+        last_error: detail,
+        created_at: now,
+        updated_at: now,
+        sent_at: None,
+        purpose: row.purpose.to_owned(),
+        reason,
+        sent_as: None,
+        fallback: false,
+        delivery_status: None,
+        delivery_rank: 0,
+        delivery_at: None,
+        delivery_error_code: None,
+        delivery_error: None,
     };
-    Ok(outbox::Entity::insert(model).exec(db).await?.last_insert_id)
+    let mut active: outbox::ActiveModel = model.clone().into();
+    active.id = NotSet;
+    model.id = outbox::Entity::insert(active)
+        .exec(db)
+        .await?
+        .last_insert_id;
+    Ok(model)
+}
+
+/// Gives back the leases `lease_owner` holds on the queued rows `ids`, so that the next claim
+/// (of any instance) takes them and decides them again.
+///
+/// # Errors
+/// Database errors; the leases then expire.
+pub async fn release_leases(
+    db: &DatabaseConnection,
+    ids: &[i64],
+    lease_owner: &str,
+) -> Result<(), DbErr> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let txn = begin_write(db).await?;
+    outbox::Entity::update_many()
+        .col_expr(
+            outbox::Column::LeaseOwner,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(outbox::Column::LeaseUntil, Expr::value(Option::<i64>::None))
+        .filter(outbox::Column::Id.is_in(ids.iter().copied()))
+        .filter(outbox::Column::LeaseOwner.eq(lease_owner.to_owned()))
+        .filter(outbox::Column::State.eq(state::QUEUED))
+        .exec(&*txn)
+        .await?;
+    txn.commit().await
 }
 
 /// Leases up to `limit` due rows, at most one per contact: the oldest queued row of each
@@ -195,10 +249,15 @@ pub async fn claim_due(
 
 /// Frees the leases a previous run of this same instance (same host and address) held when it
 /// died, so its queued rows go out at once after a restart instead of after the lease expiry.
+/// The rows leased to `this_run` (handed over by this run's pipeline) keep theirs.
 ///
 /// # Errors
 /// Database errors.
-pub async fn release_own_stale_leases(db: &DatabaseConnection, owner: &str) -> Result<u64, DbErr> {
+pub async fn release_own_stale_leases(
+    db: &DatabaseConnection,
+    owner: &str,
+    this_run: &str,
+) -> Result<u64, DbErr> {
     let txn = begin_write(db).await?;
     let result = outbox::Entity::update_many()
         .col_expr(
@@ -207,6 +266,7 @@ pub async fn release_own_stale_leases(db: &DatabaseConnection, owner: &str) -> R
         )
         .col_expr(outbox::Column::LeaseUntil, Expr::value(Option::<i64>::None))
         .filter(outbox::Column::LeaseOwner.starts_with(format!("{owner}/")))
+        .filter(outbox::Column::LeaseOwner.ne(this_run.to_owned()))
         .filter(outbox::Column::State.eq(state::QUEUED))
         .exec(&txn)
         .await?;
@@ -286,10 +346,91 @@ pub async fn record_attempts(
 ) -> Result<(), DbErr> {
     let now = now_ms();
     let txn = begin_write(db).await?;
+    let mut sent = Vec::new();
     for (row, result) in results {
-        write_attempt(&txn, row, result, now).await?;
+        match result {
+            AttemptResult::Sent { wamid, sent_as } => sent.push((*row, wamid.as_str(), *sent_as)),
+            _ => write_attempt(&txn, row, result, now).await?,
+        }
     }
+    write_sent(&txn, &sent, now).await?;
     txn.commit().await
+}
+
+/// Records sends that went through: one UPDATE for all of them (each row's wamid by CASE),
+/// then the delivery statuses that arrived before their wamids were recorded (Meta's `sent`
+/// webhook can beat us), one query for all.
+async fn write_sent<C: ConnectionTrait>(
+    db: &C,
+    sent: &[(&outbox::Model, &str, &'static str)],
+    now: i64,
+) -> Result<(), DbErr> {
+    let Some(((first, first_wamid, first_as), rest)) = sent.split_first() else {
+        return Ok(());
+    };
+    let by_row = |column: outbox::Column, value: fn(&str, &'static str) -> String| {
+        rest.iter()
+            .fold(
+                Expr::case(
+                    outbox::Column::Id.eq(first.id),
+                    value(first_wamid, first_as),
+                ),
+                |case, (row, wamid, sent_as)| {
+                    case.case(outbox::Column::Id.eq(row.id), value(wamid, sent_as))
+                },
+            )
+            .finally(Expr::col(column))
+    };
+    outbox::Entity::update_many()
+        .col_expr(
+            outbox::Column::Attempts,
+            Expr::col(outbox::Column::Attempts).add(1),
+        )
+        .col_expr(outbox::Column::UpdatedAt, Expr::value(now))
+        .col_expr(
+            outbox::Column::LeaseOwner,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(outbox::Column::LeaseUntil, Expr::value(Option::<i64>::None))
+        .col_expr(outbox::Column::State, Expr::value(state::SENT))
+        .col_expr(
+            outbox::Column::Wamid,
+            by_row(outbox::Column::Wamid, |wamid, _| wamid.to_owned()).into(),
+        )
+        .col_expr(
+            outbox::Column::SentAs,
+            by_row(outbox::Column::SentAs, |_, sent_as| sent_as.to_owned()).into(),
+        )
+        .col_expr(outbox::Column::SentAt, Expr::value(now))
+        // A fallback resend starts a new message: the old wamid's statuses are history.
+        .col_expr(
+            outbox::Column::DeliveryStatus,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(outbox::Column::DeliveryRank, Expr::value(0))
+        .col_expr(outbox::Column::DeliveryAt, Expr::value(Option::<i64>::None))
+        .col_expr(
+            outbox::Column::DeliveryErrorCode,
+            Expr::value(Option::<i64>::None),
+        )
+        .col_expr(
+            outbox::Column::DeliveryError,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(outbox::Column::Id.is_in(sent.iter().map(|(row, _, _)| row.id)))
+        .exec(db)
+        .await?;
+    let early = message_status::Entity::find()
+        .filter(
+            message_status::Column::Wamid
+                .is_in(sent.iter().map(|(_, wamid, _)| (*wamid).to_owned())),
+        )
+        .all(db)
+        .await?;
+    for status in &early {
+        apply_delivery(db, status).await?;
+    }
+    Ok(())
 }
 
 async fn write_attempt<C: ConnectionTrait>(
@@ -326,26 +467,7 @@ async fn write_attempt<C: ConnectionTrait>(
     };
     let new_state = match result {
         AttemptResult::Sent { wamid, sent_as } => {
-            update = update
-                .col_expr(outbox::Column::Wamid, Expr::value(wamid.clone()))
-                .col_expr(outbox::Column::SentAs, Expr::value(*sent_as))
-                .col_expr(outbox::Column::SentAt, Expr::value(now))
-                // A fallback resend starts a new message: the old wamid's statuses are history.
-                .col_expr(
-                    outbox::Column::DeliveryStatus,
-                    Expr::value(Option::<String>::None),
-                )
-                .col_expr(outbox::Column::DeliveryRank, Expr::value(0))
-                .col_expr(outbox::Column::DeliveryAt, Expr::value(Option::<i64>::None))
-                .col_expr(
-                    outbox::Column::DeliveryErrorCode,
-                    Expr::value(Option::<i64>::None),
-                )
-                .col_expr(
-                    outbox::Column::DeliveryError,
-                    Expr::value(Option::<String>::None),
-                );
-            state::SENT
+            return write_sent(db, &[(row, wamid.as_str(), *sent_as)], now).await;
         }
         AttemptResult::Retry {
             next_attempt_at,
@@ -388,13 +510,6 @@ async fn write_attempt<C: ConnectionTrait>(
         .filter(outbox::Column::Id.eq(row.id))
         .exec(db)
         .await?;
-    if let AttemptResult::Sent { wamid, .. } = result
-        && let Some(status) = message_status::Entity::find_by_id(wamid.clone())
-            .one(db)
-            .await?
-    {
-        apply_delivery(db, &status).await?;
-    }
     Ok(())
 }
 

@@ -25,8 +25,10 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySe
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::composer::{self, Composer, DecideContext, Decision, StoredIntent};
+use super::handoff::{FRESH_FOR_MS, FreshRow, Handoff};
 use super::outbox::{self, AttemptResult, reason};
 use super::pacing::Pacing;
 use super::templates;
@@ -62,12 +64,16 @@ pub struct Sender {
     pub wake: Arc<Notify>,
     /// Mark the inbound message read once its reply is sent.
     pub mark_read: bool,
+    /// Replies the pipeline decided and hands over in memory (taken by the one `run`).
+    pub handoff: Handoff,
 }
 
 impl Sender {
     /// Sends until `stop` is cancelled; the sends in flight finish first.
     pub async fn run(self, stop: CancellationToken) {
-        match outbox::release_own_stale_leases(&self.db, &self.instance_id).await {
+        let mut handed_over = self.handoff.take_receiver();
+        let this_run = self.handoff.lease_owner().to_owned();
+        match outbox::release_own_stale_leases(&self.db, &self.instance_id, &this_run).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(
                 rows = n,
@@ -135,9 +141,31 @@ impl Sender {
             }
             tokio::select! {
                 () = stop.cancelled() => break,
+                Some(fresh) = recv_fresh(&mut handed_over) => {
+                    // One task per contact, started as permits free up (earlier sends end).
+                    for contact_rows in by_contact(fresh) {
+                        let Ok(permit) = permits.clone().acquire_owned().await else {
+                            break;
+                        };
+                        let (this, recorder) = (self.clone(), recorder.clone());
+                        tasks.spawn(async move {
+                            this.send_fresh(contact_rows, &recorder).await;
+                            drop(permit);
+                        });
+                    }
+                    continue;
+                }
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(POLL) => {}
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        // Rows handed over but not started: back to the outbox for the next run or another
+        // instance (the pipeline releases what it hands over from now on itself).
+        if let Some(mut rx) = handed_over {
+            rx.close();
+            while let Ok(rows) = rx.try_recv() {
+                self.release_fresh(rows.into_iter()).await;
             }
         }
         while tasks.join_next().await.is_some() {}
@@ -195,6 +223,71 @@ impl Sender {
         recorder: &outbox::ResultRecorder,
     ) {
         let result = self.attempt(&row, contact).await;
+        self.finish(row, result, answered_wamid, recorder).await;
+    }
+
+    /// Rows handed over by the pipeline, one contact's in order: each is sent on its
+    /// queue-time decision while that is fresh. Once one is not done (retried, deferred,
+    /// falling back to its template) or a decision has gone stale, the rest go back to the
+    /// outbox, where the claim keeps them behind the unfinished row and decides them again.
+    async fn send_fresh(&self, rows: Vec<FreshRow>, recorder: &outbox::ResultRecorder) {
+        let mut rows = rows.into_iter();
+        while let Some(fresh) = rows.next() {
+            if now_ms() - fresh.decided_at > FRESH_FOR_MS {
+                self.release_fresh(std::iter::once(fresh).chain(rows)).await;
+                return;
+            }
+            Metrics::count(&self.metrics.handoffs, "on_queue_decision");
+            let row = fresh.row.clone();
+            let result = self
+                .send_decided(
+                    &row,
+                    &fresh.contact,
+                    &fresh.intent,
+                    fresh.message,
+                    fresh.sent_as,
+                    fresh.template.as_deref(),
+                )
+                .instrument(tracing::info_span!("outbox.send", outbox_id = row.id))
+                .await;
+            let done = matches!(
+                result,
+                AttemptResult::Sent { .. }
+                    | AttemptResult::Failed { .. }
+                    | AttemptResult::Dead { .. }
+                    | AttemptResult::Skipped { .. }
+            );
+            let answered = fresh.answered_wamid.filter(|_| self.mark_read);
+            self.finish(row, result, answered, recorder).await;
+            if !done {
+                self.release_fresh(rows).await;
+                return;
+            }
+        }
+    }
+
+    /// Gives handed-over rows back to the outbox (decided again when claimed).
+    async fn release_fresh(&self, rows: impl Iterator<Item = FreshRow>) {
+        let rows: Vec<FreshRow> = rows.collect();
+        if rows.is_empty() {
+            return;
+        }
+        for _ in &rows {
+            Metrics::count(&self.metrics.handoffs, "released");
+        }
+        self.handoff.release(&self.db, rows).await;
+        self.wake.notify_one();
+    }
+
+    /// Logs and counts a result, records it (releasing the lease) and marks the answered
+    /// message read once its reply is sent.
+    async fn finish(
+        &self,
+        row: outbox_row::Model,
+        result: AttemptResult,
+        answered_wamid: Option<String>,
+        recorder: &outbox::ResultRecorder,
+    ) {
         let outcome = result.outcome();
         Metrics::count(&self.metrics.outbound_sends, outcome);
         match &result {
@@ -276,7 +369,7 @@ impl Sender {
             Ok(d) => d,
             Err(e) => return self.db_retry(row, &e),
         };
-        let (mut message, sent_as, template) = match decision {
+        let (message, sent_as, template) = match decision {
             Decision::Skip { reason, detail } => return AttemptResult::Skipped { reason, detail },
             Decision::Send {
                 message,
@@ -284,6 +377,27 @@ impl Sender {
                 template,
             } => (message, sent_as, template),
         };
+        self.send_decided(
+            row,
+            &contact,
+            &intent,
+            message,
+            sent_as,
+            template.as_deref(),
+        )
+        .await
+    }
+
+    /// Sends what was decided for `row`, paced, and classifies the answer.
+    async fn send_decided(
+        &self,
+        row: &outbox_row::Model,
+        contact: &contact::Model,
+        intent: &StoredIntent,
+        mut message: crate::whatsapp::outbound::OutboundMessage,
+        sent_as: &'static str,
+        template: Option<&templates::TemplateInfo>,
+    ) -> AttemptResult {
         if let Err(wait) = self.pacing.pair_check(row.contact_id) {
             return AttemptResult::Deferred {
                 next_attempt_at: now_ms() + i64::try_from(wait.as_millis()).unwrap_or(6_000),
@@ -303,9 +417,9 @@ impl Sender {
             },
             Err(error) => {
                 if matches!(error, SendError::Api { code: 131050, .. }) {
-                    self.record_marketing_stop(&contact, &error).await;
+                    self.record_marketing_stop(contact, &error).await;
                 }
-                self.classify(row, &intent, &message.body, template.as_deref(), &error)
+                self.classify(row, intent, &message.body, template, &error)
                     .await
             }
         }
@@ -468,6 +582,35 @@ pub fn backoff(settings: &OutboxSettings, attempt: u32, retry_after: Option<Dura
     let cap = exp.min(settings.retry_max_ms).max(1);
     let jittered = Duration::from_millis(rand::rng().random_range(cap / 2..=cap));
     retry_after.map_or(jittered, |after| jittered.max(after))
+}
+
+/// The next handed-over rows; never ready without a receiver (a second `run`).
+async fn recv_fresh(
+    receiver: &mut Option<tokio::sync::mpsc::UnboundedReceiver<Vec<FreshRow>>>,
+) -> Option<Vec<FreshRow>> {
+    match receiver {
+        Some(rx) => {
+            let mut batches = Vec::new();
+            rx.recv_many(&mut batches, 64).await;
+            let rows: Vec<FreshRow> = batches.into_iter().flatten().collect();
+            (!rows.is_empty()).then_some(rows)
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Handed-over rows grouped by contact, each group in order.
+fn by_contact(rows: Vec<FreshRow>) -> Vec<Vec<FreshRow>> {
+    let mut groups: Vec<Vec<FreshRow>> = Vec::new();
+    let mut slot: HashMap<i64, usize> = HashMap::new();
+    for row in rows {
+        let at = *slot.entry(row.row.contact_id).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[at].push(row);
+    }
+    groups
 }
 
 #[cfg(test)]

@@ -33,7 +33,14 @@ impl MessageHandler for EchoHandler {
                 // A diagnostic has no template: a late echo is recorded as skipped.
                 template: None,
             };
-            composer::queue(txn, &self.composer, intent).await?;
+            match (&message.fresh, &message.contact) {
+                (Some(fresh), Some(contact)) => {
+                    let answered = Some(message.wamid.clone());
+                    composer::queue_fresh(txn, &self.composer, intent, contact, fresh, answered)
+                        .await?
+                }
+                _ => composer::queue(txn, &self.composer, intent).await?,
+            };
             Ok(())
         })
     }

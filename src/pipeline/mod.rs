@@ -29,8 +29,10 @@ use sea_orm::{
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::messaging::handoff::{FreshBatch, Handoff};
+use crate::messaging::outbox::state as outbox_state;
 use crate::metrics::Metrics;
-use crate::store::entities::{contact, inbound_message};
+use crate::store::entities::{contact, inbound_message, outbox};
 use crate::store::{WriteTxn, begin_write, now_ms};
 use crate::whatsapp::inbound::MessageContent;
 
@@ -61,6 +63,9 @@ pub struct PendingMessage {
     /// The contact as leased for this message, when the pipeline read it already (handlers
     /// read it themselves otherwise).
     pub contact: Option<contact::Model>,
+    /// Where replies that may go out at once are handed to this instance's sender after the
+    /// commit; `None` when the contact has earlier rows queued (its replies wait behind them).
+    pub fresh: Option<FreshBatch>,
 }
 
 /// A boxed future, so handlers can be trait objects.
@@ -99,6 +104,8 @@ struct Inner {
     lease_apart: bool,
     /// Wakes the sender after a handler's writes (usually replies in the outbox) commit.
     outbox_ready: Arc<Notify>,
+    /// Takes the replies decided "send now" to the sender after the commit.
+    handoff: Handoff,
 }
 
 /// The contacts with work, and those being processed.
@@ -149,6 +156,7 @@ impl Pipeline {
         metrics: Arc<Metrics>,
         instance_id: String,
         outbox_ready: Arc<Notify>,
+        handoff: Handoff,
     ) -> Self {
         let sqlite = db.get_database_backend() == sea_orm::DbBackend::Sqlite;
         let processors = if sqlite { 1 } else { PG_PROCESSORS };
@@ -162,6 +170,7 @@ impl Pipeline {
                 work: Notify::new(),
                 lease_apart: !sqlite,
                 outbox_ready,
+                handoff,
             }),
         };
         for _ in 0..processors {
@@ -322,6 +331,8 @@ impl Pipeline {
             .map(|&id| (id, Turn::LeasedElsewhere))
             .collect();
         let next = next_messages(&txn, &leased).await?;
+        let behind = with_queued_rows(&txn, next.keys().copied()).await?;
+        let fresh = self.inner.handoff.batch();
         let mut processed = Vec::new();
         let mut finished = Vec::new();
         for contact in leased {
@@ -336,7 +347,11 @@ impl Pipeline {
             turns.push((contact.id, if *more { Turn::More } else { Turn::Done }));
             let contact_id = contact.id;
             let message = match to_pending(row, Some(contact)) {
-                Ok(m) => m,
+                Ok(m) if behind.contains(&contact_id) => m,
+                Ok(m) => PendingMessage {
+                    fresh: Some(fresh.clone()),
+                    ..m
+                },
                 Err(reason) => {
                     mark_processed(&txn, row.id, Some(reason)).await?;
                     continue;
@@ -363,6 +378,7 @@ impl Pipeline {
         mark_processed_many(&txn, &ids).await?;
         release_many(&txn, &finished, owner).await?;
         txn.commit().await?;
+        self.inner.handoff.deliver(fresh, db).await;
         let now = now_ms();
         for row in &processed {
             let secs = std::cmp::max(now - row.received_at, 0) as f64 / 1000.0;
@@ -422,6 +438,7 @@ fn to_pending(
         sent_at: row.sent_at,
         content,
         contact,
+        fresh: None,
     })
 }
 
@@ -515,6 +532,28 @@ async fn next_messages(
             (row.contact_id, (row, more))
         })
         .collect())
+}
+
+/// The contacts among `ids` that have queued outbox rows: their next replies go out after
+/// those, through the outbox's claim, not handed over at once.
+async fn with_queued_rows(
+    txn: &WriteTxn,
+    ids: impl Iterator<Item = i64>,
+) -> Result<HashSet<i64>, DbErr> {
+    let ids: Vec<i64> = ids.collect();
+    if ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let rows: Vec<i64> = outbox::Entity::find()
+        .select_only()
+        .column(outbox::Column::ContactId)
+        .distinct()
+        .filter(outbox::Column::ContactId.is_in(ids))
+        .filter(outbox::Column::State.eq(outbox_state::QUEUED))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Gives back the leases of `ids` held by `owner`, inside the caller's transaction.

@@ -359,6 +359,7 @@ impl World {
             sent_at: row.sent_at,
             content: serde_json::from_str(row.content.as_deref().unwrap()).unwrap(),
             contact: None,
+            fresh: None,
         };
         let txn = self.db.begin().await.unwrap();
         self.runner.handle(&txn, &pending).await.unwrap();

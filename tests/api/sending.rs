@@ -180,3 +180,62 @@ async fn read_receipts_can_be_switched_off() {
             .all(|r| r.kind == RequestKind::Send)
     );
 }
+
+#[tokio::test]
+async fn a_reply_waits_behind_its_contacts_earlier_row_that_is_being_retried() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        app.fake.script(FailureRule::Next {
+            count: 1,
+            error: ScriptedError::new(429, 4).with_retry_after(1),
+        });
+        let phone = "919800000451";
+        say(&app, phone, "first").await;
+        for _ in 0..500 {
+            if app.fake.attempts() >= 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(app.fake.attempts(), 1, "the first reply was tried once");
+        // The first reply waits for its retry; the second must not overtake it, although it
+        // could go at once.
+        say(&app, phone, "second").await;
+        let sent = app.wait_for_sends(2).await;
+        let texts: Vec<String> = sent.iter().map(text_of).collect();
+        assert_eq!(texts, ["echo: first", "echo: second"]);
+        app.assert_no_more_sends(2).await;
+    }
+}
+
+#[tokio::test]
+async fn a_handed_over_reply_whose_decision_went_stale_is_decided_again_through_the_outbox() {
+    // One send at a time, and the first takes 4 s: the second contact's reply, decided at
+    // once, waits for the sender longer than a queue-time decision stands.
+    let app = spawn_app_with(&Backend::Sqlite, |s| {
+        s.messaging.max_in_flight = 1;
+        s.whatsapp.request_timeout_ms = 10_000;
+    })
+    .await;
+    app.fake.script(FailureRule::Delay {
+        count: 1,
+        delay_ms: 4_000,
+    });
+    say(&app, "919800000452", "slow").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    say(&app, "919800000453", "waiting").await;
+    let sent = app.wait_for_sends(2).await;
+    let mut texts: Vec<String> = sent.iter().map(text_of).collect();
+    texts.sort();
+    assert_eq!(texts, ["echo: slow", "echo: waiting"]);
+    app.assert_no_more_sends(2).await;
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"insurebot_handoffs_total{outcome="released"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"insurebot_handoffs_total{outcome="on_queue_decision"} 1"#),
+        "{metrics}"
+    );
+}
