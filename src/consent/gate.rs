@@ -60,6 +60,8 @@ pub struct GateInput<'a> {
     pub in_reply_to: Option<i64>,
     /// The outbox row being sent; `None` at queue time.
     pub row_id: Option<i64>,
+    /// The contact's consent, when the caller has read it in the same transaction.
+    pub known_state: Option<&'a ConsentState>,
     /// Unix ms.
     pub now: i64,
 }
@@ -105,7 +107,10 @@ pub async fn check<C: ConnectionTrait>(
     if !marketing && !caller_says_not_essential && input.template.is_some_and(|t| t.essential) {
         return Ok(Verdict::Allow);
     }
-    let state = super::state_of(db, &policy.hasher, input.contact).await?;
+    let state = match input.known_state {
+        Some(state) => state.clone(),
+        None => super::state_of(db, &policy.hasher, input.contact).await?,
+    };
     if marketing {
         return check_marketing(db, policy, &state, input).await;
     }

@@ -16,6 +16,8 @@
 pub mod erasure;
 pub mod gate;
 
+use std::collections::HashMap;
+
 use hmac::{KeyInit, Mac};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -372,6 +374,47 @@ pub async fn entries_for_contact<C: ConnectionTrait>(
         .order_by_asc(consent_log::Column::Id)
         .all(db)
         .await
+}
+
+/// [`entries_for_contact`] for several contacts with one query: each contact's entries, oldest
+/// first.
+///
+/// # Errors
+/// Database errors.
+pub async fn entries_for_contacts<C: ConnectionTrait>(
+    db: &C,
+    hasher: &AddressHasher,
+    contacts: &[contact::Model],
+) -> Result<HashMap<i64, Vec<consent_log::Model>>, DbErr> {
+    let hashes: Vec<(i64, Vec<String>)> = contacts
+        .iter()
+        .map(|c| (c.id, hasher.contact_hashes(c)))
+        .collect();
+    let mut any =
+        Condition::any().add(consent_log::Column::ContactId.is_in(contacts.iter().map(|c| c.id)));
+    let all_hashes: Vec<&String> = hashes.iter().flat_map(|(_, h)| h).collect();
+    if !all_hashes.is_empty() {
+        any = any.add(consent_log::Column::AddressHash.is_in(all_hashes));
+    }
+    let entries = consent_log::Entity::find()
+        .filter(any)
+        .order_by_asc(consent_log::Column::Id)
+        .all(db)
+        .await?;
+    let mut by_contact: HashMap<i64, Vec<consent_log::Model>> = HashMap::new();
+    for entry in entries {
+        for (id, contact_hashes) in &hashes {
+            let applies = entry.contact_id == Some(*id)
+                || entry
+                    .address_hash
+                    .as_ref()
+                    .is_some_and(|h| contact_hashes.contains(h));
+            if applies {
+                by_contact.entry(*id).or_default().push(entry.clone());
+            }
+        }
+    }
+    Ok(by_contact)
 }
 
 /// The consent of `contact`.

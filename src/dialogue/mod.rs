@@ -7,8 +7,8 @@
 
 pub mod flows;
 
-use std::collections::VecDeque;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
@@ -19,7 +19,7 @@ use sea_orm::{
 };
 use serde_json::Value;
 
-use crate::consent::{self, Change, NewEntry, Scope, Source};
+use crate::consent::{self, Change, ConsentState, NewEntry, Scope, Source};
 use crate::console::hours::OfficeHours;
 use crate::engine::{
     self, Choices, ConsentChange, ConsentScope, Conversation, Effect, Event, Mode, Reply,
@@ -28,7 +28,7 @@ use crate::messaging::composer::{
     self, Composer, Intent, Purpose, Queued, StoredIntent, TemplateChoice,
 };
 use crate::messaging::handoff::FreshBatch;
-use crate::pipeline::{BoxFuture, MessageHandler, PendingMessage};
+use crate::pipeline::{BoxFuture, MessageHandler, PendingMessage, Prefetched};
 use crate::store::entities::{contact, conversation, handoff, outbox};
 use crate::store::{begin_write, now_ms};
 use crate::whatsapp::inbound::MessageContent;
@@ -96,9 +96,19 @@ impl MessageHandler for FlowRunner {
                         DbErr::RecordNotFound(format!("contact {}", message.contact_id))
                     })?,
             };
-            let conversation = match load(txn, contact.id).await? {
+            let (stored, consent) = match &message.prefetched {
+                Some(prefetched) => (
+                    prefetched.conversation.as_ref().and_then(parse),
+                    Some(ConsentState::fold(&prefetched.consent)),
+                ),
+                None => (load(txn, contact.id).await?, None),
+            };
+            let conversation = match stored {
                 Some(c) => c,
-                None => self.new_conversation(txn, &contact).await?,
+                None => {
+                    self.new_conversation(txn, &contact, consent.as_ref())
+                        .await?
+                }
             };
             let source = match &event {
                 Event::Button { .. } | Event::ListRow { .. } => Source::Button,
@@ -117,11 +127,43 @@ impl MessageHandler for FlowRunner {
                 source,
                 said,
                 fresh: message.fresh.as_ref().map(|f| (f, message.wamid.as_str())),
+                consent: Mutex::new(consent),
             };
             let conversation = self
                 .run_events(&turn, conversation, event, Utc::now())
                 .await?;
             save(txn, contact.id, &conversation).await?;
+            Ok(())
+        })
+    }
+
+    fn prefetch<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        messages: &'a mut [PendingMessage],
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let contacts: Vec<contact::Model> =
+                messages.iter().filter_map(|m| m.contact.clone()).collect();
+            if contacts.is_empty() {
+                return Ok(());
+            }
+            let mut conversations: HashMap<i64, conversation::Model> = conversation::Entity::find()
+                .filter(conversation::Column::ContactId.is_in(contacts.iter().map(|c| c.id)))
+                .all(txn)
+                .await?
+                .into_iter()
+                .map(|row| (row.contact_id, row))
+                .collect();
+            let mut consent =
+                consent::entries_for_contacts(txn, &self.composer.consent.hasher, &contacts)
+                    .await?;
+            for message in messages.iter_mut().filter(|m| m.contact.is_some()) {
+                message.prefetched = Some(Prefetched {
+                    conversation: conversations.remove(&message.contact_id),
+                    consent: consent.remove(&message.contact_id).unwrap_or_default(),
+                });
+            }
             Ok(())
         })
     }
@@ -196,6 +238,7 @@ impl FlowRunner {
                     source: Source::Keyword,
                     said: None,
                     fresh: None,
+                    consent: Mutex::new(None),
                 };
                 let after = self
                     .run_events(&turn, conversation, Event::Timeout, now)
@@ -222,8 +265,11 @@ struct Turn<'a> {
     /// What the contact sent, kept verbatim in the consent log.
     said: Option<String>,
     /// Where replies that may go at once are handed to the sender, with the wamid they answer
-    /// (see [`composer::queue_fresh`]); `None`: queued for the sender's claim.
+    /// (see [`composer::queue_from_pipeline`]); `None`: queued for the sender's claim.
     fresh: Option<(&'a FreshBatch, &'a str)>,
+    /// The contact's consent as read for the batch; forgotten once this turn records a
+    /// change (the gate then reads the log, change included).
+    consent: Mutex<Option<ConsentState>>,
 }
 
 impl FlowRunner {
@@ -234,12 +280,16 @@ impl FlowRunner {
         &self,
         txn: &DatabaseTransaction,
         contact: &contact::Model,
+        known_consent: Option<&ConsentState>,
     ) -> Result<Conversation, DbErr> {
         let mut conversation = Conversation::new(&self.default_language);
-        if consent::state_of(txn, &self.composer.consent.hasher, contact)
-            .await?
-            .opted_out()
-        {
+        let opted_out = match known_consent {
+            Some(state) => state.opted_out(),
+            None => consent::state_of(txn, &self.composer.consent.hasher, contact)
+                .await?
+                .opted_out(),
+        };
+        if opted_out {
             conversation.mode = Mode::OptedOutQuiet;
         }
         Ok(conversation)
@@ -426,13 +476,19 @@ async fn queue_reply(turn: &Turn<'_>, composer: &Composer, reply: &Reply) -> any
             params: t.params.clone(),
         }),
     };
-    let queued = match turn.fresh {
-        Some((fresh, answered)) => {
-            let answered = Some(answered.to_owned());
-            composer::queue_fresh(turn.txn, composer, intent, turn.contact, fresh, answered).await
-        }
-        None => composer::queue_to(turn.txn, composer, intent, turn.contact).await,
-    };
+    let fresh = turn
+        .fresh
+        .map(|(fresh, answered)| (fresh, Some(answered.to_owned())));
+    let consent = turn.consent.lock().expect("turn consent").clone();
+    let queued = composer::queue_from_pipeline(
+        turn.txn,
+        composer,
+        intent,
+        turn.contact,
+        fresh,
+        consent.as_ref(),
+    )
+    .await;
     match queued {
         Ok(Queued::Row(_)) => Ok(()),
         Ok(Queued::Skipped { reason, .. }) => {
@@ -537,6 +593,7 @@ async fn record_consent(
         )
         .await?;
     }
+    *turn.consent.lock().expect("turn consent") = None;
     Ok(())
 }
 
@@ -584,15 +641,18 @@ pub async fn load<C: ConnectionTrait>(
     db: &C,
     contact_id: i64,
 ) -> anyhow::Result<Option<Conversation>> {
-    let Some(row) = conversation::Entity::find_by_id(contact_id).one(db).await? else {
-        return Ok(None);
-    };
+    let row = conversation::Entity::find_by_id(contact_id).one(db).await?;
+    Ok(row.as_ref().and_then(parse))
+}
+
+/// The conversation a stored row holds; `None` for a state from an incompatible version
+/// (the contact starts afresh rather than being wedged).
+fn parse(row: &conversation::Model) -> Option<Conversation> {
     match serde_json::from_str(&row.state) {
-        Ok(conversation) => Ok(Some(conversation)),
+        Ok(conversation) => Some(conversation),
         Err(e) => {
-            // A state from an incompatible version: start afresh rather than wedge the contact.
-            tracing::warn!(contact_id, error = %e, "stored conversation unreadable; starting a new one");
-            Ok(None)
+            tracing::warn!(contact_id = row.contact_id, error = %e, "stored conversation unreadable; starting a new one");
+            None
         }
     }
 }

@@ -25,8 +25,8 @@ use super::handoff::{FreshBatch, FreshRow};
 use super::outbox::{self, reason};
 use super::templates::{self, TemplateInfo};
 use crate::config::{MessagingSettings, Settings};
-use crate::consent::ConsentPolicy;
 use crate::consent::gate::{self, GateInput, Verdict};
+use crate::consent::{ConsentPolicy, ConsentState};
 use crate::store::entities::contact;
 use crate::store::now_ms;
 use crate::whatsapp::outbound::{LimitError, OutboundBody, OutboundMessage, Recipient};
@@ -205,13 +205,16 @@ pub enum Decision {
 
 /// Where a decision is taken: what the consent gate needs beyond the intent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DecideContext {
+pub struct DecideContext<'a> {
     /// The inbound message this answers (a reply to what the contact just sent may reach a
     /// contact who opted out).
     pub in_reply_to: Option<i64>,
     /// The outbox row being sent; `None` at queue time (the marketing cap counts the rows
     /// queued before it).
     pub row_id: Option<i64>,
+    /// The contact's consent as the caller read it in the same transaction (the pipeline
+    /// reads it for a whole batch); `None`: the gate reads the log.
+    pub consent: Option<&'a ConsentState>,
 }
 
 /// THE CONSENT GATE. It is called for every decision, at queue time and again at send time
@@ -227,7 +230,7 @@ pub async fn consent_gate<C: ConnectionTrait>(
     contact: &contact::Model,
     intent: &StoredIntent,
     template: Option<&TemplateInfo>,
-    context: DecideContext,
+    context: DecideContext<'_>,
     now: i64,
 ) -> Result<Verdict, DbErr> {
     gate::check(
@@ -240,6 +243,7 @@ pub async fn consent_gate<C: ConnectionTrait>(
             fallback: intent.template.as_ref(),
             in_reply_to: context.in_reply_to,
             row_id: context.row_id,
+            known_state: context.consent,
             now,
         },
     )
@@ -278,25 +282,26 @@ pub async fn queue_to<C: ConnectionTrait>(
     intent: Intent,
     contact: &contact::Model,
 ) -> Result<Queued, ComposeError> {
-    queue_with(db, composer, intent, contact, None).await
+    queue_with(db, composer, intent, contact, None, None).await
 }
 
-/// [`queue_to`] for the pipeline: a row that may go out free-form now is leased to this
-/// instance's sender and added to `fresh`, which hands it over in memory once the caller's
-/// transaction commits (see [`handoff`](super::handoff)). Any other row is queued as usual.
-/// `answered_wamid` is the wamid of the message being answered, marked read once sent.
+/// [`queue_to`] for the pipeline: with `fresh`, a row that may go out free-form now is leased
+/// to this instance's sender and added to the batch, which hands it over in memory once the
+/// caller's transaction commits (see [`handoff`](super::handoff)); any other row is queued as
+/// usual. The string is the wamid of the message being answered, marked read once sent.
+/// `consent` is the contact's consent as read in the caller's transaction, if it has it.
 ///
 /// # Errors
 /// As [`queue_to`].
-pub async fn queue_fresh<C: ConnectionTrait>(
+pub async fn queue_from_pipeline<C: ConnectionTrait>(
     db: &C,
     composer: &Composer,
     intent: Intent,
     contact: &contact::Model,
-    fresh: &FreshBatch,
-    answered_wamid: Option<String>,
+    fresh: Option<(&FreshBatch, Option<String>)>,
+    consent: Option<&ConsentState>,
 ) -> Result<Queued, ComposeError> {
-    queue_with(db, composer, intent, contact, Some((fresh, answered_wamid))).await
+    queue_with(db, composer, intent, contact, fresh, consent).await
 }
 
 async fn queue_with<C: ConnectionTrait>(
@@ -305,6 +310,7 @@ async fn queue_with<C: ConnectionTrait>(
     intent: Intent,
     contact: &contact::Model,
     fresh: Option<(&FreshBatch, Option<String>)>,
+    consent: Option<&ConsentState>,
 ) -> Result<Queued, ComposeError> {
     if intent.free_form.is_none() && intent.template.is_none() {
         return Err(ComposeError::Empty);
@@ -333,6 +339,7 @@ async fn queue_with<C: ConnectionTrait>(
     let context = DecideContext {
         in_reply_to: intent.in_reply_to,
         row_id: None,
+        consent,
     };
     let decided_at = now_ms();
     let decision = decide_for(db, composer, contact, &stored, context, false, decided_at).await?;
@@ -446,7 +453,7 @@ pub async fn decide_for<C: ConnectionTrait>(
     composer: &Composer,
     contact: &contact::Model,
     intent: &StoredIntent,
-    context: DecideContext,
+    context: DecideContext<'_>,
     force_template: bool,
     now: i64,
 ) -> Result<Decision, DbErr> {

@@ -354,6 +354,7 @@ impl Sender {
         let context = DecideContext {
             in_reply_to: row.in_reply_to,
             row_id: Some(row.id),
+            consent: None,
         };
         let decision = match composer::decide_for(
             &self.db,

@@ -36,7 +36,8 @@ impl MessageHandler for EchoHandler {
             match (&message.fresh, &message.contact) {
                 (Some(fresh), Some(contact)) => {
                     let answered = Some(message.wamid.clone());
-                    composer::queue_fresh(txn, &self.composer, intent, contact, fresh, answered)
+                    let fresh = Some((fresh, answered));
+                    composer::queue_from_pipeline(txn, &self.composer, intent, contact, fresh, None)
                         .await?
                 }
                 _ => composer::queue(txn, &self.composer, intent).await?,

@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::messaging::handoff::{FreshBatch, Handoff};
 use crate::messaging::outbox::state as outbox_state;
 use crate::metrics::Metrics;
-use crate::store::entities::{contact, inbound_message, outbox};
+use crate::store::entities::{consent_log, contact, conversation, inbound_message, outbox};
 use crate::store::{WriteTxn, begin_write, now_ms};
 use crate::whatsapp::inbound::MessageContent;
 
@@ -66,6 +66,20 @@ pub struct PendingMessage {
     /// Where replies that may go out at once are handed to this instance's sender after the
     /// commit; `None` when the contact has earlier rows queued (its replies wait behind them).
     pub fresh: Option<FreshBatch>,
+    /// What the handler read for the whole batch in [`MessageHandler::prefetch`]; `None`: it
+    /// reads for this message alone.
+    pub prefetched: Option<Prefetched>,
+}
+
+/// What the flow runner reads for every message, read for a batch at once (one query each
+/// instead of one per message). A batch holds one message per contact, so nothing another
+/// message of the batch writes can change it.
+#[derive(Debug, Clone, Default)]
+pub struct Prefetched {
+    /// The contact's stored conversation, if any.
+    pub conversation: Option<conversation::Model>,
+    /// The consent log entries that apply to the contact, oldest first.
+    pub consent: Vec<consent_log::Model>,
 }
 
 /// A boxed future, so handlers can be trait objects.
@@ -79,6 +93,17 @@ pub trait MessageHandler: Send + Sync + 'static {
         txn: &'a DatabaseTransaction,
         message: &'a PendingMessage,
     ) -> BoxFuture<'a, anyhow::Result<()>>;
+
+    /// Reads, for a whole batch, what [`handle`](Self::handle) would read for each message,
+    /// into [`PendingMessage::prefetched`]; called in the batch's transaction first. The
+    /// default reads nothing.
+    fn prefetch<'a>(
+        &'a self,
+        _txn: &'a DatabaseTransaction,
+        _messages: &'a mut [PendingMessage],
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Hands pending messages to the handler. Cheap to clone.
@@ -335,6 +360,7 @@ impl Pipeline {
         let fresh = self.inner.handoff.batch();
         let mut processed = Vec::new();
         let mut finished = Vec::new();
+        let mut messages = Vec::with_capacity(leased.len());
         for contact in leased {
             let Some((row, more)) = next.get(&contact.id) else {
                 finished.push(contact.id);
@@ -346,21 +372,40 @@ impl Pipeline {
             }
             turns.push((contact.id, if *more { Turn::More } else { Turn::Done }));
             let contact_id = contact.id;
-            let message = match to_pending(row, Some(contact)) {
-                Ok(m) if behind.contains(&contact_id) => m,
-                Ok(m) => PendingMessage {
+            match to_pending(row, Some(contact)) {
+                Ok(m) if behind.contains(&contact_id) => messages.push(m),
+                Ok(m) => messages.push(PendingMessage {
                     fresh: Some(fresh.clone()),
                     ..m
-                },
-                Err(reason) => {
-                    mark_processed(&txn, row.id, Some(reason)).await?;
-                    continue;
-                }
+                }),
+                Err(reason) => mark_processed(&txn, row.id, Some(reason)).await?,
+            }
+        }
+        if let Err(error) = self.inner.handler.prefetch(&txn, &mut messages).await {
+            // Charged to the first message; the one-by-one retry finds the culprit.
+            txn.rollback().await?;
+            let first = messages.first().map(|m| m.contact_id);
+            let row = first
+                .and_then(|id| next.get(&id))
+                .map(|(row, _)| row.clone());
+            return match (first, row) {
+                (Some(contact_id), Some(row)) => Err(BatchError::Handler {
+                    contact_id,
+                    row: Box::new(row),
+                    error,
+                }),
+                _ => Err(BatchError::Db(DbErr::Custom(format!("{error:#}")))),
+            };
+        }
+        for message in &messages {
+            let contact_id = message.contact_id;
+            let Some((row, _)) = next.get(&contact_id) else {
+                continue;
             };
             let span = tracing::info_span!("process", message_id = row.id, contact_id);
             let outcome = {
                 let _enter = span.enter();
-                self.inner.handler.handle(&txn, &message)
+                self.inner.handler.handle(&txn, message)
             }
             .await;
             if let Err(error) = outcome {
@@ -439,6 +484,7 @@ fn to_pending(
         content,
         contact,
         fresh: None,
+        prefetched: None,
     })
 }
 

@@ -218,13 +218,33 @@ impl WindowStarts {
         }
     }
 
-    /// In contact id order, the order the pipeline leases them in: on PostgreSQL, two
-    /// transactions locking the same rows in one order cannot deadlock.
+    /// One UPDATE for the batch (each contact's time by CASE). PostgreSQL locks the rows in
+    /// the order it finds them by primary key, as the pipeline's lease does: two transactions
+    /// locking the same rows in one order cannot deadlock.
     async fn write<C: ConnectionTrait>(&mut self, db: &C, now_ms: i64) -> Result<(), DbErr> {
         self.0.sort_unstable();
-        for &(contact_id, sent_at_ms) in &self.0 {
-            advance_window(db, contact_id, sent_at_ms, now_ms).await?;
-        }
+        let Some(((first_id, first_at), rest)) = self.0.split_first() else {
+            return Ok(());
+        };
+        let latest: Expr = rest
+            .iter()
+            .fold(
+                Expr::case(contact::Column::Id.eq(*first_id), *first_at),
+                |case, (id, at)| case.case(contact::Column::Id.eq(*id), *at),
+            )
+            .into();
+        contact::Entity::update_many()
+            .col_expr(contact::Column::LastInboundAt, latest.clone())
+            .col_expr(contact::Column::UpdatedAt, Expr::value(now_ms))
+            .filter(contact::Column::Id.is_in(self.0.iter().map(|(id, _)| *id)))
+            // A late redelivery of an older message never moves the window start back.
+            .filter(
+                Expr::col(contact::Column::LastInboundAt)
+                    .is_null()
+                    .or(Expr::col(contact::Column::LastInboundAt).lt(latest)),
+            )
+            .exec(db)
+            .await?;
         Ok(())
     }
 }
@@ -409,28 +429,6 @@ fn new_message(
         attempts: Set(0),
         last_error: Set(None),
     })
-}
-
-/// Moves the contact's window start forward to `sent_at_ms`; a late redelivery of an older
-/// message never moves it back.
-async fn advance_window<C: ConnectionTrait>(
-    db: &C,
-    contact_id: i64,
-    sent_at_ms: i64,
-    now_ms: i64,
-) -> Result<(), DbErr> {
-    contact::Entity::update_many()
-        .col_expr(contact::Column::LastInboundAt, Expr::value(sent_at_ms))
-        .col_expr(contact::Column::UpdatedAt, Expr::value(now_ms))
-        .filter(contact::Column::Id.eq(contact_id))
-        .filter(
-            contact::Column::LastInboundAt
-                .is_null()
-                .or(contact::Column::LastInboundAt.lt(sent_at_ms)),
-        )
-        .exec(db)
-        .await?;
-    Ok(())
 }
 
 /// Records a status unless the message already has one at least as far along, and moves the

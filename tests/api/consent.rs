@@ -579,6 +579,7 @@ async fn consent_is_checked_again_at_send_time() {
             DecideContext {
                 in_reply_to: None,
                 row_id: Some(1),
+                consent: None,
             },
             false,
             now_ms(),

@@ -360,6 +360,7 @@ impl World {
             content: serde_json::from_str(row.content.as_deref().unwrap()).unwrap(),
             contact: None,
             fresh: None,
+            prefetched: None,
         };
         let txn = self.db.begin().await.unwrap();
         self.runner.handle(&txn, &pending).await.unwrap();
@@ -413,6 +414,7 @@ impl World {
                 DecideContext {
                     in_reply_to: row.in_reply_to,
                     row_id: Some(row.id),
+                    consent: None,
                 },
                 row.fallback,
                 chrono::Utc::now().timestamp_millis(),
