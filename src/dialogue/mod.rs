@@ -132,7 +132,30 @@ impl MessageHandler for FlowRunner {
             let conversation = self
                 .run_events(&turn, conversation, event, Utc::now())
                 .await?;
-            save(txn, contact.id, &conversation).await?;
+            match &message.prefetched {
+                // Stored with the batch's others by `finish`.
+                Some(prefetched) => {
+                    *prefetched.save.lock().expect("conversation to save") =
+                        Some(row_for(contact.id, &conversation)?);
+                }
+                None => save(txn, contact.id, &conversation).await?,
+            }
+            Ok(())
+        })
+    }
+
+    fn finish<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        messages: &'a [PendingMessage],
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let rows: Vec<conversation::ActiveModel> = messages
+                .iter()
+                .filter_map(|m| m.prefetched.as_ref())
+                .filter_map(|p| p.save.lock().expect("conversation to save").take())
+                .collect();
+            upsert(txn, rows).await?;
             Ok(())
         })
     }
@@ -162,6 +185,7 @@ impl MessageHandler for FlowRunner {
                 message.prefetched = Some(Prefetched {
                     conversation: conversations.remove(&message.contact_id),
                     consent: consent.remove(&message.contact_id).unwrap_or_default(),
+                    save: Arc::default(),
                 });
             }
             Ok(())
@@ -666,9 +690,17 @@ pub async fn save<C: ConnectionTrait>(
     contact_id: i64,
     conversation: &Conversation,
 ) -> Result<(), DbErr> {
+    upsert(db, vec![row_for(contact_id, conversation)?]).await
+}
+
+/// The row `conversation` is stored as.
+fn row_for(
+    contact_id: i64,
+    conversation: &Conversation,
+) -> Result<conversation::ActiveModel, DbErr> {
     let state = serde_json::to_string(conversation).map_err(|e| DbErr::Custom(e.to_string()))?;
     let position = conversation.position.as_ref();
-    let row = conversation::ActiveModel {
+    Ok(conversation::ActiveModel {
         contact_id: Set(contact_id),
         state: Set(state),
         flow: Set(position.map(|p| p.flow.to_string())),
@@ -677,8 +709,18 @@ pub async fn save<C: ConnectionTrait>(
         mode: Set(mode_name(conversation.mode).into()),
         language: Set(conversation.language.clone()),
         updated_at: Set(now_ms()),
-    };
-    conversation::Entity::insert(row)
+    })
+}
+
+/// Stores conversation rows (insert or replace), with one statement.
+async fn upsert<C: ConnectionTrait>(
+    db: &C,
+    rows: Vec<conversation::ActiveModel>,
+) -> Result<(), DbErr> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    conversation::Entity::insert_many(rows)
         .on_conflict(
             OnConflict::column(conversation::Column::ContactId)
                 .update_columns([

@@ -535,7 +535,8 @@ impl ResultRecorder {
     /// Starts the writer task on the current runtime.
     pub fn start(db: DatabaseConnection) -> Self {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<RecordJob>();
-        tokio::spawn(async move {
+        let writer = db.clone();
+        crate::store::spawn_writer(&writer, async move {
             let mut batch = Vec::with_capacity(MAX_RECORD_BATCH);
             while rx.recv_many(&mut batch, MAX_RECORD_BATCH).await > 0 {
                 let all: Vec<_> = batch.iter().map(|(row, result, _)| (row, result)).collect();

@@ -72,14 +72,17 @@ pub struct PendingMessage {
 }
 
 /// What the flow runner reads for every message, read for a batch at once (one query each
-/// instead of one per message). A batch holds one message per contact, so nothing another
-/// message of the batch writes can change it.
+/// instead of one per message), and the conversation it writes, written for the batch at
+/// once in [`MessageHandler::finish`]. A batch holds one message per contact, so nothing
+/// another message of the batch writes can change what was read.
 #[derive(Debug, Clone, Default)]
 pub struct Prefetched {
     /// The contact's stored conversation, if any.
     pub conversation: Option<conversation::Model>,
     /// The consent log entries that apply to the contact, oldest first.
     pub consent: Vec<consent_log::Model>,
+    /// The conversation row to store once the batch's messages are handled.
+    pub save: Arc<Mutex<Option<conversation::ActiveModel>>>,
 }
 
 /// A boxed future, so handlers can be trait objects.
@@ -101,6 +104,16 @@ pub trait MessageHandler: Send + Sync + 'static {
         &'a self,
         _txn: &'a DatabaseTransaction,
         _messages: &'a mut [PendingMessage],
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Writes what [`handle`](Self::handle) left for the whole batch (see [`Prefetched`]);
+    /// called in the batch's transaction after the last message. The default writes nothing.
+    fn finish<'a>(
+        &'a self,
+        _txn: &'a DatabaseTransaction,
+        _messages: &'a [PendingMessage],
     ) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async { Ok(()) })
     }
@@ -199,7 +212,7 @@ impl Pipeline {
             }),
         };
         for _ in 0..processors {
-            tokio::spawn(pipeline.clone().run_processor());
+            crate::store::spawn_writer(&pipeline.inner.db, pipeline.clone().run_processor());
         }
         pipeline
     }
@@ -382,20 +395,8 @@ impl Pipeline {
             }
         }
         if let Err(error) = self.inner.handler.prefetch(&txn, &mut messages).await {
-            // Charged to the first message; the one-by-one retry finds the culprit.
             txn.rollback().await?;
-            let first = messages.first().map(|m| m.contact_id);
-            let row = first
-                .and_then(|id| next.get(&id))
-                .map(|(row, _)| row.clone());
-            return match (first, row) {
-                (Some(contact_id), Some(row)) => Err(BatchError::Handler {
-                    contact_id,
-                    row: Box::new(row),
-                    error,
-                }),
-                _ => Err(BatchError::Db(DbErr::Custom(format!("{error:#}")))),
-            };
+            return Err(batch_failure(&messages, &next, error));
         }
         for message in &messages {
             let contact_id = message.contact_id;
@@ -418,6 +419,10 @@ impl Pipeline {
                 });
             }
             processed.push(row);
+        }
+        if let Err(error) = self.inner.handler.finish(&txn, &messages).await {
+            txn.rollback().await?;
+            return Err(batch_failure(&messages, &next, error));
         }
         let ids: Vec<i64> = processed.iter().map(|r| r.id).collect();
         mark_processed_many(&txn, &ids).await?;
@@ -464,6 +469,24 @@ impl Pipeline {
         // The lease may have outlived the rolled-back batch (see `lease_apart`).
         release_many(&txn, &[row.contact_id], &self.inner.instance_id).await?;
         txn.commit().await
+    }
+}
+
+/// A failure of the batch as a whole (its reads or writes for all messages), charged to its
+/// first message: the one-by-one retry then finds the message it belongs to.
+fn batch_failure(
+    messages: &[PendingMessage],
+    next: &HashMap<i64, (inbound_message::Model, bool)>,
+    error: anyhow::Error,
+) -> BatchError {
+    let first = messages.first().map(|m| m.contact_id);
+    match first.and_then(|id| next.get(&id).map(|(row, _)| (id, row))) {
+        Some((contact_id, row)) => BatchError::Handler {
+            contact_id,
+            row: Box::new(row.clone()),
+            error,
+        },
+        None => BatchError::Db(DbErr::Custom(format!("{error:#}"))),
     }
 }
 

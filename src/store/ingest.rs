@@ -513,7 +513,7 @@ impl IngestQueue {
     /// Starts the writer task on the current runtime.
     pub fn start(db: DatabaseConnection, hasher: AddressHasher) -> Self {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(write_batches(db, hasher, rx));
+        super::spawn_writer(&db.clone(), write_batches(db, hasher, rx));
         Self { tx }
     }
 

@@ -215,6 +215,50 @@ fn sqlite_write_gate(db: &DatabaseConnection) -> Arc<WriteGate> {
         .clone()
 }
 
+/// Starts `task` where a writer of `db` runs best. On SQLite that is a thread of its own per
+/// database file, shared by the writers that take turns at the write gate (the ingest, the
+/// pipeline, the send results): each of their statements is a round trip to SQLite's worker
+/// thread, and on the shared runtime every return waited for a turn among the HTTP tasks,
+/// while the gate, and everyone behind it, waited too. On PostgreSQL it is the current runtime.
+pub fn spawn_writer<F>(db: &DatabaseConnection, task: F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    if db.get_database_backend() == DbBackend::Sqlite {
+        sqlite_writer_runtime(db).spawn(task);
+    } else {
+        tokio::spawn(task);
+    }
+}
+
+/// One writer thread per SQLite file in this process, running for the life of the process.
+fn sqlite_writer_runtime(db: &DatabaseConnection) -> tokio::runtime::Handle {
+    static RUNTIMES: LazyLock<Mutex<HashMap<PathBuf, tokio::runtime::Handle>>> =
+        LazyLock::new(Default::default);
+    let file = db
+        .get_sqlite_connection_pool()
+        .connect_options()
+        .get_filename()
+        .to_owned();
+    RUNTIMES
+        .lock()
+        .expect("writer runtime registry")
+        .entry(file)
+        .or_insert_with(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("start the SQLite writer runtime");
+            let handle = runtime.handle().clone();
+            std::thread::Builder::new()
+                .name("sqlite-writer".to_owned())
+                .spawn(move || runtime.block_on(std::future::pending::<()>()))
+                .expect("start the SQLite writer thread");
+            handle
+        })
+        .clone()
+}
+
 /// The current time as Unix milliseconds.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
