@@ -1,7 +1,9 @@
 //! The sender: drains the outbox through the Cloud API client.
 //!
-//! For each due row it decides again what may go ([`composer::decide`]: the window and the
-//! template registry as they are now), then paces the send (per recipient, then per phone
+//! For each due row it claims it decides again what may go ([`composer::decide`]: the window
+//! and the template registry as they are now); the pipeline's free-form replies arrive in
+//! memory instead, decided in the transaction that queued them (see
+//! [`handoff`](super::handoff)). Then it paces the send (per recipient, then per phone
 //! number, see [`pacing`](super::pacing)) and classifies the answer:
 //! - temporary errors (timeouts, 5xx, 429, 130429, 131056, …) are retried with exponential
 //!   backoff and full jitter, honouring Retry-After; a row that exhausts its attempts is
