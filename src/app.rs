@@ -221,6 +221,7 @@ impl Application {
         let ingest = crate::store::ingest::IngestQueue::start(
             db.clone(),
             crate::consent::AddressHasher::new(settings.hash_key()),
+            settings.webhook.max_queued,
         );
         let state = AppState {
             console: Arc::new(console),

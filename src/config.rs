@@ -161,6 +161,9 @@ pub struct WebhookSettings {
     /// Serve `POST /bench/baseline`, which only checks the signature and answers 200: the
     /// ceiling the load benchmark compares the real webhook with. Off in production.
     pub bench_baseline: bool,
+    /// Webhooks waiting to be stored at most; past it a webhook is answered 503 at once (Meta
+    /// delivers it again later) instead of queueing in memory without bound under overload.
+    pub max_queued: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -457,6 +460,8 @@ impl Default for WebhookSettings {
         Self {
             max_body_bytes: 3 * 1024 * 1024,
             bench_baseline: false,
+            // About two seconds of traffic at 3,000 webhooks/s, a few MB of memory.
+            max_queued: 5_000,
         }
     }
 }
@@ -578,6 +583,7 @@ impl Settings {
                 }
                 "WEBHOOK_MAX_BODY_BYTES" => self.webhook.max_body_bytes = parse(key, value)?,
                 "WEBHOOK_BENCH_BASELINE" => self.webhook.bench_baseline = parse(key, value)?,
+                "WEBHOOK_MAX_QUEUED" => self.webhook.max_queued = parse(key, value)?,
                 "OUTBOX_MAX_ATTEMPTS" => self.outbox.max_attempts = parse(key, value)?,
                 "OUTBOX_RETRY_BASE_MS" => self.outbox.retry_base_ms = parse(key, value)?,
                 "OUTBOX_RETRY_MAX_MS" => self.outbox.retry_max_ms = parse(key, value)?,
@@ -739,6 +745,12 @@ impl Settings {
             return Err(invalid(
                 "INSUREBOT_WEBHOOK_MAX_BODY_BYTES",
                 "must be at least 1024",
+            ));
+        }
+        if self.webhook.max_queued == 0 {
+            return Err(invalid(
+                "INSUREBOT_WEBHOOK_MAX_QUEUED",
+                "must be at least 1",
             ));
         }
         if self.dialogue.misunderstood_limit == 0 {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -17,6 +17,7 @@ use subtle::ConstantTimeEq;
 
 use super::AppState;
 use crate::metrics::Metrics;
+use crate::store::ingest::IngestError;
 use crate::whatsapp::inbound::parse_webhook;
 use crate::whatsapp::signature::{self, SignatureError};
 
@@ -111,6 +112,18 @@ async fn receive(
     let (events, stored) = state.ingest.ingest(events).await;
     let report = match stored {
         Ok(report) => report,
+        Err(e @ IngestError::Overloaded { .. }) => {
+            // Meta delivers it again later; logged at debug, counted by the metric, so that an
+            // overload does not also flood the log.
+            Metrics::count(&metrics.webhooks, "overloaded");
+            tracing::debug!(reason = %e, "webhook refused: too many waiting");
+            let mut response = reject(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                HeaderValue::from_static("1"),
+            );
+            return response;
+        }
         Err(e) => {
             // Not acknowledged: Meta retries, and nothing was half-stored.
             Metrics::count(&metrics.webhooks, "store_error");

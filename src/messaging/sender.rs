@@ -1,6 +1,6 @@
 //! The sender: drains the outbox through the Cloud API client.
 //!
-//! For each due row it claims it decides again what may go ([`composer::decide`]: the window
+//! For each due row it claims, it decides again what may go ([`composer::decide`]: the window
 //! and the template registry as they are now); the pipeline's free-form replies arrive in
 //! memory instead, decided in the transaction that queued them (see
 //! [`handoff`](super::handoff)). Then it paces the send (per recipient, then per phone

@@ -507,34 +507,74 @@ struct QueuedWebhook {
 #[derive(Clone)]
 pub struct IngestQueue {
     tx: tokio::sync::mpsc::UnboundedSender<QueuedWebhook>,
+    /// Webhooks queued or being written right now.
+    waiting: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    max_waiting: usize,
+}
+
+/// Why a webhook was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// As many webhooks as allowed already wait to be stored: refused at once, so that an
+    /// overload costs Meta a redelivery instead of costing the server its memory.
+    #[error("{waiting} webhooks are already waiting to be stored (limit {limit})")]
+    Overloaded { waiting: usize, limit: usize },
+    #[error("the ingest writer has stopped")]
+    Stopped,
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// Counts a webhook as waiting until it is dropped (stored, refused, or its request gone).
+struct Waiting(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl IngestQueue {
-    /// Starts the writer task on the current runtime.
-    pub fn start(db: DatabaseConnection, hasher: AddressHasher) -> Self {
+    /// Starts the writer task; at most `max_waiting` webhooks wait for it at once.
+    pub fn start(db: DatabaseConnection, hasher: AddressHasher, max_waiting: usize) -> Self {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         super::spawn_writer(&db.clone(), write_batches(db, hasher, rx));
-        Self { tx }
+        Self {
+            tx,
+            waiting: std::sync::Arc::default(),
+            max_waiting,
+        }
     }
 
     /// Stores `events` with whatever other webhooks are waiting, and gives them back with the
     /// report once committed.
     ///
     /// # Errors
-    /// The database error that kept this webhook from being stored (nothing of it was).
+    /// [`IngestError::Overloaded`] at once when the queue is full; the database error that
+    /// kept this webhook from being stored (nothing of it was).
     pub async fn ingest(
         &self,
         events: WebhookEvents,
-    ) -> (WebhookEvents, Result<IngestReport, DbErr>) {
+    ) -> (WebhookEvents, Result<IngestReport, IngestError>) {
+        let before = self
+            .waiting
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _waiting = Waiting(self.waiting.clone());
+        if before >= self.max_waiting {
+            let refused = IngestError::Overloaded {
+                waiting: before,
+                limit: self.max_waiting,
+            };
+            return (events, Err(refused));
+        }
         let (done, result) = tokio::sync::oneshot::channel();
-        let gone = || DbErr::Custom("the ingest writer has stopped".to_owned());
         if let Err(refused) = self.tx.send(QueuedWebhook { events, done }) {
-            return (refused.0.events, Err(gone()));
+            return (refused.0.events, Err(IngestError::Stopped));
         }
         match result.await {
-            Ok(outcome) => outcome,
+            Ok((events, stored)) => (events, stored.map_err(IngestError::from)),
             // Only when the runtime is shutting down; the webhook is not acknowledged.
-            Err(_) => (WebhookEvents::default(), Err(gone())),
+            Err(_) => (WebhookEvents::default(), Err(IngestError::Stopped)),
         }
     }
 }

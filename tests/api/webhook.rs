@@ -131,3 +131,71 @@ async fn an_oversized_body_is_refused_with_413() {
 fn signature_with(secret: &str, body: &str) -> String {
     insurebot::whatsapp::signature::sign(secret.as_bytes(), body.as_bytes())
 }
+
+#[tokio::test]
+async fn past_the_queue_limit_a_webhook_gets_503_at_once_and_its_redelivery_is_stored() {
+    use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+
+    let app = spawn_app_with(&Backend::Sqlite, |s| s.webhook.max_queued = 2).await;
+    let ts = now_secs();
+    let phone = "919800000601";
+    let bodies: Vec<String> = (0..3)
+        .map(|i| {
+            envelope(vec![text_message(
+                phone,
+                &new_wamid(),
+                ts + i,
+                &format!("q{i}"),
+            )])
+        })
+        .collect();
+    // Another connection holds SQLite's write lock, so webhooks wait to be stored.
+    let lock = app
+        .db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let waiting =
+        async { tokio::join!(app.post_webhook(&bodies[0]), app.post_webhook(&bodies[1])) };
+    let refused = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let started = std::time::Instant::now();
+        let response = app.post_webhook(&bodies[2]).await;
+        let answered_in = started.elapsed();
+        let status = response.status();
+        let retry_after = response.headers().get("retry-after").cloned();
+        let body: serde_json::Value = response.json().await.unwrap();
+        lock.rollback().await.unwrap();
+        (status, retry_after, body, answered_in)
+    };
+    let ((first, second), (status, retry_after, body, answered_in)) =
+        tokio::join!(waiting, refused);
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(retry_after.unwrap(), "1");
+    assert!(
+        body["error"].as_str().unwrap().contains("limit 2"),
+        "{body}"
+    );
+    // Refused without waiting for the lock.
+    assert!(
+        answered_in < std::time::Duration::from_secs(1),
+        "{answered_in:?}"
+    );
+    assert_eq!(first.status(), 200);
+    assert_eq!(second.status(), 200);
+    // Meta delivers the refused one again: stored and answered like the others.
+    assert_eq!(app.post_webhook(&bodies[2]).await.status(), 200);
+    let sent = app.wait_for_sends(3).await;
+    let mut texts: Vec<String> = sent.iter().map(text_of).collect();
+    texts.sort();
+    assert_eq!(texts, ["echo: q0", "echo: q1", "echo: q2"]);
+    app.assert_no_more_sends(3).await;
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"insurebot_webhooks_total{outcome="overloaded"} 1"#),
+        "{metrics}"
+    );
+}
