@@ -282,7 +282,7 @@ pub async fn queue_to<C: ConnectionTrait>(
     intent: Intent,
     contact: &contact::Model,
 ) -> Result<Queued, ComposeError> {
-    queue_with(db, composer, intent, contact, None, None).await
+    queue_from_pipeline(db, composer, intent, contact, None, None).await
 }
 
 /// [`queue_to`] for the pipeline: with `fresh`, a row that may go out free-form now is leased
@@ -294,17 +294,6 @@ pub async fn queue_to<C: ConnectionTrait>(
 /// # Errors
 /// As [`queue_to`].
 pub async fn queue_from_pipeline<C: ConnectionTrait>(
-    db: &C,
-    composer: &Composer,
-    intent: Intent,
-    contact: &contact::Model,
-    fresh: Option<(&FreshBatch, Option<String>)>,
-    consent: Option<&ConsentState>,
-) -> Result<Queued, ComposeError> {
-    queue_with(db, composer, intent, contact, fresh, consent).await
-}
-
-async fn queue_with<C: ConnectionTrait>(
     db: &C,
     composer: &Composer,
     intent: Intent,
@@ -343,60 +332,43 @@ async fn queue_with<C: ConnectionTrait>(
     };
     let decided_at = now_ms();
     let decision = decide_for(db, composer, contact, &stored, context, false, decided_at).await?;
+    let skipped = match &decision {
+        Decision::Skip { reason, detail } => Some((*reason, detail.clone())),
+        Decision::Send { .. } => None,
+    };
+    let row = outbox::NewRow {
+        contact_id: contact.id,
+        in_reply_to: intent.in_reply_to,
+        purpose: stored.purpose.label(),
+        payload: serde_json::to_string(&stored).map_err(|e| DbErr::Custom(e.to_string()))?,
+        skipped: skipped.clone(),
+    };
     // Only the free-form answer inside the window is handed over: a template may be marketing,
     // whose cap counts the rows queued before this one, and is decided again when sent.
     if let (
         Some((fresh, answered_wamid)),
         Decision::Send {
             message,
-            sent_as,
+            sent_as: sent_as @ "free_form",
             template,
         },
-    ) = (fresh, &decision)
-        && *sent_as == "free_form"
+    ) = (fresh, decision)
     {
-        let row = outbox::insert_leased(
-            db,
-            outbox::NewRow {
-                contact_id: contact.id,
-                in_reply_to: intent.in_reply_to,
-                purpose: stored.purpose.label(),
-                payload: serde_json::to_string(&stored)
-                    .map_err(|e| DbErr::Custom(e.to_string()))?,
-                skipped: None,
-            },
-            fresh.lease_owner(),
-        )
-        .await?;
+        let row = outbox::insert_leased(db, row, fresh.lease_owner()).await?;
         let id = row.id;
         fresh.push(FreshRow {
             row,
             contact: contact.clone(),
             intent: stored,
-            message: message.clone(),
+            message,
             sent_as,
-            template: template.clone(),
+            template,
             answered_wamid,
             decided_at,
         });
         return Ok(Queued::Row(id));
     }
-    let skipped = match &decision {
-        Decision::Skip { reason, detail } => Some((*reason, detail.clone())),
-        Decision::Send { .. } => None,
-    };
-    let payload = serde_json::to_string(&stored).map_err(|e| DbErr::Custom(e.to_string()))?;
-    let id = outbox::insert(
-        db,
-        outbox::NewRow {
-            contact_id: contact.id,
-            in_reply_to: intent.in_reply_to,
-            purpose: stored.purpose.label(),
-            payload,
-            skipped: skipped.clone(),
-        },
-    )
-    .await?;
+    let id = outbox::insert(db, row).await?;
     Ok(match skipped {
         Some((reason, detail)) => {
             tracing::info!(outbox_id = id, reason, %detail, "nothing can be sent: recorded as skipped");

@@ -240,15 +240,24 @@ impl Sender {
                 return;
             }
             Metrics::count(&self.metrics.handoffs, "on_queue_decision");
-            let row = fresh.row.clone();
+            let FreshRow {
+                row,
+                contact,
+                intent,
+                message,
+                sent_as,
+                template,
+                answered_wamid,
+                ..
+            } = fresh;
             let result = self
                 .send_decided(
                     &row,
-                    &fresh.contact,
-                    &fresh.intent,
-                    fresh.message,
-                    fresh.sent_as,
-                    fresh.template.as_deref(),
+                    &contact,
+                    &intent,
+                    message,
+                    sent_as,
+                    template.as_deref(),
                 )
                 .instrument(tracing::info_span!("outbox.send", outbox_id = row.id))
                 .await;
@@ -259,7 +268,7 @@ impl Sender {
                     | AttemptResult::Dead { .. }
                     | AttemptResult::Skipped { .. }
             );
-            let answered = fresh.answered_wamid.filter(|_| self.mark_read);
+            let answered = answered_wamid.filter(|_| self.mark_read);
             self.finish(row, result, answered, recorder).await;
             if !done {
                 self.release_fresh(rows).await;
@@ -274,9 +283,12 @@ impl Sender {
         if rows.is_empty() {
             return;
         }
-        for _ in &rows {
-            Metrics::count(&self.metrics.handoffs, "released");
-        }
+        self.metrics
+            .handoffs
+            .get_or_create(&crate::metrics::OutcomeLabel {
+                outcome: "released",
+            })
+            .inc_by(rows.len() as u64);
         self.handoff.release(&self.db, rows).await;
         self.wake.notify_one();
     }

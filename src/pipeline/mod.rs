@@ -669,30 +669,10 @@ pub(crate) async fn lease(
     owner: &str,
     now: i64,
 ) -> Result<bool, DbErr> {
-    let result = contact::Entity::update_many()
-        .col_expr(contact::Column::LeaseOwner, Expr::value(owner.to_owned()))
-        .col_expr(contact::Column::LeaseUntil, Expr::value(now + LEASE_MS))
-        .filter(contact::Column::Id.eq(contact_id))
-        .filter(lease_free_or_mine(owner, now))
-        .exec(txn)
-        .await?;
-    Ok(result.rows_affected == 1)
+    Ok(!lease_many(txn, &[contact_id], owner, now).await?.is_empty())
 }
 
 /// Gives the contact's lease back, inside the caller's transaction.
 pub(crate) async fn release(txn: &WriteTxn, contact_id: i64, owner: &str) -> Result<(), DbErr> {
-    contact::Entity::update_many()
-        .col_expr(
-            contact::Column::LeaseOwner,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(
-            contact::Column::LeaseUntil,
-            Expr::value(Option::<i64>::None),
-        )
-        .filter(contact::Column::Id.eq(contact_id))
-        .filter(contact::Column::LeaseOwner.eq(owner.to_owned()))
-        .exec(txn)
-        .await?;
-    Ok(())
+    release_many(txn, &[contact_id], owner).await
 }

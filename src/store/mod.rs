@@ -198,21 +198,32 @@ impl WriteGate {
     }
 }
 
-/// One gate per SQLite file in this process (tests run many apps on different files).
-fn sqlite_write_gate(db: &DatabaseConnection) -> Arc<WriteGate> {
-    static GATES: LazyLock<Mutex<HashMap<PathBuf, Arc<WriteGate>>>> =
+/// What this process keeps per SQLite file (tests run many apps on different files): the
+/// write gate, and the writers' thread once one is started.
+#[derive(Default)]
+struct SqliteFile {
+    gate: Arc<WriteGate>,
+    writer: std::sync::OnceLock<tokio::runtime::Handle>,
+}
+
+fn sqlite_file(db: &DatabaseConnection) -> Arc<SqliteFile> {
+    static FILES: LazyLock<Mutex<HashMap<PathBuf, Arc<SqliteFile>>>> =
         LazyLock::new(Default::default);
     let file = db
         .get_sqlite_connection_pool()
         .connect_options()
         .get_filename()
         .to_owned();
-    GATES
+    FILES
         .lock()
-        .expect("write gate registry")
+        .expect("SQLite file registry")
         .entry(file)
         .or_default()
         .clone()
+}
+
+fn sqlite_write_gate(db: &DatabaseConnection) -> Arc<WriteGate> {
+    sqlite_file(db).gate.clone()
 }
 
 /// Starts `task` where a writer of `db` runs best. On SQLite that is a thread of its own per
@@ -233,18 +244,9 @@ where
 
 /// One writer thread per SQLite file in this process, running for the life of the process.
 fn sqlite_writer_runtime(db: &DatabaseConnection) -> tokio::runtime::Handle {
-    static RUNTIMES: LazyLock<Mutex<HashMap<PathBuf, tokio::runtime::Handle>>> =
-        LazyLock::new(Default::default);
-    let file = db
-        .get_sqlite_connection_pool()
-        .connect_options()
-        .get_filename()
-        .to_owned();
-    RUNTIMES
-        .lock()
-        .expect("writer runtime registry")
-        .entry(file)
-        .or_insert_with(|| {
+    sqlite_file(db)
+        .writer
+        .get_or_init(|| {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
