@@ -72,7 +72,7 @@ pub async fn ingest_many(
     now_ms: i64,
 ) -> Result<Vec<IngestReport>, DbErr> {
     let txn = super::begin_write_urgent(db).await?;
-    let mut known = KnownContacts::prefetch(&txn, batch).await?;
+    let mut known = KnownContacts::prefetch(&txn, batch, now_ms).await?;
     let mut windows = WindowStarts::default();
     let mut messages = NewMessages::default();
     let mut reports = Vec::with_capacity(batch.len());
@@ -100,13 +100,18 @@ struct Batch<'a> {
     webhook: usize,
 }
 
-/// The batch's senders known by phone number: read with one query up front instead of one
-/// per message (the common case: a contact writing again).
+/// The batch's senders by phone number: read with one query up front instead of one per
+/// message (the common case: a contact writing again), and the ones not found created with
+/// one more (a new conversation), instead of three statements per new contact.
 #[derive(Default)]
 struct KnownContacts(std::collections::HashMap<String, contact::Model>);
 
 impl KnownContacts {
-    async fn prefetch<C: ConnectionTrait>(db: &C, batch: &[&WebhookEvents]) -> Result<Self, DbErr> {
+    async fn prefetch<C: ConnectionTrait>(
+        db: &C,
+        batch: &[&WebhookEvents],
+        now_ms: i64,
+    ) -> Result<Self, DbErr> {
         let phones: std::collections::HashSet<&str> = batch
             .iter()
             .flat_map(|events| &events.messages)
@@ -119,12 +124,89 @@ impl KnownContacts {
             .filter(contact::Column::WaId.is_in(phones))
             .all(db)
             .await?;
-        Ok(Self(
+        let mut known = Self(
             found
                 .into_iter()
                 .filter_map(|c| Some((c.wa_id.clone()?, c)))
                 .collect(),
-        ))
+        );
+        known.create_missing(db, batch, now_ms).await?;
+        Ok(known)
+    }
+
+    /// Inserts a contact for each phone number of the batch not known yet, as its first
+    /// message there names it. ON CONFLICT DO NOTHING (on any unique key) leaves alone a number
+    /// whose contact another transaction creates meanwhile, or whose BSUID already has a row:
+    /// those are not returned, and [`upsert_contact`] finds and completes them per message.
+    async fn create_missing<C: ConnectionTrait>(
+        &mut self,
+        db: &C,
+        batch: &[&WebhookEvents],
+        now_ms: i64,
+    ) -> Result<(), DbErr> {
+        let mut new: Vec<contact::ActiveModel> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for events in batch {
+            for message in &events.messages {
+                let identity = Identity::of(message, &events.contacts);
+                let Some(phone) = identity.wa_id else {
+                    continue;
+                };
+                if self.0.contains_key(phone) || !seen.insert(phone) {
+                    continue;
+                }
+                new.push(identity.new_row(now_ms));
+            }
+        }
+        for chunk in new.chunks(INSERT_CHUNK) {
+            let inserted = contact::Entity::insert_many(chunk.to_vec())
+                .on_conflict(OnConflict::new().do_nothing().to_owned())
+                .try_insert()
+                .exec_with_returning_many(db)
+                .await?;
+            if let sea_orm::TryInsertResult::Inserted(rows) = inserted {
+                rows.into_iter().for_each(|c| remember(self, c));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Who sent a message, as the message and its webhook's contact profiles say.
+struct Identity<'a> {
+    wa_id: Option<&'a str>,
+    user_id: Option<&'a str>,
+    name: Option<String>,
+}
+
+impl<'a> Identity<'a> {
+    fn of(message: &'a InboundMessage, profiles: &'a [ContactProfile]) -> Self {
+        let wa_id = message.from.as_deref();
+        let user_id = message.from_user_id.as_deref();
+        let profile = profiles.iter().find(|p| {
+            (wa_id.is_some() && p.wa_id.as_deref() == wa_id)
+                || (user_id.is_some() && p.user_id.as_deref() == user_id)
+        });
+        Self {
+            wa_id,
+            user_id: user_id.or_else(|| profile.and_then(|p| p.user_id.as_deref())),
+            name: profile.and_then(|p| p.name.clone()),
+        }
+    }
+
+    /// The contact row a first message from this sender creates.
+    fn new_row(&self, now_ms: i64) -> contact::ActiveModel {
+        contact::ActiveModel {
+            id: NotSet,
+            wa_id: Set(self.wa_id.map(str::to_owned)),
+            user_id: Set(self.user_id.map(str::to_owned)),
+            profile_name: Set(self.name.clone()),
+            last_inbound_at: Set(None),
+            lease_owner: Set(None),
+            lease_until: Set(None),
+            created_at: Set(now_ms),
+            updated_at: Set(now_ms),
+        }
     }
 }
 
@@ -306,17 +388,12 @@ async fn upsert_contact<C: ConnectionTrait>(
     known: &mut KnownContacts,
     now_ms: i64,
 ) -> Result<Option<i64>, DbErr> {
-    let wa_id = message.from.as_deref();
-    let user_id = message.from_user_id.as_deref();
+    let identity = Identity::of(message, profiles);
+    let (wa_id, user_id) = (identity.wa_id, identity.user_id);
     if wa_id.is_none() && user_id.is_none() {
         return Ok(None);
     }
-    let profile = profiles.iter().find(|p| {
-        (wa_id.is_some() && p.wa_id.as_deref() == wa_id)
-            || (user_id.is_some() && p.user_id.as_deref() == user_id)
-    });
-    let user_id = user_id.or_else(|| profile.and_then(|p| p.user_id.as_deref()));
-    let name = profile.and_then(|p| p.name.clone());
+    let name = identity.name.clone();
 
     let cached = wa_id.and_then(|phone| known.0.get(phone)).cloned();
     let existing = match cached {
@@ -352,17 +429,7 @@ async fn upsert_contact<C: ConnectionTrait>(
 
     // ON CONFLICT DO NOTHING (on any unique key) makes a concurrent first message from the same
     // contact, on another connection or instance, wait and then find the row instead of failing.
-    let row = contact::ActiveModel {
-        id: NotSet,
-        wa_id: Set(wa_id.map(str::to_owned)),
-        user_id: Set(user_id.map(str::to_owned)),
-        profile_name: Set(name),
-        last_inbound_at: Set(None),
-        lease_owner: Set(None),
-        lease_until: Set(None),
-        created_at: Set(now_ms),
-        updated_at: Set(now_ms),
-    };
+    let row = identity.new_row(now_ms);
     contact::Entity::insert(row)
         .on_conflict(OnConflict::new().do_nothing().to_owned())
         .exec_without_returning(db)
