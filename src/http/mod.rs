@@ -16,6 +16,7 @@ use axum::extract::{FromRef, MatchedPath};
 use axum::http::{HeaderName, Request, StatusCode};
 use sea_orm::DatabaseConnection;
 use secrecy::SecretString;
+use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -88,9 +89,23 @@ pub fn router(state: AppState) -> Router {
                 } else {
                     tracing::info_span!("http.request", http.method = %request.method(), http.route = %route, request_id)
                 }
-            }),
+            })
+            .on_failure(log_failure),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+}
+
+/// Logs a failed response. A 503 is a refusal the handler chose and explained (an overload
+/// shed, the database away) and is counted in the metrics: at debug, so that an overload does
+/// not also flood the log with a line per refused webhook. Any other failure is an error.
+fn log_failure(failure: ServerErrorsFailureClass, latency: Duration, _span: &tracing::Span) {
+    let latency_ms = latency.as_millis();
+    match failure {
+        ServerErrorsFailureClass::StatusCode(StatusCode::SERVICE_UNAVAILABLE) => {
+            tracing::debug!(latency_ms, "response refused: 503 Service Unavailable");
+        }
+        other => tracing::error!(classification = %other, latency_ms, "response failed"),
+    }
 }
