@@ -343,6 +343,7 @@ pub async fn queue_from_pipeline<C: ConnectionTrait>(
         payload: serde_json::to_string(&stored).map_err(|e| DbErr::Custom(e.to_string()))?,
         skipped: skipped.clone(),
     };
+    let batch = fresh.as_ref().map(|(batch, _)| *batch);
     // Only the free-form answer inside the window is handed over: a template may be marketing,
     // whose cap counts the rows queued before this one, and is decided again when sent.
     if let (
@@ -369,6 +370,9 @@ pub async fn queue_from_pipeline<C: ConnectionTrait>(
         return Ok(Queued::Row(id));
     }
     let id = outbox::insert(db, row).await?;
+    if let (Some(batch), None) = (batch, &skipped) {
+        batch.queued_for_claim();
+    }
     Ok(match skipped {
         Some((reason, detail)) => {
             tracing::info!(outbox_id = id, reason, %detail, "nothing can be sent: recorded as skipped");

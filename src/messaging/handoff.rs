@@ -17,6 +17,7 @@
 //! [`composer::decide_for`]: super::composer::decide_for
 //! [`outbox::release_own_stale_leases`]: super::outbox::release_own_stale_leases
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use sea_orm::DatabaseConnection;
@@ -59,6 +60,8 @@ pub struct FreshRow {
 pub struct FreshBatch {
     rows: Arc<Mutex<Vec<FreshRow>>>,
     lease_owner: Arc<str>,
+    /// Whether the transaction also queued rows for the outbox's claim (not handed over).
+    claimable: Arc<AtomicBool>,
 }
 
 impl FreshBatch {
@@ -70,6 +73,17 @@ impl FreshBatch {
     /// Adds a row inserted (leased) in the batch's transaction.
     pub fn push(&self, row: FreshRow) {
         self.rows.lock().expect("fresh rows").push(row);
+    }
+
+    /// Says that the transaction queued a row the sender must claim from the outbox.
+    pub fn queued_for_claim(&self) {
+        self.claimable.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the transaction queued rows for the claim: the sender is woken for those only,
+    /// the handed-over ones reach it through the channel.
+    pub fn has_rows_for_claim(&self) -> bool {
+        self.claimable.load(Ordering::Relaxed)
     }
 }
 
@@ -106,6 +120,7 @@ impl Handoff {
         FreshBatch {
             rows: Arc::default(),
             lease_owner: self.lease_owner.clone(),
+            claimable: Arc::default(),
         }
     }
 

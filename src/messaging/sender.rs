@@ -89,17 +89,34 @@ impl Sender {
         let permits = Arc::new(Semaphore::new(self.max_in_flight.max(1)));
         let mut tasks = JoinSet::new();
         let mut last_forget = tokio::time::Instant::now();
+        // Whether the outbox may hold rows due for this sender: set by a wake (a row queued
+        // for the claim), the poll, and a claim that filled its batch. Replies handed over in
+        // memory and finished sends do not set it, so they cost no claim query.
+        let mut look = true;
+        // A deadline, not a sleep restarted by every wake-up: a busy sender still looks at
+        // least every POLL (for retries that came due, other instances' rows).
+        let mut next_poll = tokio::time::Instant::now();
         while !stop.is_cancelled() {
             while tasks.try_join_next().is_some() {}
+            if tokio::time::Instant::now() >= next_poll {
+                look = true;
+                next_poll = tokio::time::Instant::now() + POLL;
+            }
             if last_forget.elapsed() >= FORGET_IDLE {
                 self.pacing.forget_idle();
                 last_forget = tokio::time::Instant::now();
             }
             let free = permits.available_permits() as u64;
-            let claimed = if free == 0 {
+            let claimed = if free == 0 || !look {
+                // Without a permit the claim waits for a send to end (`look` stays set).
                 Ok(Vec::new())
             } else {
-                outbox::claim_due(&self.db, &self.instance_id, free.min(BATCH)).await
+                let limit = free.min(BATCH);
+                let claimed = outbox::claim_due(&self.db, &self.instance_id, limit).await;
+                look = claimed
+                    .as_ref()
+                    .is_ok_and(|rows| rows.len() as u64 == limit);
+                claimed
             };
             match claimed {
                 Ok(rows) if !rows.is_empty() => {
@@ -157,8 +174,8 @@ impl Sender {
                     }
                     continue;
                 }
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(POLL) => {}
+                () = self.wake.notified() => look = true,
+                () = tokio::time::sleep_until(next_poll) => {}
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
         }
