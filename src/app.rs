@@ -218,8 +218,11 @@ impl Application {
             flows.clone(),
             settings.dialogue.default_language.clone(),
         )?;
+        let ingest_db = crate::store::connect_ingest(&settings.database_url)
+            .await
+            .context("cannot open the webhook ingest's database connection")?;
         let ingest = crate::store::ingest::IngestQueue::start(
-            db.clone(),
+            ingest_db.unwrap_or_else(|| db.clone()),
             crate::consent::AddressHasher::new(settings.hash_key()),
             settings.webhook.max_queued,
         );

@@ -1,9 +1,12 @@
 //! The processing pipeline: after ingest commits, each new inbound message is handed to the
 //! dialogue layer one at a time per contact, in WhatsApp timestamp order, without blocking other
 //! contacts. The database is the queue (`processed_at IS NULL`), so a crash or restart loses
-//! nothing: a sweep picks up whatever is pending. A lease on the contact row keeps two instances
-//! sharing PostgreSQL from processing the same contact at once. The handler's writes and the
-//! "processed" mark commit in one transaction, so a message is processed exactly once.
+//! nothing: a sweep picks up whatever is pending. A lease keeps two instances sharing
+//! PostgreSQL from processing the same contact at once: there, a transaction-scoped advisory
+//! lock per contact, taken by the batch's transaction and gone with its commit (or with the
+//! connection of a crashed instance); on SQLite, whose one writer needs no lock, the contact
+//! row's lease columns. The handler's writes and the "processed" mark commit in one
+//! transaction, so a message is processed exactly once.
 //!
 //! Contacts with work wait in a queue; a few processors (one on SQLite, which has one writer)
 //! each take a batch of them and handle the next message of every contact in the batch in one
@@ -28,8 +31,8 @@ use std::time::Duration;
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
-    QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    EntityTrait, QueryFilter, QuerySelect, Statement,
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -140,13 +143,6 @@ struct Inner {
     ready: Mutex<Ready>,
     /// Wakes a processor when a contact joins the queue.
     work: Notify,
-    /// Take the batch's leases in a transaction of their own (PostgreSQL). Taken inside the
-    /// batch's transaction, the lease UPDATE row-locks the contacts until the whole batch
-    /// commits, and the webhook ingest, which moves their window start, waited that long:
-    /// acknowledgements took 0.7 s at 1,000 messages/s. SQLite has no row locks, and its one
-    /// writer makes the extra transaction a cost only. A lease left by a batch that then
-    /// fails is this instance's own: it takes it again at once, others after its expiry.
-    lease_apart: bool,
     /// Wakes the sender after a handler's writes (usually replies in the outbox) commit.
     outbox_ready: Arc<Notify>,
     /// Takes the replies decided "send now" to the sender after the commit.
@@ -213,7 +209,6 @@ impl Pipeline {
                 instance_id,
                 ready: Mutex::new(Ready::default()),
                 work: Notify::new(),
-                lease_apart: !sqlite,
                 outbox_ready,
                 handoff,
             }),
@@ -360,16 +355,8 @@ impl Pipeline {
     async fn process_batch(&self, batch: &[i64]) -> Result<Vec<(i64, Turn)>, BatchError> {
         let owner = self.inner.instance_id.as_str();
         let db = &self.inner.db;
-        let (txn, leased) = if self.inner.lease_apart {
-            let lease_txn = begin_write(db).await?;
-            let leased = lease_many(&lease_txn, batch, owner, now_ms()).await?;
-            lease_txn.commit().await?;
-            (begin_write(db).await?, leased)
-        } else {
-            let txn = begin_write(db).await?;
-            let leased = lease_many(&txn, batch, owner, now_ms()).await?;
-            (txn, leased)
-        };
+        let txn = begin_write(db).await?;
+        let leased = lease_many(&txn, batch, owner, now_ms()).await?;
         let mut turns: Vec<(i64, Turn)> = batch
             .iter()
             .filter(|id| !leased.iter().any(|c| c.id == **id))
@@ -435,13 +422,15 @@ impl Pipeline {
         mark_processed_many(&txn, &ids).await?;
         release_many(&txn, &finished, owner).await?;
         txn.commit().await?;
+        // The sender claims from the outbox only what was not handed over to it.
+        let claimable = fresh.has_rows_for_claim() || messages.iter().any(|m| m.fresh.is_none());
         self.inner.handoff.deliver(fresh, db).await;
         let now = now_ms();
         for row in &processed {
             let secs = std::cmp::max(now - row.received_at, 0) as f64 / 1000.0;
             self.inner.metrics.processing_latency.observe(secs);
         }
-        if !processed.is_empty() {
+        if claimable {
             self.inner.outbox_ready.notify_one();
         }
         Ok(turns)
@@ -473,8 +462,6 @@ impl Pipeline {
             .filter(inbound_message::Column::Id.eq(row.id))
             .exec(&txn)
             .await?;
-        // The lease may have outlived the rolled-back batch (see `lease_apart`).
-        release_many(&txn, &[row.contact_id], &self.inner.instance_id).await?;
         txn.commit().await
     }
 }
@@ -547,14 +534,20 @@ async fn mark_processed_many(txn: &WriteTxn, ids: &[i64]) -> Result<(), DbErr> {
     Ok(())
 }
 
-/// Takes (or renews) the lease of each contact in `ids` that no other instance holds, and
-/// returns those contacts as they are now.
+/// Takes (or renews) the lease of each contact in `ids` that no other instance holds, for
+/// the rest of the caller's transaction at least, and returns those contacts as they are now.
 async fn lease_many(
     txn: &WriteTxn,
     ids: &[i64],
     owner: &str,
     now: i64,
 ) -> Result<Vec<contact::Model>, DbErr> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    if txn.get_database_backend() == DbBackend::Postgres {
+        return lock_many(txn, ids, owner, now).await;
+    }
     contact::Entity::update_many()
         .col_expr(contact::Column::LeaseOwner, Expr::value(owner.to_owned()))
         .col_expr(contact::Column::LeaseUntil, Expr::value(now + LEASE_MS))
@@ -632,9 +625,56 @@ async fn with_queued_rows(
     Ok(rows.into_iter().collect())
 }
 
-/// Gives back the leases of `ids` held by `owner`, inside the caller's transaction.
+/// PostgreSQL's lease: a transaction-scoped advisory lock per contact, tried without waiting
+/// (a contact another transaction holds is skipped, the sweep comes back to it). Nothing is
+/// written: no extra transaction, no row lock on the contact for the webhook ingest to wait
+/// behind, no lease to release, and a crashed instance's locks go with its connections.
+///
+/// The contacts are read in a statement after the lock's, so that they and the messages read
+/// next show everything the previous holder committed (READ COMMITTED, see
+/// [`store::connect`](crate::store::connect)). A lease column still held by another instance
+/// (one that leases with columns: an older version during a rolling upgrade) is respected.
+async fn lock_many(
+    txn: &WriteTxn,
+    ids: &[i64],
+    owner: &str,
+    now: i64,
+) -> Result<Vec<contact::Model>, DbErr> {
+    // Over the ids given, not over the contacts table: a scan of the table could evaluate the
+    // lock function on rows before the id filter, and lock contacts nobody asked for.
+    let rows: Vec<String> = (0..ids.len()).map(|i| format!("(${})", i + 2)).collect();
+    let sql = format!(
+        "SELECT id FROM (VALUES {}) AS contact_lock(id) \
+         WHERE pg_try_advisory_xact_lock($1, (id % 2147483647)::int4)",
+        rows.join(", ")
+    );
+    let values =
+        std::iter::once(CONTACT_LOCK_SPACE.into()).chain(ids.iter().map(|id| (*id).into()));
+    let lock = Statement::from_sql_and_values(DbBackend::Postgres, sql, values);
+    let locked: Vec<i64> = txn
+        .query_all_raw(lock)
+        .await?
+        .iter()
+        .map(|row| row.try_get::<i64>("", "id"))
+        .collect::<Result<_, _>>()?;
+    if locked.is_empty() {
+        return Ok(Vec::new());
+    }
+    contact::Entity::find()
+        .filter(contact::Column::Id.is_in(locked))
+        .filter(lease_free_or_mine(owner, now))
+        .all(txn)
+        .await
+}
+
+/// The first key of the pipeline's advisory locks (PostgreSQL): the second is the contact id
+/// (modulo 2^31 - 1; two contacts sharing a key only ever wait for each other's turn).
+const CONTACT_LOCK_SPACE: i32 = 0x1B07;
+
+/// Gives back the leases of `ids` held by `owner`, inside the caller's transaction; nothing
+/// to do on PostgreSQL, whose locks end with the transaction.
 async fn release_many(txn: &WriteTxn, ids: &[i64], owner: &str) -> Result<(), DbErr> {
-    if ids.is_empty() {
+    if ids.is_empty() || txn.get_database_backend() == DbBackend::Postgres {
         return Ok(());
     }
     contact::Entity::update_many()

@@ -20,12 +20,41 @@ use sea_orm::{
 
 use crate::config::DatabaseUrl;
 
+/// Prepared statements each PostgreSQL connection keeps (see [`connect`]).
+const PG_STATEMENT_CACHE: usize = 1024;
+
 /// Opens the pool. SQLite gets WAL, foreign keys and a busy timeout so that concurrent writers
 /// wait for each other instead of failing.
 ///
 /// # Errors
 /// When the database cannot be reached or the URL is malformed.
 pub async fn connect(url: &DatabaseUrl) -> Result<DatabaseConnection, DbErr> {
+    connect_pool(url, PG_POOL).await
+}
+
+/// The webhook ingest's own connection (PostgreSQL): acknowledgements never wait for a pool
+/// slot behind background work (processing, sending, reminders), nor for the pool to open a
+/// connection when a burst needs more. On SQLite the ingest shares [`connect`]'s pool, whose
+/// writers queue at the write gate anyway: `None`.
+///
+/// # Errors
+/// As [`connect`].
+pub async fn connect_ingest(url: &DatabaseUrl) -> Result<Option<DatabaseConnection>, DbErr> {
+    if url.is_sqlite() {
+        return Ok(None);
+    }
+    connect_pool(url, (1, 1)).await.map(Some)
+}
+
+/// PostgreSQL's shared pool: (max, min) connections. The min is what steady load keeps busy
+/// (the pipeline's processors, the sender's recorder and claims, the sweeper), so that a
+/// burst does not wait for PostgreSQL to start backends one by one.
+const PG_POOL: (u32, u32) = (16, 8);
+
+async fn connect_pool(
+    url: &DatabaseUrl,
+    (max, min): (u32, u32),
+) -> Result<DatabaseConnection, DbErr> {
     let mut opts = ConnectOptions::new(url.expose().to_owned());
     opts.sqlx_logging(false)
         .connect_timeout(Duration::from_secs(10))
@@ -40,7 +69,23 @@ pub async fn connect(url: &DatabaseUrl) -> Result<DatabaseConnection, DbErr> {
                     .busy_timeout(Duration::from_secs(10))
             });
     } else {
-        opts.max_connections(16).min_connections(1);
+        // A batch's statements list its ids, so each batch size is a statement of its own:
+        // with sqlx's default of 100 cached per connection they evicted each other and every
+        // batch paid a Parse round trip (and PostgreSQL a plan) for most of its statements.
+        opts.max_connections(max)
+            .min_connections(min)
+            // sqlx pings every connection it hands out: a round trip per transaction, ~1 in 6
+            // of the ingest's. A connection that was busy a moment ago is known alive; one idle
+            // for a second (after a database restart, say) is still checked.
+            .test_before_acquire_if_idle_for(Duration::from_secs(1))
+            .map_sqlx_postgres_opts(|o| {
+                o.statement_cache_capacity(PG_STATEMENT_CACHE)
+                    // The pipeline reads a contact's messages in a statement after the one
+                    // that locks it, relying on each statement seeing what committed before
+                    // it (see `pipeline`): whatever the database's default, insurebot's
+                    // sessions run READ COMMITTED. A startup parameter: no round trip.
+                    .options([("default_transaction_isolation", "read committed")])
+            });
     }
     Database::connect(opts).await
 }

@@ -70,3 +70,48 @@ async fn two_instances_share_the_work_without_duplicates_or_reordering() {
     );
     peer.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_contact_another_instance_is_processing_waits_for_it_and_is_then_answered_once() {
+    use insurebot::store::entities::contact;
+    use sea_orm::{ConnectionTrait, EntityTrait, Statement, TransactionTrait};
+    let Some(backend) = backends()
+        .into_iter()
+        .find(|b| matches!(b, Backend::Postgres(_)))
+    else {
+        eprintln!("skipped: set INSUREBOT_TEST_DATABASE_URL to run the contact lock test");
+        return;
+    };
+    let app = spawn_app(&backend).await;
+    let phone = "919800000801";
+    let ts = now_secs();
+    let first = envelope(vec![text_message(phone, &new_wamid(), ts, "first")]);
+    assert_eq!(app.post_webhook(&first).await.status(), 200);
+    app.wait_for_sends(1).await;
+    let contact = contact::Entity::find().one(&app.db).await.unwrap().unwrap();
+
+    // Another instance's batch holds the contact: the same advisory lock, in its transaction.
+    let other = app.db.begin().await.unwrap();
+    let held: bool = other
+        .query_one_raw(Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT pg_try_advisory_xact_lock(6919, ($1 % 2147483647)::int4) AS held",
+            [contact.id.into()],
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "held")
+        .unwrap();
+    assert!(held, "the test takes the contact's lock first");
+    let second = envelope(vec![text_message(phone, &new_wamid(), ts + 1, "second")]);
+    assert_eq!(app.post_webhook(&second).await.status(), 200);
+    // Longer than a sweep (1 s): the pipeline keeps skipping the contact while it is held.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(app.sent_messages().len(), 1, "not processed while held");
+
+    other.commit().await.unwrap();
+    let sent = app.wait_for_sends(2).await;
+    app.assert_no_more_sends(2).await;
+    assert_eq!(text_of(&sent[1]), "echo: second");
+}
