@@ -12,6 +12,7 @@
 //! LOAD_RATE=3000 LOAD_SECONDS=10 cargo bench --bench load
 //! LOAD_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench load
 //! LOAD_SERVER_BIN=/tmp/insurebot-main cargo bench --bench load   # another build, to compare
+//! LOAD_ACKS_CSV=acks.csv cargo bench --bench load   # every webhook's send time and ack time
 //! ```
 //! The PostgreSQL URL names an admin database; the benchmark creates (and drops) its own.
 
@@ -130,6 +131,9 @@ async fn main() {
     let server_cpu = cpu_seconds(server.id()) - cpu_before.0;
     let loader_cpu = cpu_seconds(std::process::id()) - cpu_before.1;
     let report = match_replies(&run, &replies);
+    if let Ok(path) = std::env::var("LOAD_ACKS_CSV") {
+        write_acks(&run, &path);
+    }
     let peak_mb = peak_rss_mb(&server);
     println!(
         "webhook acks: p50 {:.1} ms, p99 {:.1} ms, errors {}",
@@ -439,6 +443,23 @@ fn match_replies(run: &Run, replies: &[(String, DateTime<Utc>)]) -> Report {
         answered,
         throughput: answered as f64 / span,
     }
+}
+
+/// Each webhook's send time (ms from the first) and acknowledgement time (ms), for finding
+/// when the slow ones happen (`LOAD_ACKS_CSV=acks.csv`).
+fn write_acks(run: &Run, path: &str) {
+    let Some(first) = run.sent.iter().map(|s| s.at).min() else {
+        return;
+    };
+    let mut lines = String::from("sent_ms,ack_ms\n");
+    for sent in &run.sent {
+        let offset = (sent.at - first).num_milliseconds();
+        lines.push_str(&format!(
+            "{offset},{:.1}\n",
+            sent.ack.as_secs_f64() * 1000.0
+        ));
+    }
+    std::fs::write(path, lines).expect("write LOAD_ACKS_CSV");
 }
 
 fn percentile(values: &mut [f64], p: f64) -> f64 {
