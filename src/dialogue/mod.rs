@@ -25,7 +25,7 @@ use crate::engine::{
     self, Choices, ConsentChange, ConsentScope, Conversation, Effect, Event, Mode, Reply,
 };
 use crate::messaging::composer::{
-    self, Composer, Intent, Purpose, Queued, StoredIntent, TemplateChoice,
+    self, Composer, Intent, PipelineQueued, Purpose, Queued, StoredIntent, TemplateChoice,
 };
 use crate::messaging::handoff::FreshBatch;
 use crate::pipeline::{BoxFuture, MessageHandler, PendingMessage, Prefetched};
@@ -514,8 +514,8 @@ async fn queue_reply(turn: &Turn<'_>, composer: &Composer, reply: &Reply) -> any
     )
     .await;
     match queued {
-        Ok(Queued::Row(_)) => Ok(()),
-        Ok(Queued::Skipped { reason, .. }) => {
+        Ok(PipelineQueued::HandedOver | PipelineQueued::Queued(Queued::Row(_))) => Ok(()),
+        Ok(PipelineQueued::Queued(Queued::Skipped { reason, .. })) => {
             tracing::info!(message_id = %reply.message_id, %reason, "reply not sent");
             Ok(())
         }

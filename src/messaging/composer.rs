@@ -282,14 +282,26 @@ pub async fn queue_to<C: ConnectionTrait>(
     intent: Intent,
     contact: &contact::Model,
 ) -> Result<Queued, ComposeError> {
-    queue_from_pipeline(db, composer, intent, contact, None, None).await
+    let prepared = prepare(db, composer, intent, contact, None).await?;
+    store(db, prepared.row).await
+}
+
+/// What [`queue_from_pipeline`] did with an intent.
+#[derive(Debug)]
+pub enum PipelineQueued {
+    /// Decided "send free-form now" and added to the batch's handover; its row is stored with
+    /// the batch's others ([`FreshBatch::store`]) before the pipeline's transaction commits.
+    HandedOver,
+    /// Stored in the outbox, as by [`queue_to`].
+    Queued(Queued),
 }
 
 /// [`queue_to`] for the pipeline: with `fresh`, a row that may go out free-form now is leased
-/// to this instance's sender and added to the batch, which hands it over in memory once the
-/// caller's transaction commits (see [`handoff`](super::handoff)); any other row is queued as
-/// usual. The string is the wamid of the message being answered, marked read once sent.
-/// `consent` is the contact's consent as read in the caller's transaction, if it has it.
+/// to this instance's sender and added to the batch, which stores it with the batch's other
+/// such rows and hands it over in memory once the caller's transaction commits (see
+/// [`handoff`](super::handoff)); any other row is queued as usual. The string is the wamid of
+/// the message being answered, marked read once sent. `consent` is the contact's consent as
+/// read in the caller's transaction, if it has it.
 ///
 /// # Errors
 /// As [`queue_to`].
@@ -300,7 +312,58 @@ pub async fn queue_from_pipeline<C: ConnectionTrait>(
     contact: &contact::Model,
     fresh: Option<(&FreshBatch, Option<String>)>,
     consent: Option<&ConsentState>,
-) -> Result<Queued, ComposeError> {
+) -> Result<PipelineQueued, ComposeError> {
+    let Prepared {
+        stored,
+        decision,
+        row,
+        decided_at,
+    } = prepare(db, composer, intent, contact, consent).await?;
+    if let Some((fresh, answered_wamid)) = fresh {
+        // Only the free-form answer inside the window is handed over: a template may be
+        // marketing, whose cap counts the rows queued before this one, and is decided again
+        // when sent.
+        if let Decision::Send {
+            message,
+            sent_as: sent_as @ "free_form",
+            template,
+        } = decision
+        {
+            fresh.push(FreshRow {
+                row: outbox::unstored(row, Some(fresh.lease_owner()), now_ms()),
+                contact: contact.clone(),
+                intent: stored,
+                message,
+                sent_as,
+                template,
+                answered_wamid,
+                decided_at,
+            });
+            return Ok(PipelineQueued::HandedOver);
+        }
+        if row.skipped.is_none() {
+            fresh.queued_for_claim();
+        }
+    }
+    store(db, row).await.map(PipelineQueued::Queued)
+}
+
+/// An intent checked and decided, with its outbox row built but not stored.
+struct Prepared {
+    stored: StoredIntent,
+    decision: Decision,
+    row: outbox::NewRow<'static>,
+    decided_at: i64,
+}
+
+/// Checks `intent` for `contact` and decides it as of now.
+async fn prepare<C: ConnectionTrait>(
+    db: &C,
+    composer: &Composer,
+    intent: Intent,
+    contact: &contact::Model,
+    consent: Option<&ConsentState>,
+) -> Result<Prepared, ComposeError> {
     if intent.free_form.is_none() && intent.template.is_none() {
         return Err(ComposeError::Empty);
     }
@@ -341,38 +404,23 @@ pub async fn queue_from_pipeline<C: ConnectionTrait>(
         in_reply_to: intent.in_reply_to,
         purpose: stored.purpose.label(),
         payload: serde_json::to_string(&stored).map_err(|e| DbErr::Custom(e.to_string()))?,
-        skipped: skipped.clone(),
+        skipped,
     };
-    let batch = fresh.as_ref().map(|(batch, _)| *batch);
-    // Only the free-form answer inside the window is handed over: a template may be marketing,
-    // whose cap counts the rows queued before this one, and is decided again when sent.
-    if let (
-        Some((fresh, answered_wamid)),
-        Decision::Send {
-            message,
-            sent_as: sent_as @ "free_form",
-            template,
-        },
-    ) = (fresh, decision)
-    {
-        let row = outbox::insert_leased(db, row, fresh.lease_owner()).await?;
-        let id = row.id;
-        fresh.push(FreshRow {
-            row,
-            contact: contact.clone(),
-            intent: stored,
-            message,
-            sent_as,
-            template,
-            answered_wamid,
-            decided_at,
-        });
-        return Ok(Queued::Row(id));
-    }
+    Ok(Prepared {
+        stored,
+        decision,
+        row,
+        decided_at,
+    })
+}
+
+/// Stores a row in the outbox (queued, or skipped with its reason).
+async fn store<C: ConnectionTrait>(
+    db: &C,
+    row: outbox::NewRow<'static>,
+) -> Result<Queued, ComposeError> {
+    let skipped = row.skipped.clone();
     let id = outbox::insert(db, row).await?;
-    if let (Some(batch), None) = (batch, &skipped) {
-        batch.queued_for_claim();
-    }
     Ok(match skipped {
         Some((reason, detail)) => {
             tracing::info!(outbox_id = id, reason, %detail, "nothing can be sent: recorded as skipped");

@@ -5,8 +5,8 @@
 //! The pipeline decides a reply in the transaction that queues it ([`composer::decide_for`]:
 //! the window, the consent log as of that transaction). When the decision is "send free-form
 //! now" and the contact has no earlier queued row, the row is inserted already leased to this
-//! instance (under a lease owner of this run) and, once the transaction commits, handed to the
-//! sender with its decision. The row is in the database before any HTTP call as always: a
+//! instance (under a lease owner of this run; the batch's rows with one INSERT just before
+//! the commit) and, once the transaction commits, handed to the sender with its decision. The row is in the database before any HTTP call as always: a
 //! crash leaves it queued and leased, and a restart or another instance takes it over after
 //! the lease (or at once, [`outbox::release_own_stale_leases`]).
 //!
@@ -20,11 +20,11 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use sea_orm::DatabaseConnection;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 use tokio::sync::mpsc;
 
 use super::composer::StoredIntent;
-use super::outbox::release_leases;
+use super::outbox::{insert_all, release_leases};
 use super::templates::TemplateInfo;
 use crate::store::entities::{contact, outbox};
 use crate::whatsapp::outbound::OutboundMessage;
@@ -70,9 +70,23 @@ impl FreshBatch {
         &self.lease_owner
     }
 
-    /// Adds a row inserted (leased) in the batch's transaction.
+    /// Adds a row decided in the batch's transaction, not stored yet ([`store`](Self::store)).
     pub fn push(&self, row: FreshRow) {
         self.rows.lock().expect("fresh rows").push(row);
+    }
+
+    /// Stores the rows added so far, leased to this run's sender, with one INSERT for the
+    /// batch instead of one per reply; in the batch's transaction, before it commits.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn store<C: ConnectionTrait>(&self, db: &C) -> Result<(), DbErr> {
+        let mut rows = std::mem::take(&mut *self.rows.lock().expect("fresh rows"));
+        let stored = insert_all(db, rows.iter_mut().map(|f| &mut f.row)).await;
+        let mut kept = self.rows.lock().expect("fresh rows");
+        rows.append(&mut kept);
+        *kept = rows;
+        stored
     }
 
     /// Says that the transaction queued a row the sender must claim from the outbox.

@@ -5,13 +5,14 @@
 //! A row holds the composer's intent (both the free-form body and the template fallback), not
 //! a finished message: the sender decides again at the moment of sending.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr,
+    EntityTrait, Iterable, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use crate::store::entities::{message_status, outbox};
@@ -76,30 +77,15 @@ pub async fn insert<C: ConnectionTrait>(db: &C, row: NewRow<'_>) -> Result<i64, 
     Ok(insert_row(db, row, None).await?.id)
 }
 
-/// [`insert`] of a queued row leased to `lease_owner` (a sender that has the row in memory
-/// already, see [`handoff`](super::handoff)); returns the row as stored.
-///
-/// # Errors
-/// Database errors.
-pub async fn insert_leased<C: ConnectionTrait>(
-    db: &C,
-    row: NewRow<'_>,
-    lease_owner: &str,
-) -> Result<outbox::Model, DbErr> {
-    insert_row(db, row, Some(lease_owner)).await
-}
-
-async fn insert_row<C: ConnectionTrait>(
-    db: &C,
-    row: NewRow<'_>,
-    lease_owner: Option<&str>,
-) -> Result<outbox::Model, DbErr> {
-    let now = now_ms();
+/// The row `row` would be stored as, not stored (its id is 0): queued and leased to
+/// `lease_owner` (a sender that will have the row in memory, see [`handoff`](super::handoff))
+/// when given. [`insert_all`] stores such rows.
+pub fn unstored(row: NewRow<'_>, lease_owner: Option<&str>, now: i64) -> outbox::Model {
     let (state, reason, detail) = match row.skipped {
         Some((reason, detail)) => (state::SKIPPED, Some(reason.to_owned()), Some(detail)),
         None => (state::QUEUED, None, None),
     };
-    let mut model = outbox::Model {
+    outbox::Model {
         id: 0,
         contact_id: row.contact_id,
         in_reply_to: row.in_reply_to,
@@ -124,7 +110,15 @@ async fn insert_row<C: ConnectionTrait>(
         delivery_at: None,
         delivery_error_code: None,
         delivery_error: None,
-    };
+    }
+}
+
+async fn insert_row<C: ConnectionTrait>(
+    db: &C,
+    row: NewRow<'_>,
+    lease_owner: Option<&str>,
+) -> Result<outbox::Model, DbErr> {
+    let mut model = unstored(row, lease_owner, now_ms());
     let mut active: outbox::ActiveModel = model.clone().into();
     active.id = NotSet;
     model.id = outbox::Entity::insert(active)
@@ -132,6 +126,67 @@ async fn insert_row<C: ConnectionTrait>(
         .await?
         .last_insert_id;
     Ok(model)
+}
+
+/// Rows per INSERT in [`insert_all`] at most (24 parameters each: well under SQLite's and
+/// PostgreSQL's parameter limits).
+const INSERT_CHUNK: usize = 128;
+
+/// Stores the rows of `rows` not stored yet (id 0, from [`unstored`]) with one multi-row
+/// INSERT per chunk instead of one per row, and sets their ids. A contact's rows go out in id
+/// order, and the database numbers the rows of one INSERT in the order they are given; what
+/// RETURNING lists comes in no promised order, so each contact's rows take its returned ids
+/// in ascending order.
+///
+/// # Errors
+/// Database errors (nothing is stored then, with the caller's transaction).
+pub async fn insert_all<'a, C: ConnectionTrait>(
+    db: &C,
+    rows: impl IntoIterator<Item = &'a mut outbox::Model>,
+) -> Result<(), DbErr> {
+    let mut rows: Vec<&mut outbox::Model> = rows.into_iter().filter(|r| r.id == 0).collect();
+    let columns: Vec<outbox::Column> = outbox::Column::iter()
+        .filter(|c| !matches!(c, outbox::Column::Id))
+        .collect();
+    for chunk in rows.chunks_mut(INSERT_CHUNK) {
+        let mut insert = Query::insert();
+        insert
+            .into_table(outbox::Entity)
+            .columns(columns.iter().copied())
+            .returning(Query::returning().columns([outbox::Column::Id, outbox::Column::ContactId]));
+        for row in chunk.iter() {
+            let active: outbox::ActiveModel = (**row).clone().into();
+            insert.values_panic(columns.iter().map(|c| {
+                active
+                    .get(*c)
+                    .into_value()
+                    .expect("every inserted column is set")
+                    .into()
+            }));
+        }
+        let statement = db.get_database_backend().build(&insert);
+        let mut ids: HashMap<i64, Vec<i64>> = HashMap::new();
+        for returned in db.query_all_raw(statement).await? {
+            let contact_id: i64 = returned.try_get("", "contact_id")?;
+            ids.entry(contact_id)
+                .or_default()
+                .push(returned.try_get("", "id")?);
+        }
+        // Largest first, so that `pop` hands out the smallest.
+        ids.values_mut()
+            .for_each(|v| v.sort_unstable_by(|a, b| b.cmp(a)));
+        for row in chunk.iter_mut() {
+            row.id = ids
+                .get_mut(&row.contact_id)
+                .and_then(Vec::pop)
+                .ok_or_else(|| {
+                    DbErr::Custom(
+                        "the outbox INSERT returned fewer rows than it was given".to_owned(),
+                    )
+                })?;
+        }
+    }
+    Ok(())
 }
 
 /// Gives back the leases `lease_owner` holds on the queued rows `ids`, so that the next claim

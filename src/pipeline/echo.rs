@@ -37,11 +37,20 @@ impl MessageHandler for EchoHandler {
                 (Some(fresh), Some(contact)) => {
                     let answered = Some(message.wamid.clone());
                     let fresh = Some((fresh, answered));
-                    composer::queue_from_pipeline(txn, &self.composer, intent, contact, fresh, None)
-                        .await?
+                    composer::queue_from_pipeline(
+                        txn,
+                        &self.composer,
+                        intent,
+                        contact,
+                        fresh,
+                        None,
+                    )
+                    .await?;
                 }
-                _ => composer::queue(txn, &self.composer, intent).await?,
-            };
+                _ => {
+                    composer::queue(txn, &self.composer, intent).await?;
+                }
+            }
             Ok(())
         })
     }

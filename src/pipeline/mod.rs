@@ -418,6 +418,10 @@ impl Pipeline {
             txn.rollback().await?;
             return Err(batch_failure(&messages, &next, error));
         }
+        if let Err(error) = fresh.store(&txn).await {
+            txn.rollback().await?;
+            return Err(batch_failure(&messages, &next, error.into()));
+        }
         let ids: Vec<i64> = processed.iter().map(|r| r.id).collect();
         mark_processed_many(&txn, &ids).await?;
         release_many(&txn, &finished, owner).await?;

@@ -596,3 +596,65 @@ async fn the_number_rate_and_the_recipient_pace_are_respected() {
     );
     assert!(mine[3] - mine[1] >= 700, "paced after the burst: {mine:?}");
 }
+
+#[tokio::test]
+async fn rows_stored_with_one_insert_get_ids_in_each_contacts_order() {
+    use insurebot::messaging::outbox::{NewRow, insert_all, unstored};
+    use sea_orm::TransactionTrait;
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let a = new_contact(&app, "919800000901", Some(now_ms())).await;
+        let b = new_contact(&app, "919800000902", Some(now_ms())).await;
+        let row = |contact_id: i64, body: &str| {
+            let new = NewRow {
+                contact_id,
+                in_reply_to: None,
+                purpose: "reply",
+                payload: body.to_owned(),
+                skipped: None,
+            };
+            unstored(new, Some("test-owner"), now_ms())
+        };
+        // Two contacts interleaved, and one contact's identical rows: each must keep its place.
+        let mut rows = vec![
+            row(a, "a-1"),
+            row(b, "b-1"),
+            row(a, "a-2"),
+            row(a, "same"),
+            row(b, "b-2"),
+            row(a, "same"),
+        ];
+        let txn = app.db.begin().await.unwrap();
+        insert_all(&txn, rows.iter_mut()).await.unwrap();
+        txn.commit().await.unwrap();
+
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        assert!(ids.iter().all(|id| *id > 0), "every row got an id: {ids:?}");
+        for contact in [a, b] {
+            let mine: Vec<i64> = rows
+                .iter()
+                .filter(|r| r.contact_id == contact)
+                .map(|r| r.id)
+                .collect();
+            assert!(mine.windows(2).all(|w| w[0] < w[1]), "in order: {mine:?}");
+        }
+        for row in &rows {
+            let stored = outbox::Entity::find_by_id(row.id)
+                .one(&app.db)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                (stored.contact_id, stored.payload.as_str()),
+                (row.contact_id, row.payload.as_str())
+            );
+            assert_eq!(stored.lease_owner.as_deref(), Some("test-owner"));
+            assert_eq!(stored.state, state::QUEUED);
+        }
+        // Stored rows are left alone: a second call inserts nothing.
+        let txn = app.db.begin().await.unwrap();
+        insert_all(&txn, rows.iter_mut()).await.unwrap();
+        txn.commit().await.unwrap();
+        assert_eq!(outbox::Entity::find().all(&app.db).await.unwrap().len(), 6);
+    }
+}
