@@ -30,6 +30,18 @@ pub fn backends() -> Vec<Backend> {
     all
 }
 
+/// PostgreSQL, for a test of what only it does (several instances, advisory locks); `None`,
+/// after saying the test is skipped, when it is not configured.
+pub fn postgres_only(test: &str) -> Option<Backend> {
+    let postgres = backends()
+        .into_iter()
+        .find(|b| matches!(b, Backend::Postgres(_)));
+    if postgres.is_none() {
+        eprintln!("skipped: set INSUREBOT_TEST_DATABASE_URL to run {test}");
+    }
+    postgres
+}
+
 #[derive(Clone, Debug)]
 pub enum Backend {
     Sqlite,

@@ -823,11 +823,7 @@ async fn a_batch_leaves_alone_the_recipients_another_instance_already_took() {
 
 #[tokio::test]
 async fn two_instances_drive_one_campaign_without_duplicates() {
-    let Some(backend) = backends()
-        .into_iter()
-        .find(|b| matches!(b, Backend::Postgres(_)))
-    else {
-        eprintln!("skipped: set INSUREBOT_TEST_DATABASE_URL to run the two-instance test");
+    let Some(backend) = postgres_only("the two-instance test") else {
         return;
     };
     let app = campaign_app(&backend).await;

@@ -1,6 +1,7 @@
 //! Several instances on one PostgreSQL database: messages of one contact are processed one at a
 //! time and in order even when their webhooks land on different instances; the outbox is
-//! shared with leases, so no reply goes twice. (PostgreSQL only: that is the scale-out setup.)
+//! shared with leases, so no reply goes twice; a contact another instance is processing (its
+//! advisory lock held) waits for it. (PostgreSQL only: that is the scale-out setup.)
 
 use std::collections::BTreeMap;
 
@@ -8,11 +9,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn two_instances_share_the_work_without_duplicates_or_reordering() {
-    let Some(backend) = backends()
-        .into_iter()
-        .find(|b| matches!(b, Backend::Postgres(_)))
-    else {
-        eprintln!("skipped: set INSUREBOT_TEST_DATABASE_URL to run the scale-out test");
+    let Some(backend) = postgres_only("the scale-out test") else {
         return;
     };
     let app = spawn_app(&backend).await;
@@ -75,11 +72,7 @@ async fn two_instances_share_the_work_without_duplicates_or_reordering() {
 async fn a_contact_another_instance_is_processing_waits_for_it_and_is_then_answered_once() {
     use insurebot::store::entities::contact;
     use sea_orm::{ConnectionTrait, EntityTrait, Statement, TransactionTrait};
-    let Some(backend) = backends()
-        .into_iter()
-        .find(|b| matches!(b, Backend::Postgres(_)))
-    else {
-        eprintln!("skipped: set INSUREBOT_TEST_DATABASE_URL to run the contact lock test");
+    let Some(backend) = postgres_only("the contact lock test") else {
         return;
     };
     let app = spawn_app(&backend).await;
