@@ -86,7 +86,7 @@ pub async fn ingest_many(
         reports.push(store_events(&txn, events, hasher, &mut batch, now_ms).await?);
     }
     messages.insert(&txn, &mut reports).await?;
-    windows.write(&txn, now_ms).await?;
+    windows.write(&txn, &known.window_written, now_ms).await?;
     txn.commit().await?;
     Ok(reports)
 }
@@ -100,38 +100,81 @@ struct Batch<'a> {
     webhook: usize,
 }
 
-/// The batch's senders by phone number: read with one query up front instead of one per
+/// The batch's senders by phone number, found with one statement up front instead of one per
 /// message (the common case: a contact writing again), and the ones not found created with
 /// one more (a new conversation), instead of three statements per new contact.
 #[derive(Default)]
-struct KnownContacts(std::collections::HashMap<String, contact::Model>);
+struct KnownContacts {
+    by_phone: std::collections::HashMap<String, contact::Model>,
+    /// The window starts these statements already wrote, by contact id: [`WindowStarts`]
+    /// writes only what they did not cover.
+    window_written: std::collections::HashMap<i64, i64>,
+}
 
 impl KnownContacts {
+    /// Finds the batch's senders by phone number and moves their window starts in the same
+    /// statement (`UPDATE … RETURNING`: one round trip instead of a SELECT now and an UPDATE
+    /// at the end), then creates the ones not found.
     async fn prefetch<C: ConnectionTrait>(
         db: &C,
         batch: &[&WebhookEvents],
         now_ms: i64,
     ) -> Result<Self, DbErr> {
-        let phones: std::collections::HashSet<&str> = batch
-            .iter()
-            .flat_map(|events| &events.messages)
-            .filter_map(|m| m.from.as_deref())
-            .collect();
-        if phones.is_empty() {
-            return Ok(Self::default());
+        // By phone number, in order: the rows are locked in one order by every transaction.
+        let mut latest: std::collections::BTreeMap<&str, i64> = Default::default();
+        for message in batch.iter().flat_map(|events| &events.messages) {
+            if let Some(phone) = message.from.as_deref() {
+                let at = message.timestamp * 1000;
+                latest
+                    .entry(phone)
+                    .and_modify(|t| *t = std::cmp::max(*t, at))
+                    .or_insert(at);
+            }
         }
-        let found = contact::Entity::find()
-            .filter(contact::Column::WaId.is_in(phones))
-            .all(db)
+        let mut phones = latest.iter();
+        let Some((first_phone, first_at)) = phones.next() else {
+            return Ok(Self::default());
+        };
+        let newest: Expr = phones
+            .fold(
+                Expr::case(contact::Column::WaId.eq(*first_phone), *first_at),
+                |case, (phone, at)| case.case(contact::Column::WaId.eq(*phone), *at),
+            )
+            .into();
+        // A late redelivery of an older message never moves the window start back.
+        let window_start: Expr = Expr::case(
+            Expr::col(contact::Column::LastInboundAt)
+                .is_null()
+                .or(Expr::col(contact::Column::LastInboundAt).lt(newest.clone())),
+            newest,
+        )
+        .finally(Expr::col(contact::Column::LastInboundAt))
+        .into();
+        let found = contact::Entity::update_many()
+            .col_expr(contact::Column::LastInboundAt, window_start)
+            .col_expr(contact::Column::UpdatedAt, Expr::value(now_ms))
+            .filter(contact::Column::WaId.is_in(latest.keys().copied()))
+            .exec_with_returning(db)
             .await?;
-        let mut known = Self(
-            found
-                .into_iter()
-                .filter_map(|c| Some((c.wa_id.clone()?, c)))
-                .collect(),
-        );
-        known.create_missing(db, batch, now_ms).await?;
+        let mut known = Self::default();
+        for contact in found {
+            known.saw_window(&contact, &latest);
+            remember(&mut known, contact);
+        }
+        known.create_missing(db, batch, &latest, now_ms).await?;
         Ok(known)
+    }
+
+    /// Notes that `contact`'s window start was written for the batch's newest message from its
+    /// phone number.
+    fn saw_window(
+        &mut self,
+        contact: &contact::Model,
+        latest: &std::collections::BTreeMap<&str, i64>,
+    ) {
+        if let Some(at) = contact.wa_id.as_deref().and_then(|p| latest.get(p)) {
+            self.window_written.insert(contact.id, *at);
+        }
     }
 
     /// Inserts a contact for each phone number of the batch not known yet, as its first
@@ -142,9 +185,10 @@ impl KnownContacts {
         &mut self,
         db: &C,
         batch: &[&WebhookEvents],
+        latest: &std::collections::BTreeMap<&str, i64>,
         now_ms: i64,
     ) -> Result<(), DbErr> {
-        let mut new: Vec<contact::ActiveModel> = Vec::new();
+        let mut new: Vec<(&str, contact::ActiveModel)> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for events in batch {
             for message in &events.messages {
@@ -152,20 +196,27 @@ impl KnownContacts {
                 let Some(phone) = identity.wa_id else {
                     continue;
                 };
-                if self.0.contains_key(phone) || !seen.insert(phone) {
+                if self.by_phone.contains_key(phone) || !seen.insert(phone) {
                     continue;
                 }
-                new.push(identity.new_row(now_ms));
+                new.push((phone, identity.new_row(latest.get(phone).copied(), now_ms)));
             }
         }
+        // In one order everywhere (as the UPDATE before): two transactions creating the same
+        // contacts (two instances) wait for each other instead of deadlocking.
+        new.sort_unstable_by_key(|(phone, _)| *phone);
         for chunk in new.chunks(INSERT_CHUNK) {
-            let inserted = contact::Entity::insert_many(chunk.to_vec())
+            let rows = chunk.iter().map(|(_, row)| row.clone());
+            let inserted = contact::Entity::insert_many(rows)
                 .on_conflict(OnConflict::new().do_nothing().to_owned())
                 .try_insert()
                 .exec_with_returning_many(db)
                 .await?;
             if let sea_orm::TryInsertResult::Inserted(rows) = inserted {
-                rows.into_iter().for_each(|c| remember(self, c));
+                for contact in rows {
+                    self.saw_window(&contact, latest);
+                    remember(self, contact);
+                }
             }
         }
         Ok(())
@@ -194,14 +245,15 @@ impl<'a> Identity<'a> {
         }
     }
 
-    /// The contact row a first message from this sender creates.
-    fn new_row(&self, now_ms: i64) -> contact::ActiveModel {
+    /// The contact row a first message from this sender creates, with its window start if
+    /// known.
+    fn new_row(&self, last_inbound_at: Option<i64>, now_ms: i64) -> contact::ActiveModel {
         contact::ActiveModel {
             id: NotSet,
             wa_id: Set(self.wa_id.map(str::to_owned)),
             user_id: Set(self.user_id.map(str::to_owned)),
             profile_name: Set(self.name.clone()),
-            last_inbound_at: Set(None),
+            last_inbound_at: Set(last_inbound_at),
             lease_owner: Set(None),
             lease_until: Set(None),
             created_at: Set(now_ms),
@@ -303,7 +355,15 @@ impl WindowStarts {
     /// One UPDATE for the batch (each contact's time by CASE). PostgreSQL locks the rows in
     /// the order it finds them by primary key, as the pipeline's lease does: two transactions
     /// locking the same rows in one order cannot deadlock.
-    async fn write<C: ConnectionTrait>(&mut self, db: &C, now_ms: i64) -> Result<(), DbErr> {
+    async fn write<C: ConnectionTrait>(
+        &mut self,
+        db: &C,
+        written: &std::collections::HashMap<i64, i64>,
+        now_ms: i64,
+    ) -> Result<(), DbErr> {
+        // What the batch's first statement already wrote (the senders known by phone number).
+        self.0
+            .retain(|(id, at)| written.get(id).is_none_or(|done| at > done));
         self.0.sort_unstable();
         let Some(((first_id, first_at), rest)) = self.0.split_first() else {
             return Ok(());
@@ -395,7 +455,7 @@ async fn upsert_contact<C: ConnectionTrait>(
     }
     let name = identity.name.clone();
 
-    let cached = wa_id.and_then(|phone| known.0.get(phone)).cloned();
+    let cached = wa_id.and_then(|phone| known.by_phone.get(phone)).cloned();
     let existing = match cached {
         Some(contact) => Some(contact),
         None => find_contact(db, wa_id, user_id).await?,
@@ -429,7 +489,7 @@ async fn upsert_contact<C: ConnectionTrait>(
 
     // ON CONFLICT DO NOTHING (on any unique key) makes a concurrent first message from the same
     // contact, on another connection or instance, wait and then find the row instead of failing.
-    let row = identity.new_row(now_ms);
+    let row = identity.new_row(None, now_ms);
     contact::Entity::insert(row)
         .on_conflict(OnConflict::new().do_nothing().to_owned())
         .exec_without_returning(db)
@@ -445,7 +505,7 @@ async fn upsert_contact<C: ConnectionTrait>(
 /// Keeps `contact` for the batch's later messages from the same number.
 fn remember(known: &mut KnownContacts, contact: contact::Model) {
     if let Some(phone) = contact.wa_id.clone() {
-        known.0.insert(phone, contact);
+        known.by_phone.insert(phone, contact);
     }
 }
 
