@@ -364,16 +364,8 @@ pub async fn entries_for_contact<C: ConnectionTrait>(
     hasher: &AddressHasher,
     contact: &contact::Model,
 ) -> Result<Vec<consent_log::Model>, DbErr> {
-    let hashes = hasher.contact_hashes(contact);
-    let mut any = Condition::any().add(consent_log::Column::ContactId.eq(contact.id));
-    if !hashes.is_empty() {
-        any = any.add(consent_log::Column::AddressHash.is_in(hashes));
-    }
-    consent_log::Entity::find()
-        .filter(any)
-        .order_by_asc(consent_log::Column::Id)
-        .all(db)
-        .await
+    let mut entries = entries_for_contacts(db, hasher, std::slice::from_ref(contact)).await?;
+    Ok(entries.remove(&contact.id).unwrap_or_default())
 }
 
 /// [`entries_for_contact`] for several contacts with one query: each contact's entries, oldest

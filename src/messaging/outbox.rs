@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr,
-    EntityTrait, Iterable, QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    Iterable, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use crate::store::entities::{message_status, outbox};
@@ -74,7 +74,9 @@ pub struct NewRow<'a> {
 /// # Errors
 /// Database errors.
 pub async fn insert<C: ConnectionTrait>(db: &C, row: NewRow<'_>) -> Result<i64, DbErr> {
-    Ok(insert_row(db, row, None).await?.id)
+    let mut row = unstored(row, None, now_ms());
+    insert_all(db, std::iter::once(&mut row)).await?;
+    Ok(row.id)
 }
 
 /// The row `row` would be stored as, not stored (its id is 0): queued and leased to
@@ -111,21 +113,6 @@ pub fn unstored(row: NewRow<'_>, lease_owner: Option<&str>, now: i64) -> outbox:
         delivery_error_code: None,
         delivery_error: None,
     }
-}
-
-async fn insert_row<C: ConnectionTrait>(
-    db: &C,
-    row: NewRow<'_>,
-    lease_owner: Option<&str>,
-) -> Result<outbox::Model, DbErr> {
-    let mut model = unstored(row, lease_owner, now_ms());
-    let mut active: outbox::ActiveModel = model.clone().into();
-    active.id = NotSet;
-    model.id = outbox::Entity::insert(active)
-        .exec(db)
-        .await?
-        .last_insert_id;
-    Ok(model)
 }
 
 /// Rows per INSERT in [`insert_all`] at most (24 parameters each: well under SQLite's and
@@ -420,20 +407,16 @@ async fn write_sent<C: ConnectionTrait>(
     sent: &[(&outbox::Model, &str, &'static str)],
     now: i64,
 ) -> Result<(), DbErr> {
-    let Some(((first, first_wamid, first_as), rest)) = sent.split_first() else {
+    if sent.is_empty() {
         return Ok(());
-    };
+    }
+    // Each row's own value by CASE, the column's current one for any other row.
     let by_row = |column: outbox::Column, value: fn(&str, &'static str) -> String| {
-        rest.iter()
-            .fold(
-                Expr::case(
-                    outbox::Column::Id.eq(first.id),
-                    value(first_wamid, first_as),
-                ),
-                |case, (row, wamid, sent_as)| {
-                    case.case(outbox::Column::Id.eq(row.id), value(wamid, sent_as))
-                },
-            )
+        let values = sent
+            .iter()
+            .map(|(row, wamid, sent_as)| (row.id, value(wamid, sent_as)));
+        crate::store::case_by(outbox::Column::Id, values)
+            .expect("sent is not empty")
             .finally(Expr::col(column))
     };
     outbox::Entity::update_many()

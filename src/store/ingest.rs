@@ -131,16 +131,13 @@ impl KnownContacts {
                     .or_insert(at);
             }
         }
-        let mut phones = latest.iter();
-        let Some((first_phone, first_at)) = phones.next() else {
+        let Some(newest) = super::case_by(
+            contact::Column::WaId,
+            latest.iter().map(|(p, at)| (*p, *at)),
+        ) else {
             return Ok(Self::default());
         };
-        let newest: Expr = phones
-            .fold(
-                Expr::case(contact::Column::WaId.eq(*first_phone), *first_at),
-                |case, (phone, at)| case.case(contact::Column::WaId.eq(*phone), *at),
-            )
-            .into();
+        let newest: Expr = newest.into();
         // A late redelivery of an older message never moves the window start back.
         let window_start: Expr = Expr::case(
             Expr::col(contact::Column::LastInboundAt)
@@ -159,10 +156,17 @@ impl KnownContacts {
         let mut known = Self::default();
         for contact in found {
             known.saw_window(&contact, &latest);
-            remember(&mut known, contact);
+            known.remember(contact);
         }
         known.create_missing(db, batch, &latest, now_ms).await?;
         Ok(known)
+    }
+
+    /// Keeps `contact` for the batch's later messages from the same number.
+    fn remember(&mut self, contact: contact::Model) {
+        if let Some(phone) = contact.wa_id.clone() {
+            self.by_phone.insert(phone, contact);
+        }
     }
 
     /// Notes that `contact`'s window start was written for the batch's newest message from its
@@ -215,7 +219,7 @@ impl KnownContacts {
             if let sea_orm::TryInsertResult::Inserted(rows) = inserted {
                 for contact in rows {
                     self.saw_window(&contact, latest);
-                    remember(self, contact);
+                    self.remember(contact);
                 }
             }
         }
@@ -365,16 +369,10 @@ impl WindowStarts {
         self.0
             .retain(|(id, at)| written.get(id).is_none_or(|done| at > done));
         self.0.sort_unstable();
-        let Some(((first_id, first_at), rest)) = self.0.split_first() else {
+        let Some(latest) = super::case_by(contact::Column::Id, self.0.iter().copied()) else {
             return Ok(());
         };
-        let latest: Expr = rest
-            .iter()
-            .fold(
-                Expr::case(contact::Column::Id.eq(*first_id), *first_at),
-                |case, (id, at)| case.case(contact::Column::Id.eq(*id), *at),
-            )
-            .into();
+        let latest: Expr = latest.into();
         contact::Entity::update_many()
             .col_expr(contact::Column::LastInboundAt, latest.clone())
             .col_expr(contact::Column::UpdatedAt, Expr::value(now_ms))
@@ -480,9 +478,9 @@ async fn upsert_contact<C: ConnectionTrait>(
             }
             update.updated_at = Set(now_ms);
             let updated = contact::Entity::update(update).exec(db).await?;
-            remember(known, updated);
+            known.remember(updated);
         } else {
-            remember(known, existing.clone());
+            known.remember(existing.clone());
         }
         return Ok(Some(existing.id));
     }
@@ -497,16 +495,9 @@ async fn upsert_contact<C: ConnectionTrait>(
     let created = find_contact(db, wa_id, user_id).await?;
     Ok(created.map(|c| {
         let id = c.id;
-        remember(known, c);
+        known.remember(c);
         id
     }))
-}
-
-/// Keeps `contact` for the batch's later messages from the same number.
-fn remember(known: &mut KnownContacts, contact: contact::Model) {
-    if let Some(phone) = contact.wa_id.clone() {
-        known.by_phone.insert(phone, contact);
-    }
 }
 
 async fn find_contact<C: ConnectionTrait>(

@@ -13,12 +13,28 @@ use std::time::Duration;
 
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, ExecResult, QueryResult, SqliteTransactionMode, Statement, TransactionOptions,
-    TransactionTrait,
+    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult, SqliteTransactionMode,
+    Statement, TransactionOptions, TransactionTrait,
 };
 
 use crate::config::DatabaseUrl;
+
+/// `CASE WHEN key = k₁ THEN v₁ WHEN key = k₂ THEN v₂ … END` over `pairs`, for a batch
+/// statement that writes each row its own value; `None` when there are no pairs.
+pub(crate) fn case_by<K, E>(
+    key: impl ColumnTrait,
+    pairs: impl IntoIterator<Item = (K, E)>,
+) -> Option<sea_orm::sea_query::CaseStatement>
+where
+    K: Into<sea_orm::Value>,
+    E: Into<sea_orm::sea_query::Expr>,
+{
+    let mut pairs = pairs.into_iter();
+    let (first_key, first_value) = pairs.next()?;
+    let first = sea_orm::sea_query::Expr::case(key.eq(first_key), first_value);
+    Some(pairs.fold(first, |case, (k, value)| case.case(key.eq(k), value)))
+}
 
 /// Prepared statements each PostgreSQL connection keeps (see [`connect`]).
 const PG_STATEMENT_CACHE: usize = 1024;
@@ -51,6 +67,7 @@ pub async fn connect_ingest(url: &DatabaseUrl) -> Result<Option<DatabaseConnecti
 /// burst does not wait for PostgreSQL to start backends one by one.
 const PG_POOL: (u32, u32) = (16, 8);
 
+/// A pool for `url`; `(max, min)` connections on PostgreSQL (SQLite's are fixed below).
 async fn connect_pool(
     url: &DatabaseUrl,
     (max, min): (u32, u32),
@@ -69,9 +86,6 @@ async fn connect_pool(
                     .busy_timeout(Duration::from_secs(10))
             });
     } else {
-        // A batch's statements list its ids, so each batch size is a statement of its own:
-        // with sqlx's default of 100 cached per connection they evicted each other and every
-        // batch paid a Parse round trip (and PostgreSQL a plan) for most of its statements.
         opts.max_connections(max)
             .min_connections(min)
             // sqlx pings every connection it hands out: a round trip per transaction, ~1 in 6
@@ -79,6 +93,9 @@ async fn connect_pool(
             // for a second (after a database restart, say) is still checked.
             .test_before_acquire_if_idle_for(Duration::from_secs(1))
             .map_sqlx_postgres_opts(|o| {
+                // A batch's statements list its ids, so each batch size is a statement of its
+                // own: with sqlx's default of 100 cached per connection they evicted each
+                // other and every batch paid a Parse round trip (and PostgreSQL a plan).
                 o.statement_cache_capacity(PG_STATEMENT_CACHE)
                     // The pipeline reads a contact's messages in a statement after the one
                     // that locks it, relying on each statement seeing what committed before
