@@ -173,44 +173,46 @@ impl Driver {
         }
     }
 
-    async fn type_into(&self, css: &str, text: &str) -> Step {
-        let e = self.wait_for(css).await?;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{e}/value"),
-            Some(json!({ "text": text })),
-        )
-        .await
-        .map(drop)
-    }
-
-    /// Clicks `css`. Live regions (the queue refreshes itself) may replace the element between
-    /// finding and clicking it; a stale element is looked up again, a few times.
-    async fn click(&self, css: &str) -> Step {
+    /// Calls `action` (`/click`, `/text`, …) on the element `css`, once it is there. Live
+    /// regions (the queue, the campaign page refresh themselves) may replace the element
+    /// between finding it and the call; a stale element is looked up again, a few times.
+    async fn on_element(
+        &self,
+        css: &str,
+        method: reqwest::Method,
+        action: &str,
+        body: Option<Value>,
+    ) -> Step<Value> {
         let mut attempt = 0;
         loop {
             let e = self.wait_for(css).await?;
-            let clicked = self
-                .call(
-                    reqwest::Method::POST,
-                    &format!("/element/{e}/click"),
-                    Some(json!({})),
-                )
-                .await;
-            match clicked {
+            let path = format!("/element/{e}{action}");
+            match self.call(method.clone(), &path, body.clone()).await {
                 Err(error) if attempt < 5 && error.to_string().contains("stale element") => {
                     attempt += 1;
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
-                other => return other.map(drop),
+                other => return other,
             }
         }
     }
 
+    async fn type_into(&self, css: &str, text: &str) -> Step {
+        let body = Some(json!({ "text": text }));
+        self.on_element(css, reqwest::Method::POST, "/value", body)
+            .await
+            .map(drop)
+    }
+
+    async fn click(&self, css: &str) -> Step {
+        self.on_element(css, reqwest::Method::POST, "/click", Some(json!({})))
+            .await
+            .map(drop)
+    }
+
     async fn text(&self, css: &str) -> Step<String> {
-        let e = self.wait_for(css).await?;
         Ok(self
-            .call(reqwest::Method::GET, &format!("/element/{e}/text"), None)
+            .on_element(css, reqwest::Method::GET, "/text", None)
             .await?
             .as_str()
             .unwrap_or_default()
@@ -218,16 +220,11 @@ impl Driver {
     }
 
     async fn property(&self, css: &str, name: &str) -> Step<Value> {
-        let e = self.wait_for(css).await?;
-        self.call(
-            reqwest::Method::GET,
-            &format!("/element/{e}/property/{name}"),
-            None,
-        )
-        .await
+        let action = format!("/property/{name}");
+        self.on_element(css, reqwest::Method::GET, &action, None)
+            .await
     }
 
-    /// Waits until the text of `css` contains `needle`.
     async fn wait_for_text(&self, css: &str, needle: &str) -> Step {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
