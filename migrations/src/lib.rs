@@ -16,6 +16,7 @@ mod m20261205_000001_extend_consent_log;
 mod m20261210_000001_create_reminders_and_campaigns;
 mod m20261226_000001_create_notification_requests;
 mod m20261227_000001_index_outbox_contact_state;
+mod m20261228_000001_index_unprocessed_by_contact;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261210_000001_create_reminders_and_campaigns::Migration),
             Box::new(m20261226_000001_create_notification_requests::Migration),
             Box::new(m20261227_000001_index_outbox_contact_state::Migration),
+            Box::new(m20261228_000001_index_unprocessed_by_contact::Migration),
         ]
     }
 }

@@ -32,7 +32,7 @@ use std::time::Duration;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    EntityTrait, QueryFilter, QuerySelect, Statement,
+    EntityTrait, FromQueryResult, QueryFilter, QuerySelect, Statement,
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -40,8 +40,8 @@ use tokio_util::sync::CancellationToken;
 use crate::messaging::handoff::{FreshBatch, Handoff};
 use crate::messaging::outbox::state as outbox_state;
 use crate::metrics::Metrics;
-use crate::store::entities::{consent_log, contact, conversation, inbound_message, outbox};
-use crate::store::{WriteTxn, begin_write, now_ms};
+use crate::store::entities::{consent_log, contact, conversation, inbound_message};
+use crate::store::{self, WriteTxn, begin_write, now_ms};
 use crate::whatsapp::inbound::MessageContent;
 
 /// How long a contact lease lasts; renewed for every message, so only a crashed instance's
@@ -363,13 +363,17 @@ impl Pipeline {
             .map(|&id| (id, Turn::LeasedElsewhere))
             .collect();
         let next = next_messages(&txn, &leased).await?;
-        let behind = with_queued_rows(&txn, next.keys().copied()).await?;
         let fresh = self.inner.handoff.batch();
         let mut processed = Vec::new();
         let mut finished = Vec::new();
         let mut messages = Vec::with_capacity(leased.len());
         for contact in leased {
-            let Some((row, more)) = next.get(&contact.id) else {
+            let Some(NextMessage {
+                row,
+                more,
+                behind_queued,
+            }) = next.get(&contact.id)
+            else {
                 finished.push(contact.id);
                 turns.push((contact.id, Turn::Done));
                 continue;
@@ -378,9 +382,8 @@ impl Pipeline {
                 finished.push(contact.id);
             }
             turns.push((contact.id, if *more { Turn::More } else { Turn::Done }));
-            let contact_id = contact.id;
             match to_pending(row, Some(contact)) {
-                Ok(m) if behind.contains(&contact_id) => messages.push(m),
+                Ok(m) if *behind_queued => messages.push(m),
                 Ok(m) => messages.push(PendingMessage {
                     fresh: Some(fresh.clone()),
                     ..m
@@ -394,7 +397,7 @@ impl Pipeline {
         }
         for message in &messages {
             let contact_id = message.contact_id;
-            let Some((row, _)) = next.get(&contact_id) else {
+            let Some(NextMessage { row, .. }) = next.get(&contact_id) else {
                 continue;
             };
             let span = tracing::info_span!("process", message_id = row.id, contact_id);
@@ -474,11 +477,11 @@ impl Pipeline {
 /// first message: the one-by-one retry then finds the message it belongs to.
 fn batch_failure(
     messages: &[PendingMessage],
-    next: &HashMap<i64, (inbound_message::Model, bool)>,
+    next: &HashMap<i64, NextMessage>,
     error: anyhow::Error,
 ) -> BatchError {
     let first = messages.first().map(|m| m.contact_id);
-    match first.and_then(|id| next.get(&id).map(|(row, _)| (id, row))) {
+    match first.and_then(|id| next.get(&id).map(|next| (id, &next.row))) {
         Some((contact_id, row)) => BatchError::Handler {
             contact_id,
             row: Box::new(row.clone()),
@@ -561,72 +564,65 @@ async fn lease_many(
         .await
 }
 
-/// Each contact's oldest pending message, and whether another waits behind it. Two narrow
-/// statements for the whole batch: the pending messages' keys, then the chosen rows.
+/// A contact's oldest pending message, as [`next_messages`] finds it.
+struct NextMessage {
+    row: inbound_message::Model,
+    /// Another message of the contact waits behind this one.
+    more: bool,
+    /// The contact has queued outbox rows: its next replies go out after those, through the
+    /// outbox's claim, not handed over at once.
+    behind_queued: bool,
+}
+
+/// Each contact's oldest pending message (by WhatsApp time, then arrival), whether another
+/// waits behind it, and whether the contact has queued outbox rows: one statement for the
+/// whole batch. The pending messages are ranked from the partial index of unprocessed
+/// messages alone (`idx_inbound_unprocessed_by_contact`); only the chosen rows are read whole.
 async fn next_messages(
     txn: &WriteTxn,
     contacts: &[contact::Model],
-) -> Result<HashMap<i64, (inbound_message::Model, bool)>, DbErr> {
+) -> Result<HashMap<i64, NextMessage>, DbErr> {
     if contacts.is_empty() {
         return Ok(HashMap::new());
     }
-    let keys: Vec<(i64, i64, i64)> = inbound_message::Entity::find()
-        .select_only()
-        .column(inbound_message::Column::ContactId)
-        .column(inbound_message::Column::SentAt)
-        .column(inbound_message::Column::Id)
-        .filter(inbound_message::Column::ContactId.is_in(contacts.iter().map(|c| c.id)))
-        .filter(inbound_message::Column::ProcessedAt.is_null())
-        .into_tuple()
-        .all(txn)
+    let backend = txn.get_database_backend();
+    let placeholder = |n| store::placeholder(backend, n);
+    let ids: Vec<String> = (0..contacts.len()).map(|i| placeholder(i + 2)).collect();
+    let sql = format!(
+        "SELECT m.*, ranked.pending, \
+           CASE WHEN EXISTS (SELECT 1 FROM outbox \
+             WHERE outbox.contact_id = m.contact_id AND outbox.state = {queued}) \
+           THEN 1 ELSE 0 END AS behind_queued \
+         FROM (SELECT id, \
+             ROW_NUMBER() OVER (PARTITION BY contact_id ORDER BY sent_at, id) AS position, \
+             COUNT(*) OVER (PARTITION BY contact_id) AS pending \
+           FROM inbound_messages \
+           WHERE contact_id IN ({ids}) AND processed_at IS NULL) AS ranked \
+         JOIN inbound_messages AS m ON m.id = ranked.id \
+         WHERE ranked.position = 1",
+        queued = placeholder(1),
+        ids = ids.join(", "),
+    );
+    let values =
+        std::iter::once(outbox_state::QUEUED.into()).chain(contacts.iter().map(|c| c.id.into()));
+    let rows = txn
+        .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;
-    // Per contact: the first by (sent_at, id), and how many there are.
-    let mut first: HashMap<i64, ((i64, i64), usize)> = HashMap::new();
-    for (contact_id, sent_at, id) in keys {
-        first
-            .entry(contact_id)
-            .and_modify(|(best, count)| {
-                *best = (*best).min((sent_at, id));
-                *count += 1;
-            })
-            .or_insert(((sent_at, id), 1));
-    }
-    if first.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let rows = inbound_message::Entity::find()
-        .filter(inbound_message::Column::Id.is_in(first.values().map(|((_, id), _)| *id)))
-        .all(txn)
-        .await?;
-    Ok(rows
-        .into_iter()
+    rows.iter()
         .map(|row| {
-            let more = first.get(&row.contact_id).is_some_and(|(_, n)| *n > 1);
-            (row.contact_id, (row, more))
+            let message = inbound_message::Model::from_query_result(row, "")?;
+            let pending: i64 = row.try_get("", "pending")?;
+            let behind_queued: i32 = row.try_get("", "behind_queued")?;
+            Ok((
+                message.contact_id,
+                NextMessage {
+                    row: message,
+                    more: pending > 1,
+                    behind_queued: behind_queued != 0,
+                },
+            ))
         })
-        .collect())
-}
-
-/// The contacts among `ids` that have queued outbox rows: their next replies go out after
-/// those, through the outbox's claim, not handed over at once.
-async fn with_queued_rows(
-    txn: &WriteTxn,
-    ids: impl Iterator<Item = i64>,
-) -> Result<HashSet<i64>, DbErr> {
-    let ids: Vec<i64> = ids.collect();
-    if ids.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let rows: Vec<i64> = outbox::Entity::find()
-        .select_only()
-        .column(outbox::Column::ContactId)
-        .distinct()
-        .filter(outbox::Column::ContactId.is_in(ids))
-        .filter(outbox::Column::State.eq(outbox_state::QUEUED))
-        .into_tuple()
-        .all(txn)
-        .await?;
-    Ok(rows.into_iter().collect())
+        .collect()
 }
 
 /// PostgreSQL's lease: a transaction-scoped advisory lock per contact, tried without waiting

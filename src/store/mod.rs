@@ -36,6 +36,15 @@ where
     Some(pairs.fold(first, |case, (k, value)| case.case(key.eq(k), value)))
 }
 
+/// The `n`th (from 1) bind parameter of a hand-written statement: `$n` on PostgreSQL, `?` on
+/// SQLite (which numbers them by position).
+pub(crate) fn placeholder(backend: DbBackend, n: usize) -> String {
+    match backend {
+        DbBackend::Postgres => format!("${n}"),
+        _ => "?".to_owned(),
+    }
+}
+
 /// Prepared statements each PostgreSQL connection keeps (see [`connect`]).
 const PG_STATEMENT_CACHE: usize = 1024;
 
