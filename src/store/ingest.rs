@@ -131,28 +131,10 @@ impl KnownContacts {
                     .or_insert(at);
             }
         }
-        let Some(newest) = super::case_by(
-            contact::Column::WaId,
-            latest.iter().map(|(p, at)| (*p, *at)),
-        ) else {
+        if latest.is_empty() {
             return Ok(Self::default());
-        };
-        let newest: Expr = newest.into();
-        // A late redelivery of an older message never moves the window start back.
-        let window_start: Expr = Expr::case(
-            Expr::col(contact::Column::LastInboundAt)
-                .is_null()
-                .or(Expr::col(contact::Column::LastInboundAt).lt(newest.clone())),
-            newest,
-        )
-        .finally(Expr::col(contact::Column::LastInboundAt))
-        .into();
-        let found = contact::Entity::update_many()
-            .col_expr(contact::Column::LastInboundAt, window_start)
-            .col_expr(contact::Column::UpdatedAt, Expr::value(now_ms))
-            .filter(contact::Column::WaId.is_in(latest.keys().copied()))
-            .exec_with_returning(db)
-            .await?;
+        }
+        let found = Self::update_senders(db, &latest, now_ms).await?;
         let mut known = Self::default();
         for contact in found {
             known.saw_window(&contact, &latest);
@@ -160,6 +142,58 @@ impl KnownContacts {
         }
         known.create_missing(db, batch, &latest, now_ms).await?;
         Ok(known)
+    }
+
+    /// `UPDATE … FROM` the batch's (phone number, newest message time) pairs: each sender's
+    /// window start moves to its newest message, never back (a late redelivery of an older
+    /// one), and the senders come back. A join, not `wa_id IN (…)` with a CASE per number:
+    /// PostgreSQL's generic plan for that scanned the whole table comparing every row with
+    /// every number (40 ms a batch at 7,500 contacts, the ingest's slowest statement), where
+    /// the join probes the phone-number index or hashes the pairs.
+    async fn update_senders<C: ConnectionTrait>(
+        db: &C,
+        latest: &std::collections::BTreeMap<&str, i64>,
+        now_ms: i64,
+    ) -> Result<Vec<contact::Model>, DbErr> {
+        use sea_orm::{FromQueryResult, IdenStatic, Iterable, Statement};
+        let backend = db.get_database_backend();
+        let placeholder = |n| super::placeholder(backend, n);
+        let pairs: Vec<String> = (0..latest.len())
+            .map(|i| {
+                let (phone, at) = (placeholder(2 * i + 2), placeholder(2 * i + 3));
+                if i == 0 {
+                    format!("SELECT {phone} AS wa_id, {at} AS at")
+                } else {
+                    format!("SELECT {phone}, {at}")
+                }
+            })
+            .collect();
+        let returning: Vec<String> = contact::Column::iter()
+            .map(|c| format!("contacts.{}", c.as_str()))
+            .collect();
+        let sql = format!(
+            "UPDATE contacts SET \
+               last_inbound_at = CASE WHEN contacts.last_inbound_at IS NULL \
+                 OR contacts.last_inbound_at < latest.at THEN latest.at \
+                 ELSE contacts.last_inbound_at END, \
+               updated_at = {now} \
+             FROM ({pairs}) AS latest \
+             WHERE contacts.wa_id = latest.wa_id \
+             RETURNING {returning}",
+            now = placeholder(1),
+            pairs = pairs.join(" UNION ALL "),
+            returning = returning.join(", "),
+        );
+        let values = std::iter::once(now_ms.into()).chain(
+            latest
+                .iter()
+                .flat_map(|(phone, at)| [(*phone).into(), (*at).into()]),
+        );
+        db.query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?
+            .iter()
+            .map(|row| contact::Model::from_query_result(row, ""))
+            .collect()
     }
 
     /// Keeps `contact` for the batch's later messages from the same number.
