@@ -202,6 +202,17 @@ impl FakeCloudApi {
         self.lock().received.clone()
     }
 
+    /// How many accepted requests of `kind` arrived so far, without copying them: for a
+    /// caller that polls until a number is reached (a copy of thousands of JSON bodies per
+    /// poll would compete with the server it measures).
+    pub fn received_count(&self, kind: RequestKind) -> usize {
+        self.lock()
+            .received
+            .iter()
+            .filter(|r| r.kind == kind)
+            .count()
+    }
+
     /// How many requests reached `/messages`, including refused and failed ones.
     pub fn attempts(&self) -> u64 {
         self.lock().attempts

@@ -190,10 +190,17 @@ async fn database(
                 ))
                 .await
                 .unwrap();
-            let base = admin_url
-                .rsplit_once('/')
-                .map_or(admin_url.as_str(), |(b, _)| b)
-                .to_owned();
+            // The admin URL's database swapped for the run's; its query (sslmode, host) kept.
+            let (path, query) = admin_url
+                .split_once('?')
+                .map_or((admin_url.as_str(), ""), |(p, q)| (p, q));
+            let base = path.rsplit_once('/').map_or(path, |(b, _)| b).to_owned();
+            let query = if query.is_empty() {
+                String::new()
+            } else {
+                format!("?{query}")
+            };
+            let url = format!("{base}/{name}{query}");
             let drop = Box::pin(async move {
                 let _ = admin
                     .execute_raw(Statement::from_string(
@@ -202,10 +209,7 @@ async fn database(
                     ))
                     .await;
             });
-            (
-                format!("{base}/insurebot_load_{}", std::process::id()),
-                Some(drop as _),
-            )
+            (url, Some(drop as _))
         }
     }
 }
@@ -374,23 +378,19 @@ async fn wait_for_replies(
     limit: Duration,
 ) -> Vec<(String, DateTime<Utc>)> {
     let deadline = Instant::now() + limit;
-    loop {
-        let replies: Vec<(String, DateTime<Utc>)> = fake
-            .received()
-            .into_iter()
-            .filter(|r| r.kind == RequestKind::Send)
-            .map(|r| {
-                (
-                    r.body["to"].as_str().unwrap_or_default().to_owned(),
-                    r.received_at,
-                )
-            })
-            .collect();
-        if replies.len() >= expected || Instant::now() >= deadline {
-            return replies;
-        }
+    while fake.received_count(RequestKind::Send) < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    fake.received()
+        .into_iter()
+        .filter(|r| r.kind == RequestKind::Send)
+        .map(|r| {
+            (
+                r.body["to"].as_str().unwrap_or_default().to_owned(),
+                r.received_at,
+            )
+        })
+        .collect()
 }
 
 struct Report {
