@@ -176,7 +176,10 @@ impl Application {
 
         let metrics = Arc::new(Metrics::new());
         let outbox_ready = Arc::new(Notify::new());
-        let handoff = crate::messaging::handoff::Handoff::new(&instance_id);
+        let handoff = crate::messaging::handoff::Handoff::new(
+            &instance_id,
+            settings.messaging.max_in_flight as usize,
+        );
         let pipeline = Pipeline::new(
             db.clone(),
             handler,

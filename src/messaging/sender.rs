@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::composer::{self, Composer, DecideContext, Decision, StoredIntent};
-use super::handoff::{FRESH_FOR_MS, FreshRow, Handoff};
+use super::handoff::{FRESH_FOR_MS, FreshRow, Handoff, Handover};
 use super::outbox::{self, AttemptResult, reason};
 use super::pacing::Pacing;
 use super::templates;
@@ -160,18 +160,26 @@ impl Sender {
             }
             tokio::select! {
                 () = stop.cancelled() => break,
-                Some(fresh) = recv_fresh(&mut handed_over) => {
+                Some((fresh, mut room)) = recv_fresh(&mut handed_over) => {
                     // One task per contact, started as permits free up (earlier sends end).
+                    // The room the rows took goes back as the last of them start: what is
+                    // held covers the rows not started yet.
+                    let mut unstarted = fresh.len();
                     for contact_rows in by_contact(fresh) {
                         let Ok(permit) = permits.clone().acquire_owned().await else {
                             break;
                         };
+                        unstarted -= contact_rows.len();
+                        let started = room.saturating_sub(u32::try_from(unstarted).unwrap_or(u32::MAX));
+                        self.handoff.make_room(started);
+                        room -= started;
                         let (this, recorder) = (self.clone(), recorder.clone());
                         tasks.spawn(async move {
                             this.send_fresh(contact_rows, &recorder).await;
                             drop(permit);
                         });
                     }
+                    self.handoff.make_room(room);
                     continue;
                 }
                 () = self.wake.notified() => look = true,
@@ -181,9 +189,10 @@ impl Sender {
         }
         // Rows handed over but not started: back to the outbox for the next run or another
         // instance (the pipeline releases what it hands over from now on itself).
+        self.handoff.close();
         if let Some(mut rx) = handed_over {
             rx.close();
-            while let Ok(rows) = rx.try_recv() {
+            while let Ok((rows, _room)) = rx.try_recv() {
                 self.release_fresh(rows.into_iter()).await;
             }
         }
@@ -618,14 +627,15 @@ pub fn backoff(settings: &OutboxSettings, attempt: u32, retry_after: Option<Dura
 
 /// The next handed-over rows; never ready without a receiver (a second `run`).
 async fn recv_fresh(
-    receiver: &mut Option<tokio::sync::mpsc::UnboundedReceiver<Vec<FreshRow>>>,
-) -> Option<Vec<FreshRow>> {
+    receiver: &mut Option<tokio::sync::mpsc::UnboundedReceiver<Handover>>,
+) -> Option<Handover> {
     match receiver {
         Some(rx) => {
             let mut batches = Vec::new();
             rx.recv_many(&mut batches, 64).await;
-            let rows: Vec<FreshRow> = batches.into_iter().flatten().collect();
-            (!rows.is_empty()).then_some(rows)
+            let room = batches.iter().map(|(_, room)| room).sum();
+            let rows: Vec<FreshRow> = batches.into_iter().flat_map(|(rows, _)| rows).collect();
+            (!rows.is_empty()).then_some((rows, room))
         }
         None => std::future::pending().await,
     }

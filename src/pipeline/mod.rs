@@ -355,6 +355,9 @@ impl Pipeline {
     async fn process_batch(&self, batch: &[i64]) -> Result<Vec<(i64, Turn)>, BatchError> {
         let owner = self.inner.instance_id.as_str();
         let db = &self.inner.db;
+        // Room for the batch's replies in the sender's hands, before anything is read: while
+        // the sender is behind, the messages wait here unprocessed (see `handoff`).
+        let room = self.inner.handoff.reserve(batch.len()).await;
         let txn = begin_write(db).await?;
         let leased = lease_many(&txn, batch, owner, now_ms()).await?;
         let mut turns: Vec<(i64, Turn)> = batch
@@ -431,7 +434,7 @@ impl Pipeline {
         txn.commit().await?;
         // The sender claims from the outbox only what was not handed over to it.
         let claimable = fresh.has_rows_for_claim() || messages.iter().any(|m| m.fresh.is_none());
-        self.inner.handoff.deliver(fresh, db).await;
+        self.inner.handoff.deliver(fresh, room, db).await;
         let now = now_ms();
         for row in &processed {
             let secs = std::cmp::max(now - row.received_at, 0) as f64 / 1000.0;

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use insurebot::messaging::outbox::state;
-use insurebot::store::entities::outbox;
+use insurebot::store::entities::{inbound_message, outbox};
 use insurebot::whatsapp::fake::{FailureRule, RequestKind, ScriptedError};
-use sea_orm::EntityTrait;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use crate::helpers::*;
 
@@ -237,5 +237,51 @@ async fn a_handed_over_reply_whose_decision_went_stale_is_decided_again_through_
     assert!(
         metrics.contains(r#"insurebot_handoffs_total{outcome="on_queue_decision"} 1"#),
         "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_sender_that_falls_behind_holds_processing_back_instead_of_piling_up_stale_replies() {
+    // One send at a time, 150 ms each: ~6 replies a second, while 30 policyholders write
+    // one every 40 ms. Processing may hand over only a little more than the sender has
+    // started; the rest wait as unprocessed messages, so no handed-over reply waits long
+    // enough to go stale. (Unbounded, every message was processed as it came, the later
+    // replies waited over 2 s for the sender, went stale and took the outbox's claim path:
+    // the `released` count below.)
+    let app = spawn_app_with(&Backend::Sqlite, |s| {
+        s.messaging.max_in_flight = 1;
+        s.mark_read = false;
+    })
+    .await;
+    app.fake.script(FailureRule::Delay {
+        count: 1_000,
+        delay_ms: 150,
+    });
+    let contacts = 30;
+    for n in 0..contacts {
+        let response = say(&app, &format!("9198000006{n:02}"), "hello").await;
+        assert_eq!(response.status(), 200);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    let processed = inbound_message::Entity::find()
+        .filter(inbound_message::Column::ProcessedAt.is_not_null())
+        .count(&app.db)
+        .await
+        .unwrap() as usize;
+    let sending = app.fake.received_count(RequestKind::Send);
+    // Ahead of the sender: two handed-over rows per send in flight, plus the batch that
+    // waits for that room (the messages that came while it waited, a few here). Unbounded,
+    // all but the last one or two were processed by now.
+    assert!(
+        processed <= 24,
+        "{processed} of {contacts} processed while {sending} replies reached the fake"
+    );
+    let sent = app.wait_for_sends(contacts).await;
+    assert_eq!(sent.len(), contacts);
+    app.assert_no_more_sends(contacts).await;
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        !metrics.contains(r#"insurebot_handoffs_total{outcome="released"}"#),
+        "no reply went stale: {metrics}"
     );
 }
