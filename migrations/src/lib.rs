@@ -17,6 +17,7 @@ mod m20261210_000001_create_reminders_and_campaigns;
 mod m20261226_000001_create_notification_requests;
 mod m20261227_000001_index_outbox_contact_state;
 mod m20261228_000001_index_unprocessed_by_contact;
+mod m20261228_000002_index_queued_outbox_by_id;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261226_000001_create_notification_requests::Migration),
             Box::new(m20261227_000001_index_outbox_contact_state::Migration),
             Box::new(m20261228_000001_index_unprocessed_by_contact::Migration),
+            Box::new(m20261228_000002_index_queued_outbox_by_id::Migration),
         ]
     }
 }

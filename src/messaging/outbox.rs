@@ -243,7 +243,12 @@ pub async fn claim_due(
     let candidates: Vec<i64> = outbox::Entity::find()
         .select_only()
         .column(outbox::Column::Id)
-        .filter(outbox::Column::State.eq(state::QUEUED))
+        // A literal, not a parameter: so that PostgreSQL's plan can use the partial index of
+        // queued rows in id order (`idx_outbox_queued`).
+        .filter(Expr::cust(format!(
+            r#""outbox"."state" = '{}'"#,
+            state::QUEUED
+        )))
         .filter(outbox::Column::NextAttemptAt.lte(now))
         .filter(free())
         .filter(Expr::exists(earlier_queued).not())
