@@ -12,7 +12,10 @@
 //!
 //! A handed-over row is sent on its queue-time decision only while that decision is fresh
 //! ([`FRESH_FOR_MS`]); one that waited longer (the sender was saturated) is released to the
-//! outbox and decided again when claimed, like every other row.
+//! outbox and decided again when claimed, like every other row. So that this stays the
+//! exception, the pipeline hands over only as much as the sender has room for: a batch
+//! reserves room for its replies before it is processed ([`Handoff::reserve`]), and the room
+//! goes back as the rows start sending; while the sender is behind, messages wait unprocessed.
 //!
 //! [`composer::decide_for`]: super::composer::decide_for
 //! [`outbox::release_own_stale_leases`]: super::outbox::release_own_stale_leases
