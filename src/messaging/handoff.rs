@@ -138,6 +138,7 @@ impl Handoff {
     pub fn new(instance_id: &str, max_in_flight: usize) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let room_size = max_in_flight.max(1).saturating_mul(ROOM_PER_SEND);
+        // Within what tokio's semaphore holds (usize::MAX >> 3) on any platform.
         let room_size = u32::try_from(room_size).unwrap_or(u32::MAX >> 3);
         Self {
             room: Arc::new(tokio::sync::Semaphore::new(room_size as usize)),

@@ -645,7 +645,9 @@ async fn lock_many(
 ) -> Result<Vec<contact::Model>, DbErr> {
     // Over the ids given, not over the contacts table: a scan of the table could evaluate the
     // lock function on rows before the id filter, and lock contacts nobody asked for.
-    let rows: Vec<String> = (0..ids.len()).map(|i| format!("(${})", i + 2)).collect();
+    let rows: Vec<String> = (0..ids.len())
+        .map(|i| format!("({})", store::placeholder(DbBackend::Postgres, i + 2)))
+        .collect();
     let sql = format!(
         "SELECT id FROM (VALUES {}) AS contact_lock(id) \
          WHERE pg_try_advisory_xact_lock($1, (id % 2147483647)::int4)",

@@ -120,7 +120,9 @@ impl KnownContacts {
         batch: &[&WebhookEvents],
         now_ms: i64,
     ) -> Result<Self, DbErr> {
-        // By phone number, in order: the rows are locked in one order by every transaction.
+        // One entry per sender: the newest message time of its number in the batch. (Which
+        // order the UPDATE locks the rows in is its plan's; should two instances' batches ever
+        // deadlock, PostgreSQL fails one, and its webhooks are stored one by one.)
         let mut latest: std::collections::BTreeMap<&str, i64> = Default::default();
         for message in batch.iter().flat_map(|events| &events.messages) {
             if let Some(phone) = message.from.as_deref() {
@@ -240,8 +242,8 @@ impl KnownContacts {
                 new.push((phone, identity.new_row(latest.get(phone).copied(), now_ms)));
             }
         }
-        // In one order everywhere (as the UPDATE before): two transactions creating the same
-        // contacts (two instances) wait for each other instead of deadlocking.
+        // In one order everywhere: two transactions creating the same contacts (two
+        // instances) wait for each other instead of deadlocking.
         new.sort_unstable_by_key(|(phone, _)| *phone);
         for chunk in new.chunks(INSERT_CHUNK) {
             let rows = chunk.iter().map(|(_, row)| row.clone());
@@ -390,9 +392,8 @@ impl WindowStarts {
         }
     }
 
-    /// One UPDATE for the batch (each contact's time by CASE). PostgreSQL locks the rows in
-    /// the order it finds them by primary key, as the pipeline's lease does: two transactions
-    /// locking the same rows in one order cannot deadlock.
+    /// One UPDATE for the batch (each contact's time by CASE), for the senders the batch's
+    /// first statement did not cover (those found by BSUID).
     async fn write<C: ConnectionTrait>(
         &mut self,
         db: &C,
