@@ -22,8 +22,11 @@
 
 use std::collections::BTreeMap;
 
-use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityName, EntityTrait,
+    PaginatorTrait, QueryFilter,
+};
 use serde::Serialize;
 
 use super::{AddressHasher, backfill_hash, contact_by_phone};
@@ -124,46 +127,20 @@ pub async fn erase(
         .exec(&txn)
         .await?;
     tables.insert("outbox", redacted.rows_affected);
-    tables.insert(
-        "conversations",
-        conversation::Entity::delete_many()
-            .filter(conversation::Column::ContactId.eq(id))
-            .exec(&txn)
-            .await?
-            .rows_affected,
-    );
-    tables.insert(
-        "handoffs",
-        handoff::Entity::delete_many()
-            .filter(handoff::Column::ContactId.eq(id))
-            .exec(&txn)
-            .await?
-            .rows_affected,
-    );
-    tables.insert(
-        "identity_verifications",
-        identity_verification::Entity::delete_many()
-            .filter(identity_verification::Column::ContactId.eq(id))
-            .exec(&txn)
-            .await?
-            .rows_affected,
-    );
-    tables.insert(
-        "identity_attempts",
-        identity_attempt::Entity::delete_many()
-            .filter(identity_attempt::Column::ContactId.eq(id))
-            .exec(&txn)
-            .await?
-            .rows_affected,
-    );
-    tables.insert(
-        "premium_reminders",
-        premium_reminder::Entity::delete_many()
-            .filter(premium_reminder::Column::ContactId.eq(id))
-            .exec(&txn)
-            .await?
-            .rows_affected,
-    );
+    // Each of these tables keys its rows by `contact_id`; the receipt counts them by table name.
+    for table in [
+        conversation::Entity.table_name(),
+        handoff::Entity.table_name(),
+        identity_verification::Entity.table_name(),
+        identity_attempt::Entity.table_name(),
+        premium_reminder::Entity.table_name(),
+    ] {
+        let delete = Query::delete()
+            .from_table(table)
+            .and_where(Expr::col("contact_id").eq(id))
+            .to_owned();
+        tables.insert(table, txn.execute(&delete).await?.rows_affected());
+    }
     let tombstone = contact::Entity::update_many()
         .col_expr(contact::Column::WaId, Expr::value(Option::<String>::None))
         .col_expr(contact::Column::UserId, Expr::value(Option::<String>::None))

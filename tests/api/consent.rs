@@ -754,6 +754,14 @@ async fn erasure_removes_personal_data_with_a_receipt_and_the_opt_out_survives_i
         assert_eq!(receipt["tables"]["outbox"], 2, "{receipt}");
         assert_eq!(receipt["tables"]["conversations"], 1, "{receipt}");
         assert_eq!(receipt["tables"]["contacts"], 1, "{receipt}");
+        for table in [
+            "handoffs",
+            "identity_verifications",
+            "identity_attempts",
+            "premium_reminders",
+        ] {
+            assert!(receipt["tables"][table].is_u64(), "{table}: {receipt}");
+        }
         assert_eq!(receipt["consent_entries_kept"], 1, "{receipt}");
 
         let tomb = contact::Entity::find_by_id(old.id)
