@@ -16,6 +16,7 @@ mod insurer;
 mod notifications;
 mod outbound;
 mod pipeline;
+mod postgres;
 mod reminders;
 mod scale;
 mod sending;

@@ -1,0 +1,69 @@
+//! What insurebot's own PostgreSQL connections promise, below the SQL: here, that a statement
+//! goes out at once however many writes it takes. (PostgreSQL only.)
+
+use std::os::fd::BorrowedFd;
+
+use insurebot::config::DatabaseUrl;
+use sea_orm::{ConnectionTrait, Statement};
+use socket2::SockRef;
+
+use crate::helpers::*;
+
+/// sqlx 0.9.0 stopped setting TCP_NODELAY (sqlx#4335). Over TLS every record of a statement
+/// is a write of its own, and a statement larger than one record (16 KB: the ingest's batch
+/// INSERT with its raw payloads) then waited for PostgreSQL's delayed ACK, ~40 ms each time
+/// (64 KB INSERT: 44 ms with TLS, 0.7 ms without). The vendored sqlx-core sets it again; this
+/// finds the socket behind one of the pool's connections and checks.
+#[tokio::test]
+async fn a_postgresql_connection_has_nagles_delay_off_so_large_statements_go_at_once() {
+    let Some(Backend::Postgres(admin_url)) = postgres_only("the TCP_NODELAY test") else {
+        return;
+    };
+    let db = insurebot::store::connect(&DatabaseUrl::new(admin_url))
+        .await
+        .expect("connect");
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT inet_client_port()",
+        ))
+        .await
+        .expect("query")
+        .expect("a row");
+    let Some(client_port) = row.try_get_by_index::<Option<i32>>(0).expect("port") else {
+        eprintln!("skipped: the test database is reached over a Unix socket, not TCP");
+        return;
+    };
+    let socket = own_tcp_socket_with_local_port(u16::try_from(client_port).expect("a port"))
+        .expect("the connection's socket among this process's descriptors");
+    assert!(
+        socket,
+        "TCP_NODELAY is off on the connection from port {client_port}"
+    );
+}
+
+/// TCP_NODELAY of this process's socket bound to `port` (loopback: PostgreSQL sees the same
+/// port), found among /proc/self/fd.
+fn own_tcp_socket_with_local_port(port: u16) -> Option<bool> {
+    for entry in std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd") {
+        let Ok(fd) = entry
+            .expect("fd entry")
+            .file_name()
+            .to_string_lossy()
+            .parse()
+        else {
+            continue;
+        };
+        // SAFETY: only getsockname/getsockopt on the borrowed descriptor; if another thread
+        // closed it meanwhile, they fail (or describe another socket, whose port differs).
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        let socket = SockRef::from(&fd);
+        let Some(local) = socket.local_addr().ok().and_then(|a| a.as_socket()) else {
+            continue;
+        };
+        if local.port() == port {
+            return Some(socket.tcp_nodelay().expect("getsockopt TCP_NODELAY"));
+        }
+    }
+    None
+}
