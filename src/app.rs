@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use sea_orm::DatabaseConnection;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
@@ -314,8 +315,15 @@ impl Application {
         let router = http::router(self.state);
         tracing::info!(port = self.port, "insurebot listening");
         // Connect info gives the console's login limiting the client address.
+        // Without TCP_NODELAY a small write (a console event, a chunk of a streamed body)
+        // waits behind an unacknowledged earlier one for the client's delayed ACK (~40 ms).
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
         let served = axum::serve(
-            self.listener,
+            listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {

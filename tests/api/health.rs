@@ -98,3 +98,33 @@ async fn the_sandbox_route_is_absent_outside_sandbox_mode() {
     let app = spawn_app(&Backend::Sqlite).await;
     assert_eq!(app.get("/sandbox/messages").await.status(), 404);
 }
+
+/// A small write (a console event, a chunk of a streamed body) must not wait behind an
+/// unacknowledged earlier one for the client's delayed ACK: the server's end of every
+/// accepted connection has Nagle's algorithm off.
+#[tokio::test]
+async fn accepted_connections_have_nagles_delay_off() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let server: std::net::SocketAddr = app
+        .address
+        .trim_start_matches("http://")
+        .parse()
+        .expect("address");
+    let client = tokio::net::TcpStream::connect(server)
+        .await
+        .expect("connect");
+    let client_port = client.local_addr().expect("local address").port();
+    // The server's end appears once axum has accepted the connection.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let nodelay = loop {
+        if let Some(nodelay) = own_tcp_nodelay(server.port(), Some(client_port)) {
+            break nodelay;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never accepted the connection"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(nodelay, "TCP_NODELAY is off on the server's end");
+}

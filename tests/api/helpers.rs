@@ -416,3 +416,32 @@ pub fn status(wamid: &str, status: &str, timestamp: i64) -> Value {
 pub fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
 }
+
+/// TCP_NODELAY of the socket of this process bound to `local_port` (and connected from
+/// `peer_port`, when given), found among /proc/self/fd; `None` if there is none.
+pub fn own_tcp_nodelay(local_port: u16, peer_port: Option<u16>) -> Option<bool> {
+    use std::os::fd::BorrowedFd;
+    let port_of = |a: std::io::Result<socket2::SockAddr>| {
+        a.ok().and_then(|a| a.as_socket()).map(|a| a.port())
+    };
+    for entry in std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd") {
+        let Ok(fd) = entry
+            .expect("fd entry")
+            .file_name()
+            .to_string_lossy()
+            .parse()
+        else {
+            continue;
+        };
+        // SAFETY: only getsockname/getpeername/getsockopt on the borrowed descriptor; if another
+        // thread closed it meanwhile they fail (or describe another socket, whose ports differ).
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        let socket = socket2::SockRef::from(&fd);
+        if port_of(socket.local_addr()) == Some(local_port)
+            && peer_port.is_none_or(|p| port_of(socket.peer_addr()) == Some(p))
+        {
+            return Some(socket.tcp_nodelay().expect("getsockopt TCP_NODELAY"));
+        }
+    }
+    None
+}

@@ -1,11 +1,8 @@
 //! What insurebot's own PostgreSQL connections promise, below the SQL: here, that a statement
 //! goes out at once however many writes it takes. (PostgreSQL only.)
 
-use std::os::fd::BorrowedFd;
-
 use insurebot::config::DatabaseUrl;
 use sea_orm::{ConnectionTrait, Statement};
-use socket2::SockRef;
 
 use crate::helpers::*;
 
@@ -34,36 +31,11 @@ async fn a_postgresql_connection_has_nagles_delay_off_so_large_statements_go_at_
         eprintln!("skipped: the test database is reached over a Unix socket, not TCP");
         return;
     };
-    let socket = own_tcp_socket_with_local_port(u16::try_from(client_port).expect("a port"))
+    // On loopback PostgreSQL sees the client's own port.
+    let nodelay = own_tcp_nodelay(u16::try_from(client_port).expect("a port"), None)
         .expect("the connection's socket among this process's descriptors");
     assert!(
-        socket,
+        nodelay,
         "TCP_NODELAY is off on the connection from port {client_port}"
     );
-}
-
-/// TCP_NODELAY of this process's socket bound to `port` (loopback: PostgreSQL sees the same
-/// port), found among /proc/self/fd.
-fn own_tcp_socket_with_local_port(port: u16) -> Option<bool> {
-    for entry in std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd") {
-        let Ok(fd) = entry
-            .expect("fd entry")
-            .file_name()
-            .to_string_lossy()
-            .parse()
-        else {
-            continue;
-        };
-        // SAFETY: only getsockname/getsockopt on the borrowed descriptor; if another thread
-        // closed it meanwhile, they fail (or describe another socket, whose port differs).
-        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-        let socket = SockRef::from(&fd);
-        let Some(local) = socket.local_addr().ok().and_then(|a| a.as_socket()) else {
-            continue;
-        };
-        if local.port() == port {
-            return Some(socket.tcp_nodelay().expect("getsockopt TCP_NODELAY"));
-        }
-    }
-    None
 }
