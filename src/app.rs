@@ -229,6 +229,7 @@ impl Application {
             ingest_db.unwrap_or_else(|| db.clone()),
             crate::consent::AddressHasher::new(settings.hash_key()),
             settings.webhook.max_queued,
+            metrics.webhooks_waiting.clone(),
         );
         let state = AppState {
             console: Arc::new(console),

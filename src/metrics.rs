@@ -2,7 +2,9 @@
 //! (no global recorder), so several apps in one test process keep separate counts.
 
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::{counter::Counter, family::Family, histogram::Histogram};
+use prometheus_client::metrics::{
+    counter::Counter, family::Family, gauge::Gauge, histogram::Histogram,
+};
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -14,8 +16,11 @@ pub struct OutcomeLabel {
 pub struct Metrics {
     registry: Registry,
     /// Webhook POSTs by outcome: accepted, missing_signature, bad_signature, bad_envelope,
-    /// too_large, store_error.
+    /// too_large, store_error, overloaded.
     pub webhooks: Family<OutcomeLabel, Counter>,
+    /// Webhooks waiting to be stored right now (kept by the ingest queue); past
+    /// `webhook.max_queued` they are refused with 503, so this is the one to alert on.
+    pub webhooks_waiting: Gauge,
     /// Inbound messages stored for the first time.
     pub inbound_messages: Counter,
     /// Inbound messages whose wamid was already stored (redeliveries).
@@ -39,6 +44,12 @@ impl Metrics {
         let mut registry = Registry::with_prefix("insurebot");
         let webhooks = Family::<OutcomeLabel, Counter>::default();
         registry.register("webhooks", "Webhook requests by outcome", webhooks.clone());
+        let webhooks_waiting = Gauge::default();
+        registry.register(
+            "webhooks_waiting",
+            "Webhooks waiting to be stored",
+            webhooks_waiting.clone(),
+        );
         let inbound_messages = Counter::default();
         registry.register(
             "inbound_messages",
@@ -82,6 +93,7 @@ impl Metrics {
         Self {
             registry,
             webhooks,
+            webhooks_waiting,
             inbound_messages,
             duplicate_messages,
             statuses,

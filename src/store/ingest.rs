@@ -25,6 +25,7 @@ use crate::whatsapp::client::WINDOW_CLOSED_CODES;
 use crate::whatsapp::inbound::{
     ContactProfile, DeliveryStatus, InboundMessage, StatusUpdate, WebhookEvents,
 };
+use prometheus_client::metrics::gauge::Gauge;
 
 /// What one webhook changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -660,8 +661,9 @@ struct QueuedWebhook {
 #[derive(Clone)]
 pub struct IngestQueue {
     tx: tokio::sync::mpsc::UnboundedSender<QueuedWebhook>,
-    /// Webhooks queued or being written right now.
-    waiting: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Webhooks queued or being written right now (exported as
+    /// `insurebot_webhooks_waiting`).
+    waiting: Gauge,
     max_waiting: usize,
 }
 
@@ -679,22 +681,28 @@ pub enum IngestError {
 }
 
 /// Counts a webhook as waiting until it is dropped (stored, refused, or its request gone).
-struct Waiting(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+struct Waiting(Gauge);
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.dec();
     }
 }
 
 impl IngestQueue {
-    /// Starts the writer task; at most `max_waiting` webhooks wait for it at once.
-    pub fn start(db: DatabaseConnection, hasher: AddressHasher, max_waiting: usize) -> Self {
+    /// Starts the writer task; at most `max_waiting` webhooks wait for it at once, counted in
+    /// `waiting`.
+    pub fn start(
+        db: DatabaseConnection,
+        hasher: AddressHasher,
+        max_waiting: usize,
+        waiting: Gauge,
+    ) -> Self {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         super::spawn_writer(&db.clone(), write_batches(db, hasher, rx));
         Self {
             tx,
-            waiting: std::sync::Arc::default(),
+            waiting,
             max_waiting,
         }
     }
@@ -709,9 +717,7 @@ impl IngestQueue {
         &self,
         events: WebhookEvents,
     ) -> (WebhookEvents, Result<IngestReport, IngestError>) {
-        let before = self
-            .waiting
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let before = usize::try_from(self.waiting.inc()).unwrap_or(0);
         let _waiting = Waiting(self.waiting.clone());
         if before >= self.max_waiting {
             let refused = IngestError::Overloaded {

@@ -1,7 +1,7 @@
 //! The agent console over real HTTP: login, CSRF, session expiry, roles, login limiting, the
 //! race for one conversation, the bot's silence while an agent has it, and the way back.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use insurebot::config::DialogueMode;
 use insurebot::console::auth::{Role, create_agent, expire_sessions_now};
@@ -461,19 +461,25 @@ async fn the_bot_is_quiet_while_an_agent_answers_and_back_at_the_menu_after_clos
         failed["errors"] =
             serde_json::json!([{ "code": 131026, "title": "Message undeliverable" }]);
         app.post_webhook(&status_envelope(vec![failed])).await;
-        let fragment = agent
-            .get(&format!(
-                "/console/conversations/{}/transcript",
-                queued.contact_id
-            ))
-            .await
-            .text()
-            .await
-            .unwrap();
-        assert!(
-            fragment.contains("Message undeliverable (131026)"),
-            "{fragment}"
-        );
+        // The fake has the reply before the result recorder has written the row as sent; the
+        // stored status joins the row then, so the transcript shows it a moment later.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let fragment = agent
+                .get(&format!(
+                    "/console/conversations/{}/transcript",
+                    queued.contact_id
+                ))
+                .await
+                .text()
+                .await
+                .unwrap();
+            if fragment.contains("Message undeliverable (131026)") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{fragment}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
 
         // Close: back to the bot, whose next answer is the menu.
         let closed = agent

@@ -573,7 +573,9 @@ async fn the_number_rate_and_the_recipient_pace_are_respected() {
         39.0 / span
     );
     assert!(span >= 1.5, "40 messages at 20/s took only {span}s");
-    assert!(max_in_a_second <= 21, "{max_in_a_second} in one second");
+    // These are arrival times at the fake, not release times at the limiter: one request
+    // held up in HTTP while the next is not brings two releases closer together.
+    assert!(max_in_a_second <= 22, "{max_in_a_second} in one second");
 
     // One contact: a burst of 2, then one per 400 ms.
     let c = new_contact(&app, "919820000001", Some(now_ms())).await;
@@ -594,7 +596,7 @@ async fn the_number_rate_and_the_recipient_pace_are_respected() {
         "pair pace: gaps {:?} ms",
         mine.windows(2).map(|w| w[1] - w[0]).collect::<Vec<_>>()
     );
-    assert!(mine[3] - mine[1] >= 700, "paced after the burst: {mine:?}");
+    assert!(mine[3] - mine[1] >= 650, "paced after the burst: {mine:?}");
 }
 
 #[tokio::test]

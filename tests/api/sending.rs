@@ -125,10 +125,11 @@ async fn a_row_that_runs_out_of_attempts_is_dead_lettered_not_dropped() {
 
 #[tokio::test]
 async fn a_timeout_is_retried() {
-    let app = spawn_app_with(&Backend::Sqlite, |s| s.whatsapp.request_timeout_ms = 300).await;
+    // The second attempt must finish inside the timeout too: 1 s leaves a loaded machine room.
+    let app = spawn_app_with(&Backend::Sqlite, |s| s.whatsapp.request_timeout_ms = 1_000).await;
     app.fake.script(FailureRule::Delay {
         count: 1,
-        delay_ms: 1000,
+        delay_ms: 3_000,
     });
     say(&app, "919800000405", "slow").await;
     let rows = wait_until_settled(&app, 1).await;
@@ -271,9 +272,11 @@ async fn a_sender_that_falls_behind_holds_processing_back_instead_of_piling_up_s
     let sending = app.fake.received_count(RequestKind::Send);
     // Ahead of the sender: two handed-over rows per send in flight, plus the batch that
     // waits for that room (the messages that came while it waited, a few here). Unbounded,
-    // all but the last one or two were processed by now.
+    // all but the last one or two were processed by now (~30 against ~9 sends). Relative to
+    // the sends seen, not a fixed count: on a slow machine the loop above takes longer and
+    // the sender gets further meanwhile.
     assert!(
-        processed <= 24,
+        processed <= sending + 10,
         "{processed} of {contacts} processed while {sending} replies reached the fake"
     );
     let sent = app.wait_for_sends(contacts).await;

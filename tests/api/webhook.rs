@@ -161,7 +161,16 @@ async fn past_the_queue_limit_a_webhook_gets_503_at_once_and_its_redelivery_is_s
     let waiting =
         async { tokio::join!(app.post_webhook(&bodies[0]), app.post_webhook(&bodies[1])) };
     let refused = async {
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        // The two above wait for the lock (the gauge says so); the third finds the queue full.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let metrics = app.get("/metrics").await.text().await.unwrap();
+            if metrics.contains("insurebot_webhooks_waiting 2") {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{metrics}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         let started = std::time::Instant::now();
         let response = app.post_webhook(&bodies[2]).await;
         let answered_in = started.elapsed();
@@ -196,6 +205,10 @@ async fn past_the_queue_limit_a_webhook_gets_503_at_once_and_its_redelivery_is_s
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(
         metrics.contains(r#"insurebot_webhooks_total{outcome="overloaded"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("insurebot_webhooks_waiting 0"),
         "{metrics}"
     );
 }
