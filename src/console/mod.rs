@@ -181,3 +181,42 @@ pub fn duration_text(ms: i64) -> String {
         m => format!("{} d {} h", m / (24 * 60), (m / 60) % 24),
     }
 }
+
+/// What a failure or skip reason means, for the codes the sender, the consent gate and
+/// Meta's status webhooks record.
+pub fn reason_text(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "consent_no_marketing_opt_in" => "no marketing opt-in is recorded",
+        "consent_opted_out" => "opted out of all messages",
+        "consent_scope_opted_out" => "opted out of this kind of message",
+        "consent_marketing_stopped_on_whatsapp" => "stopped marketing messages in WhatsApp",
+        "consent_marketing_cap" => "marketing frequency cap reached",
+        "consent_no_opt_in" => "no opt-in is recorded",
+        "cancelled" => "not queued before the campaign was cancelled",
+        crate::reminders::campaigns::REASON_CANCELLED => {
+            "withdrawn from the outbox when the campaign was cancelled"
+        }
+        "window_closed_no_template" => {
+            "the 24-hour window had closed and there is no template to send instead"
+        }
+        "window_closed" => "the 24-hour window had closed and the template was refused too",
+        "unreadable_payload" => "the stored message could not be read",
+        "erased" => "the person's data was erased before it went",
+        "template_not_approved" => "the template is not approved (paused, disabled or rejected)",
+        "template_unknown" => "the template is not in the registry",
+        "template_params" => "wrong number of template parameters",
+        "no_address" => "no phone number or WhatsApp id",
+        "attempts_exhausted" => "temporary errors until the attempts ran out",
+        "undeliverable" | "131026" => "not deliverable (no WhatsApp, old app, or blocked)",
+        "ecosystem_engagement_limit" | "131049" => {
+            "held back by Meta to keep marketing engagement healthy"
+        }
+        "marketing_stopped_by_user" | "131050" => "the person stopped marketing messages",
+        "spam_rate_limited" | "131048" => "the number is rate limited for spam",
+        "recipient_not_allowed" | "131030" => "recipient not on the allowed list (test number)",
+        "account_restricted" => "the WhatsApp account is restricted",
+        "payment_issue" | "131042" => "a billing problem on the WhatsApp account",
+        "invalid_request" => "Meta refused the request as invalid",
+        _ => return None,
+    })
+}

@@ -137,6 +137,13 @@ fn tick_of(
             reason(row.error_code, row.last_error.as_deref()),
         ),
         "queued" => ("queued".into(), None),
+        // Decided not to send (window closed without a template, consent, erasure): it never
+        // reached WhatsApp, and the agent must not read it as sent.
+        "skipped" => {
+            let code = row.reason.as_deref().unwrap_or("unknown");
+            let why = super::reason_text(code).map_or_else(|| code.to_owned(), str::to_owned);
+            ("skipped".into(), Some(format!("Not sent: {why}")))
+        }
         _ => match row.wamid.as_ref().and_then(|w| statuses.get(w)) {
             Some(s) if s.status == "failed" => (
                 "failed".into(),

@@ -547,6 +547,55 @@ async fn once_the_window_has_closed_only_templates_are_offered_and_free_text_is_
     insurebot::console::pages::move_window_back(&app.db, queued.contact_id, 25)
         .await
         .unwrap();
+    // A bot message decided after the window closed, with no template: the transcript says
+    // it was not sent, and why (it used to show "✓ sent").
+    let skipped = insurebot::messaging::composer::queue(
+        &app.db,
+        &crate::consent::composer_for(&app),
+        insurebot::messaging::composer::Intent {
+            contact_id: queued.contact_id,
+            in_reply_to: None,
+            purpose: insurebot::messaging::composer::Purpose::Notification {
+                kind: "claim_update".into(),
+                essential: true,
+            },
+            free_form: Some(insurebot::whatsapp::outbound::OutboundBody::Text {
+                body: "Your claim moved on".into(),
+                preview_url: false,
+            }),
+            template: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(
+            skipped,
+            insurebot::messaging::composer::Queued::Skipped { .. }
+        ),
+        "{skipped:?}"
+    );
+    let fragment = agent
+        .get(&format!(
+            "/console/conversations/{}/transcript",
+            queued.contact_id
+        ))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let line = fragment
+        .split("<div class=\"line ")
+        .find(|l| l.contains("Your claim moved on"))
+        .unwrap_or_else(|| panic!("the skipped message in the transcript: {fragment}"));
+    assert!(line.contains("⊘ not sent"), "{line}");
+    assert!(!line.contains("✓ sent"), "{line}");
+    assert!(
+        line.contains(
+            "Not sent: the 24-hour window had closed and there is no template to send instead"
+        ),
+        "{line}"
+    );
     let html = agent
         .get(&format!("/console/conversations/{}", queued.contact_id))
         .await
