@@ -107,7 +107,8 @@ pub struct DialogueSettings {
     /// Reload flows when their files change (checked every 2 s) and on SIGHUP.
     pub watch: bool,
     /// Minutes a policyholder may wait for an agent before the bot takes the conversation back
-    /// and says no agent is free (checked every 30 s).
+    /// and says no agent is free (checked every 30 s). Only the console's office hours count:
+    /// nobody could have answered while the office was closed.
     pub agent_wait_minutes: u32,
 }
 

@@ -96,6 +96,32 @@ impl OfficeHours {
         None
     }
 
+    /// How long the team was working between `from` and `to`. A wait for an agent counts only
+    /// these hours: nobody can answer while the office is closed.
+    pub fn open_time_between(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Duration {
+        let (from, to) = (
+            from.with_timezone(&self.offset),
+            to.with_timezone(&self.offset),
+        );
+        let mut total = Duration::zero();
+        let mut date = from.date_naive();
+        while date <= to.date_naive() {
+            let day = date.weekday().num_days_from_monday() as usize;
+            let at = |t| self.offset.from_local_datetime(&date.and_time(t)).single();
+            if self.days[day]
+                && let (Some(open), Some(close)) = (at(self.open), at(self.close))
+            {
+                let (start, end) = (open.max(from), close.min(to));
+                if end > start {
+                    total += end - start;
+                }
+            }
+            let Some(next) = date.succ_opt() else { break };
+            date = next;
+        }
+        total
+    }
+
     /// `Mon–Sat 09:00–18:00 IST`, for people.
     pub fn describe(&self) -> String {
         let names = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
@@ -185,6 +211,21 @@ mod tests {
         assert!(h.is_open(utc("2026-12-02T04:30:00Z")));
         // Wednesday 08:59 IST.
         assert!(!h.is_open(utc("2026-12-02T03:29:00Z")));
+    }
+
+    #[test]
+    fn open_time_counts_only_working_hours() {
+        let h = hours();
+        // Friday 22:30 IST to Saturday 13:00 IST: 09:00–13:00 Saturday.
+        let waited = h.open_time_between(utc("2026-12-04T17:00:00Z"), utc("2026-12-05T07:30:00Z"));
+        assert_eq!(waited, Duration::hours(4));
+        // Saturday 17:00 IST to Monday 10:30 IST: 1 h Saturday, Sunday closed, 1.5 h Monday.
+        let waited = h.open_time_between(utc("2026-12-05T11:30:00Z"), utc("2026-12-07T05:00:00Z"));
+        assert_eq!(waited, Duration::minutes(150));
+        // Inside one working day, and backwards.
+        let (a, b) = (utc("2026-12-02T04:30:00Z"), utc("2026-12-02T05:00:00Z"));
+        assert_eq!(h.open_time_between(a, b), Duration::minutes(30));
+        assert_eq!(h.open_time_between(b, a), Duration::zero());
     }
 
     #[test]

@@ -254,6 +254,7 @@ impl FlowRunner {
             let conversation = load(&txn, contact_id).await?;
             if let (Some(contact), Some(conversation)) = (contact, conversation)
                 && conversation.mode == Mode::WaitingForAgent
+                && self.waited_office_hours(&conversation, now)
             {
                 let turn = Turn {
                     txn: &txn,
@@ -375,6 +376,19 @@ impl FlowRunner {
 }
 
 impl FlowRunner {
+    /// Whether a conversation waiting for an agent has waited its limit in office hours (a
+    /// hand-off queued at 22:30 is not given up at 02:30, before anyone could answer it). The
+    /// engine then checks the limit itself; without office hours it alone decides.
+    fn waited_office_hours(&self, conversation: &Conversation, now: DateTime<Utc>) -> bool {
+        match (&self.office_hours, conversation.mode_since) {
+            (Some(hours), Some(since)) => {
+                hours.open_time_between(since, now)
+                    >= self.flows.current().settings.agent_wait_limit
+            }
+            _ => true,
+        }
+    }
+
     /// The "we are closed, an agent replies from …" message, when a hand-off is queued outside
     /// office hours (field notes: after-hours message for agent connect).
     fn after_hours_notice(

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use chrono::Datelike;
 use insurebot::config::DialogueMode;
 use insurebot::store::entities::{consent_log, conversation, handoff};
 use sea_orm::EntityTrait;
@@ -402,16 +403,41 @@ async fn nobody_waits_for_an_agent_forever() {
         )
         .unwrap();
         let (settings, _db) = test_settings_for(&backend, "http://127.0.0.1:9").await;
-        let runner = insurebot::dialogue::FlowRunner {
-            flows: std::sync::Arc::new(flows),
-            actions: std::sync::Arc::new(
-                insurebot::insurer::Insurer::from_settings(&settings.insurer, app.db.clone())
-                    .unwrap(),
-            ),
+        let flows = std::sync::Arc::new(flows);
+        let actions: std::sync::Arc<insurebot::insurer::Insurer> = std::sync::Arc::new(
+            insurebot::insurer::Insurer::from_settings(&settings.insurer, app.db.clone()).unwrap(),
+        );
+        let runner_with = |office_hours| insurebot::dialogue::FlowRunner {
+            flows: flows.clone(),
+            actions: actions.clone(),
             composer: insurebot::messaging::composer::Composer::from_settings(&settings),
             default_language: "en".into(),
-            office_hours: None,
+            office_hours,
         };
+        let runner = runner_with(None);
+        // With office hours the limit counts only the hours the team is in: an office that
+        // opens only on the day after tomorrow has not let the policyholder down yet.
+        let office_day = (chrono::Utc::now().date_naive() + chrono::Duration::days(2))
+            .weekday()
+            .num_days_from_monday() as usize;
+        let mut days = [false; 7];
+        days[office_day] = true;
+        let closed_runner = runner_with(Some(insurebot::console::hours::OfficeHours {
+            days,
+            open: chrono::NaiveTime::MIN,
+            close: chrono::NaiveTime::from_hms_opt(23, 59, 59).unwrap(),
+            offset: chrono::FixedOffset::east_opt(0).unwrap(),
+            label: "UTC".into(),
+        }));
+        let later = chrono::Utc::now() + chrono::Duration::minutes(2);
+        assert_eq!(
+            closed_runner
+                .expire_agent_waits(&app.db, "timer", later)
+                .await
+                .unwrap(),
+            0,
+            "closed all the while: the wait has not started to count"
+        );
         let soon = chrono::Utc::now() + chrono::Duration::seconds(30);
         assert_eq!(
             runner
@@ -421,7 +447,6 @@ async fn nobody_waits_for_an_agent_forever() {
             0,
             "not yet"
         );
-        let later = chrono::Utc::now() + chrono::Duration::minutes(2);
         assert_eq!(
             runner
                 .expire_agent_waits(&app.db, "timer", later)
