@@ -17,6 +17,7 @@ use sea_orm::{
 
 use crate::store::entities::{message_status, outbox};
 use crate::store::{begin_write, now_ms};
+use crate::whatsapp::client::WINDOW_CLOSED_CODES;
 
 /// Outbox row states.
 pub mod state {
@@ -406,7 +407,7 @@ pub async fn record_attempts(
 
 /// Records sends that went through: one UPDATE for all of them (each row's wamid by CASE),
 /// then the delivery statuses that arrived before their wamids were recorded (Meta's `sent`
-/// webhook can beat us), one query for all.
+/// webhook can beat us), one query for all; a 131047 among them queues the template fallback.
 async fn write_sent<C: ConnectionTrait>(
     db: &C,
     sent: &[(&outbox::Model, &str, &'static str)],
@@ -472,6 +473,15 @@ async fn write_sent<C: ConnectionTrait>(
         .await?;
     for status in &early {
         apply_delivery(db, status).await?;
+        // A 131047 that came before the send was recorded: the template fallback the ingest
+        // would have queued had the row carried its wamid (it was lost before).
+        if status.status == "failed"
+            && status
+                .error_code
+                .is_some_and(|code| WINDOW_CLOSED_CODES.contains(&code))
+        {
+            queue_fallback(db, &status.wamid).await?;
+        }
     }
     Ok(())
 }

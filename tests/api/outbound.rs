@@ -304,6 +304,56 @@ async fn error_131047_turns_into_the_template_fallback_once() {
 }
 
 #[tokio::test]
+async fn a_131047_in_a_status_webhook_sends_the_template_once_even_before_the_send_is_recorded() {
+    for backend in backends() {
+        // Longer than the fake's delay below, so the slow send is answered, not retried.
+        let app = spawn_app_with(&backend, |s| s.whatsapp.request_timeout_ms = 10_000).await;
+        let failed_131047 = |wamid: &str| {
+            let mut failed = status(wamid, "failed", now_secs());
+            failed["errors"] = json!([{ "code": 131047, "title": "Re-engagement message" }]);
+            status_envelope(vec![failed])
+        };
+        // Meta accepts the free-form message, then reports 131047 in a status webhook.
+        let c = new_contact(&app, "919800000507", Some(now_ms() - HOUR_MS)).await;
+        let q = queue(
+            &app,
+            intent(c, Some(text("free text")), Some(claim_template("en"))),
+        )
+        .await;
+        let r = settled(&app, row_id(&q)).await;
+        assert_eq!(r.sent_as.as_deref(), Some("free_form"));
+        let wamid = r.wamid.clone().unwrap();
+        assert_eq!(app.post_webhook(&failed_131047(&wamid)).await.status(), 200);
+        let sent = app.wait_for_sends(2).await;
+        assert_eq!(sent[1].body["type"], "template", "{:?}", sent[1].body);
+        // The same status again (Meta repeats): no second fallback.
+        assert_eq!(app.post_webhook(&failed_131047(&wamid)).await.status(), 200);
+        app.assert_no_more_sends(2).await;
+
+        // The status beats the send's result: the fake answers the send 3 s after receiving
+        // it, and the 131047 for its wamid arrives meanwhile, before any row carries it.
+        app.fake.script(FailureRule::Delay {
+            count: 1,
+            delay_ms: 3_000,
+        });
+        let c = new_contact(&app, "919800000508", Some(now_ms() - HOUR_MS)).await;
+        let q = queue(
+            &app,
+            intent(c, Some(text("free text")), Some(claim_template("en"))),
+        )
+        .await;
+        let sent = app.wait_for_sends(3).await;
+        let early = sent[2].wamid.clone().unwrap();
+        assert_eq!(app.post_webhook(&failed_131047(&early)).await.status(), 200);
+        assert_eq!(row(&app, row_id(&q)).await.wamid, None, "still waiting");
+        let sent = app.wait_for_sends(4).await;
+        assert_eq!(sent[3].body["type"], "template", "{:?}", sent[3].body);
+        assert_eq!(recipient_of(&sent[3]), "919800000508");
+        app.assert_no_more_sends(4).await;
+    }
+}
+
+#[tokio::test]
 async fn a_paused_template_is_refused_locally_and_a_status_webhook_pauses_it_at_once() {
     for backend in backends() {
         let mut app = spawn_app(&backend).await;
