@@ -8,6 +8,10 @@
 //!   queued are cancelled (`skipped`, reason `erased`);
 //! - `conversations` (slots, answers), `handoffs`, `identity_verifications`,
 //!   `identity_attempts`, `premium_reminders`: deleted;
+//! - `campaign_recipients`: template parameters (a name, a policy number) cleared; a recipient
+//!   not queued yet is skipped (`erased`), as its outbox row would have been cancelled;
+//! - `reminder_sends`: unlinked from the contact (the row stays: it is what keeps a premium
+//!   reminder from going twice, keyed by the insurer's policy number, not by the person);
 //! - `contacts`: phone number, BSUID and profile name cleared; the row stays as an anonymous
 //!   tombstone so the counts above keep a valid owner.
 //!
@@ -32,10 +36,11 @@ use serde::Serialize;
 use super::{AddressHasher, backfill_hash, contact_by_phone};
 use crate::messaging::outbox::state as row_state;
 use crate::privacy::mask;
+use crate::reminders::campaigns::rstate;
 use crate::store::begin_write;
 use crate::store::entities::{
-    consent_log, contact, conversation, handoff, identity_attempt, identity_verification,
-    inbound_message, outbox, premium_reminder,
+    campaign_recipient, consent_log, contact, conversation, handoff, identity_attempt,
+    identity_verification, inbound_message, outbox, premium_reminder, reminder_send,
 };
 
 /// What replaces an erased outbox payload.
@@ -141,6 +146,41 @@ pub async fn erase(
             .to_owned();
         tables.insert(table, txn.execute(&delete).await?.rows_affected());
     }
+    tables.insert(
+        "campaign_recipients (pending, skipped)",
+        campaign_recipient::Entity::update_many()
+            .col_expr(
+                campaign_recipient::Column::State,
+                Expr::value(rstate::SKIPPED),
+            )
+            .col_expr(campaign_recipient::Column::Reason, Expr::value("erased"))
+            .filter(campaign_recipient::Column::ContactId.eq(id))
+            .filter(campaign_recipient::Column::State.eq(rstate::PENDING))
+            .exec(&txn)
+            .await?
+            .rows_affected,
+    );
+    tables.insert(
+        "campaign_recipients",
+        campaign_recipient::Entity::update_many()
+            .col_expr(campaign_recipient::Column::Params, Expr::value("[]"))
+            .filter(campaign_recipient::Column::ContactId.eq(id))
+            .exec(&txn)
+            .await?
+            .rows_affected,
+    );
+    tables.insert(
+        "reminder_sends (unlinked)",
+        reminder_send::Entity::update_many()
+            .col_expr(
+                reminder_send::Column::ContactId,
+                Expr::value(Option::<i64>::None),
+            )
+            .filter(reminder_send::Column::ContactId.eq(id))
+            .exec(&txn)
+            .await?
+            .rows_affected,
+    );
     let tombstone = contact::Entity::update_many()
         .col_expr(contact::Column::WaId, Expr::value(Option::<String>::None))
         .col_expr(contact::Column::UserId, Expr::value(Option::<String>::None))

@@ -10,7 +10,10 @@ use insurebot::messaging::composer::{
     self, Composer, DecideContext, Decision, Intent, Purpose, Queued, StoredIntent, TemplateChoice,
 };
 use insurebot::messaging::templates;
-use insurebot::store::entities::{consent_log, contact, conversation, inbound_message, outbox};
+use insurebot::store::entities::{
+    campaign, campaign_recipient, consent_log, contact, conversation, inbound_message, outbox,
+    reminder_send,
+};
 use insurebot::whatsapp::fake::{FailureRule, ScriptedError};
 use insurebot::whatsapp::outbound::OutboundBody;
 use sea_orm::ActiveValue::{NotSet, Set};
@@ -738,6 +741,59 @@ async fn erasure_removes_personal_data_with_a_receipt_and_the_opt_out_survives_i
             .unwrap()
             .unwrap();
 
+        // A campaign that has not reached the contact yet, and a premium reminder it was sent.
+        let campaign_id = campaign::Entity::insert(campaign::ActiveModel {
+            id: NotSet,
+            name: Set("Renewal offer".into()),
+            template: Set("renewal_offer".into()),
+            language: Set("en".into()),
+            state: Set("draft".into()),
+            rate_per_second: Set(10),
+            start_at: Set(now_ms()),
+            audience_kind: Set("csv".into()),
+            audience_detail: Set("test".into()),
+            lease_owner: Set(None),
+            lease_until: Set(None),
+            created_at: Set(now_ms()),
+            updated_at: Set(now_ms()),
+            started_at: Set(None),
+            finished_at: Set(None),
+        })
+        .exec(&app.db)
+        .await
+        .unwrap()
+        .last_insert_id;
+        campaign_recipient::Entity::insert(campaign_recipient::ActiveModel {
+            id: NotSet,
+            campaign_id: Set(campaign_id),
+            contact_id: Set(old.id),
+            params: Set(r#"["Asha","POL-12345678"]"#.into()),
+            language: Set("en".into()),
+            state: Set("pending".into()),
+            reason: Set(None),
+            outbox_id: Set(None),
+            queued_at: Set(None),
+        })
+        .exec(&app.db)
+        .await
+        .unwrap();
+        reminder_send::Entity::insert(reminder_send::ActiveModel {
+            id: NotSet,
+            policy_number: Set("POL-12345678".into()),
+            due_date: Set("2026-12-01".into()),
+            offset_days: Set(7),
+            kind: Set("scheduled".into()),
+            contact_id: Set(Some(old.id)),
+            outbox_id: Set(None),
+            state: Set("queued".into()),
+            reason: Set(None),
+            run_date: Set("2026-11-24".into()),
+            created_at: Set(now_ms()),
+        })
+        .exec(&app.db)
+        .await
+        .unwrap();
+
         let erase = |p: &str| {
             app.http
                 .delete(format!("{}/api/v1/contacts/{p}", app.address))
@@ -762,6 +818,33 @@ async fn erasure_removes_personal_data_with_a_receipt_and_the_opt_out_survives_i
         ] {
             assert!(receipt["tables"][table].is_u64(), "{table}: {receipt}");
         }
+        assert_eq!(receipt["tables"]["campaign_recipients"], 1, "{receipt}");
+        assert_eq!(
+            receipt["tables"]["campaign_recipients (pending, skipped)"], 1,
+            "{receipt}"
+        );
+        assert_eq!(
+            receipt["tables"]["reminder_sends (unlinked)"], 1,
+            "{receipt}"
+        );
+        let recipient = campaign_recipient::Entity::find()
+            .filter(campaign_recipient::Column::CampaignId.eq(campaign_id))
+            .one(&app.db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (recipient.params.as_str(), recipient.state.as_str()),
+            ("[]", "skipped")
+        );
+        assert_eq!(recipient.reason.as_deref(), Some("erased"));
+        let reminder = reminder_send::Entity::find()
+            .filter(reminder_send::Column::PolicyNumber.eq("POL-12345678"))
+            .one(&app.db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(reminder.contact_id, None);
         assert_eq!(receipt["consent_entries_kept"], 1, "{receipt}");
 
         let tomb = contact::Entity::find_by_id(old.id)
