@@ -234,7 +234,72 @@ pub fn check(flows_dir: &Path, locales_dir: &Path) -> Result<FlowSet, Vec<Diagno
     let (loaded, mut diags) = loader::load_dir(flows_dir);
     let (i18n, i18n_diags) = I18n::load(locales_dir);
     diags.extend(i18n_diags);
+    diags.extend(template_fallbacks(
+        &loaded,
+        &flows_dir.join(TEMPLATE_REGISTRY),
+    ));
     check_loaded(loaded, i18n, locales_dir, diags)
+}
+
+/// The template registry beside the flows, which their `template:` fallbacks are checked
+/// against.
+pub const TEMPLATE_REGISTRY: &str = "templates/templates.yaml";
+
+/// Every state's `template:` fallback names a template of the registry at `registry` and gives
+/// it as many parameters as it has. A fallback that fails here would be skipped at send time
+/// (`template_unknown`, `template_params`), after the window closed: the policyholder would
+/// get nothing. Without a registry file (templates only from `insurebot templates sync`)
+/// there is nothing to check against.
+fn template_fallbacks(loaded: &[LoadedFlow], registry: &Path) -> Vec<Diagnostic> {
+    if !registry.exists() {
+        return Vec::new();
+    }
+    let defs = match crate::messaging::templates::load_file(registry) {
+        Ok(defs) => defs,
+        Err(e) => return vec![Diagnostic::error(registry, 0, 0, e.to_string())],
+    };
+    let mut diags = Vec::new();
+    for lf in loaded {
+        for (_, state) in &lf.file.states.0 {
+            let Some(t) = &state.template else { continue };
+            let Some(def) = defs.iter().find(|d| d.name == t.name.value) else {
+                let mut d = Diagnostic::at(
+                    &lf.path,
+                    &t.name,
+                    format!(
+                        "template '{}' is not in {}",
+                        t.name.value,
+                        registry.display()
+                    ),
+                );
+                d.hint = Some(
+                    match did_you_mean(&t.name.value, defs.iter().map(|d| d.name.as_str())) {
+                        Some(m) => format!("did you mean '{m}'?"),
+                        None => "add it to the registry once it is approved in WhatsApp Manager"
+                            .to_owned(),
+                    },
+                );
+                diags.push(d);
+                continue;
+            };
+            if t.params.len() != def.params.len() {
+                diags.push(
+                    Diagnostic::at(
+                        &lf.path,
+                        &t.name,
+                        format!(
+                            "template '{}' takes {} parameters, this state gives {}",
+                            def.name,
+                            def.params.len(),
+                            t.params.len()
+                        ),
+                    )
+                    .with_hint(format!("its parameters: {}", def.params.join(", "))),
+                );
+            }
+        }
+    }
+    diags
 }
 
 /// Same as [`check`] for flows already parsed (used by tests and the reload path).

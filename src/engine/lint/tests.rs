@@ -247,3 +247,48 @@ fn keywords_are_matched_as_whole_messages() {
     }
     assert!(set.keyword_flow("please stop the bill").is_none());
 }
+
+#[test]
+fn template_fallbacks_are_checked_against_the_registry() {
+    let read = |f: &str| std::fs::read_to_string(root().join("flows").join(f)).unwrap();
+    let typo = read("claim_status.yaml").replace(
+        "template: { name: claim_status_update,",
+        "template: { name: claim_status_updte,",
+    );
+    let short = read("open_claims.yaml").replace(
+        "template: { name: claim_status_update, params: [claim_number, claim_stage] }",
+        "template: { name: claim_status_update, params: [claim_number] }",
+    );
+    let d = check_with(&[
+        ("flows/claim_status.yaml", &typo),
+        ("flows/open_claims.yaml", &short),
+    ]);
+    assert_has(
+        &d,
+        "flows/claim_status.yaml",
+        32,
+        "template 'claim_status_updte' is not in",
+    );
+    assert_has(
+        &d,
+        "flows/claim_status.yaml",
+        32,
+        "did you mean 'claim_status_update'?",
+    );
+    assert_has(
+        &d,
+        "flows/open_claims.yaml",
+        45,
+        "template 'claim_status_update' takes 2 parameters, this state gives 1",
+    );
+    assert_has(
+        &d,
+        "flows/open_claims.yaml",
+        45,
+        "its parameters: claim_number, claim_stage",
+    );
+
+    // A broken registry is an error of its own, named by file.
+    let d = check_with(&[("flows/templates/templates.yaml", "templates: [")]);
+    assert_has(&d, "flows/templates/templates.yaml", 0, "template registry");
+}
