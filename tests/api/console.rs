@@ -508,6 +508,37 @@ async fn the_bot_is_quiet_while_an_agent_answers_and_back_at_the_menu_after_clos
             "{:?}",
             sends[2].body
         );
+        // The agent's transcript shows the menu with its rows, not just its text: what the
+        // policyholder could tap is part of the conversation.
+        let rows: Vec<String> = sends[2].body["interactive"]["action"]["sections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|section| section["rows"].as_array().unwrap().clone())
+            .map(|row| row["title"].as_str().unwrap().to_owned())
+            .collect();
+        assert!(rows.len() >= 3, "{rows:?}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let fragment = agent
+                .get(&format!(
+                    "/console/conversations/{}/transcript",
+                    queued.contact_id
+                ))
+                .await
+                .text()
+                .await
+                .unwrap();
+            let escaped = |t: &str| t.replace('&', "&amp;").replace('\'', "&#x27;");
+            if rows
+                .iter()
+                .all(|r| fragment.contains(&format!("<li>{}</li>", escaped(r))))
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{rows:?} in {fragment}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
