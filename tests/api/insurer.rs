@@ -1345,7 +1345,7 @@ async fn a_slow_insurer_times_out_after_the_retries_within_seconds() {
     let took = started.elapsed();
     // 3 attempts of 300 ms plus a little backoff.
     assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_secs(2),
+        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
         "{took:?}"
     );
     assert_eq!(api.hits(), 3, "a read is retried twice");
@@ -1405,7 +1405,8 @@ async fn consecutive_failures_open_the_circuit_and_a_good_trial_closes_it() {
         source.policy("H-2023/100245").await,
         Err(SourceError::CircuitOpen)
     ));
-    assert!(started.elapsed() < Duration::from_millis(50));
+    // No request is made: well under one retry's backoff, even on a loaded machine.
+    assert!(started.elapsed() < Duration::from_millis(250));
     assert_eq!(api.hits(), hits);
 
     // After the cool-down one trial goes out; the insurer has recovered, so the circuit closes.

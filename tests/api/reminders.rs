@@ -651,7 +651,13 @@ async fn a_campaign_sends_at_its_rate_and_pauses_resumes_and_cancels() {
         );
 
         campaigns::pause(&app.db, id, Utc::now()).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await; // in-flight rows land
+        // Rows queued before the pause (the loop may have read the campaign as running just
+        // before it) still go: wait until they have, rather than for a fixed time.
+        let settled = async || {
+            let report = campaign_report(&app.db, id).await.unwrap();
+            report.queued == 0 && report.sent as usize == campaign_sends(&app).len()
+        };
+        wait_until("the rows queued before the pause land", settled).await;
         let paused_at = campaign_sends(&app).len();
         tokio::time::sleep(Duration::from_millis(700)).await;
         assert_eq!(
@@ -667,7 +673,7 @@ async fn a_campaign_sends_at_its_rate_and_pauses_resumes_and_cancels() {
         })
         .await;
         campaigns::cancel(&app.db, id, Utc::now()).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        wait_until("the rows being sent at the cancel land", settled).await;
         let sent = campaign_sends(&app);
         assert!(sent.len() < 60, "cancel stopped the rest");
         let unique: HashSet<&String> = sent.iter().collect();
