@@ -136,6 +136,32 @@ impl AgentClient {
             .unwrap()
     }
 
+    /// The conversation's transcript fragment once `shows` holds for it (within 10 s): the page
+    /// can lag a send by the result recorder's commit.
+    pub async fn transcript_showing(
+        &self,
+        contact_id: i64,
+        shows: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let fragment = self
+                .get(&format!("/console/conversations/{contact_id}/transcript"))
+                .await
+                .text()
+                .await
+                .unwrap();
+            if shows(&fragment) {
+                return fragment;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not in the transcript: {fragment}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn take(&self, handoff_id: i64) -> reqwest::Response {
         self.post(
             &format!("/console/handoffs/{handoff_id}/take"),
@@ -463,23 +489,11 @@ async fn the_bot_is_quiet_while_an_agent_answers_and_back_at_the_menu_after_clos
         app.post_webhook(&status_envelope(vec![failed])).await;
         // The fake has the reply before the result recorder has written the row as sent; the
         // stored status joins the row then, so the transcript shows it a moment later.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let fragment = agent
-                .get(&format!(
-                    "/console/conversations/{}/transcript",
-                    queued.contact_id
-                ))
-                .await
-                .text()
-                .await
-                .unwrap();
-            if fragment.contains("Message undeliverable (131026)") {
-                break;
-            }
-            assert!(Instant::now() < deadline, "{fragment}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        agent
+            .transcript_showing(queued.contact_id, |fragment| {
+                fragment.contains("Message undeliverable (131026)")
+            })
+            .await;
 
         // Close: back to the bot, whose next answer is the menu.
         let closed = agent
@@ -518,27 +532,13 @@ async fn the_bot_is_quiet_while_an_agent_answers_and_back_at_the_menu_after_clos
             .map(|row| row["title"].as_str().unwrap().to_owned())
             .collect();
         assert!(rows.len() >= 3, "{rows:?}");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let fragment = agent
-                .get(&format!(
-                    "/console/conversations/{}/transcript",
-                    queued.contact_id
-                ))
-                .await
-                .text()
-                .await
-                .unwrap();
-            let escaped = |t: &str| t.replace('&', "&amp;").replace('\'', "&#x27;");
-            if rows
-                .iter()
-                .all(|r| fragment.contains(&format!("<li>{}</li>", escaped(r))))
-            {
-                break;
-            }
-            assert!(Instant::now() < deadline, "{rows:?} in {fragment}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let escaped = |t: &str| t.replace('&', "&amp;").replace('\'', "&#x27;");
+        agent
+            .transcript_showing(queued.contact_id, |fragment| {
+                rows.iter()
+                    .all(|r| fragment.contains(&format!("<li>{}</li>", escaped(r))))
+            })
+            .await;
     }
 }
 
@@ -607,14 +607,8 @@ async fn once_the_window_has_closed_only_templates_are_offered_and_free_text_is_
         "{skipped:?}"
     );
     let fragment = agent
-        .get(&format!(
-            "/console/conversations/{}/transcript",
-            queued.contact_id
-        ))
-        .await
-        .text()
-        .await
-        .unwrap();
+        .transcript_showing(queued.contact_id, |f| f.contains("Your claim moved on"))
+        .await;
     let line = fragment
         .split("<div class=\"line ")
         .find(|l| l.contains("Your claim moved on"))
