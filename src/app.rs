@@ -118,6 +118,10 @@ impl Application {
                 composer: composer.clone(),
                 default_language: settings.dialogue.default_language.clone(),
                 office_hours: Some(office_hours(&settings)?),
+                agent_idle_close: match settings.dialogue.agent_idle_close_minutes {
+                    0 => None,
+                    minutes => Some(chrono::Duration::minutes(i64::from(minutes))),
+                },
             })),
         };
         let handler: Arc<dyn MessageHandler> = match &runner {

@@ -110,6 +110,9 @@ pub struct DialogueSettings {
     /// and says no agent is free (checked every 30 s). Only the console's office hours count:
     /// nobody could have answered while the office was closed.
     pub agent_wait_minutes: u32,
+    /// Minutes (office hours) after which a conversation an agent took, with nothing from the
+    /// policyholder or the agent since, is closed and back with the bot; 0: never.
+    pub agent_idle_close_minutes: u32,
 }
 
 impl Default for DialogueSettings {
@@ -123,6 +126,7 @@ impl Default for DialogueSettings {
             idle_restart_minutes: 30,
             watch: true,
             agent_wait_minutes: 240,
+            agent_idle_close_minutes: 480,
         }
     }
 }
@@ -571,6 +575,9 @@ impl Settings {
                 "DIALOGUE_WATCH" => self.dialogue.watch = parse(key, value)?,
                 "DIALOGUE_AGENT_WAIT_MINUTES" => {
                     self.dialogue.agent_wait_minutes = parse(key, value)?
+                }
+                "DIALOGUE_AGENT_IDLE_CLOSE_MINUTES" => {
+                    self.dialogue.agent_idle_close_minutes = parse(key, value)?
                 }
                 "LOG_FORMAT" => self.log.format = parse_enum(key, value)?,
                 "LOG_FILTER" => self.log.filter = value.clone(),

@@ -75,6 +75,9 @@ pub struct FlowRunner {
     /// When agents answer; outside these hours a hand-off is followed by a notice saying when
     /// to expect a reply. `None`: no notice (conversation tests, tools).
     pub office_hours: Option<OfficeHours>,
+    /// A conversation an agent took and left without a word either way for this long (office
+    /// hours) is closed and back with the bot; `None`: never.
+    pub agent_idle_close: Option<chrono::Duration>,
 }
 
 impl MessageHandler for FlowRunner {
@@ -216,6 +219,17 @@ impl FlowRunner {
                 ),
                 Err(e) => tracing::warn!(error = %e, "agent wait check failed; tried again later"),
             }
+            match self
+                .close_idle_agent_conversations(&db, &owner, Utc::now())
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    conversations = n,
+                    "agent conversations idle past the limit; closed, back to the bot"
+                ),
+                Err(e) => tracing::warn!(error = %e, "agent idle check failed; tried again later"),
+            }
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(TIMER_INTERVAL) => {}
@@ -223,9 +237,9 @@ impl FlowRunner {
         }
     }
 
-    /// Steps every conversation still waiting for an agent with [`Event::Timeout`]; the engine
-    /// decides whether its wait has passed the limit. Each runs under the contact's processing
-    /// lease, so it never interleaves with the contact's messages. Returns how many changed.
+    /// Steps every conversation still waiting for an agent with [`Event::Timeout`] once it has
+    /// waited its limit in office hours; the engine decides and cancels the hand-off. Returns
+    /// how many went back to the bot.
     ///
     /// # Errors
     /// Database errors.
@@ -235,16 +249,52 @@ impl FlowRunner {
         owner: &str,
         now: DateTime<Utc>,
     ) -> anyhow::Result<usize> {
+        self.step_due(db, (owner, now), Due::AgentWaitLimit).await
+    }
+
+    /// Closes conversations an agent took and then left: nothing from the policyholder or the
+    /// agent for `agent_idle_close` (office hours only). Without it a forgotten conversation
+    /// kept the bot quiet for good; now the bot answers the policyholder's next message. The
+    /// hand-off is closed as if the agent had closed it. Returns how many closed.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn close_idle_agent_conversations(
+        &self,
+        db: &DatabaseConnection,
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<usize> {
+        let Some(limit) = self.agent_idle_close else {
+            return Ok(0);
+        };
+        self.step_due(db, (owner, now), Due::AgentIdle(limit)).await
+    }
+
+    /// For each conversation in the mode `due` is about, under the contact's processing lease
+    /// (so it never interleaves with the contact's messages): once `due` has passed, the engine
+    /// takes its event and the conversation is saved; a hand-off an agent had taken is closed
+    /// with it once the conversation is back with the bot. Returns how many left the mode.
+    async fn step_due(
+        &self,
+        db: &DatabaseConnection,
+        (owner, now): (&str, DateTime<Utc>),
+        due: Due,
+    ) -> anyhow::Result<usize> {
+        let (mode, event) = match due {
+            Due::AgentWaitLimit => (Mode::WaitingForAgent, Event::Timeout),
+            Due::AgentIdle(_) => (Mode::WithAgent, Event::AgentReleased),
+        };
         use sea_orm::QuerySelect;
-        let waiting: Vec<i64> = conversation::Entity::find()
+        let contacts: Vec<i64> = conversation::Entity::find()
             .select_only()
             .column(conversation::Column::ContactId)
-            .filter(conversation::Column::Mode.eq("waiting_for_agent"))
+            .filter(conversation::Column::Mode.eq(mode_name(mode)))
             .into_tuple()
             .all(db)
             .await?;
         let mut changed = 0;
-        for contact_id in waiting {
+        for contact_id in contacts {
             let txn = begin_write(db).await?;
             if !crate::pipeline::lease(&txn, contact_id, owner, now.timestamp_millis()).await? {
                 txn.rollback().await?;
@@ -253,8 +303,13 @@ impl FlowRunner {
             let contact = contact::Entity::find_by_id(contact_id).one(&txn).await?;
             let conversation = load(&txn, contact_id).await?;
             if let (Some(contact), Some(conversation)) = (contact, conversation)
-                && conversation.mode == Mode::WaitingForAgent
-                && self.waited_office_hours(&conversation, now)
+                && conversation.mode == mode
+                && match due {
+                    Due::AgentWaitLimit => self.waited_office_hours(&conversation, now),
+                    Due::AgentIdle(limit) => idle_since(&txn, &contact)
+                        .await?
+                        .is_some_and(|since| self.office_time_between(since, now) >= limit),
+                }
             {
                 let turn = Turn {
                     txn: &txn,
@@ -266,10 +321,13 @@ impl FlowRunner {
                     consent: Mutex::new(None),
                 };
                 let after = self
-                    .run_events(&turn, conversation, Event::Timeout, now)
+                    .run_events(&turn, conversation, event.clone(), now)
                     .await?;
-                if after.mode != Mode::WaitingForAgent {
+                if after.mode != mode {
                     changed += 1;
+                    if after.mode == Mode::Bot {
+                        close_taken_handoff(&txn, contact_id).await?;
+                    }
                 }
                 save(&txn, contact_id, &after).await?;
             }
@@ -278,6 +336,63 @@ impl FlowRunner {
         }
         Ok(changed)
     }
+}
+
+/// What the dialogue timer waits for.
+#[derive(Clone, Copy)]
+enum Due {
+    /// A policyholder waiting for an agent past the wait limit (office hours).
+    AgentWaitLimit,
+    /// A conversation with an agent with nothing either way for this long (office hours).
+    AgentIdle(chrono::Duration),
+}
+
+/// The last sign of life in a conversation with an agent: the policyholder's last message, the
+/// last message to them (in this mode, the agent's), or the agent taking it.
+async fn idle_since(
+    txn: &DatabaseTransaction,
+    contact: &contact::Model,
+) -> Result<Option<DateTime<Utc>>, DbErr> {
+    use sea_orm::QuerySelect;
+    let last_sent: Option<Option<i64>> = outbox::Entity::find()
+        .select_only()
+        .column_as(outbox::Column::CreatedAt.max(), "last")
+        .filter(outbox::Column::ContactId.eq(contact.id))
+        .into_tuple()
+        .one(txn)
+        .await?;
+    let taken_at: Option<Option<i64>> = handoff::Entity::find()
+        .select_only()
+        .column_as(handoff::Column::TakenAt.max(), "taken")
+        .filter(handoff::Column::ContactId.eq(contact.id))
+        .filter(handoff::Column::State.eq("taken"))
+        .into_tuple()
+        .one(txn)
+        .await?;
+    Ok([
+        contact.last_inbound_at,
+        last_sent.flatten(),
+        taken_at.flatten(),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .and_then(DateTime::from_timestamp_millis))
+}
+
+/// Closes the contact's hand-off an agent had taken (the timer's close, as the agent's own).
+async fn close_taken_handoff(txn: &DatabaseTransaction, contact_id: i64) -> Result<(), DbErr> {
+    let closed = handoff::Entity::update_many()
+        .col_expr(handoff::Column::State, Expr::value("closed"))
+        .col_expr(handoff::Column::ClosedAt, Expr::value(now_ms()))
+        .filter(handoff::Column::ContactId.eq(contact_id))
+        .filter(handoff::Column::State.eq("taken"))
+        .exec(txn)
+        .await?;
+    if closed.rows_affected > 0 {
+        tracing::info!(contact_id, "hand-off closed after the agent left it idle");
+    }
+    Ok(())
 }
 
 /// What the effects of one inbound message need to know.
@@ -381,11 +496,20 @@ impl FlowRunner {
     /// engine then checks the limit itself; without office hours it alone decides.
     fn waited_office_hours(&self, conversation: &Conversation, now: DateTime<Utc>) -> bool {
         match (&self.office_hours, conversation.mode_since) {
-            (Some(hours), Some(since)) => {
-                hours.open_time_between(since, now)
+            (Some(_), Some(since)) => {
+                self.office_time_between(since, now)
                     >= self.flows.current().settings.agent_wait_limit
             }
             _ => true,
+        }
+    }
+
+    /// Time between `from` and `to` that counts for an agent: the office's open hours, or all
+    /// of it without office hours.
+    fn office_time_between(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> chrono::Duration {
+        match &self.office_hours {
+            Some(hours) => hours.open_time_between(from, to),
+            None => to - from,
         }
     }
 

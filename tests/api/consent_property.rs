@@ -182,6 +182,7 @@ impl World {
             composer: composer.clone(),
             default_language: "en".into(),
             office_hours: None,
+            agent_idle_close: None,
         };
         World {
             db,

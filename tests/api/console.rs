@@ -503,25 +503,7 @@ async fn the_bot_is_quiet_while_an_agent_answers_and_back_at_the_menu_after_clos
             )
             .await;
         assert_eq!(closed.status(), StatusCode::SEE_OTHER);
-        let conv = conversation::Entity::find_by_id(queued.contact_id)
-            .one(&app.db)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(conv.mode, "bot");
-        app.post_webhook(&envelope(vec![text_message(
-            phone,
-            &new_wamid(),
-            now_secs() + 2,
-            "thanks",
-        )]))
-        .await;
-        let sends = app.wait_for_sends(3).await;
-        assert_eq!(
-            sends[2].body["interactive"]["type"], "list",
-            "{:?}",
-            sends[2].body
-        );
+        let sends = assert_back_with_the_bot(&app, queued.contact_id, phone, 2).await;
         // The agent's transcript shows the menu with its rows, not just its text: what the
         // policyholder could tap is part of the conversation.
         let rows: Vec<String> = sends[2].body["interactive"]["action"]["sections"]
@@ -540,6 +522,79 @@ async fn the_bot_is_quiet_while_an_agent_answers_and_back_at_the_menu_after_clos
             })
             .await;
     }
+}
+
+#[tokio::test]
+async fn a_conversation_the_agent_left_idle_is_closed_and_the_bot_answers_again() {
+    for backend in backends() {
+        let app = spawn_flows_app(&backend).await;
+        add_agent(&app, "asha@example.com", Role::Agent).await;
+        let queued = queued_handoff(&app, "919800000709").await;
+        app.wait_for_sends(1).await;
+        let agent = login(&app, "asha@example.com").await;
+        agent.take(queued.id).await;
+        // The app's own limit is 8 office hours; this timer's is one minute, always open.
+        let timer = timer_runner(
+            &app,
+            &backend,
+            chrono::Duration::hours(4),
+            None,
+            Some(chrono::Duration::minutes(1)),
+        )
+        .await;
+        let close = async |after: chrono::Duration| {
+            timer
+                .close_idle_agent_conversations(&app.db, "timer", chrono::Utc::now() + after)
+                .await
+                .unwrap()
+        };
+        assert_eq!(
+            close(chrono::Duration::seconds(30)).await,
+            0,
+            "not idle yet"
+        );
+        assert_eq!(close(chrono::Duration::minutes(2)).await, 1);
+        let row = handoff::Entity::find_by_id(queued.id)
+            .one(&app.db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.state, "closed");
+        assert_eq!(close(chrono::Duration::minutes(2)).await, 0, "once");
+        // Nothing was said to the policyholder; their next message gets the bot's menu.
+        app.assert_no_more_sends(1).await;
+        assert_back_with_the_bot(&app, queued.contact_id, "919800000709", 1).await;
+    }
+}
+
+/// The conversation is the bot's again: its mode says so, and the policyholder's next message
+/// (after `sent` sends) is answered with the menu list. Returns every send so far.
+async fn assert_back_with_the_bot(
+    app: &TestApp,
+    contact_id: i64,
+    phone: &str,
+    sent: usize,
+) -> Vec<insurebot::whatsapp::fake::ReceivedRequest> {
+    let conv = conversation::Entity::find_by_id(contact_id)
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(conv.mode, "bot");
+    app.post_webhook(&envelope(vec![text_message(
+        phone,
+        &new_wamid(),
+        now_secs() + 2,
+        "thanks",
+    )]))
+    .await;
+    let sends = app.wait_for_sends(sent + 1).await;
+    assert_eq!(
+        sends[sent].body["interactive"]["type"], "list",
+        "{:?}",
+        sends[sent].body
+    );
+    sends
 }
 
 #[tokio::test]

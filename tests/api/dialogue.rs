@@ -392,29 +392,17 @@ async fn nobody_waits_for_an_agent_forever() {
         app.wait_for_sends(1).await;
         wait_for_handoff(&app).await;
         // The timer of an instance whose limit has passed (the app's own is 4 hours).
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let flows = insurebot::dialogue::flows::FlowStore::load(
-            &root.join("flows"),
-            &root.join("locales"),
-            insurebot::engine::lint::EngineSettings {
-                agent_wait_limit: chrono::Duration::minutes(1),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        let (settings, _db) = test_settings_for(&backend, "http://127.0.0.1:9").await;
-        let flows = std::sync::Arc::new(flows);
-        let actions: std::sync::Arc<insurebot::insurer::Insurer> = std::sync::Arc::new(
-            insurebot::insurer::Insurer::from_settings(&settings.insurer, app.db.clone()).unwrap(),
-        );
-        let runner_with = |office_hours| insurebot::dialogue::FlowRunner {
-            flows: flows.clone(),
-            actions: actions.clone(),
-            composer: insurebot::messaging::composer::Composer::from_settings(&settings),
-            default_language: "en".into(),
-            office_hours,
+        let runner_with = async |office_hours| {
+            timer_runner(
+                &app,
+                &backend,
+                chrono::Duration::minutes(1),
+                office_hours,
+                None,
+            )
+            .await
         };
-        let runner = runner_with(None);
+        let runner = runner_with(None).await;
         // With office hours the limit counts only the hours the team is in: an office that
         // opens only on the day after tomorrow has not let the policyholder down yet.
         let office_day = (chrono::Utc::now().date_naive() + chrono::Duration::days(2))
@@ -428,7 +416,8 @@ async fn nobody_waits_for_an_agent_forever() {
             close: chrono::NaiveTime::from_hms_opt(23, 59, 59).unwrap(),
             offset: chrono::FixedOffset::east_opt(0).unwrap(),
             label: "UTC".into(),
-        }));
+        }))
+        .await;
         let later = chrono::Utc::now() + chrono::Duration::minutes(2);
         assert_eq!(
             closed_runner

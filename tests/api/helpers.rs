@@ -445,3 +445,35 @@ pub fn own_tcp_nodelay(local_port: u16, peer_port: Option<u16>) -> Option<bool> 
     }
     None
 }
+
+/// A dialogue timer like the app's, on `app`'s database, with its own limits: the app's own
+/// wait hours for things a test cannot wait for.
+pub async fn timer_runner(
+    app: &TestApp,
+    backend: &Backend,
+    agent_wait_limit: chrono::Duration,
+    office_hours: Option<insurebot::console::hours::OfficeHours>,
+    agent_idle_close: Option<chrono::Duration>,
+) -> insurebot::dialogue::FlowRunner {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let flows = insurebot::dialogue::flows::FlowStore::load(
+        &root.join("flows"),
+        &root.join("locales"),
+        insurebot::engine::lint::EngineSettings {
+            agent_wait_limit,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let (settings, _db) = test_settings_for(backend, "http://127.0.0.1:9").await;
+    insurebot::dialogue::FlowRunner {
+        flows: std::sync::Arc::new(flows),
+        actions: std::sync::Arc::new(
+            insurebot::insurer::Insurer::from_settings(&settings.insurer, app.db.clone()).unwrap(),
+        ),
+        composer: insurebot::messaging::composer::Composer::from_settings(&settings),
+        default_language: "en".into(),
+        office_hours,
+        agent_idle_close,
+    }
+}
