@@ -50,6 +50,9 @@ pub struct Application {
     sandbox_server: Option<FakeServer>,
     /// Premium reminders and campaigns.
     reminders: crate::reminders::worker::Worker,
+    /// The periodic template sync: client, WhatsApp Business Account id, interval (only with a
+    /// real Cloud API and a WABA id).
+    template_sync: Option<(CloudApiClient, String, Duration)>,
 }
 
 impl Application {
@@ -179,6 +182,14 @@ impl Application {
             (client, None)
         };
 
+        let template_sync = match (&sandbox, &settings.whatsapp.waba_id) {
+            (None, Some(waba_id)) if settings.whatsapp.template_sync_secs > 0 => Some((
+                client.clone(),
+                waba_id.clone(),
+                Duration::from_secs(settings.whatsapp.template_sync_secs),
+            )),
+            _ => None,
+        };
         let metrics = Arc::new(Metrics::new());
         let outbox_ready = Arc::new(Notify::new());
         let handoff = crate::messaging::handoff::Handoff::new(
@@ -258,6 +269,7 @@ impl Application {
             runner,
             flows,
             sandbox_server,
+            template_sync,
             reminders,
         })
     }
@@ -306,6 +318,15 @@ impl Application {
             stop.clone(),
         ));
         let reminders = tokio::spawn(self.reminders.clone().run(stop.clone()));
+        let template_sync = self.template_sync.map(|(client, waba_id, every)| {
+            tokio::spawn(run_template_sync(
+                self.state.db.clone(),
+                client,
+                waba_id,
+                every,
+                stop.clone(),
+            ))
+        });
         let timers = self.runner.clone().map(|runner| {
             tokio::spawn(runner.run_timers(
                 self.state.db.clone(),
@@ -342,6 +363,9 @@ impl Application {
             let _ = timers.await;
         }
         let _ = tokio::join!(sweeper, sender, retention, reminders);
+        if let Some(template_sync) = template_sync {
+            let _ = template_sync.await;
+        }
         if let Some(watcher) = watcher {
             let _ = watcher.await;
         }
@@ -374,6 +398,34 @@ fn office_hours(settings: &Settings) -> anyhow::Result<OfficeHours> {
 /// Purges message bodies past `privacy.retention_days` every `retention_interval_minutes`
 /// (the first run right after start). Several instances running it at once is harmless: the
 /// purge only clears what is still there.
+/// Syncs the template registry with the Graph API's list now and every `every` until `stop`.
+async fn run_template_sync(
+    db: DatabaseConnection,
+    client: CloudApiClient,
+    waba_id: String,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    loop {
+        let now = crate::store::now_ms();
+        match crate::messaging::templates::sync(&db, &client, &waba_id, now).await {
+            Ok(r) if r.updated + r.added + r.missing > 0 => tracing::info!(
+                listed = r.seen,
+                updated = r.updated,
+                added = r.added,
+                no_longer_listed = r.missing,
+                "templates synced"
+            ),
+            Ok(r) => tracing::debug!(listed = r.seen, "templates synced, nothing changed"),
+            Err(e) => tracing::warn!(error = %e, "template sync failed; tried again next interval"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
 async fn run_retention(
     db: DatabaseConnection,
     privacy: crate::config::PrivacySettings,

@@ -154,8 +154,13 @@ pub struct WhatsAppSettings {
     pub api_base: String,
     /// Timeout of one Cloud API request, in milliseconds.
     pub request_timeout_ms: u64,
-    /// The WhatsApp Business Account id, needed by `insurebot templates sync`.
+    /// The WhatsApp Business Account id, needed by `insurebot templates sync` and by the
+    /// periodic sync of `serve`.
     pub waba_id: Option<String>,
+    /// Seconds between template syncs while serving (with `waba_id` set; 0: never). Status
+    /// webhooks move a template at once; the sync catches what a missed webhook or an edit in
+    /// WhatsApp Manager left out.
+    pub template_sync_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -455,6 +460,7 @@ impl Default for WhatsAppSettings {
             api_base: "https://graph.facebook.com/v23.0".into(),
             request_timeout_ms: 10_000,
             waba_id: None,
+            template_sync_secs: 3_600,
         }
     }
 }
@@ -619,6 +625,9 @@ impl Settings {
                     self.campaigns.apply_env(key, &n[10..], value)?
                 }
                 "WHATSAPP_WABA_ID" => self.whatsapp.waba_id = Some(value.clone()),
+                "WHATSAPP_TEMPLATE_SYNC_SECS" => {
+                    self.whatsapp.template_sync_secs = parse(key, value)?
+                }
                 "API_TOKEN" => self.api_token = secret(),
                 "MESSAGING_RATE_PER_SECOND" => self.messaging.rate_per_second = parse(key, value)?,
                 "MESSAGING_PAIR_BURST" => self.messaging.pair_burst = parse(key, value)?,

@@ -591,6 +591,30 @@ async fn templates_sync_reads_the_graph_list_and_takes_paused_templates_out_of_u
 }
 
 #[tokio::test]
+async fn serve_syncs_the_templates_on_its_own_so_a_missed_pause_is_caught() {
+    let app = spawn_app_with(&Backend::Sqlite, |s| {
+        s.whatsapp.waba_id = Some("102290129340398".into());
+        s.whatsapp.template_sync_secs = 1;
+    })
+    .await;
+    // Paused in WhatsApp Manager, and the status webhook never came: the next sync sees it.
+    app.fake
+        .set_template_status("policy_summary", Some("ta"), "PAUSED");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let ta = templates::lookup(&app.db, "policy_summary", "ta")
+            .await
+            .unwrap()
+            .unwrap();
+        if ta.status == "PAUSED" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {}", ta.status);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
 async fn the_number_rate_and_the_recipient_pace_are_respected() {
     // Timing on a shared 2-core machine: measured and reported, asserted with tolerance.
     let app = spawn_app_with(&Backend::Sqlite, |s| {
