@@ -121,10 +121,8 @@ impl Application {
                 composer: composer.clone(),
                 default_language: settings.dialogue.default_language.clone(),
                 office_hours: Some(office_hours(&settings)?),
-                agent_idle_close: match settings.dialogue.agent_idle_close_minutes {
-                    0 => None,
-                    minutes => Some(chrono::Duration::minutes(i64::from(minutes))),
-                },
+                agent_idle_close: minutes_or_never(settings.dialogue.agent_idle_close_minutes),
+                agent_reply_limit: minutes_or_never(settings.dialogue.agent_reply_minutes),
             })),
         };
         let handler: Arc<dyn MessageHandler> = match &runner {
@@ -398,6 +396,11 @@ fn office_hours(settings: &Settings) -> anyhow::Result<OfficeHours> {
 /// Purges message bodies past `privacy.retention_days` every `retention_interval_minutes`
 /// (the first run right after start). Several instances running it at once is harmless: the
 /// purge only clears what is still there.
+/// A limit in minutes from the settings; 0 there means none.
+fn minutes_or_never(minutes: u32) -> Option<chrono::Duration> {
+    (minutes > 0).then(|| chrono::Duration::minutes(i64::from(minutes)))
+}
+
 /// Syncs the template registry with the Graph API's list now and every `every` until `stop`.
 async fn run_template_sync(
     db: DatabaseConnection,

@@ -113,6 +113,9 @@ pub struct DialogueSettings {
     /// Minutes (office hours) after which a conversation an agent took, with nothing from the
     /// policyholder or the agent since, is closed and back with the bot; 0: never.
     pub agent_idle_close_minutes: u32,
+    /// Minutes (office hours) a policyholder's message may wait for an answer from the agent
+    /// who has the conversation before it goes back to the queue for any agent; 0: never.
+    pub agent_reply_minutes: u32,
 }
 
 impl Default for DialogueSettings {
@@ -127,6 +130,7 @@ impl Default for DialogueSettings {
             watch: true,
             agent_wait_minutes: 240,
             agent_idle_close_minutes: 480,
+            agent_reply_minutes: 60,
         }
     }
 }
@@ -584,6 +588,9 @@ impl Settings {
                 }
                 "DIALOGUE_AGENT_IDLE_CLOSE_MINUTES" => {
                     self.dialogue.agent_idle_close_minutes = parse(key, value)?
+                }
+                "DIALOGUE_AGENT_REPLY_MINUTES" => {
+                    self.dialogue.agent_reply_minutes = parse(key, value)?
                 }
                 "LOG_FORMAT" => self.log.format = parse_enum(key, value)?,
                 "LOG_FILTER" => self.log.filter = value.clone(),

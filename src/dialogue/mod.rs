@@ -78,6 +78,9 @@ pub struct FlowRunner {
     /// A conversation an agent took and left without a word either way for this long (office
     /// hours) is closed and back with the bot; `None`: never.
     pub agent_idle_close: Option<chrono::Duration>,
+    /// A policyholder's message the agent who has the conversation leaves unanswered this long
+    /// (office hours) puts the conversation back in the queue for any agent; `None`: never.
+    pub agent_reply_limit: Option<chrono::Duration>,
 }
 
 impl MessageHandler for FlowRunner {
@@ -211,24 +214,20 @@ impl FlowRunner {
         stop: tokio_util::sync::CancellationToken,
     ) {
         loop {
-            match self.expire_agent_waits(&db, &owner, Utc::now()).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(
-                    conversations = n,
-                    "agent wait limit reached; back to the bot"
-                ),
-                Err(e) => tracing::warn!(error = %e, "agent wait check failed; tried again later"),
-            }
-            match self
-                .close_idle_agent_conversations(&db, &owner, Utc::now())
-                .await
-            {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(
-                    conversations = n,
-                    "agent conversations idle past the limit; closed, back to the bot"
-                ),
-                Err(e) => tracing::warn!(error = %e, "agent idle check failed; tried again later"),
+            // Requeue before the idle close: an unanswered message is not idleness.
+            let checks = [
+                Some(Due::WaitLimit),
+                self.agent_reply_limit.map(Due::Unanswered),
+                self.agent_idle_close.map(Due::Idle),
+            ];
+            for due in checks.into_iter().flatten() {
+                match self.step_due(&db, (&owner, Utc::now()), due).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(conversations = n, "{}", due.describe()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, check = due.describe(), "dialogue timer failed; tried again later")
+                    }
+                }
             }
             tokio::select! {
                 () = stop.cancelled() => return,
@@ -249,7 +248,7 @@ impl FlowRunner {
         owner: &str,
         now: DateTime<Utc>,
     ) -> anyhow::Result<usize> {
-        self.step_due(db, (owner, now), Due::AgentWaitLimit).await
+        self.step_due(db, (owner, now), Due::WaitLimit).await
     }
 
     /// Closes conversations an agent took and then left: nothing from the policyholder or the
@@ -268,7 +267,26 @@ impl FlowRunner {
         let Some(limit) = self.agent_idle_close else {
             return Ok(0);
         };
-        self.step_due(db, (owner, now), Due::AgentIdle(limit)).await
+        self.step_due(db, (owner, now), Due::Idle(limit)).await
+    }
+
+    /// Puts back in the queue the conversations whose agent left the policyholder's message
+    /// unanswered for `agent_reply_limit` (office hours): the hand-off is waiting again, for
+    /// any agent, in its old place; the wait limit counts from now. Returns how many.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn requeue_unanswered(
+        &self,
+        db: &DatabaseConnection,
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<usize> {
+        let Some(limit) = self.agent_reply_limit else {
+            return Ok(0);
+        };
+        self.step_due(db, (owner, now), Due::Unanswered(limit))
+            .await
     }
 
     /// For each conversation in the mode `due` is about, under the contact's processing lease
@@ -282,8 +300,9 @@ impl FlowRunner {
         due: Due,
     ) -> anyhow::Result<usize> {
         let (mode, event) = match due {
-            Due::AgentWaitLimit => (Mode::WaitingForAgent, Event::Timeout),
-            Due::AgentIdle(_) => (Mode::WithAgent, Event::AgentReleased),
+            Due::WaitLimit => (Mode::WaitingForAgent, Event::Timeout),
+            Due::Idle(_) => (Mode::WithAgent, Event::AgentReleased),
+            Due::Unanswered(_) => (Mode::WithAgent, Event::AgentUnresponsive),
         };
         use sea_orm::QuerySelect;
         let contacts: Vec<i64> = conversation::Entity::find()
@@ -305,8 +324,11 @@ impl FlowRunner {
             if let (Some(contact), Some(conversation)) = (contact, conversation)
                 && conversation.mode == mode
                 && match due {
-                    Due::AgentWaitLimit => self.waited_office_hours(&conversation, now),
-                    Due::AgentIdle(limit) => idle_since(&txn, &contact)
+                    Due::WaitLimit => self.waited_office_hours(&conversation, now),
+                    Due::Idle(limit) => idle_since(&txn, &contact)
+                        .await?
+                        .is_some_and(|since| self.office_time_between(since, now) >= limit),
+                    Due::Unanswered(limit) => unanswered_since(&txn, &contact)
                         .await?
                         .is_some_and(|since| self.office_time_between(since, now) >= limit),
                 }
@@ -325,8 +347,10 @@ impl FlowRunner {
                     .await?;
                 if after.mode != mode {
                     changed += 1;
-                    if after.mode == Mode::Bot {
-                        close_taken_handoff(&txn, contact_id).await?;
+                    match after.mode {
+                        Mode::Bot => close_taken_handoff(&txn, contact_id).await?,
+                        Mode::WaitingForAgent => requeue_taken_handoff(&txn, contact_id).await?,
+                        _ => {}
                     }
                 }
                 save(&txn, contact_id, &after).await?;
@@ -338,13 +362,26 @@ impl FlowRunner {
     }
 }
 
+impl Due {
+    /// What happened to the conversations found due, for the log.
+    fn describe(self) -> &'static str {
+        match self {
+            Due::WaitLimit => "agent wait limit reached; back to the bot",
+            Due::Unanswered(_) => "messages left unanswered by their agent; back in the queue",
+            Due::Idle(_) => "agent conversations idle past the limit; closed, back to the bot",
+        }
+    }
+}
+
 /// What the dialogue timer waits for.
 #[derive(Clone, Copy)]
 enum Due {
     /// A policyholder waiting for an agent past the wait limit (office hours).
-    AgentWaitLimit,
+    WaitLimit,
     /// A conversation with an agent with nothing either way for this long (office hours).
-    AgentIdle(chrono::Duration),
+    Idle(chrono::Duration),
+    /// A policyholder's message its agent has not answered for this long (office hours).
+    Unanswered(chrono::Duration),
 }
 
 /// The last sign of life in a conversation with an agent: the policyholder's last message, the
@@ -353,31 +390,87 @@ async fn idle_since(
     txn: &DatabaseTransaction,
     contact: &contact::Model,
 ) -> Result<Option<DateTime<Utc>>, DbErr> {
-    use sea_orm::QuerySelect;
-    let last_sent: Option<Option<i64>> = outbox::Entity::find()
-        .select_only()
-        .column_as(outbox::Column::CreatedAt.max(), "last")
-        .filter(outbox::Column::ContactId.eq(contact.id))
-        .into_tuple()
-        .one(txn)
-        .await?;
-    let taken_at: Option<Option<i64>> = handoff::Entity::find()
-        .select_only()
-        .column_as(handoff::Column::TakenAt.max(), "taken")
-        .filter(handoff::Column::ContactId.eq(contact.id))
-        .filter(handoff::Column::State.eq("taken"))
-        .into_tuple()
-        .one(txn)
-        .await?;
     Ok([
         contact.last_inbound_at,
-        last_sent.flatten(),
-        taken_at.flatten(),
+        last_sent_at(txn, contact.id, None).await?,
+        taken_at(txn, contact.id).await?,
     ]
     .into_iter()
     .flatten()
     .max()
     .and_then(DateTime::from_timestamp_millis))
+}
+
+/// Since when the policyholder has been waiting for the agent who has the conversation: their
+/// last message (or the take, if later) when no agent message came after it; `None` when the
+/// agent had the last word.
+async fn unanswered_since(
+    txn: &DatabaseTransaction,
+    contact: &contact::Model,
+) -> Result<Option<DateTime<Utc>>, DbErr> {
+    let Some(last_inbound) = contact.last_inbound_at else {
+        return Ok(None);
+    };
+    let last_reply = last_sent_at(txn, contact.id, Some("agent")).await?;
+    if last_reply.is_some_and(|at| at >= last_inbound) {
+        return Ok(None);
+    }
+    let taken = taken_at(txn, contact.id).await?;
+    Ok(DateTime::from_timestamp_millis(
+        taken.map_or(last_inbound, |t| t.max(last_inbound)),
+    ))
+}
+
+/// When the last message to the contact (of `purpose`, if given) was queued.
+async fn last_sent_at(
+    txn: &DatabaseTransaction,
+    contact_id: i64,
+    purpose: Option<&str>,
+) -> Result<Option<i64>, DbErr> {
+    use sea_orm::QuerySelect;
+    let mut query = outbox::Entity::find()
+        .select_only()
+        .column_as(outbox::Column::CreatedAt.max(), "last")
+        .filter(outbox::Column::ContactId.eq(contact_id));
+    if let Some(purpose) = purpose {
+        query = query.filter(outbox::Column::Purpose.eq(purpose));
+    }
+    let last: Option<Option<i64>> = query.into_tuple().one(txn).await?;
+    Ok(last.flatten())
+}
+
+/// When an agent took the contact's open hand-off.
+async fn taken_at(txn: &DatabaseTransaction, contact_id: i64) -> Result<Option<i64>, DbErr> {
+    use sea_orm::QuerySelect;
+    let taken: Option<Option<i64>> = handoff::Entity::find()
+        .select_only()
+        .column_as(handoff::Column::TakenAt.max(), "taken")
+        .filter(handoff::Column::ContactId.eq(contact_id))
+        .filter(handoff::Column::State.eq("taken"))
+        .into_tuple()
+        .one(txn)
+        .await?;
+    Ok(taken.flatten())
+}
+
+/// Puts the contact's taken hand-off back in the queue: waiting, for any agent, in the place
+/// its request gave it.
+async fn requeue_taken_handoff(txn: &DatabaseTransaction, contact_id: i64) -> Result<(), DbErr> {
+    let requeued = handoff::Entity::update_many()
+        .col_expr(handoff::Column::State, Expr::value("waiting"))
+        .col_expr(handoff::Column::AgentId, Expr::value(Option::<i64>::None))
+        .col_expr(handoff::Column::TakenAt, Expr::value(Option::<i64>::None))
+        .filter(handoff::Column::ContactId.eq(contact_id))
+        .filter(handoff::Column::State.eq("taken"))
+        .exec(txn)
+        .await?;
+    if requeued.rows_affected > 0 {
+        tracing::info!(
+            contact_id,
+            "hand-off back in the queue: its agent left a message unanswered"
+        );
+    }
+    Ok(())
 }
 
 /// Closes the contact's hand-off an agent had taken (the timer's close, as the agent's own).

@@ -111,7 +111,7 @@ pub struct TestStep {
     /// The contact sends a photo or document.
     #[serde(default)]
     pub media: bool,
-    /// A non-contact event: `timeout`, `agent_joined`, `agent_released`.
+    /// A non-contact event: `timeout`, `agent_joined`, `agent_released`, `agent_unresponsive`.
     #[serde(default)]
     pub event: Option<String>,
     /// The replies, in order; `[]` means silence. Omitted: not checked.
@@ -390,10 +390,11 @@ fn input_event(st: &TestStep) -> Result<Event, String> {
             "timeout" => Event::Timeout,
             "agent_joined" => Event::AgentJoined,
             "agent_released" => Event::AgentReleased,
+            "agent_unresponsive" => Event::AgentUnresponsive,
             "unsupported" => Event::Unsupported,
             other => {
                 return Err(format!(
-                    "unknown event '{other}' (timeout, agent_joined, agent_released, unsupported)"
+                    "unknown event '{other}' (timeout, agent_joined, agent_released, agent_unresponsive, unsupported)"
                 ));
             }
         });

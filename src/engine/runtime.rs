@@ -179,6 +179,9 @@ pub enum Event {
     AgentJoined,
     /// The agent handed the conversation back to the bot.
     AgentReleased,
+    /// The agent who had the conversation left the contact's message unanswered too long: it
+    /// goes back to the queue, for any agent.
+    AgentUnresponsive,
 }
 
 impl Event {
@@ -441,6 +444,10 @@ impl<'a> Machine<'a> {
                         self.set_mode(Mode::Bot);
                         self.reset_position();
                     }
+                    // Waiting again from now: the wait limit counts from the requeue.
+                    Event::AgentUnresponsive if self.conv.mode == Mode::WithAgent => {
+                        self.set_mode(Mode::WaitingForAgent);
+                    }
                     Event::Timeout if self.conv.mode == Mode::WaitingForAgent => {
                         let waited = self.conv.mode_since.map(|t| self.now - t);
                         if waited.is_none_or(|w| w >= self.flows.settings.agent_wait_limit) {
@@ -472,7 +479,7 @@ impl<'a> Machine<'a> {
                 self.set_mode(Mode::WithAgent);
                 self.conv.pending_action = None;
             }
-            Event::AgentReleased => {}
+            Event::AgentReleased | Event::AgentUnresponsive => {}
             Event::Timeout => {
                 if self.is_idle() {
                     self.expire_session();

@@ -183,6 +183,7 @@ impl World {
             default_language: "en".into(),
             office_hours: None,
             agent_idle_close: None,
+            agent_reply_limit: None,
         };
         World {
             db,

@@ -5,10 +5,10 @@ use std::time::{Duration, Instant};
 
 use insurebot::config::DialogueMode;
 use insurebot::console::auth::{Role, create_agent, expire_sessions_now};
-use insurebot::store::entities::{contact, conversation, handoff};
+use insurebot::store::entities::{contact, conversation, handoff, inbound_message};
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use crate::helpers::*;
 
@@ -540,6 +540,7 @@ async fn a_conversation_the_agent_left_idle_is_closed_and_the_bot_answers_again(
             chrono::Duration::hours(4),
             None,
             Some(chrono::Duration::minutes(1)),
+            None,
         )
         .await;
         let close = async |after: chrono::Duration| {
@@ -564,6 +565,91 @@ async fn a_conversation_the_agent_left_idle_is_closed_and_the_bot_answers_again(
         // Nothing was said to the policyholder; their next message gets the bot's menu.
         app.assert_no_more_sends(1).await;
         assert_back_with_the_bot(&app, queued.contact_id, "919800000709", 1).await;
+    }
+}
+
+#[tokio::test]
+async fn a_message_the_agent_leaves_unanswered_puts_the_conversation_back_in_the_queue() {
+    for backend in backends() {
+        let app = spawn_flows_app(&backend).await;
+        add_agent(&app, "asha@example.com", Role::Agent).await;
+        add_agent(&app, "ravi@example.com", Role::Agent).await;
+        let phone = "919800000710";
+        let queued = queued_handoff(&app, phone).await;
+        app.wait_for_sends(1).await;
+        let asha = login(&app, "asha@example.com").await;
+        asha.take(queued.id).await;
+        let timer = timer_runner(
+            &app,
+            &backend,
+            chrono::Duration::hours(4),
+            None,
+            None,
+            Some(chrono::Duration::minutes(1)),
+        )
+        .await;
+        let requeue = async |after: chrono::Duration| {
+            timer
+                .requeue_unanswered(&app.db, "timer", chrono::Utc::now() + after)
+                .await
+                .unwrap()
+        };
+        // Asha answered; the policyholder has nothing waiting.
+        let reply = asha
+            .post(
+                &format!("/console/conversations/{}/reply", queued.contact_id),
+                &[("csrf", &asha.csrf), ("text", "Hello, Asha here.")],
+            )
+            .await;
+        assert_eq!(reply.status(), StatusCode::SEE_OTHER);
+        app.wait_for_sends(2).await;
+        assert_eq!(requeue(chrono::Duration::minutes(2)).await, 0, "answered");
+        // The policyholder writes; Asha says nothing.
+        app.post_webhook(&envelope(vec![text_message(
+            phone,
+            &new_wamid(),
+            now_secs() + 1,
+            "Are you there?",
+        )]))
+        .await;
+        // Processed (the bot stays quiet), so the timer does not meet the pipeline's lease.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while inbound_message::Entity::find()
+            .filter(inbound_message::Column::ContactId.eq(queued.contact_id))
+            .filter(inbound_message::Column::ProcessedAt.is_null())
+            .count(&app.db)
+            .await
+            .unwrap()
+            > 0
+        {
+            assert!(Instant::now() < deadline, "the message was not processed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(requeue(chrono::Duration::seconds(30)).await, 0, "not yet");
+        assert_eq!(requeue(chrono::Duration::minutes(2)).await, 1);
+        let row = handoff::Entity::find_by_id(queued.id)
+            .one(&app.db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((row.state.as_str(), row.agent_id), ("waiting", None));
+        let conv = conversation::Entity::find_by_id(queued.contact_id)
+            .one(&app.db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(conv.mode, "waiting_for_agent");
+        // Back in the queue for anyone: Ravi takes it, and Asha can no longer reply.
+        let ravi = login(&app, "ravi@example.com").await;
+        assert_eq!(ravi.take(queued.id).await.status(), StatusCode::SEE_OTHER);
+        let late = asha
+            .post(
+                &format!("/console/conversations/{}/reply", queued.contact_id),
+                &[("csrf", &asha.csrf), ("text", "Sorry, I was away.")],
+            )
+            .await;
+        assert_eq!(late.status(), StatusCode::CONFLICT);
+        app.assert_no_more_sends(2).await;
     }
 }
 

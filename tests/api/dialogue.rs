@@ -399,6 +399,7 @@ async fn nobody_waits_for_an_agent_forever() {
                 chrono::Duration::minutes(1),
                 office_hours,
                 None,
+                None,
             )
             .await
         };

@@ -454,6 +454,7 @@ pub async fn timer_runner(
     agent_wait_limit: chrono::Duration,
     office_hours: Option<insurebot::console::hours::OfficeHours>,
     agent_idle_close: Option<chrono::Duration>,
+    agent_reply_limit: Option<chrono::Duration>,
 ) -> insurebot::dialogue::FlowRunner {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let flows = insurebot::dialogue::flows::FlowStore::load(
@@ -475,5 +476,6 @@ pub async fn timer_runner(
         default_language: "en".into(),
         office_hours,
         agent_idle_close,
+        agent_reply_limit,
     }
 }
