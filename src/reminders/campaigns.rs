@@ -693,6 +693,22 @@ pub async fn queue_rows<C: ConnectionTrait>(
     if batch.is_empty() {
         return Ok(0);
     }
+    // The campaign must still be running as its rows are queued: a pause or cancel that
+    // committed first wins, and none can commit in between. An UPDATE, not a SELECT: on
+    // PostgreSQL it locks the campaign row and re-reads it after a concurrent change, so a
+    // pause either waits for these rows (they were queued before it) or is seen. Without it,
+    // rows read as `running` just before a pause were queued and sent after it.
+    let still_running = campaign::Entity::update_many()
+        .col_expr(campaign::Column::State, Expr::col(campaign::Column::State))
+        .filter(campaign::Column::Id.eq(c.id))
+        .filter(campaign::Column::State.eq(cstate::RUNNING))
+        .exec(txn)
+        .await?
+        .rows_affected
+        == 1;
+    if !still_running {
+        return Ok(0);
+    }
     let ids: Vec<i64> = batch.iter().map(|r| r.id).collect();
     // One compare-and-set for the batch: a row another instance (or a previous life of this
     // one) took is left alone. The rows this statement took are the only `queued` ones

@@ -712,6 +712,7 @@ async fn a_crash_in_the_middle_of_a_campaign_sends_nobody_a_second_copy() {
             .unwrap();
         {
             let txn = insurebot::store::begin_write(&app.db).await.unwrap();
+            mark_running(&*txn, id).await;
             let composer = Composer::new(&MessagingSettings::default());
             let n = campaigns::queue_rows(&txn, &composer, &c, &batch[..5], 0)
                 .await
@@ -738,37 +739,85 @@ async fn a_crash_in_the_middle_of_a_campaign_sends_nobody_a_second_copy() {
     }
 }
 
+/// A drafted marketing campaign to six opted-in recipients, and its recipient rows in order.
+async fn six_recipient_campaign(
+    db: &sea_orm::DatabaseConnection,
+) -> (i64, Vec<campaign_recipient::Model>) {
+    let settings = insurebot::reminders::CampaignSettings {
+        default_rate_per_second: 10,
+        max_rate_per_second: 150,
+    };
+    let new = NewCampaign {
+        name: "renewal offer".into(),
+        template: "policy_offer".into(),
+        language: "en".into(),
+        rate_per_second: Some(10),
+        start_at: None,
+        audience: Audience::Csv {
+            csv: csv_of(6, "91982"),
+            skip_invalid: false,
+        },
+    };
+    let id = campaigns::create(db, &settings, new, Utc::now())
+        .await
+        .unwrap()
+        .id;
+    opt_in_recipients(db, id).await;
+    let batch = campaign_recipient::Entity::find()
+        .filter(campaign_recipient::Column::CampaignId.eq(id))
+        .order_by_asc(campaign_recipient::Column::Id)
+        .all(db)
+        .await
+        .unwrap();
+    (id, batch)
+}
+
+#[tokio::test]
+async fn rows_read_while_running_are_not_queued_once_the_campaign_is_paused() {
+    for backend in backends() {
+        let (db, _guard) = bare_db(&backend).await;
+        let (id, batch) = six_recipient_campaign(&db).await;
+        mark_running(&db, id).await;
+        // The worker read the campaign and its next rows as running; the pause commits first.
+        let c = insurebot::store::entities::campaign::Entity::find_by_id(id)
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap();
+        campaigns::pause(&db, id, Utc::now()).await.unwrap();
+        let txn = insurebot::store::begin_write(&db).await.unwrap();
+        let composer = Composer::new(&MessagingSettings::default());
+        let queued = campaigns::queue_rows(&txn, &composer, &c, &batch, 0)
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+        assert_eq!(queued, 0, "nothing queued after the pause");
+        assert_eq!(outbox_rows(&db).await, 0);
+        let report = campaign_report(&db, id).await.unwrap();
+        assert_eq!((report.state.as_str(), report.pending), (cstate::PAUSED, 6));
+    }
+}
+
+/// Puts a campaign in `running` directly, as its worker sees it (rows are queued only then),
+/// without starting this app's worker on it.
+async fn mark_running(db: &impl sea_orm::ConnectionTrait, id: i64) {
+    insurebot::store::entities::campaign::Entity::update_many()
+        .col_expr(
+            insurebot::store::entities::campaign::Column::State,
+            sea_orm::sea_query::Expr::value(cstate::RUNNING),
+        )
+        .filter(insurebot::store::entities::campaign::Column::Id.eq(id))
+        .exec(db)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_batch_leaves_alone_the_recipients_another_instance_already_took() {
     for backend in backends() {
         let (db, _guard) = bare_db(&backend).await;
-        let settings = insurebot::reminders::CampaignSettings {
-            default_rate_per_second: 10,
-            max_rate_per_second: 150,
-        };
-        let new = NewCampaign {
-            name: "renewal offer".into(),
-            template: "policy_offer".into(),
-            language: "en".into(),
-            rate_per_second: Some(10),
-            start_at: None,
-            audience: Audience::Csv {
-                csv: csv_of(6, "91982"),
-                skip_invalid: false,
-            },
-        };
-        let id = campaigns::create(&db, &settings, new, Utc::now())
-            .await
-            .unwrap()
-            .id;
-        opt_in_recipients(&db, id).await;
+        let (id, batch) = six_recipient_campaign(&db).await;
         // The fifth recipient never opted in: the composer refuses it, with its reason.
-        let batch = campaign_recipient::Entity::find()
-            .filter(campaign_recipient::Column::CampaignId.eq(id))
-            .order_by_asc(campaign_recipient::Column::Id)
-            .all(&db)
-            .await
-            .unwrap();
         insurebot::store::entities::consent_log::Entity::delete_many()
             .filter(
                 insurebot::store::entities::consent_log::Column::ContactId.eq(batch[4].contact_id),
@@ -782,6 +831,7 @@ async fn a_batch_leaves_alone_the_recipients_another_instance_already_took() {
             .unwrap()
             .unwrap();
         let composer = Composer::new(&MessagingSettings::default());
+        mark_running(&db, id).await;
         // Another instance took the first three and committed.
         let txn = insurebot::store::begin_write(&db).await.unwrap();
         assert_eq!(
