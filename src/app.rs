@@ -393,9 +393,6 @@ fn office_hours(settings: &Settings) -> anyhow::Result<OfficeHours> {
         .map_err(|(key, problem)| anyhow::anyhow!("{key}: {problem}"))
 }
 
-/// Purges message bodies past `privacy.retention_days` every `retention_interval_minutes`
-/// (the first run right after start). Several instances running it at once is harmless: the
-/// purge only clears what is still there.
 /// A limit in minutes from the settings; 0 there means none.
 fn minutes_or_never(minutes: u32) -> Option<chrono::Duration> {
     (minutes > 0).then(|| chrono::Duration::minutes(i64::from(minutes)))
@@ -429,6 +426,9 @@ async fn run_template_sync(
     }
 }
 
+/// Purges message bodies past `privacy.retention_days` every `retention_interval_minutes`
+/// (the first run right after start). Several instances running it at once is harmless: the
+/// purge only clears what is still there.
 async fn run_retention(
     db: DatabaseConnection,
     privacy: crate::config::PrivacySettings,

@@ -34,7 +34,7 @@ use sea_orm::{
 use serde::Serialize;
 
 use super::{AddressHasher, backfill_hash, contact_by_phone};
-use crate::messaging::outbox::state as row_state;
+use crate::messaging::outbox::{reason as row_reason, state as row_state};
 use crate::privacy::mask;
 use crate::reminders::campaigns::rstate;
 use crate::store::begin_write;
@@ -107,7 +107,7 @@ pub async fn erase(
     // Never send what was queued for a person who asked to be forgotten.
     let cancelled = outbox::Entity::update_many()
         .col_expr(outbox::Column::State, Expr::value(row_state::SKIPPED))
-        .col_expr(outbox::Column::Reason, Expr::value("erased"))
+        .col_expr(outbox::Column::Reason, Expr::value(row_reason::ERASED))
         .col_expr(
             outbox::Column::LeaseOwner,
             Expr::value(Option::<String>::None),
@@ -153,7 +153,10 @@ pub async fn erase(
                 campaign_recipient::Column::State,
                 Expr::value(rstate::SKIPPED),
             )
-            .col_expr(campaign_recipient::Column::Reason, Expr::value("erased"))
+            .col_expr(
+                campaign_recipient::Column::Reason,
+                Expr::value(row_reason::ERASED),
+            )
             .filter(campaign_recipient::Column::ContactId.eq(id))
             .filter(campaign_recipient::Column::State.eq(rstate::PENDING))
             .exec(&txn)

@@ -185,6 +185,7 @@ pub fn duration_text(ms: i64) -> String {
 /// What a failure or skip reason means, for the codes the sender, the consent gate and
 /// Meta's status webhooks record.
 pub fn reason_text(code: &str) -> Option<&'static str> {
+    use crate::messaging::outbox::reason;
     Some(match code {
         "consent_no_marketing_opt_in" => "no marketing opt-in is recorded",
         "consent_opted_out" => "opted out of all messages",
@@ -196,12 +197,12 @@ pub fn reason_text(code: &str) -> Option<&'static str> {
         crate::reminders::campaigns::REASON_CANCELLED => {
             "withdrawn from the outbox when the campaign was cancelled"
         }
-        "window_closed_no_template" => {
+        reason::WINDOW_CLOSED_NO_TEMPLATE => {
             "the 24-hour window had closed and there is no template to send instead"
         }
-        "window_closed" => "the 24-hour window had closed and the template was refused too",
-        "unreadable_payload" => "the stored message could not be read",
-        "erased" => "the person's data was erased before it went",
+        reason::WINDOW_CLOSED => "the 24-hour window had closed and the template was refused too",
+        reason::UNREADABLE => "the stored message could not be read",
+        reason::ERASED => "the person's data was erased before it went",
         "template_not_approved" => "the template is not approved (paused, disabled or rejected)",
         "template_unknown" => "the template is not in the registry",
         "template_params" => "wrong number of template parameters",

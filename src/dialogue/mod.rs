@@ -20,6 +20,7 @@ use sea_orm::{
 use serde_json::Value;
 
 use crate::consent::{self, Change, ConsentState, NewEntry, Scope, Source};
+use crate::console::handoff::state as handoff_state;
 use crate::console::hours::OfficeHours;
 use crate::engine::{
     self, Choices, ConsentChange, ConsentScope, Conversation, Effect, Event, Mode, Reply,
@@ -299,12 +300,12 @@ impl FlowRunner {
         (owner, now): (&str, DateTime<Utc>),
         due: Due,
     ) -> anyhow::Result<usize> {
+        use sea_orm::QuerySelect;
         let (mode, event) = match due {
             Due::WaitLimit => (Mode::WaitingForAgent, Event::Timeout),
             Due::Idle(_) => (Mode::WithAgent, Event::AgentReleased),
             Due::Unanswered(_) => (Mode::WithAgent, Event::AgentUnresponsive),
         };
-        use sea_orm::QuerySelect;
         let contacts: Vec<i64> = conversation::Entity::find()
             .select_only()
             .column(conversation::Column::ContactId)
@@ -323,15 +324,7 @@ impl FlowRunner {
             let conversation = load(&txn, contact_id).await?;
             if let (Some(contact), Some(conversation)) = (contact, conversation)
                 && conversation.mode == mode
-                && match due {
-                    Due::WaitLimit => self.waited_office_hours(&conversation, now),
-                    Due::Idle(limit) => idle_since(&txn, &contact)
-                        .await?
-                        .is_some_and(|since| self.office_time_between(since, now) >= limit),
-                    Due::Unanswered(limit) => unanswered_since(&txn, &contact)
-                        .await?
-                        .is_some_and(|since| self.office_time_between(since, now) >= limit),
-                }
+                && self.is_due(due, &txn, &contact, &conversation, now).await?
             {
                 let turn = Turn {
                     txn: &txn,
@@ -360,16 +353,33 @@ impl FlowRunner {
         }
         Ok(changed)
     }
-}
 
-impl Due {
-    /// What happened to the conversations found due, for the log.
-    fn describe(self) -> &'static str {
-        match self {
-            Due::WaitLimit => "agent wait limit reached; back to the bot",
-            Due::Unanswered(_) => "messages left unanswered by their agent; back in the queue",
-            Due::Idle(_) => "agent conversations idle past the limit; closed, back to the bot",
-        }
+    /// Whether `due` has passed for `conversation`. Waits count office hours only (a hand-off
+    /// queued at 22:30 is not given up at 02:30, before anyone could answer it); for the wait
+    /// limit the engine then checks the limit itself.
+    async fn is_due(
+        &self,
+        due: Due,
+        txn: &DatabaseTransaction,
+        contact: &contact::Model,
+        conversation: &Conversation,
+        now: DateTime<Utc>,
+    ) -> Result<bool, DbErr> {
+        let waited = |since: DateTime<Utc>, limit| self.office_time_between(since, now) >= limit;
+        Ok(match due {
+            Due::WaitLimit => {
+                let limit = self.flows.current().settings.agent_wait_limit;
+                conversation
+                    .mode_since
+                    .is_none_or(|since| waited(since, limit))
+            }
+            Due::Idle(limit) => idle_since(txn, contact)
+                .await?
+                .is_some_and(|since| waited(since, limit)),
+            Due::Unanswered(limit) => unanswered_since(txn, contact)
+                .await?
+                .is_some_and(|since| waited(since, limit)),
+        })
     }
 }
 
@@ -382,6 +392,17 @@ enum Due {
     Idle(chrono::Duration),
     /// A policyholder's message its agent has not answered for this long (office hours).
     Unanswered(chrono::Duration),
+}
+
+impl Due {
+    /// What happened to the conversations found due, for the log.
+    fn describe(self) -> &'static str {
+        match self {
+            Due::WaitLimit => "agent wait limit reached; back to the bot",
+            Due::Unanswered(_) => "messages left unanswered by their agent; back in the queue",
+            Due::Idle(_) => "agent conversations idle past the limit; closed, back to the bot",
+        }
+    }
 }
 
 /// The last sign of life in a conversation with an agent: the policyholder's last message, the
@@ -446,7 +467,7 @@ async fn taken_at(txn: &DatabaseTransaction, contact_id: i64) -> Result<Option<i
         .select_only()
         .column_as(handoff::Column::TakenAt.max(), "taken")
         .filter(handoff::Column::ContactId.eq(contact_id))
-        .filter(handoff::Column::State.eq("taken"))
+        .filter(handoff::Column::State.eq(handoff_state::TAKEN))
         .into_tuple()
         .one(txn)
         .await?;
@@ -457,11 +478,11 @@ async fn taken_at(txn: &DatabaseTransaction, contact_id: i64) -> Result<Option<i
 /// its request gave it.
 async fn requeue_taken_handoff(txn: &DatabaseTransaction, contact_id: i64) -> Result<(), DbErr> {
     let requeued = handoff::Entity::update_many()
-        .col_expr(handoff::Column::State, Expr::value("waiting"))
+        .col_expr(handoff::Column::State, Expr::value(handoff_state::WAITING))
         .col_expr(handoff::Column::AgentId, Expr::value(Option::<i64>::None))
         .col_expr(handoff::Column::TakenAt, Expr::value(Option::<i64>::None))
         .filter(handoff::Column::ContactId.eq(contact_id))
-        .filter(handoff::Column::State.eq("taken"))
+        .filter(handoff::Column::State.eq(handoff_state::TAKEN))
         .exec(txn)
         .await?;
     if requeued.rows_affected > 0 {
@@ -476,10 +497,10 @@ async fn requeue_taken_handoff(txn: &DatabaseTransaction, contact_id: i64) -> Re
 /// Closes the contact's hand-off an agent had taken (the timer's close, as the agent's own).
 async fn close_taken_handoff(txn: &DatabaseTransaction, contact_id: i64) -> Result<(), DbErr> {
     let closed = handoff::Entity::update_many()
-        .col_expr(handoff::Column::State, Expr::value("closed"))
+        .col_expr(handoff::Column::State, Expr::value(handoff_state::CLOSED))
         .col_expr(handoff::Column::ClosedAt, Expr::value(now_ms()))
         .filter(handoff::Column::ContactId.eq(contact_id))
-        .filter(handoff::Column::State.eq("taken"))
+        .filter(handoff::Column::State.eq(handoff_state::TAKEN))
         .exec(txn)
         .await?;
     if closed.rows_affected > 0 {
@@ -584,19 +605,6 @@ impl FlowRunner {
 }
 
 impl FlowRunner {
-    /// Whether a conversation waiting for an agent has waited its limit in office hours (a
-    /// hand-off queued at 22:30 is not given up at 02:30, before anyone could answer it). The
-    /// engine then checks the limit itself; without office hours it alone decides.
-    fn waited_office_hours(&self, conversation: &Conversation, now: DateTime<Utc>) -> bool {
-        match (&self.office_hours, conversation.mode_since) {
-            (Some(_), Some(since)) => {
-                self.office_time_between(since, now)
-                    >= self.flows.current().settings.agent_wait_limit
-            }
-            _ => true,
-        }
-    }
-
     /// Time between `from` and `to` that counts for an agent: the office's open hours, or all
     /// of it without office hours.
     fn office_time_between(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> chrono::Duration {
@@ -763,7 +771,7 @@ async fn request_handoff(turn: &Turn<'_>, reason: &str, language: &str) -> Resul
     // One open request per contact: asking again while waiting changes nothing.
     let open = handoff::Entity::find()
         .filter(handoff::Column::ContactId.eq(turn.contact.id))
-        .filter(handoff::Column::State.is_in(["waiting", "taken"]))
+        .filter(handoff::Column::State.is_in([handoff_state::WAITING, handoff_state::TAKEN]))
         .one(turn.txn)
         .await?;
     if open.is_some() {
@@ -774,7 +782,7 @@ async fn request_handoff(turn: &Turn<'_>, reason: &str, language: &str) -> Resul
         contact_id: Set(turn.contact.id),
         reason: Set(reason.to_owned()),
         language: Set(language.to_owned()),
-        state: Set("waiting".into()),
+        state: Set(handoff_state::WAITING.into()),
         agent_id: Set(None),
         requested_at: Set(now_ms()),
         taken_at: Set(None),
@@ -788,10 +796,13 @@ async fn request_handoff(turn: &Turn<'_>, reason: &str, language: &str) -> Resul
 
 async fn cancel_handoff(turn: &Turn<'_>, reason: &str) -> Result<(), DbErr> {
     handoff::Entity::update_many()
-        .col_expr(handoff::Column::State, Expr::value("cancelled"))
+        .col_expr(
+            handoff::Column::State,
+            Expr::value(handoff_state::CANCELLED),
+        )
         .col_expr(handoff::Column::ClosedAt, Expr::value(now_ms()))
         .filter(handoff::Column::ContactId.eq(turn.contact.id))
-        .filter(handoff::Column::State.eq("waiting"))
+        .filter(handoff::Column::State.eq(handoff_state::WAITING))
         .exec(turn.txn)
         .await?;
     tracing::info!(contact_id = turn.contact.id, %reason, "hand-off cancelled");

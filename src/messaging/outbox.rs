@@ -52,6 +52,8 @@ pub mod reason {
     pub const ATTEMPTS_EXHAUSTED: &str = "attempts_exhausted";
     /// The row's payload cannot be read.
     pub const UNREADABLE: &str = "unreadable_payload";
+    /// The contact's personal data was erased before the row went (also on campaign rows).
+    pub const ERASED: &str = "erased";
 }
 
 /// How long a claimed row stays leased to one sender. It covers the wait for a rate-limit

@@ -11,6 +11,7 @@
 //! per batch; when a batch fails, its webhooks are stored one by one so that a single bad one
 //! cannot refuse the others.
 
+use prometheus_client::metrics::gauge::Gauge;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveModelTrait,
@@ -25,7 +26,6 @@ use crate::whatsapp::client::WINDOW_CLOSED_CODES;
 use crate::whatsapp::inbound::{
     ContactProfile, DeliveryStatus, InboundMessage, StatusUpdate, WebhookEvents,
 };
-use prometheus_client::metrics::gauge::Gauge;
 
 /// What one webhook changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
