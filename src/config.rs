@@ -218,6 +218,14 @@ pub struct ConsoleSettings {
     pub utc_offset: String,
     /// The time-zone label shown to policyholders next to the office hours.
     pub timezone_label: String,
+    /// The transcript view log: an open conversation page's live refreshes of the transcript
+    /// count into the reader's latest sitting while it is younger than this many minutes;
+    /// after that a refresh starts a new one (0: every refresh is a row of its own). Opening
+    /// the page always starts one.
+    pub view_log_merge_minutes: u32,
+    /// Send `Strict-Transport-Security` on console pages. HTTPS is also recognised by
+    /// `secure_cookies` or `X-Forwarded-Proto: https`; this only sets the max-age (0: never).
+    pub hsts_max_age_secs: u32,
 }
 
 impl Default for ConsoleSettings {
@@ -233,6 +241,8 @@ impl Default for ConsoleSettings {
             office_close: "18:00".into(),
             utc_offset: "+05:30".into(),
             timezone_label: "IST".into(),
+            view_log_merge_minutes: 30,
+            hsts_max_age_secs: 31_536_000,
         }
     }
 }
@@ -624,6 +634,10 @@ impl Settings {
                 "CONSOLE_OFFICE_CLOSE" => self.console.office_close = value.clone(),
                 "CONSOLE_UTC_OFFSET" => self.console.utc_offset = value.clone(),
                 "CONSOLE_TIMEZONE_LABEL" => self.console.timezone_label = value.clone(),
+                "CONSOLE_VIEW_LOG_MERGE_MINUTES" => {
+                    self.console.view_log_merge_minutes = parse(key, value)?
+                }
+                "CONSOLE_HSTS_MAX_AGE_SECS" => self.console.hsts_max_age_secs = parse(key, value)?,
                 n if n.starts_with("INSURER_") => self.insurer.apply_env(key, &n[8..], value)?,
                 n if n.starts_with("REMINDERS_") => {
                     self.reminders.apply_env(key, &n[10..], value)?

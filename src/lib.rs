@@ -16,6 +16,7 @@
 //! - [`app`]: builds one instance; `main` and the integration tests start the same thing.
 //! - [`chat`]: `insurebot chat`, the bot in a terminal through the real webhook path.
 //! - [`metrics`]: Prometheus counters of one app instance.
+//! - [`money`]: [`money::Paise`], the one type every amount is formatted through.
 //! - [`telemetry`], [`privacy`]: logging, and masking personal data in it.
 #![forbid(unsafe_code)]
 
@@ -30,6 +31,7 @@ pub mod http;
 pub mod insurer;
 pub mod messaging;
 pub mod metrics;
+pub mod money;
 pub mod pipeline;
 pub mod privacy;
 pub mod reminders;

@@ -12,6 +12,11 @@
 //!   not queued yet is skipped (`erased`), as its outbox row would have been cancelled;
 //! - `reminder_sends`: unlinked from the contact (the row stays: it is what keeps a premium
 //!   reminder from going twice, keyed by the insurer's policy number, not by the person);
+//! - `transcript_views`: kept as they are, and counted. The rows say which console user read
+//!   this contact's conversation and when, by ids and times only; once the contact row below
+//!   is a tombstone they name nobody, and the record of who accessed the data before it was
+//!   erased is the accountability the log exists for (deleting it would let an erasure hide
+//!   an improper reading);
 //! - `contacts`: phone number, BSUID and profile name cleared; the row stays as an anonymous
 //!   tombstone so the counts above keep a valid owner.
 //!
@@ -41,6 +46,7 @@ use crate::store::begin_write;
 use crate::store::entities::{
     campaign_recipient, consent_log, contact, conversation, handoff, identity_attempt,
     identity_verification, inbound_message, outbox, premium_reminder, reminder_send,
+    transcript_view,
 };
 
 /// What replaces an erased outbox payload.
@@ -183,6 +189,14 @@ pub async fn erase(
             .exec(&txn)
             .await?
             .rows_affected,
+    );
+    // Kept (see the module doc): ids and times, anonymous once the contact is a tombstone.
+    tables.insert(
+        "transcript_views (kept, anonymous)",
+        transcript_view::Entity::find()
+            .filter(transcript_view::Column::ContactId.eq(id))
+            .count(&txn)
+            .await?,
     );
     let tombstone = contact::Entity::update_many()
         .col_expr(contact::Column::WaId, Expr::value(Option::<String>::None))

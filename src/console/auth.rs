@@ -443,10 +443,7 @@ pub async fn expire_sessions_now<C: ConnectionTrait>(db: &C, agent_id: i64) -> R
 }
 
 fn secure(state: &AppState, headers: &HeaderMap) -> bool {
-    state.settings.console.secure_cookies
-        || headers
-            .get("x-forwarded-proto")
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
+    super::headers::served_over_https(state.settings.console.secure_cookies, headers)
 }
 
 fn cookie_header(

@@ -14,6 +14,9 @@ pub enum ConsoleError {
     /// Logged in, but the role is too low for this page or action.
     #[error("your role does not allow this")]
     Forbidden,
+    /// An agent asked for a conversation that is neither waiting in the queue nor theirs.
+    #[error("this conversation is not in the queue or yours; only a supervisor can open it")]
+    NotYours,
     /// The form's CSRF token is missing or does not match the session's.
     #[error("the form has expired; reload the page and try again")]
     Csrf,
@@ -41,7 +44,7 @@ impl ConsoleError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::Unauthenticated => StatusCode::SEE_OTHER,
-            Self::Forbidden | Self::Csrf => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::Csrf | Self::NotYours => StatusCode::FORBIDDEN,
             Self::NotFound | Self::Unavailable => StatusCode::NOT_FOUND,
             Self::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             Self::Conflict(_) => StatusCode::CONFLICT,

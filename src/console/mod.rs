@@ -3,25 +3,31 @@
 //! charts as inline SVG.
 //!
 //! # Layout
+//! - [`access`]: who may open which conversation; the log of every transcript reading.
 //! - [`auth`]: agents, roles, password hashing, sessions, CSRF, login limiting.
 //! - [`cli`]: `insurebot agent add`.
 //! - [`handoff`]: take / transfer / close, feeding `AgentJoined` / `AgentReleased` to the engine.
 //! - [`reply`]: the one function through which agent messages reach the outbox.
+//! - [`known`]: "what the bot knows", the conversation's slots as masked, labelled values.
 //! - [`pages`]: the queue and conversation pages, their fragments and event streams.
 //! - [`transcript`]: inbound and outbound rows as one timeline with delivery ticks.
 //! - [`dashboard`]: the supervisor's numbers and their SVG charts.
 //! - [`campaigns`]: campaign progress and results; supervisors start, pause, resume, cancel.
 //! - [`simulator`]: the phone-like chat for flow authors (sandbox mode only).
+//! - [`headers`]: the security headers (CSP, framing, HSTS over HTTPS) on every response.
 //! - [`hours`]: office hours and the after-hours notice for policyholders.
 //! - [`error`]: [`ConsoleError`], the layer's one error type.
 
+pub mod access;
 pub mod auth;
 pub mod campaigns;
 pub mod cli;
 pub mod dashboard;
 pub mod error;
 pub mod handoff;
+pub mod headers;
 pub mod hours;
+pub mod known;
 pub mod pages;
 pub mod reply;
 pub mod simulator;
@@ -30,12 +36,14 @@ pub mod transcript;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::Path;
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Redirect};
 use axum::routing::{get, post};
 
 pub use error::{ConsoleError, Result};
 
+use crate::config::ConsoleSettings;
 use crate::dialogue::flows::FlowStore;
 use crate::http::AppState;
 use hours::OfficeHours;
@@ -65,6 +73,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("transcript.html", include_str!("templates/transcript.html")),
     ("dashboard.html", include_str!("templates/dashboard.html")),
+    ("views.html", include_str!("templates/views.html")),
     ("simulator.html", include_str!("templates/simulator.html")),
     ("campaigns.html", include_str!("templates/campaigns.html")),
     (
@@ -78,7 +87,24 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
 ];
 
-const CSS: &str = include_str!("templates/console.css");
+/// Files under `/console/static/`: name, content type, content.
+const STATIC_FILES: &[(&str, &str, &str)] = &[
+    (
+        "console.css",
+        "text/css; charset=utf-8",
+        include_str!("templates/console.css"),
+    ),
+    ("queue.js", JS, include_str!("static/queue.js")),
+    (
+        "conversation.js",
+        JS,
+        include_str!("static/conversation.js"),
+    ),
+    ("campaigns.js", JS, include_str!("static/campaigns.js")),
+    ("campaign.js", JS, include_str!("static/campaign.js")),
+    ("simulator.js", JS, include_str!("static/simulator.js")),
+];
+const JS: &str = "text/javascript; charset=utf-8";
 
 impl Console {
     /// Compiles the embedded templates.
@@ -114,11 +140,12 @@ impl Console {
     }
 }
 
-/// Every console and simulator route.
-pub fn router() -> Router<AppState> {
+/// Every console and simulator route, behind the security headers layer.
+pub fn router(settings: &ConsoleSettings) -> Router<AppState> {
+    let security = headers::SecurityHeaders::from_settings(settings);
     Router::new()
         .route("/console", get(|| async { Redirect::to("/console/queue") }))
-        .route("/console/static/console.css", get(css))
+        .route("/console/static/{file}", get(static_file))
         .route("/console/login", get(auth::login_page).post(auth::login))
         .route("/console/logout", post(auth::logout))
         .route("/console/queue", get(pages::queue))
@@ -142,22 +169,33 @@ pub fn router() -> Router<AppState> {
             post(pages::send_template),
         )
         .route("/console/dashboard", get(dashboard::page))
+        .route("/console/views", get(access::view_log))
         .route("/console/campaigns", get(campaigns::list))
         .route("/console/campaigns/rows", get(campaigns::list_rows))
         .route("/console/campaigns/{id}", get(campaigns::page))
         .route("/console/campaigns/{id}/live", get(campaigns::live))
         .route("/console/campaigns/{id}/{action}", post(campaigns::act))
         .merge(simulator::router())
+        .layer(axum::middleware::from_fn(move |request, next| {
+            security.clone().apply(request, next)
+        }))
 }
 
-async fn css() -> impl IntoResponse {
-    (
+/// `GET /console/static/{file}`: the stylesheet and the pages' scripts (no inline script:
+/// the Content-Security-Policy allows scripts from this origin only).
+async fn static_file(Path(file): Path<String>) -> Result<impl IntoResponse> {
+    let (content_type, body) = STATIC_FILES
+        .iter()
+        .find(|(name, _, _)| *name == file)
+        .map(|(_, t, b)| (*t, *b))
+        .ok_or(ConsoleError::NotFound)?;
+    Ok((
         [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "max-age=300"),
         ],
-        CSS,
-    )
+        body,
+    ))
 }
 
 /// Local time as `dd/mm HH:MM` in the office's offset.

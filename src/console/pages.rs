@@ -16,12 +16,12 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::access::{self, Reading};
 use super::auth::{CsrfForm, CurrentAgent};
 use super::error::{ConsoleError, Result};
 use super::handoff::{self, state};
 use super::{duration_text, local_time, transcript};
 use crate::engine::Conversation;
-use crate::engine::i18n::display_value;
 use crate::http::AppState;
 use crate::messaging::composer::Composer;
 use crate::privacy::mask_opt;
@@ -75,11 +75,15 @@ pub async fn queue_rows(
 }
 
 async fn queue_rows_data(state: &AppState, me: &CurrentAgent) -> Result<Vec<QueueRow>> {
-    let open = handoff_row::Entity::find()
+    // An agent's queue lists only what they may open: the waiting and their own.
+    let open: Vec<handoff_row::Model> = handoff_row::Entity::find()
         .filter(handoff_row::Column::State.is_in([state::WAITING, state::TAKEN]))
         .order_by_asc(handoff_row::Column::RequestedAt)
         .all(&state.db)
-        .await?;
+        .await?
+        .into_iter()
+        .filter(|h| access::visible_to(h, me))
+        .collect();
     let contact_ids: Vec<i64> = open.iter().map(|h| h.contact_id).collect();
     let contacts = contact::Entity::find()
         .filter(contact::Column::Id.is_in(contact_ids))
@@ -111,7 +115,7 @@ async fn queue_rows_data(state: &AppState, me: &CurrentAgent) -> Result<Vec<Queu
 }
 
 /// A contact as agents see them: the WhatsApp profile name and the last digits of the number.
-fn who(c: &contact::Model) -> String {
+pub(super) fn who(c: &contact::Model) -> String {
     let number = mask_opt(c.wa_id.as_deref().or(c.user_id.as_deref()));
     match &c.profile_name {
         Some(name) => format!("{name} · {number}"),
@@ -206,6 +210,7 @@ pub async fn transfer(
     Form(form): Form<TransferForm>,
 ) -> Result<Redirect> {
     agent.check_csrf(form.csrf.as_deref())?;
+    access::check_handoff(&state.db, &agent, id).await?;
     handoff::transfer(&state.db, id, &agent, form.to_agent).await?;
     Ok(Redirect::to("/console/queue"))
 }
@@ -218,14 +223,9 @@ pub async fn close(
     Form(form): Form<CsrfForm>,
 ) -> Result<Redirect> {
     agent.check_csrf(form.csrf.as_deref())?;
+    access::check_handoff(&state.db, &agent, id).await?;
     handoff::close(&state.console, &state.db, id, &agent).await?;
     Ok(Redirect::to("/console/queue"))
-}
-
-#[derive(Debug, Serialize)]
-struct Slot {
-    name: String,
-    value: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -251,10 +251,19 @@ pub async fn conversation(
     agent: CurrentAgent,
     Path(contact_id): Path<i64>,
 ) -> Result<Html<String>> {
+    access::check_contact(&state.db, &agent, contact_id).await?;
     let contact = contact::Entity::find_by_id(contact_id)
         .one(&state.db)
         .await?
         .ok_or(ConsoleError::NotFound)?;
+    access::record_view(
+        &state.db,
+        &agent,
+        contact_id,
+        Reading::Page,
+        state.settings.console.view_log_merge_minutes,
+    )
+    .await?;
     let open = handoff::open_for_contact(&state.db, contact_id).await?;
     let hours = &state.console.hours;
     let mut ctx = base_context(&agent, "conversation");
@@ -293,15 +302,9 @@ pub async fn conversation(
 
     // The policyholder's context: what the bot knows (saved slots), language, mode, consent.
     let conv = crate::dialogue::load(&state.db, contact_id).await?;
-    let slots: Vec<Slot> = conv.as_ref().map_or_else(Vec::new, |c: &Conversation| {
-        c.slots
-            .iter()
-            .map(|(k, v)| Slot {
-                name: k.replace('_', " "),
-                value: display_value(k, v).unwrap_or_else(|| v.to_string()),
-            })
-            .collect()
-    });
+    let slots = conv
+        .as_ref()
+        .map_or_else(Vec::new, |c: &Conversation| super::known::facts(&c.slots));
     ctx.insert("slots", &slots);
     ctx.insert(
         "language",
@@ -433,6 +436,15 @@ pub async fn transcript(
     agent: CurrentAgent,
     Path(contact_id): Path<i64>,
 ) -> Result<Html<String>> {
+    access::check_contact(&state.db, &agent, contact_id).await?;
+    access::record_view(
+        &state.db,
+        &agent,
+        contact_id,
+        Reading::Refresh,
+        state.settings.console.view_log_merge_minutes,
+    )
+    .await?;
     let mut ctx = base_context(&agent, "conversation");
     ctx.insert(
         "lines",
@@ -451,14 +463,17 @@ pub async fn transcript(
 /// delivery statuses and hand-off changes of this contact.
 pub async fn conversation_events(
     State(state): State<AppState>,
-    _agent: CurrentAgent,
+    agent: CurrentAgent,
     Path(contact_id): Path<i64>,
-) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
+    // The stream carries no content, but it tells when someone writes: only for those who
+    // may read the conversation.
+    access::check_contact(&state.db, &agent, contact_id).await?;
     let db = state.db.clone();
-    changes(state.console.closing.clone(), move || {
+    Ok(changes(state.console.closing.clone(), move || {
         let db = db.clone();
         async move { conversation_fingerprint(&db, contact_id).await.ok() }
-    })
+    }))
 }
 
 async fn conversation_fingerprint(
@@ -519,6 +534,7 @@ pub async fn reply(
     Form(form): Form<ReplyForm>,
 ) -> Result<Response> {
     agent.check_csrf(form.csrf.as_deref())?;
+    access::check_contact(&state.db, &agent, contact_id).await?;
     let text = form.text.trim();
     if text.is_empty() {
         return Ok(Redirect::to(&format!("/console/conversations/{contact_id}")).into_response());
@@ -576,6 +592,7 @@ pub async fn send_template(
             .map(|(_, v)| v.clone())
     };
     agent.check_csrf(field("csrf").as_deref())?;
+    access::check_contact(&state.db, &agent, contact_id).await?;
     let chosen = field("template").unwrap_or_default();
     let params: Vec<String> = pairs
         .iter()

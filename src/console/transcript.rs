@@ -1,6 +1,10 @@
 //! One contact's conversation as a timeline: inbound messages and outbox rows, oldest first,
 //! each outbound line with its delivery tick (queued, sent, delivered, read, or failed with
 //! the reason WhatsApp gave) so a failure is never invisible (field notes, pain point 14).
+//!
+//! Links in the bot's lines are not shown: a pay link is a bearer token for paying that
+//! premium (and carries the full policy number), a document link may carry an access token;
+//! the agent sees `[link not shown]` where the policyholder saw the link.
 
 use std::collections::HashMap;
 
@@ -104,6 +108,12 @@ pub async fn load(
             Some(Purpose::Agent) => "agent",
             _ => "bot",
         };
+        // What an agent typed is theirs to see; what the bot sent may hold a pay link.
+        let text = if from == "bot" {
+            hide_links(&text)
+        } else {
+            text
+        };
         let (tick, failure) = tick_of(row, &statuses);
         lines.push(Line {
             at: row.created_at,
@@ -156,6 +166,32 @@ fn tick_of(
     }
 }
 
+/// What replaces a link in the bot's lines.
+pub const LINK_HIDDEN: &str = "[link not shown]";
+
+/// Replaces every URL (a word holding `://`, from its scheme to before any closing
+/// punctuation) with [`LINK_HIDDEN`], keeping the spacing and the punctuation around it.
+pub fn hide_links(text: &str) -> String {
+    text.split_inclusive(char::is_whitespace)
+        .map(|piece| {
+            let word = piece.trim_end();
+            let Some(sep) = word.find("://") else {
+                return piece.to_owned();
+            };
+            let start = word[..sep]
+                .char_indices()
+                .rev()
+                .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+                .map_or(0, |(i, c)| i + c.len_utf8());
+            let end = word
+                .trim_end_matches([']', ')', '.', ',', ';', '!', '?'])
+                .len()
+                .max(sep + 3);
+            format!("{}{LINK_HIDDEN}{}", &word[..start], &piece[end..])
+        })
+        .collect()
+}
+
 /// What a policyholder sent, as one line of text.
 pub fn inbound_text(content: &MessageContent) -> String {
     match content {
@@ -205,5 +241,28 @@ pub fn outbound_text(body: &OutboundBody) -> (String, Vec<String>) {
             format!("Template “{name}” ({} component(s))", components.len()),
             Vec::new(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_are_hidden_and_the_rest_kept() {
+        assert_eq!(
+            hide_links("Due on 05/12.\nPay securely here: https://pay.example.in/p/H-1?t=1.2 now"),
+            "Due on 05/12.\nPay securely here: [link not shown] now"
+        );
+        assert_eq!(
+            hide_links("[template r: ••••0245, https://x/y]"),
+            "[template r: ••••0245, [link not shown]]"
+        );
+        assert_eq!(
+            hide_links("(see:https://x.in/a)."),
+            "(see:[link not shown])."
+        );
+        assert_eq!(hide_links("no link"), "no link");
+        assert_eq!(hide_links("•https://x"), "•[link not shown]");
     }
 }

@@ -15,6 +15,7 @@ use unic_langid::LanguageIdentifier;
 
 use super::error::{EngineError, Result};
 use super::lint::Diagnostic;
+use crate::money::Paise;
 
 /// The language used when a message or a language is missing.
 pub const FALLBACK_LANG: &str = "en";
@@ -260,7 +261,7 @@ pub fn fluent_value(key: &str, v: &Value) -> Option<FluentValue<'static>> {
         Value::Number(n) => {
             let f = n.as_f64()?;
             if is_amount_key(key) {
-                Some(FluentValue::from(format_inr(f)))
+                Some(FluentValue::from(format_rupees(f)))
             } else if is_policy_number_key(key) {
                 Some(FluentValue::from(mask_policy_number(&n.to_string())))
             } else {
@@ -280,7 +281,7 @@ pub fn display_string(key: &str, s: &str) -> String {
         format_date(s).unwrap_or_else(|| s.to_owned())
     } else if is_amount_key(key) {
         s.parse::<f64>()
-            .map(format_inr)
+            .map(format_rupees)
             .unwrap_or_else(|_| s.to_owned())
     } else {
         s.to_owned()
@@ -291,15 +292,16 @@ pub fn display_string(key: &str, s: &str) -> String {
 pub fn display_value(key: &str, v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(display_string(key, s)),
-        Value::Number(n) if is_amount_key(key) => n.as_f64().map(format_inr),
+        Value::Number(n) if is_amount_key(key) => n.as_f64().map(format_rupees),
         Value::Number(n) => Some(display_string(key, &n.to_string())),
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
     }
 }
 
+/// Keys holding a policy number: `policy_id` too, which list rows use as their id.
 fn is_policy_number_key(k: &str) -> bool {
-    k.contains("policy_number") || k.contains("policy_no")
+    k.contains("policy_number") || k.contains("policy_no") || k.contains("policy_id")
 }
 fn is_amount_key(k: &str) -> bool {
     k.ends_with("amount") || k == "sum_assured" || k.ends_with("_premium")
@@ -316,34 +318,9 @@ pub fn mask_policy_number(s: &str) -> String {
     format!("••••{tail}")
 }
 
-/// Formats rupees with Indian digit grouping: 1234567.5 → `₹12,34,567.50`; whole amounts
-/// have no paise (`₹5,000`).
-pub fn format_inr(amount: f64) -> String {
-    let neg = amount < 0.0;
-    let paise_total = (amount.abs() * 100.0).round() as u64;
-    let (rupees, paise) = (paise_total / 100, paise_total % 100);
-    let digits = rupees.to_string();
-    let grouped = if digits.len() <= 3 {
-        digits
-    } else {
-        let (head, last3) = digits.split_at(digits.len() - 3);
-        let mut parts: Vec<String> = Vec::new();
-        let hb = head.as_bytes();
-        let mut i = hb.len();
-        while i > 0 {
-            let start = i.saturating_sub(2);
-            parts.push(head[start..i].to_owned());
-            i = start;
-        }
-        parts.reverse();
-        format!("{},{}", parts.join(","), last3)
-    };
-    let sign = if neg { "-" } else { "" };
-    if paise == 0 {
-        format!("{sign}₹{grouped}")
-    } else {
-        format!("{sign}₹{grouped}.{paise:02}")
-    }
+/// Rupees from a flow slot as text, through the one money type ([`Paise`]): `₹12,34,567.50`.
+fn format_rupees(amount: f64) -> String {
+    Paise::from_rupees(amount).map_or_else(|| amount.to_string(), |p| p.to_string())
 }
 
 /// `2026-01-15` (or an RFC 3339 timestamp) → `15/01/2026`, the format used across India.
@@ -387,12 +364,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn indian_grouping() {
-        assert_eq!(format_inr(0.0), "₹0");
-        assert_eq!(format_inr(999.0), "₹999");
-        assert_eq!(format_inr(5000.0), "₹5,000");
-        assert_eq!(format_inr(123456.0), "₹1,23,456");
-        assert_eq!(format_inr(12345678.5), "₹1,23,45,678.50");
+    fn amount_slots_are_rupees_with_indian_grouping() {
+        let show = |v: Value| display_value("premium_amount", &v).unwrap();
+        assert_eq!(show(serde_json::json!(0)), "₹0");
+        assert_eq!(show(serde_json::json!(5000.0)), "₹5,000");
+        assert_eq!(show(serde_json::json!(12345678.5)), "₹1,23,45,678.50");
+        assert_eq!(show(serde_json::json!("12340")), "₹12,340");
+        assert_eq!(display_string("sum_assured", "abc"), "abc");
     }
 
     #[test]
@@ -402,6 +380,7 @@ mod tests {
         assert_eq!(format_date("2026-01-15").as_deref(), Some("15/01/2026"));
         assert_eq!(format_date("soon"), None);
         assert_eq!(display_string("policy_number", "P-99887766"), "••••7766");
+        assert_eq!(display_string("policy_id", "P-99887766"), "••••7766");
         assert_eq!(display_string("due_date", "2026-03-01"), "01/03/2026");
     }
 

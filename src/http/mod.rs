@@ -70,7 +70,7 @@ pub fn router(state: AppState) -> Router {
         .merge(consent::router())
         .merge(crate::reminders::api::router())
         .merge(sandbox::router())
-        .merge(console::router())
+        .merge(console::router(&state.settings.console))
         .with_state(state)
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {

@@ -7,6 +7,7 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
 use serde_json::{Value, json};
 
+use crate::money::Paise;
 use crate::privacy::mask;
 use crate::store::entities::{contact, premium_reminder};
 
@@ -259,7 +260,7 @@ impl<C: ConnectionTrait> Ctx<'_, C> {
                 "policy_number": p.policy_number,
                 "plan": p.plan,
                 "policy_status": model::label(&p.status),
-                "sum_assured": model::rupees(p.sum_assured_paise),
+                "sum_assured": Paise::new(p.sum_assured_paise).rupees(),
                 // "-" rather than null: a missing fluent argument would show its raw name.
                 "next_due_date": next_due.map_or_else(|| "-".to_owned(), |d| d.to_string()),
             }),
@@ -398,7 +399,7 @@ impl<C: ConnectionTrait> Ctx<'_, C> {
                     "due",
                     json!({
                         "policy_number": p.policy_number,
-                        "premium_amount": model::rupees(i.amount_paise),
+                        "premium_amount": Paise::new(i.amount_paise).rupees(),
                         "due_date": i.due_date.to_string(),
                         "pay_link": link,
                     }),

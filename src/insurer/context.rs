@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::engine::i18n::display_value;
 use crate::insurer::model::CLOSED_CLAIM_STAGES;
+use crate::money::Paise;
 use crate::store::entities::{claim, identity_verification, policy, premium};
 
 /// The agent's view of one policyholder's insurance.
@@ -102,8 +103,8 @@ pub async fn for_contact<C: ConnectionTrait>(
         .into_iter()
         .map(|p| PremiumLine {
             policy: mask(&p.policy_number),
-            amount: display_value("premium_amount", &json!(p.amount))
-                .unwrap_or_else(|| p.amount.to_string()),
+            // The table holds paise; the bot says the same amount through the same type.
+            amount: Paise::new(p.amount).to_string(),
             due_date: display_value("due_date", &json!(p.due_date)).unwrap_or(p.due_date),
         })
         .collect();

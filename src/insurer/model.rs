@@ -5,6 +5,8 @@
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use crate::money::Paise;
+
 /// Product lines a policy may belong to.
 pub const PRODUCTS: &[&str] = &["health", "motor", "life", "travel", "home", "other"];
 /// Policy statuses (the insurer's own words map onto these on import).
@@ -130,40 +132,13 @@ pub fn normalize_claim_number(raw: &str) -> Option<String> {
 
 /// Rupees as exports write them (`125000`, `1,25,000.50`, `₹ 12500`) to paise.
 pub fn parse_amount_paise(raw: &str) -> Option<i64> {
-    let s: String = raw
-        .trim()
-        .trim_start_matches('₹')
-        .trim_start_matches("Rs.")
-        .trim_start_matches("INR")
-        .chars()
-        .filter(|c| !matches!(c, ',' | ' '))
-        .collect();
-    let (whole, frac) = s.split_once('.').unwrap_or((&s, ""));
-    if whole.is_empty()
-        || frac.len() > 2
-        || !whole.chars().all(|c| c.is_ascii_digit())
-        || !frac.chars().all(|c| c.is_ascii_digit())
-    {
-        return None;
-    }
-    let rupees: i64 = whole.parse().ok()?;
-    let paise: i64 = if frac.is_empty() {
-        0
-    } else {
-        format!("{frac:0<2}").parse().ok()?
-    };
-    rupees.checked_mul(100)?.checked_add(paise)
+    Paise::parse(raw).map(Paise::get)
 }
 
 /// A date as exports and people write it (`2026-01-15`, `15/01/2026`, `15 Jan 2026`; the day
 /// always first, never the US order).
 pub fn parse_date(raw: &str) -> Option<NaiveDate> {
     crate::engine::runtime::parse_date(raw)
-}
-
-/// Paise as rupees for flow slots (the engine formats `*amount` and `sum_assured` as ₹).
-pub fn rupees(paise: i64) -> f64 {
-    paise as f64 / 100.0
 }
 
 /// How a status or stage code reads in a message: `documents_pending` → `Documents pending`.

@@ -78,7 +78,7 @@ impl PayLinks {
             .replace("{token}", &token)
             .replace(
                 "{amount}",
-                &format!("{}.{:02}", amount_paise / 100, amount_paise % 100),
+                &crate::money::Paise::new(amount_paise).decimal(),
             )
             .replace("{due_date}", &due_date.format("%Y-%m-%d").to_string())
     }

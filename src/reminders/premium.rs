@@ -31,10 +31,10 @@ use sea_orm::{
 use serde_json::json;
 
 use super::{QuietHours, ReminderError, RemindersSettings};
-use crate::engine::i18n::{I18n, args_from, display_string, format_inr};
+use crate::engine::i18n::{I18n, args_from, display_string};
 use crate::insurer::PayLinks;
-use crate::insurer::model::rupees;
 use crate::messaging::composer::{self, Composer, Intent, Purpose, Queued, TemplateChoice};
+use crate::money::Paise;
 use crate::store::begin_write;
 use crate::store::entities::{
     contact, conversation, policy, premium, premium_reminder, reminder_run, reminder_send,
@@ -490,20 +490,20 @@ pub fn reminder_intent(
     language: &str,
     now: DateTime<Utc>,
 ) -> Intent {
-    let amount = rupees(pick.amount_paise);
+    let amount = Paise::new(pick.amount_paise);
     let link = r
         .pay_links
         .link(&pick.policy_number, pick.due_date, pick.amount_paise, now);
     let due = pick.due_date.to_string();
     let params = vec![
         display_string("policy_number", &pick.policy_number),
-        format_inr(amount),
+        amount.to_string(),
         display_string("due_date", &due),
         link.clone(),
     ];
     let slots = [
         ("policy_number", json!(pick.policy_number)),
-        ("premium_amount", json!(amount)),
+        ("premium_amount", json!(amount.rupees())),
         ("due_date", json!(due)),
         ("pay_link", json!(link)),
     ]

@@ -504,8 +504,18 @@ async fn the_bot_is_quiet_while_an_agent_answers_and_back_at_the_menu_after_clos
             .await;
         assert_eq!(closed.status(), StatusCode::SEE_OTHER);
         let sends = assert_back_with_the_bot(&app, queued.contact_id, phone, 2).await;
-        // The agent's transcript shows the menu with its rows, not just its text: what the
-        // policyholder could tap is part of the conversation.
+        // The transcript shows the menu with its rows, not just its text: what the
+        // policyholder could tap is part of the conversation. Closed, the conversation is no
+        // longer Asha's to read; a supervisor reads it.
+        assert_eq!(
+            agent
+                .get(&format!("/console/conversations/{}", queued.contact_id))
+                .await
+                .status(),
+            StatusCode::FORBIDDEN
+        );
+        add_agent(&app, "sona@example.com", Role::Supervisor).await;
+        let supervisor = login(&app, "sona@example.com").await;
         let rows: Vec<String> = sends[2].body["interactive"]["action"]["sections"]
             .as_array()
             .unwrap()
@@ -515,7 +525,7 @@ async fn the_bot_is_quiet_while_an_agent_answers_and_back_at_the_menu_after_clos
             .collect();
         assert!(rows.len() >= 3, "{rows:?}");
         let escaped = |t: &str| t.replace('&', "&amp;").replace('\'', "&#x27;");
-        agent
+        supervisor
             .transcript_showing(queued.contact_id, |fragment| {
                 rows.iter()
                     .all(|r| fragment.contains(&format!("<li>{}</li>", escaped(r))))
@@ -648,7 +658,8 @@ async fn a_message_the_agent_leaves_unanswered_puts_the_conversation_back_in_the
                 &[("csrf", &asha.csrf), ("text", "Sorry, I was away.")],
             )
             .await;
-        assert_eq!(late.status(), StatusCode::CONFLICT);
+        // Ravi's conversation now: Asha may not even open it.
+        assert_eq!(late.status(), StatusCode::FORBIDDEN);
         app.assert_no_more_sends(2).await;
     }
 }
@@ -836,7 +847,7 @@ async fn transfer_gives_the_conversation_to_another_agent() {
             &[("csrf", &ravi_client.csrf), ("to_agent", &ravi.to_string())],
         )
         .await;
-    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     let moved = asha
         .post(
             &format!("/console/handoffs/{}/transfer", queued.id),

@@ -24,3 +24,4 @@ pub mod premium;
 pub mod premium_reminder;
 pub mod reminder_run;
 pub mod reminder_send;
+pub mod transcript_view;

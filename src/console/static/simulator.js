@@ -1,0 +1,68 @@
+// The flow simulator: a phone-like chat through the real webhook (sandbox mode only).
+(function () {
+  const chat = document.getElementById('chat');
+  const phone = () => document.getElementById('phone').value.trim();
+  const seen = new Map();   // seq -> element
+  const acked = new Set();
+  const post = (url, body) => fetch(url, {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify(body)});
+  const bubble = (cls, build) => {
+    const div = document.createElement('div'); div.className = 'line ' + cls;
+    const b = document.createElement('div'); b.className = 'bubble'; div.appendChild(b);
+    build(b); chat.appendChild(div); chat.scrollTop = chat.scrollHeight; return div;
+  };
+  const text = (parent, t, cls) => { const s = document.createElement('span'); s.className = cls || 'text'; s.textContent = t; parent.appendChild(s); return s; };
+  const send = (kind, t, id) => {
+    bubble('contact', b => text(b, kind === 'text' ? t : '▸ ' + t));
+    return post('/simulator/send', {phone: phone(), kind, text: t, id: id || ''});
+  };
+  const choice = (parent, title, kind, id) => {
+    const btn = document.createElement('button'); btn.type = 'button'; btn.textContent = title;
+    btn.addEventListener('click', () => send(kind, title, id)); parent.appendChild(btn);
+  };
+  const render = (m) => bubble('bot', b => {
+    const body = m.body;
+    if (body.type === 'text') text(b, body.text.body);
+    else if (body.type === 'interactive') {
+      const i = body.interactive;
+      if (i.header && i.header.text) text(b, i.header.text, 'header');
+      text(b, i.body.text);
+      if (i.footer) text(b, i.footer.text, 'footer');
+      const group = document.createElement('div'); group.className = 'choices'; b.appendChild(group);
+      if (i.type === 'button') i.action.buttons.forEach(x => choice(group, x.reply.title, 'button', x.reply.id));
+      if (i.type === 'list') i.action.sections.forEach(s => s.rows.forEach(r => choice(group, r.title, 'list', r.id)));
+    } else if (body.type === 'template') {
+      const t = body.template;
+      text(b, 'Template “' + t.name + '” (' + (t.language && t.language.code) + ')', 'header');
+      (t.components || []).forEach(c => (c.parameters || []).forEach(p => text(b, '• ' + (p.text || JSON.stringify(p)))));
+    } else text(b, '[' + body.type + ']');
+    const meta = text(b, '', 'tick'); meta.dataset.tick = '1';
+  });
+  const poll = () => fetch('/simulator/messages?phone=' + encodeURIComponent(phone()))
+    .then(r => r.ok ? r.json() : Promise.reject(r.status))
+    .then(data => {
+      data.messages.forEach(m => {
+        let el = seen.get(m.seq);
+        if (!el) { el = render(m); seen.set(m.seq, el); }
+        const tick = el.querySelector('[data-tick]');
+        tick.textContent = {sent: '✓', delivered: '✓✓', read: '✓✓ read', failed: '⚠ failed'}[m.status] || m.status;
+        tick.className = 'tick ' + m.status;
+        // A phone acknowledges what it shows: delivered, then read.
+        if (m.wamid && !acked.has(m.wamid)) {
+          acked.add(m.wamid);
+          post('/simulator/ack', {phone: phone(), wamid: m.wamid, status: 'delivered'})
+            .then(() => post('/simulator/ack', {phone: phone(), wamid: m.wamid, status: 'read'}));
+        }
+      });
+      document.getElementById('window-state').textContent = data.window_open ? '· window open' : '· window closed';
+    }).catch(() => {});
+  setInterval(poll, 700);
+  document.getElementById('compose').addEventListener('submit', e => {
+    e.preventDefault(); const input = document.getElementById('text');
+    if (input.value.trim()) send('text', input.value.trim()); input.value = ''; input.focus();
+  });
+  document.getElementById('window-closed').addEventListener('change', e => {
+    if (e.target.checked) post('/simulator/window', {phone: phone()});
+  });
+  document.getElementById('language').addEventListener('change', e => post('/simulator/language', {phone: phone(), language: e.target.value}));
+  document.getElementById('phone').addEventListener('change', () => { chat.innerHTML = ''; seen.clear(); });
+})();
