@@ -235,7 +235,12 @@ impl Application {
             flows.clone(),
             settings.dialogue.default_language.clone(),
         )?;
-        let ingest_db = crate::store::connect_ingest(&settings.database_url)
+        // The ingest's connection attempts end about when the webhooks waiting on them are
+        // answered 503, so that their redeliveries find a fresh attempt, not one still hanging
+        // on a database that went away (at least a second: a TLS handshake to a remote server).
+        let ingest_acquire =
+            Duration::from_millis(settings.webhook.store_timeout_ms).max(Duration::from_secs(1));
+        let ingest_db = crate::store::connect_ingest(&settings.database_url, ingest_acquire)
             .await
             .context("cannot open the webhook ingest's database connection")?;
         let ingest = crate::store::ingest::IngestQueue::start(

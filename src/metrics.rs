@@ -16,7 +16,8 @@ pub struct OutcomeLabel {
 pub struct Metrics {
     registry: Registry,
     /// Webhook POSTs by outcome: accepted, missing_signature, bad_signature, bad_envelope,
-    /// too_large, store_error, overloaded.
+    /// too_large, store_error, store_timeout (the database did not take it within
+    /// `webhook.store_timeout_ms`), overloaded.
     pub webhooks: Family<OutcomeLabel, Counter>,
     /// Webhooks waiting to be stored right now (kept by the ingest queue); past
     /// `webhook.max_queued` they are refused with 503, so this is the one to alert on.

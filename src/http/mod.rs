@@ -63,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .merge(webhook::router(
             state.settings.webhook.max_body_bytes,
             state.settings.webhook.bench_baseline,
+            state.metrics.clone(),
         ))
         .merge(health::router())
         .merge(api::router())
