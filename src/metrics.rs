@@ -38,6 +38,9 @@ pub struct Metrics {
     /// queue-time decision (`on_queue_decision`), or `released` to the outbox (decided again
     /// when claimed: the decision went stale while the sender was saturated).
     pub handoffs: Family<OutcomeLabel, Counter>,
+    /// API calls refused at the token check, by outcome: unauthorized (a wrong token) or
+    /// throttled (429: too many wrong tokens from the address).
+    pub api_refusals: Family<OutcomeLabel, Counter>,
 }
 
 impl Metrics {
@@ -91,6 +94,12 @@ impl Metrics {
             "Replies handed to the sender in memory, by outcome",
             handoffs.clone(),
         );
+        let api_refusals = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "api_refusals",
+            "API calls refused at the token check, by outcome",
+            api_refusals.clone(),
+        );
         Self {
             registry,
             webhooks,
@@ -102,6 +111,7 @@ impl Metrics {
             processing_failures,
             outbound_sends,
             handoffs,
+            api_refusals,
         }
     }
 

@@ -1,7 +1,8 @@
-//! Issue 16, the HTTP edge: webhooks while the database is away (11) and unsigned webhooks
-//! refused before their body (12). On every backend.
+//! Issue 16, the HTTP edge: webhooks while the database is away (11), unsigned webhooks
+//! refused before their body (12), wrong API tokens throttled and `/metrics` guarded (13),
+//! and no full phone or policy number in error messages (14). On every backend.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,8 @@ use sea_orm::{
     ColumnTrait, Database, EntityTrait, PaginatorTrait, QueryFilter, SqliteTransactionMode,
     TransactionOptions, TransactionTrait,
 };
+use secrecy::SecretString;
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Mutex, oneshot};
@@ -21,10 +24,14 @@ use tokio::task::JoinHandle;
 
 use crate::helpers::*;
 
-/// An app built by the test itself, for what `spawn_app` does not expose (its database URL);
-/// stopped by [`Running::stop`].
+const API_TOKEN: &str = "edge-api-token-0123456789";
+const METRICS_TOKEN: &str = "edge-metrics-token-0123456789";
+
+/// An app built by the test itself, for what `spawn_app` does not expose (its database URL,
+/// the metrics listener); stopped by [`Running::stop`].
 struct Running {
     address: String,
+    metrics_port: Option<u16>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
     _fake: FakeServer,
@@ -54,12 +61,14 @@ async fn settings(backend: &Backend) -> (Settings, TestDb, FakeServer) {
 async fn run(settings: Settings, fake: FakeServer) -> Running {
     let app = Application::build(settings).await.expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let metrics_port = app.metrics_port();
     let (stop, stopped) = oneshot::channel();
     let server = tokio::spawn(app.run_until_stopped(async {
         let _ = stopped.await;
     }));
     Running {
         address,
+        metrics_port,
         stop: Some(stop),
         server: Some(server),
         _fake: fake,
@@ -319,5 +328,173 @@ async fn a_webhook_without_a_valid_signature_header_is_refused_before_its_body_a
             )]))
             .await;
         assert_eq!(r.status(), 200, "{backend:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 13. The API token and /metrics.
+
+fn with_api_token(s: &mut Settings) {
+    s.api_token = Some(SecretString::from(API_TOKEN));
+}
+
+async fn outbox_call(http: &reqwest::Client, address: &str, token: &str) -> reqwest::Response {
+    http.get(format!("{address}/api/v1/outbox/1"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("API call")
+}
+
+#[tokio::test]
+async fn wrong_api_tokens_from_one_address_are_answered_429_after_ten_and_others_are_not() {
+    for backend in backends() {
+        let app = spawn_app_with(&backend, with_api_token).await;
+        // Right tokens do not use the allowance up, however many.
+        for _ in 0..30 {
+            let r = outbox_call(&app.http, &app.address, API_TOKEN).await;
+            assert_eq!(r.status(), 404, "{backend:?}: a right token, no such row");
+        }
+        for i in 1..=10 {
+            let r = outbox_call(&app.http, &app.address, &format!("guess-{i:020}")).await;
+            assert_eq!(r.status(), 401, "{backend:?}: wrong token {i}");
+        }
+        let mut throttled = 0;
+        for i in 11..=40 {
+            let r = outbox_call(&app.http, &app.address, &format!("guess-{i:020}")).await;
+            assert_eq!(r.status(), 429, "{backend:?}: wrong token {i}");
+            let retry_after: u64 = r.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=6).contains(&retry_after), "{retry_after}");
+            throttled += 1;
+        }
+        assert_eq!(throttled, 30);
+        // While refused, the right token is refused too: a 200 among 429s would tell a
+        // guesser it hit.
+        let r = outbox_call(&app.http, &app.address, API_TOKEN).await;
+        assert_eq!(
+            r.status(),
+            429,
+            "{backend:?}: the address is refused for now"
+        );
+        // Another address is not.
+        let other = reqwest::Client::builder()
+            .local_address(IpAddr::from([127, 0, 0, 2]))
+            .build()
+            .unwrap();
+        let r = outbox_call(&other, &app.address, API_TOKEN).await;
+        assert_eq!(r.status(), 404, "{backend:?}: another client address");
+        let r = outbox_call(&other, &app.address, "guess-from-elsewhere-000").await;
+        assert_eq!(
+            r.status(),
+            401,
+            "{backend:?}: another address has its own allowance"
+        );
+    }
+}
+
+#[tokio::test]
+async fn metrics_with_a_token_are_refused_without_it_and_served_with_it() {
+    for backend in backends() {
+        let app = spawn_app_with(&backend, |s| {
+            s.metrics.token = Some(SecretString::from(METRICS_TOKEN));
+        })
+        .await;
+        let r = app.get("/metrics").await;
+        assert_eq!(r.status(), 401, "{backend:?}: no token");
+        let r = app
+            .http
+            .get(format!("{}/metrics", app.address))
+            .bearer_auth("not-the-metrics-token-000")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{backend:?}: a wrong token");
+        let r = app
+            .http
+            .get(format!("{}/metrics", app.address))
+            .bearer_auth(METRICS_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{backend:?}");
+        assert!(
+            r.text()
+                .await
+                .unwrap()
+                .contains("insurebot_webhooks_waiting")
+        );
+    }
+}
+
+#[tokio::test]
+async fn metrics_on_their_own_listener_are_served_there_and_not_on_the_main_port() {
+    for backend in backends() {
+        let (mut settings, _db, fake) = settings(&backend).await;
+        settings.metrics.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        let app = run(settings, fake).await;
+        let http = reqwest::Client::new();
+        let port = app.metrics_port.expect("a metrics listener");
+        let r = http
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{backend:?}");
+        assert!(
+            r.text()
+                .await
+                .unwrap()
+                .contains("insurebot_webhooks_waiting")
+        );
+        let r = http
+            .get(format!("{}/metrics", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{backend:?}: not on the main port");
+        let r = http
+            .get(format!("{}/healthz", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            200,
+            "{backend:?}: the rest stays on the main port"
+        );
+        app.stop().await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 14. No full numbers in error messages.
+
+#[tokio::test]
+async fn a_notification_for_an_unknown_policy_answers_404_without_the_full_policy_number() {
+    for backend in backends() {
+        let app = spawn_app_with(&backend, with_api_token).await;
+        let r = app
+            .http
+            .post(format!("{}/api/v1/notifications", app.address))
+            .bearer_auth(API_TOKEN)
+            .header("Idempotency-Key", "edge-unknown-policy")
+            .json(
+                &json!({ "kind": "policy_issued", "policy_number": "LIC98765432",
+                           "data": { "plan": "Jeevan", "policy_status": "active" } }),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{backend:?}");
+        let text = r.text().await.unwrap();
+        assert!(!text.contains("98765432"), "{backend:?}: {text}");
+        assert!(
+            text.contains("5432"),
+            "{backend:?}: still recognisable: {text}"
+        );
     }
 }
