@@ -40,6 +40,8 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 pub struct Application {
     listener: TcpListener,
     port: u16,
+    /// `/metrics`' own listener, when `metrics.listen` is set.
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     sender: Sender,
     /// The flow runner when the flow engine answers (its timers run beside the server).
@@ -235,7 +237,12 @@ impl Application {
             flows.clone(),
             settings.dialogue.default_language.clone(),
         )?;
-        let ingest_db = crate::store::connect_ingest(&settings.database_url)
+        // The ingest's connection attempts end about when the webhooks waiting on them are
+        // answered 503, so that their redeliveries find a fresh attempt, not one still hanging
+        // on a database that went away (at least a second: a TLS handshake to a remote server).
+        let ingest_acquire =
+            Duration::from_millis(settings.webhook.store_timeout_ms).max(Duration::from_secs(1));
+        let ingest_db = crate::store::connect_ingest(&settings.database_url, ingest_acquire)
             .await
             .context("cannot open the webhook ingest's database connection")?;
         let ingest = crate::store::ingest::IngestQueue::start(
@@ -244,7 +251,21 @@ impl Application {
             settings.webhook.max_queued,
             metrics.webhooks_waiting.clone(),
         );
+        let metrics_listener = match settings.metrics.listen {
+            Some(address) => Some(
+                TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("cannot listen on {address} (metrics.listen)"))?,
+            ),
+            None => None,
+        };
+        let api_throttle = Arc::new(crate::http::throttle::FailureThrottle::new(
+            std::num::NonZeroU32::new(settings.api.max_failures_per_minute)
+                .context("api.max_failures_per_minute must be at least 1")?,
+            settings.api.max_tracked_addresses,
+        ));
         let state = AppState {
+            api_throttle,
             console: Arc::new(console),
             insurer,
             db,
@@ -262,6 +283,7 @@ impl Application {
         Ok(Self {
             listener,
             port,
+            metrics_listener,
             state,
             sender,
             runner,
@@ -281,6 +303,15 @@ impl Application {
     /// The bound port (useful when built with port 0).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port `/metrics` is served on when `metrics.listen` gives it its own (port 0 picks
+    /// one); `None` when it is served on the main port.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| a.port())
     }
 
     /// The database pool, for tests and CLI commands that run beside the server.
@@ -336,6 +367,15 @@ impl Application {
             tokio::spawn(flows.watch(self.state.settings.dialogue.watch, stop.clone()))
         });
         let closing = self.state.console.closing.clone();
+        let metrics_stop = CancellationToken::new();
+        let metrics_server = self.metrics_listener.map(|listener| {
+            let router = http::metrics_router(self.state.clone());
+            tokio::spawn(
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(metrics_stop.clone().cancelled_owned())
+                    .into_future(),
+            )
+        });
         let router = http::router(self.state);
         tracing::info!(port = self.port, "insurebot listening");
         // Connect info gives the console's login limiting the client address.
@@ -357,6 +397,10 @@ impl Application {
         })
         .await;
         stop.cancel();
+        metrics_stop.cancel();
+        if let Some(metrics_server) = metrics_server {
+            let _ = metrics_server.await;
+        }
         if let Some(timers) = timers {
             let _ = timers.await;
         }

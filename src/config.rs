@@ -87,6 +87,43 @@ pub struct Settings {
     pub campaigns: crate::reminders::CampaignSettings,
     /// Bearer token of the HTTP API (`/api/v1/...`); without one the API refuses every call.
     pub api_token: Option<SecretString>,
+    /// `[api]`: how wrong API tokens are throttled.
+    pub api: ApiSettings,
+    /// `[metrics]`: who may read `/metrics`, and where.
+    pub metrics: MetricsSettings,
+}
+
+/// Throttling of wrong API tokens, per client address.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSettings {
+    /// Wrong tokens one client address may send per minute (as a burst, then refilled evenly);
+    /// past it the address is answered 429 with `Retry-After` for every API call.
+    pub max_failures_per_minute: u32,
+    /// Client addresses whose failures are remembered at most (IPv6 counted per /64), which
+    /// bounds the throttle's memory; when all are in use, a wrong token from a new address is
+    /// answered 429 at once.
+    pub max_tracked_addresses: usize,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            max_failures_per_minute: 10,
+            max_tracked_addresses: 10_000,
+        }
+    }
+}
+
+/// Access to the Prometheus metrics.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// Bearer token `/metrics` requires; without one it is open to whoever reaches it.
+    pub token: Option<SecretString>,
+    /// Serve `/metrics` on this address (e.g. an internal interface) instead of `listen`;
+    /// without one it is served on `listen` beside the webhook.
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -178,6 +215,10 @@ pub struct WebhookSettings {
     /// Webhooks waiting to be stored at most; past it a webhook is answered 503 at once (Meta
     /// delivers it again later) instead of queueing in memory without bound under overload.
     pub max_queued: usize,
+    /// How long a webhook waits for the database to store it, in milliseconds; past it (the
+    /// database down, unreachable or locked) it is answered 503 with `Retry-After` and Meta
+    /// delivers it again.
+    pub store_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -451,6 +492,8 @@ impl Default for Settings {
             reminders: Default::default(),
             campaigns: Default::default(),
             api_token: None,
+            api: ApiSettings::default(),
+            metrics: MetricsSettings::default(),
         }
     }
 }
@@ -487,6 +530,8 @@ impl Default for WebhookSettings {
             bench_baseline: false,
             // About two seconds of traffic at 3,000 webhooks/s, a few MB of memory.
             max_queued: 5_000,
+            // Acks take milliseconds (p99 ~25 ms at 3,000 webhooks/s): a second is an outage.
+            store_timeout_ms: 1_000,
         }
     }
 }
@@ -615,6 +660,7 @@ impl Settings {
                 "WEBHOOK_MAX_BODY_BYTES" => self.webhook.max_body_bytes = parse(key, value)?,
                 "WEBHOOK_BENCH_BASELINE" => self.webhook.bench_baseline = parse(key, value)?,
                 "WEBHOOK_MAX_QUEUED" => self.webhook.max_queued = parse(key, value)?,
+                "WEBHOOK_STORE_TIMEOUT_MS" => self.webhook.store_timeout_ms = parse(key, value)?,
                 "OUTBOX_MAX_ATTEMPTS" => self.outbox.max_attempts = parse(key, value)?,
                 "OUTBOX_RETRY_BASE_MS" => self.outbox.retry_base_ms = parse(key, value)?,
                 "OUTBOX_RETRY_MAX_MS" => self.outbox.retry_max_ms = parse(key, value)?,
@@ -650,6 +696,12 @@ impl Settings {
                     self.whatsapp.template_sync_secs = parse(key, value)?
                 }
                 "API_TOKEN" => self.api_token = secret(),
+                "API_MAX_FAILURES_PER_MINUTE" => {
+                    self.api.max_failures_per_minute = parse(key, value)?
+                }
+                "API_MAX_TRACKED_ADDRESSES" => self.api.max_tracked_addresses = parse(key, value)?,
+                "METRICS_TOKEN" => self.metrics.token = secret(),
+                "METRICS_LISTEN" => self.metrics.listen = Some(parse(key, value)?),
                 "MESSAGING_RATE_PER_SECOND" => self.messaging.rate_per_second = parse(key, value)?,
                 "MESSAGING_PAIR_BURST" => self.messaging.pair_burst = parse(key, value)?,
                 "MESSAGING_PAIR_INTERVAL_MS" => {
@@ -789,6 +841,45 @@ impl Settings {
             return Err(invalid(
                 "INSUREBOT_WEBHOOK_MAX_QUEUED",
                 "must be at least 1",
+            ));
+        }
+        if self.webhook.store_timeout_ms == 0 {
+            return Err(invalid(
+                "INSUREBOT_WEBHOOK_STORE_TIMEOUT_MS",
+                "must be greater than 0",
+            ));
+        }
+        if self.api.max_failures_per_minute == 0 {
+            return Err(invalid(
+                "INSUREBOT_API_MAX_FAILURES_PER_MINUTE",
+                "must be at least 1",
+            ));
+        }
+        if self.api.max_tracked_addresses == 0 {
+            return Err(invalid(
+                "INSUREBOT_API_MAX_TRACKED_ADDRESSES",
+                "must be at least 1",
+            ));
+        }
+        if self
+            .metrics
+            .token
+            .as_ref()
+            .is_some_and(|t| t.expose_secret().trim().len() < 16)
+        {
+            return Err(invalid(
+                "INSUREBOT_METRICS_TOKEN",
+                "must have at least 16 characters (or be unset to leave /metrics open)",
+            ));
+        }
+        if self
+            .metrics
+            .listen
+            .is_some_and(|m| m == self.listen && m.port() != 0)
+        {
+            return Err(invalid(
+                "INSUREBOT_METRICS_LISTEN",
+                "must differ from listen (unset it to serve /metrics there)",
             ));
         }
         if self.dialogue.misunderstood_limit == 0 {

@@ -16,7 +16,8 @@ pub struct OutcomeLabel {
 pub struct Metrics {
     registry: Registry,
     /// Webhook POSTs by outcome: accepted, missing_signature, bad_signature, bad_envelope,
-    /// too_large, store_error, overloaded.
+    /// too_large, store_error, store_timeout (the database did not take it within
+    /// `webhook.store_timeout_ms`), overloaded.
     pub webhooks: Family<OutcomeLabel, Counter>,
     /// Webhooks waiting to be stored right now (kept by the ingest queue); past
     /// `webhook.max_queued` they are refused with 503, so this is the one to alert on.
@@ -37,6 +38,9 @@ pub struct Metrics {
     /// queue-time decision (`on_queue_decision`), or `released` to the outbox (decided again
     /// when claimed: the decision went stale while the sender was saturated).
     pub handoffs: Family<OutcomeLabel, Counter>,
+    /// API calls refused at the token check, by outcome: unauthorized (a wrong token) or
+    /// throttled (429: too many wrong tokens from the address).
+    pub api_refusals: Family<OutcomeLabel, Counter>,
 }
 
 impl Metrics {
@@ -90,6 +94,12 @@ impl Metrics {
             "Replies handed to the sender in memory, by outcome",
             handoffs.clone(),
         );
+        let api_refusals = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "api_refusals",
+            "API calls refused at the token check, by outcome",
+            api_refusals.clone(),
+        );
         Self {
             registry,
             webhooks,
@@ -101,6 +111,7 @@ impl Metrics {
             processing_failures,
             outbound_sends,
             handoffs,
+            api_refusals,
         }
     }
 

@@ -257,11 +257,15 @@ async fn post_webhook(state: &AppState, body: String) -> Result<Response> {
         .body(Body::from(body))
         .map_err(|e| ConsoleError::Internal(e.into()))?;
     // The simulator never needs the load-benchmark baseline endpoint.
-    let response = crate::http::webhook::router(state.settings.webhook.max_body_bytes, false)
-        .with_state(state.clone())
-        .oneshot(request)
-        .await
-        .map_err(|e| ConsoleError::Internal(anyhow::anyhow!("webhook: {e}")))?;
+    let response = crate::http::webhook::router(
+        state.settings.webhook.max_body_bytes,
+        false,
+        state.metrics.clone(),
+    )
+    .with_state(state.clone())
+    .oneshot(request)
+    .await
+    .map_err(|e| ConsoleError::Internal(anyhow::anyhow!("webhook: {e}")))?;
     Ok((
         response.status(),
         Json(json!({ "accepted": response.status().is_success() })),

@@ -1,6 +1,6 @@
 //! The HTTP API under `/api/v1`, for the insurer's systems and operators. Every call needs
 //! `Authorization: Bearer <INSUREBOT_API_TOKEN>`; without a configured token the API refuses
-//! everything.
+//! everything. Wrong tokens are throttled per client address ([`guard`], `[api]` settings).
 //!
 //! - `GET /api/v1/outbox/{id}`: one outbound message: state, attempts, the reason it ended
 //!   without delivery, what went out (free-form or template), the wamid and the delivery
@@ -10,18 +10,22 @@
 //! - `POST /api/v1/notifications`, `GET /api/v1/notifications/{id}`: notifications from the
 //!   insurer's systems (with an `Idempotency-Key`), in [`super::notifications`].
 
-use axum::extract::{Path, State};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use super::AppState;
+use super::{AppState, throttle};
 use crate::messaging::outbox;
+use crate::metrics::Metrics;
 use crate::store::entities::outbox as outbox_row;
 
 pub fn router() -> Router<AppState> {
@@ -102,20 +106,77 @@ pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Api
     let Some(expected) = &state.settings.api_token else {
         return Err(ApiError::Disabled);
     };
+    if bearer_matches(headers, expected) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+/// True when the request carries `Authorization: Bearer <expected>` (compared in constant time).
+pub(crate) fn bearer_matches(headers: &HeaderMap, expected: &SecretString) -> bool {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    let ok: bool = given
+    given
         .as_bytes()
         .ct_eq(expected.expose_secret().as_bytes())
-        .into();
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::Unauthorized)
+        .into()
+}
+
+/// In front of every `/api/v1` route: an address past its allowance of wrong tokens gets 429
+/// with `Retry-After` (its token is not even compared, see [`super::throttle`]); a wrong token
+/// is counted against its address and answered 401, or 429 once past the allowance. Runs
+/// before the handlers read any body. The handlers still call [`authorize`] themselves.
+pub(crate) async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(expected) = &state.settings.api_token else {
+        // Disabled: every handler refuses, and there is no token to guess.
+        return next.run(request).await;
+    };
+    // Requests not served through `into_make_service_with_connect_info` (router tests) have
+    // no address: they share one allowance.
+    let addr = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    if let Some(wait) = state.api_throttle.refused_for(addr) {
+        Metrics::count(&state.metrics.api_refusals, "throttled");
+        return too_many_failures(wait);
     }
+    if bearer_matches(request.headers(), expected) {
+        return next.run(request).await;
+    }
+    match state.api_throttle.failed(addr) {
+        None => {
+            Metrics::count(&state.metrics.api_refusals, "unauthorized");
+            ApiError::Unauthorized.into_response()
+        }
+        Some(wait) => {
+            Metrics::count(&state.metrics.api_refusals, "throttled");
+            tracing::warn!(
+                retry_after_secs = throttle::retry_after_secs(wait),
+                "API: too many wrong tokens from one address; refusing it for a while"
+            );
+            too_many_failures(wait)
+        }
+    }
+}
+
+fn too_many_failures(wait: std::time::Duration) -> Response {
+    let secs = throttle::retry_after_secs(wait);
+    let mut response = (
+        StatusCode::TOO_MANY_REQUESTS,
+        Json(json!({
+            "error": format!("too many wrong API tokens from this address; retry in {secs} s")
+        })),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+    response
 }
 
 /// What `GET /api/v1/outbox/{id}` answers.

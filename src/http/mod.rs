@@ -6,6 +6,7 @@ pub mod consent;
 pub mod health;
 pub mod notifications;
 pub mod sandbox;
+pub mod throttle;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -45,6 +46,8 @@ pub struct AppState {
     /// The configured policy source (embedded tables or the insurer's API), shared with the
     /// flow actions so both see the same data and the HTTP source's one circuit breaker.
     pub insurer: Arc<Insurer>,
+    /// Wrong API tokens per client address (see [`throttle`]).
+    pub api_throttle: Arc<throttle::FailureThrottle>,
 }
 
 /// The two secrets the webhook checks requests against.
@@ -59,16 +62,26 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole router with its layers.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .merge(webhook::router(
-            state.settings.webhook.max_body_bytes,
-            state.settings.webhook.bench_baseline,
-        ))
-        .merge(health::router())
+    // Every `/api/v1` route, behind the token throttle.
+    let api = Router::new()
         .merge(api::router())
         .merge(notifications::router())
         .merge(consent::router())
         .merge(crate::reminders::api::router())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::guard,
+        ));
+    // `/metrics` is here unless it has a listener of its own ([`metrics_router`]).
+    let metrics_here = state.settings.metrics.listen.is_none();
+    Router::new()
+        .merge(webhook::router(
+            state.settings.webhook.max_body_bytes,
+            state.settings.webhook.bench_baseline,
+            state.metrics.clone(),
+        ))
+        .merge(health::router(metrics_here))
+        .merge(api)
         .merge(sandbox::router())
         .merge(console::router(&state.settings.console))
         .with_state(state)
@@ -95,6 +108,11 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+}
+
+/// `/metrics` alone, for its own listener (`metrics.listen`).
+pub fn metrics_router(state: AppState) -> Router {
+    health::metrics_only().with_state(state)
 }
 
 /// Logs a failed response. A 503 is a refusal the handler chose and explained (an overload

@@ -45,6 +45,7 @@ use crate::messaging::composer::{
     self, ComposeError, Composer, Intent, Purpose, Queued, TemplateChoice,
 };
 use crate::messaging::{outbox, templates};
+use crate::privacy::mask;
 use crate::store::entities::{contact, conversation, notification_request};
 use crate::store::{begin_write, now_ms};
 use crate::whatsapp::outbound::OutboundBody;
@@ -318,10 +319,13 @@ async fn contact_for_phone<C: ConnectionTrait>(
     .on_conflict(OnConflict::new().do_nothing().to_owned())
     .exec_without_returning(db)
     .await?;
-    find()
-        .await?
-        .map(|c| c.id)
-        .ok_or_else(|| DbErr::Custom(format!("contact {wa_id} vanished")))
+    find().await?.map(|c| c.id).ok_or_else(|| vanished(wa_id))
+}
+
+/// The contact was erased between its insert and the read back. The message is logged, so
+/// the number is masked.
+fn vanished(wa_id: &str) -> DbErr {
+    DbErr::Custom(format!("contact {} vanished", mask(wa_id)))
 }
 
 fn not_found(what: String) -> Response {
@@ -396,7 +400,8 @@ async fn create(
     let phone = match recipient(&state, &v.target).await {
         Ok(phone) => phone,
         Err(NoRecipient::UnknownPolicy(number)) => {
-            return Ok(not_found(format!("policy {number} not found")));
+            // The caller sent the number, but the answer may end up in its logs: masked.
+            return Ok(not_found(format!("policy {} not found", mask(&number))));
         }
         Err(NoRecipient::NoMobile) => {
             return Err(ApiError::Invalid(vec![FieldProblem::new(
@@ -556,6 +561,13 @@ async fn status(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_vanished_contact_error_names_only_the_last_digits_of_the_number() {
+        let message = vanished("919812345678").to_string();
+        assert!(!message.contains("919812345678"), "{message}");
+        assert!(message.contains("********5678"), "{message}");
+    }
 
     #[test]
     fn every_kind_has_as_many_placeholders_as_fields() {

@@ -745,6 +745,13 @@ async fn write_batches(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // A webhook whose request has gone (answered 503 after `webhook.store_timeout_ms`,
+        // or disconnected) is not stored: Meta delivers it again, and during an outage the
+        // queue would otherwise fill with copies of the same redeliveries.
+        batch.retain(|queued| !queued.done.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
         let now = super::now_ms();
         let all: Vec<&WebhookEvents> = batch.iter().map(|q| &q.events).collect();
         match ingest_many(&db, &all, &hasher, now).await {
@@ -756,6 +763,9 @@ async fn write_batches(
             Err(e) if batch.len() > 1 => {
                 tracing::warn!(error = %e, webhooks = batch.len(), "batch not stored; storing its webhooks one by one");
                 for queued in batch.drain(..) {
+                    if queued.done.is_closed() {
+                        continue;
+                    }
                     let result = ingest(&db, &queued.events, &hasher, now).await;
                     let _ = queued.done.send((queued.events, result));
                 }

@@ -54,21 +54,27 @@ const PG_STATEMENT_CACHE: usize = 1024;
 /// # Errors
 /// When the database cannot be reached or the URL is malformed.
 pub async fn connect(url: &DatabaseUrl) -> Result<DatabaseConnection, DbErr> {
-    connect_pool(url, PG_POOL).await
+    connect_pool(url, PG_POOL, Duration::from_secs(30)).await
 }
 
 /// The webhook ingest's own connection (PostgreSQL): acknowledgements never wait for a pool
 /// slot behind background work (processing, sending, reminders), nor for the pool to open a
 /// connection when a burst needs more. On SQLite the ingest shares [`connect`]'s pool, whose
-/// writers queue at the write gate anyway: `None`.
+/// writers queue at the write gate anyway: `None`. Getting the connection (opening it again
+/// after the database went away) takes at most `acquire_timeout`: a webhook is answered 503
+/// when the database does not take it in time, and the writer should then be ready to try
+/// afresh for its redelivery instead of hanging on for the shared pool's 30 s.
 ///
 /// # Errors
 /// As [`connect`].
-pub async fn connect_ingest(url: &DatabaseUrl) -> Result<Option<DatabaseConnection>, DbErr> {
+pub async fn connect_ingest(
+    url: &DatabaseUrl,
+    acquire_timeout: Duration,
+) -> Result<Option<DatabaseConnection>, DbErr> {
     if url.is_sqlite() {
         return Ok(None);
     }
-    connect_pool(url, (1, 1)).await.map(Some)
+    connect_pool(url, (1, 1), acquire_timeout).await.map(Some)
 }
 
 /// PostgreSQL's shared pool: (max, min) connections. The min is what steady load keeps busy
@@ -76,17 +82,19 @@ pub async fn connect_ingest(url: &DatabaseUrl) -> Result<Option<DatabaseConnecti
 /// burst does not wait for PostgreSQL to start backends one by one.
 const PG_POOL: (u32, u32) = (16, 8);
 
-/// A pool for `url`; `(max, min)` connections on PostgreSQL (SQLite's are fixed below).
+/// A pool for `url`; `(max, min)` connections on PostgreSQL (SQLite's are fixed below); a
+/// connection is waited for (and opened) for at most `acquire_timeout`.
 async fn connect_pool(
     url: &DatabaseUrl,
     (max, min): (u32, u32),
+    acquire_timeout: Duration,
 ) -> Result<DatabaseConnection, DbErr> {
     let mut opts = ConnectOptions::new(url.expose().to_owned());
     let ssl_mode_given =
         url.expose().contains("sslmode=") || std::env::var_os("PGSSLMODE").is_some();
-    opts.sqlx_logging(false)
-        .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(30));
+    // sea-orm hands both to sqlx's one acquire timeout (the later wins), which also bounds
+    // opening a connection: connect_timeout would be overwritten, so only this one is set.
+    opts.sqlx_logging(false).acquire_timeout(acquire_timeout);
     if url.is_sqlite() {
         opts.max_connections(8)
             .min_connections(1)

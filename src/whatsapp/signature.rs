@@ -22,16 +22,27 @@ pub enum SignatureError {
 /// # Errors
 /// [`SignatureError`] saying whether the header was missing, malformed or wrong.
 pub fn verify(secret: &[u8], body: &[u8], header: Option<&[u8]>) -> Result<(), SignatureError> {
-    let header = header.ok_or(SignatureError::Missing)?;
-    let hex_digest = header
-        .strip_prefix(b"sha256=")
-        .ok_or(SignatureError::Malformed)?;
-    let expected = hex::decode(hex_digest).map_err(|_| SignatureError::Malformed)?;
+    let expected = parse_header(header)?;
     let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts keys of any length");
     mac.update(body);
     // verify_slice compares in constant time.
     mac.verify_slice(&expected)
         .map_err(|_| SignatureError::Mismatch)
+}
+
+/// The digest a header claims, checked for form only: the webhook refuses a request without
+/// one before reading its body, which may be megabytes an attacker never means to finish.
+///
+/// # Errors
+/// [`SignatureError::Missing`] or [`SignatureError::Malformed`].
+pub fn parse_header(header: Option<&[u8]>) -> Result<[u8; 32], SignatureError> {
+    let header = header.ok_or(SignatureError::Missing)?;
+    let hex_digest = header
+        .strip_prefix(b"sha256=")
+        .ok_or(SignatureError::Malformed)?;
+    let mut digest = [0; 32];
+    hex::decode_to_slice(hex_digest, &mut digest).map_err(|_| SignatureError::Malformed)?;
+    Ok(digest)
 }
 
 /// The header value for `body`: `sha256=<hex>`. Used by the fake, the simulator and tests.

@@ -11,6 +11,7 @@ mod consent_property;
 mod console;
 mod dialogue;
 mod hardening_privacy;
+mod hardening_edge;
 mod health;
 mod ingest;
 mod insurer;
