@@ -334,6 +334,10 @@ pub struct MessagingSettings {
     /// Messages per second for the business phone number (Cloud API default 80; up to 1000
     /// after Meta's upgrade). The sender never exceeds it in any one-second window.
     pub rate_per_second: u32,
+    /// The sender counts `rate_per_second` over a window this many milliseconds longer than a
+    /// second, so that requests released a second apart, one of them held up on its way, still
+    /// arrive a second apart. Each 10 ms costs 1% of the rate.
+    pub rate_window_margin_ms: u64,
     /// Messages one contact may receive in a burst before per-recipient pacing applies.
     pub pair_burst: u32,
     /// Sustained per-recipient pace: one message per this many milliseconds (Meta's pair rate
@@ -352,6 +356,7 @@ impl Default for MessagingSettings {
     fn default() -> Self {
         Self {
             rate_per_second: 80,
+            rate_window_margin_ms: 20,
             pair_burst: 20,
             pair_interval_ms: 6_000,
             window_margin_secs: 600,
@@ -637,6 +642,9 @@ impl Settings {
                 }
                 "API_TOKEN" => self.api_token = secret(),
                 "MESSAGING_RATE_PER_SECOND" => self.messaging.rate_per_second = parse(key, value)?,
+                "MESSAGING_RATE_WINDOW_MARGIN_MS" => {
+                    self.messaging.rate_window_margin_ms = parse(key, value)?
+                }
                 "MESSAGING_PAIR_BURST" => self.messaging.pair_burst = parse(key, value)?,
                 "MESSAGING_PAIR_INTERVAL_MS" => {
                     self.messaging.pair_interval_ms = parse(key, value)?
@@ -836,6 +844,12 @@ impl Settings {
             return Err(invalid(
                 "INSUREBOT_MESSAGING_RATE_PER_SECOND",
                 "must be between 1 and 10000",
+            ));
+        }
+        if m.rate_window_margin_ms > 1_000 {
+            return Err(invalid(
+                "INSUREBOT_MESSAGING_RATE_WINDOW_MARGIN_MS",
+                "must be at most 1000 (it lengthens the one-second window)",
             ));
         }
         if m.pair_burst == 0 {

@@ -4,7 +4,8 @@
 //!    (so the per-recipient pace never applies) is drained by the real app against the fake
 //!    Cloud API on the same machine, over real HTTP. From the fake's arrival times: the
 //!    sustained rate (messages / span) and the most messages in any one-second window.
-//!    Target: sustained ≥ 95% of the configured rate, never above it in any second.
+//!    Target: sustained ≥ 95% of the configured rate, never above it in any sliding second
+//!    (20/s is where a token bucket with a burst showed 21).
 //! 2. Queueing cost: `composer::queue` inside a write transaction, as the webhook → pipeline
 //!    path calls it. Target: median under 1 ms.
 //!
@@ -144,7 +145,7 @@ async fn main() {
     let mut all_queue_times = Vec::new();
     println!("rate/s | run | messages | sustained/s | % of rate | max in any 1 s");
     let mut summary = Vec::new();
-    for rate in [80u32, 500, 1000] {
+    for rate in [20u32, 80, 500, 1000] {
         let mut sustained = Vec::new();
         let mut peaks = Vec::new();
         for run in 0..RUNS {
