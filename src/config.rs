@@ -426,6 +426,11 @@ impl Default for PrivacySettings {
 /// [`SANDBOX_APP_SECRET`].
 pub const SANDBOX_HASH_KEY: &str = "insurebot-sandbox-hash-key";
 
+/// The payment-link key used in sandbox mode when none is configured; public on purpose, like
+/// [`SANDBOX_APP_SECRET`]: sandbox links stay valid across restarts and instances, and
+/// anyone can forge one. Outside sandbox mode `insurer.pay_link_secret` is required.
+pub const SANDBOX_PAY_LINK_SECRET: &str = "insurebot-sandbox-pay-link-secret";
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -741,6 +746,15 @@ impl Settings {
                 return Err(invalid(
                     "INSUREBOT_PRIVACY_HASH_KEY",
                     "is required when an access token is set (at least 16 characters; never change it)",
+                ));
+            }
+            // A key of the process's own would break every link at a restart and differ
+            // between instances; the sandbox's public key would let anyone forge one.
+            if self.insurer.pay_link_secret.is_none() {
+                return Err(invalid(
+                    "INSUREBOT_INSURER_PAY_LINK_SECRET",
+                    "(insurer.pay_link_secret) is required when an access token is set: the key \
+                     the payment page checks link tokens with, at least 16 characters",
                 ));
             }
         }
@@ -1176,6 +1190,7 @@ mod tests {
         let mut with_key = prod.to_vec();
         with_key.extend([
             ("INSUREBOT_PRIVACY_HASH_KEY", "hash-key-very-secret"),
+            ("INSUREBOT_INSURER_PAY_LINK_SECRET", "pay-link-very-secret"),
             ("INSUREBOT_CONSENT_MARKETING_CAP", "1"),
             ("INSUREBOT_CONSENT_REMINDER_KINDS", "premium_due, lapse"),
             ("INSUREBOT_PRIVACY_RETENTION_DAYS", "90"),
@@ -1196,6 +1211,30 @@ mod tests {
     }
 
     #[test]
+    fn production_mode_requires_a_pay_link_secret_and_the_sandbox_does_not() {
+        let prod = [
+            ("INSUREBOT_WHATSAPP_ACCESS_TOKEN", "EAAG"),
+            ("INSUREBOT_WHATSAPP_APP_SECRET", "app"),
+            ("INSUREBOT_WHATSAPP_VERIFY_TOKEN", "verify"),
+            ("INSUREBOT_PRIVACY_HASH_KEY", "hash-key-very-secret"),
+        ];
+        let err = Settings::from_sources(None, &env(&prod)).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.starts_with("INSUREBOT_INSURER_PAY_LINK_SECRET")
+                && message.contains("insurer.pay_link_secret"),
+            "{err}"
+        );
+        let mut with_secret = prod.to_vec();
+        with_secret.push(("INSUREBOT_INSURER_PAY_LINK_SECRET", "pay-link-very-secret"));
+        assert!(Settings::from_sources(None, &env(&with_secret)).is_ok());
+        let in_file = "[insurer]\npay_link_secret = \"pay-link-very-secret\"\n";
+        assert!(Settings::from_sources(Some(in_file), &env(&prod)).is_ok());
+        // The sandbox needs none.
+        assert!(Settings::from_sources(None, &env(&[])).is_ok());
+    }
+
+    #[test]
     fn secrets_never_show_in_debug_output() {
         let s = Settings::from_sources(
             None,
@@ -1204,6 +1243,7 @@ mod tests {
                 ("INSUREBOT_WHATSAPP_ACCESS_TOKEN", "tok-very-secret"),
                 ("INSUREBOT_WHATSAPP_APP_SECRET", "app-very-secret"),
                 ("INSUREBOT_WHATSAPP_VERIFY_TOKEN", "verify-very-secret"),
+                ("INSUREBOT_INSURER_PAY_LINK_SECRET", "pay-link-very-secret"),
                 (
                     "INSUREBOT_DATABASE_URL",
                     "postgres://bot:db-very-secret@db/insurebot",

@@ -41,6 +41,7 @@ fn settings(db_url: &str, api_base: &str, rate: u32) -> Settings {
         ("INSUREBOT_WHATSAPP_VERIFY_TOKEN", "bench-verify"),
         ("INSUREBOT_WHATSAPP_ACCESS_TOKEN", "bench-token"),
         ("INSUREBOT_PRIVACY_HASH_KEY", "bench-hash-key-0123456789"),
+        ("INSUREBOT_INSURER_PAY_LINK_SECRET", "bench-pay-link-secret"),
         ("INSUREBOT_WHATSAPP_API_BASE", api_base),
         ("INSUREBOT_LOG_FILTER", "warn"),
     ]
