@@ -567,8 +567,32 @@ impl Settings {
             None => Settings::default(),
         };
         settings.apply_env(env)?;
+        let set = Explicit {
+            file: toml_text.and_then(|text| toml::from_str(text).ok()),
+            env,
+        };
+        settings.follow_set_values(&set)?;
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// Defaults that depend on another setting follow the value the operator gave it (setting
+    /// only `INSUREBOT_MESSAGING_RATE_PER_SECOND=20` lowers the campaigns' rates with it); two
+    /// values the operator set that contradict each other are an error naming both keys.
+    /// Each value's own range is checked afterwards, in `validate`.
+    fn follow_set_values(&mut self, set: &Explicit<'_>) -> Result<(), ConfigError> {
+        self.campaigns.follow(&self.messaging, set)?;
+        self.reminders.follow(set);
+        let outbox = &mut self.outbox;
+        if outbox.retry_base_ms > outbox.retry_max_ms {
+            // The one the operator did not set gives way; both set is `validate`'s error.
+            if !set.is_set("outbox", "retry_max_ms") {
+                outbox.retry_max_ms = outbox.retry_base_ms;
+            } else if !set.is_set("outbox", "retry_base_ms") {
+                outbox.retry_base_ms = outbox.retry_max_ms;
+            }
+        }
+        Ok(())
     }
 
     fn apply_env(&mut self, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
@@ -826,7 +850,10 @@ impl Settings {
         if self.outbox.retry_base_ms > self.outbox.retry_max_ms {
             return Err(invalid(
                 "INSUREBOT_OUTBOX_RETRY_BASE_MS",
-                "must not exceed INSUREBOT_OUTBOX_RETRY_MAX_MS",
+                format!(
+                    "({}) must not exceed INSUREBOT_OUTBOX_RETRY_MAX_MS ({})",
+                    self.outbox.retry_base_ms, self.outbox.retry_max_ms
+                ),
             ));
         }
         let console = &self.console;
@@ -852,7 +879,7 @@ impl Settings {
             .map_err(|(key, problem)| invalid(key, problem))?;
         self.insurer.validate()?;
         self.reminders.validate()?;
-        self.campaigns.validate(&self.messaging)?;
+        self.campaigns.validate()?;
         let m = &self.messaging;
         if !(1..=10_000).contains(&m.rate_per_second) {
             return Err(invalid(
@@ -1002,6 +1029,26 @@ impl InsurerSettings {
             ));
         }
         Ok(())
+    }
+}
+
+/// Which keys the operator set, in the file or in the environment.
+pub(crate) struct Explicit<'a> {
+    file: Option<toml::Table>,
+    env: &'a BTreeMap<String, String>,
+}
+
+impl Explicit<'_> {
+    /// Whether `[section] key` is in the file or `INSUREBOT_SECTION_KEY` in the environment.
+    pub(crate) fn is_set(&self, section: &str, key: &str) -> bool {
+        let in_file = self
+            .file
+            .as_ref()
+            .and_then(|file| file.get(section))
+            .and_then(|table| table.get(key))
+            .is_some();
+        let variable = format!("INSUREBOT_{section}_{key}").to_ascii_uppercase();
+        in_file || self.env.contains_key(&variable)
     }
 }
 
@@ -1232,6 +1279,110 @@ mod tests {
         assert!(Settings::from_sources(Some(in_file), &env(&prod)).is_ok());
         // The sandbox needs none.
         assert!(Settings::from_sources(None, &env(&[])).is_ok());
+    }
+
+    #[test]
+    fn defaults_that_depend_on_a_set_value_follow_it() {
+        // Only the number's rate: the campaigns' rates come down with it.
+        let s =
+            Settings::from_sources(None, &env(&[("INSUREBOT_MESSAGING_RATE_PER_SECOND", "20")]))
+                .unwrap();
+        assert_eq!(s.campaigns.max_rate_per_second, 15);
+        assert_eq!(s.campaigns.default_rate_per_second, 15);
+        // Room below the rate for a campaign rate the operator asked for.
+        let s = Settings::from_sources(
+            Some("[messaging]\nrate_per_second = 20\n[campaigns]\ndefault_rate_per_second = 18\n"),
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(s.campaigns.max_rate_per_second, 18);
+        assert_eq!(s.campaigns.default_rate_per_second, 18);
+        // Untouched, the defaults are the documented ones.
+        let d = Settings::from_sources(None, &env(&[])).unwrap();
+        assert_eq!(d.campaigns.max_rate_per_second, 60);
+        assert_eq!(d.campaigns.default_rate_per_second, 20);
+        // A retry base above the default cap raises the cap; quiet hours over the default run
+        // time move the run to their end; grace days past a shorter grace period drop out.
+        let s = Settings::from_sources(
+            None,
+            &env(&[
+                ("INSUREBOT_OUTBOX_RETRY_BASE_MS", "600000"),
+                ("INSUREBOT_REMINDERS_QUIET_START", "08:00"),
+                ("INSUREBOT_REMINDERS_QUIET_END", "11:00"),
+                ("INSUREBOT_REMINDERS_GRACE_PERIOD_DAYS", "15"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.outbox.retry_max_ms, 600_000);
+        assert_eq!(s.reminders.run_at, "11:00");
+        assert_eq!(s.reminders.grace_days, [3, 10]);
+    }
+
+    #[test]
+    fn set_values_that_contradict_each_other_name_both_keys() {
+        let both = |pairs: &[(&str, &str)], first: &str, second: &str| {
+            let err = Settings::from_sources(None, &env(pairs)).unwrap_err();
+            let message = err.to_string();
+            assert!(
+                message.starts_with(first) && message.contains(second),
+                "{message}"
+            );
+        };
+        both(
+            &[
+                ("INSUREBOT_MESSAGING_RATE_PER_SECOND", "20"),
+                ("INSUREBOT_CAMPAIGNS_MAX_RATE_PER_SECOND", "60"),
+            ],
+            "INSUREBOT_CAMPAIGNS_MAX_RATE_PER_SECOND",
+            "INSUREBOT_MESSAGING_RATE_PER_SECOND",
+        );
+        // Against the default rate (80) as well: the campaign rate was set.
+        both(
+            &[("INSUREBOT_CAMPAIGNS_MAX_RATE_PER_SECOND", "100")],
+            "INSUREBOT_CAMPAIGNS_MAX_RATE_PER_SECOND",
+            "INSUREBOT_MESSAGING_RATE_PER_SECOND",
+        );
+        both(
+            &[
+                ("INSUREBOT_MESSAGING_RATE_PER_SECOND", "20"),
+                ("INSUREBOT_CAMPAIGNS_DEFAULT_RATE_PER_SECOND", "30"),
+            ],
+            "INSUREBOT_CAMPAIGNS_DEFAULT_RATE_PER_SECOND",
+            "INSUREBOT_MESSAGING_RATE_PER_SECOND",
+        );
+        both(
+            &[
+                ("INSUREBOT_CAMPAIGNS_MAX_RATE_PER_SECOND", "10"),
+                ("INSUREBOT_CAMPAIGNS_DEFAULT_RATE_PER_SECOND", "30"),
+            ],
+            "INSUREBOT_CAMPAIGNS_DEFAULT_RATE_PER_SECOND",
+            "INSUREBOT_CAMPAIGNS_MAX_RATE_PER_SECOND",
+        );
+        both(
+            &[
+                ("INSUREBOT_OUTBOX_RETRY_BASE_MS", "5000"),
+                ("INSUREBOT_OUTBOX_RETRY_MAX_MS", "1000"),
+            ],
+            "INSUREBOT_OUTBOX_RETRY_BASE_MS",
+            "INSUREBOT_OUTBOX_RETRY_MAX_MS",
+        );
+        both(
+            &[
+                ("INSUREBOT_REMINDERS_RUN_AT", "10:00"),
+                // 09:30 to 09:00: the whole day but half an hour.
+                ("INSUREBOT_REMINDERS_QUIET_START", "09:30"),
+            ],
+            "INSUREBOT_REMINDERS_RUN_AT",
+            "INSUREBOT_REMINDERS_QUIET_START",
+        );
+        both(
+            &[
+                ("INSUREBOT_REMINDERS_GRACE_DAYS", "3,20"),
+                ("INSUREBOT_REMINDERS_GRACE_PERIOD_DAYS", "15"),
+            ],
+            "INSUREBOT_REMINDERS_GRACE_DAYS",
+            "INSUREBOT_REMINDERS_GRACE_PERIOD_DAYS",
+        );
     }
 
     #[test]

@@ -52,6 +52,9 @@ fn serve_answers_health_checks_and_stops_cleanly_on_sigterm() {
         .arg("serve")
         .current_dir(dir.path())
         .env("INSUREBOT_LISTEN", format!("127.0.0.1:{port}"))
+        // Only the number's rate, below the campaigns' default maximum (60): the campaign
+        // rates follow it down instead of stopping the server.
+        .env("INSUREBOT_MESSAGING_RATE_PER_SECOND", "20")
         .env(
             "INSUREBOT_DIALOGUE_FLOWS_DIR",
             concat!(env!("CARGO_MANIFEST_DIR"), "/flows"),
@@ -100,6 +103,27 @@ fn serve_answers_health_checks_and_stops_cleanly_on_sigterm() {
         + &std::fs::read_to_string(dir.path().join("stderr.log")).unwrap();
     assert!(log.contains("INFO"), "the server logged its start: {log}");
     assert!(!log.contains("pay_link_secret"), "{log}");
+}
+
+#[test]
+fn contradictory_rates_stop_the_server_with_one_line_naming_both_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(BIN)
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("INSUREBOT_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("INSUREBOT_MESSAGING_RATE_PER_SECOND", "20")
+        .env("INSUREBOT_CAMPAIGNS_MAX_RATE_PER_SECOND", "60")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("INSUREBOT_CAMPAIGNS_MAX_RATE_PER_SECOND")
+            && stderr.contains("INSUREBOT_MESSAGING_RATE_PER_SECOND"),
+        "{stderr}"
+    );
 }
 
 #[test]
