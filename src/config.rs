@@ -385,6 +385,10 @@ pub struct MessagingSettings {
     /// Messages per second for the business phone number (Cloud API default 80; up to 1000
     /// after Meta's upgrade). The sender never exceeds it in any one-second window.
     pub rate_per_second: u32,
+    /// The sender counts `rate_per_second` over a window this many milliseconds longer than a
+    /// second, so that requests released a second apart, one of them held up on its way, still
+    /// arrive a second apart. Each 10 ms costs 1% of the rate.
+    pub rate_window_margin_ms: u64,
     /// Messages one contact may receive in a burst before per-recipient pacing applies.
     pub pair_burst: u32,
     /// Sustained per-recipient pace: one message per this many milliseconds (Meta's pair rate
@@ -403,6 +407,7 @@ impl Default for MessagingSettings {
     fn default() -> Self {
         Self {
             rate_per_second: 80,
+            rate_window_margin_ms: 20,
             pair_burst: 20,
             pair_interval_ms: 6_000,
             window_margin_secs: 600,
@@ -471,6 +476,11 @@ impl Default for PrivacySettings {
 /// The hash key used in sandbox mode when none is configured; public on purpose, like
 /// [`SANDBOX_APP_SECRET`].
 pub const SANDBOX_HASH_KEY: &str = "insurebot-sandbox-hash-key";
+
+/// The payment-link key used in sandbox mode when none is configured; public on purpose, like
+/// [`SANDBOX_APP_SECRET`]: sandbox links stay valid across restarts and instances, and
+/// anyone can forge one. Outside sandbox mode `insurer.pay_link_secret` is required.
+pub const SANDBOX_PAY_LINK_SECRET: &str = "insurebot-sandbox-pay-link-secret";
 
 impl Default for Settings {
     fn default() -> Self {
@@ -612,8 +622,32 @@ impl Settings {
             None => Settings::default(),
         };
         settings.apply_env(env)?;
+        let set = Explicit {
+            file: toml_text.and_then(|text| toml::from_str(text).ok()),
+            env,
+        };
+        settings.follow_set_values(&set)?;
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// Defaults that depend on another setting follow the value the operator gave it (setting
+    /// only `INSUREBOT_MESSAGING_RATE_PER_SECOND=20` lowers the campaigns' rates with it); two
+    /// values the operator set that contradict each other are an error naming both keys.
+    /// Each value's own range is checked afterwards, in `validate`.
+    fn follow_set_values(&mut self, set: &Explicit<'_>) -> Result<(), ConfigError> {
+        self.campaigns.follow(&self.messaging, set)?;
+        self.reminders.follow(set);
+        let outbox = &mut self.outbox;
+        if outbox.retry_base_ms > outbox.retry_max_ms {
+            // The one the operator did not set gives way; both set is `validate`'s error.
+            if !set.is_set("outbox", "retry_max_ms") {
+                outbox.retry_max_ms = outbox.retry_base_ms;
+            } else if !set.is_set("outbox", "retry_base_ms") {
+                outbox.retry_base_ms = outbox.retry_max_ms;
+            }
+        }
+        Ok(())
     }
 
     fn apply_env(&mut self, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
@@ -703,6 +737,9 @@ impl Settings {
                 "METRICS_TOKEN" => self.metrics.token = secret(),
                 "METRICS_LISTEN" => self.metrics.listen = Some(parse(key, value)?),
                 "MESSAGING_RATE_PER_SECOND" => self.messaging.rate_per_second = parse(key, value)?,
+                "MESSAGING_RATE_WINDOW_MARGIN_MS" => {
+                    self.messaging.rate_window_margin_ms = parse(key, value)?
+                }
                 "MESSAGING_PAIR_BURST" => self.messaging.pair_burst = parse(key, value)?,
                 "MESSAGING_PAIR_INTERVAL_MS" => {
                     self.messaging.pair_interval_ms = parse(key, value)?
@@ -799,6 +836,15 @@ impl Settings {
                 return Err(invalid(
                     "INSUREBOT_PRIVACY_HASH_KEY",
                     "is required when an access token is set (at least 16 characters; never change it)",
+                ));
+            }
+            // A key of the process's own would break every link at a restart and differ
+            // between instances; the sandbox's public key would let anyone forge one.
+            if self.insurer.pay_link_secret.is_none() {
+                return Err(invalid(
+                    "INSUREBOT_INSURER_PAY_LINK_SECRET",
+                    "(insurer.pay_link_secret) is required when an access token is set: the key \
+                     the payment page checks link tokens with, at least 16 characters",
                 ));
             }
         }
@@ -909,7 +955,10 @@ impl Settings {
         if self.outbox.retry_base_ms > self.outbox.retry_max_ms {
             return Err(invalid(
                 "INSUREBOT_OUTBOX_RETRY_BASE_MS",
-                "must not exceed INSUREBOT_OUTBOX_RETRY_MAX_MS",
+                format!(
+                    "({}) must not exceed INSUREBOT_OUTBOX_RETRY_MAX_MS ({})",
+                    self.outbox.retry_base_ms, self.outbox.retry_max_ms
+                ),
             ));
         }
         let console = &self.console;
@@ -935,12 +984,18 @@ impl Settings {
             .map_err(|(key, problem)| invalid(key, problem))?;
         self.insurer.validate()?;
         self.reminders.validate()?;
-        self.campaigns.validate(&self.messaging)?;
+        self.campaigns.validate()?;
         let m = &self.messaging;
         if !(1..=10_000).contains(&m.rate_per_second) {
             return Err(invalid(
                 "INSUREBOT_MESSAGING_RATE_PER_SECOND",
                 "must be between 1 and 10000",
+            ));
+        }
+        if m.rate_window_margin_ms > 1_000 {
+            return Err(invalid(
+                "INSUREBOT_MESSAGING_RATE_WINDOW_MARGIN_MS",
+                "must be at most 1000 (it lengthens the one-second window)",
             ));
         }
         if m.pair_burst == 0 {
@@ -1079,6 +1134,26 @@ impl InsurerSettings {
             ));
         }
         Ok(())
+    }
+}
+
+/// Which keys the operator set, in the file or in the environment.
+pub(crate) struct Explicit<'a> {
+    file: Option<toml::Table>,
+    env: &'a BTreeMap<String, String>,
+}
+
+impl Explicit<'_> {
+    /// Whether `[section] key` is in the file or `INSUREBOT_SECTION_KEY` in the environment.
+    pub(crate) fn is_set(&self, section: &str, key: &str) -> bool {
+        let in_file = self
+            .file
+            .as_ref()
+            .and_then(|file| file.get(section))
+            .and_then(|table| table.get(key))
+            .is_some();
+        let variable = format!("INSUREBOT_{section}_{key}").to_ascii_uppercase();
+        in_file || self.env.contains_key(&variable)
     }
 }
 
@@ -1267,6 +1342,7 @@ mod tests {
         let mut with_key = prod.to_vec();
         with_key.extend([
             ("INSUREBOT_PRIVACY_HASH_KEY", "hash-key-very-secret"),
+            ("INSUREBOT_INSURER_PAY_LINK_SECRET", "pay-link-very-secret"),
             ("INSUREBOT_CONSENT_MARKETING_CAP", "1"),
             ("INSUREBOT_CONSENT_REMINDER_KINDS", "premium_due, lapse"),
             ("INSUREBOT_PRIVACY_RETENTION_DAYS", "90"),
@@ -1287,6 +1363,134 @@ mod tests {
     }
 
     #[test]
+    fn production_mode_requires_a_pay_link_secret_and_the_sandbox_does_not() {
+        let prod = [
+            ("INSUREBOT_WHATSAPP_ACCESS_TOKEN", "EAAG"),
+            ("INSUREBOT_WHATSAPP_APP_SECRET", "app"),
+            ("INSUREBOT_WHATSAPP_VERIFY_TOKEN", "verify"),
+            ("INSUREBOT_PRIVACY_HASH_KEY", "hash-key-very-secret"),
+        ];
+        let err = Settings::from_sources(None, &env(&prod)).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.starts_with("INSUREBOT_INSURER_PAY_LINK_SECRET")
+                && message.contains("insurer.pay_link_secret"),
+            "{err}"
+        );
+        let mut with_secret = prod.to_vec();
+        with_secret.push(("INSUREBOT_INSURER_PAY_LINK_SECRET", "pay-link-very-secret"));
+        assert!(Settings::from_sources(None, &env(&with_secret)).is_ok());
+        let in_file = "[insurer]\npay_link_secret = \"pay-link-very-secret\"\n";
+        assert!(Settings::from_sources(Some(in_file), &env(&prod)).is_ok());
+        // The sandbox needs none.
+        assert!(Settings::from_sources(None, &env(&[])).is_ok());
+    }
+
+    #[test]
+    fn defaults_that_depend_on_a_set_value_follow_it() {
+        // Only the number's rate: the campaigns' rates come down with it.
+        let s =
+            Settings::from_sources(None, &env(&[("INSUREBOT_MESSAGING_RATE_PER_SECOND", "20")]))
+                .unwrap();
+        assert_eq!(s.campaigns.max_rate_per_second, 15);
+        assert_eq!(s.campaigns.default_rate_per_second, 15);
+        // Room below the rate for a campaign rate the operator asked for.
+        let s = Settings::from_sources(
+            Some("[messaging]\nrate_per_second = 20\n[campaigns]\ndefault_rate_per_second = 18\n"),
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(s.campaigns.max_rate_per_second, 18);
+        assert_eq!(s.campaigns.default_rate_per_second, 18);
+        // Untouched, the defaults are the documented ones.
+        let d = Settings::from_sources(None, &env(&[])).unwrap();
+        assert_eq!(d.campaigns.max_rate_per_second, 60);
+        assert_eq!(d.campaigns.default_rate_per_second, 20);
+        // A retry base above the default cap raises the cap; quiet hours over the default run
+        // time move the run to their end; grace days past a shorter grace period drop out.
+        let s = Settings::from_sources(
+            None,
+            &env(&[
+                ("INSUREBOT_OUTBOX_RETRY_BASE_MS", "600000"),
+                ("INSUREBOT_REMINDERS_QUIET_START", "08:00"),
+                ("INSUREBOT_REMINDERS_QUIET_END", "11:00"),
+                ("INSUREBOT_REMINDERS_GRACE_PERIOD_DAYS", "15"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.outbox.retry_max_ms, 600_000);
+        assert_eq!(s.reminders.run_at, "11:00");
+        assert_eq!(s.reminders.grace_days, [3, 10]);
+    }
+
+    #[test]
+    fn set_values_that_contradict_each_other_name_both_keys() {
+        let both = |pairs: &[(&str, &str)], first: &str, second: &str| {
+            let err = Settings::from_sources(None, &env(pairs)).unwrap_err();
+            let message = err.to_string();
+            assert!(
+                message.starts_with(first) && message.contains(second),
+                "{message}"
+            );
+        };
+        both(
+            &[
+                ("INSUREBOT_MESSAGING_RATE_PER_SECOND", "20"),
+                ("INSUREBOT_CAMPAIGNS_MAX_RATE_PER_SECOND", "60"),
+            ],
+            "INSUREBOT_CAMPAIGNS_MAX_RATE_PER_SECOND",
+            "INSUREBOT_MESSAGING_RATE_PER_SECOND",
+        );
+        // Against the default rate (80) as well: the campaign rate was set.
+        both(
+            &[("INSUREBOT_CAMPAIGNS_MAX_RATE_PER_SECOND", "100")],
+            "INSUREBOT_CAMPAIGNS_MAX_RATE_PER_SECOND",
+            "INSUREBOT_MESSAGING_RATE_PER_SECOND",
+        );
+        both(
+            &[
+                ("INSUREBOT_MESSAGING_RATE_PER_SECOND", "20"),
+                ("INSUREBOT_CAMPAIGNS_DEFAULT_RATE_PER_SECOND", "30"),
+            ],
+            "INSUREBOT_CAMPAIGNS_DEFAULT_RATE_PER_SECOND",
+            "INSUREBOT_MESSAGING_RATE_PER_SECOND",
+        );
+        both(
+            &[
+                ("INSUREBOT_CAMPAIGNS_MAX_RATE_PER_SECOND", "10"),
+                ("INSUREBOT_CAMPAIGNS_DEFAULT_RATE_PER_SECOND", "30"),
+            ],
+            "INSUREBOT_CAMPAIGNS_DEFAULT_RATE_PER_SECOND",
+            "INSUREBOT_CAMPAIGNS_MAX_RATE_PER_SECOND",
+        );
+        both(
+            &[
+                ("INSUREBOT_OUTBOX_RETRY_BASE_MS", "5000"),
+                ("INSUREBOT_OUTBOX_RETRY_MAX_MS", "1000"),
+            ],
+            "INSUREBOT_OUTBOX_RETRY_BASE_MS",
+            "INSUREBOT_OUTBOX_RETRY_MAX_MS",
+        );
+        both(
+            &[
+                ("INSUREBOT_REMINDERS_RUN_AT", "10:00"),
+                // 09:30 to 09:00: the whole day but half an hour.
+                ("INSUREBOT_REMINDERS_QUIET_START", "09:30"),
+            ],
+            "INSUREBOT_REMINDERS_RUN_AT",
+            "INSUREBOT_REMINDERS_QUIET_START",
+        );
+        both(
+            &[
+                ("INSUREBOT_REMINDERS_GRACE_DAYS", "3,20"),
+                ("INSUREBOT_REMINDERS_GRACE_PERIOD_DAYS", "15"),
+            ],
+            "INSUREBOT_REMINDERS_GRACE_DAYS",
+            "INSUREBOT_REMINDERS_GRACE_PERIOD_DAYS",
+        );
+    }
+
+    #[test]
     fn secrets_never_show_in_debug_output() {
         let s = Settings::from_sources(
             None,
@@ -1295,6 +1499,7 @@ mod tests {
                 ("INSUREBOT_WHATSAPP_ACCESS_TOKEN", "tok-very-secret"),
                 ("INSUREBOT_WHATSAPP_APP_SECRET", "app-very-secret"),
                 ("INSUREBOT_WHATSAPP_VERIFY_TOKEN", "verify-very-secret"),
+                ("INSUREBOT_INSURER_PAY_LINK_SECRET", "pay-link-very-secret"),
                 (
                     "INSUREBOT_DATABASE_URL",
                     "postgres://bot:db-very-secret@db/insurebot",

@@ -52,6 +52,9 @@ fn serve_answers_health_checks_and_stops_cleanly_on_sigterm() {
         .arg("serve")
         .current_dir(dir.path())
         .env("INSUREBOT_LISTEN", format!("127.0.0.1:{port}"))
+        // Only the number's rate, below the campaigns' default maximum (60): the campaign
+        // rates follow it down instead of stopping the server.
+        .env("INSUREBOT_MESSAGING_RATE_PER_SECOND", "20")
         .env(
             "INSUREBOT_DIALOGUE_FLOWS_DIR",
             concat!(env!("CARGO_MANIFEST_DIR"), "/flows"),
@@ -60,8 +63,9 @@ fn serve_answers_health_checks_and_stops_cleanly_on_sigterm() {
             "INSUREBOT_DIALOGUE_LOCALES_DIR",
             concat!(env!("CARGO_MANIFEST_DIR"), "/locales"),
         )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        // Kept to check what a sandbox start says (files: a full pipe would block the server).
+        .stdout(std::fs::File::create(dir.path().join("stdout.log")).unwrap())
+        .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -93,6 +97,56 @@ fn serve_answers_health_checks_and_stops_cleanly_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "exit status {status:?}");
+    // The sandbox signs payment links with its documented key, quietly: no warning about a
+    // missing pay_link_secret (a production start without one does not get this far).
+    let log = std::fs::read_to_string(dir.path().join("stdout.log")).unwrap()
+        + &std::fs::read_to_string(dir.path().join("stderr.log")).unwrap();
+    assert!(log.contains("INFO"), "the server logged its start: {log}");
+    assert!(!log.contains("pay_link_secret"), "{log}");
+}
+
+#[test]
+fn contradictory_rates_stop_the_server_with_one_line_naming_both_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(BIN)
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("INSUREBOT_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("INSUREBOT_MESSAGING_RATE_PER_SECOND", "20")
+        .env("INSUREBOT_CAMPAIGNS_MAX_RATE_PER_SECOND", "60")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("INSUREBOT_CAMPAIGNS_MAX_RATE_PER_SECOND")
+            && stderr.contains("INSUREBOT_MESSAGING_RATE_PER_SECOND"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_production_start_without_a_pay_link_secret_stops_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(BIN)
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("INSUREBOT_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("INSUREBOT_WHATSAPP_ACCESS_TOKEN", "EAAG-test")
+        .env("INSUREBOT_WHATSAPP_APP_SECRET", "app-secret")
+        .env("INSUREBOT_WHATSAPP_VERIFY_TOKEN", "verify-token")
+        .env("INSUREBOT_PRIVACY_HASH_KEY", "hash-key-0123456789")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("INSUREBOT_INSURER_PAY_LINK_SECRET")
+            && stderr.contains("insurer.pay_link_secret"),
+        "{stderr}"
+    );
 }
 
 #[test]

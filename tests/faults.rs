@@ -158,6 +158,7 @@ impl Target {
             .env("INSUREBOT_WHATSAPP_VERIFY_TOKEN", "fault-verify")
             .env("INSUREBOT_WHATSAPP_API_BASE", &self.api_base)
             .env("INSUREBOT_PRIVACY_HASH_KEY", "fault-hash-key-0123456789")
+            .env("INSUREBOT_INSURER_PAY_LINK_SECRET", "fault-pay-link-secret")
             .env("INSUREBOT_DIALOGUE_HANDLER", "echo")
             .env("INSUREBOT_MESSAGING_RATE_PER_SECOND", "5000")
             // Each contact sends 20 messages; Meta's per-recipient pace (20, then one per 6 s)

@@ -1,20 +1,22 @@
-//! The hand-off queue's actions: take (exactly one agent wins), transfer, close. Each one
-//! holds the contact's processing lease while it changes the conversation, the same lease the
-//! pipeline takes, so an agent's action and a policyholder's message are never applied to the
-//! conversation at the same time (one conversation, one writer, across instances too).
+//! The hand-off queue's actions: take (exactly one agent wins), transfer, close. Each one runs
+//! in a transaction that holds the contact's processing lock, the very lock the pipeline and
+//! the dialogue timer take ([`crate::pipeline::lease`]: PostgreSQL's per-contact advisory
+//! lock, SQLite's lease columns), so an agent's action and a policyholder's message are never
+//! applied to the conversation at the same time (one conversation, one writer, across
+//! instances too) and neither's save overwrites the other's change.
 
 use std::time::Duration;
 
 use chrono::Utc;
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use super::Console;
 use super::auth::CurrentAgent;
 use super::error::{ConsoleError, Result};
 use crate::engine::{self, Conversation, Event};
-use crate::store::entities::{agent, contact, handoff};
-use crate::store::{begin_write, now_ms};
+use crate::store::entities::{agent, handoff};
+use crate::store::{WriteTxn, begin_write, now_ms};
 
 /// Hand-off row states.
 pub mod state {
@@ -25,8 +27,9 @@ pub mod state {
 }
 
 /// How long a console action waits for the pipeline to finish the contact's current message.
-const LEASE_WAIT: Duration = Duration::from_secs(10);
-const LEASE_MS: i64 = 30_000;
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+/// Pause between two attempts at the lock: the pipeline holds it for one batch (milliseconds).
+const LOCK_RETRY: Duration = Duration::from_millis(25);
 
 /// Takes a waiting hand-off for `agent`: the conditional update `waiting → taken` succeeds for
 /// exactly one of any number of concurrent takers. Returns the contact id.
@@ -41,37 +44,34 @@ pub async fn take(
     agent: &CurrentAgent,
 ) -> Result<i64> {
     let row = find(db, handoff_id).await?;
-    with_lease(db, row.contact_id, async {
-        let txn = begin_write(db).await?;
-        let won = handoff::Entity::update_many()
-            .col_expr(handoff::Column::State, Expr::value(state::TAKEN))
-            .col_expr(handoff::Column::AgentId, Expr::value(agent.id))
-            .col_expr(handoff::Column::TakenAt, Expr::value(now_ms()))
-            .filter(handoff::Column::Id.eq(handoff_id))
-            .filter(handoff::Column::State.eq(state::WAITING))
-            .exec(&txn)
-            .await?
-            .rows_affected
-            == 1;
-        if !won {
-            txn.rollback().await?;
-            return Err(ConsoleError::Conflict(
-                "Another agent has already taken this conversation.".into(),
-            ));
-        }
-        apply_event(
-            console,
-            &txn,
-            row.contact_id,
-            &row.language,
-            Event::AgentJoined,
-        )
-        .await?;
-        txn.commit().await?;
-        tracing::info!(handoff_id, agent_id = agent.id, "hand-off taken");
-        Ok(row.contact_id)
-    })
-    .await
+    let txn = ContactLock::acquire(db, row.contact_id).await?;
+    let won = handoff::Entity::update_many()
+        .col_expr(handoff::Column::State, Expr::value(state::TAKEN))
+        .col_expr(handoff::Column::AgentId, Expr::value(agent.id))
+        .col_expr(handoff::Column::TakenAt, Expr::value(now_ms()))
+        .filter(handoff::Column::Id.eq(handoff_id))
+        .filter(handoff::Column::State.eq(state::WAITING))
+        .exec(txn.txn())
+        .await?
+        .rows_affected
+        == 1;
+    if !won {
+        // Dropping the transaction rolls it back and gives the lock up.
+        return Err(ConsoleError::Conflict(
+            "Another agent has already taken this conversation.".into(),
+        ));
+    }
+    apply_event(
+        console,
+        txn.txn(),
+        row.contact_id,
+        &row.language,
+        Event::AgentJoined,
+    )
+    .await?;
+    txn.commit().await?;
+    tracing::info!(handoff_id, agent_id = agent.id, "hand-off taken");
+    Ok(row.contact_id)
 }
 
 /// Gives a taken hand-off to another active agent. The holder or a supervisor may do it.
@@ -91,7 +91,9 @@ pub async fn transfer(
         .one(db)
         .await?
         .ok_or_else(|| ConsoleError::Conflict("That agent does not exist.".into()))?;
-    let txn = begin_write(db).await?;
+    // Under the contact's lock like the other actions: the dialogue timer requeues or closes
+    // a taken hand-off under it, and a transfer must not land in the middle of that.
+    let txn = ContactLock::acquire(db, row.contact_id).await?;
     let mut update = handoff::Entity::update_many()
         .col_expr(handoff::Column::AgentId, Expr::value(target.id))
         .filter(handoff::Column::Id.eq(handoff_id))
@@ -99,8 +101,7 @@ pub async fn transfer(
     if !agent.is_supervisor() {
         update = update.filter(handoff::Column::AgentId.eq(agent.id));
     }
-    if update.exec(&txn).await?.rows_affected != 1 {
-        txn.rollback().await?;
+    if update.exec(txn.txn()).await?.rows_affected != 1 {
         return Err(ConsoleError::Conflict(
             "Only the agent who has this conversation (or a supervisor) can transfer it.".into(),
         ));
@@ -128,38 +129,34 @@ pub async fn close(
     agent: &CurrentAgent,
 ) -> Result<i64> {
     let row = find(db, handoff_id).await?;
-    with_lease(db, row.contact_id, async {
-        let txn = begin_write(db).await?;
-        let mut update = handoff::Entity::update_many()
-            .col_expr(handoff::Column::State, Expr::value(state::CLOSED))
-            .col_expr(handoff::Column::ClosedAt, Expr::value(now_ms()))
-            .filter(handoff::Column::Id.eq(handoff_id));
-        update = if agent.is_supervisor() {
-            update.filter(handoff::Column::State.is_in([state::WAITING, state::TAKEN]))
-        } else {
-            update
-                .filter(handoff::Column::State.eq(state::TAKEN))
-                .filter(handoff::Column::AgentId.eq(agent.id))
-        };
-        if update.exec(&txn).await?.rows_affected != 1 {
-            txn.rollback().await?;
-            return Err(ConsoleError::Conflict(
-                "This conversation is not yours to close, or it is already closed.".into(),
-            ));
-        }
-        apply_event(
-            console,
-            &txn,
-            row.contact_id,
-            &row.language,
-            Event::AgentReleased,
-        )
-        .await?;
-        txn.commit().await?;
-        tracing::info!(handoff_id, agent_id = agent.id, "hand-off closed");
-        Ok(row.contact_id)
-    })
-    .await
+    let txn = ContactLock::acquire(db, row.contact_id).await?;
+    let mut update = handoff::Entity::update_many()
+        .col_expr(handoff::Column::State, Expr::value(state::CLOSED))
+        .col_expr(handoff::Column::ClosedAt, Expr::value(now_ms()))
+        .filter(handoff::Column::Id.eq(handoff_id));
+    update = if agent.is_supervisor() {
+        update.filter(handoff::Column::State.is_in([state::WAITING, state::TAKEN]))
+    } else {
+        update
+            .filter(handoff::Column::State.eq(state::TAKEN))
+            .filter(handoff::Column::AgentId.eq(agent.id))
+    };
+    if update.exec(txn.txn()).await?.rows_affected != 1 {
+        return Err(ConsoleError::Conflict(
+            "This conversation is not yours to close, or it is already closed.".into(),
+        ));
+    }
+    apply_event(
+        console,
+        txn.txn(),
+        row.contact_id,
+        &row.language,
+        Event::AgentReleased,
+    )
+    .await?;
+    txn.commit().await?;
+    tracing::info!(handoff_id, agent_id = agent.id, "hand-off closed");
+    Ok(row.contact_id)
 }
 
 /// The open (waiting or taken) hand-off of a contact, if any.
@@ -212,63 +209,52 @@ async fn apply_event<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Runs `work` while holding the contact's processing lease, waiting for the pipeline to
-/// finish a message first if it is processing one.
-async fn with_lease<T>(
-    db: &DatabaseConnection,
+/// A write transaction holding a contact's processing lock ([`crate::pipeline::lease`]): on
+/// PostgreSQL the contact's transaction-scoped advisory lock, which the pipeline's batch holds
+/// from before it reads the conversation until its save commits; on SQLite the lease columns,
+/// taken and given back inside the transaction (the one writer already keeps the pipeline's
+/// batch out of it; the lease keeps it out of a contact whose messages the pipeline has not
+/// finished). Dropped without [`commit`](Self::commit), it rolls back, and the lock goes with it.
+struct ContactLock {
+    txn: WriteTxn,
     contact_id: i64,
-    work: impl std::future::Future<Output = Result<T>>,
-) -> Result<T> {
-    let owner = format!("console-{}", uuid::Uuid::new_v4().simple());
-    let deadline = tokio::time::Instant::now() + LEASE_WAIT;
-    loop {
-        let now = now_ms();
-        let txn = begin_write(db).await?;
-        let got = contact::Entity::update_many()
-            .col_expr(contact::Column::LeaseOwner, Expr::value(owner.clone()))
-            .col_expr(contact::Column::LeaseUntil, Expr::value(now + LEASE_MS))
-            .filter(contact::Column::Id.eq(contact_id))
-            .filter(
-                contact::Column::LeaseUntil
-                    .is_null()
-                    .or(contact::Column::LeaseUntil.lt(now)),
-            )
-            .exec(&txn)
-            .await?
-            .rows_affected
-            == 1;
-        txn.commit().await?;
-        if got {
-            break;
+    owner: String,
+}
+
+impl ContactLock {
+    /// Waits up to [`LOCK_WAIT`] for the lock, trying again every [`LOCK_RETRY`]: a try-lock
+    /// in a fresh transaction each time rather than a blocking wait, so no connection (and on
+    /// SQLite not the one writer) is held while the pipeline finishes.
+    async fn acquire(db: &DatabaseConnection, contact_id: i64) -> Result<Self> {
+        let owner = format!("console-{}", uuid::Uuid::new_v4().simple());
+        let deadline = tokio::time::Instant::now() + LOCK_WAIT;
+        loop {
+            let txn = begin_write(db).await?;
+            if crate::pipeline::lease(&txn, contact_id, &owner, now_ms()).await? {
+                return Ok(Self {
+                    txn,
+                    contact_id,
+                    owner,
+                });
+            }
+            txn.rollback().await?;
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ConsoleError::Conflict(
+                    "The conversation is busy; please try again.".into(),
+                ));
+            }
+            tokio::time::sleep(LOCK_RETRY).await;
         }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(ConsoleError::Conflict(
-                "The conversation is busy; please try again.".into(),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    let result = work.await;
-    let release = async {
-        let txn = begin_write(db).await?;
-        contact::Entity::update_many()
-            .col_expr(
-                contact::Column::LeaseOwner,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(
-                contact::Column::LeaseUntil,
-                Expr::value(Option::<i64>::None),
-            )
-            .filter(contact::Column::Id.eq(contact_id))
-            .filter(contact::Column::LeaseOwner.eq(owner.clone()))
-            .exec(&txn)
-            .await?;
-        txn.commit().await
-    };
-    if let Err(e) = release.await {
-        // The lease expires on its own; the pipeline waits at most LEASE_MS.
-        tracing::warn!(contact_id, error = %e, "could not release the console's lease");
+
+    fn txn(&self) -> &WriteTxn {
+        &self.txn
     }
-    result
+
+    /// Gives the lock back and commits, together.
+    async fn commit(self) -> Result<()> {
+        crate::pipeline::release(&self.txn, self.contact_id, &self.owner).await?;
+        self.txn.commit().await?;
+        Ok(())
+    }
 }

@@ -90,20 +90,15 @@ pub struct Insurer {
 impl Insurer {
     /// An insurer layer over any source (tests pass a source of their own).
     pub fn new(source: Arc<dyn PolicySource>, settings: InsurerSettings) -> Self {
-        let key: Vec<u8> = match &settings.pay_link_secret {
-            Some(secret) => secret.expose_secret().as_bytes().to_vec(),
-            None => {
-                // Links still work for the policyholder, but no payment page can check them
-                // and they change with every restart: fine for the sandbox, wrong in production.
-                tracing::warn!(
-                    "insurer.pay_link_secret is not set: payment links are signed with a random per-process key"
-                );
-                rand::random::<[u8; 32]>().to_vec()
-            }
+        // Configuration refuses to start without a secret outside sandbox mode, so `None` is
+        // the sandbox: its fixed, documented key keeps links valid across restarts.
+        let key: &[u8] = match &settings.pay_link_secret {
+            Some(secret) => secret.expose_secret().as_bytes(),
+            None => crate::config::SANDBOX_PAY_LINK_SECRET.as_bytes(),
         };
         let pay_links = PayLinks::new(
             settings.pay_link_url.clone(),
-            &key,
+            key,
             chrono::Duration::hours(i64::try_from(settings.pay_link_ttl_hours).unwrap_or(48)),
         );
         Self {

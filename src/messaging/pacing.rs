@@ -1,61 +1,95 @@
-//! Outbound pacing with `governor` (GCRA token buckets):
+//! Outbound pacing:
 //!
 //! - **per phone number**: at most `rate_per_second` requests in any one-second window
-//!   (reference §5.1; exceeding it is error 130429). GCRA with burst `b` and rate `r'` lets at
-//!   most `b + r' - 1` cells into any window shorter than a second, so the bucket runs a
-//!   little below the configured rate with a small burst that absorbs timer lateness (see
-//!   [`number_bucket`]). That keeps the sustained rate at ~97-99% of the configured one and
-//!   never above it (measured by `cargo bench --bench outbound`).
+//!   (reference §5.1; exceeding it is error 130429), in every sliding window, not per clock
+//!   second. A token bucket alone cannot promise that: GCRA with burst `b` at rate `r` lets
+//!   `b + r` requests into some one-second window (at 20/s the sink saw 21). So a bucket at the
+//!   configured rate spreads the requests out, and a log of the last `rate` start times
+//!   ([`SlidingWindow`]) holds the limit itself: a request starts only once the one `rate`
+//!   requests before it started at least a window ago. The window is a little longer than a
+//!   second (`messaging.rate_window_margin_ms`, 20 ms: 2% of the rate) because the limit is
+//!   counted where the requests arrive, and two requests released a second apart arrive
+//!   closer together when the first is held up on its way.
 //! - **per recipient** (the pair rate limit, §5.2): bursts of `pair_burst`, then one message
 //!   per `pair_interval_ms`. A row that must wait is deferred in the database (its lease
 //!   released), so it does not hold a worker.
 //!
 //! Both are per instance: several instances sending from one number must split the rate.
 
+use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::time::Instant;
 
 use crate::config::MessagingSettings;
 
 /// The two limiters of one sender.
 pub struct Pacing {
-    number: DefaultDirectRateLimiter,
+    /// Spreads the number's requests over the second (no burst of the whole rate at once).
+    spread: DefaultDirectRateLimiter,
+    /// Holds the number's limit in every window.
+    number: SlidingWindow,
     pair: DefaultKeyedRateLimiter<i64>,
     clock: DefaultClock,
 }
 
-/// The bucket for `rate` messages per second: `(burst, effective sustained rate)`.
-///
-/// The burst (2, or 1% of the rate) lets the limiter catch up when a timer wakes late, which
-/// would otherwise cost throughput at every tick. The headroom (1% of the rate, at least one
-/// message from 50/s up) absorbs requests that leave evenly but arrive bunched by the network.
-/// The GCRA bound `burst + effective - 1 + headroom <= rate` holds for every rate.
-pub fn number_bucket(rate: u32) -> (u32, u32) {
-    let rate = rate.max(1);
-    let burst = if rate >= 20 { (rate / 100).max(2) } else { 1 };
-    let headroom = match rate {
-        100.. => rate / 100,
-        50..=99 => 1,
-        _ => 0,
-    };
-    (burst, (rate + 1 - burst - headroom).max(1))
+/// The spreading bucket's burst for `rate` messages per second: 2 (1% from 200/s up), so a
+/// sender whose timer wakes late can catch up; the window, not the bucket, holds the limit.
+pub fn spread_burst(rate: u32) -> u32 {
+    (rate / 100).max(2).min(rate.max(1))
+}
+
+/// At most `limit` starts in any `window`: the start times of the last `limit` requests,
+/// and a request waits until the oldest of them is a window old. Waiters go in turn (a fair
+/// lock held while waiting), and each records the time it actually starts, so a waiter woken
+/// late never lets the next one start early.
+pub struct SlidingWindow {
+    limit: usize,
+    window: Duration,
+    starts: tokio::sync::Mutex<VecDeque<Instant>>,
+}
+
+impl SlidingWindow {
+    pub fn new(limit: u32, window: Duration) -> Self {
+        let limit = limit.max(1) as usize;
+        Self {
+            limit,
+            window,
+            starts: tokio::sync::Mutex::new(VecDeque::with_capacity(limit)),
+        }
+    }
+
+    /// Waits until one more request may start, and counts it as started now.
+    pub async fn ready(&self) -> Instant {
+        let mut starts = self.starts.lock().await;
+        if starts.len() >= self.limit
+            && let Some(oldest) = starts.pop_front()
+        {
+            tokio::time::sleep_until(oldest + self.window).await;
+        }
+        let now = Instant::now();
+        starts.push_back(now);
+        now
+    }
 }
 
 impl Pacing {
     pub fn new(settings: &MessagingSettings) -> Self {
-        let (burst, effective) = number_bucket(settings.rate_per_second);
-        let period = Duration::from_nanos(1_000_000_000 / u64::from(effective));
-        let number = Quota::with_period(period)
-            .expect("period > 0")
-            .allow_burst(NonZeroU32::new(burst).expect("burst >= 1"));
+        let rate = settings.rate_per_second.max(1);
+        let spread = Quota::per_second(NonZeroU32::new(rate).expect("rate >= 1"))
+            .allow_burst(NonZeroU32::new(spread_burst(rate)).expect("burst >= 1"));
         let pair = Quota::with_period(Duration::from_millis(settings.pair_interval_ms.max(1)))
             .expect("period > 0")
             .allow_burst(NonZeroU32::new(settings.pair_burst.max(1)).expect("burst >= 1"));
         Pacing {
-            number: RateLimiter::direct(number),
+            spread: RateLimiter::direct(spread),
+            number: SlidingWindow::new(
+                rate,
+                Duration::from_secs(1) + Duration::from_millis(settings.rate_window_margin_ms),
+            ),
             pair: RateLimiter::keyed(pair),
             clock: DefaultClock::default(),
         }
@@ -63,7 +97,8 @@ impl Pacing {
 
     /// Waits until the phone number may make one more request.
     pub async fn number_ready(&self) {
-        self.number.until_ready().await;
+        self.spread.until_ready().await;
+        self.number.ready().await;
     }
 
     /// Takes a per-recipient token for `contact_id`, or says how long to wait for one.
@@ -86,18 +121,64 @@ impl Pacing {
 mod tests {
     use super::*;
 
+    /// The most of `starts` in any half-open window of `window`, as a receiver counts them.
+    fn most_in_a_window(starts: &[Instant], window: Duration) -> usize {
+        (0..starts.len())
+            .map(|i| {
+                starts[i..]
+                    .iter()
+                    .take_while(|t| **t < starts[i] + window)
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[tokio::test]
+    async fn no_window_ever_holds_more_than_the_limit() {
+        // A short window so the test runs in real time: 40 starts, 5 per 100 ms, from 8
+        // concurrent waiters (as the sender's workers wait).
+        let window = std::sync::Arc::new(SlidingWindow::new(5, Duration::from_millis(100)));
+        let waiters = (0..8).map(|_| {
+            let window = window.clone();
+            tokio::spawn(async move {
+                let mut starts = Vec::new();
+                for _ in 0..5 {
+                    starts.push(window.ready().await);
+                }
+                starts
+            })
+        });
+        let mut starts = Vec::new();
+        for waiter in waiters {
+            starts.extend(waiter.await.unwrap());
+        }
+        starts.sort_unstable();
+        assert_eq!(starts.len(), 40);
+        assert_eq!(most_in_a_window(&starts, Duration::from_millis(100)), 5);
+    }
+
+    #[tokio::test]
+    async fn the_window_counts_from_when_a_late_waiter_really_started() {
+        let window = SlidingWindow::new(2, Duration::from_millis(200));
+        let a = window.ready().await;
+        // The second start is late (as if its task ran late): the fourth waits for it, not
+        // for where the second would have been.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let b = window.ready().await;
+        let c = window.ready().await;
+        let d = window.ready().await;
+        assert!(b - a >= Duration::from_millis(50));
+        assert!(c - a >= Duration::from_millis(200), "{:?}", c - a);
+        assert!(d - b >= Duration::from_millis(200), "{:?}", d - b);
+    }
+
     #[test]
-    fn the_number_bucket_never_allows_more_than_the_rate_in_a_second() {
-        for rate in [1, 2, 5, 19, 20, 80, 250, 1000, 10_000] {
-            let (burst, effective) = number_bucket(rate);
-            assert!(
-                burst + effective - 1 <= rate,
-                "{rate}: {burst} + {effective}"
-            );
-            assert!(
-                f64::from(effective) >= 0.95 * f64::from(rate) || rate < 20,
-                "{rate}: {effective}"
-            );
+    fn the_spreading_burst_is_small_and_never_above_the_rate() {
+        for rate in [1, 2, 20, 199, 200, 10_000] {
+            let burst = spread_burst(rate);
+            assert!(burst >= 1 && burst <= rate, "{rate}: {burst}");
+            assert!(burst <= 2 || burst == rate / 100, "{rate}: {burst}");
         }
     }
 

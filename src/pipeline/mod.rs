@@ -5,7 +5,9 @@
 //! PostgreSQL from processing the same contact at once: there, a transaction-scoped advisory
 //! lock per contact, taken by the batch's transaction and gone with its commit (or with the
 //! connection of a crashed instance); on SQLite, whose one writer needs no lock, the contact
-//! row's lease columns. The handler's writes and the "processed" mark commit in one
+//! row's lease columns. The console's hand-off actions and the dialogue timer take the same
+//! lock ([`lease`]) in the transaction that changes the conversation, so none of them saves
+//! over another's change. The handler's writes and the "processed" mark commit in one
 //! transaction, so a message is processed exactly once.
 //!
 //! Contacts with work wait in a queue; a few processors (one on SQLite, which has one writer)

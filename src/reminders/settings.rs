@@ -5,7 +5,7 @@
 use chrono::{FixedOffset, NaiveTime};
 use serde::Deserialize;
 
-use crate::config::{ConfigError, MessagingSettings, invalid, parse};
+use crate::config::{ConfigError, Explicit, MessagingSettings, invalid, parse};
 
 /// `[reminders]`: the premium-due scheduler.
 #[derive(Debug, Clone, Deserialize)]
@@ -57,10 +57,12 @@ impl Default for RemindersSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CampaignSettings {
-    /// Rate of a campaign that names none, messages per second.
+    /// Rate of a campaign that names none, messages per second; unset, 20 or
+    /// `max_rate_per_second` if that is lower.
     pub default_rate_per_second: u32,
     /// Highest rate a campaign may ask for; must stay below `messaging.rate_per_second` so
-    /// replies to policyholders always find room in the number's throughput.
+    /// replies to policyholders always find room in the number's throughput. Unset, it is
+    /// three quarters of that rate (at least `default_rate_per_second` when that is set).
     pub max_rate_per_second: u32,
 }
 
@@ -131,6 +133,26 @@ impl RemindersSettings {
         Ok(())
     }
 
+    /// Unset values that would contradict set ones follow them: the run time moves to the end
+    /// of quiet hours that cover it, and grace days past the grace period drop out.
+    pub(crate) fn follow(&mut self, set: &Explicit<'_>) {
+        if !set.is_set("reminders", "run_at")
+            && let (Some(run_at), Some(_), Some(end)) = (
+                parse_time(&self.run_at),
+                parse_time(&self.quiet_start),
+                parse_time(&self.quiet_end),
+            )
+            && self.quiet().contains(run_at)
+            && !self.quiet().contains(end)
+        {
+            self.run_at = end.format("%H:%M").to_string();
+        }
+        if !set.is_set("reminders", "grace_days") {
+            let period = self.grace_period_days;
+            self.grace_days.retain(|d| *d <= period);
+        }
+    }
+
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if parse_offset(&self.timezone).is_none() {
             return Err(invalid(
@@ -150,7 +172,11 @@ impl RemindersSettings {
         if self.quiet().contains(self.run_time()) {
             return Err(invalid(
                 "INSUREBOT_REMINDERS_RUN_AT",
-                "falls inside the quiet hours",
+                format!(
+                    "({}) falls inside the quiet hours, INSUREBOT_REMINDERS_QUIET_START ({}) to \
+                     INSUREBOT_REMINDERS_QUIET_END ({})",
+                    self.run_at, self.quiet_start, self.quiet_end
+                ),
             ));
         }
         if let Some(d) = self
@@ -161,7 +187,7 @@ impl RemindersSettings {
             return Err(invalid(
                 "INSUREBOT_REMINDERS_GRACE_DAYS",
                 format!(
-                    "{d} is after the grace period of {} days",
+                    "{d} is after the grace period, INSUREBOT_REMINDERS_GRACE_PERIOD_DAYS ({} days)",
                     self.grace_period_days
                 ),
             ));
@@ -228,14 +254,73 @@ impl CampaignSettings {
         Ok(())
     }
 
-    pub(crate) fn validate(&self, messaging: &MessagingSettings) -> Result<(), ConfigError> {
-        if self.max_rate_per_second == 0 || self.max_rate_per_second >= messaging.rate_per_second {
+    /// The campaigns' rates follow the number's: an unset maximum is three quarters of
+    /// `messaging.rate_per_second` (60 of the default 80), raised to a default rate the
+    /// operator set, and always below the number's rate; an unset default rate is 20, or the
+    /// maximum if lower. Set values that contradict each other are an error naming both keys.
+    pub(crate) fn follow(
+        &mut self,
+        messaging: &MessagingSettings,
+        set: &Explicit<'_>,
+    ) -> Result<(), ConfigError> {
+        const RATE: &str = "INSUREBOT_MESSAGING_RATE_PER_SECOND";
+        const MAX: &str = "INSUREBOT_CAMPAIGNS_MAX_RATE_PER_SECOND";
+        const DEFAULT: &str = "INSUREBOT_CAMPAIGNS_DEFAULT_RATE_PER_SECOND";
+        let rate = messaging.rate_per_second;
+        if rate == 0 {
+            return Ok(()); // `validate` names the rate itself.
+        }
+        let max_set = set.is_set("campaigns", "max_rate_per_second");
+        let default_set = set.is_set("campaigns", "default_rate_per_second");
+        if max_set && self.max_rate_per_second >= rate {
+            return Err(invalid(
+                MAX,
+                format!(
+                    "({}) must be below {RATE} ({rate}), so that replies to policyholders \
+                     always find room",
+                    self.max_rate_per_second
+                ),
+            ));
+        }
+        if default_set && self.default_rate_per_second >= rate {
+            return Err(invalid(
+                DEFAULT,
+                format!(
+                    "({}) must be below {RATE} ({rate}), so that replies to policyholders \
+                     always find room",
+                    self.default_rate_per_second
+                ),
+            ));
+        }
+        if !max_set {
+            let share = u32::try_from(u64::from(rate) * 3 / 4).unwrap_or(u32::MAX);
+            let wanted = if default_set {
+                share.max(self.default_rate_per_second)
+            } else {
+                share
+            };
+            self.max_rate_per_second = wanted.min(rate - 1).max(1);
+        }
+        if !default_set {
+            self.default_rate_per_second =
+                self.default_rate_per_second.min(self.max_rate_per_second);
+        } else if self.default_rate_per_second > self.max_rate_per_second {
+            return Err(invalid(
+                DEFAULT,
+                format!(
+                    "({}) must not exceed {MAX} ({})",
+                    self.default_rate_per_second, self.max_rate_per_second
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_rate_per_second == 0 {
             return Err(invalid(
                 "INSUREBOT_CAMPAIGNS_MAX_RATE_PER_SECOND",
-                format!(
-                    "must be between 1 and INSUREBOT_MESSAGING_RATE_PER_SECOND ({}) - 1",
-                    messaging.rate_per_second
-                ),
+                "must be at least 1",
             ));
         }
         if self.default_rate_per_second == 0
@@ -243,7 +328,7 @@ impl CampaignSettings {
         {
             return Err(invalid(
                 "INSUREBOT_CAMPAIGNS_DEFAULT_RATE_PER_SECOND",
-                "must be between 1 and campaigns.max_rate_per_second",
+                "must be between 1 and INSUREBOT_CAMPAIGNS_MAX_RATE_PER_SECOND",
             ));
         }
         Ok(())

@@ -12,6 +12,7 @@ mod console;
 mod dialogue;
 mod hardening_privacy;
 mod hardening_edge;
+mod hardening_concurrency;
 mod health;
 mod ingest;
 mod insurer;

@@ -85,6 +85,7 @@ async fn main() {
         .env("INSUREBOT_DATABASE_URL", &database_url)
         .env("INSUREBOT_WHATSAPP_ACCESS_TOKEN", "load-token")
         .env("INSUREBOT_PRIVACY_HASH_KEY", "load-hash-key-0123456789")
+        .env("INSUREBOT_INSURER_PAY_LINK_SECRET", "load-pay-link-secret")
         .env("INSUREBOT_WHATSAPP_APP_SECRET", SECRET)
         .env("INSUREBOT_WHATSAPP_VERIFY_TOKEN", "load-verify")
         .env("INSUREBOT_WHATSAPP_API_BASE", &fake_server.base_url)

@@ -253,6 +253,7 @@ fn settings(db_url: &str, api_base: &str, sender_rate: u32, max_campaign: u32) -
         ("INSUREBOT_WHATSAPP_ACCESS_TOKEN", "bench-token"),
         ("INSUREBOT_WHATSAPP_API_BASE", api_base),
         ("INSUREBOT_PRIVACY_HASH_KEY", "bench-hash-key-0123456789"),
+        ("INSUREBOT_INSURER_PAY_LINK_SECRET", "bench-pay-link-secret"),
         ("INSUREBOT_LOG_FILTER", "warn"),
     ]
     .into_iter()
