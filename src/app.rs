@@ -234,6 +234,7 @@ impl Application {
             office_hours(&settings)?,
             flows.clone(),
             settings.dialogue.default_language.clone(),
+            crate::console::auth::PasswordGate::new(settings.console.login_max_concurrent_hashes),
         )?;
         let ingest_db = crate::store::connect_ingest(&settings.database_url)
             .await
@@ -286,6 +287,11 @@ impl Application {
     /// The database pool, for tests and CLI commands that run beside the server.
     pub fn db(&self) -> DatabaseConnection {
         self.state.db.clone()
+    }
+
+    /// The bound on console password checks, for tests and benchmarks that watch it.
+    pub fn password_gate(&self) -> crate::console::auth::PasswordGate {
+        self.state.console.password_gate.clone()
     }
 
     /// The sandbox fake's base URL, when in sandbox mode.

@@ -37,6 +37,9 @@ pub struct Metrics {
     /// queue-time decision (`on_queue_decision`), or `released` to the outbox (decided again
     /// when claimed: the decision went stale while the sender was saturated).
     pub handoffs: Family<OutcomeLabel, Counter>,
+    /// Console login attempts by outcome: ok, wrong (password checked and wrong, or no such
+    /// agent), limited (429: too many failures), busy (503: every password check place taken).
+    pub console_logins: Family<OutcomeLabel, Counter>,
 }
 
 impl Metrics {
@@ -90,6 +93,12 @@ impl Metrics {
             "Replies handed to the sender in memory, by outcome",
             handoffs.clone(),
         );
+        let console_logins = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "console_logins",
+            "Console login attempts by outcome",
+            console_logins.clone(),
+        );
         Self {
             registry,
             webhooks,
@@ -101,6 +110,7 @@ impl Metrics {
             processing_failures,
             outbound_sends,
             handoffs,
+            console_logins,
         }
     }
 
