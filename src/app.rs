@@ -236,6 +236,7 @@ impl Application {
             office_hours(&settings)?,
             flows.clone(),
             settings.dialogue.default_language.clone(),
+            crate::console::auth::PasswordGate::new(settings.console.login_max_concurrent_hashes),
         )?;
         // The ingest's connection attempts end about when the webhooks waiting on them are
         // answered 503, so that their redeliveries find a fresh attempt, not one still hanging
@@ -317,6 +318,11 @@ impl Application {
     /// The database pool, for tests and CLI commands that run beside the server.
     pub fn db(&self) -> DatabaseConnection {
         self.state.db.clone()
+    }
+
+    /// The bound on console password checks, for tests and benchmarks that watch it.
+    pub fn password_gate(&self) -> crate::console::auth::PasswordGate {
+        self.state.console.password_gate.clone()
     }
 
     /// The sandbox fake's base URL, when in sandbox mode.

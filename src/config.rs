@@ -248,6 +248,9 @@ pub struct ConsoleSettings {
     pub login_max_failures_per_ip: u32,
     /// The window the failures are counted in, in minutes.
     pub login_window_minutes: u32,
+    /// Password hashes (argon2id: about 19 MB and one core each) run at once; a login beyond
+    /// them is answered 503 with `Retry-After` at once instead of queueing memory.
+    pub login_max_concurrent_hashes: u32,
     /// Days the team answers: `mon-fri`, `mon-sat`, `mon-sun` or a list like `mon,wed,fri`.
     pub office_days: String,
     /// Opening time, `HH:MM` local time.
@@ -277,6 +280,7 @@ impl Default for ConsoleSettings {
             login_max_failures: 5,
             login_max_failures_per_ip: 20,
             login_window_minutes: 15,
+            login_max_concurrent_hashes: 2,
             office_days: "mon-sat".into(),
             office_open: "09:00".into(),
             office_close: "18:00".into(),
@@ -308,8 +312,19 @@ pub struct InsurerSettings {
     pub verification_ttl_minutes: u64,
     /// Failed date-of-birth checks in a row before the contact is locked out.
     pub max_failed_attempts: u32,
-    /// How long a lockout lasts, in minutes.
+    /// Failed date-of-birth checks in a row against one policy number, from any contacts,
+    /// before that policy's verification by date of birth is locked (guesses spread over
+    /// many WhatsApp numbers).
+    pub max_failed_attempts_per_policy: u32,
+    /// How long a lockout lasts, in minutes (the first one; see `repeat_lockout_minutes`).
     pub lockout_minutes: u64,
+    /// How long the lockouts after the first last, in minutes, in order; the last value
+    /// repeats. A lockout counts as a repeat while the previous one ended less than
+    /// `lockout_reset_hours` ago. Empty: every lockout lasts `lockout_minutes`.
+    pub repeat_lockout_minutes: Vec<u64>,
+    /// Hours without a lockout (and failures counted in a row) after which a contact or
+    /// policy starts again from the first lockout and from zero failures.
+    pub lockout_reset_hours: u64,
     /// A premium counts as due when unpaid and due within this many days (or overdue).
     pub premium_due_window_days: u32,
     /// "Remind me later" reminds this many days before the due date (tomorrow at the earliest).
@@ -351,7 +366,10 @@ impl Default for InsurerSettings {
             source: PolicySourceKind::Embedded,
             verification_ttl_minutes: 30,
             max_failed_attempts: 3,
+            max_failed_attempts_per_policy: 5,
             lockout_minutes: 30,
+            repeat_lockout_minutes: vec![120, 1440],
+            lockout_reset_hours: 24,
             premium_due_window_days: 30,
             remind_days_before: 3,
             utc_offset_minutes: 330,
@@ -709,6 +727,9 @@ impl Settings {
                 "CONSOLE_LOGIN_WINDOW_MINUTES" => {
                     self.console.login_window_minutes = parse(key, value)?
                 }
+                "CONSOLE_LOGIN_MAX_CONCURRENT_HASHES" => {
+                    self.console.login_max_concurrent_hashes = parse(key, value)?
+                }
                 "CONSOLE_OFFICE_DAYS" => self.console.office_days = value.clone(),
                 "CONSOLE_OFFICE_OPEN" => self.console.office_open = value.clone(),
                 "CONSOLE_OFFICE_CLOSE" => self.console.office_close = value.clone(),
@@ -980,6 +1001,12 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        if !(1..=64).contains(&console.login_max_concurrent_hashes) {
+            return Err(invalid(
+                "INSUREBOT_CONSOLE_LOGIN_MAX_CONCURRENT_HASHES",
+                "must be between 1 and 64 (each hash holds about 19 MB)",
+            ));
+        }
         crate::console::hours::OfficeHours::from_settings(console)
             .map_err(|(key, problem)| invalid(key, problem))?;
         self.insurer.validate()?;
@@ -1049,7 +1076,19 @@ impl InsurerSettings {
             "SOURCE" => self.source = parse_enum(key, value)?,
             "VERIFICATION_TTL_MINUTES" => self.verification_ttl_minutes = parse(key, value)?,
             "MAX_FAILED_ATTEMPTS" => self.max_failed_attempts = parse(key, value)?,
+            "MAX_FAILED_ATTEMPTS_PER_POLICY" => {
+                self.max_failed_attempts_per_policy = parse(key, value)?
+            }
             "LOCKOUT_MINUTES" => self.lockout_minutes = parse(key, value)?,
+            "REPEAT_LOCKOUT_MINUTES" => {
+                self.repeat_lockout_minutes = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| parse(key, v))
+                    .collect::<Result<_, _>>()?
+            }
+            "LOCKOUT_RESET_HOURS" => self.lockout_reset_hours = parse(key, value)?,
             "PREMIUM_DUE_WINDOW_DAYS" => self.premium_due_window_days = parse(key, value)?,
             "REMIND_DAYS_BEFORE" => self.remind_days_before = parse(key, value)?,
             "UTC_OFFSET_MINUTES" => self.utc_offset_minutes = parse(key, value)?,
@@ -1087,7 +1126,15 @@ impl InsurerSettings {
                 "INSUREBOT_INSURER_MAX_FAILED_ATTEMPTS",
                 u64::from(self.max_failed_attempts),
             ),
+            (
+                "INSUREBOT_INSURER_MAX_FAILED_ATTEMPTS_PER_POLICY",
+                u64::from(self.max_failed_attempts_per_policy),
+            ),
             ("INSUREBOT_INSURER_LOCKOUT_MINUTES", self.lockout_minutes),
+            (
+                "INSUREBOT_INSURER_LOCKOUT_RESET_HOURS",
+                self.lockout_reset_hours,
+            ),
             (
                 "INSUREBOT_INSURER_PAY_LINK_TTL_HOURS",
                 self.pay_link_ttl_hours,
@@ -1102,6 +1149,12 @@ impl InsurerSettings {
             if value == 0 {
                 return Err(invalid(key, "must be greater than 0"));
             }
+        }
+        if self.repeat_lockout_minutes.contains(&0) {
+            return Err(invalid(
+                "INSUREBOT_INSURER_REPEAT_LOCKOUT_MINUTES",
+                "every value must be greater than 0 (a list such as 120,1440)",
+            ));
         }
         if self.http.retries > 5 {
             return Err(invalid(
@@ -1325,6 +1378,37 @@ mod tests {
                 .starts_with("INSUREBOT_INSURER_PAY_LINK_URL"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn lockout_escalation_and_the_password_gate_come_from_the_environment() {
+        let s = Settings::from_sources(
+            None,
+            &env(&[
+                ("INSUREBOT_INSURER_MAX_FAILED_ATTEMPTS_PER_POLICY", "4"),
+                ("INSUREBOT_INSURER_REPEAT_LOCKOUT_MINUTES", "60, 240"),
+                ("INSUREBOT_INSURER_LOCKOUT_RESET_HOURS", "12"),
+                ("INSUREBOT_CONSOLE_LOGIN_MAX_CONCURRENT_HASHES", "4"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.insurer.max_failed_attempts_per_policy, 4);
+        assert_eq!(s.insurer.repeat_lockout_minutes, vec![60, 240]);
+        assert_eq!(s.insurer.lockout_reset_hours, 12);
+        assert_eq!(s.console.login_max_concurrent_hashes, 4);
+        let defaults = Settings::from_sources(None, &env(&[])).unwrap();
+        assert_eq!(defaults.insurer.repeat_lockout_minutes, vec![120, 1440]);
+        assert_eq!(defaults.console.login_max_concurrent_hashes, 2);
+        for (key, value) in [
+            ("INSUREBOT_INSURER_REPEAT_LOCKOUT_MINUTES", "120,0"),
+            ("INSUREBOT_INSURER_REPEAT_LOCKOUT_MINUTES", "two hours"),
+            ("INSUREBOT_CONSOLE_LOGIN_MAX_CONCURRENT_HASHES", "0"),
+            ("INSUREBOT_CONSOLE_LOGIN_MAX_CONCURRENT_HASHES", "65"),
+            ("INSUREBOT_INSURER_MAX_FAILED_ATTEMPTS_PER_POLICY", "0"),
+        ] {
+            let err = Settings::from_sources(None, &env(&[(key, value)])).unwrap_err();
+            assert!(err.to_string().starts_with(key), "{key}={value}: {err}");
+        }
     }
 
     #[test]

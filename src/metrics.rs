@@ -41,6 +41,9 @@ pub struct Metrics {
     /// API calls refused at the token check, by outcome: unauthorized (a wrong token) or
     /// throttled (429: too many wrong tokens from the address).
     pub api_refusals: Family<OutcomeLabel, Counter>,
+    /// Console login attempts by outcome: ok, wrong (password checked and wrong, or no such
+    /// agent), limited (429: too many failures), busy (503: every password check place taken).
+    pub console_logins: Family<OutcomeLabel, Counter>,
 }
 
 impl Metrics {
@@ -100,6 +103,12 @@ impl Metrics {
             "API calls refused at the token check, by outcome",
             api_refusals.clone(),
         );
+        let console_logins = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "console_logins",
+            "Console login attempts by outcome",
+            console_logins.clone(),
+        );
         Self {
             registry,
             webhooks,
@@ -112,6 +121,7 @@ impl Metrics {
             outbound_sends,
             handoffs,
             api_refusals,
+            console_logins,
         }
     }
 

@@ -19,6 +19,7 @@ mod m20261227_000001_index_outbox_contact_state;
 mod m20261228_000001_index_unprocessed_by_contact;
 mod m20261228_000002_index_queued_outbox_by_id;
 mod m20261229_000001_create_transcript_views;
+mod m20261229_000016_escalate_identity_lockouts;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261228_000001_index_unprocessed_by_contact::Migration),
             Box::new(m20261228_000002_index_queued_outbox_by_id::Migration),
             Box::new(m20261229_000001_create_transcript_views::Migration),
+            Box::new(m20261229_000016_escalate_identity_lockouts::Migration),
         ]
     }
 }

@@ -1,9 +1,15 @@
 //! Who is using the console: agents with an argon2id password hash and a role, sessions in the
 //! database behind an HttpOnly cookie, a CSRF token per session (and a double-submit cookie on
 //! the login form, before there is a session), and login limiting per email and per address.
+//!
+//! A login attempt is counted in the database before its password is checked (and the count
+//! taken back when the password was right; the window's failures stay), so concurrent
+//! attempts, on one instance or many, cannot run more checks than the limits allow. The checks themselves pass through a
+//! [`PasswordGate`]: each holds about 19 MB, and only a few run at once.
 
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -16,17 +22,20 @@ use axum::response::{IntoResponse, Redirect, Response};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error::{ConsoleError, Result};
 use crate::http::AppState;
+use crate::metrics::Metrics;
 use crate::privacy::mask;
 use crate::store::entities::{agent, agent_session, login_failure};
-use crate::store::now_ms;
+use crate::store::{begin_write, now_ms};
 
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "insurebot_session";
@@ -172,6 +181,107 @@ fn burn_time(password: &str) {
     let _ = verify_password(hash, password);
 }
 
+/// The bound on password checks running at once. Each argon2id check (the crate's default
+/// parameters: 19 MiB of memory, 2 passes, 1 lane) holds 19 MiB and a core while it runs;
+/// unbounded, 48 concurrent logins took the server from 47 to 904 MB. A login that finds no
+/// place is answered at once (503) rather than queued: a queue would hold the requests, and
+/// their memory, for as long as the storm lasts. Cheap to clone.
+#[derive(Clone)]
+pub struct PasswordGate {
+    inner: Arc<GateInner>,
+}
+
+struct GateInner {
+    places: Arc<Semaphore>,
+    limit: u32,
+    /// Checks running now, the most seen at once, and all checks so far.
+    running: AtomicUsize,
+    peak: AtomicUsize,
+    checks: AtomicU64,
+}
+
+/// A place at the [`PasswordGate`], held until the check run with it has finished.
+pub struct HashPermit {
+    _place: OwnedSemaphorePermit,
+    gate: Arc<GateInner>,
+}
+
+impl PasswordGate {
+    /// A gate letting `limit` checks run at once (at least one).
+    pub fn new(limit: u32) -> Self {
+        let limit = limit.max(1);
+        Self {
+            inner: Arc::new(GateInner {
+                places: Arc::new(Semaphore::new(limit as usize)),
+                limit,
+                running: AtomicUsize::new(0),
+                peak: AtomicUsize::new(0),
+                checks: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// A place, if one is free now; never waits.
+    pub fn try_enter(&self) -> Option<HashPermit> {
+        let place = self.inner.places.clone().try_acquire_owned().ok()?;
+        Some(HashPermit {
+            _place: place,
+            gate: self.inner.clone(),
+        })
+    }
+
+    /// How many checks may run at once.
+    pub fn limit(&self) -> u32 {
+        self.inner.limit
+    }
+
+    /// The most checks that have run at once.
+    pub fn peak(&self) -> usize {
+        self.inner.peak.load(Ordering::SeqCst)
+    }
+
+    /// Checks run so far.
+    pub fn checks(&self) -> u64 {
+        self.inner.checks.load(Ordering::SeqCst)
+    }
+
+    /// Waits for and takes every place, until the returned guard drops (tests: the gate as a
+    /// storm leaves it, without depending on timing).
+    pub async fn occupy_all(&self) -> OwnedSemaphorePermit {
+        self.inner
+            .places
+            .clone()
+            .acquire_many_owned(self.inner.limit)
+            .await
+            .expect("the gate's semaphore is never closed")
+    }
+}
+
+impl HashPermit {
+    /// Runs `check` on the blocking pool, keeping the place until it has finished, even when
+    /// the request is dropped meanwhile (the memory is in use until then).
+    ///
+    /// # Errors
+    /// When the check panicked.
+    pub async fn run<T: Send + 'static>(
+        self,
+        check: impl FnOnce() -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
+        tokio::task::spawn_blocking(move || {
+            let gate = self.gate.clone();
+            let running = gate.running.fetch_add(1, Ordering::SeqCst) + 1;
+            gate.peak.fetch_max(running, Ordering::SeqCst);
+            gate.checks.fetch_add(1, Ordering::SeqCst);
+            let out = check();
+            gate.running.fetch_sub(1, Ordering::SeqCst);
+            drop(self);
+            out
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("password check panicked: {e}"))
+    }
+}
+
 /// Creates an agent; the email is stored lower-cased.
 ///
 /// # Errors
@@ -285,21 +395,31 @@ pub async fn login(
     let settings = &state.settings.console;
     let email = form.email.trim().to_lowercase();
     let ip = peer.map_or_else(|| "unknown".to_owned(), |p| p.ip().to_string());
-    let keys = [format!("email:{email}"), format!("ip:{ip}")];
+    let limits = [
+        (format!("email:{email}"), settings.login_max_failures),
+        (format!("ip:{ip}"), settings.login_max_failures_per_ip),
+    ];
+    let window_ms = i64::from(settings.login_window_minutes) * 60_000;
     let now = now_ms();
-    let since = now - i64::from(settings.login_window_minutes) * 60_000;
-    let failures = |key: &str| {
-        login_failure::Entity::find()
-            .filter(login_failure::Column::Key.eq(key.to_owned()))
-            .filter(login_failure::Column::At.gt(since))
-            .count(&state.db)
-    };
-    if failures(&keys[0]).await? >= u64::from(settings.login_max_failures)
-        || failures(&keys[1]).await? >= u64::from(settings.login_max_failures_per_ip)
-    {
+    let refused = |retry_after_secs: u64| {
+        Metrics::count(&state.metrics.console_logins, "limited");
         tracing::warn!(email = %mask(&email), "console login refused: too many failures");
-        return Err(ConsoleError::TooManyAttempts);
+        ConsoleError::TooManyAttempts { retry_after_secs }
+    };
+    // A look first, without a transaction: a client over a limit is refused without taking
+    // a place at the gate from anyone else.
+    if let Some(retry) = over_limit(&state.db, &limits, now, window_ms).await? {
+        return Err(refused(retry));
     }
+    let Some(permit) = state.console.password_gate.try_enter() else {
+        Metrics::count(&state.metrics.console_logins, "busy");
+        tracing::warn!(email = %mask(&email), "console login refused: password checks busy");
+        return Err(ConsoleError::Busy);
+    };
+    let reserved = match reserve_attempt(&state.db, &limits, window_ms).await? {
+        Ok(ids) => ids,
+        Err(retry) => return Err(refused(retry)),
+    };
     let found = agent::Entity::find()
         .filter(agent::Column::Email.eq(email.clone()))
         .filter(agent::Column::Active.eq(true))
@@ -308,17 +428,19 @@ pub async fn login(
     // argon2 is deliberately slow: keep it off the async workers.
     let password = form.password.clone();
     let hash = found.as_ref().map(|a| a.password_hash.clone());
-    let ok = tokio::task::spawn_blocking(move || match hash {
-        Some(h) => verify_password(&h, &password),
-        None => {
-            burn_time(&password);
-            false
-        }
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("password check panicked: {e}"))?;
+    let ok = permit
+        .run(move || match hash {
+            Some(h) => verify_password(&h, &password),
+            None => {
+                burn_time(&password);
+                false
+            }
+        })
+        .await?;
     let Some(agent) = found.filter(|_| ok) else {
-        record_failure(&state.db, &keys, now, since).await?;
+        // The reservation stays: it is this failure.
+        Metrics::count(&state.metrics.console_logins, "wrong");
+        forget_old_failures(&state.db, now - window_ms).await?;
         tracing::info!(email = %mask(&email), "console login failed");
         return render_login(
             &state,
@@ -327,10 +449,13 @@ pub async fn login(
             Some("Wrong email or password."),
         );
     };
+    // The right password takes back its own count, and only that: the failures in the window
+    // stay, so that the owner logging in does not give a guesser a fresh set of attempts.
     login_failure::Entity::delete_many()
-        .filter(login_failure::Column::Key.eq(keys[0].clone()))
+        .filter(login_failure::Column::Id.is_in(reserved))
         .exec(&state.db)
         .await?;
+    Metrics::count(&state.metrics.console_logins, "ok");
     let token = start_session(&state.db, agent.id, settings.session_hours).await?;
     tracing::info!(agent_id = agent.id, "console login");
     let mut response = Redirect::to("/console/queue").into_response();
@@ -353,22 +478,95 @@ pub async fn login(
     Ok(response)
 }
 
-async fn record_failure(
-    db: &DatabaseConnection,
-    keys: &[String],
+/// The first key of the login limiter's advisory locks (PostgreSQL); the second is taken
+/// from the key's hash. Its own space: the pipeline's locks use another first key.
+const LOGIN_LOCK_SPACE: i32 = 0x1B16;
+
+/// When an attempt keyed by `limits` (key, most attempts in the window) would go over one of
+/// them: in how many seconds one of its attempts leaves the window. Attempts under way count.
+async fn over_limit<C: ConnectionTrait>(
+    db: &C,
+    limits: &[(String, u32)],
     now: i64,
-    since: i64,
-) -> Result<()> {
-    for key in keys {
-        login_failure::Entity::insert(login_failure::ActiveModel {
+    window_ms: i64,
+) -> Result<Option<u64>> {
+    let since = now - window_ms;
+    let mut retry_after: Option<u64> = None;
+    for (key, max) in limits {
+        let in_window = || {
+            login_failure::Entity::find()
+                .filter(login_failure::Column::Key.eq(key.clone()))
+                .filter(login_failure::Column::At.gt(since))
+        };
+        let count = in_window().count(db).await?;
+        if count < u64::from(*max) {
+            continue;
+        }
+        // Below the limit again once the oldest attempts beyond it have left the window.
+        let frees = in_window()
+            .order_by_asc(login_failure::Column::At)
+            .offset(count - u64::from(*max))
+            .one(db)
+            .await?
+            .map_or(now, |f| f.at);
+        // Clamped: an attempt counted by a request that read the clock after this one did.
+        let wait_ms = u64::try_from((frees + window_ms - now).min(window_ms)).unwrap_or(0);
+        let secs = wait_ms.div_ceil(1000).max(1);
+        retry_after = Some(retry_after.map_or(secs, |r| r.max(secs)));
+    }
+    Ok(retry_after)
+}
+
+/// Counts an attempt against every limit before its password is checked, or says in how many
+/// seconds to try again. Atomic, so concurrent attempts on any number of instances see each
+/// other: on SQLite the write transaction holds the database's one write lock; on PostgreSQL
+/// a transaction-scoped advisory lock per key, taken in the same order (email, then address)
+/// by every attempt, so two attempts never wait for each other in a cycle.
+/// Returns the ids of the rows that count it.
+async fn reserve_attempt(
+    db: &DatabaseConnection,
+    limits: &[(String, u32)],
+    window_ms: i64,
+) -> Result<std::result::Result<Vec<i64>, u64>> {
+    let txn = begin_write(db).await?;
+    if txn.get_database_backend() == DbBackend::Postgres {
+        for (key, _) in limits {
+            let digest = Sha256::digest(key.as_bytes());
+            let second = i32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock($1, $2)",
+                [LOGIN_LOCK_SPACE.into(), second.into()],
+            ))
+            .await?;
+        }
+    }
+    // The time read under the lock: every attempt counted before is no later than it.
+    let now = now_ms();
+    if let Some(retry) = over_limit(&*txn, limits, now, window_ms).await? {
+        txn.rollback().await?;
+        return Ok(Err(retry));
+    }
+    let mut ids = Vec::with_capacity(limits.len());
+    for (key, _) in limits {
+        let row = login_failure::ActiveModel {
             id: NotSet,
             key: Set(key.clone()),
             at: Set(now),
-        })
-        .exec(db)
-        .await?;
+        };
+        ids.push(
+            login_failure::Entity::insert(row)
+                .exec(&*txn)
+                .await?
+                .last_insert_id,
+        );
     }
-    // Keep the table small: failures older than the window no longer count.
+    txn.commit().await?;
+    Ok(Ok(ids))
+}
+
+/// Keeps the table small: attempts older than the window no longer count.
+async fn forget_old_failures(db: &DatabaseConnection, since: i64) -> Result<()> {
     login_failure::Entity::delete_many()
         .filter(login_failure::Column::At.lt(since))
         .exec(db)

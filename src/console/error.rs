@@ -1,7 +1,7 @@
 //! The console's one error type. Its responses never show internals: a database error is
 //! logged with its cause and answered with a plain "something went wrong" page.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use sea_orm::DbErr;
 
@@ -22,9 +22,19 @@ pub enum ConsoleError {
     Csrf,
     #[error("not found")]
     NotFound,
-    /// Login limiting: too many failures for this email or address.
+    /// Login limiting: too many failures for this email or address; answered with
+    /// `Retry-After`.
     #[error("too many failed logins; try again in a few minutes")]
-    TooManyAttempts,
+    TooManyAttempts {
+        /// When an attempt leaves the window, in seconds.
+        retry_after_secs: u64,
+    },
+    /// Every password check the server runs at once is under way (see
+    /// [`PasswordGate`](super::auth::PasswordGate)): 503 with `Retry-After: 1`. Not 429: it
+    /// is no fault of this client, it passes within a second, and it must not read as the
+    /// lockout (which 429 means here).
+    #[error("the server is busy checking other logins; try again in a moment")]
+    Busy,
     /// A request that lost a race or breaks a rule; the text is for the agent.
     #[error("{0}")]
     Conflict(String),
@@ -46,7 +56,8 @@ impl ConsoleError {
             Self::Unauthenticated => StatusCode::SEE_OTHER,
             Self::Forbidden | Self::Csrf | Self::NotYours => StatusCode::FORBIDDEN,
             Self::NotFound | Self::Unavailable => StatusCode::NOT_FOUND,
-            Self::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Db(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -56,6 +67,11 @@ impl ConsoleError {
 impl IntoResponse for ConsoleError {
     fn into_response(self) -> Response {
         let status = self.status_code();
+        let retry_after = match &self {
+            Self::TooManyAttempts { retry_after_secs } => Some(*retry_after_secs),
+            Self::Busy => Some(1),
+            _ => None,
+        };
         let message = match &self {
             Self::Unauthenticated => return Redirect::to("/console/login").into_response(),
             Self::Db(e) => {
@@ -79,6 +95,12 @@ impl IntoResponse for ConsoleError {
             code = status.as_u16(),
             msg = tera::escape_html(&message),
         );
-        (status, Html(body)).into_response()
+        let mut response = (status, Html(body)).into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
     }
 }

@@ -59,6 +59,8 @@ pub struct Console {
     /// Cancelled when the server starts shutting down: open event streams end, otherwise an
     /// open console tab would hold graceful shutdown forever.
     pub closing: tokio_util::sync::CancellationToken,
+    /// The bound on password checks running at once (`console.login_max_concurrent_hashes`).
+    pub password_gate: auth::PasswordGate,
 }
 
 /// The templates, embedded so the binary is all an operator deploys.
@@ -115,6 +117,7 @@ impl Console {
         hours: OfficeHours,
         flows: Option<Arc<FlowStore>>,
         default_language: String,
+        password_gate: auth::PasswordGate,
     ) -> anyhow::Result<Self> {
         let mut tera = tera::Tera::default();
         tera.add_raw_templates(TEMPLATES.to_vec())
@@ -125,6 +128,7 @@ impl Console {
             flows,
             default_language,
             closing: tokio_util::sync::CancellationToken::new(),
+            password_gate,
         })
     }
 

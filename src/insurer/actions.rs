@@ -11,7 +11,7 @@ use crate::money::Paise;
 use crate::privacy::mask;
 use crate::store::entities::{contact, premium_reminder};
 
-use super::identity::{self, Failure, Method};
+use super::identity::{self, Failure, Method, PolicyCheck};
 use super::model::{self, Policy};
 use super::{ActionResult, Insurer, InsurerError};
 
@@ -139,7 +139,8 @@ impl<C: ConnectionTrait> Ctx<'_, C> {
         Ok(unverified("not_registered"))
     }
 
-    /// `identity.verify_dob`: policy number + the holder's date of birth; failures count.
+    /// `identity.verify_dob`: policy number + the holder's date of birth; failures count per
+    /// contact and per policy number (see [`identity`]), and either can lock.
     pub async fn identity_verify_dob(&self) -> Result<ActionResult> {
         let now_ms = self.now_ms();
         let settings = &self.insurer.settings;
@@ -157,57 +158,77 @@ impl<C: ConnectionTrait> Ctx<'_, C> {
             .arg("policy_number")
             .and_then(|s| model::normalize_policy_number(&s));
         let dob = self.arg("dob").and_then(|s| model::parse_date(&s));
+        let policy_masked = mask(number.as_deref().unwrap_or(""));
+        let policy_rules = identity::LockoutRules::per_policy(settings);
+        // Counted before the check, so that contacts trying one policy at once cannot make
+        // more checks than the limit between them; any number as typed, known or not.
+        let reservation = match &number {
+            Some(number) => {
+                Some(identity::reserve_policy_check(self.db, number, now_ms, &policy_rules).await?)
+            }
+            None => None,
+        };
+        if let Some(PolicyCheck::Locked(until)) = reservation {
+            tracing::warn!(
+                contact = %self.masked_contact(),
+                policy = %policy_masked,
+                locked_until_ms = until,
+                "identity verification attempted while the policy is locked"
+            );
+            return Ok(unverified("locked"));
+        }
         let policy = match (&number, dob) {
             (Some(number), Some(_)) => self.insurer.source.policy(number).await?,
             _ => None,
         };
         // An unknown policy and a wrong date answer the same: nobody learns which numbers exist.
-        match policy.filter(|p| Some(p.holder_dob) == dob) {
-            Some(p) => {
-                identity::record_verification(
-                    self.db,
-                    self.contact.id,
-                    &p.policy_number,
-                    Method::Dob,
-                    now_ms,
-                )
-                .await?;
-                identity::clear_failures(self.db, self.contact.id, now_ms).await?;
-                Ok(verified(&p.holder_name))
+        let matched = policy.filter(|p| Some(p.holder_dob) == dob);
+        let by_policy = match &reservation {
+            Some(r) => {
+                identity::settle_policy_check(self.db, r, matched.is_some(), now_ms, &policy_rules)
+                    .await?
             }
-            None => {
-                let lockout_ms = i64::try_from(settings.lockout_minutes)
-                    .unwrap_or(30)
-                    .saturating_mul(60_000);
-                let policy_masked = mask(number.as_deref().unwrap_or(""));
-                match identity::record_failure(
-                    self.db,
-                    self.contact.id,
-                    now_ms,
-                    settings.max_failed_attempts,
-                    lockout_ms,
-                )
-                .await?
-                {
-                    Failure::Counted(failures) => {
-                        tracing::info!(
-                            contact = %self.masked_contact(),
-                            policy = %policy_masked,
-                            failures,
-                            "identity verification failed"
-                        );
-                        Ok(unverified("mismatch"))
-                    }
-                    Failure::LockedOut(until) => {
-                        tracing::warn!(
-                            contact = %self.masked_contact(),
-                            policy = %policy_masked,
-                            locked_until_ms = until,
-                            "identity verification failed too often: locked out"
-                        );
-                        Ok(unverified("locked"))
-                    }
-                }
+            None => None,
+        };
+        if let Some(p) = matched {
+            identity::record_verification(
+                self.db,
+                self.contact.id,
+                &p.policy_number,
+                Method::Dob,
+                now_ms,
+            )
+            .await?;
+            identity::clear_failures(self.db, self.contact.id, now_ms).await?;
+            return Ok(verified(&p.holder_name));
+        }
+        let by_contact = identity::record_failure(
+            self.db,
+            self.contact.id,
+            now_ms,
+            &identity::LockoutRules::per_contact(settings),
+        )
+        .await?;
+        match (by_contact, by_policy) {
+            (Failure::Counted(failures), None | Some(Failure::Counted(_))) => {
+                tracing::info!(
+                    contact = %self.masked_contact(),
+                    policy = %policy_masked,
+                    failures,
+                    policy_failures = ?by_policy,
+                    "identity verification failed"
+                );
+                Ok(unverified("mismatch"))
+            }
+            (contact, policy) => {
+                tracing::warn!(
+                    contact = %self.masked_contact(),
+                    policy = %policy_masked,
+                    contact_outcome = ?contact,
+                    policy_outcome = ?policy,
+                    "identity verification failed too often: locked out"
+                );
+                Ok(unverified("locked"))
             }
         }
     }

@@ -13,6 +13,7 @@ mod dialogue;
 mod hardening_privacy;
 mod hardening_edge;
 mod hardening_concurrency;
+mod hardening_auth;
 mod health;
 mod ingest;
 mod insurer;

@@ -11,6 +11,8 @@ pub struct Model {
     pub failed_count: i32,
     pub last_failed_at: Option<i64>,
     pub locked_until: Option<i64>,
+    /// Lockouts in the current series (see `insurer.repeat_lockout_minutes`).
+    pub lockouts: i32,
     pub updated_at: i64,
 }
 

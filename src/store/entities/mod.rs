@@ -11,6 +11,7 @@ pub mod contact;
 pub mod conversation;
 pub mod handoff;
 pub mod identity_attempt;
+pub mod identity_policy_attempt;
 pub mod identity_verification;
 pub mod inbound_message;
 pub mod login_failure;
