@@ -18,7 +18,7 @@ use subtle::ConstantTimeEq;
 use super::AppState;
 use crate::metrics::Metrics;
 use crate::store::ingest::IngestError;
-use crate::whatsapp::inbound::parse_webhook;
+use crate::whatsapp::inbound::{WebhookEvents, parse_webhook_with};
 use crate::whatsapp::signature::{self, SignatureError};
 
 pub fn router(max_body_bytes: usize, bench_baseline: bool) -> Router<AppState> {
@@ -101,7 +101,8 @@ async fn receive(
         tracing::warn!(reason = %e, "webhook signature refused");
         return reject(status, &e.to_string());
     }
-    let events = match parse_webhook(&body) {
+    let options = state.settings.webhook.parse_options(crate::store::now_ms());
+    let events = match parse_webhook_with(&body, &options) {
         Ok(events) => events,
         Err(e) => {
             Metrics::count(&metrics.webhooks, "bad_envelope");
@@ -158,6 +159,7 @@ async fn receive(
     for reason in &events.skipped {
         tracing::warn!(%reason, "webhook item skipped");
     }
+    report_corrections(metrics, &events);
     for contact_id in &report.contacts_with_new_messages {
         state.pipeline.notify(*contact_id);
     }
@@ -175,4 +177,38 @@ async fn receive(
 
 fn reject(status: StatusCode, reason: &str) -> Response {
     (status, Json(json!({ "error": reason }))).into_response()
+}
+
+/// Logs (JSON paths only, never values) and counts what an acknowledged webhook carried that
+/// could not be stored as sent.
+fn report_corrections(metrics: &Metrics, events: &WebhookEvents) {
+    use crate::metrics::ReasonLabel;
+    for item in &events.corrections {
+        let reason = item.correction.as_str();
+        if item.correction.refuses_item() {
+            tracing::warn!(path = %item.path, reason, "webhook item refused: it cannot be stored");
+            metrics
+                .webhook_items_refused
+                .get_or_create(&ReasonLabel { reason })
+                .inc();
+        } else {
+            tracing::warn!(path = %item.path, reason, "webhook timestamp replaced by the receive time");
+            metrics
+                .webhook_values_replaced
+                .get_or_create(&ReasonLabel { reason })
+                .inc();
+        }
+    }
+    if events.nul_replaced > 0 {
+        tracing::warn!(
+            strings = events.nul_replaced,
+            "NUL characters in the webhook replaced by U+FFFD"
+        );
+        metrics
+            .webhook_values_replaced
+            .get_or_create(&ReasonLabel {
+                reason: "nul_character",
+            })
+            .inc_by(events.nul_replaced as u64);
+    }
 }

@@ -127,7 +127,7 @@ impl KnownContacts {
         let mut latest: std::collections::BTreeMap<&str, i64> = Default::default();
         for message in batch.iter().flat_map(|events| &events.messages) {
             if let Some(phone) = message.from.as_deref() {
-                let at = message.timestamp * 1000;
+                let at = message.sent_at;
                 latest
                     .entry(phone)
                     .and_modify(|t| *t = std::cmp::max(*t, at))
@@ -443,7 +443,7 @@ async fn store_events(
         };
         let row = new_message(contact_id, message, now_ms)?;
         batch.messages.rows.push((batch.webhook, contact_id, row));
-        batch.windows.saw(contact_id, message.timestamp * 1000);
+        batch.windows.saw(contact_id, message.sent_at);
     }
     for status in &events.statuses {
         if apply_status(txn, status, now_ms).await? {
@@ -577,7 +577,7 @@ fn new_message(
         msg_type: Set(message.content.type_name().to_owned()),
         content: Set(Some(content)),
         raw: Set(Some(message.raw.to_string())),
-        sent_at: Set(message.timestamp * 1000),
+        sent_at: Set(message.sent_at),
         received_at: Set(now_ms),
         processed_at: Set(None),
         attempts: Set(0),
@@ -597,7 +597,7 @@ async fn apply_status<C: ConnectionTrait>(
         wamid: status.message_id.clone(),
         status: status.status.as_str().to_owned(),
         rank: status.status.rank(),
-        status_at: status.timestamp * 1000,
+        status_at: status.status_at,
         error_code: error.map(|e| e.code),
         error_title: error.and_then(|e| e.title.clone().or_else(|| e.message.clone())),
         error_details: error.and_then(|e| e.details.clone()),

@@ -10,6 +10,7 @@ mod consent;
 mod consent_property;
 mod console;
 mod dialogue;
+mod hardening_ingest;
 mod health;
 mod ingest;
 mod insurer;
