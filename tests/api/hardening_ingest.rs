@@ -22,6 +22,24 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// `n` messages, each from its own sender (`phone(i)`), the i-th dated `ts + i % 60`.
+fn many_senders(n: usize, ts: i64, tag: &str) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            text_message(
+                &phone(i),
+                &format!("wamid.{tag}.{i}"),
+                ts + (i % 60) as i64,
+                "hi",
+            )
+        })
+        .collect()
+}
+
+fn phone(i: usize) -> String {
+    format!("9197{i:08}")
+}
+
 async fn contacts_by_phone(app: &TestApp) -> HashMap<String, contact::Model> {
     contact::Entity::find()
         .all(&app.db)
@@ -38,6 +56,106 @@ async fn metric(app: &TestApp, sample: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
         .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn an_envelope_from_5000_senders_is_stored_whole_while_other_webhooks_are_answered() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let ts = now_secs() - 120;
+        let big = envelope(many_senders(5000, ts, "BIG"));
+        // Single webhooks sent while the big one is being stored: each answered and stored
+        // (how fast is measured by `cargo bench --bench load`, LOAD_ENVELOPE=5000).
+        let singles = async {
+            let mut statuses = Vec::new();
+            for i in 0..10 {
+                let body = envelope(vec![text_message(
+                    &format!("9196{i:08}"),
+                    &format!("wamid.SINGLE.{i}"),
+                    ts,
+                    "hello",
+                )]);
+                statuses.push(app.post_webhook(&body).await.status().as_u16());
+            }
+            statuses
+        };
+        let (big_response, single_statuses) = tokio::join!(app.post_webhook(&big), singles);
+        assert_eq!(big_response.status(), 200);
+        let report: Value = big_response.json().await.unwrap();
+        assert_eq!(report["new_messages"], 5000, "{report}");
+        assert_eq!(single_statuses, vec![200; 10]);
+        let stored = inbound_message::Entity::find()
+            .count(&app.db)
+            .await
+            .unwrap();
+        assert_eq!(stored, 5010);
+
+        // Every sender's window starts at its message; the same 5,000 senders write again
+        // (all known now), ten seconds later: every window moves forward.
+        let contacts = contacts_by_phone(&app).await;
+        for i in 0..5000 {
+            let c = &contacts[&phone(i)];
+            assert_eq!(
+                c.last_inbound_at,
+                Some((ts + (i % 60) as i64) * 1000),
+                "{c:?}"
+            );
+            assert_eq!(c.profile_name.as_deref(), Some("Test Person"));
+        }
+        let again = envelope(many_senders(5000, ts + 10, "AGAIN"));
+        let response = app.post_webhook(&again).await;
+        assert_eq!(response.status(), 200);
+        let report: Value = response.json().await.unwrap();
+        assert_eq!(report["new_messages"], 5000, "{report}");
+        let contacts = contacts_by_phone(&app).await;
+        assert_eq!(contacts.len(), 5010, "no sender created twice");
+        for i in 0..5000 {
+            let c = &contacts[&phone(i)];
+            assert_eq!(c.last_inbound_at, Some((ts + 10 + (i % 60) as i64) * 1000));
+        }
+        // A redelivery of the whole envelope changes nothing.
+        let response = app.post_webhook(&again).await;
+        assert_eq!(response.status(), 200);
+        let report: Value = response.json().await.unwrap();
+        assert_eq!(
+            (
+                report["new_messages"].as_u64(),
+                report["duplicate_messages"].as_u64()
+            ),
+            (Some(0), Some(5000))
+        );
+        assert_eq!(
+            inbound_message::Entity::find()
+                .count(&app.db)
+                .await
+                .unwrap(),
+            10_010
+        );
+    }
+}
+
+#[tokio::test]
+async fn one_transaction_of_5000_known_senders_stays_within_both_backends_limits() {
+    // The ingest itself, without the queue that splits envelopes: its statements are chunked.
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let hasher = insurebot::consent::AddressHasher::new(secrecy::SecretString::from(HASH_KEY));
+        let ts = now_secs() - 120;
+        for (round, tag) in ["ONE", "TWO"].into_iter().enumerate() {
+            let body = envelope(many_senders(5000, ts + round as i64, tag));
+            let events = insurebot::whatsapp::inbound::parse_webhook(body.as_bytes()).unwrap();
+            let report = insurebot::store::ingest::ingest(&app.db, &events, &hasher, now_ms())
+                .await
+                .unwrap();
+            assert_eq!(report.new_messages, 5000);
+        }
+        let contacts = contacts_by_phone(&app).await;
+        assert_eq!(contacts.len(), 5000);
+        for i in 0..5000 {
+            let expected = (ts + 1 + (i % 60) as i64) * 1000;
+            assert_eq!(contacts[&phone(i)].last_inbound_at, Some(expected));
+        }
+    }
 }
 
 #[tokio::test]
