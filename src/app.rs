@@ -251,6 +251,7 @@ impl Application {
             crate::consent::AddressHasher::new(settings.hash_key()),
             settings.webhook.max_queued,
             metrics.webhooks_waiting.clone(),
+            Duration::from_millis(settings.webhook.store_timeout_ms),
         );
         let metrics_listener = match settings.metrics.listen {
             Some(address) => Some(

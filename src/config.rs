@@ -219,6 +219,28 @@ pub struct WebhookSettings {
     /// database down, unreachable or locked) it is answered 503 with `Retry-After` and Meta
     /// delivers it again.
     pub store_timeout_ms: u64,
+    /// Longest id a webhook item may carry (a wamid, a sender's phone number or BSUID), in
+    /// bytes; an item with a longer one is refused alone (logged, counted in
+    /// `insurebot_webhook_items_refused_total`) and the rest of the webhook stored. At most
+    /// 2048: PostgreSQL's index entries cannot be much longer.
+    pub max_id_bytes: usize,
+    /// How far ahead of the receive time a webhook's timestamp may be (the clocks' skew), in
+    /// seconds. A timestamp further ahead, zero, negative or out of range is replaced by the
+    /// receive time (counted in `insurebot_webhook_values_replaced_total`), so that it
+    /// cannot open or hold the 24-hour window.
+    pub max_timestamp_ahead_secs: u64,
+}
+
+impl WebhookSettings {
+    /// What the parser holds an envelope received at `received_at` (Unix ms) to.
+    pub fn parse_options(&self, received_at: i64) -> crate::whatsapp::inbound::ParseOptions {
+        crate::whatsapp::inbound::ParseOptions {
+            max_id_bytes: self.max_id_bytes,
+            // Validated to at most a day: no overflow.
+            max_ahead_ms: self.max_timestamp_ahead_secs as i64 * 1000,
+            received_at,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -560,6 +582,8 @@ impl Default for WebhookSettings {
             max_queued: 5_000,
             // Acks take milliseconds (p99 ~25 ms at 3,000 webhooks/s): a second is an outage.
             store_timeout_ms: 1_000,
+            max_id_bytes: crate::whatsapp::inbound::DEFAULT_MAX_ID_BYTES,
+            max_timestamp_ahead_secs: crate::whatsapp::inbound::DEFAULT_MAX_TIMESTAMP_AHEAD_SECS,
         }
     }
 }
@@ -713,6 +737,10 @@ impl Settings {
                 "WEBHOOK_BENCH_BASELINE" => self.webhook.bench_baseline = parse(key, value)?,
                 "WEBHOOK_MAX_QUEUED" => self.webhook.max_queued = parse(key, value)?,
                 "WEBHOOK_STORE_TIMEOUT_MS" => self.webhook.store_timeout_ms = parse(key, value)?,
+                "WEBHOOK_MAX_ID_BYTES" => self.webhook.max_id_bytes = parse(key, value)?,
+                "WEBHOOK_MAX_TIMESTAMP_AHEAD_SECS" => {
+                    self.webhook.max_timestamp_ahead_secs = parse(key, value)?
+                }
                 "OUTBOX_MAX_ATTEMPTS" => self.outbox.max_attempts = parse(key, value)?,
                 "OUTBOX_RETRY_BASE_MS" => self.outbox.retry_base_ms = parse(key, value)?,
                 "OUTBOX_RETRY_MAX_MS" => self.outbox.retry_max_ms = parse(key, value)?,
@@ -947,6 +975,19 @@ impl Settings {
             return Err(invalid(
                 "INSUREBOT_METRICS_LISTEN",
                 "must differ from listen (unset it to serve /metrics there)",
+            ));
+        }
+        // Meta's wamids are ~60 bytes; PostgreSQL refuses index entries over ~2.7 KB.
+        if !(64..=2048).contains(&self.webhook.max_id_bytes) {
+            return Err(invalid(
+                "INSUREBOT_WEBHOOK_MAX_ID_BYTES",
+                "must be between 64 and 2048",
+            ));
+        }
+        if self.webhook.max_timestamp_ahead_secs > 86_400 {
+            return Err(invalid(
+                "INSUREBOT_WEBHOOK_MAX_TIMESTAMP_AHEAD_SECS",
+                "must be at most 86400 (a day): a timestamp further ahead would hold the 24-hour window open",
             ));
         }
         if self.dialogue.misunderstood_limit == 0 {

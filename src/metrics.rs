@@ -12,6 +12,11 @@ pub struct OutcomeLabel {
     pub outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
 /// Every counter and histogram the service exports.
 pub struct Metrics {
     registry: Registry,
@@ -22,6 +27,13 @@ pub struct Metrics {
     /// Webhooks waiting to be stored right now (kept by the ingest queue); past
     /// `webhook.max_queued` they are refused with 503, so this is the one to alert on.
     pub webhooks_waiting: Gauge,
+    /// Webhook items refused although the rest of their webhook was stored, by reason:
+    /// message_id_too_long, status_id_too_long, sender_id_too_long (see `webhook.max_id_bytes`).
+    pub webhook_items_refused: Family<ReasonLabel, Counter>,
+    /// Webhook values stored other than as sent, by reason: nul_character (a string whose NUL
+    /// characters became U+FFFD), time_not_positive, time_out_of_range, time_ahead (a
+    /// timestamp replaced by the receive time).
+    pub webhook_values_replaced: Family<ReasonLabel, Counter>,
     /// Inbound messages stored for the first time.
     pub inbound_messages: Counter,
     /// Inbound messages whose wamid was already stored (redeliveries).
@@ -56,6 +68,18 @@ impl Metrics {
             "webhooks_waiting",
             "Webhooks waiting to be stored",
             webhooks_waiting.clone(),
+        );
+        let webhook_items_refused = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "webhook_items_refused",
+            "Webhook items refused (the rest of the webhook stored), by reason",
+            webhook_items_refused.clone(),
+        );
+        let webhook_values_replaced = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "webhook_values_replaced",
+            "Webhook values stored other than as sent (NUL characters, unusable timestamps), by reason",
+            webhook_values_replaced.clone(),
         );
         let inbound_messages = Counter::default();
         registry.register(
@@ -113,6 +137,8 @@ impl Metrics {
             registry,
             webhooks,
             webhooks_waiting,
+            webhook_items_refused,
+            webhook_values_replaced,
             inbound_messages,
             duplicate_messages,
             statuses,

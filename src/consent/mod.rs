@@ -486,7 +486,7 @@ pub async fn record_user_preference<C: ConnectionTrait>(
         return Ok(false);
     };
     let hash = hasher.hash(address);
-    let occurred_at = pref.timestamp * 1000;
+    let occurred_at = pref.occurred_at;
     // Meta redelivers webhooks for days: the same notice must not be logged twice.
     let seen = consent_log::Entity::find()
         .filter(consent_log::Column::AddressHash.eq(hash.clone()))

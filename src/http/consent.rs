@@ -139,6 +139,9 @@ impl ConsentRequest {
                 format!("at most {MAX_PROOF_TEXT} characters"),
             ));
         }
+        if proof_text.is_some_and(has_nul) {
+            problems.push(FieldProblem::new("proof.text", NUL_PROBLEM));
+        }
         let collected_at = match proof.and_then(|p| p.get("collected_at")) {
             None | Some(Value::Null) => None,
             Some(v) => match timestamp(v) {
@@ -166,6 +169,9 @@ impl ConsentRequest {
                 "proof.detail",
                 format!("at most {MAX_DETAIL} characters"),
             ));
+        }
+        if detail.is_some_and(has_nul) {
+            problems.push(FieldProblem::new("proof.detail", NUL_PROBLEM));
         }
         // An opt-in is only worth what its proof is; an opt-out is honoured without one.
         if change == Some(Change::OptIn) {
@@ -201,6 +207,14 @@ impl ConsentRequest {
             _ => Err(problems),
         }
     }
+}
+
+/// A proof is kept as given, so a NUL character (which PostgreSQL's text cannot hold) is the
+/// caller's to remove, not ours to change: refused, on both backends alike.
+const NUL_PROBLEM: &str = "must not contain NUL characters (U+0000)";
+
+fn has_nul(text: &str) -> bool {
+    text.contains('\0')
 }
 
 fn timestamp(v: &Value) -> Option<i64> {
@@ -388,5 +402,24 @@ mod tests {
                 .iter()
                 .any(|p| p.field == "proof.collected_at" && p.problem.contains("future"))
         );
+    }
+
+    #[test]
+    fn a_nul_character_in_the_proof_is_a_problem_of_its_field() {
+        let problems = ConsentRequest::parse(
+            &json!({ "phone": "919812345678", "change": "opt_in", "scope": "marketing",
+                     "proof": { "text": "I\u{0}agree", "collected_at": NOW - 1000,
+                                "detail": "web\u{0}form" } }),
+            NOW,
+        )
+        .unwrap_err();
+        for field in ["proof.text", "proof.detail"] {
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.field == field && p.problem.contains("NUL")),
+                "{field}: {problems:?}"
+            );
+        }
     }
 }

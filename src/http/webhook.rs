@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -26,7 +25,7 @@ use subtle::ConstantTimeEq;
 use super::AppState;
 use crate::metrics::Metrics;
 use crate::store::ingest::IngestError;
-use crate::whatsapp::inbound::parse_webhook;
+use crate::whatsapp::inbound::{WebhookEvents, parse_webhook_with};
 use crate::whatsapp::signature::{self, SignatureError};
 
 const SIGNATURE_HEADER: &str = "x-hub-signature-256";
@@ -152,7 +151,8 @@ async fn receive(
         tracing::warn!(reason = %e, "webhook signature refused");
         return reject(status, &e.to_string());
     }
-    let events = match parse_webhook(&body) {
+    let options = state.settings.webhook.parse_options(crate::store::now_ms());
+    let events = match parse_webhook_with(&body, &options) {
         Ok(events) => events,
         Err(e) => {
             Metrics::count(&metrics.webhooks, "bad_envelope");
@@ -162,26 +162,18 @@ async fn receive(
     };
     // A database that does not answer (down, unreachable, locked by another process) would
     // hold the request for the pool's or the lock's whole timeout, and every webhook queued
-    // behind it for as long: past the limit the webhook is answered 503 and Meta redelivers it.
-    // Dropping the wait withdraws the webhook from the writer's queue; one the writer had
-    // already started may still commit, and its redelivery is then a duplicate, acknowledged.
-    let limit = Duration::from_millis(state.settings.webhook.store_timeout_ms);
-    let Ok((events, stored)) = tokio::time::timeout(limit, state.ingest.ingest(events)).await
-    else {
-        // At debug like an overload: an outage would otherwise log a line per redelivery; the
-        // metric counts them and the writer logs the database's error.
-        Metrics::count(&metrics.webhooks, "store_timeout");
-        tracing::debug!(
-            limit_ms = limit.as_millis(),
-            "webhook refused: the database did not take it in time"
-        );
-        return try_again_later(&format!(
-            "the database did not answer within {} ms; retry later",
-            limit.as_millis()
-        ));
-    };
+    // behind it for as long: the queue waits at most `webhook.store_timeout_ms` per part
+    // (IngestError::TimedOut), then the webhook is answered 503 and Meta redelivers it.
+    let (events, stored) = state.ingest.ingest(events).await;
     let report = match stored {
         Ok(report) => report,
+        Err(e @ IngestError::TimedOut { .. }) => {
+            // At debug like an overload: an outage would otherwise log a line per redelivery;
+            // the metric counts them and the writer logs the database's error.
+            Metrics::count(&metrics.webhooks, "store_timeout");
+            tracing::debug!(reason = %e, "webhook refused: the database did not take it in time");
+            return try_again_later(&e.to_string());
+        }
         Err(e @ IngestError::Overloaded { .. }) => {
             // Meta delivers it again later; logged at debug, counted by the metric, so that an
             // overload does not also flood the log.
@@ -220,6 +212,7 @@ async fn receive(
     for reason in &events.skipped {
         tracing::warn!(%reason, "webhook item skipped");
     }
+    report_corrections(metrics, &events);
     for contact_id in &report.contacts_with_new_messages {
         state.pipeline.notify(*contact_id);
     }
@@ -247,4 +240,38 @@ fn try_again_later(reason: &str) -> Response {
         HeaderValue::from_static("1"),
     );
     response
+}
+
+/// Logs (JSON paths only, never values) and counts what an acknowledged webhook carried that
+/// could not be stored as sent.
+fn report_corrections(metrics: &Metrics, events: &WebhookEvents) {
+    use crate::metrics::ReasonLabel;
+    for item in &events.corrections {
+        let reason = item.correction.as_str();
+        if item.correction.refuses_item() {
+            tracing::warn!(path = %item.path, reason, "webhook item refused: it cannot be stored");
+            metrics
+                .webhook_items_refused
+                .get_or_create(&ReasonLabel { reason })
+                .inc();
+        } else {
+            tracing::warn!(path = %item.path, reason, "webhook timestamp replaced by the receive time");
+            metrics
+                .webhook_values_replaced
+                .get_or_create(&ReasonLabel { reason })
+                .inc();
+        }
+    }
+    if events.nul_replaced > 0 {
+        tracing::warn!(
+            strings = events.nul_replaced,
+            "NUL characters in the webhook replaced by U+FFFD"
+        );
+        metrics
+            .webhook_values_replaced
+            .get_or_create(&ReasonLabel {
+                reason: "nul_character",
+            })
+            .inc_by(events.nul_replaced as u64);
+    }
 }

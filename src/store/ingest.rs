@@ -9,7 +9,16 @@
 //! being written wait for the next one, which stores them all in a single transaction. Under
 //! load that replaces one transaction (and one turn of SQLite's write gate) per webhook by one
 //! per batch; when a batch fails, its webhooks are stored one by one so that a single bad one
-//! cannot refuse the others.
+//! cannot refuse the others. A batch holds at most [`PART_ITEMS`] items, and an envelope with
+//! more (Meta may send thousands of messages in one) is stored in parts of that size, one
+//! transaction each, so that the webhooks arriving meanwhile are stored between two parts
+//! instead of waiting for the whole envelope. It is acknowledged once its last part is
+//! committed; should a part fail, Meta's redelivery finds the parts before it already stored
+//! (every statement here is idempotent) and the pipeline's sweep processes their messages.
+//!
+//! Every statement stays within both backends' limits whatever the envelope: at most
+//! [`SENDERS_PER_STATEMENT`] pairs in the senders' `VALUES` list and [`INSERT_CHUNK`] rows
+//! per INSERT, far below SQLite's 32,766 and PostgreSQL's 65,535 bind parameters.
 
 use prometheus_client::metrics::gauge::Gauge;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict};
@@ -127,7 +136,7 @@ impl KnownContacts {
         let mut latest: std::collections::BTreeMap<&str, i64> = Default::default();
         for message in batch.iter().flat_map(|events| &events.messages) {
             if let Some(phone) = message.from.as_deref() {
-                let at = message.timestamp * 1000;
+                let at = message.sent_at;
                 latest
                     .entry(phone)
                     .and_modify(|t| *t = std::cmp::max(*t, at))
@@ -153,6 +162,12 @@ impl KnownContacts {
     /// PostgreSQL's generic plan for that scanned the whole table comparing every row with
     /// every number (40 ms a batch at 7,500 contacts, the ingest's slowest statement), where
     /// the join probes the phone-number index or hashes the pairs.
+    ///
+    /// The pairs are a `VALUES` list, in statements of at most [`SENDERS_PER_STATEMENT`]: a
+    /// `SELECT … UNION ALL SELECT …` per pair, as before, stopped SQLite at 500 terms ("too
+    /// many terms in compound SELECT") and cost PostgreSQL seconds of planning (EXPLAIN
+    /// ANALYZE of 4,000 pairs: planning 43 s, execution 0.4 s; as `VALUES`, 5,000 pairs: 12 ms
+    /// and 125 ms).
     async fn update_senders<C: ConnectionTrait>(
         db: &C,
         latest: &std::collections::BTreeMap<&str, i64>,
@@ -161,42 +176,43 @@ impl KnownContacts {
         use sea_orm::{FromQueryResult, IdenStatic, Iterable, Statement};
         let backend = db.get_database_backend();
         let placeholder = |n| super::placeholder(backend, n);
-        let pairs: Vec<String> = (0..latest.len())
-            .map(|i| {
-                let (phone, at) = (placeholder(2 * i + 2), placeholder(2 * i + 3));
-                if i == 0 {
-                    format!("SELECT {phone} AS wa_id, {at} AS at")
-                } else {
-                    format!("SELECT {phone}, {at}")
-                }
-            })
-            .collect();
         let returning: Vec<String> = contact::Column::iter()
             .map(|c| format!("contacts.{}", c.as_str()))
             .collect();
-        let sql = format!(
-            "UPDATE contacts SET \
-               last_inbound_at = CASE WHEN contacts.last_inbound_at IS NULL \
-                 OR contacts.last_inbound_at < latest.at THEN latest.at \
-                 ELSE contacts.last_inbound_at END, \
-               updated_at = {now} \
-             FROM ({pairs}) AS latest \
-             WHERE contacts.wa_id = latest.wa_id \
-             RETURNING {returning}",
-            now = placeholder(1),
-            pairs = pairs.join(" UNION ALL "),
-            returning = returning.join(", "),
-        );
-        let values = std::iter::once(now_ms.into()).chain(
-            latest
-                .iter()
-                .flat_map(|(phone, at)| [(*phone).into(), (*at).into()]),
-        );
-        db.query_all_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?
-            .iter()
-            .map(|row| contact::Model::from_query_result(row, ""))
-            .collect()
+        let latest: Vec<(&str, i64)> = latest.iter().map(|(p, at)| (*p, *at)).collect();
+        let mut found = Vec::with_capacity(latest.len());
+        for chunk in latest.chunks(SENDERS_PER_STATEMENT) {
+            // `column1`, `column2`: the names both backends give a VALUES list's columns
+            // (SQLite cannot rename them in the alias).
+            let pairs: Vec<String> = (0..chunk.len())
+                .map(|i| format!("({}, {})", placeholder(2 * i + 2), placeholder(2 * i + 3)))
+                .collect();
+            let sql = format!(
+                "UPDATE contacts SET \
+                   last_inbound_at = CASE WHEN contacts.last_inbound_at IS NULL \
+                     OR contacts.last_inbound_at < latest.column2 THEN latest.column2 \
+                     ELSE contacts.last_inbound_at END, \
+                   updated_at = {now} \
+                 FROM (VALUES {pairs}) AS latest \
+                 WHERE contacts.wa_id = latest.column1 \
+                 RETURNING {returning}",
+                now = placeholder(1),
+                pairs = pairs.join(", "),
+                returning = returning.join(", "),
+            );
+            let values = std::iter::once(now_ms.into()).chain(
+                chunk
+                    .iter()
+                    .flat_map(|(phone, at)| [(*phone).into(), (*at).into()]),
+            );
+            for row in db
+                .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+                .await?
+            {
+                found.push(contact::Model::from_query_result(&row, "")?);
+            }
+        }
+        Ok(found)
     }
 
     /// Keeps `contact` for the batch's later messages from the same number.
@@ -315,6 +331,9 @@ struct NewMessages {
 /// parameter limits).
 const INSERT_CHUNK: usize = 256;
 
+/// Senders per statement that moves window starts at most (2 parameters each).
+const SENDERS_PER_STATEMENT: usize = 1000;
+
 impl NewMessages {
     /// Inserts the rows and counts them in their webhooks' reports as new or duplicate.
     async fn insert<C: ConnectionTrait>(
@@ -383,18 +402,18 @@ const INSERTED_COLUMNS: [inbound_message::Column; 11] = [
 /// The latest message time seen per contact in a batch: each contact's window start is
 /// written once per batch, not once per message.
 #[derive(Default)]
-struct WindowStarts(Vec<(i64, i64)>);
+struct WindowStarts(std::collections::BTreeMap<i64, i64>);
 
 impl WindowStarts {
     fn saw(&mut self, contact_id: i64, sent_at_ms: i64) {
-        match self.0.iter_mut().find(|(id, _)| *id == contact_id) {
-            Some((_, latest)) => *latest = std::cmp::max(*latest, sent_at_ms),
-            None => self.0.push((contact_id, sent_at_ms)),
-        }
+        self.0
+            .entry(contact_id)
+            .and_modify(|latest| *latest = std::cmp::max(*latest, sent_at_ms))
+            .or_insert(sent_at_ms);
     }
 
-    /// One UPDATE for the batch (each contact's time by CASE), for the senders the batch's
-    /// first statement did not cover (those found by BSUID).
+    /// One UPDATE per [`SENDERS_PER_STATEMENT`] contacts (each contact's time by CASE), for
+    /// the senders the batch's first statement did not cover (those found by BSUID).
     async fn write<C: ConnectionTrait>(
         &mut self,
         db: &C,
@@ -402,25 +421,28 @@ impl WindowStarts {
         now_ms: i64,
     ) -> Result<(), DbErr> {
         // What the batch's first statement already wrote (the senders known by phone number).
-        self.0
-            .retain(|(id, at)| written.get(id).is_none_or(|done| at > done));
-        self.0.sort_unstable();
-        let Some(latest) = super::case_by(contact::Column::Id, self.0.iter().copied()) else {
-            return Ok(());
-        };
-        let latest: Expr = latest.into();
-        contact::Entity::update_many()
-            .col_expr(contact::Column::LastInboundAt, latest.clone())
-            .col_expr(contact::Column::UpdatedAt, Expr::value(now_ms))
-            .filter(contact::Column::Id.is_in(self.0.iter().map(|(id, _)| *id)))
-            // A late redelivery of an older message never moves the window start back.
-            .filter(
-                Expr::col(contact::Column::LastInboundAt)
-                    .is_null()
-                    .or(Expr::col(contact::Column::LastInboundAt).lt(latest)),
-            )
-            .exec(db)
-            .await?;
+        let due: Vec<(i64, i64)> = std::mem::take(&mut self.0)
+            .into_iter()
+            .filter(|(id, at)| written.get(id).is_none_or(|done| at > done))
+            .collect();
+        for chunk in due.chunks(SENDERS_PER_STATEMENT) {
+            let Some(latest) = super::case_by(contact::Column::Id, chunk.iter().copied()) else {
+                continue;
+            };
+            let latest: Expr = latest.into();
+            contact::Entity::update_many()
+                .col_expr(contact::Column::LastInboundAt, latest.clone())
+                .col_expr(contact::Column::UpdatedAt, Expr::value(now_ms))
+                .filter(contact::Column::Id.is_in(chunk.iter().map(|(id, _)| *id)))
+                // A late redelivery of an older message never moves the window start back.
+                .filter(
+                    Expr::col(contact::Column::LastInboundAt)
+                        .is_null()
+                        .or(Expr::col(contact::Column::LastInboundAt).lt(latest)),
+                )
+                .exec(db)
+                .await?;
+        }
         Ok(())
     }
 }
@@ -443,7 +465,7 @@ async fn store_events(
         };
         let row = new_message(contact_id, message, now_ms)?;
         batch.messages.rows.push((batch.webhook, contact_id, row));
-        batch.windows.saw(contact_id, message.timestamp * 1000);
+        batch.windows.saw(contact_id, message.sent_at);
     }
     for status in &events.statuses {
         if apply_status(txn, status, now_ms).await? {
@@ -577,7 +599,7 @@ fn new_message(
         msg_type: Set(message.content.type_name().to_owned()),
         content: Set(Some(content)),
         raw: Set(Some(message.raw.to_string())),
-        sent_at: Set(message.timestamp * 1000),
+        sent_at: Set(message.sent_at),
         received_at: Set(now_ms),
         processed_at: Set(None),
         attempts: Set(0),
@@ -597,7 +619,7 @@ async fn apply_status<C: ConnectionTrait>(
         wamid: status.message_id.clone(),
         status: status.status.as_str().to_owned(),
         rank: status.status.rank(),
-        status_at: status.timestamp * 1000,
+        status_at: status.status_at,
         error_code: error.map(|e| e.code),
         error_title: error.and_then(|e| e.title.clone().or_else(|| e.message.clone())),
         error_details: error.and_then(|e| e.details.clone()),
@@ -650,6 +672,103 @@ pub async fn status_of(
 /// one batch's transaction stays short.
 const MAX_BATCH: usize = 128;
 
+/// Items (messages, statuses, marketing notices, template updates) written per transaction
+/// at most, unless a single webhook has more (see the module doc): small enough that a webhook
+/// arriving behind a full batch is acknowledged within a fraction of a second (`cargo bench
+/// --bench load` with `LOAD_ENVELOPE=5000`), big enough that a 5,000-message envelope is
+/// stored in a few transactions.
+pub const PART_ITEMS: usize = 500;
+
+/// What a webhook asks the ingest to write.
+fn items(events: &WebhookEvents) -> usize {
+    events.messages.len()
+        + events.statuses.len()
+        + events.user_preferences.len()
+        + events.template_status_updates.len()
+}
+
+/// `events`' items in parts of at most `max`, in order, each with the contact profiles its
+/// messages are matched with ([`Identity::of`] picks the same one from the part's as from
+/// all); what is left is the envelope without its items, to [`join`] them back to.
+fn split(mut events: WebhookEvents, max: usize) -> (WebhookEvents, Vec<WebhookEvents>) {
+    fn with_room(parts: &mut Vec<WebhookEvents>, max: usize) -> &mut WebhookEvents {
+        if parts.last().is_none_or(|p| items(p) >= max) {
+            parts.push(WebhookEvents::default());
+        }
+        parts.last_mut().expect("a part with room")
+    }
+    let mut parts = Vec::new();
+    for m in std::mem::take(&mut events.messages) {
+        with_room(&mut parts, max).messages.push(m);
+    }
+    for s in std::mem::take(&mut events.statuses) {
+        with_room(&mut parts, max).statuses.push(s);
+    }
+    for p in std::mem::take(&mut events.user_preferences) {
+        with_room(&mut parts, max).user_preferences.push(p);
+    }
+    for t in std::mem::take(&mut events.template_status_updates) {
+        with_room(&mut parts, max).template_status_updates.push(t);
+    }
+    // The first profile naming each phone number and each BSUID: a message's profile is the
+    // first that names its number or its BSUID.
+    let mut first: std::collections::HashMap<&str, usize> = Default::default();
+    for (i, p) in events.contacts.iter().enumerate() {
+        for id in [p.wa_id.as_deref(), p.user_id.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            first.entry(id).or_insert(i);
+        }
+    }
+    for part in &mut parts {
+        let mut wanted: Vec<usize> = part
+            .messages
+            .iter()
+            .filter_map(|m| {
+                let by_phone = m.from.as_deref().and_then(|id| first.get(id));
+                let by_user = m.from_user_id.as_deref().and_then(|id| first.get(id));
+                by_phone.into_iter().chain(by_user).min().copied()
+            })
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        part.contacts = wanted.iter().map(|i| events.contacts[*i].clone()).collect();
+    }
+    (events, parts)
+}
+
+/// The envelope `split` took apart, whole again.
+fn join(mut envelope: WebhookEvents, parts: Vec<WebhookEvents>) -> WebhookEvents {
+    for part in parts {
+        envelope.messages.extend(part.messages);
+        envelope.statuses.extend(part.statuses);
+        envelope.user_preferences.extend(part.user_preferences);
+        envelope
+            .template_status_updates
+            .extend(part.template_status_updates);
+    }
+    envelope
+}
+
+impl IngestReport {
+    /// Adds what another part of the same envelope changed.
+    fn add(&mut self, other: IngestReport) {
+        for id in other.contacts_with_new_messages {
+            if !self.contacts_with_new_messages.contains(&id) {
+                self.contacts_with_new_messages.push(id);
+            }
+        }
+        self.new_messages += other.new_messages;
+        self.duplicate_messages += other.duplicate_messages;
+        self.statuses_applied += other.statuses_applied;
+        self.statuses_ignored += other.statuses_ignored;
+        self.templates_updated += other.templates_updated;
+        self.fallbacks_queued += other.fallbacks_queued;
+        self.consent_changes += other.consent_changes;
+    }
+}
+
 /// One webhook waiting for its batch.
 struct QueuedWebhook {
     events: WebhookEvents,
@@ -665,6 +784,8 @@ pub struct IngestQueue {
     /// `insurebot_webhooks_waiting`).
     waiting: Gauge,
     max_waiting: usize,
+    /// How long one webhook, or one part of a big one, waits for its commit.
+    store_timeout: std::time::Duration,
 }
 
 /// Why a webhook was not stored.
@@ -676,6 +797,10 @@ pub enum IngestError {
     Overloaded { waiting: usize, limit: usize },
     #[error("the ingest writer has stopped")]
     Stopped,
+    /// The database did not take the webhook (or one of its parts) within
+    /// `webhook.store_timeout_ms`: down, unreachable or locked by another process.
+    #[error("the database did not answer within {limit_ms} ms; retry later")]
+    TimedOut { limit_ms: u128 },
     #[error(transparent)]
     Db(#[from] DbErr),
 }
@@ -691,12 +816,13 @@ impl Drop for Waiting {
 
 impl IngestQueue {
     /// Starts the writer task; at most `max_waiting` webhooks wait for it at once, counted in
-    /// `waiting`.
+    /// `waiting`, each (or each part of a big one) for at most `store_timeout`.
     pub fn start(
         db: DatabaseConnection,
         hasher: AddressHasher,
         max_waiting: usize,
         waiting: Gauge,
+        store_timeout: std::time::Duration,
     ) -> Self {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         super::spawn_writer(&db.clone(), write_batches(db, hasher, rx));
@@ -704,15 +830,17 @@ impl IngestQueue {
             tx,
             waiting,
             max_waiting,
+            store_timeout,
         }
     }
 
     /// Stores `events` with whatever other webhooks are waiting, and gives them back with the
-    /// report once committed.
+    /// report once committed; an envelope of more than [`PART_ITEMS`] items in parts, one
+    /// after the other, so that the webhooks arriving meanwhile are stored between them.
     ///
     /// # Errors
     /// [`IngestError::Overloaded`] at once when the queue is full; the database error that
-    /// kept this webhook from being stored (nothing of it was).
+    /// kept this webhook (or one of its parts) from being stored.
     pub async fn ingest(
         &self,
         events: WebhookEvents,
@@ -726,14 +854,53 @@ impl IngestQueue {
             };
             return (events, Err(refused));
         }
+        if items(&events) <= PART_ITEMS {
+            return self.store(events).await;
+        }
+        let (envelope, parts) = split(events, PART_ITEMS);
+        let mut report = IngestReport::default();
+        let mut stored = Vec::with_capacity(parts.len());
+        let mut parts = parts.into_iter();
+        while let Some(part) = parts.next() {
+            let (part, result) = self.store(part).await;
+            stored.push(part);
+            match result {
+                Ok(part_report) => report.add(part_report),
+                Err(e) => {
+                    stored.extend(parts);
+                    return (join(envelope, stored), Err(e));
+                }
+            }
+        }
+        (join(envelope, stored), Ok(report))
+    }
+
+    /// Queues `events` for the writer and waits for its commit, at most `store_timeout`: the
+    /// limit is per part, so that a big envelope stored part after part (each in well under
+    /// the limit) is not refused for its size, while a database that does not answer is
+    /// noticed within the limit. Dropping the wait withdraws the part from the writer's queue;
+    /// one the writer had already started may still commit, and its redelivery is then a
+    /// duplicate, acknowledged.
+    async fn store(
+        &self,
+        events: WebhookEvents,
+    ) -> (WebhookEvents, Result<IngestReport, IngestError>) {
         let (done, result) = tokio::sync::oneshot::channel();
         if let Err(refused) = self.tx.send(QueuedWebhook { events, done }) {
             return (refused.0.events, Err(IngestError::Stopped));
         }
-        match result.await {
-            Ok((events, stored)) => (events, stored.map_err(IngestError::from)),
+        match tokio::time::timeout(self.store_timeout, result).await {
+            Ok(Ok((events, stored))) => (events, stored.map_err(IngestError::from)),
             // Only when the runtime is shutting down; the webhook is not acknowledged.
-            Err(_) => (WebhookEvents::default(), Err(IngestError::Stopped)),
+            Ok(Err(_)) => (WebhookEvents::default(), Err(IngestError::Stopped)),
+            // The part's events stay with the writer, which drops them unstored; the caller
+            // answers 503 and needs none of them.
+            Err(_) => (
+                WebhookEvents::default(),
+                Err(IngestError::TimedOut {
+                    limit_ms: self.store_timeout.as_millis(),
+                }),
+            ),
         }
     }
 }
@@ -743,37 +910,77 @@ async fn write_batches(
     hasher: AddressHasher,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<QueuedWebhook>,
 ) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        // A webhook whose request has gone (answered 503 after `webhook.store_timeout_ms`,
-        // or disconnected) is not stored: Meta delivers it again, and during an outage the
-        // queue would otherwise fill with copies of the same redeliveries.
-        batch.retain(|queued| !queued.done.is_closed());
-        if batch.is_empty() {
-            continue;
+    let mut waiting = std::collections::VecDeque::new();
+    let mut received = Vec::with_capacity(MAX_BATCH);
+    loop {
+        if waiting.is_empty() {
+            if rx.recv_many(&mut received, MAX_BATCH).await == 0 {
+                return;
+            }
+        } else {
+            // What arrived while the last batch was written, without waiting for more.
+            while received.len() < MAX_BATCH
+                && let Ok(queued) = rx.try_recv()
+            {
+                received.push(queued);
+            }
         }
-        let now = super::now_ms();
-        let all: Vec<&WebhookEvents> = batch.iter().map(|q| &q.events).collect();
-        match ingest_many(&db, &all, &hasher, now).await {
-            Ok(reports) => {
-                for (queued, report) in batch.drain(..).zip(reports) {
-                    let _ = queued.done.send((queued.events, Ok(report)));
-                }
+        waiting.extend(received.drain(..));
+        let batch = next_batch(&mut waiting);
+        write_batch(&db, &hasher, batch).await;
+    }
+}
+
+/// The webhooks at the front of the queue that one transaction takes: up to [`MAX_BATCH`]
+/// of them and [`PART_ITEMS`] items (at least one webhook, whatever its size). In arrival
+/// order, so that a webhook waits behind at most one full batch.
+fn next_batch(waiting: &mut std::collections::VecDeque<QueuedWebhook>) -> Vec<QueuedWebhook> {
+    let mut batch = Vec::new();
+    let mut total = 0;
+    while let Some(next) = waiting.front() {
+        let n = items(&next.events);
+        if !batch.is_empty() && (batch.len() >= MAX_BATCH || total + n > PART_ITEMS) {
+            break;
+        }
+        total += n;
+        batch.extend(waiting.pop_front());
+    }
+    batch
+}
+
+async fn write_batch(
+    db: &DatabaseConnection,
+    hasher: &AddressHasher,
+    mut batch: Vec<QueuedWebhook>,
+) {
+    // A webhook whose request has gone (answered 503 after `webhook.store_timeout_ms`, or
+    // disconnected) is not stored: Meta delivers it again, and during an outage the queue
+    // would otherwise fill with copies of the same redeliveries.
+    batch.retain(|queued| !queued.done.is_closed());
+    if batch.is_empty() {
+        return;
+    }
+    let now = super::now_ms();
+    let all: Vec<&WebhookEvents> = batch.iter().map(|q| &q.events).collect();
+    match ingest_many(db, &all, hasher, now).await {
+        Ok(reports) => {
+            for (queued, report) in batch.drain(..).zip(reports) {
+                let _ = queued.done.send((queued.events, Ok(report)));
             }
-            Err(e) if batch.len() > 1 => {
-                tracing::warn!(error = %e, webhooks = batch.len(), "batch not stored; storing its webhooks one by one");
-                for queued in batch.drain(..) {
-                    if queued.done.is_closed() {
-                        continue;
-                    }
-                    let result = ingest(&db, &queued.events, &hasher, now).await;
-                    let _ = queued.done.send((queued.events, result));
+        }
+        Err(e) if batch.len() > 1 => {
+            tracing::warn!(error = %e, webhooks = batch.len(), "batch not stored; storing its webhooks one by one");
+            for queued in batch.drain(..) {
+                if queued.done.is_closed() {
+                    continue;
                 }
+                let result = ingest(db, &queued.events, hasher, now).await;
+                let _ = queued.done.send((queued.events, result));
             }
-            Err(e) => {
-                if let Some(queued) = batch.pop() {
-                    let _ = queued.done.send((queued.events, Err(e)));
-                }
+        }
+        Err(e) => {
+            if let Some(queued) = batch.pop() {
+                let _ = queued.done.send((queued.events, Err(e)));
             }
         }
     }

@@ -14,6 +14,14 @@
 //!
 //! The parser works on `serde_json::Value` rather than derived structs: a derived struct fails
 //! the whole body on one odd field, while walking the tree lets each item fail alone.
+//!
+//! It is also where content that cannot be stored as sent is dealt with, the same way on
+//! SQLite and PostgreSQL (see [`ParseOptions`] and [`Correction`]): a NUL character (U+0000,
+//! which PostgreSQL's text cannot hold) in any string of the envelope becomes U+FFFD; an item
+//! whose id is longer than `max_id_bytes` (an index cannot hold it) is refused alone; and a
+//! timestamp that is not positive, overflows, or lies further ahead of the receive time than
+//! the clocks' allowed skew is replaced by the receive time, so that it cannot open or hold
+//! the 24-hour window. Each of these is listed in `WebhookEvents::corrections`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -48,6 +56,109 @@ pub struct WebhookEvents {
     pub unhandled_fields: Vec<String>,
     /// Human-readable reasons for items that were dropped, e.g. `entry[0].changes[0].messages[2]: no id`.
     pub skipped: Vec<String>,
+    /// Items refused and timestamps replaced because they could not be stored as sent, each
+    /// with where it was (see [`Correction`]).
+    pub corrections: Vec<Corrected>,
+    /// Strings of the envelope (values or keys) whose NUL characters were replaced by U+FFFD.
+    pub nul_replaced: usize,
+}
+
+/// What the parser holds an envelope to: the limits from `[webhook]` and when it arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParseOptions {
+    /// Longest id kept (a wamid, a sender's phone number or BSUID), in bytes: an item with a
+    /// longer one is refused. Ids are unique keys, and PostgreSQL's btree index refuses an
+    /// entry over ~2.7 KB, which would refuse the whole transaction.
+    pub max_id_bytes: usize,
+    /// How far ahead of `received_at` a timestamp may be (the clocks' skew), in milliseconds.
+    pub max_ahead_ms: i64,
+    /// When the webhook arrived, Unix milliseconds.
+    pub received_at: i64,
+}
+
+/// `webhook.max_id_bytes` unless configured: Meta's wamids are ~60 bytes, BSUIDs ~30.
+pub const DEFAULT_MAX_ID_BYTES: usize = 512;
+/// `webhook.max_timestamp_ahead_secs` unless configured.
+pub const DEFAULT_MAX_TIMESTAMP_AHEAD_SECS: u64 = 300;
+
+impl ParseOptions {
+    /// The default limits, for an envelope received at `received_at` (Unix ms).
+    pub fn received_at(received_at: i64) -> Self {
+        Self {
+            max_id_bytes: DEFAULT_MAX_ID_BYTES,
+            max_ahead_ms: DEFAULT_MAX_TIMESTAMP_AHEAD_SECS as i64 * 1000,
+            received_at,
+        }
+    }
+
+    /// Meta's timestamp (Unix seconds) in milliseconds, or why it cannot be used.
+    ///
+    /// # Errors
+    /// The [`Correction`] saying why; the caller uses the receive time instead.
+    pub fn event_time(&self, seconds: i64) -> Result<i64, Correction> {
+        if seconds <= 0 {
+            return Err(Correction::TimeNotPositive);
+        }
+        let ms = seconds
+            .checked_mul(1000)
+            .filter(|ms| chrono::DateTime::from_timestamp_millis(*ms).is_some())
+            .ok_or(Correction::TimeOutOfRange)?;
+        if ms > self.received_at.saturating_add(self.max_ahead_ms) {
+            return Err(Correction::TimeAhead);
+        }
+        Ok(ms)
+    }
+}
+
+/// Why an item was refused, or a value replaced, although the rest of its envelope was stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Correction {
+    /// A message's id is longer than `max_id_bytes`: the message is refused.
+    MessageIdTooLong,
+    /// A status's message id is longer than `max_id_bytes`: the status is refused.
+    StatusIdTooLong,
+    /// A sender's phone number or BSUID (in a message or a contact profile) is longer than
+    /// `max_id_bytes`: the message or profile is refused.
+    SenderIdTooLong,
+    /// A zero or negative timestamp: the receive time is used.
+    TimeNotPositive,
+    /// A timestamp beyond what milliseconds can count: the receive time is used.
+    TimeOutOfRange,
+    /// A timestamp further ahead of the receive time than the allowed skew: the receive time
+    /// is used.
+    TimeAhead,
+}
+
+impl Correction {
+    /// The metric label and log text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Correction::MessageIdTooLong => "message_id_too_long",
+            Correction::StatusIdTooLong => "status_id_too_long",
+            Correction::SenderIdTooLong => "sender_id_too_long",
+            Correction::TimeNotPositive => "time_not_positive",
+            Correction::TimeOutOfRange => "time_out_of_range",
+            Correction::TimeAhead => "time_ahead",
+        }
+    }
+
+    /// Whether the item was refused (not stored), rather than stored with a value replaced.
+    pub fn refuses_item(self) -> bool {
+        matches!(
+            self,
+            Correction::MessageIdTooLong
+                | Correction::StatusIdTooLong
+                | Correction::SenderIdTooLong
+        )
+    }
+}
+
+/// One [`Correction`] and the JSON path of its item (never a value).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Corrected {
+    pub path: String,
+    pub correction: Correction,
 }
 
 /// One inbound user message.
@@ -61,8 +172,9 @@ pub struct InboundMessage {
     pub from: Option<String>,
     /// Sender business-scoped user id (BSUID), e.g. `US.13491208655302741918`.
     pub from_user_id: Option<String>,
-    /// Unix seconds (a string on the wire; numbers are accepted too).
-    pub timestamp: i64,
+    /// When it was sent, Unix milliseconds: Meta's `timestamp` (Unix seconds on the wire), or
+    /// the receive time when that was unusable (see [`ParseOptions::event_time`]).
+    pub sent_at: i64,
     /// What the message says, by type.
     pub content: MessageContent,
     /// `context.id`: the message this one replies to (quote or template button tap).
@@ -204,7 +316,8 @@ pub struct StatusUpdate {
     /// The wamid of our outbound message.
     pub message_id: String,
     pub status: DeliveryStatus,
-    pub timestamp: i64,
+    /// Unix milliseconds, checked as [`InboundMessage::sent_at`] is.
+    pub status_at: i64,
     /// Recipient phone digits; absent when we sent to a BSUID.
     pub recipient_id: Option<String>,
     pub recipient_user_id: Option<String>,
@@ -304,7 +417,8 @@ pub struct UserPreference {
     pub category: String,
     /// `stop` or `resume`.
     pub value: String,
-    pub timestamp: i64,
+    /// Unix milliseconds, checked as [`InboundMessage::sent_at`] is.
+    pub occurred_at: i64,
     /// Meta's sentence, e.g. "User requested to stop marketing messages" (kept as the proof).
     pub detail: Option<String>,
 }
@@ -331,14 +445,29 @@ pub struct ContactProfile {
     pub name: Option<String>,
 }
 
+/// Parses a webhook body received now, with the default limits.
+///
+/// # Errors
+/// As [`parse_webhook_with`].
+pub fn parse_webhook(body: &[u8]) -> Result<WebhookEvents, EnvelopeError> {
+    let now = chrono::Utc::now().timestamp_millis();
+    parse_webhook_with(body, &ParseOptions::received_at(now))
+}
+
 /// Parses a webhook body.
 ///
 /// # Errors
 /// Only when the body is not JSON, or is JSON without an `object` string and an `entry` array.
-/// Anything inside the envelope that cannot be used is reported in `WebhookEvents::skipped`.
-pub fn parse_webhook(body: &[u8]) -> Result<WebhookEvents, EnvelopeError> {
-    let root: Value =
+/// Anything inside the envelope that cannot be used is reported in `WebhookEvents::skipped`,
+/// and what could not be kept as sent in `WebhookEvents::corrections`.
+pub fn parse_webhook_with(
+    body: &[u8],
+    options: &ParseOptions,
+) -> Result<WebhookEvents, EnvelopeError> {
+    let mut root: Value =
         serde_json::from_slice(body).map_err(|e| EnvelopeError::NotJson(e.to_string()))?;
+    // Once, over the whole tree, so that no string escapes it, `raw` included.
+    let nul_replaced = replace_nul(&mut root);
     let Some(root) = root.as_object() else {
         return Err(EnvelopeError::NotWhatsAppEnvelope(
             "top level is not a JSON object".into(),
@@ -355,7 +484,10 @@ pub fn parse_webhook(body: &[u8]) -> Result<WebhookEvents, EnvelopeError> {
         ));
     };
 
-    let mut events = WebhookEvents::default();
+    let mut events = WebhookEvents {
+        nul_replaced,
+        ..WebhookEvents::default()
+    };
     for (ei, entry) in entries.iter().enumerate() {
         let path = format!("entry[{ei}]");
         let Some(changes) = entry.get("changes").and_then(Value::as_array) else {
@@ -363,13 +495,100 @@ pub fn parse_webhook(body: &[u8]) -> Result<WebhookEvents, EnvelopeError> {
             continue;
         };
         for (ci, change) in changes.iter().enumerate() {
-            parse_change(change, &format!("{path}.changes[{ci}]"), &mut events);
+            parse_change(
+                change,
+                &format!("{path}.changes[{ci}]"),
+                options,
+                &mut events,
+            );
         }
     }
     Ok(events)
 }
 
-fn parse_change(change: &Value, path: &str, events: &mut WebhookEvents) {
+/// Replaces every NUL character in the strings and keys of `v` by U+FFFD (the replacement
+/// character, so that the change shows and two ids never merge as they could if it were
+/// dropped); returns how many strings changed.
+fn replace_nul(v: &mut Value) -> usize {
+    fn in_string(s: &mut String) -> usize {
+        if s.contains('\0') {
+            *s = s.replace('\0', "\u{FFFD}");
+            1
+        } else {
+            0
+        }
+    }
+    match v {
+        Value::String(s) => in_string(s),
+        Value::Array(items) => items.iter_mut().map(replace_nul).sum(),
+        Value::Object(map) => {
+            let mut changed = 0;
+            if map.keys().any(|k| k.contains('\0')) {
+                for (mut key, value) in std::mem::take(map) {
+                    changed += in_string(&mut key);
+                    map.insert(key, value);
+                }
+            }
+            changed + map.values_mut().map(replace_nul).sum::<usize>()
+        }
+        _ => 0,
+    }
+}
+
+/// Why an item of the envelope was not kept.
+enum Dropped {
+    /// It cannot be used (no id, no timestamp): listed in `skipped` with this reason.
+    Unusable(&'static str),
+    /// It could be used but not stored: listed in `corrections`.
+    Refused(Correction),
+}
+
+impl From<&'static str> for Dropped {
+    fn from(reason: &'static str) -> Self {
+        Dropped::Unusable(reason)
+    }
+}
+
+impl WebhookEvents {
+    /// Notes why the item at `path` was not kept.
+    fn drop_item(&mut self, path: String, why: Dropped) {
+        match why {
+            Dropped::Unusable(reason) => self.skipped.push(format!("{path}: {reason}")),
+            Dropped::Refused(correction) => self.corrections.push(Corrected { path, correction }),
+        }
+    }
+
+    /// The item's time in Unix ms: Meta's `timestamp`, or the receive time when that cannot be
+    /// used (noted in `corrections`).
+    fn event_time(
+        &mut self,
+        item: &Value,
+        path: &str,
+        options: &ParseOptions,
+    ) -> Result<i64, Dropped> {
+        let seconds = item
+            .get("timestamp")
+            .and_then(unix_seconds)
+            .ok_or("no usable timestamp")?;
+        Ok(options.event_time(seconds).unwrap_or_else(|correction| {
+            self.corrections.push(Corrected {
+                path: format!("{path}.timestamp"),
+                correction,
+            });
+            options.received_at
+        }))
+    }
+}
+
+/// `Err` when `id` is longer than the limit.
+fn check_id(id: Option<&str>, options: &ParseOptions, too_long: Correction) -> Result<(), Dropped> {
+    match id {
+        Some(id) if id.len() > options.max_id_bytes => Err(Dropped::Refused(too_long)),
+        _ => Ok(()),
+    }
+}
+
+fn parse_change(change: &Value, path: &str, options: &ParseOptions, events: &mut WebhookEvents) {
     let Some(field) = change.get("field").and_then(Value::as_str) else {
         events.skipped.push(format!("{path}: no field"));
         return;
@@ -380,8 +599,8 @@ fn parse_change(change: &Value, path: &str, events: &mut WebhookEvents) {
     };
 
     // Contacts and value-level errors can ride along with any field; collect them everywhere.
-    for contact in array(value, "contacts") {
-        events.contacts.push(ContactProfile {
+    for (i, contact) in array(value, "contacts").enumerate() {
+        let profile = ContactProfile {
             wa_id: string(contact, "wa_id"),
             user_id: string(contact, "user_id"),
             name: contact
@@ -389,7 +608,21 @@ fn parse_change(change: &Value, path: &str, events: &mut WebhookEvents) {
                 .and_then(|p| p.get("name"))
                 .and_then(Value::as_str)
                 .map(str::to_owned),
-        });
+        };
+        let ids = check_id(
+            profile.wa_id.as_deref(),
+            options,
+            Correction::SenderIdTooLong,
+        )
+        .and(check_id(
+            profile.user_id.as_deref(),
+            options,
+            Correction::SenderIdTooLong,
+        ));
+        match ids {
+            Ok(()) => events.contacts.push(profile),
+            Err(why) => events.drop_item(format!("{path}.value.contacts[{i}]"), why),
+        }
     }
     events.errors.extend(error_details(
         value.get("errors"),
@@ -405,26 +638,25 @@ fn parse_change(change: &Value, path: &str, events: &mut WebhookEvents) {
                 .and_then(string_like);
             for (i, msg) in array(value, "messages").enumerate() {
                 let path = format!("{path}.value.messages[{i}]");
-                match parse_message(msg, phone_number_id.as_deref(), &path, &mut events.skipped) {
+                match parse_message(msg, phone_number_id.as_deref(), &path, options, events) {
                     Ok(m) => events.messages.push(m),
-                    Err(reason) => events.skipped.push(format!("{path}: {reason}")),
+                    Err(why) => events.drop_item(path, why),
                 }
             }
             for (i, st) in array(value, "statuses").enumerate() {
                 let path = format!("{path}.value.statuses[{i}]");
-                match parse_status(st, &path, &mut events.skipped) {
+                match parse_status(st, &path, options, events) {
                     Ok(s) => events.statuses.push(s),
-                    Err(reason) => events.skipped.push(format!("{path}: {reason}")),
+                    Err(why) => events.drop_item(path, why),
                 }
             }
         }
         "user_preferences" => {
             for (i, pref) in array(value, "user_preferences").enumerate() {
-                match parse_preference(pref) {
+                let path = format!("{path}.value.user_preferences[{i}]");
+                match parse_preference(pref, &path, options, events) {
                     Ok(p) => events.user_preferences.push(p),
-                    Err(reason) => events
-                        .skipped
-                        .push(format!("{path}.value.user_preferences[{i}]: {reason}")),
+                    Err(why) => events.drop_item(path, why),
                 }
             }
         }
@@ -440,24 +672,30 @@ fn parse_message(
     msg: &Value,
     phone_number_id: Option<&str>,
     path: &str,
-    skipped: &mut Vec<String>,
-) -> Result<InboundMessage, &'static str> {
+    options: &ParseOptions,
+    events: &mut WebhookEvents,
+) -> Result<InboundMessage, Dropped> {
     if !msg.is_object() {
-        return Err("not an object");
+        return Err("not an object".into());
     }
     let id = non_empty(msg, "id").ok_or("no id")?;
-    let timestamp = msg
-        .get("timestamp")
-        .and_then(unix_seconds)
-        .ok_or("no usable timestamp")?;
+    check_id(Some(&id), options, Correction::MessageIdTooLong)?;
+    let (from, from_user_id) = (non_empty(msg, "from"), non_empty(msg, "from_user_id"));
+    check_id(from.as_deref(), options, Correction::SenderIdTooLong)?;
+    check_id(
+        from_user_id.as_deref(),
+        options,
+        Correction::SenderIdTooLong,
+    )?;
+    let sent_at = events.event_time(msg, path, options)?;
     let kind = msg.get("type").and_then(Value::as_str).unwrap_or("");
-    let content = parse_content(kind, msg, path, skipped);
+    let content = parse_content(kind, msg, path, &mut events.skipped);
     Ok(InboundMessage {
         id,
         phone_number_id: phone_number_id.map(str::to_owned),
-        from: non_empty(msg, "from"),
-        from_user_id: non_empty(msg, "from_user_id"),
-        timestamp,
+        from,
+        from_user_id,
+        sent_at,
         content,
         context_message_id: msg
             .get("context")
@@ -607,39 +845,46 @@ fn parse_interactive(obj: Option<&Value>) -> Option<MessageContent> {
 fn parse_status(
     st: &Value,
     path: &str,
-    skipped: &mut Vec<String>,
-) -> Result<StatusUpdate, &'static str> {
+    options: &ParseOptions,
+    events: &mut WebhookEvents,
+) -> Result<StatusUpdate, Dropped> {
     if !st.is_object() {
-        return Err("not an object");
+        return Err("not an object".into());
     }
     let message_id = non_empty(st, "id").ok_or("no id")?;
+    check_id(Some(&message_id), options, Correction::StatusIdTooLong)?;
     let status = non_empty(st, "status").ok_or("no status")?;
-    let timestamp = st
-        .get("timestamp")
-        .and_then(unix_seconds)
-        .ok_or("no usable timestamp")?;
+    let status_at = events.event_time(st, path, options)?;
     Ok(StatusUpdate {
         message_id,
         status: DeliveryStatus::parse(&status),
-        timestamp,
+        status_at,
         recipient_id: non_empty(st, "recipient_id"),
         recipient_user_id: non_empty(st, "recipient_user_id"),
-        errors: error_details(st.get("errors"), &format!("{path}.errors"), skipped),
+        errors: error_details(
+            st.get("errors"),
+            &format!("{path}.errors"),
+            &mut events.skipped,
+        ),
         biz_opaque_callback_data: string(st, "biz_opaque_callback_data"),
     })
 }
 
-fn parse_preference(p: &Value) -> Result<UserPreference, &'static str> {
+fn parse_preference(
+    p: &Value,
+    path: &str,
+    options: &ParseOptions,
+    events: &mut WebhookEvents,
+) -> Result<UserPreference, Dropped> {
+    let category = non_empty(p, "category").ok_or("no category")?;
+    let value = non_empty(p, "value").ok_or("no value")?;
     Ok(UserPreference {
         wa_id: non_empty(p, "wa_id"),
         user_id: non_empty(p, "user_id"),
-        category: non_empty(p, "category").ok_or("no category")?,
-        value: non_empty(p, "value").ok_or("no value")?,
+        category,
+        value,
         detail: non_empty(p, "detail"),
-        timestamp: p
-            .get("timestamp")
-            .and_then(unix_seconds)
-            .ok_or("no usable timestamp")?,
+        occurred_at: events.event_time(p, path, options)?,
     })
 }
 
@@ -719,25 +964,23 @@ fn number_like(v: &Value) -> Option<f64> {
     }
 }
 
-/// Unix seconds from a string of digits (the usual wire form) or an integral number.
+/// Unix seconds from a string of digits (the usual wire form) or an integral number; one
+/// beyond `i64` saturates. Whether it is a usable time is [`ParseOptions::event_time`]'s
+/// question: a message with a wrong clock is still the policyholder's message.
 fn unix_seconds(v: &Value) -> Option<i64> {
-    let t = match v {
-        Value::String(s) => s.trim().parse::<i64>().ok()?,
+    let saturate = |t: i128| t.clamp(i64::MIN.into(), i64::MAX.into()) as i64;
+    match v {
+        Value::String(s) => s.trim().parse::<i128>().ok().map(saturate),
         Value::Number(n) => match n.as_i64() {
-            Some(i) => i,
+            Some(i) => Some(i),
             None => {
                 let f = n.as_f64()?;
-                if f.fract() != 0.0 || !f.is_finite() || f.abs() > i64::MAX as f64 {
-                    return None;
-                }
-                f as i64
+                // `as` saturates at the bounds of i64.
+                (f.is_finite() && f.fract() == 0.0).then_some(f as i64)
             }
         },
-        _ => return None,
-    };
-    // A zero or negative time is a placeholder, not a usable message time (it would open or
-    // close the 24-hour window wrongly).
-    (t > 0).then_some(t)
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -755,8 +998,12 @@ mod tests {
         };
     }
 
+    /// When the tests' envelopes arrive: a day after the fixtures were recorded.
+    const RECEIVED_AT: i64 = 1_780_086_400_000;
+
     fn parse(body: &str) -> WebhookEvents {
-        parse_webhook(body.as_bytes()).expect("fixture parses")
+        parse_webhook_with(body.as_bytes(), &ParseOptions::received_at(RECEIVED_AT))
+            .expect("fixture parses")
     }
 
     /// Parses a single-message fixture and returns that message, checking nothing was dropped.
@@ -776,7 +1023,7 @@ mod tests {
         assert_eq!(m.phone_number_id.as_deref(), Some("106540352242922"));
         assert_eq!(m.from.as_deref(), Some("919812345678"));
         assert_eq!(m.from_user_id, None);
-        assert_eq!(m.timestamp, 1_780_000_000);
+        assert_eq!(m.sent_at, 1_780_000_000_000);
         assert_eq!(m.context_message_id, None);
         assert_eq!(
             m.content,
@@ -1047,7 +1294,7 @@ mod tests {
             let s = &ev.statuses[0];
             assert_eq!(s.status, want);
             assert!(s.message_id.starts_with("wamid."));
-            assert_eq!(s.timestamp, 1_780_000_100);
+            assert_eq!(s.status_at, 1_780_000_100_000);
             assert_eq!(s.recipient_id.as_deref(), Some("919812345678"));
             assert!(s.errors.is_empty());
         }
@@ -1107,14 +1354,14 @@ mod tests {
                 user_id: Some("IN.5512340987612340006".into()),
                 category: "marketing_messages".into(),
                 value: "stop".into(),
-                timestamp: 1_780_000_500,
+                occurred_at: 1_780_000_500_000,
                 detail: Some("User requested to stop marketing messages".into()),
             }]
         );
         assert!(ev.unhandled_fields.is_empty());
         let ev = parse(fixture!("user_preferences_resume"));
         assert_eq!(ev.user_preferences[0].value, "resume");
-        assert_eq!(ev.user_preferences[0].timestamp, 1_780_000_600);
+        assert_eq!(ev.user_preferences[0].occurred_at, 1_780_000_600_000);
     }
 
     #[test]
@@ -1178,13 +1425,117 @@ mod tests {
     #[test]
     fn numeric_timestamps_are_accepted_and_garbage_is_not() {
         let body = fixture!("text").replace("\"1780000000\"", "1780000000");
-        assert_eq!(only_message(&body).timestamp, 1_780_000_000);
-        for bad in ["\"\"", "\"0\"", "-5", "1.5", "null", "\"12abc\""] {
+        assert_eq!(only_message(&body).sent_at, 1_780_000_000_000);
+        for bad in ["\"\"", "1.5", "null", "\"12abc\""] {
             let body = fixture!("text").replace("\"1780000000\"", bad);
             let ev = parse(&body);
             assert!(ev.messages.is_empty(), "timestamp {bad} was accepted");
             assert_eq!(ev.skipped.len(), 1);
         }
+    }
+
+    #[test]
+    fn a_timestamp_that_cannot_be_the_sending_time_is_replaced_by_the_receive_time() {
+        let options = ParseOptions::received_at(RECEIVED_AT);
+        let ahead = (RECEIVED_AT + options.max_ahead_ms) / 1000;
+        for (wire, expected) in [
+            ("\"0\"", Some(Correction::TimeNotPositive)),
+            ("-5", Some(Correction::TimeNotPositive)),
+            ("\"10000000000000000\"", Some(Correction::TimeOutOfRange)),
+            (
+                "\"99999999999999999999999\"",
+                Some(Correction::TimeOutOfRange),
+            ),
+            ("1e20", Some(Correction::TimeOutOfRange)),
+            ("-1e20", Some(Correction::TimeNotPositive)),
+            ("\"32503680000\"", Some(Correction::TimeAhead)),
+            (&format!("{}", ahead + 1), Some(Correction::TimeAhead)),
+            // Within the clocks' skew: Meta's time is kept.
+            (&format!("{ahead}"), None),
+        ] {
+            let body = fixture!("text").replace("\"1780000000\"", wire);
+            let ev = parse(&body);
+            assert_eq!(ev.messages.len(), 1, "timestamp {wire}: {:?}", ev.skipped);
+            let corrections: Vec<Correction> =
+                ev.corrections.iter().map(|c| c.correction).collect();
+            match expected {
+                Some(c) => {
+                    assert_eq!(ev.messages[0].sent_at, RECEIVED_AT, "timestamp {wire}");
+                    assert_eq!(corrections, [c], "timestamp {wire}");
+                    assert_eq!(
+                        ev.corrections[0].path,
+                        "entry[0].changes[0].value.messages[0].timestamp"
+                    );
+                }
+                None => {
+                    assert_eq!(ev.messages[0].sent_at, ahead * 1000);
+                    assert!(corrections.is_empty(), "timestamp {wire}: {corrections:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn nul_characters_become_u_fffd_everywhere_raw_and_keys_included() {
+        let body = fixture!("text")
+            .replace(
+                "\"1780000000\"",
+                "\"1780000000\", \"x\\u0000\": \"a\\u0000b\"",
+            )
+            .replace("my premium", "my\\u0000premium");
+        let ev = parse(&body);
+        let m = &ev.messages[0];
+        assert_eq!(
+            m.content,
+            MessageContent::Text {
+                body: "What is my\u{FFFD}premium due date?".into()
+            }
+        );
+        assert_eq!(m.raw["x\u{FFFD}"], "a\u{FFFD}b");
+        assert!(!m.raw.to_string().contains("\\u0000"));
+        assert_eq!(ev.nul_replaced, 3);
+    }
+
+    #[test]
+    fn an_id_longer_than_the_limit_refuses_its_item_alone() {
+        let options = ParseOptions {
+            max_id_bytes: 64,
+            ..ParseOptions::received_at(RECEIVED_AT)
+        };
+        let long = "w".repeat(65);
+        let parse = |body: String| parse_webhook_with(body.as_bytes(), &options).unwrap();
+        let ev = parse(fixture!("batch").replacen("wamid.", &format!("wamid.{long}"), 1));
+        assert_eq!(ev.corrections.len(), 1, "{:?}", ev.corrections);
+        assert_eq!(ev.corrections[0].correction, Correction::MessageIdTooLong);
+        assert!(!ev.corrections[0].path.contains(&long));
+        assert_eq!(
+            ev.messages.len(),
+            parse(fixture!("batch").into()).messages.len() - 1
+        );
+
+        let ev =
+            parse(fixture!("status_delivered").replacen("wamid.", &format!("wamid.{long}"), 1));
+        assert_eq!(
+            ev.corrections
+                .iter()
+                .map(|c| c.correction)
+                .collect::<Vec<_>>(),
+            [Correction::StatusIdTooLong]
+        );
+        let ev = parse(fixture!("text").replace("\"919812345678\"", &format!("\"9{long}\"")));
+        assert!(ev.messages.is_empty());
+        assert!(ev.contacts.is_empty());
+        assert!(
+            ev.corrections
+                .iter()
+                .all(|c| c.correction == Correction::SenderIdTooLong)
+        );
+        // Exactly at the limit: kept.
+        let id = "wamid.HBgMOTE5ODEyMzQ1Njc4FQIAEhggTEXT";
+        let ev = parse(fixture!("text").replace(id, &"w".repeat(64)));
+        assert!(ev.corrections.is_empty() && ev.messages.len() == 1);
+        let ev = parse(fixture!("text").replace(id, &long));
+        assert!(ev.messages.is_empty());
     }
 
     #[test]
