@@ -230,6 +230,9 @@ async fn main() -> ExitCode {
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let app = Application::build(settings).await?;
+    if let Some(welcome) = app.sandbox_welcome() {
+        println!("{welcome}");
+    }
     app.run_until_stopped(shutdown_signal()).await
 }
 

@@ -60,6 +60,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole router with its layers.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", axum::routing::get(home))
         .merge(webhook::router(
             state.settings.webhook.max_body_bytes,
             state.settings.webhook.bench_baseline,
@@ -95,6 +96,18 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+}
+
+/// `GET /`: somewhere useful instead of an empty 404, the simulator in sandbox mode (where
+/// a newcomer starts), the agent console otherwise.
+async fn home(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::response::Redirect {
+    if state.sandbox.is_some() {
+        axum::response::Redirect::to("/simulator")
+    } else {
+        axum::response::Redirect::to("/console")
+    }
 }
 
 /// Logs a failed response. A 503 is a refusal the handler chose and explained (an overload
