@@ -271,11 +271,16 @@ fn stop(mut child: std::process::Child, signal: &str) -> (String, String) {
         std::thread::sleep(Duration::from_millis(50));
     }
     let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "exit status {:?}", output.status);
-    (
+    let (stdout, stderr) = (
         String::from_utf8(output.stdout).unwrap(),
         String::from_utf8(output.stderr).unwrap(),
-    )
+    );
+    assert!(
+        output.status.success(),
+        "exit status {:?} after {signal}:\n{stderr}",
+        output.status
+    );
+    (stdout, stderr)
 }
 
 #[test]
