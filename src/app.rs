@@ -99,9 +99,10 @@ impl Application {
                 format!("cannot connect to the database {:?}", settings.database_url)
             })?;
         if settings.auto_migrate {
-            crate::store::migrate(&db)
+            let applied = crate::store::migrate(&db)
                 .await
                 .context("database migration failed")?;
+            tracing::info!(applied, "database migrations ran: the schema is current");
         }
         load_templates(&db, &settings).await?;
         if settings.sandbox() && settings.auto_migrate {
@@ -326,6 +327,29 @@ impl Application {
         self.state.console.password_gate.clone()
     }
 
+    /// In sandbox mode, what to open first: the simulator, the console, how to create the first
+    /// console admin and how to chat in a terminal. `None` outside sandbox mode.
+    pub fn sandbox_welcome(&self) -> Option<String> {
+        self.sandbox_server.as_ref()?;
+        let ip = self.state.settings.listen.ip();
+        // A wildcard address is not something to open in a browser; loopback always works.
+        let host = if ip.is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else if ip.is_ipv6() {
+            format!("[{ip}]")
+        } else {
+            ip.to_string()
+        };
+        let base = format!("http://{host}:{}", self.port);
+        Some(format!(
+            "insurebot is running in sandbox mode: replies go to a built-in fake WhatsApp, sample policies are loaded.\n\
+             \x20 Simulator (a phone in the browser): {base}/simulator\n\
+             \x20 Agent console:                      {base}/console\n\
+             \x20 First console admin:                cargo run -- agent add --email you@example.com --name \"Your Name\" --role admin\n\
+             \x20 Chat in this terminal instead:      cargo run -- chat"
+        ))
+    }
+
     /// The sandbox fake's base URL, when in sandbox mode.
     pub fn sandbox_api_base(&self) -> Option<&str> {
         self.sandbox_server.as_ref().map(|s| s.base_url.as_str())
@@ -383,6 +407,7 @@ impl Application {
                     .into_future(),
             )
         });
+        let db = self.state.db.clone();
         let router = http::router(self.state);
         tracing::info!(port = self.port, "insurebot listening");
         // Connect info gives the console's login limiting the client address.
@@ -419,6 +444,10 @@ impl Application {
             let _ = watcher.await;
         }
         drop(self.sandbox_server);
+        // Last: every worker has stopped, so the pool can close (and SQLite drop its WAL).
+        if let Err(e) = crate::store::close(db).await {
+            tracing::warn!(error = %e, "the database did not close cleanly");
+        }
         served.context("HTTP server failed")
     }
 }

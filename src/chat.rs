@@ -179,18 +179,36 @@ async fn wait_for_replies(
 
 /// Prints one reply and returns its numbered choices.
 fn print_reply(body: &Value) -> Vec<Choice> {
+    let (lines, choices) = render_reply(body);
+    for line in lines {
+        println!("{line}");
+    }
+    choices
+}
+
+/// The terminal lines for one reply, and its numbered choices. A list's section heading is
+/// printed right above its own rows, so rows read under the section they belong to.
+fn render_reply(body: &Value) -> (Vec<String>, Vec<Choice>) {
+    let mut lines = Vec::new();
     let mut choices = Vec::new();
     match body["type"].as_str() {
-        Some("text") => println!("bot: {}", body["text"]["body"].as_str().unwrap_or_default()),
+        Some("text") => lines.push(format!(
+            "bot: {}",
+            body["text"]["body"].as_str().unwrap_or_default()
+        )),
         Some("interactive") => {
             let interactive = &body["interactive"];
             if let Some(header) = interactive["header"]["text"].as_str() {
-                println!("bot: *{header}*");
+                lines.push(format!("bot: *{header}*"));
             }
-            println!(
+            lines.push(format!(
                 "bot: {}",
                 interactive["body"]["text"].as_str().unwrap_or_default()
-            );
+            ));
+            let mut numbered = |choice: Choice, lines: &mut Vec<String>| {
+                lines.push(format!("  [{}] {}", choices.len() + 1, choice.title));
+                choices.push(choice);
+            };
             if interactive["type"] == "button" {
                 for button in interactive["action"]["buttons"]
                     .as_array()
@@ -198,11 +216,14 @@ fn print_reply(body: &Value) -> Vec<Choice> {
                     .flatten()
                 {
                     let reply = &button["reply"];
-                    choices.push(Choice {
-                        kind: "button_reply",
-                        id: reply["id"].as_str().unwrap_or_default().to_owned(),
-                        title: reply["title"].as_str().unwrap_or_default().to_owned(),
-                    });
+                    numbered(
+                        Choice {
+                            kind: "button_reply",
+                            id: reply["id"].as_str().unwrap_or_default().to_owned(),
+                            title: reply["title"].as_str().unwrap_or_default().to_owned(),
+                        },
+                        &mut lines,
+                    );
                 }
             } else {
                 for section in interactive["action"]["sections"]
@@ -211,31 +232,31 @@ fn print_reply(body: &Value) -> Vec<Choice> {
                     .flatten()
                 {
                     if let Some(title) = section["title"].as_str() {
-                        println!("     — {title}");
+                        lines.push(format!("     — {title}"));
                     }
                     for row in section["rows"].as_array().into_iter().flatten() {
-                        choices.push(Choice {
-                            kind: "list_reply",
-                            id: row["id"].as_str().unwrap_or_default().to_owned(),
-                            title: row["title"].as_str().unwrap_or_default().to_owned(),
-                        });
+                        numbered(
+                            Choice {
+                                kind: "list_reply",
+                                id: row["id"].as_str().unwrap_or_default().to_owned(),
+                                title: row["title"].as_str().unwrap_or_default().to_owned(),
+                            },
+                            &mut lines,
+                        );
                     }
                 }
             }
-            for (n, choice) in choices.iter().enumerate() {
-                println!("  [{}] {}", n + 1, choice.title);
-            }
             if let Some(footer) = interactive["footer"]["text"].as_str() {
-                println!("     {footer}");
+                lines.push(format!("     {footer}"));
             }
         }
-        Some("template") => println!(
+        Some("template") => lines.push(format!(
             "bot (template): {}",
             body["template"]["name"].as_str().unwrap_or_default()
-        ),
-        other => println!("bot ({}): {body}", other.unwrap_or("?")),
+        )),
+        other => lines.push(format!("bot ({}): {body}", other.unwrap_or("?"))),
     }
-    choices
+    (lines, choices)
 }
 
 #[cfg(test)]
@@ -276,5 +297,26 @@ mod tests {
             choices.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
             ["x", "y"]
         );
+    }
+
+    #[test]
+    fn each_list_section_heading_prints_above_its_own_rows() {
+        let list = json!({"type":"interactive","interactive":{"type":"list","body":{"text":"Pick"},
+            "action":{"button":"Choose","sections":[
+                {"title":"Policies","rows":[{"id":"p1","title":"Health"},{"id":"p2","title":"Motor"}]},
+                {"title":"Claims","rows":[{"id":"c1","title":"CLM-1"}]}]}}});
+        let (lines, choices) = render_reply(&list);
+        assert_eq!(
+            lines,
+            [
+                "bot: Pick",
+                "     — Policies",
+                "  [1] Health",
+                "  [2] Motor",
+                "     — Claims",
+                "  [3] CLM-1",
+            ]
+        );
+        assert_eq!(choices.len(), 3);
     }
 }

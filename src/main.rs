@@ -229,8 +229,12 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let stop = shutdown_signal();
     let app = Application::build(settings).await?;
-    app.run_until_stopped(shutdown_signal()).await
+    if let Some(welcome) = app.sandbox_welcome() {
+        println!("{welcome}");
+    }
+    app.run_until_stopped(stop).await
 }
 
 async fn migrate(settings: Settings) -> anyhow::Result<()> {
@@ -346,33 +350,44 @@ async fn retention(settings: Settings, action: RetentionCommand) -> anyhow::Resu
 }
 
 async fn fake(listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    let stop = shutdown_signal();
     let server = insurebot::whatsapp::fake::FakeCloudApi::new()
         .spawn(listen)
         .await?;
     println!("fake Cloud API at {}", server.base_url);
-    shutdown_signal().await;
+    stop.await;
     Ok(())
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM. The handlers are installed when this is called,
+/// not when the future is first polled: a signal that arrives while the server is starting
+/// (or before the server's shutdown task first runs) still stops it gracefully instead of
+/// killing it with the database files left open.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        let terminate = signal(SignalKind::terminate()).ok();
+        async move {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(interrupt) => {}
+                () = wait(terminate) => {}
             }
-            Err(_) => std::future::pending::<()>().await,
+            tracing::info!("shutting down: finishing in-flight requests");
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
     }
-    tracing::info!("shutting down: finishing in-flight requests");
+    #[cfg(not(unix))]
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+    }
 }

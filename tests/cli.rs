@@ -270,3 +270,143 @@ fn contacts_erase_and_retention_run_report_clearly() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 inbound messages, 0 outbox rows"));
 }
+
+/// Starts `serve` in sandbox mode on SQLite in `dir`, stdout and stderr piped.
+fn spawn_sandbox(dir: &std::path::Path, port: u16) -> std::process::Child {
+    Command::new(BIN)
+        .arg("serve")
+        .current_dir(dir)
+        .env("INSUREBOT_LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "INSUREBOT_DIALOGUE_FLOWS_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/flows"),
+        )
+        .env(
+            "INSUREBOT_DIALOGUE_LOCALES_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/locales"),
+        )
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// One HTTP/1.1 GET once the server answers; the raw response.
+fn get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            write!(
+                stream,
+                "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+            let mut response = String::new();
+            let _ = stream.read_to_string(&mut response);
+            return response;
+        }
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sends `signal` and waits for a successful exit; returns (stdout, stderr).
+fn stop(mut child: std::process::Child, signal: &str) -> (String, String) {
+    let sent = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "server did not stop on {signal}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    );
+    assert!(
+        output.status.success(),
+        "exit status {:?} after {signal}:\n{stderr}",
+        output.status
+    );
+    (stdout, stderr)
+}
+
+#[test]
+fn sandbox_serve_says_what_to_open_and_the_root_leads_to_the_simulator() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = spawn_sandbox(dir.path(), port);
+    let root = get(port, "/");
+    let (stdout, stderr) = stop(child, "-TERM");
+    assert!(root.starts_with("HTTP/1.1 303"), "{root}");
+    assert!(
+        root.to_ascii_lowercase().contains("location: /simulator"),
+        "{root}"
+    );
+    for wanted in [
+        format!("http://127.0.0.1:{port}/simulator"),
+        format!("http://127.0.0.1:{port}/console"),
+        "cargo run -- agent add --email".to_owned(),
+        "--role admin".to_owned(),
+        "cargo run -- chat".to_owned(),
+    ] {
+        assert!(stdout.contains(&wanted), "{wanted} missing from:\n{stdout}");
+    }
+    // The migration crate's per-migration lines are gone; serve says once that they ran.
+    assert!(!stderr.contains("Applying migration"), "{stderr}");
+    assert_eq!(
+        stderr.matches("database migrations ran").count(),
+        1,
+        "{stderr}"
+    );
+}
+
+#[test]
+fn cli_commands_print_no_migration_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["templates", "list"][..],
+        &["retention", "run", "--days", "30"],
+    ] {
+        let output = Command::new(BIN)
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{args:?}: {stderr}");
+        assert!(
+            !stderr.to_lowercase().contains("migration"),
+            "{args:?} logged migrations:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn serve_on_sqlite_leaves_no_wal_files_after_sigint_or_sigterm() {
+    for signal in ["-INT", "-TERM"] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = spawn_sandbox(dir.path(), port);
+        assert!(get(port, "/healthz").starts_with("HTTP/1.1 200"));
+        assert!(
+            dir.path().join("insurebot.db-wal").exists(),
+            "WAL mode is on"
+        );
+        stop(child, signal);
+        assert!(dir.path().join("insurebot.db").exists());
+        for leftover in ["insurebot.db-wal", "insurebot.db-shm"] {
+            assert!(
+                !dir.path().join(leftover).exists(),
+                "{leftover} left behind after {signal}"
+            );
+        }
+    }
+}

@@ -201,6 +201,7 @@ pub async fn page(State(state): State<AppState>, agent: CurrentAgent) -> Result<
             "Messages per day",
             &days,
             &[("in", per_day(&inbound)), ("out", per_day(&outbound))],
+            Axis::Counts,
         ),
     );
     ctx.insert(
@@ -209,6 +210,7 @@ pub async fn page(State(state): State<AppState>, agent: CurrentAgent) -> Result<
             "Hand-offs per day",
             &days,
             &[("handoffs", per_day(&requested))],
+            Axis::Counts,
         ),
     );
     ctx.insert(
@@ -217,11 +219,17 @@ pub async fn page(State(state): State<AppState>, agent: CurrentAgent) -> Result<
             "Median wait for an agent (minutes)",
             &days,
             &[("wait", median_minutes)],
+            Axis::Measure,
         ),
     );
     ctx.insert(
         "optouts_chart",
-        &bar_chart("Opt-outs per day", &days, &[("optout", per_day(&opt_outs))]),
+        &bar_chart(
+            "Opt-outs per day",
+            &days,
+            &[("optout", per_day(&opt_outs))],
+            Axis::Counts,
+        ),
     );
     ctx.insert(
         "failures_chart",
@@ -267,15 +275,29 @@ fn esc(s: &str) -> String {
     tera::escape_html(s)
 }
 
+/// What a chart's value axis measures, which decides its ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Axis {
+    /// Whole things (messages, hand-offs, opt-outs): whole-number ticks only.
+    Counts,
+    /// A quantity that can be fractional (minutes): four equal steps up to a round top.
+    Measure,
+}
+
 /// Vertical bars per day, one colour per series (CSS classes `s-<name>`).
-pub fn bar_chart(title: &str, labels: &[String], series: &[(&str, Vec<f64>)]) -> String {
+pub fn bar_chart(
+    title: &str,
+    labels: &[String],
+    series: &[(&str, Vec<f64>)],
+    axis: Axis,
+) -> String {
     let (w, h, left, bottom, top) = (640.0, 220.0, 36.0, 28.0, 12.0);
-    let max = series
+    let highest = series
         .iter()
         .flat_map(|(_, v)| v.iter().copied())
-        .fold(0.0_f64, f64::max)
-        .max(1.0);
-    let max = nice_ceiling(max);
+        .fold(0.0_f64, f64::max);
+    let ticks = axis_ticks(highest, axis);
+    let max = ticks.last().copied().unwrap_or(1.0);
     let plot_w = w - left - 8.0;
     let plot_h = h - bottom - top;
     let slot = plot_w / labels.len().max(1) as f64;
@@ -286,9 +308,8 @@ pub fn bar_chart(title: &str, labels: &[String], series: &[(&str, Vec<f64>)]) ->
         r#"<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="{t}"><title>{t}</title>"#,
         t = esc(title)
     );
-    for i in 0..=4 {
-        let v = max * f64::from(i) / 4.0;
-        let y = top + plot_h - plot_h * f64::from(i) / 4.0;
+    for &v in &ticks {
+        let y = top + plot_h - plot_h * v / max;
         let _ = write!(
             svg,
             r#"<line class="grid" x1="{left}" x2="{x2}" y1="{y:.1}" y2="{y:.1}"/><text class="axis" x="{tx}" y="{ty:.1}" text-anchor="end">{v}</text>"#,
@@ -372,6 +393,33 @@ pub fn hbar_chart(title: &str, items: &[(String, f64)]) -> String {
     svg
 }
 
+/// The value axis ticks from 0 up to a top at or above `highest` (never below 1). Counts
+/// step by 1, 2 or 5 times a power of ten, at most four steps, so a day with one message does
+/// not read "0.2, 0.5, 0.8"; measures keep four equal steps up to a round top.
+fn axis_ticks(highest: f64, axis: Axis) -> Vec<f64> {
+    let highest = highest.max(1.0);
+    match axis {
+        Axis::Counts => {
+            let highest = highest.ceil();
+            let mut step = 1.0;
+            'search: for magnitude in [1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8] {
+                for unit in [1.0, 2.0, 5.0] {
+                    step = unit * magnitude;
+                    if step * 4.0 >= highest {
+                        break 'search;
+                    }
+                }
+            }
+            let steps = (highest / step).ceil() as u32;
+            (0..=steps).map(|i| step * f64::from(i)).collect()
+        }
+        Axis::Measure => {
+            let top = nice_ceiling(highest);
+            (0..=4).map(|i| top * f64::from(i) / 4.0).collect()
+        }
+    }
+}
+
 fn nice_ceiling(v: f64) -> f64 {
     let magnitude = 10f64.powf(v.log10().floor());
     for step in [1.0, 2.0, 2.5, 5.0, 10.0] {
@@ -401,6 +449,7 @@ mod tests {
             "In & out",
             &labels,
             &[("in", vec![3.0, 1.0]), ("out", vec![2.0, 0.0])],
+            Axis::Counts,
         );
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         assert_eq!(svg.matches("<rect class=\"s-in\"").count(), 3, "{svg}"); // 2 bars + legend
@@ -412,5 +461,41 @@ mod tests {
         assert_eq!(nice_ceiling(7.0), 10.0);
         assert_eq!(nice_ceiling(13.0), 20.0);
         assert_eq!(nice_ceiling(1.0), 1.0);
+    }
+
+    #[test]
+    fn count_axes_have_whole_number_ticks() {
+        assert_eq!(axis_ticks(0.0, Axis::Counts), [0.0, 1.0]);
+        assert_eq!(axis_ticks(1.0, Axis::Counts), [0.0, 1.0]);
+        assert_eq!(axis_ticks(3.0, Axis::Counts), [0.0, 1.0, 2.0, 3.0]);
+        assert_eq!(axis_ticks(7.0, Axis::Counts), [0.0, 2.0, 4.0, 6.0, 8.0]);
+        assert_eq!(axis_ticks(13.0, Axis::Counts), [0.0, 5.0, 10.0, 15.0]);
+        assert_eq!(axis_ticks(25.0, Axis::Counts), [0.0, 10.0, 20.0, 30.0]);
+        assert_eq!(
+            axis_ticks(1234.0, Axis::Counts),
+            [0.0, 500.0, 1000.0, 1500.0]
+        );
+        for highest in 0..=2000 {
+            let ticks = axis_ticks(f64::from(highest), Axis::Counts);
+            assert!(ticks.len() <= 5, "{highest}: {ticks:?}");
+            assert!(*ticks.last().unwrap() >= f64::from(highest), "{highest}");
+            assert!(
+                ticks.iter().all(|t| t.fract() == 0.0),
+                "{highest}: {ticks:?}"
+            );
+        }
+        // The rendered axis labels of a one-message chart are whole numbers.
+        let svg = bar_chart(
+            "m",
+            &["01/12".to_owned()],
+            &[("in", vec![1.0])],
+            Axis::Counts,
+        );
+        assert!(!svg.contains(">0.2<") && !svg.contains(">0.5<"), "{svg}");
+    }
+
+    #[test]
+    fn measure_axes_keep_four_steps_to_a_round_top() {
+        assert_eq!(axis_ticks(2.0, Axis::Measure), [0.0, 0.5, 1.0, 1.5, 2.0]);
     }
 }

@@ -75,6 +75,7 @@ pub fn router(state: AppState) -> Router {
     // `/metrics` is here unless it has a listener of its own ([`metrics_router`]).
     let metrics_here = state.settings.metrics.listen.is_none();
     Router::new()
+        .route("/", axum::routing::get(home))
         .merge(webhook::router(
             state.settings.webhook.max_body_bytes,
             state.settings.webhook.bench_baseline,
@@ -113,6 +114,18 @@ pub fn router(state: AppState) -> Router {
 /// `/metrics` alone, for its own listener (`metrics.listen`).
 pub fn metrics_router(state: AppState) -> Router {
     health::metrics_only().with_state(state)
+}
+
+/// `GET /`: somewhere useful instead of an empty 404, the simulator in sandbox mode (where
+/// a newcomer starts), the agent console otherwise.
+async fn home(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::response::Redirect {
+    if state.sandbox.is_some() {
+        axum::response::Redirect::to("/simulator")
+    } else {
+        axum::response::Redirect::to("/console")
+    }
 }
 
 /// Logs a failed response. A 503 is a refusal the handler chose and explained (an overload

@@ -1189,12 +1189,18 @@ const SAMPLE_ANCHOR: (i32, u32, u32) = (2026, 11, 26);
 /// # Errors
 /// Database errors (the shipped files themselves are tested to be valid).
 pub async fn load_sample_if_empty(db: &DatabaseConnection) -> Result<bool, ImportError> {
+    load_sample_as_of(db, chrono::Utc::now().date_naive()).await
+}
+
+/// [`load_sample_if_empty`] as if today were `today`: every sample date moves by
+/// `today - SAMPLE_ANCHOR` days, so statuses, due dates and claims agree with `today`.
+async fn load_sample_as_of(db: &DatabaseConnection, today: NaiveDate) -> Result<bool, ImportError> {
     if policy::Entity::find().count(db).await? > 0 {
         return Ok(false);
     }
     let (y, m, d) = SAMPLE_ANCHOR;
     let anchor = NaiveDate::from_ymd_opt(y, m, d).expect("valid anchor date");
-    let shift_days = (chrono::Utc::now().date_naive() - anchor).num_days();
+    let shift_days = (today - anchor).num_days();
     for (kind, text) in [
         (ImportKind::Policies, super::sample::POLICIES),
         (ImportKind::Claims, super::sample::CLAIMS),
@@ -1408,5 +1414,93 @@ mod tests {
             .await
             .unwrap();
         assert!(owned >= 2, "the sandbox contact owns several policies");
+    }
+
+    /// The story the sandbox tells holds on any day it starts: an active policy has begun and
+    /// not ended and owes nothing overdue, every unpaid premium of an active policy falls due
+    /// today or later, the policy in grace has a premium overdue by less than the grace
+    /// period, payments and claims lie in the past, and the sandbox contact has a premium due
+    /// in the coming weeks.
+    #[tokio::test]
+    async fn the_sample_data_is_consistent_with_the_day_it_is_loaded() {
+        const GRACE_DAYS: i64 = 30;
+        let parse = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        for today in ["2026-11-26", "2026-12-03", "2027-02-28", "2031-07-15"] {
+            let today = parse(today);
+            let (_dir, db) = db().await;
+            assert!(load_sample_as_of(&db, today).await.unwrap());
+            let policies = policy::Entity::find().all(&db).await.unwrap();
+            let premiums = premium::Entity::find().all(&db).await.unwrap();
+            let claims = claim::Entity::find().all(&db).await.unwrap();
+            let unpaid_of = |number: &str| -> Vec<NaiveDate> {
+                premiums
+                    .iter()
+                    .filter(|p| p.policy_number == number && p.status == "due")
+                    .map(|p| parse(&p.due_date))
+                    .collect()
+            };
+            for p in &policies {
+                let start = parse(&p.start_date);
+                let end = p.end_date.as_deref().map(parse);
+                let number = &p.policy_number;
+                assert!(start <= today, "{today}: {number} starts {start}");
+                let overdue: Vec<i64> = unpaid_of(number)
+                    .into_iter()
+                    .filter(|due| *due < today)
+                    .map(|due| (today - due).num_days())
+                    .collect();
+                match p.status.as_str() {
+                    "active" => {
+                        assert!(
+                            end.is_none_or(|end| end >= today),
+                            "{today}: {number} is active but ended {end:?}"
+                        );
+                        assert!(
+                            overdue.is_empty(),
+                            "{today}: active {number} has premiums overdue by {overdue:?} days"
+                        );
+                    }
+                    "grace" => assert!(
+                        !overdue.is_empty() && overdue.iter().all(|d| *d <= GRACE_DAYS),
+                        "{today}: {number} in grace, overdue by {overdue:?} days"
+                    ),
+                    "lapsed" => assert!(
+                        overdue.iter().any(|d| *d > GRACE_DAYS),
+                        "{today}: {number} lapsed without a premium past the grace period"
+                    ),
+                    other => panic!("{today}: {number} has an unexpected sample status {other}"),
+                }
+            }
+            for p in premiums.iter().filter(|p| p.status == "paid") {
+                let paid = parse(p.paid_date.as_deref().expect("a paid premium has a date"));
+                assert!(
+                    paid <= today,
+                    "{today}: {} paid in the future",
+                    p.policy_number
+                );
+            }
+            for c in &claims {
+                let (filed, updated) = (parse(&c.filed_date), parse(&c.updated_date));
+                assert!(
+                    filed <= updated && updated <= today,
+                    "{today}: {} filed {filed}, updated {updated}",
+                    c.claim_number
+                );
+                let policy = policies
+                    .iter()
+                    .find(|p| p.policy_number == c.policy_number)
+                    .expect("a claim's policy is in the sample");
+                assert!(parse(&policy.start_date) <= filed, "{}", c.claim_number);
+            }
+            let sandbox_due_soon = policies
+                .iter()
+                .filter(|p| p.mobile.as_deref() == Some("919812345678"))
+                .flat_map(|p| unpaid_of(&p.policy_number))
+                .any(|due| due >= today && (due - today).num_days() <= 21);
+            assert!(
+                sandbox_due_soon,
+                "{today}: nothing due soon for the sandbox contact"
+            );
+        }
     }
 }

@@ -449,7 +449,8 @@ async fn a_registered_number_is_verified_and_sees_its_policies_claims_and_premiu
             .unwrap();
         assert_eq!(vouched.amount_paise, 2_485_000);
 
-        let overdue = f
+        // The motor policy renews in two weeks: its renewal premium is due then.
+        let renewal = f
             .run(
                 &rajesh,
                 "premium.due",
@@ -457,8 +458,8 @@ async fn a_registered_number_is_verified_and_sees_its_policies_claims_and_premiu
             )
             .await;
         assert_eq!(
-            (overdue.outcome.as_str(), &overdue.data["due_date"]),
-            ("due", &json!("2026-11-15"))
+            (renewal.outcome.as_str(), &renewal.data["due_date"]),
+            ("due", &json!("2026-12-10"))
         );
         let later = f
             .run(

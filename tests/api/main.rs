@@ -18,6 +18,7 @@ mod hardening_privacy;
 mod health;
 mod ingest;
 mod insurer;
+mod newcomer;
 mod notifications;
 mod outbound;
 mod pipeline;
