@@ -105,20 +105,29 @@ fn serve_answers_health_checks_and_stops_cleanly_on_sigterm() {
     assert!(!log.contains("pay_link_secret"), "{log}");
 }
 
-#[test]
-fn contradictory_rates_stop_the_server_with_one_line_naming_both_keys() {
+/// Starts `serve` with `env` in an empty folder, expects a configuration error (exit 2, one
+/// line on stderr) and returns that line.
+fn serve_refused(env: &[(&str, &str)]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let output = Command::new(BIN)
         .arg("serve")
         .current_dir(dir.path())
         .env("INSUREBOT_LISTEN", format!("127.0.0.1:{}", free_port()))
-        .env("INSUREBOT_MESSAGING_RATE_PER_SECOND", "20")
-        .env("INSUREBOT_CAMPAIGNS_MAX_RATE_PER_SECOND", "60")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    stderr
+}
+
+#[test]
+fn contradictory_rates_stop_the_server_with_one_line_naming_both_keys() {
+    let stderr = serve_refused(&[
+        ("INSUREBOT_MESSAGING_RATE_PER_SECOND", "20"),
+        ("INSUREBOT_CAMPAIGNS_MAX_RATE_PER_SECOND", "60"),
+    ]);
     assert!(
         stderr.contains("INSUREBOT_CAMPAIGNS_MAX_RATE_PER_SECOND")
             && stderr.contains("INSUREBOT_MESSAGING_RATE_PER_SECOND"),
@@ -128,20 +137,12 @@ fn contradictory_rates_stop_the_server_with_one_line_naming_both_keys() {
 
 #[test]
 fn a_production_start_without_a_pay_link_secret_stops_naming_the_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(BIN)
-        .arg("serve")
-        .current_dir(dir.path())
-        .env("INSUREBOT_LISTEN", format!("127.0.0.1:{}", free_port()))
-        .env("INSUREBOT_WHATSAPP_ACCESS_TOKEN", "EAAG-test")
-        .env("INSUREBOT_WHATSAPP_APP_SECRET", "app-secret")
-        .env("INSUREBOT_WHATSAPP_VERIFY_TOKEN", "verify-token")
-        .env("INSUREBOT_PRIVACY_HASH_KEY", "hash-key-0123456789")
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let stderr = serve_refused(&[
+        ("INSUREBOT_WHATSAPP_ACCESS_TOKEN", "EAAG-test"),
+        ("INSUREBOT_WHATSAPP_APP_SECRET", "app-secret"),
+        ("INSUREBOT_WHATSAPP_VERIFY_TOKEN", "verify-token"),
+        ("INSUREBOT_PRIVACY_HASH_KEY", "hash-key-0123456789"),
+    ]);
     assert!(
         stderr.contains("INSUREBOT_INSURER_PAY_LINK_SECRET")
             && stderr.contains("insurer.pay_link_secret"),

@@ -22,6 +22,8 @@
 //! under 250 ms.
 //! The PostgreSQL URL names an admin database; the benchmark creates (and drops) its own.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -29,6 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use common::{database, wait_until_up};
 use insurebot::whatsapp::fake::{FakeCloudApi, RequestKind};
 use insurebot::whatsapp::signature;
 use serde_json::json;
@@ -72,7 +75,7 @@ async fn main() {
         .unwrap();
     let work = std::env::temp_dir().join(format!("insurebot-load-{}", std::process::id()));
     std::fs::create_dir_all(&work).unwrap();
-    let (database_url, drop_db) = database(&options, &work).await;
+    let (database_url, drop_db) = database(options.database_url.as_deref(), &work, "load").await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -259,68 +262,6 @@ async fn big_envelope(http: &reqwest::Client, base: &str, n: usize) {
         // Let the pipeline answer the envelope before the next round.
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
-}
-
-async fn database(
-    options: &Options,
-    work: &std::path::Path,
-) -> (
-    String,
-    Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>>,
-) {
-    use sea_orm::{ConnectionTrait, Database, Statement};
-    match &options.database_url {
-        None => (
-            format!("sqlite://{}?mode=rwc", work.join("load.db").display()),
-            None,
-        ),
-        Some(admin_url) => {
-            let name = format!("insurebot_load_{}", std::process::id());
-            let admin = Database::connect(admin_url.as_str())
-                .await
-                .expect("connect to PostgreSQL");
-            let backend = admin.get_database_backend();
-            admin
-                .execute_raw(Statement::from_string(
-                    backend,
-                    format!("CREATE DATABASE {name}"),
-                ))
-                .await
-                .unwrap();
-            // The admin URL's database swapped for the run's; its query (sslmode, host) kept.
-            let (path, query) = admin_url
-                .split_once('?')
-                .map_or((admin_url.as_str(), ""), |(p, q)| (p, q));
-            let base = path.rsplit_once('/').map_or(path, |(b, _)| b).to_owned();
-            let query = if query.is_empty() {
-                String::new()
-            } else {
-                format!("?{query}")
-            };
-            let url = format!("{base}/{name}{query}");
-            let drop = Box::pin(async move {
-                let _ = admin
-                    .execute_raw(Statement::from_string(
-                        backend,
-                        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-                    ))
-                    .await;
-            });
-            (url, Some(drop as _))
-        }
-    }
-}
-
-async fn wait_until_up(http: &reqwest::Client, base: &str) {
-    for _ in 0..600 {
-        if let Ok(r) = http.get(format!("{base}/readyz")).send().await
-            && r.status().is_success()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("server did not become ready");
 }
 
 /// Closed loop, 64 connections, 3 seconds: requests per second the baseline endpoint answers.

@@ -16,12 +16,16 @@
 //! ```
 //! The PostgreSQL URL names an admin database; the benchmark creates (and drops) its own.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use common::{database, wait_until_up};
 
 const AGENT: &str = "bench@example.com";
 const PASSWORD: &str = "a long enough bench password";
@@ -56,7 +60,7 @@ async fn main() {
     let options = options();
     let work = std::env::temp_dir().join(format!("insurebot-login-{}", std::process::id()));
     std::fs::create_dir_all(&work).unwrap();
-    let (database_url, drop_db) = database(&options, &work).await;
+    let (database_url, drop_db) = database(options.database_url.as_deref(), &work, "login").await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -274,67 +278,6 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     }
     let i = ((sorted.len() - 1) as f64 * q).round() as usize;
     sorted[i]
-}
-
-async fn database(
-    options: &Options,
-    work: &std::path::Path,
-) -> (
-    String,
-    Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>>,
-) {
-    use sea_orm::{ConnectionTrait, Database, Statement};
-    match &options.database_url {
-        None => (
-            format!("sqlite://{}?mode=rwc", work.join("login.db").display()),
-            None,
-        ),
-        Some(admin_url) => {
-            let name = format!("insurebot_login_{}", std::process::id());
-            let admin = Database::connect(admin_url.as_str())
-                .await
-                .expect("connect to PostgreSQL");
-            let backend = admin.get_database_backend();
-            admin
-                .execute_raw(Statement::from_string(
-                    backend,
-                    format!("CREATE DATABASE {name}"),
-                ))
-                .await
-                .unwrap();
-            let (path, query) = admin_url
-                .split_once('?')
-                .map_or((admin_url.as_str(), ""), |(p, q)| (p, q));
-            let base = path.rsplit_once('/').map_or(path, |(b, _)| b).to_owned();
-            let query = if query.is_empty() {
-                String::new()
-            } else {
-                format!("?{query}")
-            };
-            let url = format!("{base}/{name}{query}");
-            let drop = Box::pin(async move {
-                let _ = admin
-                    .execute_raw(Statement::from_string(
-                        backend,
-                        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-                    ))
-                    .await;
-            });
-            (url, Some(drop as _))
-        }
-    }
-}
-
-async fn wait_until_up(http: &reqwest::Client, base: &str) {
-    for _ in 0..600 {
-        if let Ok(r) = http.get(format!("{base}/readyz")).send().await
-            && r.status().is_success()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("server did not become ready");
 }
 
 /// A memory figure of the server from /proc (Linux): `VmRSS:` now, `VmHWM:` its peak.
