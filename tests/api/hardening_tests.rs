@@ -1,7 +1,12 @@
-//! Issue 21: the test helpers leave no PostgreSQL databases behind (item 16).
+//! Issue 21, items 11 and 16: the simulator starts as the sample policyholder and shows both
+//! sides of a conversation; the test helpers leave no PostgreSQL databases behind.
+
+use std::time::Duration;
 
 use insurebot::config::DialogueMode;
+use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use serde_json::Value;
 
 use crate::helpers::*;
 
@@ -13,6 +18,59 @@ async fn sandbox(backend: &Backend) -> TestApp {
         s.whatsapp.app_secret = None;
     })
     .await
+}
+
+#[tokio::test]
+async fn the_simulator_starts_as_the_sample_policyholder() {
+    for backend in backends() {
+        let app = sandbox(&backend).await;
+        let page = app.get("/simulator").await;
+        assert_eq!(page.status(), StatusCode::OK, "{backend:?}");
+        let html = page.text().await.unwrap();
+        assert!(
+            html.contains(r#"<input id="phone" value="919812345678""#),
+            "{backend:?}: the phone field should hold the sample policyholder: {html}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_simulator_lists_what_the_number_sent_with_the_bots_replies_in_order() {
+    for backend in backends() {
+        let app = sandbox(&backend).await;
+        let phone = "919800002101";
+        let sent = app
+            .http
+            .post(format!("{}/simulator/send", app.address))
+            .json(&serde_json::json!({ "phone": phone, "kind": "text", "text": "hi" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(sent.status(), StatusCode::OK, "{backend:?}");
+        // A page opened afterwards (another number chosen, then this one again) has only what
+        // the server lists: the number's own message and the bot's reply, the message first.
+        let mut listed = Value::Null;
+        for _ in 0..400 {
+            listed = app
+                .get(&format!("/simulator/messages?phone={phone}"))
+                .await
+                .json()
+                .await
+                .unwrap();
+            if listed["messages"].as_array().is_some_and(|m| !m.is_empty()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let inbound = listed["inbound"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{backend:?}: no inbound list: {listed}"));
+        assert_eq!(inbound.len(), 1, "{backend:?}: {listed}");
+        assert_eq!(inbound[0]["text"], "hi", "{backend:?}: {listed}");
+        let reply_at = listed["messages"][0]["at"].as_i64().expect("reply time");
+        let sent_at = inbound[0]["at"].as_i64().expect("message time");
+        assert!(sent_at <= reply_at, "{backend:?}: {listed}");
+    }
 }
 
 /// Whether the database named at the end of `url` exists, asked over `admin_url`.
