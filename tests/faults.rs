@@ -68,6 +68,28 @@ struct PostgresDb {
     name: String,
 }
 
+impl Drop for PostgresDb {
+    /// Drops the database when the test ends, panicking tests included (`WITH (FORCE)`: a
+    /// server under test may still hold connections). Drop cannot await, and may run while a
+    /// runtime unwinds, so the statement runs on a thread of its own with a small runtime.
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for dropping the test database")
+                .block_on(admin_execute(&admin_url, &sql));
+        })
+        .join();
+        // Not a panic: a failed clean-up must not hide the test's own result.
+        if dropped.is_err() {
+            eprintln!("warning: dropping test database {} failed", self.name);
+        }
+    }
+}
+
 impl TestDb {
     fn label(&self) -> &'static str {
         if self.postgres.is_some() {

@@ -13,18 +13,20 @@ use axum::http::{Request, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use super::error::{ConsoleError, Result};
+use super::transcript::inbound_text;
 use crate::engine::Conversation;
 use crate::http::AppState;
 use crate::store::begin_write;
-use crate::store::entities::{contact, message_status};
+use crate::store::entities::{contact, inbound_message, message_status};
 use crate::whatsapp::fake::{FakeCloudApi, RequestKind};
+use crate::whatsapp::inbound::MessageContent;
 use crate::whatsapp::signature;
 
 pub fn router() -> Router<AppState> {
@@ -58,6 +60,8 @@ async fn page(State(state): State<AppState>) -> Result<Html<String>> {
         "default_language",
         &state.settings.dialogue.default_language,
     );
+    // The sample policyholder, so "Policy details" finds policies without asking for a number.
+    ctx.insert("default_phone", crate::insurer::sample::SANDBOX_CONTACT);
     state.console.render("simulator.html", &ctx)
 }
 
@@ -134,20 +138,45 @@ async fn messages(
                 .as_ref()
                 .and_then(|w| statuses.iter().find(|s| &s.wamid == w))
                 .map_or("sent", |s| s.status.as_str());
-            json!({ "seq": r.seq, "wamid": r.wamid, "body": r.body, "status": status })
+            json!({
+                "seq": r.seq, "wamid": r.wamid, "body": r.body, "status": status,
+                "at": r.received_at.timestamp_millis(),
+            })
         })
         .collect();
-    let window_open = contact::Entity::find()
+    let contact = contact::Entity::find()
         .filter(contact::Column::WaId.eq(phone.clone()))
         .one(&state.db)
-        .await?
-        .and_then(|c| c.last_inbound_at)
-        .is_some_and(|at| {
-            crate::messaging::composer::Composer::from_settings(&state.settings)
-                .window_open(Some(at), crate::store::now_ms())
-        });
+        .await?;
+    // The number's own messages, from the store: the page shows both sides of a conversation
+    // it did not type itself (after switching numbers, or reloading).
+    let inbound: Vec<Value> = match &contact {
+        Some(c) => inbound_message::Entity::find()
+            .filter(inbound_message::Column::ContactId.eq(c.id))
+            .order_by_asc(inbound_message::Column::Id)
+            .all(&state.db)
+            .await?
+            .iter()
+            .map(|row| {
+                let text = row
+                    .content
+                    .as_deref()
+                    .and_then(|c| serde_json::from_str::<MessageContent>(c).ok())
+                    .map_or_else(
+                        || format!("[{} message]", row.msg_type),
+                        |c| inbound_text(&c),
+                    );
+                json!({ "wamid": row.wamid, "at": row.received_at, "text": text })
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let window_open = contact.and_then(|c| c.last_inbound_at).is_some_and(|at| {
+        crate::messaging::composer::Composer::from_settings(&state.settings)
+            .window_open(Some(at), crate::store::now_ms())
+    });
     Ok(Json(
-        json!({ "messages": list, "window_open": window_open }),
+        json!({ "messages": list, "inbound": inbound, "window_open": window_open }),
     ))
 }
 

@@ -6,6 +6,9 @@
 //! Dates are written as of 2026-11-26 and shifted to today when loaded. The people, numbers
 //! and links are made up.
 
+/// The sample policyholder (health, motor and life policies): the simulator's default number.
+pub const SANDBOX_CONTACT: &str = "919812345678";
+
 /// `insurebot import policies` format.
 pub const POLICIES: &str = include_str!("sample/policies.csv");
 /// `insurebot import claims` format.

@@ -476,3 +476,48 @@ async fn a_supervisor_opens_a_campaign_starts_it_sees_progress_pauses_it_and_see
     }
     let _ = driver.call(reqwest::Method::DELETE, "", None).await;
 }
+
+#[tokio::test]
+async fn the_simulator_starts_as_the_sample_policyholder_and_shows_both_sides_after_switching_numbers()
+ {
+    let Some(driver) = driver_or_skip().await else {
+        return;
+    };
+    let app = spawn_app_with(&Backend::Sqlite, |s| {
+        s.dialogue.handler = DialogueMode::Flows;
+        s.whatsapp.access_token = None;
+        s.whatsapp.app_secret = None;
+    })
+    .await;
+    let outcome: Step = async {
+        driver.goto(&format!("{}/simulator", app.address)).await?;
+        let phone = driver.property("#phone", "value").await?;
+        if phone != "919812345678" {
+            return Err(format!(
+                "the simulator starts as {phone}, not the sample policyholder"
+            ));
+        }
+        driver.type_into("#text", "hi").await?;
+        driver.click("#compose button[type=submit]").await?;
+        driver.wait_for_text("#chat .line.contact", "hi").await?;
+        driver.wait_for("#chat .line.bot").await?;
+        // Another number, then back: the page draws both sides again from the server.
+        for number in ["919800002102", "919812345678"] {
+            driver
+                .on_element("#phone", reqwest::Method::POST, "/clear", Some(json!({})))
+                .await?;
+            driver.type_into("#phone", number).await?;
+            driver.click("#text").await?;
+        }
+        driver.wait_for_text("#chat .line.contact", "hi").await?;
+        driver.wait_for("#chat .line.bot").await?;
+        Ok(())
+    }
+    .await;
+    if let Err(e) = outcome {
+        let shot = root(".ci/artifacts/browser-simulator-failure.png");
+        driver.screenshot(&shot).await;
+        panic!("{e} (screenshot: {})", shot.display());
+    }
+    let _ = driver.call(reqwest::Method::DELETE, "", None).await;
+}

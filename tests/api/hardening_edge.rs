@@ -12,7 +12,7 @@ use insurebot::store::entities::inbound_message;
 use insurebot::whatsapp::fake::{FakeCloudApi, FakeServer};
 use insurebot::whatsapp::signature;
 use sea_orm::{
-    ColumnTrait, Database, EntityTrait, PaginatorTrait, QueryFilter, SqliteTransactionMode,
+    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, SqliteTransactionMode,
     TransactionOptions, TransactionTrait,
 };
 use secrecy::SecretString;
@@ -188,7 +188,7 @@ async fn while_the_database_is_away_a_webhook_gets_503_at_once_and_after_it_is_s
             }
         };
         let app = run(settings, fake).await;
-        let direct = Database::connect(db.url.as_str()).await.unwrap();
+        let direct = crate::helpers::connect_direct(&db.url).await;
         // Longer than the old hang (the SQLite busy timeout, 10 s), shorter than the server's
         // request timeout (30 s): without the fix the attempt fails on the bound below.
         let http = reqwest::Client::builder()

@@ -9,7 +9,7 @@ use insurebot::app::Application;
 use insurebot::config::Settings;
 use insurebot::whatsapp::fake::{FakeCloudApi, FakeServer, ReceivedRequest, RequestKind};
 use insurebot::whatsapp::signature;
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, Statement};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -50,10 +50,13 @@ pub enum Backend {
     Postgres(String),
 }
 
-/// A fresh, empty database for one test. SQLite files live in a temp dir removed on drop.
+/// A fresh, empty database for one test. SQLite files live in a temp dir removed on drop; a
+/// PostgreSQL database is dropped on drop (see the `Drop` impl), panicking tests included.
 pub struct TestDb {
     pub url: String,
     _dir: Option<tempfile::TempDir>,
+    /// The admin URL and the database's name, for dropping it.
+    postgres: Option<(String, String)>,
 }
 
 impl TestDb {
@@ -65,13 +68,12 @@ impl TestDb {
                 TestDb {
                     url,
                     _dir: Some(dir),
+                    postgres: None,
                 }
             }
             Backend::Postgres(admin_url) => {
                 let name = format!("insurebot_test_{}", uuid::Uuid::new_v4().simple());
-                let admin = Database::connect(admin_url.as_str())
-                    .await
-                    .expect("connect to PostgreSQL admin db");
+                let admin = connect_direct(admin_url).await;
                 admin
                     .execute_raw(Statement::from_string(
                         admin.get_database_backend(),
@@ -79,16 +81,88 @@ impl TestDb {
                     ))
                     .await
                     .expect("create test database");
-                let base = admin_url
-                    .rsplit_once('/')
-                    .map_or(admin_url.as_str(), |(b, _)| b);
+                let _ = admin.close().await;
+                // The admin URL's database swapped for the test's; its query (sslmode, host) kept.
+                let (path, query) = admin_url
+                    .split_once('?')
+                    .map_or((admin_url.as_str(), None), |(p, q)| (p, Some(q)));
+                let base = path.rsplit_once('/').map_or(path, |(b, _)| b);
+                let url = match query {
+                    Some(q) => format!("{base}/{name}?{q}"),
+                    None => format!("{base}/{name}"),
+                };
                 TestDb {
-                    url: format!("{base}/{name}"),
+                    url,
                     _dir: None,
+                    postgres: Some((admin_url.clone(), name)),
                 }
             }
         }
     }
+}
+
+impl Drop for TestDb {
+    /// Drops the PostgreSQL database (`WITH (FORCE)`: the app under test may still hold
+    /// connections). Drop cannot await, and may run while the test's runtime unwinds a panic,
+    /// so the statement runs on a thread of its own with a small runtime, waited for here.
+    fn drop(&mut self) {
+        let Some((admin_url, name)) = self.postgres.take() else {
+            return;
+        };
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async {
+                let admin = connect_direct(&admin_url).await;
+                let result = admin
+                    .execute_raw(Statement::from_string(
+                        admin.get_database_backend(),
+                        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                    ))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("drop test database {name}: {e}"));
+                let _ = admin.close().await;
+                result
+            })
+        })
+        .join();
+        // Not a panic: a failed clean-up must not hide the test's own result (or abort a test
+        // that is already unwinding).
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("warning: {e}"),
+            Err(_) => eprintln!("warning: dropping a test database panicked"),
+        }
+    }
+}
+
+/// A small pool on `url` for a test's own statements, connected the way the app connects
+/// (`store::loopback_ssl_mode`): no TLS to a PostgreSQL server on this machine over TCP unless
+/// the URL (or `PGSSLMODE`) names an `sslmode`, so the test path does not negotiate TLS where
+/// the app does not.
+pub async fn connect_direct(url: &str) -> DatabaseConnection {
+    let mut opts = ConnectOptions::new(url.to_owned());
+    let ssl_mode_given = url.contains("sslmode=") || std::env::var_os("PGSSLMODE").is_some();
+    opts.sqlx_logging(false)
+        .max_connections(4)
+        .map_sqlx_postgres_opts(move |o| {
+            let host = o.get_host().trim_start_matches('[').trim_end_matches(']');
+            let loopback = host.eq_ignore_ascii_case("localhost")
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if !ssl_mode_given && o.get_socket().is_none() && loopback {
+                o.ssl_mode(sea_orm::sqlx::postgres::PgSslMode::Disable)
+            } else {
+                o
+            }
+        });
+    Database::connect(opts)
+        .await
+        .unwrap_or_else(|e| panic!("connect to the test database: {e}"))
 }
 
 /// A running app plus the fake Cloud API it talks to.
@@ -172,9 +246,7 @@ pub async fn spawn_app_with(backend: &Backend, customise: impl FnOnce(&mut Setti
     customise(&mut settings);
     let mut app = TestApp {
         address: String::new(),
-        db: Database::connect(db.url.as_str())
-            .await
-            .expect("test db handle"),
+        db: connect_direct(&db.url).await,
         fake,
         http: reqwest::Client::new(),
         settings,
@@ -188,6 +260,11 @@ pub async fn spawn_app_with(backend: &Backend, customise: impl FnOnce(&mut Setti
 }
 
 impl TestApp {
+    /// The URL of this test's own database.
+    pub fn database_url(&self) -> &str {
+        &self._db.url
+    }
+
     async fn start(&mut self) {
         let app = Application::build(self.settings.clone())
             .await

@@ -15,6 +15,7 @@ mod hardening_concurrency;
 mod hardening_edge;
 mod hardening_ingest;
 mod hardening_privacy;
+mod hardening_tests;
 mod health;
 mod ingest;
 mod insurer;

@@ -2,7 +2,7 @@
 (function () {
   const chat = document.getElementById('chat');
   const phone = () => document.getElementById('phone').value.trim();
-  const seen = new Map();   // seq -> element
+  const seen = new Map();   // 'in:'+wamid or 'out:'+seq -> element
   const acked = new Set();
   const post = (url, body) => fetch(url, {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify(body)});
   const bubble = (cls, build) => {
@@ -11,10 +11,9 @@
     build(b); chat.appendChild(div); chat.scrollTop = chat.scrollHeight; return div;
   };
   const text = (parent, t, cls) => { const s = document.createElement('span'); s.className = cls || 'text'; s.textContent = t; parent.appendChild(s); return s; };
-  const send = (kind, t, id) => {
-    bubble('contact', b => text(b, kind === 'text' ? t : '▸ ' + t));
-    return post('/simulator/send', {phone: phone(), kind, text: t, id: id || ''});
-  };
+  // What the number sent is drawn from the server's record (see poll), like the bot's
+  // replies, so both sides show after switching numbers or reloading.
+  const send = (kind, t, id) => post('/simulator/send', {phone: phone(), kind, text: t, id: id || ''}).then(poll);
   const choice = (parent, title, kind, id) => {
     const btn = document.createElement('button'); btn.type = 'button'; btn.textContent = title;
     btn.addEventListener('click', () => send(kind, title, id)); parent.appendChild(btn);
@@ -37,12 +36,21 @@
     } else text(b, '[' + body.type + ']');
     const meta = text(b, '', 'tick'); meta.dataset.tick = '1';
   });
-  const poll = () => fetch('/simulator/messages?phone=' + encodeURIComponent(phone()))
+  function poll() { return fetch('/simulator/messages?phone=' + encodeURIComponent(phone()))
     .then(r => r.ok ? r.json() : Promise.reject(r.status))
     .then(data => {
-      data.messages.forEach(m => {
-        let el = seen.get(m.seq);
-        if (!el) { el = render(m); seen.set(m.seq, el); }
+      // Both sides in the order they happened; each drawn once.
+      const lines = data.inbound.map(m => ({at: m.at, key: 'in:' + m.wamid, m}))
+        .concat(data.messages.map(m => ({at: m.at, key: 'out:' + m.seq, m, bot: true})))
+        .sort((a, b) => a.at - b.at);
+      lines.forEach(l => {
+        if (!l.bot) {
+          if (!seen.has(l.key)) seen.set(l.key, bubble('contact', b => text(b, l.m.text)));
+          return;
+        }
+        const m = l.m;
+        let el = seen.get(l.key);
+        if (!el) { el = render(m); seen.set(l.key, el); }
         const tick = el.querySelector('[data-tick]');
         tick.textContent = {sent: '✓', delivered: '✓✓', read: '✓✓ read', failed: '⚠ failed'}[m.status] || m.status;
         tick.className = 'tick ' + m.status;
@@ -54,7 +62,7 @@
         }
       });
       document.getElementById('window-state').textContent = data.window_open ? '· window open' : '· window closed';
-    }).catch(() => {});
+    }).catch(() => {}); }
   setInterval(poll, 700);
   document.getElementById('compose').addEventListener('submit', e => {
     e.preventDefault(); const input = document.getElementById('text');
@@ -64,5 +72,5 @@
     if (e.target.checked) post('/simulator/window', {phone: phone()});
   });
   document.getElementById('language').addEventListener('change', e => post('/simulator/language', {phone: phone(), language: e.target.value}));
-  document.getElementById('phone').addEventListener('change', () => { chat.innerHTML = ''; seen.clear(); });
+  document.getElementById('phone').addEventListener('change', () => { chat.innerHTML = ''; seen.clear(); poll(); });
 })();
