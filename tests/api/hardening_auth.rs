@@ -14,9 +14,7 @@ use insurebot::insurer::{ActionResult, ImportKind, Insurer};
 use insurebot::store::entities::{contact, login_failure};
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, RETRY_AFTER};
-use sea_orm::{
-    ActiveValue::NotSet, ActiveValue::Set, DatabaseConnection, EntityTrait, PaginatorTrait,
-};
+use sea_orm::{DatabaseConnection, EntityTrait, PaginatorTrait};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -377,21 +375,7 @@ impl Identity {
         let n = self
             .next_number
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let row = contact::ActiveModel {
-            id: NotSet,
-            wa_id: Set(Some(format!("9190000{n:05}"))),
-            user_id: Set(None),
-            profile_name: Set(None),
-            last_inbound_at: Set(None),
-            lease_owner: Set(None),
-            lease_until: Set(None),
-            created_at: Set(0),
-            updated_at: Set(0),
-        };
-        contact::Entity::insert(row)
-            .exec_with_returning(&self.db)
-            .await
-            .expect("contact")
+        crate::helpers::insert_contact(&self.db, &format!("9190000{n:05}")).await
     }
 
     /// `identity.verify_dob` as the runner calls it: inside a write transaction.

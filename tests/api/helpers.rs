@@ -557,3 +557,27 @@ pub async fn timer_runner(
         agent_reply_limit,
     }
 }
+
+/// Inserts a contact with WhatsApp number `wa_id` and nothing else known about it.
+pub async fn insert_contact(
+    db: &DatabaseConnection,
+    wa_id: &str,
+) -> insurebot::store::entities::contact::Model {
+    use insurebot::store::entities::contact;
+    use sea_orm::{ActiveValue::NotSet, ActiveValue::Set, EntityTrait};
+    let row = contact::ActiveModel {
+        id: NotSet,
+        wa_id: Set(Some(wa_id.to_owned())),
+        user_id: Set(None),
+        profile_name: Set(None),
+        last_inbound_at: Set(None),
+        lease_owner: Set(None),
+        lease_until: Set(None),
+        created_at: Set(0),
+        updated_at: Set(0),
+    };
+    contact::Entity::insert(row)
+        .exec_with_returning(db)
+        .await
+        .expect("insert contact")
+}

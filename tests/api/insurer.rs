@@ -20,10 +20,7 @@ use insurebot::insurer::{
     ActionResult, HttpSource, ImportError, ImportKind, Insurer, PolicySource, SourceError,
 };
 use insurebot::store::entities::{claim, contact, policy, policyholder, premium, premium_reminder};
-use sea_orm::{
-    ActiveValue::NotSet, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter,
-};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -96,21 +93,7 @@ async fn fixture(backend: &Backend) -> Fixture {
 
 impl Fixture {
     async fn contact(&self, wa_id: &str) -> contact::Model {
-        let row = contact::ActiveModel {
-            id: NotSet,
-            wa_id: Set(Some(wa_id.to_owned())),
-            user_id: Set(None),
-            profile_name: Set(None),
-            last_inbound_at: Set(None),
-            lease_owner: Set(None),
-            lease_until: Set(None),
-            created_at: Set(0),
-            updated_at: Set(0),
-        };
-        contact::Entity::insert(row)
-            .exec_with_returning(&self.db)
-            .await
-            .expect("insert contact")
+        crate::helpers::insert_contact(&self.db, wa_id).await
     }
 
     async fn run(&self, who: &contact::Model, action: &str, args: Value) -> ActionResult {
