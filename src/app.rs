@@ -408,6 +408,7 @@ impl Application {
             )
         });
         let db = self.state.db.clone();
+        let pipeline = self.state.pipeline.clone();
         let router = http::router(self.state);
         tracing::info!(port = self.port, "insurebot listening");
         // Connect info gives the console's login limiting the client address.
@@ -436,7 +437,7 @@ impl Application {
         if let Some(timers) = timers {
             let _ = timers.await;
         }
-        let _ = tokio::join!(sweeper, sender, retention, reminders);
+        let _ = tokio::join!(sweeper, sender, retention, reminders, pipeline.stop());
         if let Some(template_sync) = template_sync {
             let _ = template_sync.await;
         }

@@ -149,6 +149,10 @@ struct Inner {
     outbox_ready: Arc<Notify>,
     /// Takes the replies decided "send now" to the sender after the commit.
     handoff: Handoff,
+    /// Tells the processors to stop once their current batch has committed.
+    stop: CancellationToken,
+    /// The processors, joined by [`Pipeline::stop`].
+    processors: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// The contacts with work, and those being processed.
@@ -213,12 +217,57 @@ impl Pipeline {
                 work: Notify::new(),
                 outbox_ready,
                 handoff,
+                stop: CancellationToken::new(),
+                processors: Mutex::new(Vec::with_capacity(processors)),
             }),
         };
-        for _ in 0..processors {
-            crate::store::spawn_writer(&pipeline.inner.db, pipeline.clone().run_processor());
-        }
+        let handles = (0..processors)
+            .map(|_| {
+                crate::store::spawn_writer(&pipeline.inner.db, pipeline.clone().run_processor())
+            })
+            .collect();
+        *pipeline
+            .inner
+            .processors
+            .lock()
+            .expect("pipeline processors") = handles;
         pipeline
+    }
+
+    /// Stops the processors and waits for them: a batch in progress commits (its replies go
+    /// to the sender, or back to the outbox if the sender has stopped) and nothing new starts.
+    /// Called at shutdown before the pool closes: a processor left running would go on
+    /// processing beside the next instance on the same database, and the rows it handed over
+    /// after that instance had released its predecessor's leases waited for the lease to end.
+    pub async fn stop(&self) {
+        self.inner.stop.cancel();
+        let processors =
+            std::mem::take(&mut *self.inner.processors.lock().expect("pipeline processors"));
+        for processor in processors {
+            if let Err(e) = processor.await {
+                tracing::warn!(error = %e, "a pipeline processor ended abnormally");
+            }
+        }
+        // A contact with more messages keeps its lease between batches; handed back, the
+        // next instance (or another one) goes on with it at once instead of after the lease.
+        if let Err(e) = self.release_held_leases().await {
+            tracing::warn!(error = %e, "contact leases not given back; they end after their lease");
+        }
+    }
+
+    /// Gives back every contact lease this instance holds (SQLite; PostgreSQL's locks end
+    /// with their transaction).
+    async fn release_held_leases(&self) -> Result<(), DbErr> {
+        let db = &self.inner.db;
+        if db.get_database_backend() == DbBackend::Postgres {
+            return Ok(());
+        }
+        let txn = begin_write(db).await?;
+        unlease()
+            .filter(contact::Column::LeaseOwner.eq(self.inner.instance_id.clone()))
+            .exec(&txn)
+            .await?;
+        txn.commit().await
     }
 
     /// Says that `contact_id` may have pending messages. Returns at once.
@@ -260,10 +309,14 @@ impl Pipeline {
         Ok(rows)
     }
 
-    /// Takes batches from the queue and processes them, forever (the runtime's end stops it).
+    /// Takes batches from the queue and processes them until [`stop`](Self::stop).
     async fn run_processor(self) {
         loop {
-            let batch = self.next_batch().await;
+            let batch = tokio::select! {
+                biased;
+                () = self.inner.stop.cancelled() => return,
+                batch = self.next_batch() => batch,
+            };
             let turns = self.process(&batch).await;
             self.finish(turns);
         }
@@ -684,6 +737,16 @@ async fn release_many(txn: &WriteTxn, ids: &[i64], owner: &str) -> Result<(), Db
     if ids.is_empty() || txn.get_database_backend() == DbBackend::Postgres {
         return Ok(());
     }
+    unlease()
+        .filter(contact::Column::Id.is_in(ids.iter().copied()))
+        .filter(contact::Column::LeaseOwner.eq(owner.to_owned()))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// An update that clears contacts' leases (SQLite), to be narrowed by the caller's filter.
+fn unlease() -> sea_orm::UpdateMany<contact::Entity> {
     contact::Entity::update_many()
         .col_expr(
             contact::Column::LeaseOwner,
@@ -693,11 +756,6 @@ async fn release_many(txn: &WriteTxn, ids: &[i64], owner: &str) -> Result<(), Db
             contact::Column::LeaseUntil,
             Expr::value(Option::<i64>::None),
         )
-        .filter(contact::Column::Id.is_in(ids.iter().copied()))
-        .filter(contact::Column::LeaseOwner.eq(owner.to_owned()))
-        .exec(txn)
-        .await?;
-    Ok(())
 }
 
 /// A contact whose lease is free, expired, or already `owner`'s.

@@ -343,14 +343,14 @@ fn sqlite_write_gate(db: &DatabaseConnection) -> Arc<WriteGate> {
 /// pipeline, the send results): each of their statements is a round trip to SQLite's worker
 /// thread, and on the shared runtime every return waited for a turn among the HTTP tasks,
 /// while the gate, and everyone behind it, waited too. On PostgreSQL it is the current runtime.
-pub fn spawn_writer<F>(db: &DatabaseConnection, task: F)
+pub fn spawn_writer<F>(db: &DatabaseConnection, task: F) -> tokio::task::JoinHandle<()>
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
     if db.get_database_backend() == DbBackend::Sqlite {
-        sqlite_writer_runtime(db).spawn(task);
+        sqlite_writer_runtime(db).spawn(task)
     } else {
-        tokio::spawn(task);
+        tokio::spawn(task)
     }
 }
 

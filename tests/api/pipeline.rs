@@ -96,3 +96,58 @@ async fn a_restart_in_the_middle_loses_nothing_and_repeats_nothing() {
         assert_eq!(texts, expected);
     }
 }
+
+/// A stopped instance neither goes on processing nor keeps contacts leased: the next
+/// instance on the database takes over at once, not after the lease (on SQLite a contact with
+/// more messages keeps its lease between batches; a processor left running after the stop
+/// went on beside the next instance and handed it rows it waited the lease out for).
+#[tokio::test]
+async fn a_stopped_instance_processes_nothing_more_and_holds_no_contact() {
+    for backend in backends() {
+        let mut app = spawn_app(&backend).await;
+        let ts = now_secs();
+        // Enough that the stop comes with work left (asserted below, so this cannot pass idly).
+        let (contacts, per_contact) = (20, 25);
+        let messages: Vec<_> = (0..contacts)
+            .flat_map(|c| {
+                (0..per_contact).map(move |i| {
+                    let phone = format!("9198000004{c:02}");
+                    text_message(&phone, &new_wamid(), ts + i, &format!("s{c}-{i}"))
+                })
+            })
+            .collect();
+        assert_eq!(app.post_webhook(&envelope(messages)).await.status(), 200);
+        app.shutdown().await;
+        let processed = "SELECT COUNT(*) AS n FROM inbound_messages WHERE processed_at IS NOT NULL";
+        let at_stop = count(&app.db, processed).await;
+        assert!(
+            at_stop < contacts * per_contact,
+            "all {at_stop} messages were processed before the stop: nothing was tested"
+        );
+        assert_eq!(
+            count(
+                &app.db,
+                "SELECT COUNT(*) AS n FROM contacts WHERE lease_owner IS NOT NULL"
+            )
+            .await,
+            0,
+            "contacts still leased by the stopped instance"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert_eq!(
+            count(&app.db, processed).await,
+            at_stop,
+            "processed after the stop"
+        );
+    }
+}
+
+async fn count(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
+    use sea_orm::{ConnectionTrait, Statement};
+    let row = db
+        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .expect("count query")
+        .expect("a row");
+    row.try_get("", "n").expect("n")
+}
