@@ -17,6 +17,7 @@
 //! - [`chat`]: `insurebot chat`, the bot in a terminal through the real webhook path.
 //! - [`metrics`]: Prometheus counters of one app instance.
 //! - [`money`]: [`money::Paise`], the one type every amount is formatted through.
+//! - [`phone`]: [`phone::PhoneNumber`], the one type every phone number is parsed into.
 //! - [`telemetry`], [`privacy`]: logging, and masking personal data in it.
 #![forbid(unsafe_code)]
 
@@ -32,6 +33,7 @@ pub mod insurer;
 pub mod messaging;
 pub mod metrics;
 pub mod money;
+pub mod phone;
 pub mod pipeline;
 pub mod privacy;
 pub mod reminders;

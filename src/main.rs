@@ -311,8 +311,9 @@ async fn templates(settings: Settings, action: TemplatesCommand) -> anyhow::Resu
 
 async fn contacts(settings: Settings, action: ContactsCommand) -> anyhow::Result<()> {
     let ContactsCommand::Erase { phone } = action;
-    let phone =
-        insurebot::consent::parse_phone(&phone).map_err(|e| anyhow::anyhow!("--phone {e}"))?;
+    let phone = insurebot::phone::PhoneNumber::parse(&phone)
+        .map_err(|e| anyhow::anyhow!("--phone {e}"))?
+        .into_string();
     let db = insurebot::store::connect(&settings.database_url).await?;
     if settings.auto_migrate {
         insurebot::store::migrate(&db).await?;

@@ -23,6 +23,7 @@ use super::error::{ConsoleError, Result};
 use super::transcript::inbound_text;
 use crate::engine::Conversation;
 use crate::http::AppState;
+use crate::phone::PhoneNumber;
 use crate::store::begin_write;
 use crate::store::entities::{contact, inbound_message, message_status};
 use crate::whatsapp::fake::{FakeCloudApi, RequestKind};
@@ -250,14 +251,11 @@ async fn find_contact(state: &AppState, phone: &str) -> Result<contact::Model> {
         .ok_or_else(|| ConsoleError::Conflict("Send a message first.".into()))
 }
 
+/// A number typed into the simulator, read as people write Indian mobiles.
 fn digits(phone: &str) -> Result<String> {
-    let p = phone.trim().trim_start_matches('+');
-    if p.len() < 8 || p.len() > 15 || !p.chars().all(|c| c.is_ascii_digit()) {
-        return Err(ConsoleError::Conflict(
-            "The phone number must have 8 to 15 digits.".into(),
-        ));
-    }
-    Ok(p.to_owned())
+    PhoneNumber::from_export(phone)
+        .map(PhoneNumber::into_string)
+        .map_err(|e| ConsoleError::Conflict(format!("The phone number {e}.")))
 }
 
 fn envelope(state: &AppState, value: Value) -> String {

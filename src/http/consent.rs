@@ -21,9 +21,8 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::api::{ApiError, FieldProblem, authorize};
 use crate::consent::erasure::{self, Receipt};
-use crate::consent::{
-    self, AddressHasher, Change, ConsentState, NewEntry, Scope, Source, parse_phone,
-};
+use crate::consent::{self, AddressHasher, Change, ConsentState, NewEntry, Scope, Source};
+use crate::phone::PhoneNumber;
 use crate::store::{begin_write, now_ms};
 
 /// Longest proof text accepted (a consent form's wording fits comfortably).
@@ -70,8 +69,9 @@ impl ConsentRequest {
             }
         }
         let phone = match obj.get("phone").and_then(Value::as_str) {
-            Some(p) => parse_phone(p)
-                .map_err(|e| problems.push(FieldProblem::new("phone", e)))
+            Some(p) => PhoneNumber::parse(p)
+                .map(PhoneNumber::into_string)
+                .map_err(|e| problems.push(FieldProblem::new("phone", e.to_string())))
                 .ok(),
             None => {
                 problems.push(FieldProblem::new(
@@ -324,10 +324,16 @@ async fn consent_of(
     Path(phone): Path<String>,
 ) -> Result<Json<ConsentView>, ApiError> {
     authorize(&state, &headers)?;
-    let phone =
-        parse_phone(&phone).map_err(|e| ApiError::Invalid(vec![FieldProblem::new("phone", e)]))?;
+    let phone = phone_in_path(&phone)?;
     let hasher = AddressHasher::new(state.settings.hash_key());
     Ok(Json(view(&state.db, &hasher, &phone).await?))
+}
+
+/// The `{phone}` of a path, as an international number.
+fn phone_in_path(raw: &str) -> Result<String, ApiError> {
+    PhoneNumber::parse(raw)
+        .map(PhoneNumber::into_string)
+        .map_err(|e| ApiError::Invalid(vec![FieldProblem::new("phone", e.to_string())]))
 }
 
 async fn erase_contact(
@@ -336,8 +342,7 @@ async fn erase_contact(
     Path(phone): Path<String>,
 ) -> Result<Json<Receipt>, ApiError> {
     authorize(&state, &headers)?;
-    let phone =
-        parse_phone(&phone).map_err(|e| ApiError::Invalid(vec![FieldProblem::new("phone", e)]))?;
+    let phone = phone_in_path(&phone)?;
     let hasher = AddressHasher::new(state.settings.hash_key());
     erasure::erase(&state.db, &hasher, &phone, now_ms())
         .await?

@@ -45,6 +45,7 @@ use crate::messaging::composer::{
     self, ComposeError, Composer, Intent, Purpose, Queued, TemplateChoice,
 };
 use crate::messaging::{outbox, templates};
+use crate::phone::PhoneNumber;
 use crate::privacy::mask;
 use crate::store::entities::{contact, conversation, notification_request};
 use crate::store::{begin_write, now_ms};
@@ -195,10 +196,10 @@ fn validate(req: &NotificationRequest) -> Result<Validated, Vec<FieldProblem>> {
                 None
             }
         },
-        (None, Some(p)) => match crate::consent::parse_phone(p) {
-            Ok(p) => Some(Target::Phone(p)),
+        (None, Some(p)) => match PhoneNumber::parse(p) {
+            Ok(p) => Some(Target::Phone(p.into_string())),
             Err(e) => {
-                problems.push(FieldProblem::new("phone", e));
+                problems.push(FieldProblem::new("phone", e.to_string()));
                 None
             }
         },
@@ -359,7 +360,9 @@ async fn recipient(state: &AppState, target: &Target) -> Result<String, NoRecipi
     policy
         .mobile
         .as_deref()
-        .and_then(|m| crate::consent::parse_phone(m).ok())
+        // The insurer's systems store mobiles as their exports do (often without +91).
+        .and_then(|m| PhoneNumber::from_export(m).ok())
+        .map(PhoneNumber::into_string)
         .ok_or(NoRecipient::NoMobile)
 }
 

@@ -28,6 +28,7 @@ use sea_orm::{
 };
 use serde::Serialize;
 
+use crate::phone::PhoneNumber;
 use crate::store::entities::{claim, policy, policyholder, premium};
 use crate::store::{begin_write, now_ms};
 
@@ -824,7 +825,9 @@ impl Importer {
         let mobile = if raw_mobile.is_empty() {
             None
         } else {
-            let m = model::normalize_phone(&raw_mobile);
+            let m = PhoneNumber::from_export(&raw_mobile)
+                .ok()
+                .map(PhoneNumber::into_string);
             if m.is_none() {
                 c.fail(
                     "mobile",

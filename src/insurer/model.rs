@@ -86,32 +86,6 @@ impl Claim {
     }
 }
 
-/// Digits of a mobile number with its country code: `+91 98123-45678` and `09812345678` and
-/// `9812345678` all become `919812345678` (a bare 10-digit number is taken as Indian, which is
-/// how Indian insurers' exports store it). `None` when it cannot be a phone number.
-pub fn normalize_phone(raw: &str) -> Option<String> {
-    let trimmed = raw.trim();
-    if trimmed
-        .chars()
-        .any(|c| !(c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '(' | ')' | '.')))
-    {
-        return None;
-    }
-    let digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
-    let digits = if trimmed.starts_with('+') {
-        digits
-    } else if digits.len() == 11 && digits.starts_with('0') {
-        format!("91{}", &digits[1..])
-    } else if digits.len() == 10 && digits.starts_with(['6', '7', '8', '9']) {
-        format!("91{digits}")
-    } else if let Some(rest) = digits.strip_prefix("00") {
-        rest.to_owned()
-    } else {
-        digits
-    };
-    (8..=15).contains(&digits.len()).then_some(digits)
-}
-
 /// A policy number as stored: trimmed and upper case; letters, digits, `/` and `-` only.
 pub fn normalize_policy_number(raw: &str) -> Option<String> {
     let s = raw.trim().to_uppercase();
@@ -154,32 +128,6 @@ pub fn label(code: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn phone_numbers_become_digits_with_country_code() {
-        assert_eq!(
-            normalize_phone("9812345678").as_deref(),
-            Some("919812345678")
-        );
-        assert_eq!(
-            normalize_phone("+91 98123-45678").as_deref(),
-            Some("919812345678")
-        );
-        assert_eq!(
-            normalize_phone("09812345678").as_deref(),
-            Some("919812345678")
-        );
-        assert_eq!(
-            normalize_phone("919812345678").as_deref(),
-            Some("919812345678")
-        );
-        assert_eq!(
-            normalize_phone("+44 20 7946 0958").as_deref(),
-            Some("442079460958")
-        );
-        assert_eq!(normalize_phone("12345"), None);
-        assert_eq!(normalize_phone("98123abc78"), None);
-    }
 
     #[test]
     fn policy_and_claim_numbers_are_normalised() {

@@ -28,6 +28,7 @@ use super::{CampaignSettings, ReminderError};
 use crate::messaging::composer::{self, Composer, Intent, Purpose, Queued, TemplateChoice};
 use crate::messaging::outbox;
 use crate::messaging::templates;
+use crate::phone::PhoneNumber;
 use crate::store::begin_write;
 use crate::store::entities::{campaign, campaign_recipient, contact, policy};
 
@@ -140,16 +141,6 @@ struct Row {
     params: Vec<String>,
 }
 
-/// Normalises a phone number: digits with country code, 8 to 15 digits.
-fn phone(raw: &str) -> Option<String> {
-    let digits: String = raw
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '+'))
-        .collect();
-    (digits.len() >= 8 && digits.len() <= 15 && digits.chars().all(|c| c.is_ascii_digit()))
-        .then_some(digits)
-}
-
 fn parse_csv(
     text: &str,
     params: &[String],
@@ -197,12 +188,16 @@ fn parse_csv(
             }
         };
         let get = |c: usize| record.get(c).unwrap_or("").to_owned();
-        let Some(number) = phone(&get(phone_col)) else {
-            errors.push(RowError {
-                line,
-                message: "the phone number must have 8 to 15 digits with the country code".into(),
-            });
-            continue;
+        // A campaign list is an export of the insurer's data, read as the policy import reads it.
+        let number = match PhoneNumber::from_export(&get(phone_col)) {
+            Ok(number) => number.into_string(),
+            Err(e) => {
+                errors.push(RowError {
+                    line,
+                    message: format!("the phone number {e}"),
+                });
+                continue;
+            }
         };
         if let Some(first) = seen.insert(number.clone(), line) {
             errors.push(RowError {

@@ -655,6 +655,22 @@ async fn the_consent_api_needs_the_token_validates_every_field_and_keeps_the_pro
         for f in ["phone", "scope", "proof.text", "proof.collected_at"] {
             assert!(fields.contains(&f), "{f} not in {body}");
         }
+        // A national form is no WhatsApp number: refused with the reason, not stored as typed.
+        let r = post_consent(
+            &app,
+            json!({ "phone": "09800007010", "change": "opt_out", "scope": "all" }),
+        )
+        .await;
+        assert_eq!(r.status(), 422);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["problems"][0]["field"], "phone", "{body}");
+        assert!(
+            body["problems"][0]["problem"]
+                .as_str()
+                .unwrap()
+                .contains("country code"),
+            "{body}"
+        );
         let r = app
             .http
             .post(&url)

@@ -1039,3 +1039,38 @@ fn the_manual_clock_moves_only_when_told() {
     clock.advance(chrono::Duration::days(1));
     assert_eq!(clock.now(), t + chrono::Duration::days(1));
 }
+
+/// A campaign list is read as the policy import reads mobiles: `09800000611` and
+/// `9800000611` are the Indian number `919800000611` (before, the CSV kept `09800000611`, a
+/// number that does not exist on WhatsApp), so they are one recipient, not two.
+#[tokio::test]
+async fn campaign_csv_numbers_in_national_form_get_the_country_code() {
+    for backend in backends() {
+        let app = campaign_app(&backend).await;
+        let csv = "phone,customer_name,offer\n09800000611,Asha,10% off\n+91 98000-00612,Ravi,5% off\n9800000611,Asha,10% off\n";
+        let body = json!({ "name": "offer", "template": "policy_offer",
+            "audience": { "kind": "csv", "csv": csv, "skip_invalid": true } });
+        let resp = app
+            .http
+            .post(format!("{}/api/v1/campaigns", app.address))
+            .bearer_auth(API_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+        let created: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(created["recipients"], 2, "{created}");
+        let problems = created["row_errors"].to_string();
+        assert!(problems.contains("the same number as line 2"), "{problems}");
+        let mut numbers: Vec<String> = contact::Entity::find()
+            .all(&app.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|c| c.wa_id)
+            .collect();
+        numbers.sort();
+        assert_eq!(numbers, ["919800000611", "919800000612"]);
+    }
+}
