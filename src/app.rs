@@ -224,7 +224,7 @@ impl Application {
             db: db.clone(),
             client: Arc::new(client),
             settings: settings.outbox.clone(),
-            composer,
+            composer: composer.clone(),
             pacing: Arc::new(Pacing::new(&settings.messaging)),
             max_in_flight: settings.messaging.max_in_flight as usize,
             metrics: metrics.clone(),
@@ -269,6 +269,7 @@ impl Application {
         ));
         let state = AppState {
             api_throttle,
+            composer,
             console: Arc::new(console),
             insurer,
             db,

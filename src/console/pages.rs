@@ -295,8 +295,7 @@ pub async fn conversation(
         None => None,
     };
     ctx.insert("holder", &holder);
-    let composer = Composer::from_settings(&state.settings);
-    let (window_open, window_text) = window(&composer, &contact, hours);
+    let (window_open, window_text) = window(&state.composer, &contact, hours);
     ctx.insert("window_open", &window_open);
     ctx.insert("window_text", &window_text);
 
@@ -560,14 +559,14 @@ pub async fn reply(
     }
     // Checked here as well as in the page: a page left open past the deadline must not send
     // free text that WhatsApp would refuse (field notes, pain point 1).
-    let composer = Composer::from_settings(&state.settings);
-    if !window(&composer, &contact, &state.console.hours).0 {
+    let composer = &state.composer;
+    if !window(composer, &contact, &state.console.hours).0 {
         return Err(ConsoleError::Conflict(
             "The 24-hour window has closed: only approved templates can be sent.".into(),
         ));
     }
     let txn = begin_write(&state.db).await?;
-    super::reply::send_agent_text(&txn, &composer, &contact, text).await?;
+    super::reply::send_agent_text(&txn, composer, &contact, text).await?;
     txn.commit().await?;
     tracing::info!(contact_id, agent_id = agent.id, "agent reply queued");
     Ok(Redirect::to(&format!("/console/conversations/{contact_id}")).into_response())
@@ -634,11 +633,10 @@ pub async fn send_template(
             "Take the conversation before replying.".into(),
         ));
     }
-    let composer = Composer::from_settings(&state.settings);
     let txn = begin_write(&state.db).await?;
     super::reply::send_agent_template(
         &txn,
-        &composer,
+        &state.composer,
         &contact,
         &template.name,
         &template.language,

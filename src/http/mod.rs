@@ -25,6 +25,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::Settings;
 use crate::console::{self, Console};
 use crate::insurer::Insurer;
+use crate::messaging::composer::Composer;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::whatsapp::fake::FakeCloudApi;
@@ -48,6 +49,9 @@ pub struct AppState {
     pub insurer: Arc<Insurer>,
     /// Wrong API tokens per client address (see [`throttle`]).
     pub api_throttle: Arc<throttle::FailureThrottle>,
+    /// The one way out for every message (the window, consent, templates), as the flow
+    /// runner uses it; handlers that queue or show what may be sent take it from here.
+    pub composer: Composer,
 }
 
 /// The two secrets the webhook checks requests against.

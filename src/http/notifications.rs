@@ -41,9 +41,7 @@ use super::AppState;
 use super::api::{ApiError, FieldProblem, OutboxView, authorize};
 use crate::engine::i18n::{I18n, args_from, display_string};
 use crate::insurer::SourceError;
-use crate::messaging::composer::{
-    self, ComposeError, Composer, Intent, Purpose, Queued, TemplateChoice,
-};
+use crate::messaging::composer::{self, ComposeError, Intent, Purpose, Queued, TemplateChoice};
 use crate::messaging::{outbox, templates};
 use crate::phone::PhoneNumber;
 use crate::privacy::mask;
@@ -466,7 +464,7 @@ async fn create(
     let essential = templates::lookup(&txn, v.kind.template, &language)
         .await?
         .is_some_and(|t| t.essential);
-    let composer = Composer::from_settings(&state.settings);
+    let composer = &state.composer;
     // The flows' live locales (reloaded with the flows); none with the echo handler.
     let flows = state.console.flows.as_ref().map(|store| store.current());
     let intent = Intent {
@@ -491,7 +489,7 @@ async fn create(
             params: v.params.clone(),
         }),
     };
-    let queued = match composer::queue(&txn, &composer, intent).await {
+    let queued = match composer::queue(&txn, composer, intent).await {
         Ok(q) => q,
         Err(ComposeError::Invalid(e)) => {
             txn.rollback().await?;

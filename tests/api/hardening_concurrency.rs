@@ -22,6 +22,8 @@ const STREAM: usize = 6;
 /// How long the race is tried for on one backend; a lost update showed within a few rounds
 /// on PostgreSQL before the console took the pipeline's lock.
 const RACE_BUDGET: Duration = Duration::from_secs(4);
+/// Rounds tried however long they take.
+const MIN_ROUNDS: usize = 3;
 
 /// The contact's messages are all processed (the pipeline is done with them).
 async fn wait_processed(app: &TestApp, contact_id: i64) {
@@ -142,7 +144,9 @@ async fn take_and_close_amid_streams(backend: Backend) {
         let started = Instant::now();
         let mut last = 0;
         let mut rounds = 0;
-        while started.elapsed() < RACE_BUDGET {
+        // At least MIN_ROUNDS however slow the machine (a loaded one made fewer in the budget
+        // and failed), more while the budget lasts.
+        while rounds < MIN_ROUNDS || started.elapsed() < RACE_BUDGET {
             let queued = next_waiting(&app, phone, last).await;
             last = queued.id;
             let contact_id = queued.contact_id;
@@ -169,7 +173,6 @@ async fn take_and_close_amid_streams(backend: Backend) {
             );
             rounds += 1;
         }
-        assert!(rounds >= 3, "only {rounds} rounds on {backend}");
     }
 }
 
