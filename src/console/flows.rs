@@ -5,6 +5,8 @@
 //! funnel of "report a claim" or "pay premium" reads at a glance, and it cannot drift from
 //! what runs. The page is HTML and inline SVG only: no script, nothing for the CSP to refuse.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, Query, State};
 use axum::response::Html;
 use serde::{Deserialize, Serialize};
@@ -13,6 +15,7 @@ use super::auth::{CurrentAgent, Role};
 use super::dashboard::{DAYS, gave_up};
 use super::error::{ConsoleError, Result};
 use super::local_time;
+use crate::engine::FlowSet;
 use crate::engine::graph::{FlowGraph, NodeKind};
 use crate::http::AppState;
 use crate::store::now_ms;
@@ -25,15 +28,20 @@ struct FlowRow {
     states: usize,
 }
 
-/// `GET /console/flows`: the list of flows (supervisors and admins).
-pub async fn list(State(state): State<AppState>, agent: CurrentAgent) -> Result<Html<String>> {
-    agent.require(Role::Supervisor)?;
-    let flows = state
+/// The flow set the engine runs; none (404) with the echo handler.
+fn running_flows(state: &AppState) -> Result<Arc<FlowSet>> {
+    state
         .console
         .flows
         .as_ref()
-        .ok_or(ConsoleError::NotFound)?
-        .current();
+        .map(|f| f.current())
+        .ok_or(ConsoleError::NotFound)
+}
+
+/// `GET /console/flows`: the list of flows (supervisors and admins).
+pub async fn list(State(state): State<AppState>, agent: CurrentAgent) -> Result<Html<String>> {
+    agent.require(Role::Supervisor)?;
+    let flows = running_flows(&state)?;
     let rows: Vec<FlowRow> = flows
         .flows()
         .map(|f| FlowRow {
@@ -76,12 +84,7 @@ pub async fn page(
     Query(q): Query<FlowQuery>,
 ) -> Result<Html<String>> {
     agent.require(Role::Supervisor)?;
-    let flows = state
-        .console
-        .flows
-        .as_ref()
-        .ok_or(ConsoleError::NotFound)?
-        .current();
+    let flows = running_flows(&state)?;
     let flow = flows.flow(&id).ok_or(ConsoleError::NotFound)?;
     let languages: Vec<String> = flows.i18n().languages().map(str::to_owned).collect();
     // An unknown `?lang=` falls back to the console's language rather than failing the page.

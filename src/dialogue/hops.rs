@@ -43,6 +43,16 @@ pub async fn record<C: ConnectionTrait>(db: &C, hops: &[Hop], at: i64) -> Result
     Ok(())
 }
 
+/// A grouped row: from flow, from state, to kind, to flow, to state, how many.
+type HopRow = (
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+);
+
 /// The hops since `since` (Unix ms) that left or entered `flow`, each with how many times it
 /// happened. Rows that no longer parse (ids edited by hand) are skipped.
 ///
@@ -54,14 +64,7 @@ pub async fn counts<C: ConnectionTrait>(
     since: i64,
 ) -> Result<Vec<(Hop, u64)>, DbErr> {
     use flow_hop::Column as C;
-    let rows: Vec<(
-        Option<String>,
-        Option<String>,
-        String,
-        Option<String>,
-        Option<String>,
-        i64,
-    )> = flow_hop::Entity::find()
+    let rows: Vec<HopRow> = flow_hop::Entity::find()
         .select_only()
         .columns([C::FromFlow, C::FromState, C::ToKind, C::ToFlow, C::ToState])
         .column_as(Expr::from(Func::count(Expr::col(C::Id))), "n")

@@ -468,6 +468,21 @@ impl FlowGraph {
         out
     }
 
+    /// The node's lines, each escaped for the output format, joined by its line break.
+    fn node_label(
+        &self,
+        i: usize,
+        counts: Option<&Counts>,
+        esc: &dyn Fn(&str) -> String,
+        line_break: &str,
+    ) -> String {
+        self.node_text(i, counts)
+            .iter()
+            .map(|l| esc(l))
+            .collect::<Vec<_>>()
+            .join(line_break)
+    }
+
     fn edge_text(&self, i: usize, counts: Option<&Counts>) -> String {
         let mut t = self.edges[i].labels.join(" / ");
         if let Some(c) = counts {
@@ -513,12 +528,7 @@ impl FlowGraph {
         let mut out = String::new();
         writeln!(out, "---\ntitle: {}\n---\nflowchart TD", self.flow).ok();
         for (i, n) in self.nodes.iter().enumerate() {
-            let label = self
-                .node_text(i, counts)
-                .iter()
-                .map(|l| esc(l))
-                .collect::<Vec<_>>()
-                .join("<br/>");
+            let label = self.node_label(i, counts, &esc, "<br/>");
             let (open, close) = match n.kind {
                 NodeKind::Entry | NodeKind::Return => ("([", "])"),
                 NodeKind::State(_) | NodeKind::Missing(_) => ("[", "]"),
@@ -573,12 +583,7 @@ impl FlowGraph {
         )
         .ok();
         for (i, n) in self.nodes.iter().enumerate() {
-            let label = self
-                .node_text(i, counts)
-                .iter()
-                .map(|l| esc(l))
-                .collect::<Vec<_>>()
-                .join("\\n");
+            let label = self.node_label(i, counts, &esc, "\\n");
             let (fill, stroke, width) = style_of(self.class(i, counts));
             let shape = match n.kind {
                 NodeKind::Entry | NodeKind::Return => "oval",

@@ -20,6 +20,7 @@ use insurebot::console::auth::Role;
 use serde_json::{Value, json};
 
 use crate::console::{PASSWORD, add_agent, queued_handoff};
+use crate::flow_diagrams::ask_for_claims;
 use crate::helpers::*;
 use crate::reminders::{campaign_app, create_campaign};
 
@@ -140,6 +141,16 @@ impl Driver {
         self.call(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
             .await
             .map(drop)
+    }
+
+    /// Logs in at `address`'s console as `email` (password [`PASSWORD`]) and lands on the queue.
+    async fn log_in(&self, address: &str, email: &str) -> Step {
+        self.goto(&format!("{address}/console/login")).await?;
+        self.type_into("#email", email).await?;
+        self.type_into("#password", PASSWORD).await?;
+        self.click("#login").await?;
+        self.wait_for_url("/console/queue").await?;
+        Ok(())
     }
 
     async fn url(&self) -> Step<String> {
@@ -306,13 +317,7 @@ async fn an_agent_logs_in_takes_a_conversation_replies_and_sees_only_templates_a
     app.wait_for_sends(2).await;
 
     let outcome: Step = async {
-        driver
-            .goto(&format!("{}/console/login", app.address))
-            .await?;
-        driver.type_into("#email", "admin@example.com").await?;
-        driver.type_into("#password", PASSWORD).await?;
-        driver.click("#login").await?;
-        driver.wait_for_url("/console/queue").await?;
+        driver.log_in(&app.address, "admin@example.com").await?;
         driver
             .wait_for_text("#queue-rows", "contact request")
             .await?;
@@ -403,13 +408,7 @@ async fn a_supervisor_opens_a_campaign_starts_it_sees_progress_pauses_it_and_see
     let id = create_campaign(&app, 200, "91981", 2).await;
 
     let outcome: Step = async {
-        driver
-            .goto(&format!("{}/console/login", app.address))
-            .await?;
-        driver.type_into("#email", "sup@example.com").await?;
-        driver.type_into("#password", PASSWORD).await?;
-        driver.click("#login").await?;
-        driver.wait_for_url("/console/queue").await?;
+        driver.log_in(&app.address, "sup@example.com").await?;
         driver.click("nav a[href=\"/console/campaigns\"]").await?;
         driver.wait_for_url("/console/campaigns").await?;
         driver
@@ -533,25 +532,10 @@ async fn a_supervisor_opens_a_flow_from_the_nav_and_reads_its_funnel_on_the_diag
     })
     .await;
     add_agent(&app, "sup@example.com", Role::Supervisor).await;
-    for phone in ["919800002401", "919800002402", "919800002403"] {
-        app.post_webhook(&envelope(vec![text_message(
-            phone,
-            &new_wamid(),
-            now_secs(),
-            "claim",
-        )]))
-        .await;
-    }
-    app.wait_for_sends(3).await;
+    ask_for_claims(&app, &["919800002401", "919800002402", "919800002403"]).await;
 
     let outcome: Step = async {
-        driver
-            .goto(&format!("{}/console/login", app.address))
-            .await?;
-        driver.type_into("#email", "sup@example.com").await?;
-        driver.type_into("#password", PASSWORD).await?;
-        driver.click("#login").await?;
-        driver.wait_for_url("/console/queue").await?;
+        driver.log_in(&app.address, "sup@example.com").await?;
         driver.click("nav a[href=\"/console/flows\"]").await?;
         driver.wait_for_url("/console/flows").await?;
         driver

@@ -57,6 +57,21 @@ async fn an_agent_cannot_open_the_flow_pages_and_a_supervisor_sees_every_flow() 
     }
 }
 
+/// Each of `phones` says "claim" and gets its answer. None is on a policy, so each is asked
+/// for a policy number by the identity flow that claim_status calls.
+pub async fn ask_for_claims(app: &TestApp, phones: &[&str]) {
+    for phone in phones {
+        app.post_webhook(&envelope(vec![text_message(
+            phone,
+            &new_wamid(),
+            now_secs(),
+            "claim",
+        )]))
+        .await;
+    }
+    app.wait_for_sends(phones.len()).await;
+}
+
 /// The funnel row of `state` in a flow page's table.
 fn row<'a>(html: &'a str, state: &str) -> &'a str {
     let start = html
@@ -71,18 +86,7 @@ async fn a_flow_page_counts_who_entered_each_state_took_each_edge_and_gave_up() 
     for backend in backends() {
         let app = spawn_app_with(&backend, |s| s.dialogue.handler = DialogueMode::Flows).await;
         add_agent(&app, "sup@example.com", Role::Supervisor).await;
-        // Two people ask for their claim; neither number is on a policy, so both are asked
-        // for a policy number by the identity flow that claim_status calls.
-        for phone in ["919800002301", "919800002302"] {
-            app.post_webhook(&envelope(vec![text_message(
-                phone,
-                &new_wamid(),
-                now_secs(),
-                "claim",
-            )]))
-            .await;
-        }
-        app.wait_for_sends(2).await;
+        ask_for_claims(&app, &["919800002301", "919800002302"]).await;
         let supervisor = login(&app, "sup@example.com").await;
         let html = supervisor
             .get("/console/flows/claim_status")
