@@ -116,6 +116,24 @@ enum FlowsCommand {
         #[arg(long)]
         locales: Option<PathBuf>,
     },
+    /// Draw the flows as diagrams (Mermaid, Graphviz dot or SVG) from the files; problems
+    /// `flows check` finds are drawn on the states they concern.
+    Graph {
+        /// Flow directory (default: the configured `dialogue.flows_dir`).
+        dir: Option<PathBuf>,
+        /// Only this flow (required for SVG when there are several).
+        #[arg(long)]
+        flow: Option<String>,
+        /// mermaid (Markdown with one block per flow when there are several), dot or svg.
+        #[arg(long, default_value = "mermaid")]
+        format: insurebot::engine::graph::Format,
+        /// Language of the texts in the boxes (en, hi, ta).
+        #[arg(long, default_value = "en")]
+        lang: String,
+        /// Locale directory (default: `locales` beside the flow directory).
+        #[arg(long)]
+        locales: Option<PathBuf>,
+    },
     /// Run the conversation tests in DIR/tests/*.yaml; exit 1 if any fails.
     Test {
         /// Flow directory (default: the configured `dialogue.flows_dir`).
@@ -171,6 +189,19 @@ async fn main() -> ExitCode {
             FlowsCommand::Check { dir, locales } => insurebot::engine::run_cli_check(
                 dir.as_deref().unwrap_or(&settings.dialogue.flows_dir),
                 locales.as_deref(),
+            ),
+            FlowsCommand::Graph {
+                dir,
+                flow,
+                format,
+                lang,
+                locales,
+            } => insurebot::engine::graph::run_cli_graph(
+                dir.as_deref().unwrap_or(&settings.dialogue.flows_dir),
+                locales.as_deref(),
+                flow.as_deref(),
+                *format,
+                lang,
             ),
             FlowsCommand::Test { dir, locales } => insurebot::engine::convtest::run_cli_test(
                 dir.as_deref().unwrap_or(&settings.dialogue.flows_dir),

@@ -411,3 +411,152 @@ fn serve_on_sqlite_leaves_no_wal_files_after_sigint_or_sigterm() {
         }
     }
 }
+
+#[path = "support/bench_flows.rs"]
+mod bench_flows;
+
+/// `insurebot flows graph ARGS…` from the checkout: (exit code, stdout, stderr).
+fn flows_graph(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN)
+        .args(["flows", "graph"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const FLOWS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/flows");
+
+#[test]
+fn flows_graph_draws_the_shipped_flows_as_mermaid_dot_and_svg() {
+    // Every flow: Markdown with one Mermaid block each.
+    let (code, all, err) = flows_graph(&[FLOWS]);
+    assert_eq!(code, Some(0), "{err}");
+    let shipped = std::fs::read_dir(FLOWS)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "yaml")
+        })
+        .count();
+    assert_eq!(all.matches("```mermaid\n").count(), shipped, "{all}");
+    assert!(all.contains("## claim_status\n"), "{all}");
+
+    let (code, mermaid, err) = flows_graph(&[FLOWS, "--flow", "claim_status", "--lang", "hi"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        mermaid.starts_with("---\ntitle: claim_status\n---\nflowchart TD\n"),
+        "{mermaid}"
+    );
+    assert!(mermaid.contains("|\"found\"|"), "{mermaid}");
+    assert!(
+        mermaid
+            .chars()
+            .any(|c| ('\u{0900}'..='\u{097F}').contains(&c)),
+        "Hindi texts: {mermaid}"
+    );
+
+    let (code, dot, err) = flows_graph(&[FLOWS, "--flow", "claim_status", "--format", "dot"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(dot.starts_with("digraph \"claim_status\" {"), "{dot}");
+    assert!(dot.contains("[label=\"found\"]"), "{dot}");
+
+    let (code, svg, err) = flows_graph(&[FLOWS, "--flow", "claim_status", "--format", "svg"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""),
+        "{svg}"
+    );
+    assert!(svg.contains(">ask_number</tspan>"), "{svg}");
+}
+
+#[test]
+fn flows_graph_says_what_is_wrong_with_its_arguments() {
+    let (code, _, err) = flows_graph(&[FLOWS, "--flow", "claim_stat"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("no flow 'claim_stat'") && err.contains("claim_status"),
+        "{err}"
+    );
+    let (code, _, err) = flows_graph(&[FLOWS, "--format", "svg"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("choose it with --flow"), "{err}");
+    let (code, _, err) = flows_graph(&[FLOWS, "--format", "png"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("mermaid, dot or svg"), "{err}");
+    let (code, _, err) = flows_graph(&[FLOWS, "--lang", "fr"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--lang 'fr'") && err.contains("en"), "{err}");
+}
+
+#[test]
+fn flows_graph_draws_a_broken_flow_with_its_problems_highlighted() {
+    let dir = tempfile::tempdir().unwrap();
+    let flows = dir.path().join("flows");
+    bench_flows::write(std::path::Path::new(env!("CARGO_MANIFEST_DIR")), &flows);
+    std::fs::write(
+        flows.join("broken.yaml"),
+        "flow: broken\nstart: a\nstates:\n  a:\n    say: help-text\n    next: end\n  orphan:\n    say: help-text\n    next: a\n",
+    )
+    .unwrap();
+    let locales = concat!(env!("CARGO_MANIFEST_DIR"), "/locales");
+    let (code, out, err) = flows_graph(&[
+        flows.to_str().unwrap(),
+        "--locales",
+        locales,
+        "--flow",
+        "broken",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("problems found by `flows check`"), "{err}");
+    assert!(out.contains("orphan<br/>“"), "{out}");
+    assert!(out.contains("⚠ unreachable from the start"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("  class ") && l.ends_with(" problem")),
+        "{out}"
+    );
+}
+
+#[test]
+fn flows_graph_draws_every_flow_of_the_200_flow_benchmark_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let flows = dir.path().join("flows");
+    let count = bench_flows::write(std::path::Path::new(env!("CARGO_MANIFEST_DIR")), &flows);
+    assert_eq!(count, bench_flows::FLOWS);
+    let locales = concat!(env!("CARGO_MANIFEST_DIR"), "/locales");
+    for format in ["mermaid", "dot"] {
+        let (code, out, err) = flows_graph(&[
+            flows.to_str().unwrap(),
+            "--locales",
+            locales,
+            "--format",
+            format,
+        ]);
+        assert_eq!(code, Some(0), "{err}");
+        let per_flow = if format == "mermaid" {
+            "```mermaid\n"
+        } else {
+            "digraph \""
+        };
+        assert_eq!(out.matches(per_flow).count(), count, "{format}");
+    }
+    let (code, svg, err) = flows_graph(&[
+        flows.to_str().unwrap(),
+        "--locales",
+        locales,
+        "--flow",
+        "generated_150",
+        "--format",
+        "svg",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(svg.contains(">flow handoff</tspan>"), "{svg}");
+}

@@ -34,6 +34,36 @@ struct Stuck {
     count: usize,
 }
 
+/// Where people give up: conversations the bot holds at a flow state (not with an agent)
+/// that have been idle there longer than the idle restart, by (flow, state); of one flow
+/// only with `flow`. The dashboard lists them; the flow pages draw them on their states.
+///
+/// # Errors
+/// Database errors.
+pub(super) async fn gave_up(
+    db: &sea_orm::DatabaseConnection,
+    now: i64,
+    idle_ms: i64,
+    flow: Option<&str>,
+) -> Result<BTreeMap<(String, String), usize>> {
+    let mut query = conversation::Entity::find()
+        .select_only()
+        .columns([conversation::Column::Flow, conversation::Column::FlowState])
+        .filter(conversation::Column::Mode.eq("bot"))
+        .filter(conversation::Column::UpdatedAt.lt(now - idle_ms));
+    if let Some(flow) = flow {
+        query = query.filter(conversation::Column::Flow.eq(flow));
+    }
+    let rows: Vec<(Option<String>, Option<String>)> = query.into_tuple().all(db).await?;
+    let mut out: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for (flow, st) in rows {
+        if let (Some(flow), Some(st)) = (flow, st) {
+            *out.entry((flow, st)).or_default() += 1;
+        }
+    }
+    Ok(out)
+}
+
 /// `GET /console/dashboard` (supervisors and admins).
 pub async fn page(State(state): State<AppState>, agent: CurrentAgent) -> Result<Html<String>> {
     agent.require(Role::Supervisor)?;
@@ -96,18 +126,7 @@ pub async fn page(State(state): State<AppState>, agent: CurrentAgent) -> Result<
         .all(db)
         .await?;
     let idle_ms = i64::from(state.settings.dialogue.idle_restart_minutes) * 60_000;
-    let conversations: Vec<(Option<String>, Option<String>, String, i64)> =
-        conversation::Entity::find()
-            .select_only()
-            .columns([
-                conversation::Column::Flow,
-                conversation::Column::FlowState,
-                conversation::Column::Mode,
-                conversation::Column::UpdatedAt,
-            ])
-            .into_tuple()
-            .all(db)
-            .await?;
+    let gave_up = gave_up(db, now, idle_ms, None).await?;
 
     let per_day = |times: &[i64]| -> Vec<f64> {
         let mut counts = vec![0.0; days.len()];
@@ -160,18 +179,12 @@ pub async fn page(State(state): State<AppState>, agent: CurrentAgent) -> Result<
     let mut reasons: Vec<(String, f64)> = reasons.into_iter().map(|(k, v)| (k, v as f64)).collect();
     reasons.sort_by(|a, b| b.1.total_cmp(&a.1));
 
-    let mut stuck: BTreeMap<String, usize> = BTreeMap::new();
-    for (flow, st, mode, updated) in &conversations {
-        if mode == "bot"
-            && let (Some(flow), Some(st)) = (flow, st)
-            && now - updated > idle_ms
-        {
-            *stuck.entry(format!("{flow}.{st}")).or_default() += 1;
-        }
-    }
-    let mut stuck: Vec<Stuck> = stuck
+    let mut stuck: Vec<Stuck> = gave_up
         .into_iter()
-        .map(|(place, count)| Stuck { place, count })
+        .map(|((flow, st), count)| Stuck {
+            place: format!("{flow}.{st}"),
+            count,
+        })
         .collect();
     stuck.sort_by_key(|s| std::cmp::Reverse(s.count));
 

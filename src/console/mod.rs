@@ -12,6 +12,7 @@
 //! - [`pages`]: the queue and conversation pages, their fragments and event streams.
 //! - [`transcript`]: inbound and outbound rows as one timeline with delivery ticks.
 //! - [`dashboard`]: the supervisor's numbers and their SVG charts.
+//! - [`flows`]: each flow as a diagram with its live funnel.
 //! - [`campaigns`]: campaign progress and results; supervisors start, pause, resume, cancel.
 //! - [`simulator`]: the phone-like chat for flow authors (sandbox mode only).
 //! - [`headers`]: the security headers (CSP, framing, HSTS over HTTPS) on every response.
@@ -24,6 +25,7 @@ pub mod campaigns;
 pub mod cli;
 pub mod dashboard;
 pub mod error;
+pub mod flows;
 pub mod handoff;
 pub mod headers;
 pub mod hours;
@@ -75,6 +77,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("transcript.html", include_str!("templates/transcript.html")),
     ("dashboard.html", include_str!("templates/dashboard.html")),
+    ("flows.html", include_str!("templates/flows.html")),
+    ("flow.html", include_str!("templates/flow.html")),
     ("views.html", include_str!("templates/views.html")),
     ("simulator.html", include_str!("templates/simulator.html")),
     ("campaigns.html", include_str!("templates/campaigns.html")),
@@ -173,6 +177,8 @@ pub fn router(settings: &ConsoleSettings) -> Router<AppState> {
             post(pages::send_template),
         )
         .route("/console/dashboard", get(dashboard::page))
+        .route("/console/flows", get(flows::list))
+        .route("/console/flows/{id}", get(flows::page))
         .route("/console/views", get(access::view_log))
         .route("/console/campaigns", get(campaigns::list))
         .route("/console/campaigns/rows", get(campaigns::list_rows))

@@ -6,6 +6,7 @@
 //! new state commit together or not at all.
 
 pub mod flows;
+pub mod hops;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -562,6 +563,7 @@ impl FlowRunner {
         while let Some(event) = events.pop_front() {
             let outcome = engine::step(&flows, &conversation, &event, now);
             conversation = outcome.conversation;
+            hops::record(turn.txn, &outcome.hops, now.timestamp_millis()).await?;
             for effect in outcome.effects {
                 match effect {
                     Effect::Reply(reply) => queue_reply(turn, &self.composer, &reply).await?,

@@ -1090,23 +1090,7 @@ impl Lint<'_> {
 
     /// States no transition reaches from `start`.
     fn reachability(&mut self, path: &Path, flow: &FlowFile) {
-        let mut seen: HashSet<&str> = HashSet::new();
-        let mut todo = vec![flow.start.value.as_str()];
-        while let Some(s) = todo.pop() {
-            if !seen.insert(s) {
-                continue;
-            }
-            let Some(st) = flow.states.get(s) else {
-                continue;
-            };
-            for t in state_targets(st) {
-                if let Target::State(n) = Target::parse(t)
-                    && let Some((k, _)) = flow.states.iter().find(|(k, _)| k.value == n)
-                {
-                    todo.push(k.value.as_str());
-                }
-            }
-        }
+        let seen = reachable(flow);
         for (k, _) in flow.states.iter() {
             if !seen.contains(k.value.as_str()) {
                 self.push(
@@ -1236,6 +1220,29 @@ impl Lint<'_> {
             }
         }
     }
+}
+
+/// The states some chain of transitions reaches from `start` (the flow diagrams draw the
+/// others as unreachable, as this linter reports them).
+pub(crate) fn reachable(flow: &FlowFile) -> HashSet<&str> {
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut todo = vec![flow.start.value.as_str()];
+    while let Some(s) = todo.pop() {
+        if !seen.insert(s) {
+            continue;
+        }
+        let Some(st) = flow.states.get(s) else {
+            continue;
+        };
+        for t in state_targets(st) {
+            if let Target::State(n) = Target::parse(t)
+                && let Some((k, _)) = flow.states.iter().find(|(k, _)| k.value == n)
+            {
+                todo.push(k.value.as_str());
+            }
+        }
+    }
+    seen
 }
 
 /// Every transition target a state names.

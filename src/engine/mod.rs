@@ -6,6 +6,7 @@
 //! - [`i18n`]: fluent bundles for every shipped language and the Indian number/date formatting.
 //! - [`lint`]: the one validation used by start-up and by `insurebot flows check`; builds a [`FlowSet`].
 //! - [`runtime`]: `step(flows, conversation, event, now) -> (conversation, effects)`, no I/O.
+//! - [`graph`]: flow diagrams (Mermaid, dot, SVG) from the flow files, with live counts.
 //! - [`convtest`]: scripted conversation tests (`flows/tests/*.yaml`) for flow authors.
 //!
 //! The async runner (elsewhere) stores the [`Conversation`] and performs the [`Effect`]s;
@@ -14,6 +15,7 @@
 pub mod actions;
 pub mod convtest;
 pub mod error;
+pub mod graph;
 pub mod i18n;
 pub mod lint;
 pub mod loader;
@@ -23,6 +25,7 @@ pub mod runtime;
 pub use error::{EngineError, Result};
 pub use lint::{Diagnostic, FlowSet, Severity, check, run_cli_check};
 pub use runtime::{
-    Choices, ConsentChange, ConsentScope, Conversation, Effect, Event, ListMenu, ListRow,
-    ListSection, Mode, Position, Reply, ReplyButton, StepOutcome, TemplateFallback, step,
+    Choices, ConsentChange, ConsentScope, Conversation, Effect, Event, Hop, HopTo, ListMenu,
+    ListRow, ListSection, Mode, Position, Reply, ReplyButton, StateRef, StepOutcome,
+    TemplateFallback, step,
 };

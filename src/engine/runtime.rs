@@ -357,6 +357,36 @@ pub enum Effect {
     EndConversation,
 }
 
+/// A state of a flow, as the place a [`Hop`] leaves or enters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StateRef {
+    /// The flow.
+    pub flow: FlowId,
+    /// The state within it.
+    pub state: StateId,
+}
+
+/// Where a [`Hop`] went.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HopTo {
+    /// Into a state (of the same flow, a called one, the caller on `return`, or a trigger's).
+    State(StateRef),
+    /// The conversation ended (`end`, or `return` with no caller).
+    End,
+    /// A `handoff:` state queued the conversation for an agent.
+    Agent,
+}
+
+/// One move of a conversation through the flows during a step. The runner stores them (without
+/// the contact) so the flow diagrams can show how many conversations took each edge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hop {
+    /// The state left; `None` when the conversation was between flows (new, ended, recovered).
+    pub from: Option<StateRef>,
+    /// Where it went.
+    pub to: HopTo,
+}
+
 /// The result of one step.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepOutcome {
@@ -364,6 +394,8 @@ pub struct StepOutcome {
     pub conversation: Conversation,
     /// What to do, in order.
     pub effects: Vec<Effect>,
+    /// The states entered and left during the step, in order.
+    pub hops: Vec<Hop>,
 }
 
 /// Advances a conversation by one event. Pure and deterministic.
@@ -377,6 +409,7 @@ pub fn step(
         flows,
         conv: conv.clone(),
         effects: Vec::new(),
+        hops: Vec::new(),
         now,
         recovering: false,
     };
@@ -393,6 +426,7 @@ pub fn step(
     StepOutcome {
         conversation: m.conv,
         effects: m.effects,
+        hops: m.hops,
     }
 }
 
@@ -400,6 +434,7 @@ struct Machine<'a> {
     flows: &'a FlowSet,
     conv: Conversation,
     effects: Vec<Effect>,
+    hops: Vec<Hop>,
     now: DateTime<Utc>,
     recovering: bool,
 }
@@ -776,6 +811,10 @@ impl<'a> Machine<'a> {
             let Some(st) = fl.state(&state_id) else {
                 return self.recover();
             };
+            self.hop(HopTo::State(StateRef {
+                flow: fl.id.clone(),
+                state: StateId::checked(&state_id),
+            }));
             self.conv.position = Some(Position {
                 flow: fl.id.clone(),
                 state: StateId::checked(&state_id),
@@ -817,6 +856,7 @@ impl<'a> Machine<'a> {
                     reason: reason.value.clone(),
                 });
                 self.set_mode(Mode::WaitingForAgent);
+                self.hop(HopTo::Agent);
                 self.reset_position();
                 return;
             }
@@ -867,8 +907,18 @@ impl<'a> Machine<'a> {
     }
 
     fn end(&mut self) {
+        self.hop(HopTo::End);
         self.reset_position();
         self.effects.push(Effect::EndConversation);
+    }
+
+    /// Records a move from the current position (before it changes).
+    fn hop(&mut self, to: HopTo) {
+        let from = self.conv.position.as_ref().map(|p| StateRef {
+            flow: p.flow.clone(),
+            state: p.state.clone(),
+        });
+        self.hops.push(Hop { from, to });
     }
 
     /// The position is gone (flow edited, removed, or a loop): apologise and show the menu.

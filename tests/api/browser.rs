@@ -3,7 +3,8 @@
 //! see the fake Cloud API receive the reply and a new message appear without reloading; then
 //! let the window close and see only templates offered. And as a supervisor: open a campaign
 //! from the nav, start it, watch its numbers move without a reload, pause it and see the
-//! state change. On failure a screenshot lands in `.ci/artifacts/`. With `INSUREBOT_SCREENSHOT=1` the console screenshot in
+//! state change; open a flow from the nav and read its live funnel on the diagram
+//! (`tests/screenshots/flow.png`). On failure a screenshot lands in `.ci/artifacts/`. With `INSUREBOT_SCREENSHOT=1` the console screenshot in
 //! `tests/screenshots/console.png` (shown in the README) is refreshed.
 //!
 //! WebDriver is spoken as plain JSON over reqwest (a dozen endpoints), which spares a client
@@ -19,6 +20,7 @@ use insurebot::console::auth::Role;
 use serde_json::{Value, json};
 
 use crate::console::{PASSWORD, add_agent, queued_handoff};
+use crate::flow_diagrams::ask_for_claims;
 use crate::helpers::*;
 use crate::reminders::{campaign_app, create_campaign};
 
@@ -139,6 +141,16 @@ impl Driver {
         self.call(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
             .await
             .map(drop)
+    }
+
+    /// Logs in at `address`'s console as `email` (password [`PASSWORD`]) and lands on the queue.
+    async fn log_in(&self, address: &str, email: &str) -> Step {
+        self.goto(&format!("{address}/console/login")).await?;
+        self.type_into("#email", email).await?;
+        self.type_into("#password", PASSWORD).await?;
+        self.click("#login").await?;
+        self.wait_for_url("/console/queue").await?;
+        Ok(())
     }
 
     async fn url(&self) -> Step<String> {
@@ -305,13 +317,7 @@ async fn an_agent_logs_in_takes_a_conversation_replies_and_sees_only_templates_a
     app.wait_for_sends(2).await;
 
     let outcome: Step = async {
-        driver
-            .goto(&format!("{}/console/login", app.address))
-            .await?;
-        driver.type_into("#email", "admin@example.com").await?;
-        driver.type_into("#password", PASSWORD).await?;
-        driver.click("#login").await?;
-        driver.wait_for_url("/console/queue").await?;
+        driver.log_in(&app.address, "admin@example.com").await?;
         driver
             .wait_for_text("#queue-rows", "contact request")
             .await?;
@@ -402,13 +408,7 @@ async fn a_supervisor_opens_a_campaign_starts_it_sees_progress_pauses_it_and_see
     let id = create_campaign(&app, 200, "91981", 2).await;
 
     let outcome: Step = async {
-        driver
-            .goto(&format!("{}/console/login", app.address))
-            .await?;
-        driver.type_into("#email", "sup@example.com").await?;
-        driver.type_into("#password", PASSWORD).await?;
-        driver.click("#login").await?;
-        driver.wait_for_url("/console/queue").await?;
+        driver.log_in(&app.address, "sup@example.com").await?;
         driver.click("nav a[href=\"/console/campaigns\"]").await?;
         driver.wait_for_url("/console/campaigns").await?;
         driver
@@ -516,6 +516,48 @@ async fn the_simulator_starts_as_the_sample_policyholder_and_shows_both_sides_af
     .await;
     if let Err(e) = outcome {
         let shot = root(".ci/artifacts/browser-simulator-failure.png");
+        driver.screenshot(&shot).await;
+        panic!("{e} (screenshot: {})", shot.display());
+    }
+    let _ = driver.call(reqwest::Method::DELETE, "", None).await;
+}
+
+#[tokio::test]
+async fn a_supervisor_opens_a_flow_from_the_nav_and_reads_its_funnel_on_the_diagram() {
+    let Some(driver) = driver_or_skip().await else {
+        return;
+    };
+    let app = spawn_app_with(&Backend::Sqlite, |s| {
+        s.dialogue.handler = DialogueMode::Flows;
+    })
+    .await;
+    add_agent(&app, "sup@example.com", Role::Supervisor).await;
+    ask_for_claims(&app, &["919800002401", "919800002402", "919800002403"]).await;
+
+    let outcome: Step = async {
+        driver.log_in(&app.address, "sup@example.com").await?;
+        driver.click("nav a[href=\"/console/flows\"]").await?;
+        driver.wait_for_url("/console/flows").await?;
+        driver
+            .click("a[href=\"/console/flows/claim_status\"]")
+            .await?;
+        driver.wait_for_url("/console/flows/claim_status").await?;
+        driver.wait_for("svg.flow-graph").await?;
+        driver
+            .wait_for_text("p.langs", "3 conversations started it")
+            .await?;
+        let diagram = driver.property("svg.flow-graph", "textContent").await?;
+        if !diagram.as_str().is_some_and(|t| t.contains("entered 3")) {
+            return Err(format!("the diagram shows no numbers: {diagram}"));
+        }
+        if std::env::var_os("INSUREBOT_SCREENSHOT").is_some() {
+            driver.screenshot(&root("tests/screenshots/flow.png")).await;
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = outcome {
+        let shot = root(".ci/artifacts/browser-flow-failure.png");
         driver.screenshot(&shot).await;
         panic!("{e} (screenshot: {})", shot.display());
     }

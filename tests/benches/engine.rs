@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use insurebot::engine::{Conversation, Event, FlowSet, step};
 
+#[path = "../support/bench_flows.rs"]
+mod bench_flows;
+
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let flows =
@@ -50,21 +53,7 @@ fn main() {
     // `flows check` on 200 flow files: the 11 shipped ones plus generated ones like them.
     let dir = std::env::temp_dir().join(format!("insurebot-bench-{}", std::process::id()));
     let flows_dir = dir.join("flows");
-    std::fs::create_dir_all(&flows_dir).unwrap();
-    for entry in std::fs::read_dir(root.join("flows")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "yaml") {
-            std::fs::copy(&path, flows_dir.join(path.file_name().unwrap())).unwrap();
-        }
-    }
-    let shipped = std::fs::read_dir(&flows_dir).unwrap().count();
-    for n in 0..(200 - shipped) {
-        std::fs::write(
-            flows_dir.join(format!("generated_{n:03}.yaml")),
-            generated_flow(n),
-        )
-        .unwrap();
-    }
+    assert_eq!(bench_flows::write(root, &flows_dir), bench_flows::FLOWS);
     let locales = root.join("locales");
     let count = std::fs::read_dir(&flows_dir).unwrap().count();
     let check = median_per_iteration(1, 9, || {
@@ -73,26 +62,6 @@ fn main() {
     });
     report(&format!("flows check: {count} flow files"), check);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// A flow of the same shape as the shipped ones: a trigger, a question, a branch, buttons.
-fn generated_flow(n: usize) -> String {
-    format!(
-        r#"flow: generated_{n}
-description: Generated for the benchmark.
-triggers:
-  keywords:
-    en: [gen{n}]
-  buttons: [gen{n}]
-start: ask
-states:
-  ask:
-    say: help-text
-    buttons:
-      - {{ id: menu, title: btn-menu, goto: "flow:menu" }}
-      - {{ id: agent, title: btn-agent, goto: "flow:handoff" }}
-"#
-    )
 }
 
 /// Runs `f` `iterations` times per batch, `batches` times; the median time of one call.

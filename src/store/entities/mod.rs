@@ -9,6 +9,7 @@ pub mod claim;
 pub mod consent_log;
 pub mod contact;
 pub mod conversation;
+pub mod flow_hop;
 pub mod handoff;
 pub mod identity_attempt;
 pub mod identity_policy_attempt;
