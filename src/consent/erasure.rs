@@ -44,7 +44,7 @@ use crate::privacy::mask;
 use crate::reminders::campaigns::rstate;
 use crate::store::begin_write;
 use crate::store::entities::{
-    campaign_recipient, consent_log, contact, conversation, handoff, identity_attempt,
+    campaign_recipient, consent_log, contact, conversation, flow_hop, handoff, identity_attempt,
     identity_verification, inbound_message, outbox, premium_reminder, reminder_send,
     transcript_view,
 };
@@ -244,10 +244,13 @@ pub struct RetentionReport {
     pub cutoff: i64,
     pub inbound_messages: u64,
     pub outbox: u64,
+    /// Flow hops (the flow pages' funnels) older than the cutoff, deleted: they name no
+    /// contact, but one is written per state a conversation enters, so they must not pile up.
+    pub flow_hops: u64,
 }
 
-/// Clears message bodies older than `days` days. Unprocessed inbound messages and queued
-/// outbox rows are left alone: they are still needed.
+/// Clears message bodies older than `days` days, and deletes flow hops as old. Unprocessed
+/// inbound messages and queued outbox rows are left alone: they are still needed.
 ///
 /// # Errors
 /// Database errors.
@@ -283,16 +286,22 @@ pub async fn purge_older_than(
         .filter(outbox::Column::Payload.not_like(r#"{"redacted"%"#))
         .exec(&txn)
         .await?;
+    let hops = flow_hop::Entity::delete_many()
+        .filter(flow_hop::Column::At.lt(cutoff))
+        .exec(&txn)
+        .await?;
     txn.commit().await?;
     let report = RetentionReport {
         cutoff,
         inbound_messages: inbound.rows_affected,
         outbox: outbound.rows_affected,
+        flow_hops: hops.rows_affected,
     };
     tracing::info!(
         days,
         inbound = report.inbound_messages,
         outbox = report.outbox,
+        flow_hops = report.flow_hops,
         "retention purge"
     );
     Ok(report)

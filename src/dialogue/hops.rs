@@ -15,30 +15,39 @@ const TO_STATE: &str = "state";
 const TO_END: &str = "end";
 const TO_AGENT: &str = "agent";
 
-/// Stores the hops of one step (nothing when there are none).
+/// The rows of hops that happened at `at` (Unix ms), to [`insert`] with others.
+pub fn rows(hops: &[Hop], at: i64) -> Vec<flow_hop::ActiveModel> {
+    hops.iter()
+        .map(|h| {
+            let (kind, to) = match &h.to {
+                HopTo::State(s) => (TO_STATE, Some(s)),
+                HopTo::End => (TO_END, None),
+                HopTo::Agent => (TO_AGENT, None),
+            };
+            flow_hop::ActiveModel {
+                from_flow: Set(h.from.as_ref().map(|f| f.flow.to_string())),
+                from_state: Set(h.from.as_ref().map(|f| f.state.to_string())),
+                to_kind: Set(kind.to_owned()),
+                to_flow: Set(to.map(|s| s.flow.to_string())),
+                to_state: Set(to.map(|s| s.state.to_string())),
+                at: Set(at),
+                ..Default::default()
+            }
+        })
+        .collect()
+}
+
+/// Stores hop rows, a whole pipeline batch's in one statement (nothing when there are none).
 ///
 /// # Errors
 /// Database errors.
-pub async fn record<C: ConnectionTrait>(db: &C, hops: &[Hop], at: i64) -> Result<(), DbErr> {
-    if hops.is_empty() {
+pub async fn insert<C: ConnectionTrait>(
+    db: &C,
+    rows: Vec<flow_hop::ActiveModel>,
+) -> Result<(), DbErr> {
+    if rows.is_empty() {
         return Ok(());
     }
-    let rows = hops.iter().map(|h| {
-        let (kind, to) = match &h.to {
-            HopTo::State(s) => (TO_STATE, Some(s)),
-            HopTo::End => (TO_END, None),
-            HopTo::Agent => (TO_AGENT, None),
-        };
-        flow_hop::ActiveModel {
-            from_flow: Set(h.from.as_ref().map(|f| f.flow.to_string())),
-            from_state: Set(h.from.as_ref().map(|f| f.state.to_string())),
-            to_kind: Set(kind.to_owned()),
-            to_flow: Set(to.map(|s| s.flow.to_string())),
-            to_state: Set(to.map(|s| s.state.to_string())),
-            at: Set(at),
-            ..Default::default()
-        }
-    });
     flow_hop::Entity::insert_many(rows).exec(db).await?;
     Ok(())
 }

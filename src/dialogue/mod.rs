@@ -137,16 +137,20 @@ impl MessageHandler for FlowRunner {
                 fresh: message.fresh.as_ref().map(|f| (f, message.wamid.as_str())),
                 consent: Mutex::new(consent),
             };
-            let conversation = self
-                .run_events(&turn, conversation, event, Utc::now())
-                .await?;
+            let now = Utc::now();
+            let (conversation, moves) = self.run_events(&turn, conversation, event, now).await?;
+            let moves = hops::rows(&moves, now.timestamp_millis());
             match &message.prefetched {
-                // Stored with the batch's others by `finish`.
+                // Stored with the batch's others by `finish`, one statement each.
                 Some(prefetched) => {
                     *prefetched.save.lock().expect("conversation to save") =
                         Some(row_for(contact.id, &conversation)?);
+                    prefetched.hops.lock().expect("hops to save").extend(moves);
                 }
-                None => save(txn, contact.id, &conversation).await?,
+                None => {
+                    save(txn, contact.id, &conversation).await?;
+                    hops::insert(txn, moves).await?;
+                }
             }
             Ok(())
         })
@@ -164,6 +168,12 @@ impl MessageHandler for FlowRunner {
                 .filter_map(|p| p.save.lock().expect("conversation to save").take())
                 .collect();
             upsert(txn, rows).await?;
+            let moves = messages
+                .iter()
+                .filter_map(|m| m.prefetched.as_ref())
+                .flat_map(|p| std::mem::take(&mut *p.hops.lock().expect("hops to save")))
+                .collect();
+            hops::insert(txn, moves).await?;
             Ok(())
         })
     }
@@ -194,6 +204,7 @@ impl MessageHandler for FlowRunner {
                     conversation: conversations.remove(&message.contact_id),
                     consent: consent.remove(&message.contact_id).unwrap_or_default(),
                     save: Arc::default(),
+                    hops: Arc::default(),
                 });
             }
             Ok(())
@@ -336,9 +347,10 @@ impl FlowRunner {
                     fresh: None,
                     consent: Mutex::new(None),
                 };
-                let after = self
+                let (after, moves) = self
                     .run_events(&turn, conversation, event.clone(), now)
                     .await?;
+                hops::insert(&txn, hops::rows(&moves, now.timestamp_millis())).await?;
                 if after.mode != mode {
                     changed += 1;
                     match after.mode {
@@ -556,14 +568,15 @@ impl FlowRunner {
         mut conversation: Conversation,
         first: Event,
         now: DateTime<Utc>,
-    ) -> anyhow::Result<Conversation> {
+    ) -> anyhow::Result<(Conversation, Vec<engine::Hop>)> {
         let flows = self.flows.current();
+        let mut moves = Vec::new();
         let mut events = VecDeque::from([first]);
         let mut actions_run = 0;
         while let Some(event) = events.pop_front() {
             let outcome = engine::step(&flows, &conversation, &event, now);
             conversation = outcome.conversation;
-            hops::record(turn.txn, &outcome.hops, now.timestamp_millis()).await?;
+            moves.extend(outcome.hops);
             for effect in outcome.effects {
                 match effect {
                     Effect::Reply(reply) => queue_reply(turn, &self.composer, &reply).await?,
@@ -602,7 +615,7 @@ impl FlowRunner {
                 }
             }
         }
-        Ok(conversation)
+        Ok((conversation, moves))
     }
 }
 

@@ -42,7 +42,7 @@ use tokio_util::sync::CancellationToken;
 use crate::messaging::handoff::{FreshBatch, Handoff};
 use crate::messaging::outbox::state as outbox_state;
 use crate::metrics::Metrics;
-use crate::store::entities::{consent_log, contact, conversation, inbound_message};
+use crate::store::entities::{consent_log, contact, conversation, flow_hop, inbound_message};
 use crate::store::{self, WriteTxn, begin_write, now_ms};
 use crate::whatsapp::inbound::MessageContent;
 
@@ -95,6 +95,8 @@ pub struct Prefetched {
     pub consent: Vec<consent_log::Model>,
     /// The conversation row to store once the batch's messages are handled.
     pub save: Arc<Mutex<Option<conversation::ActiveModel>>>,
+    /// The flow hops to store with the batch's others.
+    pub hops: Arc<Mutex<Vec<flow_hop::ActiveModel>>>,
 }
 
 /// A boxed future, so handlers can be trait objects.

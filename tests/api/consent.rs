@@ -11,13 +11,13 @@ use insurebot::messaging::composer::{
 };
 use insurebot::messaging::templates;
 use insurebot::store::entities::{
-    campaign, campaign_recipient, consent_log, contact, conversation, inbound_message, outbox,
-    reminder_send,
+    campaign, campaign_recipient, consent_log, contact, conversation, flow_hop, inbound_message,
+    outbox, reminder_send,
 };
 use insurebot::whatsapp::fake::{FailureRule, ScriptedError};
 use insurebot::whatsapp::outbound::OutboundBody;
 use sea_orm::ActiveValue::{NotSet, Set};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -965,10 +965,27 @@ async fn retention_purges_old_bodies_and_keeps_recent_and_pending_ones() {
                     .last_insert_id,
             );
         }
+        // Flow hops (no contact in them) go when they are as old.
+        for age in [40 * day, day] {
+            flow_hop::Entity::insert(flow_hop::ActiveModel {
+                from_flow: Set(None),
+                from_state: Set(None),
+                to_kind: Set("end".into()),
+                to_flow: Set(None),
+                to_state: Set(None),
+                at: Set(now_ms() - age),
+                ..Default::default()
+            })
+            .exec(&app.db)
+            .await
+            .unwrap();
+        }
         let report = insurebot::consent::erasure::purge_older_than(&app.db, 30, now_ms())
             .await
             .unwrap();
         assert_eq!(report.inbound_messages, 1);
+        assert_eq!(report.flow_hops, 1);
+        assert_eq!(flow_hop::Entity::find().count(&app.db).await.unwrap(), 1);
         let content = |id| {
             let db = app.db.clone();
             async move {
