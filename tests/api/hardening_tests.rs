@@ -96,11 +96,10 @@ async fn database_exists(admin_url: &str, url: &str) -> bool {
     n == 1
 }
 
+#[needs_postgres]
 #[tokio::test]
 async fn a_test_database_is_dropped_when_its_test_ends_passing_or_panicking() {
-    let Some(backend) = postgres_only("a_test_database_is_dropped_when_its_test_ends") else {
-        return;
-    };
+    let backend = postgres_only();
     let Backend::Postgres(admin_url) = backend.clone() else {
         unreachable!()
     };
