@@ -253,6 +253,23 @@ impl Driver {
         }
     }
 
+    /// Types `text` into the simulator's message box and sends it.
+    async fn send_in_simulator(&self, text: &str) -> Step {
+        self.type_into("#text", text).await?;
+        self.click("#compose button[type=submit]").await
+    }
+
+    /// Ends a test: on failure, a screenshot in `.ci/artifacts/browser-{name}-failure.png`
+    /// and a panic with `outcome`'s error; then the browser session is closed.
+    async fn finish(self, outcome: Step, name: &str) {
+        if let Err(e) = outcome {
+            let shot = root(&format!(".ci/artifacts/browser-{name}-failure.png"));
+            self.screenshot(&shot).await;
+            panic!("{e} (screenshot: {})", shot.display());
+        }
+        let _ = self.call(reqwest::Method::DELETE, "", None).await;
+    }
+
     /// Runs `js` (a function body; `arguments` are `args`) in the page and returns its value.
     async fn script(&self, js: &str, args: Value) -> Step<Value> {
         let body = json!({ "script": js, "args": args });
@@ -383,12 +400,7 @@ async fn an_agent_logs_in_takes_a_conversation_replies_and_sees_only_templates_a
         Ok(())
     }
     .await;
-    if let Err(e) = outcome {
-        let shot = root(".ci/artifacts/browser-console-failure.png");
-        driver.screenshot(&shot).await;
-        panic!("{e} (screenshot: {})", shot.display());
-    }
-    let _ = driver.call(reqwest::Method::DELETE, "", None).await;
+    driver.finish(outcome, "console").await;
 }
 
 #[needs_chromedriver]
@@ -469,12 +481,7 @@ async fn a_supervisor_opens_a_campaign_starts_it_sees_progress_pauses_it_and_see
         Ok(())
     }
     .await;
-    if let Err(e) = outcome {
-        let shot = root(".ci/artifacts/browser-campaign-failure.png");
-        driver.screenshot(&shot).await;
-        panic!("{e} (screenshot: {})", shot.display());
-    }
-    let _ = driver.call(reqwest::Method::DELETE, "", None).await;
+    driver.finish(outcome, "campaign").await;
 }
 
 #[needs_chromedriver]
@@ -482,12 +489,7 @@ async fn a_supervisor_opens_a_campaign_starts_it_sees_progress_pauses_it_and_see
 async fn the_simulator_starts_as_the_sample_policyholder_and_shows_both_sides_after_switching_numbers()
  {
     let driver = driver().await;
-    let app = spawn_app_with(&Backend::Sqlite, |s| {
-        s.dialogue.handler = DialogueMode::Flows;
-        s.whatsapp.access_token = None;
-        s.whatsapp.app_secret = None;
-    })
-    .await;
+    let app = spawn_sandbox_app(&Backend::Sqlite).await;
     let outcome: Step = async {
         driver.goto(&format!("{}/simulator", app.address)).await?;
         let phone = driver.property("#phone", "value").await?;
@@ -496,8 +498,7 @@ async fn the_simulator_starts_as_the_sample_policyholder_and_shows_both_sides_af
                 "the simulator starts as {phone}, not the sample policyholder"
             ));
         }
-        driver.type_into("#text", "hi").await?;
-        driver.click("#compose button[type=submit]").await?;
+        driver.send_in_simulator("hi").await?;
         driver.wait_for_text("#chat .line.contact", "hi").await?;
         driver.wait_for("#chat .line.bot").await?;
         // Another number, then back: the page draws both sides again from the server.
@@ -513,12 +514,7 @@ async fn the_simulator_starts_as_the_sample_policyholder_and_shows_both_sides_af
         Ok(())
     }
     .await;
-    if let Err(e) = outcome {
-        let shot = root(".ci/artifacts/browser-simulator-failure.png");
-        driver.screenshot(&shot).await;
-        panic!("{e} (screenshot: {})", shot.display());
-    }
-    let _ = driver.call(reqwest::Method::DELETE, "", None).await;
+    driver.finish(outcome, "simulator").await;
 }
 
 /// Measures `texts` (spaces left out: they have a glyph in any font) in the font of the first
@@ -544,26 +540,19 @@ return {
 #[tokio::test]
 async fn a_hindi_conversation_in_the_simulator_draws_devanagari_and_tamil_glyphs_not_boxes() {
     let driver = driver().await;
-    let app = spawn_app_with(&Backend::Sqlite, |s| {
-        s.dialogue.handler = DialogueMode::Flows;
-        s.whatsapp.access_token = None;
-        s.whatsapp.app_secret = None;
-    })
-    .await;
+    let app = spawn_sandbox_app(&Backend::Sqlite).await;
     let outcome: Step = async {
         driver.goto(&format!("{}/simulator", app.address)).await?;
         // The Hindi keyword for the language chooser, whose buttons name each language in
         // its own script: English, हिन्दी, தமிழ்.
-        driver.type_into("#text", "भाषा").await?;
-        driver.click("#compose button[type=submit]").await?;
+        driver.send_in_simulator("भाषा").await?;
         driver.wait_for_text("#chat .choices", "தமிழ்").await?;
         driver.click("#chat .choices button:nth-child(2)").await?;
         driver
             .wait_for_text("#chat", "अब मैं आपसे हिन्दी में बात करूँगा")
             .await?;
         // And a question in Hindi, answered in Hindi.
-        driver.type_into("#text", "मदद").await?;
-        driver.click("#compose button[type=submit]").await?;
+        driver.send_in_simulator("मदद").await?;
         driver
             .wait_for_text("#chat", "मैं आपकी पॉलिसी का विवरण")
             .await?;
@@ -602,10 +591,5 @@ async fn a_hindi_conversation_in_the_simulator_draws_devanagari_and_tamil_glyphs
         Ok(())
     }
     .await;
-    if let Err(e) = outcome {
-        let shot = root(".ci/artifacts/browser-hindi-failure.png");
-        driver.screenshot(&shot).await;
-        panic!("{e} (screenshot: {})", shot.display());
-    }
-    let _ = driver.call(reqwest::Method::DELETE, "", None).await;
+    driver.finish(outcome, "hindi").await;
 }

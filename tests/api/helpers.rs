@@ -202,6 +202,17 @@ pub async fn spawn_app(backend: &Backend) -> TestApp {
     spawn_app_with(backend, |_| {}).await
 }
 
+/// A sandbox app (no access token: the simulator is on) running the flows, as `serve` runs
+/// without configuration.
+pub async fn spawn_sandbox_app(backend: &Backend) -> TestApp {
+    spawn_app_with(backend, |s| {
+        s.dialogue.handler = insurebot::config::DialogueMode::Flows;
+        s.whatsapp.access_token = None;
+        s.whatsapp.app_secret = None;
+    })
+    .await
+}
+
 /// Settings for a test app on a fresh database, talking to `api_base`.
 pub async fn test_settings_for(backend: &Backend, api_base: &str) -> (Settings, TestDb) {
     let db = TestDb::create(backend).await;
