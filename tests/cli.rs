@@ -185,6 +185,85 @@ fn flows_check_passes_on_the_shipped_flows_and_fails_with_positions_on_a_broken_
     assert!(stderr.contains("broken.yaml:6:"), "{stderr}");
 }
 
+/// The shipped flows copied into a new folder as `flows/` (with `locales/` beside it when
+/// `with_locales`), and `help.yaml` edited by `edit`: what an author does before changing them.
+fn copied_flows(with_locales: bool, edit: impl Fn(&str) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut folders = vec!["flows"];
+    if with_locales {
+        folders.push("locales");
+    }
+    for folder in folders {
+        let copied = Command::new("cp")
+            .arg("-r")
+            .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(folder))
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(copied.success(), "cp -r {folder}");
+    }
+    let help = dir.path().join("flows/help.yaml");
+    let text = std::fs::read_to_string(&help).unwrap();
+    let edited = edit(&text);
+    assert_ne!(edited, text, "the edit changed nothing");
+    std::fs::write(&help, edited).unwrap();
+    dir
+}
+
+/// `insurebot flows check` with `args`, which must fail with exactly one error (nothing that
+/// follows from it): (that error's line, all of stderr).
+fn flows_check_one_error(args: &[&std::ffi::OsStr]) -> (String, String) {
+    let output = Command::new(BIN)
+        .args(["flows", "check"])
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains(": error: ")).collect();
+    assert_eq!(errors.len(), 1, "one error, not a cascade:\n{stderr}");
+    (errors[0].to_owned(), stderr)
+}
+
+#[test]
+fn flows_check_without_locales_beside_says_so_alone_and_finds_a_message_typo_once_named() {
+    let dir = copied_flows(false, |help| {
+        help.replace("say: help-text", "say: help-txet")
+    });
+    let flows = dir.path().join("flows");
+
+    let (error, stderr) = flows_check_one_error(&[flows.as_os_str()]);
+    assert!(
+        error.contains("locales") && error.contains("does not exist"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--locales"),
+        "the hint names the option: {stderr}"
+    );
+
+    let locales = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("locales");
+    let (error, stderr) =
+        flows_check_one_error(&[flows.as_os_str(), "--locales".as_ref(), locales.as_os_str()]);
+    assert!(
+        error.contains("help.yaml:14:") && error.contains("'help-txet'"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("did you mean 'help-text'?"), "{stderr}");
+}
+
+#[test]
+fn flows_check_reports_a_yaml_syntax_error_once_with_its_position_and_what_was_expected() {
+    // `show` lost its colon: its lines fold into one text where `states` needs a mapping. The
+    // flow fills `role: help` and menu.yaml goes to it: neither is reported as missing.
+    let dir = copied_flows(true, |help| help.replace("  show:\n", "  show\n"));
+    let (error, stderr) = flows_check_one_error(&[dir.path().join("flows").as_os_str()]);
+    assert!(
+        error.contains("help.yaml:13:3: error: expected `key: value` lines"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn flows_test_runs_the_shipped_conversation_tests() {
     let output = Command::new(BIN)

@@ -45,12 +45,14 @@ impl I18n {
     pub fn load(dir: &Path) -> (I18n, Vec<Diagnostic>) {
         let mut diags = Vec::new();
         let mut locales = BTreeMap::new();
+        let mut dir_readable = true;
         let mut langs: Vec<_> = match std::fs::read_dir(dir) {
             Ok(rd) => rd
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.is_dir())
                 .collect(),
             Err(e) => {
+                dir_readable = false;
                 diags.push(Diagnostic::error(
                     dir,
                     0,
@@ -139,7 +141,9 @@ impl I18n {
             }
             locales.insert(lang, Locale { bundle, ids });
         }
-        if !locales.contains_key(FALLBACK_LANG) && diags.is_empty() {
+        // Said even when other folders had problems (a misnamed `en/` is one); not when the
+        // directory itself could not be read, which already says it all.
+        if !locales.contains_key(FALLBACK_LANG) && dir_readable {
             diags.push(
                 Diagnostic::error(dir, 0, 0, "the fallback language 'en' is missing")
                     .with_hint("create locales/en/*.ftl"),

@@ -228,17 +228,64 @@ pub fn normalize_keyword(text: &str) -> String {
 
 /// Checks flows and locales, reporting every problem.
 ///
+/// Problems that make the rest meaningless are reported alone, in this order: a locales
+/// directory that is not there (every language and message id would look wrong), a flows
+/// directory that cannot be read, and locales without the fallback language. A flow file that
+/// does not parse gets its one error; the other files are still linted, without the errors
+/// that would only come from its absence (see [`check_loaded_without`]).
+///
 /// # Errors
 /// All diagnostics (errors and warnings) when at least one is an error.
 pub fn check(flows_dir: &Path, locales_dir: &Path) -> Result<FlowSet, Vec<Diagnostic>> {
+    if let Some(missing) = missing_locales_dir(locales_dir) {
+        return Err(vec![missing]);
+    }
     let (loaded, mut diags) = loader::load_dir(flows_dir);
     let (i18n, i18n_diags) = I18n::load(locales_dir);
+    let unreadable_flows_dir = loaded.is_empty() && diags.iter().any(|d| d.file == flows_dir);
+    if unreadable_flows_dir {
+        return Err(diags);
+    }
+    if !i18n.has_language(FALLBACK_LANG) {
+        // `I18n::load` says why (no `en` folder, a bad folder name, an unreadable file).
+        return Err(i18n_diags);
+    }
+    let unparsed: Vec<String> = diags
+        .iter()
+        .filter_map(|d| loader::presumed_flow_id(&d.file))
+        .collect();
     diags.extend(i18n_diags);
     diags.extend(template_fallbacks(
         &loaded,
         &flows_dir.join(TEMPLATE_REGISTRY),
     ));
-    check_loaded(loaded, i18n, locales_dir, diags)
+    check_loaded_without(loaded, &unparsed, i18n, locales_dir, diags)
+}
+
+/// The one diagnostic for a locales directory that is not there (a flows folder copied
+/// without the `locales` folder beside it), or `None` when it is a directory.
+fn missing_locales_dir(locales_dir: &Path) -> Option<Diagnostic> {
+    let problem = match std::fs::metadata(locales_dir) {
+        Ok(m) if m.is_dir() => return None,
+        Ok(_) => "is not a directory".to_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist".to_owned(),
+        Err(e) => format!("cannot be read: {e}"),
+    };
+    Some(
+        Diagnostic::error(
+            locales_dir,
+            0,
+            0,
+            format!(
+                "the locales directory {problem}; the flows' languages and message ids are \
+                 checked against it, so nothing else was checked"
+            ),
+        )
+        .with_hint(
+            "put the `locales` folder (`<lang>/*.ftl`) beside the flows folder, or name it: \
+             `flows check DIR --locales LOCALES_DIR` (for `serve`: `dialogue.locales_dir`)",
+        ),
+    )
 }
 
 /// The template registry beside the flows, which their `template:` fallbacks are checked
@@ -310,13 +357,31 @@ pub fn check_loaded(
     loaded: Vec<LoadedFlow>,
     i18n: I18n,
     locales_dir: &Path,
+    diags: Vec<Diagnostic>,
+) -> Result<FlowSet, Vec<Diagnostic>> {
+    check_loaded_without(loaded, &[], i18n, locales_dir, diags)
+}
+
+/// [`check_loaded`] when the flows `unparsed` are in files that did not parse (their errors
+/// are in `diags`): references to them are not reported as unknown flows, and no role is
+/// reported missing (one of them may fill it). Their own error is the one to fix first;
+/// reporting what follows from it would bury it.
+fn check_loaded_without(
+    loaded: Vec<LoadedFlow>,
+    unparsed: &[String],
+    i18n: I18n,
+    locales_dir: &Path,
     mut diags: Vec<Diagnostic>,
 ) -> Result<FlowSet, Vec<Diagnostic>> {
     let mut cx = Lint {
         i18n: &i18n,
         locales_dir,
         diags: Vec::new(),
-        flow_ids: loaded.iter().map(|f| f.file.flow.value.clone()).collect(),
+        flow_ids: loaded
+            .iter()
+            .map(|f| f.file.flow.value.clone())
+            .chain(unparsed.iter().cloned())
+            .collect(),
     };
     let mut flows: BTreeMap<String, Flow> = BTreeMap::new();
     let mut roles: BTreeMap<Role, (String, PathBuf)> = BTreeMap::new();
@@ -419,7 +484,9 @@ pub fn check_loaded(
         );
     }
 
-    cx.roles(&flows, &roles);
+    if unparsed.is_empty() {
+        cx.roles(&flows, &roles);
+    }
     cx.locales();
     diags.append(&mut cx.diags);
 

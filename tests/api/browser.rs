@@ -46,7 +46,7 @@ type Step<T = ()> = Result<T, String>;
 
 impl Driver {
     /// Starts chromedriver and a headless Chromium session; `None` when chromedriver is not
-    /// installed (`.ci/run` installs it; locally the test is skipped with a notice).
+    /// installed (`.ci/run` installs it; elsewhere `#[needs_chromedriver]` ignores the test).
     async fn start() -> Option<Driver> {
         let binary = ["chromedriver", "/usr/bin/chromedriver"]
             .into_iter()
@@ -265,6 +265,30 @@ impl Driver {
         }
     }
 
+    /// Types `text` into the simulator's message box and sends it.
+    async fn send_in_simulator(&self, text: &str) -> Step {
+        self.type_into("#text", text).await?;
+        self.click("#compose button[type=submit]").await
+    }
+
+    /// Ends a test: on failure, a screenshot in `.ci/artifacts/browser-{name}-failure.png`
+    /// and a panic with `outcome`'s error; then the browser session is closed.
+    async fn finish(self, outcome: Step, name: &str) {
+        if let Err(e) = outcome {
+            let shot = root(&format!(".ci/artifacts/browser-{name}-failure.png"));
+            self.screenshot(&shot).await;
+            panic!("{e} (screenshot: {})", shot.display());
+        }
+        let _ = self.call(reqwest::Method::DELETE, "", None).await;
+    }
+
+    /// Runs `js` (a function body; `arguments` are `args`) in the page and returns its value.
+    async fn script(&self, js: &str, args: Value) -> Step<Value> {
+        let body = json!({ "script": js, "args": args });
+        self.call(reqwest::Method::POST, "/execute/sync", Some(body))
+            .await
+    }
+
     async fn screenshot(&self, path: &std::path::Path) {
         if let Ok(Value::String(b64)) = self.call(reqwest::Method::GET, "/screenshot", None).await
             && let Ok(png) = base64::engine::general_purpose::STANDARD.decode(b64)
@@ -279,26 +303,20 @@ fn root(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
-/// A started driver, or `None` (with a notice) outside CI when chromedriver is missing.
-async fn driver_or_skip() -> Option<Driver> {
-    let driver = Driver::start().await;
-    if driver.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "chromedriver must be installed in CI (.ci/run installs chromium-driver)"
-        );
-        eprintln!(
-            "skipped: chromedriver is not installed (apt-get install chromium chromium-driver)"
-        );
-    }
-    driver
+/// A started driver. The tests carry `#[needs_chromedriver]`, which reports them ignored
+/// where chromedriver is missing (except in CI, which installs it), so a test that gets here
+/// without one fails instead of passing without having run.
+async fn driver() -> Driver {
+    Driver::start().await.expect(
+        "chromedriver is not installed (apt-get install chromium chromium-driver; CI: .ci/run \
+         installs it)",
+    )
 }
 
+#[needs_chromedriver]
 #[tokio::test]
 async fn an_agent_logs_in_takes_a_conversation_replies_and_sees_only_templates_after_the_window() {
-    let Some(driver) = driver_or_skip().await else {
-        return;
-    };
+    let driver = driver().await;
     let app = spawn_app_with(&Backend::Sqlite, |s| {
         s.dialogue.handler = DialogueMode::Flows
     })
@@ -388,20 +406,14 @@ async fn an_agent_logs_in_takes_a_conversation_replies_and_sees_only_templates_a
         Ok(())
     }
     .await;
-    if let Err(e) = outcome {
-        let shot = root(".ci/artifacts/browser-console-failure.png");
-        driver.screenshot(&shot).await;
-        panic!("{e} (screenshot: {})", shot.display());
-    }
-    let _ = driver.call(reqwest::Method::DELETE, "", None).await;
+    driver.finish(outcome, "console").await;
 }
 
+#[needs_chromedriver]
 #[tokio::test]
 async fn a_supervisor_opens_a_campaign_starts_it_sees_progress_pauses_it_and_sees_the_state_change()
 {
-    let Some(driver) = driver_or_skip().await else {
-        return;
-    };
+    let driver = driver().await;
     let app = campaign_app(&Backend::Sqlite).await;
     add_agent(&app, "sup@example.com", Role::Supervisor).await;
     // 2 messages a second for 200 recipients: still running when the supervisor pauses it.
@@ -469,26 +481,15 @@ async fn a_supervisor_opens_a_campaign_starts_it_sees_progress_pauses_it_and_see
         Ok(())
     }
     .await;
-    if let Err(e) = outcome {
-        let shot = root(".ci/artifacts/browser-campaign-failure.png");
-        driver.screenshot(&shot).await;
-        panic!("{e} (screenshot: {})", shot.display());
-    }
-    let _ = driver.call(reqwest::Method::DELETE, "", None).await;
+    driver.finish(outcome, "campaign").await;
 }
 
+#[needs_chromedriver]
 #[tokio::test]
 async fn the_simulator_starts_as_the_sample_policyholder_and_shows_both_sides_after_switching_numbers()
  {
-    let Some(driver) = driver_or_skip().await else {
-        return;
-    };
-    let app = spawn_app_with(&Backend::Sqlite, |s| {
-        s.dialogue.handler = DialogueMode::Flows;
-        s.whatsapp.access_token = None;
-        s.whatsapp.app_secret = None;
-    })
-    .await;
+    let driver = driver().await;
+    let app = spawn_sandbox_app(&Backend::Sqlite).await;
     let outcome: Step = async {
         driver.goto(&format!("{}/simulator", app.address)).await?;
         let phone = driver.property("#phone", "value").await?;
@@ -497,8 +498,7 @@ async fn the_simulator_starts_as_the_sample_policyholder_and_shows_both_sides_af
                 "the simulator starts as {phone}, not the sample policyholder"
             ));
         }
-        driver.type_into("#text", "hi").await?;
-        driver.click("#compose button[type=submit]").await?;
+        driver.send_in_simulator("hi").await?;
         driver.wait_for_text("#chat .line.contact", "hi").await?;
         driver.wait_for("#chat .line.bot").await?;
         // Another number, then back: the page draws both sides again from the server.
@@ -514,19 +514,90 @@ async fn the_simulator_starts_as_the_sample_policyholder_and_shows_both_sides_af
         Ok(())
     }
     .await;
-    if let Err(e) = outcome {
-        let shot = root(".ci/artifacts/browser-simulator-failure.png");
-        driver.screenshot(&shot).await;
-        panic!("{e} (screenshot: {})", shot.display());
-    }
-    let _ = driver.call(reqwest::Method::DELETE, "", None).await;
+    driver.finish(outcome, "simulator").await;
 }
 
+/// Measures `texts` (spaces left out: they have a glyph in any font) in the font of the first
+/// `selector` element: for each, its width and the width of as many "no glyph" boxes as it has
+/// characters (U+0378 is unassigned, so it always draws as the font's box). A text whose
+/// script has no font draws each character as that box, and the two widths are equal; with a
+/// font they differ. Also returns the element's `font-family`.
+const MEASURE_GLYPHS: &str = r#"
+const [selector, texts] = arguments;
+const el = document.querySelector(selector);
+const style = getComputedStyle(el);
+const ctx = document.createElement('canvas').getContext('2d');
+ctx.font = style.font;
+const box = ctx.measureText('\u0378').width;
+return {
+  family: style.fontFamily,
+  widths: texts.map(t => t.replace(/\s/g, ''))
+    .map(t => [t, ctx.measureText(t).width, [...t].length * box]),
+};
+"#;
+
+#[needs_chromedriver]
+#[tokio::test]
+async fn a_hindi_conversation_in_the_simulator_draws_devanagari_and_tamil_glyphs_not_boxes() {
+    let driver = driver().await;
+    let app = spawn_sandbox_app(&Backend::Sqlite).await;
+    let outcome: Step = async {
+        driver.goto(&format!("{}/simulator", app.address)).await?;
+        // The Hindi keyword for the language chooser, whose buttons name each language in
+        // its own script: English, हिन्दी, தமிழ்.
+        driver.send_in_simulator("भाषा").await?;
+        driver.wait_for_text("#chat .choices", "தமிழ்").await?;
+        driver.click("#chat .choices button:nth-child(2)").await?;
+        driver
+            .wait_for_text("#chat", "अब मैं आपसे हिन्दी में बात करूँगा")
+            .await?;
+        // And a question in Hindi, answered in Hindi.
+        driver.send_in_simulator("मदद").await?;
+        driver
+            .wait_for_text("#chat", "मैं आपकी पॉलिसी का विवरण")
+            .await?;
+        if std::env::var_os("INSUREBOT_SCREENSHOT").is_some() {
+            driver
+                .screenshot(&root("tests/screenshots/hindi.png"))
+                .await;
+        }
+        let measured = driver
+            .script(
+                MEASURE_GLYPHS,
+                json!([
+                    "#chat .line.bot .bubble",
+                    ["मैं आपकी पॉलिसी का विवरण", "தமிழ்"]
+                ]),
+            )
+            .await?;
+        let family = measured["family"].as_str().unwrap_or_default();
+        for named in ["Noto Sans Devanagari", "Noto Sans Tamil"] {
+            if !family.contains(named) {
+                return Err(format!("the font stack does not name {named}: {family}"));
+            }
+        }
+        for sample in measured["widths"].as_array().into_iter().flatten() {
+            let (text, width, boxes) = (&sample[0], sample[1].as_f64(), sample[2].as_f64());
+            let (Some(width), Some(boxes)) = (width, boxes) else {
+                return Err(format!("no measurement: {measured}"));
+            };
+            if (width - boxes).abs() < 0.5 {
+                return Err(format!(
+                    "{text} draws as {width:.1}px, the width of its characters as boxes: no \
+                     font for it (apt-get install fonts-noto-core)"
+                ));
+            }
+        }
+        Ok(())
+    }
+    .await;
+    driver.finish(outcome, "hindi").await;
+}
+
+#[needs_chromedriver]
 #[tokio::test]
 async fn a_supervisor_opens_a_flow_from_the_nav_and_reads_its_funnel_on_the_diagram() {
-    let Some(driver) = driver_or_skip().await else {
-        return;
-    };
+    let driver = driver().await;
     let app = spawn_app_with(&Backend::Sqlite, |s| {
         s.dialogue.handler = DialogueMode::Flows;
     })
@@ -556,10 +627,5 @@ async fn a_supervisor_opens_a_flow_from_the_nav_and_reads_its_funnel_on_the_diag
         Ok(())
     }
     .await;
-    if let Err(e) = outcome {
-        let shot = root(".ci/artifacts/browser-flow-failure.png");
-        driver.screenshot(&shot).await;
-        panic!("{e} (screenshot: {})", shot.display());
-    }
-    let _ = driver.call(reqwest::Method::DELETE, "", None).await;
+    driver.finish(outcome, "flow").await;
 }

@@ -3,27 +3,16 @@
 
 use std::time::Duration;
 
-use insurebot::config::DialogueMode;
 use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::Value;
 
 use crate::helpers::*;
 
-/// A sandbox app (no access token) running the flows, as `serve` runs without configuration.
-async fn sandbox(backend: &Backend) -> TestApp {
-    spawn_app_with(backend, |s| {
-        s.dialogue.handler = DialogueMode::Flows;
-        s.whatsapp.access_token = None;
-        s.whatsapp.app_secret = None;
-    })
-    .await
-}
-
 #[tokio::test]
 async fn the_simulator_starts_as_the_sample_policyholder() {
     for backend in backends() {
-        let app = sandbox(&backend).await;
+        let app = spawn_sandbox_app(&backend).await;
         let page = app.get("/simulator").await;
         assert_eq!(page.status(), StatusCode::OK, "{backend:?}");
         let html = page.text().await.unwrap();
@@ -37,7 +26,7 @@ async fn the_simulator_starts_as_the_sample_policyholder() {
 #[tokio::test]
 async fn the_simulator_lists_what_the_number_sent_with_the_bots_replies_in_order() {
     for backend in backends() {
-        let app = sandbox(&backend).await;
+        let app = spawn_sandbox_app(&backend).await;
         let phone = "919800002101";
         let sent = app
             .http
@@ -96,17 +85,16 @@ async fn database_exists(admin_url: &str, url: &str) -> bool {
     n == 1
 }
 
+#[needs_postgres]
 #[tokio::test]
 async fn a_test_database_is_dropped_when_its_test_ends_passing_or_panicking() {
-    let Some(backend) = postgres_only("a_test_database_is_dropped_when_its_test_ends") else {
-        return;
-    };
+    let backend = postgres_only();
     let Backend::Postgres(admin_url) = backend.clone() else {
         unreachable!()
     };
     let admin_url = admin_url.as_str();
     // A test that ends normally, with the app under test still holding connections.
-    let app = sandbox(&backend).await;
+    let app = spawn_sandbox_app(&backend).await;
     let url = app.database_url().to_owned();
     assert!(database_exists(admin_url, &url).await);
     drop(app);
@@ -117,7 +105,7 @@ async fn a_test_database_is_dropped_when_its_test_ends_passing_or_panicking() {
     // A test that panics: its database is dropped while the panic unwinds.
     let (tx, rx) = tokio::sync::oneshot::channel();
     let panicked = tokio::spawn(async move {
-        let app = sandbox(&backend).await;
+        let app = spawn_sandbox_app(&backend).await;
         tx.send(app.database_url().to_owned()).unwrap();
         panic!("a failing test");
     })

@@ -14,6 +14,10 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// Put above `#[tokio::test]`: the test is reported ignored, with the reason, where
+/// PostgreSQL or chromedriver is missing (never passed without running).
+pub use insurebot_test_macros::{needs_chromedriver, needs_postgres};
+
 pub const APP_SECRET: &str = "test-app-secret";
 pub const VERIFY_TOKEN: &str = "test-verify-token";
 pub const PHONE_NUMBER_ID: &str = "106540352242922";
@@ -30,16 +34,21 @@ pub fn backends() -> Vec<Backend> {
     all
 }
 
-/// PostgreSQL, for a test of what only it does (several instances, advisory locks); `None`,
-/// after saying the test is skipped, when it is not configured.
-pub fn postgres_only(test: &str) -> Option<Backend> {
-    let postgres = backends()
+/// PostgreSQL, for a test of what only it does (several instances, advisory
+/// locks). Such a test carries `#[needs_postgres]`, which reports it ignored when
+/// `INSUREBOT_TEST_DATABASE_URL` was not set for the build; a test binary built with it and
+/// run without it fails here rather than passing without having run.
+pub fn postgres_only() -> Backend {
+    match backends()
         .into_iter()
-        .find(|b| matches!(b, Backend::Postgres(_)));
-    if postgres.is_none() {
-        eprintln!("skipped: set INSUREBOT_TEST_DATABASE_URL to run {test}");
+        .find(|b| matches!(b, Backend::Postgres(_)))
+    {
+        Some(postgres) => postgres,
+        None => panic!(
+            "this PostgreSQL test was built with INSUREBOT_TEST_DATABASE_URL set, and it is \
+             unset now: run the tests through `cargo test` (it rebuilds them)"
+        ),
     }
-    postgres
 }
 
 #[derive(Clone, Debug)]
@@ -191,6 +200,17 @@ pub fn new_wamid() -> String {
 
 pub async fn spawn_app(backend: &Backend) -> TestApp {
     spawn_app_with(backend, |_| {}).await
+}
+
+/// A sandbox app (no access token: the simulator is on) running the flows, as `serve` runs
+/// without configuration.
+pub async fn spawn_sandbox_app(backend: &Backend) -> TestApp {
+    spawn_app_with(backend, |s| {
+        s.dialogue.handler = insurebot::config::DialogueMode::Flows;
+        s.whatsapp.access_token = None;
+        s.whatsapp.app_secret = None;
+    })
+    .await
 }
 
 /// Settings for a test app on a fresh database, talking to `api_base`.

@@ -11,10 +11,11 @@ use crate::helpers::*;
 /// INSERT with its raw payloads) then waited for PostgreSQL's delayed ACK, ~40 ms each time
 /// (64 KB INSERT: 44 ms with TLS, 0.7 ms without). The vendored sqlx-core sets it again; this
 /// finds the socket behind one of the pool's connections and checks.
+#[needs_postgres(tcp)]
 #[tokio::test]
 async fn a_postgresql_connection_has_nagles_delay_off_so_large_statements_go_at_once() {
-    let Some(Backend::Postgres(admin_url)) = postgres_only("the TCP_NODELAY test") else {
-        return;
+    let Backend::Postgres(admin_url) = postgres_only() else {
+        unreachable!("postgres_only returns PostgreSQL")
     };
     let db = insurebot::store::connect(&DatabaseUrl::new(admin_url))
         .await
@@ -27,10 +28,11 @@ async fn a_postgresql_connection_has_nagles_delay_off_so_large_statements_go_at_
         .await
         .expect("query")
         .expect("a row");
-    let Some(client_port) = row.try_get_by_index::<Option<i32>>(0).expect("port") else {
-        eprintln!("skipped: the test database is reached over a Unix socket, not TCP");
-        return;
-    };
+    // `needs_postgres(tcp)` ignores this test for a URL naming a Unix socket.
+    let client_port = row
+        .try_get_by_index::<Option<i32>>(0)
+        .expect("port")
+        .expect("a TCP connection (the URL names no Unix socket), which has a client port");
     // On loopback PostgreSQL sees the client's own port.
     let nodelay = own_tcp_nodelay(u16::try_from(client_port).expect("a port"), None)
         .expect("the connection's socket among this process's descriptors");

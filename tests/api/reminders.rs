@@ -877,11 +877,10 @@ async fn a_batch_leaves_alone_the_recipients_another_instance_already_took() {
     }
 }
 
+#[needs_postgres]
 #[tokio::test]
 async fn two_instances_drive_one_campaign_without_duplicates() {
-    let Some(backend) = postgres_only("the two-instance test") else {
-        return;
-    };
+    let backend = postgres_only();
     let app = campaign_app(&backend).await;
     let _peer = app.start_peer().await;
     let id = create_campaign(&app, 100, "91972", 100).await;

@@ -7,11 +7,10 @@ use std::collections::BTreeMap;
 
 use crate::helpers::*;
 
+#[needs_postgres]
 #[tokio::test]
 async fn two_instances_share_the_work_without_duplicates_or_reordering() {
-    let Some(backend) = postgres_only("the scale-out test") else {
-        return;
-    };
+    let backend = postgres_only();
     let app = spawn_app(&backend).await;
     let mut peer = app.start_peer().await;
     let instances = [app.address.clone(), peer.address.clone()];
@@ -68,13 +67,12 @@ async fn two_instances_share_the_work_without_duplicates_or_reordering() {
     peer.shutdown().await;
 }
 
+#[needs_postgres]
 #[tokio::test]
 async fn a_contact_another_instance_is_processing_waits_for_it_and_is_then_answered_once() {
     use insurebot::store::entities::contact;
     use sea_orm::{ConnectionTrait, EntityTrait, Statement, TransactionTrait};
-    let Some(backend) = postgres_only("the contact lock test") else {
-        return;
-    };
+    let backend = postgres_only();
     let app = spawn_app(&backend).await;
     let phone = "919800000801";
     let ts = now_secs();

@@ -182,6 +182,17 @@ fn yaml_errors_do_not_hide_other_files() {
 }
 
 #[test]
+fn a_yaml_error_in_a_flow_others_call_is_its_only_error() {
+    // help.yaml fills `role: help` and menu.yaml goes to `flow:help`: neither is reported.
+    let help = std::fs::read_to_string(root().join("flows/help.yaml")).unwrap();
+    let broken = help.replace("  show:\n", "  show\n");
+    assert_ne!(broken, help);
+    let d = check_with(&[("flows/help.yaml", broken.as_str())]);
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_has(&d, "flows/help.yaml", 13, "expected `key: value` lines");
+}
+
+#[test]
 fn locale_problems_are_reported() {
     let d = check_with(&[
         ("locales/ta/extra.ftl", "broken = { $x\n"),
