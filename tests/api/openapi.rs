@@ -120,6 +120,41 @@ fn every_served_operation_is_documented_and_every_documented_one_is_served() {
     );
 }
 
+/// Every `.rs` file under `dir`.
+fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("read src") {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn no_api_path_is_routed_around_the_registry() {
+    // `api_routes()` lists what it serves; a plain axum route to an `/api/` path elsewhere
+    // would be served without being listed, so the comparison above would not see it.
+    let around =
+        regex::Regex::new(r#"\.(route|route_service|nest|nest_service)\(\s*"/api"#).unwrap();
+    let mut files = Vec::new();
+    rust_files(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    assert!(files.len() > 20, "{files:?}");
+    let offenders: Vec<String> = files
+        .iter()
+        .filter(|f| around.is_match(&std::fs::read_to_string(f).unwrap()))
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "add /api routes through insurebot::http::api::ApiRoutes, not axum directly: {offenders:?}"
+    );
+}
+
 #[test]
 fn an_operation_is_public_in_the_document_exactly_when_the_router_serves_it_without_the_token() {
     let document = openapi::document();
