@@ -45,7 +45,7 @@ use crate::metrics::Metrics;
 use crate::store::entities::outbox as outbox_row;
 
 pub fn routes() -> ApiRoutes {
-    ApiRoutes::new().get("/api/v1/outbox/{id}", outbox_status)
+    ApiRoutes::new().route(Method::GET, "/api/v1/outbox/{id}", outbox_status)
 }
 
 /// The largest request body any `/api/v1` call takes (a campaign's CSV is the largest);
@@ -73,8 +73,7 @@ pub struct Operation {
 }
 
 /// The `/api/v1` routes and the list of what they serve, built together: a route reaches the
-/// router only through [`ApiRoutes::get`], [`post`](ApiRoutes::post),
-/// [`delete`](ApiRoutes::delete) or [`public_get`](ApiRoutes::public_get), each of which also
+/// router only through [`ApiRoutes::route`] or [`ApiRoutes::public`], each of which also
 /// lists it, so [`ApiRoutes::operations`] cannot drift from what is served (the OpenAPI test
 /// compares it with the document).
 #[derive(Default)]
@@ -89,78 +88,35 @@ impl ApiRoutes {
         Self::default()
     }
 
-    /// A `GET` (and `HEAD`) behind the bearer token.
-    pub fn get<H, T>(self, path: &'static str, handler: H) -> Self
+    /// `method` on `path` behind the bearer token (a `GET` answers `HEAD` too).
+    ///
+    /// # Panics
+    /// For a method axum cannot route (`CONNECT` and extensions), or a method and path added
+    /// twice: both are mistakes in the route list, found by any test that builds the router.
+    pub fn route<H, T>(self, method: Method, path: &'static str, handler: H) -> Self
     where
         H: Handler<T, AppState>,
         T: 'static,
     {
-        self.add(
-            Method::GET,
-            MethodFilter::GET,
-            path,
-            Access::Bearer,
-            handler,
-        )
+        self.add(method, path, Access::Bearer, handler)
     }
 
-    /// A `POST` behind the bearer token.
-    pub fn post<H, T>(self, path: &'static str, handler: H) -> Self
+    /// `method` on `path` for anyone (see [`ApiRoutes::route`]).
+    pub fn public<H, T>(self, method: Method, path: &'static str, handler: H) -> Self
     where
         H: Handler<T, AppState>,
         T: 'static,
     {
-        self.add(
-            Method::POST,
-            MethodFilter::POST,
-            path,
-            Access::Bearer,
-            handler,
-        )
+        self.add(method, path, Access::Public, handler)
     }
 
-    /// A `DELETE` behind the bearer token.
-    pub fn delete<H, T>(self, path: &'static str, handler: H) -> Self
+    fn add<H, T>(mut self, method: Method, path: &'static str, access: Access, handler: H) -> Self
     where
         H: Handler<T, AppState>,
         T: 'static,
     {
-        self.add(
-            Method::DELETE,
-            MethodFilter::DELETE,
-            path,
-            Access::Bearer,
-            handler,
-        )
-    }
-
-    /// A `GET` anyone may call.
-    pub fn public_get<H, T>(self, path: &'static str, handler: H) -> Self
-    where
-        H: Handler<T, AppState>,
-        T: 'static,
-    {
-        self.add(
-            Method::GET,
-            MethodFilter::GET,
-            path,
-            Access::Public,
-            handler,
-        )
-    }
-
-    fn add<H, T>(
-        mut self,
-        method: Method,
-        filter: MethodFilter,
-        path: &'static str,
-        access: Access,
-        handler: H,
-    ) -> Self
-    where
-        H: Handler<T, AppState>,
-        T: 'static,
-    {
+        let filter = MethodFilter::try_from(method.clone())
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         // axum merges methods registered one by one on a path, and panics on a repeat.
         let route = on(filter, handler);
         match access {

@@ -12,7 +12,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -32,9 +32,9 @@ const FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;
 
 pub fn routes() -> ApiRoutes {
     ApiRoutes::new()
-        .post("/api/v1/consent", record_consent)
-        .get("/api/v1/consent/{phone}", consent_of)
-        .delete("/api/v1/contacts/{phone}", erase_contact)
+        .route(Method::POST, "/api/v1/consent", record_consent)
+        .route(Method::GET, "/api/v1/consent/{phone}", consent_of)
+        .route(Method::DELETE, "/api/v1/contacts/{phone}", erase_contact)
 }
 
 /// A validated `POST /api/v1/consent` body.

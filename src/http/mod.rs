@@ -109,7 +109,11 @@ pub fn router(state: AppState) -> Router {
 /// document).
 pub fn api_routes() -> api::ApiRoutes {
     api::ApiRoutes::new()
-        .public_get("/api/v1/openapi.json", openapi::serve)
+        .public(
+            axum::http::Method::GET,
+            "/api/v1/openapi.json",
+            openapi::serve,
+        )
         .merge(api::routes())
         .merge(notifications::routes())
         .merge(consent::routes())

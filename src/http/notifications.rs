@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
@@ -53,8 +53,8 @@ use crate::whatsapp::outbound::OutboundBody;
 
 pub fn routes() -> ApiRoutes {
     ApiRoutes::new()
-        .post("/api/v1/notifications", create)
-        .get("/api/v1/notifications/{id}", status)
+        .route(Method::POST, "/api/v1/notifications", create)
+        .route(Method::GET, "/api/v1/notifications/{id}", status)
 }
 
 /// The header that makes a notification request safe to retry.

@@ -10,7 +10,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use serde::Deserialize;
 
 use super::ReminderError;
@@ -20,10 +20,10 @@ use crate::http::api::{ApiError, ApiJson, ApiPath, ApiRoutes, FieldProblem, auth
 
 pub fn routes() -> ApiRoutes {
     ApiRoutes::new()
-        .get("/api/v1/campaigns", list)
-        .post("/api/v1/campaigns", create)
-        .get("/api/v1/campaigns/{id}", report)
-        .post("/api/v1/campaigns/{id}/{action}", act)
+        .route(Method::GET, "/api/v1/campaigns", list)
+        .route(Method::POST, "/api/v1/campaigns", create)
+        .route(Method::GET, "/api/v1/campaigns/{id}", report)
+        .route(Method::POST, "/api/v1/campaigns/{id}/{action}", act)
 }
 
 /// What `POST /api/v1/campaigns/{id}/{action}` does; another word is a 422 naming `action`.

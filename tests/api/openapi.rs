@@ -86,6 +86,11 @@ async fn error_body(response: reqwest::Response, status: u16) -> Value {
     body
 }
 
+/// Sends `request` and checks it is refused with `status` in the API's error body.
+async fn refused(request: reqwest::RequestBuilder, status: u16) -> Value {
+    error_body(request.send().await.expect("request sent"), status).await
+}
+
 fn fields(body: &Value) -> Vec<&str> {
     body["problems"]
         .as_array()
@@ -257,17 +262,10 @@ async fn bad_input_is_refused_in_the_error_body_with_the_field_named() {
             "/api/v1/notifications/99999999999999999999",
             "/api/v1/campaigns/1.5",
         ] {
-            let body = error_body(call(Method::GET, path).send().await.unwrap(), 422).await;
+            let body = refused(call(Method::GET, path), 422).await;
             assert_eq!(fields(&body), ["id"], "{path}: {body}");
         }
-        let body = error_body(
-            call(Method::POST, "/api/v1/campaigns/1/restart")
-                .send()
-                .await
-                .unwrap(),
-            422,
-        )
-        .await;
+        let body = refused(call(Method::POST, "/api/v1/campaigns/1/restart"), 422).await;
         assert_eq!(fields(&body), ["action"], "{body}");
         assert!(
             body["problems"][0]["problem"]
@@ -277,15 +275,9 @@ async fn bad_input_is_refused_in_the_error_body_with_the_field_named() {
         );
 
         // A body of the wrong shape: the dotted path of the value that does not fit.
-        let body = error_body(
-            call(Method::POST, "/api/v1/campaigns")
+        let body = refused(call(Method::POST, "/api/v1/campaigns")
                 .json(&json!({ "name": "x", "template": "policy_offer",
-                               "audience": { "kind": "filter", "filter": { "has_policy": "yes" } } }))
-                .send()
-                .await
-                .unwrap(),
-            422,
-        )
+                               "audience": { "kind": "filter", "filter": { "has_policy": "yes" } } })), 422)
         .await;
         // Inside a tagged union serde reports the union itself, with what did not fit.
         assert_eq!(fields(&body), ["audience"], "{body}");
@@ -295,85 +287,44 @@ async fn bad_input_is_refused_in_the_error_body_with_the_field_named() {
                 .unwrap()
                 .contains("boolean")
         );
-        let body = error_body(
-            call(Method::POST, "/api/v1/campaigns")
-                .json(
-                    &json!({ "name": "x", "template": "policy_offer", "start_at": "soon",
+        let body = refused(
+            call(Method::POST, "/api/v1/campaigns").json(
+                &json!({ "name": "x", "template": "policy_offer", "start_at": "soon",
                                "audience": { "kind": "filter" } }),
-                )
-                .send()
-                .await
-                .unwrap(),
+            ),
             422,
         )
         .await;
         assert_eq!(fields(&body), ["start_at"], "{body}");
-        let body = error_body(
-            call(Method::POST, "/api/v1/consent")
-                .body("{not json")
-                .send()
-                .await
-                .unwrap(),
-            422,
-        )
-        .await;
+        let body = refused(call(Method::POST, "/api/v1/consent").body("{not json"), 422).await;
         assert_eq!(fields(&body), ["body"], "{body}");
         // A campaign's rule: the field it is about.
-        let body = error_body(
-            call(Method::POST, "/api/v1/campaigns")
-                .json(
-                    &json!({ "name": "x", "template": "policy_offer", "rate_per_second": 0,
+        let body = refused(
+            call(Method::POST, "/api/v1/campaigns").json(
+                &json!({ "name": "x", "template": "policy_offer", "rate_per_second": 0,
                                "audience": { "kind": "filter", "params": ["a", "b"] } }),
-                )
-                .send()
-                .await
-                .unwrap(),
+            ),
             422,
         )
         .await;
         assert_eq!(fields(&body), ["rate_per_second"], "{body}");
 
         // Not found, and a state that does not allow the action.
-        let body = error_body(
-            call(Method::GET, "/api/v1/outbox/424242")
-                .send()
-                .await
-                .unwrap(),
-            404,
-        )
-        .await;
+        let body = refused(call(Method::GET, "/api/v1/outbox/424242"), 404).await;
         assert!(fields(&body).is_empty(), "{body}");
-        error_body(
-            call(Method::GET, "/api/v1/campaigns/424242")
-                .send()
-                .await
-                .unwrap(),
-            404,
-        )
-        .await;
-        error_body(
-            call(Method::GET, "/api/v1/nothing/here")
-                .send()
-                .await
-                .unwrap(),
-            404,
-        )
-        .await;
-        let created: Value = call(Method::POST, "/api/v1/campaigns")
+        refused(call(Method::GET, "/api/v1/campaigns/424242"), 404).await;
+        refused(call(Method::GET, "/api/v1/nothing/here"), 404).await;
+        let response = call(Method::POST, "/api/v1/campaigns")
             .json(&json!({ "name": "offer", "template": "policy_offer",
                            "audience": { "kind": "filter", "params": ["a", "b"] } }))
             .send()
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .expect("create a campaign");
+        assert_eq!(response.status(), 201);
+        let created: Value = response.json().await.expect("its id");
         let id = created["id"].as_i64().expect("created");
-        let body = error_body(
-            call(Method::POST, &format!("/api/v1/campaigns/{id}/resume"))
-                .send()
-                .await
-                .unwrap(),
+        let body = refused(
+            call(Method::POST, &format!("/api/v1/campaigns/{id}/resume")),
             409,
         )
         .await;
