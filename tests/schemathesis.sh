@@ -11,7 +11,7 @@
 # file in a temp dir; a postgres:// admin URL makes a database of its own, dropped at the end.
 # SCHEMATHESIS (default: schemathesis on PATH) names the tool; .ci/run installs a pinned one.
 # ST_MAX_EXAMPLES (default 40) bounds the examples per operation and ST_MAX_TIME (default
-# 150 s) the whole run.
+# 90 s) the whole run.
 set -euo pipefail
 
 binary=$(realpath "${1:?usage: tests/schemathesis.sh BINARY [DATABASE_URL]}")
