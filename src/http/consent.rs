@@ -10,16 +10,14 @@
 //! - `DELETE /api/v1/contacts/{phone}`: erases the contact's personal data and answers with
 //!   the receipt (counts per table); 404 when no contact has the number.
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode};
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::api::{ApiError, FieldProblem, authorize};
+use super::api::{ApiBody, ApiError, ApiPath, ApiRoutes, FieldProblem, authorize, parse_json};
 use crate::consent::erasure::{self, Receipt};
 use crate::consent::{self, AddressHasher, Change, ConsentState, NewEntry, Scope, Source};
 use crate::phone::PhoneNumber;
@@ -31,11 +29,11 @@ const MAX_DETAIL: usize = 500;
 /// A proof timestamp may be this far in the future (clock skew between systems).
 const FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/consent", post(record_consent))
-        .route("/api/v1/consent/{phone}", get(consent_of))
-        .route("/api/v1/contacts/{phone}", delete(erase_contact))
+pub fn routes() -> ApiRoutes {
+    ApiRoutes::new()
+        .route(Method::POST, "/api/v1/consent", record_consent)
+        .route(Method::GET, "/api/v1/consent/{phone}", consent_of)
+        .route(Method::DELETE, "/api/v1/contacts/{phone}", erase_contact)
 }
 
 /// A validated `POST /api/v1/consent` body.
@@ -58,10 +56,7 @@ impl ConsentRequest {
     pub fn parse(body: &Value, now: i64) -> Result<Self, Vec<FieldProblem>> {
         let mut problems = Vec::new();
         let Some(obj) = body.as_object() else {
-            return Err(vec![FieldProblem::new(
-                "",
-                "the body must be a JSON object",
-            )]);
+            return Err(vec![FieldProblem::new("body", "must be a JSON object")]);
         };
         for key in obj.keys() {
             if !["phone", "change", "scope", "source", "proof"].contains(&key.as_str()) {
@@ -131,6 +126,19 @@ impl ConsentRequest {
             problems.push(FieldProblem::new("proof", "must be an object"));
         }
         let proof = proof.and_then(Value::as_object);
+        // A proof's text or detail of another type would otherwise be read as absent, and an
+        // opt-out (which needs neither) accepted with it.
+        for key in ["text", "detail"] {
+            if proof
+                .and_then(|p| p.get(key))
+                .is_some_and(|v| !v.is_string() && !v.is_null())
+            {
+                problems.push(FieldProblem::new(
+                    &format!("proof.{key}"),
+                    "must be a string",
+                ));
+            }
+        }
         let proof_text = proof.and_then(|p| p.get("text")).and_then(Value::as_str);
         let proof_text = proof_text.map(str::trim).filter(|t| !t.is_empty());
         if proof_text.is_some_and(|t| t.chars().count() > MAX_PROOF_TEXT) {
@@ -276,16 +284,11 @@ async fn view(
 async fn record_consent(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBody(body): ApiBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     authorize(&state, &headers)?;
     let now = now_ms();
-    let value: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::Invalid(vec![FieldProblem::new(
-            "",
-            format!("the body is not JSON: {e}"),
-        )])
-    })?;
+    let value: Value = parse_json(&body).map_err(|p| ApiError::Invalid(vec![p]))?;
     let request = ConsentRequest::parse(&value, now).map_err(ApiError::Invalid)?;
     let hasher = AddressHasher::new(state.settings.hash_key());
     let txn = begin_write(&state.db).await?;
@@ -321,7 +324,7 @@ async fn record_consent(
 async fn consent_of(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(phone): Path<String>,
+    ApiPath(phone): ApiPath<String>,
 ) -> Result<Json<ConsentView>, ApiError> {
     authorize(&state, &headers)?;
     let phone = phone_in_path(&phone)?;
@@ -339,7 +342,7 @@ fn phone_in_path(raw: &str) -> Result<String, ApiError> {
 async fn erase_contact(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(phone): Path<String>,
+    ApiPath(phone): ApiPath<String>,
 ) -> Result<Json<Receipt>, ApiError> {
     authorize(&state, &headers)?;
     let phone = phone_in_path(&phone)?;
@@ -347,7 +350,7 @@ async fn erase_contact(
     erasure::erase(&state.db, &hasher, &phone, now_ms())
         .await?
         .map(Json)
-        .ok_or(ApiError::NotFound)
+        .ok_or_else(|| ApiError::NotFound("no contact has this number".into()))
 }
 
 #[cfg(test)]

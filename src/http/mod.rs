@@ -5,6 +5,7 @@ pub mod api;
 pub mod consent;
 pub mod health;
 pub mod notifications;
+pub mod openapi;
 pub mod sandbox;
 pub mod throttle;
 pub mod webhook;
@@ -66,16 +67,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole router with its layers.
 pub fn router(state: AppState) -> Router {
-    // Every `/api/v1` route, behind the token throttle.
-    let api = Router::new()
-        .merge(api::router())
-        .merge(notifications::router())
-        .merge(consent::router())
-        .merge(crate::reminders::api::router())
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            api::guard,
-        ));
+    let api = api_routes().into_router(state.clone());
     // `/metrics` is here unless it has a listener of its own ([`metrics_router`]).
     let metrics_here = state.settings.metrics.listen.is_none();
     Router::new()
@@ -89,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(sandbox::router())
         .merge(console::router(&state.settings.console))
+        .fallback(not_found)
         .with_state(state)
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
@@ -113,6 +106,33 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+}
+
+/// Every `/api/v1` operation. Routes join the API only here, through [`api::ApiRoutes`], so
+/// `api_routes().operations()` is what is served (the OpenAPI test compares it with the
+/// document).
+pub fn api_routes() -> api::ApiRoutes {
+    api::ApiRoutes::new()
+        .public(
+            axum::http::Method::GET,
+            "/api/v1/openapi.json",
+            openapi::serve,
+        )
+        .merge(api::routes())
+        .merge(notifications::routes())
+        .merge(consent::routes())
+        .merge(crate::reminders::api::routes())
+}
+
+/// A path nothing serves: under `/api/` a 404 in the API's error body (a client reads one
+/// shape), elsewhere an empty 404 as before.
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if uri.path().starts_with("/api/") {
+        api::ApiError::NotFound("no such API path: see /api/v1/openapi.json".into()).into_response()
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
 }
 
 /// `/metrics` alone, for its own listener (`metrics.listen`).

@@ -5,93 +5,97 @@
 //!   contact filter); `422` lists invalid CSV rows (or pass `skip_invalid: true`);
 //! - `GET /api/v1/campaigns/{id}`: progress and results ([`CampaignReport`]);
 //! - `POST /api/v1/campaigns/{id}/{start|pause|resume|cancel}`.
+//!
+//! Failures answer in the API's one error body ([`ApiError`]).
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde_json::json;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode};
+use serde::Deserialize;
 
 use super::ReminderError;
 use super::campaigns::{self, CampaignReport, NewCampaign};
 use crate::http::AppState;
-use crate::http::api::{ApiError, authorize};
+use crate::http::api::{ApiError, ApiJson, ApiPath, ApiRoutes, FieldProblem, authorize};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/campaigns", get(list).post(create))
-        .route("/api/v1/campaigns/{id}", get(report))
-        .route("/api/v1/campaigns/{id}/{action}", post(act))
+pub fn routes() -> ApiRoutes {
+    ApiRoutes::new()
+        .route(Method::GET, "/api/v1/campaigns", list)
+        .route(Method::POST, "/api/v1/campaigns", create)
+        .route(Method::GET, "/api/v1/campaigns/{id}", report)
+        .route(Method::POST, "/api/v1/campaigns/{id}/{action}", act)
 }
 
-/// The campaign API's failures; internals are logged, never returned.
-#[derive(Debug, thiserror::Error)]
-pub enum CampaignApiError {
-    #[error(transparent)]
-    Api(#[from] ApiError),
-    #[error(transparent)]
-    Campaign(#[from] ReminderError),
-    #[error("unknown action '{0}': start, pause, resume or cancel")]
-    UnknownAction(String),
+/// What `POST /api/v1/campaigns/{id}/{action}` does; another word is a 422 naming `action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Start,
+    Pause,
+    Resume,
+    Cancel,
 }
 
-impl IntoResponse for CampaignApiError {
-    fn into_response(self) -> Response {
-        let (status, body) = match self {
-            CampaignApiError::Api(e) => return e.into_response(),
-            CampaignApiError::UnknownAction(_) => {
-                (StatusCode::NOT_FOUND, json!({ "error": self.to_string() }))
-            }
-            CampaignApiError::Campaign(e) => match e {
-                ReminderError::UnknownCampaign(_) => {
-                    (StatusCode::NOT_FOUND, json!({ "error": e.to_string() }))
-                }
-                ReminderError::WrongState { .. } => {
-                    (StatusCode::CONFLICT, json!({ "error": e.to_string() }))
-                }
-                ReminderError::Invalid(_) => (
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    json!({ "error": e.to_string() }),
-                ),
-                ReminderError::Rows(ref rows) => (
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    json!({ "error": e.to_string(), "rows": rows }),
-                ),
-                ReminderError::Db(_) | ReminderError::Compose(_) => {
-                    tracing::error!(error = %e, "campaign API failure");
-                    (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        json!({ "error": "temporarily unavailable" }),
-                    )
-                }
-            },
-        };
-        (status, Json(body)).into_response()
+impl Action {
+    /// Parsed here rather than by serde in the path: axum's error for an unknown variant does
+    /// not say which parameter it was.
+    fn parse(word: &str) -> Result<Self, ApiError> {
+        match word {
+            "start" => Ok(Action::Start),
+            "pause" => Ok(Action::Pause),
+            "resume" => Ok(Action::Resume),
+            "cancel" => Ok(Action::Cancel),
+            _ => Err(ApiError::invalid(
+                "action",
+                "unknown action: start, pause, resume or cancel",
+            )),
+        }
     }
 }
 
-type Result<T, E = CampaignApiError> = std::result::Result<T, E>;
+/// The path of an action call.
+#[derive(Debug, Deserialize)]
+struct ActionPath {
+    id: i64,
+    action: String,
+}
+
+/// A campaign failure as the API's error: unknown campaign 404, wrong state 409, invalid
+/// input (CSV rows included, one problem per row) 422, the rest 503 and logged.
+impl From<ReminderError> for ApiError {
+    fn from(e: ReminderError) -> Self {
+        match e {
+            ReminderError::UnknownCampaign(_) => ApiError::NotFound(e.to_string()),
+            ReminderError::WrongState { .. } => ApiError::Conflict(e.to_string()),
+            ReminderError::Invalid(field, problem) => ApiError::invalid(field, problem),
+            ReminderError::Rows(rows) => ApiError::Invalid(
+                rows.iter()
+                    .map(|row| FieldProblem::new("audience.csv", row.to_string()))
+                    .collect(),
+            ),
+            ReminderError::Db(e) => ApiError::Db(e),
+            ReminderError::Compose(e) => {
+                tracing::error!(error = %e, "campaign API failure");
+                ApiError::Unavailable("temporarily unavailable")
+            }
+        }
+    }
+}
+
+type Result<T, E = ApiError> = std::result::Result<T, E>;
 
 async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<CampaignReport>>> {
     authorize(&state, &headers)?;
-    let all = campaigns::list(&state.db)
-        .await
-        .map_err(ReminderError::from)?;
-    Ok(Json(
-        campaigns::reports(&state.db, all)
-            .await
-            .map_err(ReminderError::from)?,
-    ))
+    let all = campaigns::list(&state.db).await?;
+    Ok(Json(campaigns::reports(&state.db, all).await?))
 }
 
 async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Json(new): Json<NewCampaign>,
+    ApiJson(new): ApiJson<NewCampaign>,
 ) -> Result<(StatusCode, Json<campaigns::Created>)> {
     authorize(&state, &headers)?;
     let created = campaigns::create(
@@ -107,7 +111,7 @@ async fn create(
 async fn report(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<CampaignReport>> {
     authorize(&state, &headers)?;
     Ok(Json(campaigns::campaign_report(&state.db, id).await?))
@@ -116,16 +120,16 @@ async fn report(
 async fn act(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path((id, action)): Path<(i64, String)>,
+    ApiPath(ActionPath { id, action }): ApiPath<ActionPath>,
 ) -> Result<Json<CampaignReport>> {
     authorize(&state, &headers)?;
+    let action = Action::parse(&action)?;
     let now = chrono::Utc::now();
-    match action.as_str() {
-        "start" => campaigns::start(&state.db, id, now).await?,
-        "pause" => campaigns::pause(&state.db, id, now).await?,
-        "resume" => campaigns::resume(&state.db, id, now).await?,
-        "cancel" => campaigns::cancel(&state.db, id, now).await?,
-        _ => return Err(CampaignApiError::UnknownAction(action)),
+    match action {
+        Action::Start => campaigns::start(&state.db, id, now).await?,
+        Action::Pause => campaigns::pause(&state.db, id, now).await?,
+        Action::Resume => campaigns::resume(&state.db, id, now).await?,
+        Action::Cancel => campaigns::cancel(&state.db, id, now).await?,
     }
     Ok(Json(campaigns::campaign_report(&state.db, id).await?))
 }

@@ -152,13 +152,19 @@ fn parse_csv(
         .from_reader(text.as_bytes());
     let headers: Vec<String> = reader
         .headers()
-        .map_err(|e| ReminderError::Invalid(format!("the CSV header cannot be read: {e}")))?
+        .map_err(|e| {
+            ReminderError::Invalid(
+                "audience.csv",
+                format!("the CSV header cannot be read: {e}"),
+            )
+        })?
         .iter()
         .map(|h| h.to_ascii_lowercase())
         .collect();
     let col = |names: &[&str]| headers.iter().position(|h| names.contains(&h.as_str()));
     let Some(phone_col) = col(&["phone", "number", "mobile", "wa_id"]) else {
         return Err(ReminderError::Invalid(
+            "audience.csv",
             "the CSV needs a `phone` column".into(),
         ));
     };
@@ -168,9 +174,10 @@ fn parse_csv(
         match headers.iter().position(|h| h == p) {
             Some(i) => param_cols.push(i),
             None => {
-                return Err(ReminderError::Invalid(format!(
-                    "the CSV needs a `{p}` column (a parameter of the template)"
-                )));
+                return Err(ReminderError::Invalid(
+                    "audience.csv",
+                    format!("the CSV needs a `{p}` column (a parameter of the template)"),
+                ));
             }
         }
     }
@@ -226,6 +233,29 @@ fn parse_csv(
     Ok((rows, errors))
 }
 
+/// A NUL character anywhere in the request is refused by field: PostgreSQL's text cannot hold
+/// it (the insert, or already the template lookup, would fail there and not on SQLite).
+fn refuse_nul(new: &NewCampaign) -> Result<(), ReminderError> {
+    let mut texts: Vec<(&'static str, &str)> = vec![
+        ("name", &new.name),
+        ("template", &new.template),
+        ("language", &new.language),
+    ];
+    match &new.audience {
+        Audience::Csv { csv, .. } => texts.push(("audience.csv", csv)),
+        Audience::Filter { params, .. } => {
+            texts.extend(params.iter().map(|p| ("audience.params", p.as_str())));
+        }
+    }
+    match texts.into_iter().find(|(_, text)| text.contains('\0')) {
+        Some((field, _)) => Err(ReminderError::Invalid(
+            field,
+            "must not contain NUL characters (U+0000)".into(),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Creates a campaign in state `draft` with its recipients.
 ///
 /// # Errors
@@ -239,29 +269,42 @@ pub async fn create(
     now: DateTime<Utc>,
 ) -> Result<Created, ReminderError> {
     let now_ms = now.timestamp_millis();
+    refuse_nul(&new)?;
     let Some(info) = templates::lookup(db, &new.template, &new.language).await? else {
-        return Err(ReminderError::Invalid(format!(
-            "template {} ({}) is not in the registry",
-            new.template, new.language
-        )));
+        return Err(ReminderError::Invalid(
+            "template",
+            format!(
+                "template {} ({}) is not in the registry",
+                new.template, new.language
+            ),
+        ));
     };
     if info.category != templates::Category::Marketing.as_str() {
-        return Err(ReminderError::Invalid(format!(
-            "campaigns send MARKETING templates; {} is {}",
-            new.template, info.category
-        )));
+        return Err(ReminderError::Invalid(
+            "template",
+            format!(
+                "campaigns send MARKETING templates; {} is {}",
+                new.template, info.category
+            ),
+        ));
     }
     let rate = new
         .rate_per_second
         .unwrap_or(settings.default_rate_per_second);
     if rate == 0 || rate > settings.max_rate_per_second {
-        return Err(ReminderError::Invalid(format!(
-            "rate_per_second must be between 1 and {}",
-            settings.max_rate_per_second
-        )));
+        return Err(ReminderError::Invalid(
+            "rate_per_second",
+            format!(
+                "rate_per_second must be between 1 and {}",
+                settings.max_rate_per_second
+            ),
+        ));
     }
     if new.name.trim().is_empty() {
-        return Err(ReminderError::Invalid("a campaign needs a name".into()));
+        return Err(ReminderError::Invalid(
+            "name",
+            "a campaign needs a name".into(),
+        ));
     }
     let (rows, row_errors, kind, detail) = match &new.audience {
         Audience::Csv { csv, skip_invalid } => {
@@ -273,13 +316,16 @@ pub async fn create(
         }
         Audience::Filter { filter, params } => {
             if params.len() != info.params.len() {
-                return Err(ReminderError::Invalid(format!(
-                    "template {} takes {} parameters ({}), {} were given",
-                    new.template,
-                    info.params.len(),
-                    info.params.join(", "),
-                    params.len()
-                )));
+                return Err(ReminderError::Invalid(
+                    "audience.params",
+                    format!(
+                        "template {} takes {} parameters ({}), {} were given",
+                        new.template,
+                        info.params.len(),
+                        info.params.join(", "),
+                        params.len()
+                    ),
+                ));
             }
             let rows = filter_contacts(db, filter, now_ms)
                 .await?

@@ -58,8 +58,9 @@ pub enum ReminderError {
         state: String,
         action: &'static str,
     },
-    #[error("{0}")]
-    Invalid(String),
+    /// The field of the request it is about (`template`, `audience.csv`), and the problem.
+    #[error("{1}")]
+    Invalid(&'static str, String),
     /// The CSV audience has invalid rows; nothing was created.
     #[error("the audience has {} invalid row(s)", .0.len())]
     Rows(Vec<campaigns::RowError>),

@@ -22,6 +22,7 @@ mod ingest;
 mod insurer;
 mod newcomer;
 mod notifications;
+mod openapi;
 mod outbound;
 mod pipeline;
 mod postgres;

@@ -911,13 +911,18 @@ async fn the_campaign_api_creates_with_row_errors_starts_and_reports() {
             .unwrap();
         assert_eq!(resp.status(), 422);
         let v: serde_json::Value = resp.json().await.unwrap();
-        let lines: Vec<u64> = v["rows"]
+        // One problem per invalid row, in the API's one error body.
+        let rows: Vec<(&str, &str)> = v["problems"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|r| r["line"].as_u64().unwrap())
+            .map(|p| (p["field"].as_str().unwrap(), p["problem"].as_str().unwrap()))
             .collect();
-        assert_eq!(lines, vec![3, 4]);
+        assert_eq!(rows.len(), 2, "{v}");
+        for ((field, problem), line) in rows.into_iter().zip([3, 4]) {
+            assert_eq!(field, "audience.csv");
+            assert!(problem.starts_with(&format!("line {line}: ")), "{problem}");
+        }
         // A UTILITY template is refused for campaigns.
         let utility = json!({ "name": "x", "template": "premium_reminder",
             "audience": { "kind": "filter", "params": ["a", "b", "c", "d"] } });
