@@ -48,6 +48,8 @@ pub struct AppState {
     pub insurer: Arc<Insurer>,
     /// Wrong API tokens per client address (see [`throttle`]).
     pub api_throttle: Arc<throttle::FailureThrottle>,
+    /// One-time passwords; `None` when off (no `otp.secret` outside sandbox mode).
+    pub otp: Option<Arc<crate::otp::Otp>>,
 }
 
 /// The two secrets the webhook checks requests against.
@@ -68,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .merge(notifications::router())
         .merge(consent::router())
         .merge(crate::reminders::api::router())
+        .merge(crate::otp::api::router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             api::guard,

@@ -131,7 +131,7 @@ struct Validated {
     params: Vec<String>,
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<String, FieldProblem> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<String, FieldProblem> {
     let values: Vec<_> = headers.get_all(IDEMPOTENCY_KEY).iter().collect();
     let problem = |p: &str| Err(FieldProblem::new("Idempotency-Key", p));
     match values.as_slice() {
@@ -292,7 +292,7 @@ async fn find_key<C: ConnectionTrait>(
 }
 
 /// Finds or creates the contact with phone number `wa_id`, as ingest does.
-async fn contact_for_phone<C: ConnectionTrait>(
+pub(crate) async fn contact_for_phone<C: ConnectionTrait>(
     db: &C,
     wa_id: &str,
     now: i64,

@@ -2,11 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use insurebot::app::Application;
 use insurebot::config::Settings;
+use insurebot::reminders::Clock;
 use insurebot::whatsapp::fake::{FakeCloudApi, FakeServer, ReceivedRequest, RequestKind};
 use insurebot::whatsapp::signature;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, Statement};
@@ -18,6 +20,7 @@ pub const APP_SECRET: &str = "test-app-secret";
 pub const VERIFY_TOKEN: &str = "test-verify-token";
 pub const PHONE_NUMBER_ID: &str = "106540352242922";
 pub const HASH_KEY: &str = "test-hash-key-0123456789";
+pub const OTP_SECRET: &str = "test-otp-secret-0123456789";
 
 /// The databases a test runs against: SQLite always, PostgreSQL when configured.
 pub fn backends() -> Vec<Backend> {
@@ -176,6 +179,8 @@ pub struct TestApp {
     _db: TestDb,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
+    /// The clock the app's reminders and one-time passwords read; `None`: the system's.
+    clock: Option<Arc<dyn Clock>>,
 }
 
 static WAMID_SEQ: AtomicU64 = AtomicU64::new(1);
@@ -204,6 +209,7 @@ pub async fn test_settings_for(backend: &Backend, api_base: &str) -> (Settings, 
         ("INSUREBOT_WHATSAPP_ACCESS_TOKEN", "test-access-token"),
         ("INSUREBOT_PRIVACY_HASH_KEY", HASH_KEY),
         ("INSUREBOT_INSURER_PAY_LINK_SECRET", "test-pay-link-secret"),
+        ("INSUREBOT_OTP_SECRET", OTP_SECRET),
         ("INSUREBOT_WHATSAPP_PHONE_NUMBER_ID", PHONE_NUMBER_ID),
         ("INSUREBOT_WHATSAPP_API_BASE", api_base),
         ("INSUREBOT_WHATSAPP_REQUEST_TIMEOUT_MS", "2000"),
@@ -236,6 +242,15 @@ pub async fn test_settings_for(backend: &Backend, api_base: &str) -> (Settings, 
 }
 
 pub async fn spawn_app_with(backend: &Backend, customise: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_with_clock(backend, customise, None).await
+}
+
+/// [`spawn_app_with`] on `clock` (e.g. a `ManualClock` the test moves).
+pub async fn spawn_app_with_clock(
+    backend: &Backend,
+    customise: impl FnOnce(&mut Settings),
+    clock: Option<Arc<dyn Clock>>,
+) -> TestApp {
     let fake = FakeCloudApi::new();
     let fake_server = fake
         .clone()
@@ -254,6 +269,7 @@ pub async fn spawn_app_with(backend: &Backend, customise: impl FnOnce(&mut Setti
         _db: db,
         stop: None,
         server: None,
+        clock,
     };
     app.start().await;
     app
@@ -266,9 +282,11 @@ impl TestApp {
     }
 
     async fn start(&mut self) {
-        let app = Application::build(self.settings.clone())
-            .await
-            .expect("build app");
+        let app = match &self.clock {
+            Some(clock) => Application::build_with_clock(self.settings.clone(), clock.clone()).await,
+            None => Application::build(self.settings.clone()).await,
+        }
+        .expect("build app");
         self.address = format!("http://127.0.0.1:{}", app.port());
         let (tx, rx) = oneshot::channel();
         self.stop = Some(tx);

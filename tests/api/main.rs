@@ -21,6 +21,7 @@ mod ingest;
 mod insurer;
 mod newcomer;
 mod notifications;
+mod otp;
 mod outbound;
 mod pipeline;
 mod postgres;
