@@ -167,6 +167,8 @@ impl Insurer {
         let result = match name {
             "identity.check" => ctx.identity_check().await,
             "identity.verify_dob" => ctx.identity_verify_dob().await,
+            "identity.send_otp" => ctx.identity_send_otp().await,
+            "identity.verify_otp" => ctx.identity_verify_otp().await,
             "policy.list" => ctx.policy_list().await,
             "policy.details" => ctx.policy_details().await,
             "claim.status" => ctx.claim_status().await,

@@ -644,20 +644,16 @@ impl Otp {
         Ok((status_of(row, message.as_ref(), self.now_ms()), message))
     }
 
-    /// The chat's latest code for `requester` (a contact verifying a policy), if any.
+    /// The OTP `id`, if it exists.
     ///
     /// # Errors
     /// Database errors.
-    pub async fn latest_for_requester<C: ConnectionTrait>(
+    pub async fn get<C: ConnectionTrait>(
         &self,
         db: &C,
-        requester: i64,
+        id: &str,
     ) -> Result<Option<otp_row::Model>, DbErr> {
-        otp_row::Entity::find()
-            .filter(otp_row::Column::RequesterContactId.eq(requester))
-            .order_by_desc(otp_row::Column::CreatedAt)
-            .one(db)
-            .await
+        find(db, id).await
     }
 
     /// How many codes `requester` asked for in the chat since `since` (ms).

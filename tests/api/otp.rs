@@ -466,3 +466,81 @@ async fn an_unknown_otp_id_is_404_revealing_nothing_and_the_token_is_required() 
         assert_eq!(status_of(&app, real_id).await["attempts"], 0);
     }
 }
+
+/// One message from `phone` to the app, and the app's next send.
+async fn chat(app: &TestApp, message: Value, sends: usize) -> Vec<ReceivedRequest> {
+    let before = app.sent_messages().len();
+    app.post_webhook(&envelope(vec![message])).await;
+    let sent = app.wait_for_sends(before + sends).await;
+    sent[before..].to_vec()
+}
+
+fn typed(phone: &str, text: &str) -> Value {
+    text_message(phone, &new_wamid(), now_secs(), text)
+}
+
+fn tapped(phone: &str, id: &str) -> Value {
+    json!({ "from": phone, "id": new_wamid(), "timestamp": now_secs().to_string(), "type": "interactive",
+            "interactive": { "type": "button_reply", "button_reply": { "id": id, "title": id } } })
+}
+
+fn shown(reply: &ReceivedRequest) -> String {
+    let body = &reply.body;
+    body["text"]["body"]
+        .as_str()
+        .or_else(|| body["interactive"]["body"]["text"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn in_the_chat_a_stranger_verifies_with_a_code_sent_to_the_policys_registered_mobile() {
+    const OWNER: &str = "919812345678"; // the sample data's Rajesh, registered on H-2023/100245
+    const STRANGER: &str = "919800000731";
+    for backend in backends() {
+        let app = spawn_app_with(&backend, |s| {
+            configure(s);
+            s.dialogue.handler = insurebot::config::DialogueMode::Flows;
+        })
+        .await;
+        insurebot::insurer::load_sample_if_empty(&app.db).await.unwrap();
+        let ask = chat(&app, typed(STRANGER, "policy"), 1).await;
+        assert_eq!(shown(&ask[0]), "To keep your data safe, please type your policy number.");
+        let dob = chat(&app, typed(STRANGER, "H-2023/100245"), 1).await;
+        let buttons = &dob[0].body["interactive"]["action"]["buttons"];
+        assert_eq!(buttons[0]["reply"]["id"], "identity.otp", "{}", dob[0].body);
+
+        // The tap: a reply to the stranger, and the code to the registered mobile.
+        let sent = chat(&app, tapped(STRANGER, "identity.otp"), 2).await;
+        let (to_owner, to_stranger): (Vec<_>, Vec<_>) =
+            sent.iter().partition(|r| recipient_of(r) == OWNER);
+        assert_eq!((to_owner.len(), to_stranger.len()), (1, 1), "{sent:#?}");
+        let code = code_in(to_owner[0]);
+        let reply = shown(to_stranger[0]);
+        assert!(reply.starts_with("We have sent a code to the mobile number registered"), "{reply}");
+        // The owner's number (not even its last digits) and the code never reach the chat.
+        assert!(!to_stranger[0].body.to_string().contains("5678"), "{reply}");
+        assert!(!to_stranger[0].body.to_string().contains(&code));
+
+        let again = chat(&app, typed(STRANGER, &wrong(&code)), 1).await;
+        assert!(shown(&again[0]).starts_with("That code is not right"), "{}", again[0].body);
+        let details = chat(&app, typed(STRANGER, &code), 1).await;
+        assert!(shown(&details[0]).contains("••••0245"), "{}", details[0].body);
+        assert_eq!(result_of_row(&app).await, "verified");
+        // The typed code does not stay in the conversation's slots.
+        let conversations = insurebot::store::entities::conversation::Entity::find()
+            .all(&app.db)
+            .await
+            .unwrap();
+        assert!(!format!("{conversations:?}").contains(&code));
+        // The chat's code is recorded under its own purpose.
+        assert_eq!(
+            otp_row::Entity::find().one(&app.db).await.unwrap().unwrap().purpose,
+            "chat_identity"
+        );
+    }
+}
+
+async fn result_of_row(app: &TestApp) -> String {
+    otp_row::Entity::find().one(&app.db).await.unwrap().unwrap().state
+}
