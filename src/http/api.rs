@@ -44,6 +44,9 @@ pub enum ApiError {
     /// The request breaks the endpoint's rules; every problem is listed with its field.
     #[error("invalid request")]
     Invalid(Vec<FieldProblem>),
+    /// A part the request needs is switched off or not answering; the message says which.
+    #[error("{0}")]
+    Unavailable(&'static str),
     #[error(transparent)]
     Db(#[from] sea_orm::DbErr),
 }
@@ -54,7 +57,7 @@ impl ApiError {
             ApiError::Unauthorized | ApiError::Disabled => StatusCode::UNAUTHORIZED,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Db(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Db(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

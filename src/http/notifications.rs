@@ -116,9 +116,9 @@ struct NotificationRequest {
     data: Map<String, Value>,
 }
 
-/// Who the notification goes to.
+/// Who a notification (or a one-time password) goes to.
 #[derive(Debug)]
-enum Target {
+pub(crate) enum Target {
     Policy(String),
     Phone(String),
 }
@@ -152,28 +152,14 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<String, FieldProble
     }
 }
 
-/// A `data` value as a template parameter: strings and numbers; blank strings are missing.
-fn param(value: Option<&Value>) -> Option<Result<String, ()>> {
-    match value? {
-        Value::String(s) if s.trim().is_empty() => None,
-        Value::String(s) => Some(Ok(s.trim().to_owned())),
-        Value::Number(n) => Some(Ok(n.to_string())),
-        Value::Null => None,
-        _ => Some(Err(())),
-    }
-}
-
-fn validate(req: &NotificationRequest) -> Result<Validated, Vec<FieldProblem>> {
-    let mut problems = Vec::new();
-    let kind = KINDS.iter().find(|k| k.name == req.kind);
-    if kind.is_none() {
-        let known: Vec<&str> = KINDS.iter().map(|k| k.name).collect();
-        problems.push(FieldProblem::new(
-            "kind",
-            format!("unknown kind '{}': one of {}", req.kind, known.join(", ")),
-        ));
-    }
-    let target = match (&req.policy_number, &req.phone) {
+/// The recipient named by exactly one of `policy_number` and `phone`, normalised; otherwise
+/// `None` with the problem added to `problems`.
+pub(crate) fn target(
+    policy_number: Option<&str>,
+    phone: Option<&str>,
+    problems: &mut Vec<FieldProblem>,
+) -> Option<Target> {
+    match (policy_number, phone) {
         (Some(_), Some(_)) => {
             problems.push(FieldProblem::new(
                 "policy_number",
@@ -202,7 +188,35 @@ fn validate(req: &NotificationRequest) -> Result<Validated, Vec<FieldProblem>> {
                 None
             }
         },
-    };
+    }
+}
+
+/// A `data` value as a template parameter: strings and numbers; blank strings are missing.
+fn param(value: Option<&Value>) -> Option<Result<String, ()>> {
+    match value? {
+        Value::String(s) if s.trim().is_empty() => None,
+        Value::String(s) => Some(Ok(s.trim().to_owned())),
+        Value::Number(n) => Some(Ok(n.to_string())),
+        Value::Null => None,
+        _ => Some(Err(())),
+    }
+}
+
+fn validate(req: &NotificationRequest) -> Result<Validated, Vec<FieldProblem>> {
+    let mut problems = Vec::new();
+    let kind = KINDS.iter().find(|k| k.name == req.kind);
+    if kind.is_none() {
+        let known: Vec<&str> = KINDS.iter().map(|k| k.name).collect();
+        problems.push(FieldProblem::new(
+            "kind",
+            format!("unknown kind '{}': one of {}", req.kind, known.join(", ")),
+        ));
+    }
+    let target = target(
+        req.policy_number.as_deref(),
+        req.phone.as_deref(),
+        &mut problems,
+    );
     let mut params = Vec::new();
     if let Some(kind) = kind {
         for field in kind.fields {
@@ -333,7 +347,7 @@ fn not_found(what: String) -> Response {
 }
 
 /// Why the recipient of a notification is not known.
-enum NoRecipient {
+pub(crate) enum NoRecipient {
     /// 404: no policy with this number in the source.
     UnknownPolicy(String),
     /// 422: the policy has no (valid) registered mobile number.
@@ -344,7 +358,7 @@ enum NoRecipient {
 
 /// The phone number a notification goes to: the one given, or the mobile registered on the
 /// policy in the configured source.
-async fn recipient(state: &AppState, target: &Target) -> Result<String, NoRecipient> {
+pub(crate) async fn recipient(state: &AppState, target: &Target) -> Result<String, NoRecipient> {
     let number = match target {
         Target::Phone(phone) => return Ok(phone.clone()),
         Target::Policy(number) => number,

@@ -213,8 +213,14 @@ impl<C: ConnectionTrait> Ctx<'_, C> {
             None => None,
         };
         if let Some(p) = matched {
-            identity::record_verification(self.db, self.contact.id, &p.policy_number, method, now_ms)
-                .await?;
+            identity::record_verification(
+                self.db,
+                self.contact.id,
+                &p.policy_number,
+                method,
+                now_ms,
+            )
+            .await?;
             identity::clear_failures(self.db, self.contact.id, now_ms).await?;
             return Ok(verified(&p.holder_name));
         }

@@ -281,7 +281,11 @@ fn check_otp_shape(def: &TemplateDef) -> Result<(), String> {
         .iter()
         .filter(|b| b.kind == ButtonKind::Otp)
         .count();
-    if def.buttons.iter().any(|b| b.kind != ButtonKind::Otp && b.otp_type.is_some()) {
+    if def
+        .buttons
+        .iter()
+        .any(|b| b.kind != ButtonKind::Otp && b.otp_type.is_some())
+    {
         return Err("otp_type belongs on OTP buttons only".into());
     }
     if def.category != Category::Authentication {
@@ -725,7 +729,11 @@ fn remote_buttons(t: &RemoteTemplate) -> Vec<TemplateButton> {
                 // its own OTP page.
                 "URL" if url.contains("whatsapp.com/otp/") => (
                     ButtonKind::Otp,
-                    Some(otp_type(if url.contains("ONE_TAP") { "ONE_TAP" } else { "" })),
+                    Some(otp_type(if url.contains("ONE_TAP") {
+                        "ONE_TAP"
+                    } else {
+                        ""
+                    })),
                 ),
                 "URL" => (ButtonKind::Url, None),
                 "PHONE_NUMBER" => (ButtonKind::PhoneNumber, None),
@@ -850,6 +858,83 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(r.code, "template_params");
+    }
+
+    // OTP
+    #[test]
+    fn an_authentication_template_has_meta_s_fixed_shape_and_its_button_carries_the_code() {
+        let otp = |extra: &str| {
+            format!(
+                "templates:\n  - {{ name: otp_code, category: AUTHENTICATION, languages: [en]{extra} }}\n"
+            )
+        };
+        let ok = ", params: [code], buttons: [{ type: OTP, otp_type: COPY_CODE, text: Copy code }]";
+        let defs = parse_file(Path::new("t.yaml"), &otp(ok)).unwrap();
+        assert_eq!(defs[0].buttons[0].otp_type, Some(OtpType::CopyCode));
+        for (bad, says) in [
+            (", params: [code]", "exactly one button, of type OTP"),
+            (
+                ", buttons: [{ type: OTP, otp_type: ONE_TAP, text: Autofill }]",
+                "exactly one body variable",
+            ),
+            (
+                ", params: [code], buttons: [{ type: OTP, text: Copy code }]",
+                "needs otp_type",
+            ),
+            (
+                ", params: [code], buttons: [{ type: URL, text: Site }]",
+                "exactly one button, of type OTP",
+            ),
+        ] {
+            let err = parse_file(Path::new("t.yaml"), &otp(bad)).unwrap_err();
+            assert!(err.to_string().contains(says), "{bad}: {err}");
+        }
+        let err = parse_file(
+            Path::new("t.yaml"),
+            "templates:\n  - { name: x, category: UTILITY, languages: [en], buttons: [{ type: OTP, otp_type: COPY_CODE, text: C }] }\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("AUTHENTICATION templates only"),
+            "{err}"
+        );
+
+        let info = TemplateInfo {
+            name: "otp_code".into(),
+            language: "en".into(),
+            category: "AUTHENTICATION".into(),
+            status: APPROVED.into(),
+            essential: true,
+            parameter_format: ParamFormat::Positional,
+            params: vec!["code".into()],
+            buttons: defs[0].buttons.clone(),
+            reason: None,
+        };
+        let OutboundBody::Template { components, .. } = render(&info, &["482913".into()]).unwrap()
+        else {
+            panic!("not a template");
+        };
+        assert_eq!(
+            components,
+            [
+                TemplateComponent::Body {
+                    parameters: vec![TemplateParameter::Text {
+                        name: None,
+                        text: "482913".into()
+                    }]
+                },
+                TemplateComponent::UrlButton {
+                    index: 0,
+                    text: "482913".into()
+                },
+            ]
+        );
+        // The shipped registry has it, in every shipped language.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("flows/templates/templates.yaml");
+        let shipped = load_file(&path).unwrap();
+        let def = shipped.iter().find(|d| d.name == "otp_code").unwrap();
+        assert_eq!(def.category, Category::Authentication);
+        assert_eq!(def.languages, ["en", "hi", "ta"]);
     }
 
     #[test]

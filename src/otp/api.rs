@@ -29,8 +29,7 @@ use sha2::{Digest, Sha256};
 use super::{IssueError, IssueRequest, Origin, Otp, Status};
 use crate::http::AppState;
 use crate::http::api::{ApiError, FieldProblem, authorize};
-use crate::http::notifications::idempotency_key;
-use crate::insurer::model::normalize_policy_number;
+use crate::http::notifications::{NoRecipient, Target, idempotency_key, recipient, target};
 use crate::messaging::composer::Queued;
 use crate::store::begin_write;
 use crate::store::entities::otp as otp_row;
@@ -62,20 +61,10 @@ struct VerifyRequest {
     code: String,
 }
 
-/// Who the code goes to, as the caller named it.
-enum Target {
-    Phone(String),
-    Policy(String),
-}
-
-fn otp_of(state: &AppState) -> Result<&Otp, Response> {
-    state.otp.as_deref().ok_or_else(|| {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "error": "one-time passwords are off: set INSUREBOT_OTP_SECRET (otp.secret)" })),
-        )
-            .into_response()
-    })
+fn otp_of(state: &AppState) -> Result<&Otp, ApiError> {
+    state.otp.as_deref().ok_or(ApiError::Unavailable(
+        "one-time passwords are off: set INSUREBOT_OTP_SECRET (otp.secret)",
+    ))
 }
 
 fn body_problem(e: &serde_json::Error) -> FieldProblem {
@@ -107,33 +96,11 @@ fn validate(otp: &Otp, req: &CreateRequest) -> (Vec<FieldProblem>, Option<Target
             "is not a language code such as en, hi or ta",
         ));
     }
-    let target = match (&req.phone, &req.policy_number) {
-        (Some(_), Some(_)) => {
-            problems.push(FieldProblem::new(
-                "phone",
-                "give either phone or policy_number, not both",
-            ));
-            None
-        }
-        (None, None) => {
-            problems.push(FieldProblem::new("phone", "phone or policy_number is required"));
-            None
-        }
-        (Some(p), None) => match crate::consent::parse_phone(p) {
-            Ok(p) => Some(Target::Phone(p)),
-            Err(e) => {
-                problems.push(FieldProblem::new("phone", e));
-                None
-            }
-        },
-        (None, Some(n)) => match normalize_policy_number(n) {
-            Some(n) => Some(Target::Policy(n)),
-            None => {
-                problems.push(FieldProblem::new("policy_number", "is not a policy number"));
-                None
-            }
-        },
-    };
+    let target = target(
+        req.policy_number.as_deref(),
+        req.phone.as_deref(),
+        &mut problems,
+    );
     (problems, target)
 }
 
@@ -186,14 +153,9 @@ async fn create(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
-    let otp = match otp_of(&state) {
-        Ok(otp) => otp,
-        Err(response) => return Ok(response),
-    };
+    let otp = otp_of(&state)?;
     let mut problems = Vec::new();
-    let key = idempotency_key(&headers)
-        .map_err(|p| problems.push(p))
-        .ok();
+    let key = idempotency_key(&headers).map_err(|p| problems.push(p)).ok();
     let parsed = serde_json::from_slice::<Value>(&body).and_then(|v| {
         let request: CreateRequest = serde_json::from_value(v.clone())?;
         Ok((request, v))
@@ -215,42 +177,32 @@ async fn create(
     }
     // The policy's registered mobile, read before any transaction (a slow insurer API must
     // not hold one); its problems are listed with the others.
-    let phone = match target {
-        Some(Target::Phone(p)) => Some(p),
-        Some(Target::Policy(number)) => match state.insurer.source().policy(&number).await {
-            Ok(Some(policy)) => {
-                match policy
-                    .mobile
-                    .as_deref()
-                    .and_then(|m| crate::consent::parse_phone(m).ok())
-                {
-                    Some(mobile) => Some(mobile),
-                    None => {
-                        problems.push(FieldProblem::new(
-                            "policy_number",
-                            "the policy has no registered mobile number",
-                        ));
-                        None
-                    }
-                }
-            }
-            Ok(None) => {
+    let phone = match &target {
+        None => None,
+        Some(target) => match recipient(&state, target).await {
+            Ok(phone) => Some(phone),
+            Err(NoRecipient::UnknownPolicy(_)) => {
                 problems.push(FieldProblem::new(
                     "policy_number",
                     "no policy has this number",
                 ));
                 None
             }
-            Err(e) => {
+            Err(NoRecipient::NoMobile) => {
+                problems.push(FieldProblem::new(
+                    "policy_number",
+                    "the policy has no registered mobile number",
+                ));
+                None
+            }
+            Err(NoRecipient::SourceDown(e)) => {
+                // SourceError messages carry no personal data.
                 tracing::warn!(error = %e, "OTP: the policy source did not answer");
-                return Ok((
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    Json(json!({ "error": "the policy data source is not answering; retry with the same Idempotency-Key" })),
-                )
-                    .into_response());
+                return Err(ApiError::Unavailable(
+                    "the policy data source is not answering; retry with the same Idempotency-Key",
+                ));
             }
         },
-        None => None,
     };
     if let Some(language) = &request.language
         && problems.iter().all(|p| p.field != "language")
@@ -289,7 +241,9 @@ async fn create(
         }
         Err(IssueError::Template(problem)) => {
             txn.rollback().await?;
-            return Err(ApiError::Invalid(vec![FieldProblem::new("language", problem)]));
+            return Err(ApiError::Invalid(vec![FieldProblem::new(
+                "language", problem,
+            )]));
         }
         Err(IssueError::Db(e)) => {
             drop(txn);
@@ -330,10 +284,7 @@ async fn verify(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
-    let otp = match otp_of(&state) {
-        Ok(otp) => otp,
-        Err(response) => return Ok(response),
-    };
+    let otp = otp_of(&state)?;
     let request: VerifyRequest =
         serde_json::from_slice(&body).map_err(|e| ApiError::Invalid(vec![body_problem(&e)]))?;
     if !plausible_id(&otp_id) {
@@ -341,8 +292,7 @@ async fn verify(
     }
     if request.code.trim().is_empty() {
         return Err(ApiError::Invalid(vec![FieldProblem::new(
-            "code",
-            "is empty",
+            "code", "is empty",
         )]));
     }
     let txn = begin_write(&state.db).await?;
@@ -363,10 +313,7 @@ async fn status(
     Path(otp_id): Path<String>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
-    let otp = match otp_of(&state) {
-        Ok(otp) => otp,
-        Err(response) => return Ok(response),
-    };
+    let otp = otp_of(&state)?;
     if !plausible_id(&otp_id) {
         return Err(ApiError::NotFound);
     }

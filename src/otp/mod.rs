@@ -340,7 +340,10 @@ pub enum Status {
 impl Otp {
     /// One-time passwords as `settings` configure them; `None` when they are off (no
     /// `otp.secret` outside sandbox mode).
-    pub fn from_settings(settings: &crate::config::Settings, clock: Arc<dyn Clock>) -> Option<Self> {
+    pub fn from_settings(
+        settings: &crate::config::Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Option<Self> {
         let secret = settings.otp.key(settings.sandbox())?;
         Some(Self {
             settings: Arc::new(settings.otp.clone()),
@@ -505,7 +508,9 @@ impl Otp {
             idempotency_key: Set(req.idempotency.map(|(k, _)| k.to_owned())),
             request_hash: Set(req.idempotency.map(|(_, h)| h.to_owned())),
         };
-        otp_row::Entity::insert(row).exec_without_returning(db).await?;
+        otp_row::Entity::insert(row)
+            .exec_without_returning(db)
+            .await?;
         let intent = Intent {
             contact_id,
             in_reply_to: None,

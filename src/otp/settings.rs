@@ -47,7 +47,11 @@ impl Default for OtpSettings {
             code_length: 6,
             ttl_minutes: 10,
             max_attempts: 5,
-            purposes: vec!["login".into(), "policy_change".into(), "claim_payout".into()],
+            purposes: vec![
+                "login".into(),
+                "policy_change".into(),
+                "claim_payout".into(),
+            ],
             per_phone_max: 3,
             per_phone_window_minutes: 15,
             per_purpose_max: 1_000,
@@ -67,21 +71,19 @@ impl OtpSettings {
         }
     }
 
-    pub(crate) fn apply_env(&mut self, key: &str, name: &str, value: &str) -> Result<(), ConfigError> {
+    pub(crate) fn apply_env(
+        &mut self,
+        key: &str,
+        name: &str,
+        value: &str,
+    ) -> Result<(), ConfigError> {
         match name {
             "SECRET" => self.secret = Some(SecretString::from(value.to_owned())),
             "TEMPLATE" => self.template = value.trim().to_owned(),
             "CODE_LENGTH" => self.code_length = parse(key, value)?,
             "TTL_MINUTES" => self.ttl_minutes = parse(key, value)?,
             "MAX_ATTEMPTS" => self.max_attempts = parse(key, value)?,
-            "PURPOSES" => {
-                self.purposes = value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|p| !p.is_empty())
-                    .map(str::to_owned)
-                    .collect();
-            }
+            "PURPOSES" => self.purposes = crate::reminders::settings::list(key, value)?,
             "PER_PHONE_MAX" => self.per_phone_max = parse(key, value)?,
             "PER_PHONE_WINDOW_MINUTES" => self.per_phone_window_minutes = parse(key, value)?,
             "PER_PURPOSE_MAX" => self.per_purpose_max = parse(key, value)?,
@@ -131,7 +133,10 @@ impl OtpSettings {
         }
         for (key, value) in [
             ("INSUREBOT_OTP_PER_PHONE_MAX", self.per_phone_max),
-            ("INSUREBOT_OTP_PER_PHONE_WINDOW_MINUTES", self.per_phone_window_minutes),
+            (
+                "INSUREBOT_OTP_PER_PHONE_WINDOW_MINUTES",
+                self.per_phone_window_minutes,
+            ),
             ("INSUREBOT_OTP_PER_PURPOSE_MAX", self.per_purpose_max),
             (
                 "INSUREBOT_OTP_PER_PURPOSE_WINDOW_MINUTES",
@@ -150,7 +155,6 @@ impl OtpSettings {
 pub fn is_purpose_name(p: &str) -> bool {
     !p.is_empty()
         && p.len() <= 64
-        && p
-            .chars()
+        && p.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }

@@ -283,7 +283,9 @@ impl TestApp {
 
     async fn start(&mut self) {
         let app = match &self.clock {
-            Some(clock) => Application::build_with_clock(self.settings.clone(), clock.clone()).await,
+            Some(clock) => {
+                Application::build_with_clock(self.settings.clone(), clock.clone()).await
+            }
             None => Application::build(self.settings.clone()).await,
         }
         .expect("build app");
@@ -598,4 +600,51 @@ pub async fn insert_contact(
         .exec_with_returning(db)
         .await
         .expect("insert contact")
+}
+
+/// Inserts an in-force life policy `number` (its holder Asha Rao, born 1980-01-01) with the
+/// registered mobile `mobile`, if any.
+pub async fn insert_policy(db: &DatabaseConnection, number: &str, mobile: Option<&str>) {
+    use insurebot::store::entities::{policy, policyholder};
+    use sea_orm::{ActiveValue::NotSet, ActiveValue::Set, EntityTrait};
+    let customer = format!("C-{number}");
+    policyholder::Entity::insert(policyholder::ActiveModel {
+        id: NotSet,
+        customer_id: Set(customer.clone()),
+        name: Set("Asha Rao".into()),
+        dob: Set("1980-01-01".into()),
+        created_at: Set(0),
+        updated_at: Set(0),
+    })
+    .exec(db)
+    .await
+    .unwrap();
+    policy::Entity::insert(policy::ActiveModel {
+        id: NotSet,
+        policy_number: Set(number.into()),
+        customer_id: Set(customer),
+        mobile: Set(mobile.map(str::to_owned)),
+        product: Set("life".into()),
+        plan: Set("Jeevan".into()),
+        status: Set("active".into()),
+        sum_assured: Set(50_000_000),
+        start_date: Set("2020-01-01".into()),
+        end_date: Set(None),
+        document_url: Set(None),
+        created_at: Set(0),
+        updated_at: Set(0),
+    })
+    .exec(db)
+    .await
+    .unwrap();
+}
+
+/// The text a person reads: a text message's body or an interactive message's body.
+pub fn shown(reply: &ReceivedRequest) -> String {
+    let body = &reply.body;
+    body["text"]["body"]
+        .as_str()
+        .or_else(|| body["interactive"]["body"]["text"].as_str())
+        .unwrap_or_default()
+        .to_owned()
 }

@@ -8,14 +8,14 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use insurebot::reminders::ManualClock;
+use insurebot::store::entities::{otp as otp_row, outbox};
 use insurebot::whatsapp::fake::ReceivedRequest;
-use insurebot::store::entities::{otp as otp_row, outbox, policy, policyholder};
-use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::{Value, json};
 
 use crate::consent::{API_TOKEN, configure};
 use crate::helpers::*;
+use crate::notifications::problems;
 
 async fn send_otp(app: &TestApp, key: Option<&str>, body: &Value) -> reqwest::Response {
     let mut r = app
@@ -103,8 +103,7 @@ async fn stored_text(app: &TestApp) -> String {
 }
 
 #[tokio::test]
-async fn a_code_goes_with_the_authentication_template_verifies_once_and_is_never_stored_in_clear()
- {
+async fn a_code_goes_with_the_authentication_template_verifies_once_and_is_never_stored_in_clear() {
     for backend in backends() {
         let app = spawn_app_with(&backend, configure).await;
         let v = send_ok(&app, "k-1", &login("919800000701")).await;
@@ -166,12 +165,22 @@ async fn concurrent_guesses_never_exceed_the_attempts() {
         let bad = wrong(&code);
         let guesses = (0..12).map(|_| verify(&app, &otp_id, &bad));
         let answers = futures::future::join_all(guesses).await;
-        let wrongs = answers.iter().filter(|(_, v)| v["result"] == "wrong").count();
+        let wrongs = answers
+            .iter()
+            .filter(|(_, v)| v["result"] == "wrong")
+            .count();
         assert_eq!(wrongs, 4, "{answers:?}");
-        assert!(answers.iter().all(|(s, v)| *s == 200
-            && (v["result"] == "wrong" || v["result"] == "locked")));
+        assert!(
+            answers
+                .iter()
+                .all(|(s, v)| *s == 200 && (v["result"] == "wrong" || v["result"] == "locked"))
+        );
         assert_eq!(result_of(&app, &otp_id, &code).await, "locked");
-        let row = otp_row::Entity::find_by_id(otp_id).one(&app.db).await.unwrap().unwrap();
+        let row = otp_row::Entity::find_by_id(otp_id)
+            .one(&app.db)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(row.attempts, 5);
     }
 }
@@ -285,7 +294,11 @@ async fn a_number_whatsapp_cannot_reach_shows_undeliverable_with_metas_code() {
         let wamid = sent[0].wamid.clone().unwrap();
         wait_for_status(&app, otp_id, "sent").await;
         let r = app
-            .post_webhook(&status_envelope(vec![status(&wamid, "delivered", now_secs())]))
+            .post_webhook(&status_envelope(vec![status(
+                &wamid,
+                "delivered",
+                now_secs(),
+            )]))
             .await;
         assert_eq!(r.status(), 200);
         wait_for_status(&app, otp_id, "delivered").await;
@@ -337,55 +350,15 @@ async fn consent_does_not_stop_a_code_the_person_asked_for() {
 async fn a_code_goes_to_the_mobile_registered_on_a_policy() {
     for backend in backends() {
         let app = spawn_app_with(&backend, configure).await;
-        add_policy(&app, "POL-OTP-0001", Some("919800000714")).await;
-        let body = json!({ "policy_number": "POL-OTP-0001", "purpose": "claim_payout", "language": "hi" });
+        insert_policy(&app.db, "POL-OTP-0001", Some("919800000714")).await;
+        let body =
+            json!({ "policy_number": "POL-OTP-0001", "purpose": "claim_payout", "language": "hi" });
         send_ok(&app, "k-policy", &body).await;
         let sent = app.wait_for_sends(1).await;
         assert_eq!(recipient_of(&sent[0]), "919800000714");
         assert_eq!(sent[0].body["template"]["language"]["code"], "hi");
         code_in(&sent[0]);
     }
-}
-
-async fn add_policy(app: &TestApp, number: &str, mobile: Option<&str>) {
-    policyholder::Entity::insert(policyholder::ActiveModel {
-        id: NotSet,
-        customer_id: Set(format!("C-{number}")),
-        name: Set("Asha Rao".into()),
-        dob: Set("1980-01-01".into()),
-        created_at: Set(0),
-        updated_at: Set(0),
-    })
-    .exec(&app.db)
-    .await
-    .unwrap();
-    policy::Entity::insert(policy::ActiveModel {
-        id: NotSet,
-        policy_number: Set(number.into()),
-        customer_id: Set(format!("C-{number}")),
-        mobile: Set(mobile.map(str::to_owned)),
-        product: Set("life".into()),
-        plan: Set("Jeevan".into()),
-        status: Set("active".into()),
-        sum_assured: Set(50_000_000),
-        start_date: Set("2020-01-01".into()),
-        end_date: Set(None),
-        document_url: Set(None),
-        created_at: Set(0),
-        updated_at: Set(0),
-    })
-    .exec(&app.db)
-    .await
-    .unwrap();
-}
-
-fn problems(v: &Value) -> Vec<String> {
-    v["problems"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no problems in {v}"))
-        .iter()
-        .map(|p| format!("{}: {}", p["field"].as_str().unwrap(), p["problem"].as_str().unwrap()))
-        .collect()
 }
 
 async fn refused(app: &TestApp, key: Option<&str>, body: &Value) -> Vec<String> {
@@ -402,31 +375,73 @@ async fn bad_requests_are_refused_with_every_problem_by_field() {
         let p = refused(&app, None, &json!({ "phone": "12ab", "purpose": "lunch" })).await;
         assert_eq!(p.len(), 3, "{p:?}");
         assert!(p[0].starts_with("Idempotency-Key: is required"), "{p:?}");
-        assert!(p.iter().any(|x| x.starts_with("purpose: unknown purpose 'lunch'")
-            && x.contains("login")), "{p:?}");
+        assert!(
+            p.iter()
+                .any(|x| x.starts_with("purpose: unknown purpose 'lunch'") && x.contains("login")),
+            "{p:?}"
+        );
         assert!(p.iter().any(|x| x.starts_with("phone: ")), "{p:?}");
         // A policy without a mobile, and a language the template does not have.
-        add_policy(&app, "POL-OTP-0002", None).await;
-        let p = refused(&app, Some("k-bad-2"),
-            &json!({ "policy_number": "POL-OTP-0002", "purpose": "login", "language": "fr" })).await;
-        assert_eq!(p, [
-            "policy_number: the policy has no registered mobile number",
-            "language: the authentication template 'otp_code' is not in the registry for language 'fr'",
-        ]);
-        let p = refused(&app, Some("k-bad-3"),
-            &json!({ "policy_number": "POL-NOPE-0003", "purpose": "login" })).await;
+        insert_policy(&app.db, "POL-OTP-0002", None).await;
+        let p = refused(
+            &app,
+            Some("k-bad-2"),
+            &json!({ "policy_number": "POL-OTP-0002", "purpose": "login", "language": "fr" }),
+        )
+        .await;
+        assert_eq!(
+            p,
+            [
+                "policy_number: the policy has no registered mobile number",
+                "language: the authentication template 'otp_code' is not in the registry for language 'fr'",
+            ]
+        );
+        let p = refused(
+            &app,
+            Some("k-bad-3"),
+            &json!({ "policy_number": "POL-NOPE-0003", "purpose": "login" }),
+        )
+        .await;
         assert_eq!(p, ["policy_number: no policy has this number"]);
         // A template that is not approved.
-        insurebot::messaging::templates::set_status(&app.db, "otp_code", Some("en"), "PAUSED", None, "test", 0)
-            .await
-            .unwrap();
-        let p = refused(&app, Some("k-bad-4"),
-            &json!({ "phone": "919800000715", "purpose": "login", "language": "en" })).await;
-        assert_eq!(p, ["language: template 'otp_code' (en) is PAUSED, not APPROVED"]);
-        let p = refused(&app, Some("k-bad-5"), &json!({ "phone": "919800000715", "purpose": "login" })).await;
-        assert_eq!(p, ["language: template 'otp_code' (en) is PAUSED, not APPROVED"]);
+        insurebot::messaging::templates::set_status(
+            &app.db,
+            "otp_code",
+            Some("en"),
+            "PAUSED",
+            None,
+            "test",
+            0,
+        )
+        .await
+        .unwrap();
+        let p = refused(
+            &app,
+            Some("k-bad-4"),
+            &json!({ "phone": "919800000715", "purpose": "login", "language": "en" }),
+        )
+        .await;
+        assert_eq!(
+            p,
+            ["language: template 'otp_code' (en) is PAUSED, not APPROVED"]
+        );
+        let p = refused(
+            &app,
+            Some("k-bad-5"),
+            &json!({ "phone": "919800000715", "purpose": "login" }),
+        )
+        .await;
+        assert_eq!(
+            p,
+            ["language: template 'otp_code' (en) is PAUSED, not APPROVED"]
+        );
         // Unknown fields and malformed JSON name the body.
-        let p = refused(&app, Some("k-bad-6"), &json!({ "phone": "919800000715", "purpose": "login", "code": "1" })).await;
+        let p = refused(
+            &app,
+            Some("k-bad-6"),
+            &json!({ "phone": "919800000715", "purpose": "login", "code": "1" }),
+        )
+        .await;
         assert!(p[0].starts_with("body: is not a valid request"), "{p:?}");
         app.assert_no_more_sends(0).await;
         assert_eq!(otp_row::Entity::find().count(&app.db).await.unwrap(), 0);
@@ -439,9 +454,17 @@ async fn an_unknown_otp_id_is_404_revealing_nothing_and_the_token_is_required() 
         let app = spawn_app_with(&backend, configure).await;
         let real = send_ok(&app, "k-404", &login("919800000716")).await;
         let real_id = real["otp_id"].as_str().unwrap();
-        for id in ["otp_00000000000000000000000000000000", "1", "otp_%27%20or%201%3D1"] {
+        for id in [
+            "otp_00000000000000000000000000000000",
+            "1",
+            "otp_%27%20or%201%3D1",
+        ] {
             let (s, v) = verify(&app, id, "123456").await;
-            assert_eq!((s, v.clone()), (404, json!({ "error": "not found" })), "{id}");
+            assert_eq!(
+                (s, v.clone()),
+                (404, json!({ "error": "not found" })),
+                "{id}"
+            );
             let r = app.get(&format!("/api/v1/otp/{id}")).await;
             assert_eq!(r.status(), 401, "no token");
         }
@@ -484,15 +507,6 @@ fn tapped(phone: &str, id: &str) -> Value {
             "interactive": { "type": "button_reply", "button_reply": { "id": id, "title": id } } })
 }
 
-fn shown(reply: &ReceivedRequest) -> String {
-    let body = &reply.body;
-    body["text"]["body"]
-        .as_str()
-        .or_else(|| body["interactive"]["body"]["text"].as_str())
-        .unwrap_or_default()
-        .to_owned()
-}
-
 #[tokio::test]
 async fn in_the_chat_a_stranger_verifies_with_a_code_sent_to_the_policys_registered_mobile() {
     const OWNER: &str = "919812345678"; // the sample data's Rajesh, registered on H-2023/100245
@@ -503,9 +517,14 @@ async fn in_the_chat_a_stranger_verifies_with_a_code_sent_to_the_policys_registe
             s.dialogue.handler = insurebot::config::DialogueMode::Flows;
         })
         .await;
-        insurebot::insurer::load_sample_if_empty(&app.db).await.unwrap();
+        insurebot::insurer::load_sample_if_empty(&app.db)
+            .await
+            .unwrap();
         let ask = chat(&app, typed(STRANGER, "policy"), 1).await;
-        assert_eq!(shown(&ask[0]), "To keep your data safe, please type your policy number.");
+        assert_eq!(
+            shown(&ask[0]),
+            "To keep your data safe, please type your policy number."
+        );
         let dob = chat(&app, typed(STRANGER, "H-2023/100245"), 1).await;
         let buttons = &dob[0].body["interactive"]["action"]["buttons"];
         assert_eq!(buttons[0]["reply"]["id"], "identity.otp", "{}", dob[0].body);
@@ -517,15 +536,26 @@ async fn in_the_chat_a_stranger_verifies_with_a_code_sent_to_the_policys_registe
         assert_eq!((to_owner.len(), to_stranger.len()), (1, 1), "{sent:#?}");
         let code = code_in(to_owner[0]);
         let reply = shown(to_stranger[0]);
-        assert!(reply.starts_with("We have sent a code to the mobile number registered"), "{reply}");
+        assert!(
+            reply.starts_with("We have sent a code to the mobile number registered"),
+            "{reply}"
+        );
         // The owner's number (not even its last digits) and the code never reach the chat.
         assert!(!to_stranger[0].body.to_string().contains("5678"), "{reply}");
         assert!(!to_stranger[0].body.to_string().contains(&code));
 
         let again = chat(&app, typed(STRANGER, &wrong(&code)), 1).await;
-        assert!(shown(&again[0]).starts_with("That code is not right"), "{}", again[0].body);
+        assert!(
+            shown(&again[0]).starts_with("That code is not right"),
+            "{}",
+            again[0].body
+        );
         let details = chat(&app, typed(STRANGER, &code), 1).await;
-        assert!(shown(&details[0]).contains("••••0245"), "{}", details[0].body);
+        assert!(
+            shown(&details[0]).contains("••••0245"),
+            "{}",
+            details[0].body
+        );
         assert_eq!(result_of_row(&app).await, "verified");
         // The typed code does not stay in the conversation's slots.
         let conversations = insurebot::store::entities::conversation::Entity::find()
@@ -535,12 +565,22 @@ async fn in_the_chat_a_stranger_verifies_with_a_code_sent_to_the_policys_registe
         assert!(!format!("{conversations:?}").contains(&code));
         // The chat's code is recorded under its own purpose.
         assert_eq!(
-            otp_row::Entity::find().one(&app.db).await.unwrap().unwrap().purpose,
+            otp_row::Entity::find()
+                .one(&app.db)
+                .await
+                .unwrap()
+                .unwrap()
+                .purpose,
             "chat_identity"
         );
     }
 }
 
 async fn result_of_row(app: &TestApp) -> String {
-    otp_row::Entity::find().one(&app.db).await.unwrap().unwrap().state
+    otp_row::Entity::find()
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap()
+        .state
 }
