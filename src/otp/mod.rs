@@ -642,10 +642,26 @@ impl Otp {
         db: &C,
         row: &otp_row::Model,
     ) -> Result<(Status, Option<outbox_row::Model>), DbErr> {
-        let message = match row.outbox_id {
+        let mut message = match row.outbox_id {
             Some(id) => outbox::get(db, id).await?,
             None => None,
         };
+        // The furthest status Meta reported for the wamid: a status webhook that raced the
+        // recording of the send (PostgreSQL, two transactions at once) can leave the outbox
+        // row behind it.
+        if let Some(m) = message.as_mut()
+            && let Some(wamid) = m.wamid.clone()
+            && let Some(seen) = crate::store::entities::message_status::Entity::find_by_id(wamid)
+                .one(db)
+                .await?
+            && seen.rank > m.delivery_rank
+        {
+            m.delivery_status = Some(seen.status);
+            m.delivery_rank = seen.rank;
+            m.delivery_at = Some(seen.status_at);
+            m.delivery_error_code = seen.error_code;
+            m.delivery_error = seen.error_title;
+        }
         Ok((status_of(row, message.as_ref(), self.now_ms()), message))
     }
 
