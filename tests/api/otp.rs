@@ -584,3 +584,26 @@ async fn result_of_row(app: &TestApp) -> String {
         .unwrap()
         .state
 }
+
+#[tokio::test]
+async fn erasing_a_contact_forgets_the_codes_sent_to_it() {
+    for backend in backends() {
+        let app = spawn_app_with(&backend, configure).await;
+        let v = send_ok(&app, "k-erase", &login("919800000717")).await;
+        let otp_id = v["otp_id"].as_str().unwrap();
+        app.wait_for_sends(1).await;
+        let r = app
+            .http
+            .delete(format!("{}/api/v1/contacts/919800000717", app.address))
+            .bearer_auth(API_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let receipt: Value = r.json().await.unwrap();
+        assert_eq!(receipt["tables"]["otps"], 1, "{receipt}");
+        assert_eq!(otp_row::Entity::find().count(&app.db).await.unwrap(), 0);
+        let (s, _) = verify(&app, otp_id, "123456").await;
+        assert_eq!(s, 404);
+    }
+}
