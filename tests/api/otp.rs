@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use insurebot::reminders::ManualClock;
-use insurebot::store::entities::{otp as otp_row, outbox};
+use insurebot::store::entities::{message_template, otp as otp_row, outbox};
 use insurebot::whatsapp::fake::ReceivedRequest;
-use sea_orm::{EntityTrait, PaginatorTrait};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 
 use crate::consent::{API_TOKEN, configure};
@@ -341,6 +342,13 @@ async fn consent_does_not_stop_a_code_the_person_asked_for() {
             .await
             .unwrap();
         assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        // Not by the registry's `essential` flag: a code is what the person asked for.
+        message_template::Entity::update_many()
+            .col_expr(message_template::Column::Essential, Expr::value(false))
+            .filter(message_template::Column::Name.eq("otp_code"))
+            .exec(&app.db)
+            .await
+            .unwrap();
         send_ok(&app, "k-consent", &login("919800000713")).await;
         code_in(&app.wait_for_sends(1).await[0]);
     }
