@@ -63,6 +63,18 @@ impl Application {
     /// # Errors
     /// When the database is unreachable, a migration fails or the address cannot be bound.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Arc::new(crate::reminders::SystemClock)).await
+    }
+
+    /// [`Application::build`] with the clock the reminders, campaigns and one-time passwords
+    /// read (tests move time with a `ManualClock`).
+    ///
+    /// # Errors
+    /// As [`Application::build`].
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: Arc<dyn crate::reminders::Clock>,
+    ) -> anyhow::Result<Self> {
         // Flows first: a broken flow file is the most likely start-up error, and it needs no
         // database to be reported.
         let dialogue = &settings.dialogue;
@@ -110,9 +122,14 @@ impl Application {
                 .await
                 .context("cannot load the sample policies")?;
         }
+        let otp = crate::otp::Otp::from_settings(&settings, clock.clone()).map(Arc::new);
+        if otp.is_none() {
+            tracing::info!("one-time passwords are off: set INSUREBOT_OTP_SECRET to use them");
+        }
         let insurer = Arc::new(
             Insurer::from_settings(&settings.insurer, db.clone())
-                .context("cannot set up the insurer data source")?,
+                .context("cannot set up the insurer data source")?
+                .with_otp(otp.clone()),
         );
         let pay_links = insurer.pay_links().clone();
         let composer = Composer::from_settings(&settings);
@@ -217,7 +234,7 @@ impl Application {
                 default_language: settings.dialogue.default_language.clone(),
                 instance_id: instance_id.clone(),
             },
-            clock: Arc::new(crate::reminders::SystemClock),
+            clock,
             wake: outbox_ready.clone(),
         };
         let sender = Sender {
@@ -270,6 +287,7 @@ impl Application {
         let state = AppState {
             api_throttle,
             composer,
+            otp,
             console: Arc::new(console),
             insurer,
             db,

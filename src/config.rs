@@ -91,6 +91,8 @@ pub struct Settings {
     pub api: ApiSettings,
     /// `[metrics]`: who may read `/metrics`, and where.
     pub metrics: MetricsSettings,
+    /// `[otp]`: one-time passwords (see `crate::otp::settings`).
+    pub otp: crate::otp::OtpSettings,
 }
 
 /// Throttling of wrong API tokens, per client address.
@@ -544,6 +546,7 @@ impl Default for Settings {
             api_token: None,
             api: ApiSettings::default(),
             metrics: MetricsSettings::default(),
+            otp: Default::default(),
         }
     }
 }
@@ -774,6 +777,7 @@ impl Settings {
                 n if n.starts_with("CAMPAIGNS_") => {
                     self.campaigns.apply_env(key, &n[10..], value)?
                 }
+                n if n.starts_with("OTP_") => self.otp.apply_env(key, &n[4..], value)?,
                 "WHATSAPP_WABA_ID" => self.whatsapp.waba_id = Some(value.clone()),
                 "WHATSAPP_TEMPLATE_SYNC_SECS" => {
                     self.whatsapp.template_sync_secs = parse(key, value)?
@@ -1053,6 +1057,7 @@ impl Settings {
         self.insurer.validate()?;
         self.reminders.validate()?;
         self.campaigns.validate()?;
+        self.otp.validate()?;
         let m = &self.messaging;
         if !(1..=10_000).contains(&m.rate_per_second) {
             return Err(invalid(

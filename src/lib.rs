@@ -13,6 +13,7 @@
 //! - [`console`]: the agents' web console (queue, hand-off, dashboard) and the flow simulator.
 //! - [`consent`]: the consent log and the gate the composer applies; erasure and retention.
 //! - [`reminders`]: premium reminders and campaigns: when to send, and never twice.
+//! - [`otp`]: one-time passwords: the OTP API and the chat's code to a registered mobile.
 //! - [`app`]: builds one instance; `main` and the integration tests start the same thing.
 //! - [`chat`]: `insurebot chat`, the bot in a terminal through the real webhook path.
 //! - [`metrics`]: Prometheus counters of one app instance.
@@ -33,6 +34,7 @@ pub mod insurer;
 pub mod messaging;
 pub mod metrics;
 pub mod money;
+pub mod otp;
 pub mod phone;
 pub mod pipeline;
 pub mod privacy;

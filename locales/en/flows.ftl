@@ -110,3 +110,13 @@ premium-reminder-set = Okay, I will remind you on { $remind_date }.
 premium-already-paid = Thank you! Payments can take up to 2 working days to show. If you paid earlier than that, our team can check it for you.
 premium-not-due = No premium is due on this policy right now.
 reminder-pay-link = Pay now: { $pay_link }
+
+# OTP
+btn-send-code = Send me a code
+btn-use-dob = Use date of birth
+identity-otp-sent = We have sent a code to the mobile number registered on this policy. Please type the code here. Never share it with anyone, not even with us on a call.
+identity-otp-bad-code = Please type only the digits of the code, for example 123456.
+identity-otp-wrong = That code is not right. Please check it and type it again, or ask for a new code.
+identity-otp-expired = That code has expired. I can send you a new one.
+identity-otp-limited = Too many codes have been asked for just now. Please try again later, or verify with the date of birth.
+identity-otp-unavailable = Sorry, we cannot send a code right now. You can verify with the policy holder's date of birth instead.

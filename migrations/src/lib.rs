@@ -21,6 +21,7 @@ mod m20261228_000002_index_queued_outbox_by_id;
 mod m20261229_000001_create_transcript_views;
 mod m20261229_000016_escalate_identity_lockouts;
 mod m20261230_000001_create_flow_hops;
+mod m20261230_000001_create_otps;
 
 pub struct Migrator;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261229_000001_create_transcript_views::Migration),
             Box::new(m20261229_000016_escalate_identity_lockouts::Migration),
             Box::new(m20261230_000001_create_flow_hops::Migration),
+            Box::new(m20261230_000001_create_otps::Migration),
         ]
     }
 }

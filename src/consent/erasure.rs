@@ -10,6 +10,8 @@
 //!   `identity_attempts`, `premium_reminders`: deleted;
 //! - `campaign_recipients`: template parameters (a name, a policy number) cleared; a recipient
 //!   not queued yet is skipped (`erased`), as its outbox row would have been cancelled;
+//! - `otps`: the one-time passwords sent to the contact or asked for by it in the chat
+//!   (their hashes, the policy asked about): deleted;
 //! - `reminder_sends`: unlinked from the contact (the row stays: it is what keeps a premium
 //!   reminder from going twice, keyed by the insurer's policy number, not by the person);
 //! - `transcript_views`: kept as they are, and counted. The rows say which console user read
@@ -45,7 +47,7 @@ use crate::reminders::campaigns::rstate;
 use crate::store::begin_write;
 use crate::store::entities::{
     campaign_recipient, consent_log, contact, conversation, flow_hop, handoff, identity_attempt,
-    identity_verification, inbound_message, outbox, premium_reminder, reminder_send,
+    identity_verification, inbound_message, otp, outbox, premium_reminder, reminder_send,
     transcript_view,
 };
 
@@ -69,7 +71,7 @@ pub struct Receipt {
 }
 
 /// Erases the contact with phone number `phone` (already normalised, see
-/// [`super::parse_phone`]). `Ok(None)` when no contact has that number.
+/// [`crate::phone::PhoneNumber`]). `Ok(None)` when no contact has that number.
 ///
 /// # Errors
 /// Database errors; nothing is erased then.
@@ -174,6 +176,18 @@ pub async fn erase(
         campaign_recipient::Entity::update_many()
             .col_expr(campaign_recipient::Column::Params, Expr::value("[]"))
             .filter(campaign_recipient::Column::ContactId.eq(id))
+            .exec(&txn)
+            .await?
+            .rows_affected,
+    );
+    tables.insert(
+        "otps",
+        otp::Entity::delete_many()
+            .filter(
+                sea_orm::Condition::any()
+                    .add(otp::Column::ContactId.eq(id))
+                    .add(otp::Column::RequesterContactId.eq(id)),
+            )
             .exec(&txn)
             .await?
             .rows_affected,

@@ -93,6 +93,15 @@ pub async fn check<C: ConnectionTrait>(
     input: GateInput<'_>,
 ) -> Result<Verdict, DbErr> {
     let policy = &composer.consent;
+    // A one-time password is what the person just asked for (at the insurer's portal or in
+    // this chat): essential, whatever their consent, but only as an authentication template.
+    if matches!(input.purpose, Purpose::Otp { .. })
+        && input
+            .template
+            .is_some_and(|t| t.category.eq_ignore_ascii_case("AUTHENTICATION"))
+    {
+        return Ok(Verdict::Allow);
+    }
     let marketing = matches!(input.purpose, Purpose::Campaign { .. })
         || input
             .template

@@ -96,6 +96,12 @@ pub async fn load(
                 free_form: Some(body),
                 ..
             }) => outbound_text(body),
+            // A one-time password's code is sealed in the row and never shown.
+            Some(StoredIntent {
+                purpose: Purpose::Otp { .. },
+                template: Some(t),
+                ..
+            }) => (format!("[template {}: code hidden]", t.name), Vec::new()),
             Some(StoredIntent {
                 template: Some(t), ..
             }) => (

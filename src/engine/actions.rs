@@ -33,6 +33,23 @@ pub const ACTIONS: &[ActionSpec] = &[
         outcomes: &["verified", "mismatch", "locked", "error"],
         result_fields: &["verified", "customer_name"],
     },
+    // OTP: a code to the mobile registered on the policy, for a contact writing from another
+    // number (issue 19). `sent` is also the answer for a policy that does not exist or has no
+    // mobile (nothing is sent then), so typing numbers reveals nothing; `otp_ref` names the
+    // code for `identity.verify_otp`.
+    ActionSpec {
+        name: "identity.send_otp",
+        args: &["policy_number"],
+        outcomes: &["sent", "limited", "locked", "unavailable", "error"],
+        result_fields: &["otp_ref"],
+    },
+    ActionSpec {
+        name: "identity.verify_otp",
+        args: &["policy_number", "otp_ref", "otp_code"],
+        outcomes: &["verified", "wrong", "expired", "locked", "error"],
+        // `otp_code` comes back empty: the typed code does not stay in the slots.
+        result_fields: &["verified", "customer_name", "otp_code"],
+    },
     ActionSpec {
         name: "policy.list",
         args: &[],

@@ -186,8 +186,8 @@ pub enum ApiError {
     Invalid(Vec<FieldProblem>),
     #[error("too many wrong API tokens from this address; retry in {retry_after_secs} s")]
     Throttled { retry_after_secs: u64 },
-    /// Something the call needs is not answering (the insurer's API); the message says what
-    /// to do.
+    /// A part the request needs is switched off or not answering (one-time passwords without
+    /// a secret, the insurer's API); the message says which.
     #[error("{0}")]
     Unavailable(&'static str),
     #[error(transparent)]

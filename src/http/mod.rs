@@ -53,6 +53,8 @@ pub struct AppState {
     /// The one way out for every message (the window, consent, templates), as the flow
     /// runner uses it; handlers that queue or show what may be sent take it from here.
     pub composer: Composer,
+    /// One-time passwords; `None` when off (no `otp.secret` outside sandbox mode).
+    pub otp: Option<Arc<crate::otp::Otp>>,
 }
 
 /// The two secrets the webhook checks requests against.
@@ -122,6 +124,7 @@ pub fn api_routes() -> api::ApiRoutes {
         .merge(notifications::routes())
         .merge(consent::routes())
         .merge(crate::reminders::api::routes())
+        .merge(crate::otp::api::routes())
 }
 
 /// A path nothing serves: under `/api/` a 404 in the API's error body (a client reads one

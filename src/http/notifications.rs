@@ -116,9 +116,9 @@ struct NotificationRequest {
     data: Map<String, Value>,
 }
 
-/// Who the notification goes to.
+/// Who a notification (or a one-time password) goes to.
 #[derive(Debug)]
-enum Target {
+pub(crate) enum Target {
     Policy(String),
     Phone(String),
 }
@@ -131,7 +131,7 @@ struct Validated {
     params: Vec<String>,
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<String, FieldProblem> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<String, FieldProblem> {
     let values: Vec<_> = headers.get_all(IDEMPOTENCY_KEY).iter().collect();
     let problem = |p: &str| Err(FieldProblem::new("Idempotency-Key", p));
     match values.as_slice() {
@@ -149,6 +149,45 @@ fn idempotency_key(headers: &HeaderMap) -> Result<String, FieldProblem> {
             }
         }
         _ => problem("must be given once"),
+    }
+}
+
+/// The recipient named by exactly one of `policy_number` and `phone`, normalised; otherwise
+/// `None` with the problem added to `problems`.
+pub(crate) fn target(
+    policy_number: Option<&str>,
+    phone: Option<&str>,
+    problems: &mut Vec<FieldProblem>,
+) -> Option<Target> {
+    match (policy_number, phone) {
+        (Some(_), Some(_)) => {
+            problems.push(FieldProblem::new(
+                "policy_number",
+                "give either policy_number or phone, not both",
+            ));
+            None
+        }
+        (None, None) => {
+            problems.push(FieldProblem::new(
+                "policy_number",
+                "policy_number or phone is required",
+            ));
+            None
+        }
+        (Some(n), None) => match crate::insurer::model::normalize_policy_number(n) {
+            Some(n) => Some(Target::Policy(n)),
+            None => {
+                problems.push(FieldProblem::new("policy_number", "is not a policy number"));
+                None
+            }
+        },
+        (None, Some(p)) => match PhoneNumber::parse(p) {
+            Ok(p) => Some(Target::Phone(p.into_string())),
+            Err(e) => {
+                problems.push(FieldProblem::new("phone", e.to_string()));
+                None
+            }
+        },
     }
 }
 
@@ -178,36 +217,11 @@ fn validate(req: &NotificationRequest) -> Result<Validated, Vec<FieldProblem>> {
             format!("unknown kind '{}': one of {}", req.kind, known.join(", ")),
         ));
     }
-    let target = match (&req.policy_number, &req.phone) {
-        (Some(_), Some(_)) => {
-            problems.push(FieldProblem::new(
-                "policy_number",
-                "give either policy_number or phone, not both",
-            ));
-            None
-        }
-        (None, None) => {
-            problems.push(FieldProblem::new(
-                "policy_number",
-                "policy_number or phone is required",
-            ));
-            None
-        }
-        (Some(n), None) => match crate::insurer::model::normalize_policy_number(n) {
-            Some(n) => Some(Target::Policy(n)),
-            None => {
-                problems.push(FieldProblem::new("policy_number", "is not a policy number"));
-                None
-            }
-        },
-        (None, Some(p)) => match PhoneNumber::parse(p) {
-            Ok(p) => Some(Target::Phone(p.into_string())),
-            Err(e) => {
-                problems.push(FieldProblem::new("phone", e.to_string()));
-                None
-            }
-        },
-    };
+    let target = target(
+        req.policy_number.as_deref(),
+        req.phone.as_deref(),
+        &mut problems,
+    );
     let mut params = Vec::new();
     if let Some(kind) = kind {
         for field in kind.fields {
@@ -296,7 +310,7 @@ async fn find_key<C: ConnectionTrait>(
 }
 
 /// Finds or creates the contact with phone number `wa_id`, as ingest does.
-async fn contact_for_phone<C: ConnectionTrait>(
+pub(crate) async fn contact_for_phone<C: ConnectionTrait>(
     db: &C,
     wa_id: &str,
     now: i64,
@@ -333,7 +347,7 @@ fn vanished(wa_id: &str) -> DbErr {
 }
 
 /// Why the recipient of a notification is not known.
-enum NoRecipient {
+pub(crate) enum NoRecipient {
     /// 404: no policy with this number in the source.
     UnknownPolicy(String),
     /// 422: the policy has no (valid) registered mobile number.
@@ -344,7 +358,7 @@ enum NoRecipient {
 
 /// The phone number a notification goes to: the one given, or the mobile registered on the
 /// policy in the configured source.
-async fn recipient(state: &AppState, target: &Target) -> Result<String, NoRecipient> {
+pub(crate) async fn recipient(state: &AppState, target: &Target) -> Result<String, NoRecipient> {
     let number = match target {
         Target::Phone(phone) => return Ok(phone.clone()),
         Target::Policy(number) => number,

@@ -19,7 +19,10 @@ use serde_json::{Map, Value};
 
 /// The document's parts: the first is the whole document (info, security, shared components),
 /// the others add `paths` and `components`.
-pub const FRAGMENTS: &[(&str, &str)] = &[("api.openapi.yaml", include_str!("api.openapi.yaml"))];
+pub const FRAGMENTS: &[(&str, &str)] = &[
+    ("api.openapi.yaml", include_str!("api.openapi.yaml")),
+    ("otp.openapi.yaml", include_str!("otp.openapi.yaml")),
+];
 
 /// The served document, merged once. A fragment that does not parse or merge is a bug the
 /// unit test below catches before any build ships.

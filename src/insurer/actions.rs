@@ -183,7 +183,29 @@ impl<C: ConnectionTrait> Ctx<'_, C> {
         };
         // An unknown policy and a wrong date answer the same: nobody learns which numbers exist.
         let matched = policy.filter(|p| Some(p.holder_dob) == dob);
-        let by_policy = match &reservation {
+        self.settle_attempt(reservation.as_ref(), matched, Method::Dob, "mismatch")
+            .await
+    }
+
+    /// Settles a verification attempt (by date of birth or one-time password) whose policy
+    /// check was reserved as `reservation`: a `matched` policy verifies the contact for it and
+    /// clears its failures; anything else counts a failure per contact and per policy, either
+    /// of which may lock (`locked`), else the answer is `failed`.
+    async fn settle_attempt(
+        &self,
+        reservation: Option<&PolicyCheck>,
+        matched: Option<Policy>,
+        method: Method,
+        failed: &str,
+    ) -> Result<ActionResult> {
+        let now_ms = self.now_ms();
+        let settings = &self.insurer.settings;
+        let policy_rules = identity::LockoutRules::per_policy(settings);
+        let policy_masked = match reservation {
+            Some(PolicyCheck::Reserved { policy_number, .. }) => mask(policy_number),
+            _ => mask(""),
+        };
+        let by_policy = match reservation {
             Some(r) => {
                 identity::settle_policy_check(self.db, r, matched.is_some(), now_ms, &policy_rules)
                     .await?
@@ -195,7 +217,7 @@ impl<C: ConnectionTrait> Ctx<'_, C> {
                 self.db,
                 self.contact.id,
                 &p.policy_number,
-                Method::Dob,
+                method,
                 now_ms,
             )
             .await?;
@@ -214,16 +236,18 @@ impl<C: ConnectionTrait> Ctx<'_, C> {
                 tracing::info!(
                     contact = %self.masked_contact(),
                     policy = %policy_masked,
+                    method = method.as_str(),
                     failures,
                     policy_failures = ?by_policy,
                     "identity verification failed"
                 );
-                Ok(unverified("mismatch"))
+                Ok(unverified(failed))
             }
             (contact, policy) => {
                 tracing::warn!(
                     contact = %self.masked_contact(),
                     policy = %policy_masked,
+                    method = method.as_str(),
                     contact_outcome = ?contact,
                     policy_outcome = ?policy,
                     "identity verification failed too often: locked out"
@@ -231,6 +255,146 @@ impl<C: ConnectionTrait> Ctx<'_, C> {
                 Ok(unverified("locked"))
             }
         }
+    }
+
+    // OTP
+    /// `identity.send_otp`: a one-time password to the mobile registered on the policy, for a
+    /// contact writing from another number. The registered number never reaches the chat. A
+    /// policy that does not exist or has no mobile answers `sent` as well (with a reference
+    /// to no code, so nothing verifies): typing policy numbers reveals nothing. Each
+    /// contact may ask `otp.per_phone_max` codes per `otp.per_phone_window_minutes`, like each
+    /// registered number may receive that many.
+    pub async fn identity_send_otp(&self) -> Result<ActionResult> {
+        let Some(otp) = self.insurer.otp.as_deref() else {
+            return Ok(ActionResult::bare("unavailable"));
+        };
+        if identity::locked_until(self.db, self.contact.id, self.now_ms())
+            .await?
+            .is_some()
+        {
+            return Ok(unverified("locked"));
+        }
+        let Some(number) = self
+            .arg("policy_number")
+            .and_then(|s| model::normalize_policy_number(&s))
+        else {
+            return Ok(ActionResult::error());
+        };
+        let s = &otp.settings;
+        let window_ms = i64::from(s.per_phone_window_minutes) * 60_000;
+        let asked = otp
+            .chat_requests_since(self.db, self.contact.id, otp.now_ms() - window_ms)
+            .await?;
+        if asked >= u64::from(s.per_phone_max) {
+            tracing::info!(contact = %self.masked_contact(), "one-time password refused: too many asked from this contact");
+            return Ok(ActionResult::bare("limited"));
+        }
+        let mobile = self
+            .insurer
+            .source
+            .policy(&number)
+            .await?
+            .and_then(|p| p.mobile)
+            // The registered mobile as the insurer's data stores it (often without +91).
+            .and_then(|m| crate::phone::PhoneNumber::from_export(&m).ok())
+            .map(crate::phone::PhoneNumber::into_string);
+        let Some(mobile) = mobile else {
+            tracing::info!(
+                contact = %self.masked_contact(),
+                policy = %mask(&number),
+                "no one-time password sent: no such policy or no registered mobile (answered as sent)"
+            );
+            let nothing = format!("otp_{}", uuid::Uuid::new_v4().simple());
+            return Ok(ActionResult::new("sent", json!({ "otp_ref": nothing })));
+        };
+        let request = crate::otp::IssueRequest {
+            purpose: crate::otp::CHAT_PURPOSE,
+            phone: &mobile,
+            language: None,
+            origin: crate::otp::Origin::Chat,
+            requester: Some((self.contact.id, &number)),
+            idempotency: None,
+        };
+        match otp.issue(self.db, request).await {
+            Ok(issued) => Ok(ActionResult::new("sent", json!({ "otp_ref": issued.id }))),
+            Err(crate::otp::IssueError::RateLimited(limit)) => {
+                tracing::info!(contact = %self.masked_contact(), %limit, "one-time password refused by a limit");
+                Ok(ActionResult::bare("limited"))
+            }
+            Err(crate::otp::IssueError::Template(problem)) => {
+                tracing::warn!(%problem, "one-time password cannot be sent: the authentication template is not usable");
+                Ok(ActionResult::bare("unavailable"))
+            }
+            Err(crate::otp::IssueError::Db(e)) => Err(e.into()),
+        }
+    }
+
+    /// `identity.verify_otp`: the code the contact typed, against the one `identity.send_otp`
+    /// sent for this contact and policy. Wrong codes count like wrong dates of birth (per
+    /// contact and per policy, with the same lockouts) and against the code's own attempts;
+    /// an expired code counts nothing and offers a new one.
+    pub async fn identity_verify_otp(&self) -> Result<ActionResult> {
+        let Some(otp) = self.insurer.otp.as_deref() else {
+            return Ok(ActionResult::error());
+        };
+        if identity::locked_until(self.db, self.contact.id, self.now_ms())
+            .await?
+            .is_some()
+        {
+            return Ok(unverified("locked"));
+        }
+        let number = self
+            .arg("policy_number")
+            .and_then(|s| model::normalize_policy_number(&s));
+        let code = self.arg("otp_code").unwrap_or_default();
+        // Only a code this contact asked for, for this very policy.
+        let row = match self.arg("otp_ref") {
+            Some(id) => otp.get(self.db, &id).await?.filter(|r| {
+                r.requester_contact_id == Some(self.contact.id)
+                    && r.policy_number.is_some()
+                    && r.policy_number == number
+            }),
+            None => None,
+        };
+        if let Some(r) = &row
+            && r.state == crate::otp::RowState::Pending.as_str()
+            && otp.now_ms() >= r.expires_at
+        {
+            return Ok(unverified("expired"));
+        }
+        let reservation = match &number {
+            Some(n) => Some(
+                identity::reserve_policy_check(
+                    self.db,
+                    n,
+                    self.now_ms(),
+                    &identity::LockoutRules::per_policy(&self.insurer.settings),
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        if let Some(PolicyCheck::Locked(_)) = reservation {
+            return Ok(unverified("locked"));
+        }
+        let outcome = match &row {
+            Some(r) => otp.verify(self.db, &r.id, &code).await?.map(|v| v.outcome),
+            None => None,
+        };
+        let matched = match (outcome, &number) {
+            (Some(crate::otp::VerifyOutcome::Verified), Some(n)) => {
+                self.insurer.source.policy(n).await?
+            }
+            _ => None,
+        };
+        let mut result = self
+            .settle_attempt(reservation.as_ref(), matched, Method::Otp, "wrong")
+            .await?;
+        // The typed code is tried once: it does not stay in the conversation's slots.
+        if let Some(data) = result.data.as_object_mut() {
+            data.insert("otp_code".into(), json!(""));
+        }
+        Ok(result)
     }
 
     /// `policy.list`: the policies the contact is verified for.

@@ -1,5 +1,5 @@
 //! Identity state of contacts: which policies a contact is verified for (and since when), and
-//! failed date-of-birth checks with the lockouts they lead to, counted twice: per contact, and
+//! failed date-of-birth and one-time-password checks with the lockouts they lead to, counted twice: per contact, and
 //! per policy number whichever contacts the guesses come from (one WhatsApp number per guess
 //! would otherwise get around the first). Lockouts that follow one another last longer
 //! ([`LockoutRules`]). Every function runs on the caller's connection or transaction, so the
@@ -21,6 +21,8 @@ pub enum Method {
     RegisteredNumber,
     /// It answered the policy number and the holder's date of birth.
     Dob,
+    /// It typed the one-time password sent to the mobile registered on the policy.
+    Otp,
 }
 
 impl Method {
@@ -28,6 +30,7 @@ impl Method {
         match self {
             Method::RegisteredNumber => "registered_number",
             Method::Dob => "dob",
+            Method::Otp => "otp",
         }
     }
 }

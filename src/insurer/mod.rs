@@ -85,6 +85,8 @@ pub struct Insurer {
     source: Arc<dyn PolicySource>,
     settings: Arc<InsurerSettings>,
     pay_links: PayLinks,
+    /// One-time passwords for `identity.verify_otp`; `None` when they are off.
+    otp: Option<Arc<crate::otp::Otp>>,
 }
 
 impl Insurer {
@@ -105,7 +107,16 @@ impl Insurer {
             source,
             settings: Arc::new(settings),
             pay_links,
+            otp: None,
         }
+    }
+
+    /// This layer with one-time passwords (the chat's `identity.send_otp` and
+    /// `identity.verify_otp` answer `unavailable` without them).
+    #[must_use]
+    pub fn with_otp(mut self, otp: Option<Arc<crate::otp::Otp>>) -> Self {
+        self.otp = otp;
+        self
     }
 
     /// The source named by `[insurer] source`: the embedded tables on `db`, or the HTTP API.
@@ -156,6 +167,8 @@ impl Insurer {
         let result = match name {
             "identity.check" => ctx.identity_check().await,
             "identity.verify_dob" => ctx.identity_verify_dob().await,
+            "identity.send_otp" => ctx.identity_send_otp().await,
+            "identity.verify_otp" => ctx.identity_verify_otp().await,
             "policy.list" => ctx.policy_list().await,
             "policy.details" => ctx.policy_details().await,
             "claim.status" => ctx.claim_status().await,

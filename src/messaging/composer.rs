@@ -64,6 +64,13 @@ pub enum Purpose {
     Campaign {
         campaign_id: i64,
     },
+    /// A one-time password the person asked for ([`crate::otp`]): an AUTHENTICATION template
+    /// whose code travels sealed here and is opened only when the template is rendered, so
+    /// the outbox never holds it in clear. Consent does not stop it.
+    Otp {
+        otp_id: String,
+        code: crate::otp::SealedCode,
+    },
 }
 
 impl Purpose {
@@ -74,6 +81,7 @@ impl Purpose {
             Purpose::Notification { .. } => "notification",
             Purpose::Agent => "agent",
             Purpose::Campaign { .. } => "campaign",
+            Purpose::Otp { .. } => "otp",
         }
     }
 }
@@ -151,6 +159,9 @@ pub struct Composer {
     pub window_margin_ms: i64,
     /// What the consent gate applies (and the key of the address hash).
     pub consent: Arc<ConsentPolicy>,
+    /// Opens the sealed codes of [`Purpose::Otp`] messages; `None` when one-time passwords
+    /// are off (such a message is then skipped).
+    pub codes: Option<crate::otp::CodeKey>,
 }
 
 impl Composer {
@@ -162,6 +173,7 @@ impl Composer {
                 .unwrap_or(i64::MAX / 2_000)
                 .saturating_mul(1000),
             consent: Arc::new(ConsentPolicy::default()),
+            codes: None,
         }
     }
 
@@ -169,6 +181,10 @@ impl Composer {
     pub fn from_settings(settings: &Settings) -> Self {
         Composer {
             consent: Arc::new(ConsentPolicy::from_settings(settings)),
+            codes: settings
+                .otp
+                .key(settings.sandbox())
+                .map(|secret| crate::otp::CodeKey::new(&secret)),
             ..Composer::new(&settings.messaging)
         }
     }
@@ -503,7 +519,23 @@ pub async fn decide_for<C: ConnectionTrait>(
                     ),
                 });
             };
-            match templates::render(&info, &choice.params) {
+            // A one-time password's code is opened here, at the last moment, and lives
+            // only in the message about to be sent.
+            let params = match &intent.purpose {
+                Purpose::Otp { otp_id, code } => {
+                    match composer.codes.as_ref().and_then(|k| k.unseal(otp_id, code)) {
+                        Some(code) => std::borrow::Cow::Owned(vec![code]),
+                        None => {
+                            return Ok(Decision::Skip {
+                                reason: reason::OTP_SEALED,
+                                detail: "the one-time password cannot be opened: otp.secret is unset or changed since it was queued".to_owned(),
+                            });
+                        }
+                    }
+                }
+                _ => std::borrow::Cow::Borrowed(choice.params.as_slice()),
+            };
+            match templates::render(&info, &params) {
                 Ok(body) => (body, "template", Some(Box::new(info))),
                 Err(refusal) => {
                     return Ok(Decision::Skip {
@@ -560,6 +592,7 @@ mod tests {
         let c = Composer {
             window_margin_ms: 10 * 60 * 1000,
             consent: Default::default(),
+            codes: None,
         };
         let t = 1_700_000_000_000;
         assert!(!c.window_open(None, t));

@@ -54,6 +54,8 @@ pub mod reason {
     pub const UNREADABLE: &str = "unreadable_payload";
     /// The contact's personal data was erased before the row went (also on campaign rows).
     pub const ERASED: &str = "erased";
+    /// A one-time password whose sealed code cannot be opened (`otp.secret` unset or changed).
+    pub const OTP_SEALED: &str = "otp_sealed";
 }
 
 /// How long a claimed row stays leased to one sender. It covers the wait for a rate-limit

@@ -91,7 +91,8 @@ impl ParamFormat {
 }
 
 /// A template button. Quick replies with a `payload` get it attached at send time, so the tap
-/// comes back as that payload (e.g. `menu`).
+/// comes back as that payload (e.g. `menu`). The one-time-password button of an
+/// AUTHENTICATION template gets the code attached (Meta stores it as a URL button).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateButton {
@@ -101,6 +102,9 @@ pub struct TemplateButton {
     pub text: String,
     #[serde(default)]
     pub payload: Option<String>,
+    /// Only for `OTP` buttons: copy-code or one-tap autofill.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otp_type: Option<OtpType>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +113,18 @@ pub enum ButtonKind {
     QuickReply,
     Url,
     PhoneNumber,
+    /// The code button of an AUTHENTICATION template (reference §4.2a).
+    Otp,
+}
+
+/// How an authentication template's button hands over the code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OtpType {
+    /// "Copy code": the code goes to the clipboard.
+    CopyCode,
+    /// "Autofill": the insurer's Android app receives the code (falls back to copy code).
+    OneTap,
 }
 
 /// One template as written in the registry file, for all its languages.
@@ -246,6 +262,7 @@ pub fn parse_file(path: &Path, text: &str) -> Result<Vec<TemplateDef>, TemplateE
         if def.buttons.len() > 10 {
             return Err(invalid(name, "at most 10 buttons".into()));
         }
+        check_otp_shape(def).map_err(|problem| invalid(name, problem))?;
         if def.status.trim().is_empty() || def.status != def.status.to_uppercase() {
             return Err(invalid(
                 name,
@@ -254,6 +271,46 @@ pub fn parse_file(path: &Path, text: &str) -> Result<Vec<TemplateDef>, TemplateE
         }
     }
     Ok(file.templates)
+}
+
+/// Meta's fixed shape of an AUTHENTICATION template: one body variable (the code) and one
+/// `OTP` button with its `otp_type`; `OTP` buttons exist on no other category.
+fn check_otp_shape(def: &TemplateDef) -> Result<(), String> {
+    let otp_buttons = def
+        .buttons
+        .iter()
+        .filter(|b| b.kind == ButtonKind::Otp)
+        .count();
+    if def
+        .buttons
+        .iter()
+        .any(|b| b.kind != ButtonKind::Otp && b.otp_type.is_some())
+    {
+        return Err("otp_type belongs on OTP buttons only".into());
+    }
+    if def.category != Category::Authentication {
+        return if otp_buttons > 0 {
+            Err("OTP buttons belong to AUTHENTICATION templates only".into())
+        } else {
+            Ok(())
+        };
+    }
+    if def.params.len() != 1 {
+        return Err(format!(
+            "an AUTHENTICATION template has exactly one body variable (the code), not {}",
+            def.params.len()
+        ));
+    }
+    match def.buttons.as_slice() {
+        [b] if b.kind == ButtonKind::Otp && b.otp_type.is_some() => Ok(()),
+        [b] if b.kind == ButtonKind::Otp => {
+            Err("its OTP button needs otp_type: COPY_CODE or ONE_TAP".into())
+        }
+        _ => Err(
+            "an AUTHENTICATION template has exactly one button, of type OTP (no links or quick replies)"
+                .into(),
+        ),
+    }
 }
 
 /// Writes the file's templates into the table. Definitions (category, parameters, buttons,
@@ -485,11 +542,23 @@ pub fn render(info: &TemplateInfo, params: &[String]) -> Result<OutboundBody, Re
         components.push(TemplateComponent::Body { parameters });
     }
     for (index, button) in info.buttons.iter().enumerate() {
-        if let (ButtonKind::QuickReply, Some(payload)) = (button.kind, &button.payload) {
-            components.push(TemplateComponent::QuickReply {
-                index: u8::try_from(index).unwrap_or(u8::MAX),
-                payload: payload.clone(),
-            });
+        let index = u8::try_from(index).unwrap_or(u8::MAX);
+        match (button.kind, &button.payload, params.first()) {
+            (ButtonKind::QuickReply, Some(payload), _) => {
+                components.push(TemplateComponent::QuickReply {
+                    index,
+                    payload: payload.clone(),
+                });
+            }
+            // Copy-code and one-tap buttons carry the code itself, the template's only
+            // variable (reference §4.2a).
+            (ButtonKind::Otp, _, Some(code)) => {
+                components.push(TemplateComponent::UrlButton {
+                    index,
+                    text: code.clone(),
+                });
+            }
+            _ => {}
         }
     }
     Ok(OutboundBody::Template {
@@ -643,16 +712,38 @@ fn remote_buttons(t: &RemoteTemplate) -> Vec<TemplateButton> {
                 .unwrap_or_default()
         })
         .filter_map(|b| {
-            let kind = match b.get("type")?.as_str()? {
-                "QUICK_REPLY" => ButtonKind::QuickReply,
-                "URL" => ButtonKind::Url,
-                "PHONE_NUMBER" => ButtonKind::PhoneNumber,
+            let otp_type = |t: &str| match t.to_ascii_uppercase().as_str() {
+                "ONE_TAP" => OtpType::OneTap,
+                _ => OtpType::CopyCode,
+            };
+            let url = b.get("url").and_then(|u| u.as_str()).unwrap_or("");
+            let (kind, otp) = match b.get("type")?.as_str()? {
+                "QUICK_REPLY" => (ButtonKind::QuickReply, None),
+                "OTP" => (
+                    ButtonKind::Otp,
+                    Some(otp_type(
+                        b.get("otp_type").and_then(|t| t.as_str()).unwrap_or(""),
+                    )),
+                ),
+                // Meta lists an authentication template's code button as a URL button to
+                // its own OTP page.
+                "URL" if url.contains("whatsapp.com/otp/") => (
+                    ButtonKind::Otp,
+                    Some(otp_type(if url.contains("ONE_TAP") {
+                        "ONE_TAP"
+                    } else {
+                        ""
+                    })),
+                ),
+                "URL" => (ButtonKind::Url, None),
+                "PHONE_NUMBER" => (ButtonKind::PhoneNumber, None),
                 _ => return None,
             };
             Some(TemplateButton {
                 kind,
                 text: b.get("text")?.as_str()?.to_owned(),
                 payload: None,
+                otp_type: otp,
             })
         })
         .collect()
@@ -675,6 +766,7 @@ mod tests {
                 kind: ButtonKind::QuickReply,
                 text: "Menu".into(),
                 payload: Some("menu".into()),
+                otp_type: None,
             }],
             reason: None,
         }
@@ -766,6 +858,83 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(r.code, "template_params");
+    }
+
+    // OTP
+    #[test]
+    fn an_authentication_template_has_meta_s_fixed_shape_and_its_button_carries_the_code() {
+        let otp = |extra: &str| {
+            format!(
+                "templates:\n  - {{ name: otp_code, category: AUTHENTICATION, languages: [en]{extra} }}\n"
+            )
+        };
+        let ok = ", params: [code], buttons: [{ type: OTP, otp_type: COPY_CODE, text: Copy code }]";
+        let defs = parse_file(Path::new("t.yaml"), &otp(ok)).unwrap();
+        assert_eq!(defs[0].buttons[0].otp_type, Some(OtpType::CopyCode));
+        for (bad, says) in [
+            (", params: [code]", "exactly one button, of type OTP"),
+            (
+                ", buttons: [{ type: OTP, otp_type: ONE_TAP, text: Autofill }]",
+                "exactly one body variable",
+            ),
+            (
+                ", params: [code], buttons: [{ type: OTP, text: Copy code }]",
+                "needs otp_type",
+            ),
+            (
+                ", params: [code], buttons: [{ type: URL, text: Site }]",
+                "exactly one button, of type OTP",
+            ),
+        ] {
+            let err = parse_file(Path::new("t.yaml"), &otp(bad)).unwrap_err();
+            assert!(err.to_string().contains(says), "{bad}: {err}");
+        }
+        let err = parse_file(
+            Path::new("t.yaml"),
+            "templates:\n  - { name: x, category: UTILITY, languages: [en], buttons: [{ type: OTP, otp_type: COPY_CODE, text: C }] }\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("AUTHENTICATION templates only"),
+            "{err}"
+        );
+
+        let info = TemplateInfo {
+            name: "otp_code".into(),
+            language: "en".into(),
+            category: "AUTHENTICATION".into(),
+            status: APPROVED.into(),
+            essential: true,
+            parameter_format: ParamFormat::Positional,
+            params: vec!["code".into()],
+            buttons: defs[0].buttons.clone(),
+            reason: None,
+        };
+        let OutboundBody::Template { components, .. } = render(&info, &["482913".into()]).unwrap()
+        else {
+            panic!("not a template");
+        };
+        assert_eq!(
+            components,
+            [
+                TemplateComponent::Body {
+                    parameters: vec![TemplateParameter::Text {
+                        name: None,
+                        text: "482913".into()
+                    }]
+                },
+                TemplateComponent::UrlButton {
+                    index: 0,
+                    text: "482913".into()
+                },
+            ]
+        );
+        // The shipped registry has it, in every shipped language.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("flows/templates/templates.yaml");
+        let shipped = load_file(&path).unwrap();
+        let def = shipped.iter().find(|d| d.name == "otp_code").unwrap();
+        assert_eq!(def.category, Category::Authentication);
+        assert_eq!(def.languages, ["en", "hi", "ta"]);
     }
 
     #[test]

@@ -101,7 +101,11 @@ pub fn parse_offset(value: &str) -> Option<FixedOffset> {
     FixedOffset::east_opt(sign * (h * 3600 + m * 60))
 }
 
-fn list(key: &str, value: &str) -> Result<Vec<u32>, ConfigError> {
+/// A comma-separated environment value as a list (blank items skipped).
+pub(crate) fn list<T: std::str::FromStr>(key: &str, value: &str) -> Result<Vec<T>, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
     value
         .split(',')
         .filter(|s| !s.trim().is_empty())

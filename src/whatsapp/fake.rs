@@ -524,6 +524,24 @@ pub fn default_templates() -> Vec<Value> {
         ),
     ];
     let mut out = Vec::new();
+    // The one-time-password template, listed as Meta lists an authentication template: its
+    // code button is a URL button to WhatsApp's own OTP page.
+    for (j, language) in ["en", "hi", "ta"].iter().enumerate() {
+        out.push(json!({
+            "id": format!("19{j}"),
+            "name": "otp_code",
+            "language": language,
+            "status": "APPROVED",
+            "category": "AUTHENTICATION",
+            "parameter_format": "POSITIONAL",
+            "components": [
+                { "type": "BODY", "text": "*{{1}}* is your verification code. For your security, do not share this code." },
+                { "type": "FOOTER", "text": "This code expires in 10 minutes." },
+                { "type": "BUTTONS", "buttons": [{ "type": "URL", "text": "Copy code",
+                  "url": "https://www.whatsapp.com/otp/code/?otp_type=COPY_CODE&code_expiration_minutes=10&code=otp{{1}}" }] }
+            ]
+        }));
+    }
     for (i, (name, body)) in bodies.iter().enumerate() {
         for (j, language) in ["en", "hi", "ta"].iter().enumerate() {
             out.push(json!({

@@ -276,16 +276,6 @@ fn row_title(list: &ReceivedRequest, id: &str) -> String {
         .expect("the row")
 }
 
-/// The text of a text or interactive message.
-fn shown(reply: &ReceivedRequest) -> String {
-    let body = &reply.body;
-    body["text"]["body"]
-        .as_str()
-        .or_else(|| body["interactive"]["body"]["text"].as_str())
-        .unwrap_or_default()
-        .to_owned()
-}
-
 /// The text of the element with `id` (up to its first closing `</ul>` or `</dl>`).
 fn section<'a>(html: &'a str, id: &str) -> &'a str {
     let start = html

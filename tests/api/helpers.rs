@@ -2,11 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use insurebot::app::Application;
 use insurebot::config::Settings;
+use insurebot::reminders::Clock;
 use insurebot::whatsapp::fake::{FakeCloudApi, FakeServer, ReceivedRequest, RequestKind};
 use insurebot::whatsapp::signature;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, Statement};
@@ -22,6 +24,7 @@ pub const APP_SECRET: &str = "test-app-secret";
 pub const VERIFY_TOKEN: &str = "test-verify-token";
 pub const PHONE_NUMBER_ID: &str = "106540352242922";
 pub const HASH_KEY: &str = "test-hash-key-0123456789";
+pub const OTP_SECRET: &str = "test-otp-secret-0123456789";
 
 /// The databases a test runs against: SQLite always, PostgreSQL when configured.
 pub fn backends() -> Vec<Backend> {
@@ -185,6 +188,8 @@ pub struct TestApp {
     _db: TestDb,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
+    /// The clock the app's reminders and one-time passwords read; `None`: the system's.
+    clock: Option<Arc<dyn Clock>>,
 }
 
 static WAMID_SEQ: AtomicU64 = AtomicU64::new(1);
@@ -224,6 +229,7 @@ pub async fn test_settings_for(backend: &Backend, api_base: &str) -> (Settings, 
         ("INSUREBOT_WHATSAPP_ACCESS_TOKEN", "test-access-token"),
         ("INSUREBOT_PRIVACY_HASH_KEY", HASH_KEY),
         ("INSUREBOT_INSURER_PAY_LINK_SECRET", "test-pay-link-secret"),
+        ("INSUREBOT_OTP_SECRET", OTP_SECRET),
         ("INSUREBOT_WHATSAPP_PHONE_NUMBER_ID", PHONE_NUMBER_ID),
         ("INSUREBOT_WHATSAPP_API_BASE", api_base),
         ("INSUREBOT_WHATSAPP_REQUEST_TIMEOUT_MS", "2000"),
@@ -256,6 +262,15 @@ pub async fn test_settings_for(backend: &Backend, api_base: &str) -> (Settings, 
 }
 
 pub async fn spawn_app_with(backend: &Backend, customise: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_with_clock(backend, customise, None).await
+}
+
+/// [`spawn_app_with`] on `clock` (e.g. a `ManualClock` the test moves).
+pub async fn spawn_app_with_clock(
+    backend: &Backend,
+    customise: impl FnOnce(&mut Settings),
+    clock: Option<Arc<dyn Clock>>,
+) -> TestApp {
     let fake = FakeCloudApi::new();
     let fake_server = fake
         .clone()
@@ -274,6 +289,7 @@ pub async fn spawn_app_with(backend: &Backend, customise: impl FnOnce(&mut Setti
         _db: db,
         stop: None,
         server: None,
+        clock,
     };
     app.start().await;
     app
@@ -286,9 +302,13 @@ impl TestApp {
     }
 
     async fn start(&mut self) {
-        let app = Application::build(self.settings.clone())
-            .await
-            .expect("build app");
+        let app = match &self.clock {
+            Some(clock) => {
+                Application::build_with_clock(self.settings.clone(), clock.clone()).await
+            }
+            None => Application::build(self.settings.clone()).await,
+        }
+        .expect("build app");
         self.address = format!("http://127.0.0.1:{}", app.port());
         let (tx, rx) = oneshot::channel();
         self.stop = Some(tx);
@@ -600,4 +620,51 @@ pub async fn insert_contact(
         .exec_with_returning(db)
         .await
         .expect("insert contact")
+}
+
+/// Inserts an in-force life policy `number` (its holder Asha Rao, born 1980-01-01) with the
+/// registered mobile `mobile`, if any.
+pub async fn insert_policy(db: &DatabaseConnection, number: &str, mobile: Option<&str>) {
+    use insurebot::store::entities::{policy, policyholder};
+    use sea_orm::{ActiveValue::NotSet, ActiveValue::Set, EntityTrait};
+    let customer = format!("C-{number}");
+    policyholder::Entity::insert(policyholder::ActiveModel {
+        id: NotSet,
+        customer_id: Set(customer.clone()),
+        name: Set("Asha Rao".into()),
+        dob: Set("1980-01-01".into()),
+        created_at: Set(0),
+        updated_at: Set(0),
+    })
+    .exec(db)
+    .await
+    .unwrap();
+    policy::Entity::insert(policy::ActiveModel {
+        id: NotSet,
+        policy_number: Set(number.into()),
+        customer_id: Set(customer),
+        mobile: Set(mobile.map(str::to_owned)),
+        product: Set("life".into()),
+        plan: Set("Jeevan".into()),
+        status: Set("active".into()),
+        sum_assured: Set(50_000_000),
+        start_date: Set("2020-01-01".into()),
+        end_date: Set(None),
+        document_url: Set(None),
+        created_at: Set(0),
+        updated_at: Set(0),
+    })
+    .exec(db)
+    .await
+    .unwrap();
+}
+
+/// The text a person reads: a text message's body or an interactive message's body.
+pub fn shown(reply: &ReceivedRequest) -> String {
+    let body = &reply.body;
+    body["text"]["body"]
+        .as_str()
+        .or_else(|| body["interactive"]["body"]["text"].as_str())
+        .unwrap_or_default()
+        .to_owned()
 }

@@ -25,7 +25,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Backend, TestApp, TestDb, backends, envelope, new_wamid, now_secs, recipient_of,
+    Backend, TestApp, TestDb, backends, envelope, new_wamid, now_secs, recipient_of, shown,
     spawn_app_with, text_message,
 };
 use insurebot::whatsapp::fake::ReceivedRequest;
@@ -1446,16 +1446,6 @@ fn rows(reply: &ReceivedRequest) -> Vec<String> {
         .flat_map(|s| s["rows"].as_array().cloned().unwrap_or_default())
         .map(|r| r["id"].as_str().unwrap_or_default().to_owned())
         .collect()
-}
-
-/// The text a person reads: a text message's body or an interactive message's body.
-fn shown(reply: &ReceivedRequest) -> String {
-    let body = &reply.body;
-    body["text"]["body"]
-        .as_str()
-        .or_else(|| body["interactive"]["body"]["text"].as_str())
-        .unwrap_or_default()
-        .to_owned()
 }
 
 #[tokio::test]

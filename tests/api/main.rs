@@ -23,6 +23,7 @@ mod insurer;
 mod newcomer;
 mod notifications;
 mod openapi;
+mod otp;
 mod outbound;
 mod pipeline;
 mod postgres;

@@ -2,10 +2,8 @@
 //! every backend: the token, validation, unknown policies, free-form inside the window and
 //! the template outside it, and the Idempotency-Key (repeats, races, another body).
 
-use insurebot::store::entities::{
-    conversation, notification_request, outbox, policy, policyholder,
-};
-use sea_orm::ActiveValue::{NotSet, Set};
+use insurebot::store::entities::{conversation, notification_request, outbox, policy};
+use sea_orm::ActiveValue::Set;
 use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::{Value, json};
 
@@ -50,38 +48,10 @@ fn claim_update(phone: &str) -> Value {
 }
 
 async fn register_policy(app: &TestApp, number: &str, mobile: &str) {
-    policyholder::Entity::insert(policyholder::ActiveModel {
-        id: NotSet,
-        customer_id: Set("C0000001".into()),
-        name: Set("Asha Rao".into()),
-        dob: Set("1980-01-01".into()),
-        created_at: Set(0),
-        updated_at: Set(0),
-    })
-    .exec(&app.db)
-    .await
-    .unwrap();
-    policy::Entity::insert(policy::ActiveModel {
-        id: NotSet,
-        policy_number: Set(number.into()),
-        customer_id: Set("C0000001".into()),
-        mobile: Set(Some(mobile.into())),
-        product: Set("life".into()),
-        plan: Set("Jeevan".into()),
-        status: Set("active".into()),
-        sum_assured: Set(50_000_000),
-        start_date: Set("2020-01-01".into()),
-        end_date: Set(None),
-        document_url: Set(None),
-        created_at: Set(0),
-        updated_at: Set(0),
-    })
-    .exec(&app.db)
-    .await
-    .unwrap();
+    insert_policy(&app.db, number, Some(mobile)).await;
 }
 
-fn problems(v: &Value) -> Vec<String> {
+pub(crate) fn problems(v: &Value) -> Vec<String> {
     v["problems"]
         .as_array()
         .unwrap()

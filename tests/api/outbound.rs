@@ -574,7 +574,8 @@ async fn templates_sync_reads_the_graph_list_and_takes_paused_templates_out_of_u
         let report = templates::sync(&app.db, &client, "102290129340398", now_ms())
             .await
             .unwrap();
-        assert_eq!(report.seen, 13);
+        // the fake's 12 UTILITY templates, otp_code in 3 languages, and renewal_offer.
+        assert_eq!(report.seen, 16);
         assert_eq!(report.added, 1);
         let ta = templates::lookup(&app.db, "policy_summary", "ta")
             .await

@@ -32,7 +32,24 @@
     } else if (body.type === 'template') {
       const t = body.template;
       text(b, 'Template “' + t.name + '” (' + (t.language && t.language.code) + ')', 'header');
-      (t.components || []).forEach(c => (c.parameters || []).forEach(p => text(b, '• ' + (p.text || JSON.stringify(p)))));
+      const comps = t.components || [];
+      // A URL button's parameter is an authentication template's code (its copy-code
+      // button): shown as the button a phone shows, not as text.
+      const isCode = c => c.type === 'button' && c.sub_type === 'url';
+      comps.filter(c => !isCode(c)).forEach(c => (c.parameters || []).forEach(p => text(b, '• ' + (p.text || JSON.stringify(p)))));
+      const codes = comps.filter(isCode);
+      if (codes.length) {
+        const group = document.createElement('div'); group.className = 'choices'; b.appendChild(group);
+        codes.forEach(c => {
+          const code = ((c.parameters || [])[0] || {}).text || '';
+          const btn = document.createElement('button'); btn.type = 'button'; btn.textContent = '⧉ Copy code';
+          btn.addEventListener('click', () => {
+            if (navigator.clipboard) navigator.clipboard.writeText(code).catch(() => {});
+            const input = document.getElementById('text'); input.value = code; input.focus();
+          });
+          group.appendChild(btn);
+        });
+      }
     } else text(b, '[' + body.type + ']');
     const meta = text(b, '', 'tick'); meta.dataset.tick = '1';
   });

@@ -19,6 +19,7 @@ pub mod login_failure;
 pub mod message_status;
 pub mod message_template;
 pub mod notification_request;
+pub mod otp;
 pub mod outbox;
 pub mod policy;
 pub mod policyholder;
