@@ -110,3 +110,7 @@ premium-reminder-set = Okay, I will remind you on { $remind_date }.
 premium-already-paid = Thank you! Payments can take up to 2 working days to show. If you paid earlier than that, our team can check it for you.
 premium-not-due = No premium is due on this policy right now.
 reminder-pay-link = Pay now: { $pay_link }
+
+# issue 21: cancel
+cancel-done = Cancelled. Here is the menu again. (To stop all messages from us, send STOP.)
+
