@@ -756,7 +756,14 @@ impl<'a> Machine<'a> {
     /// which takes a queued contact out of the queue (see [`Machine::queue_exit`]). Without
     /// it the only way back was a keyword nobody had been told.
     fn add_way_back(&self, reply: &mut Reply) {
-        let Some(id) = self.flows.role_flow(Role::Menu).file.triggers.buttons.first() else {
+        let Some(id) = self
+            .flows
+            .role_flow(Role::Menu)
+            .file
+            .triggers
+            .buttons
+            .first()
+        else {
             return;
         };
         let button = ReplyButton {
