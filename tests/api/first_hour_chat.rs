@@ -249,3 +249,57 @@ async fn a_hindi_policyholder_reads_statuses_in_hindi_and_gets_the_premium_of_th
         assert!(claim.contains("CLM-240455: दस्तावेज़ बाकी"), "{claim}");
     }
 }
+
+#[tokio::test]
+async fn the_terminal_chat_says_where_an_agent_answers_and_does_not_wait_for_the_bot_meanwhile() {
+    // `chat` always runs its own sandbox server on a throw-away SQLite file: one backend.
+    let env: std::collections::BTreeMap<String, String> = [
+        (
+            "INSUREBOT_DIALOGUE_FLOWS_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/flows"),
+        ),
+        (
+            "INSUREBOT_DIALOGUE_LOCALES_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/locales"),
+        ),
+        // Agents always in: no after-hours notice by the clock.
+        ("INSUREBOT_CONSOLE_OFFICE_DAYS", "mon-sun"),
+        ("INSUREBOT_CONSOLE_OFFICE_OPEN", "00:00"),
+        ("INSUREBOT_CONSOLE_OFFICE_CLOSE", "24:00"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let settings = insurebot::config::Settings::from_sources(None, &env).unwrap();
+    // The hand-off message's button is [1]: typing 1 taps it.
+    let script = "agent\nare you there?\n1\n";
+    let mut out: Vec<u8> = Vec::new();
+    let started = std::time::Instant::now();
+    insurebot::chat::run_with(settings, "919800002108", script.as_bytes(), &mut out)
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    let text = String::from_utf8(out).unwrap();
+    let console = regex::Regex::new(r"http://127\.0\.0\.1:\d+/console").unwrap();
+    assert!(console.is_match(&text), "{text}");
+    assert!(
+        text.contains("cargo run -- agent add")
+            && text.contains("INSUREBOT_DATABASE_URL='sqlite://"),
+        "{text}"
+    );
+    assert!(text.contains("[1] Back to the bot"), "{text}");
+    assert!(
+        text.contains("(for the agent: you are still in the queue)")
+            && !text.contains("(no reply)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("bot: Welcome! How can I help you today?"),
+        "{text}"
+    );
+    // The message for the agent did not wait out the 10 s allowed for a bot reply.
+    assert!(
+        elapsed < std::time::Duration::from_secs(10),
+        "{elapsed:?}\n{text}"
+    );
+}
