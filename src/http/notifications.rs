@@ -39,7 +39,7 @@ use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::api::{ApiError, FieldProblem, OutboxView, authorize};
-use crate::engine::i18n::{I18n, args_from, display_string};
+use crate::engine::i18n::{I18n, display_string};
 use crate::insurer::SourceError;
 use crate::messaging::composer::{
     self, ComposeError, Composer, Intent, Purpose, Queued, TemplateChoice,
@@ -255,13 +255,13 @@ fn free_form_text(i18n: Option<&I18n>, kind: &Kind, params: &[String], language:
         .zip(params)
         .map(|(field, value)| ((*field).to_owned(), json!(value)))
         .collect();
-    let args = args_from(&slots);
     [language, "en"]
         .into_iter()
         .find(|lang| i18n.has(lang, kind.message))
         .map_or_else(
             || render_text(kind, params),
-            |lang| i18n.render_lossy(lang, kind.message, Some(&args)),
+            // Data values (a policy status) read in that language, as in the bot's replies.
+            |lang| i18n.render_lossy(lang, kind.message, Some(&i18n.args_in(lang, &slots))),
         )
 }
 

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::engine::i18n::display_value;
-use crate::insurer::model::{CLOSED_CLAIM_STAGES, label};
+use crate::insurer::model::CLOSED_CLAIM_STAGES;
 use crate::money::Paise;
 use crate::store::entities::{claim, identity_verification, policy, premium};
 
@@ -76,7 +76,7 @@ pub async fn for_contact<C: ConnectionTrait>(
         .map(|p| PolicyLine {
             policy: mask(&p.policy_number),
             plan: p.plan,
-            status: label(&p.status),
+            status: p.status,
         })
         .collect();
     let open_claims = claim::Entity::find()
@@ -90,7 +90,7 @@ pub async fn for_contact<C: ConnectionTrait>(
         .map(|c| ClaimLine {
             claim_number: c.claim_number,
             policy: mask(&c.policy_number),
-            stage: label(&c.stage),
+            stage: c.stage.replace('_', " "),
             pending_documents: c.pending_documents,
         })
         .collect();

@@ -28,6 +28,12 @@ async fn say(app: &TestApp, phone: &str, timestamp: i64, body: &str) {
     .await;
 }
 
+/// Taps a reply button (`button_reply`) or chooses a list row (`list_reply`) as `phone`.
+async fn press(app: &TestApp, phone: &str, timestamp: i64, kind: &str, id: &str, title: &str) {
+    app.post_webhook(&envelope(vec![tap(phone, timestamp, kind, id, title)]))
+        .await;
+}
+
 /// The body text of a send, text or interactive.
 fn body_text(request: &ReceivedRequest) -> String {
     request.body["text"]["body"]
@@ -80,13 +86,14 @@ async fn the_hand_off_message_leads_back_to_the_bot_and_the_console_sees_the_con
         app.assert_no_more_sends(1).await;
         assert_eq!(handoff_states(&app).await, ["waiting"]);
 
-        app.post_webhook(&envelope(vec![tap(
+        press(
+            &app,
             phone,
             now_secs(),
             "button_reply",
             "menu",
             "Back to the bot",
-        )]))
+        )
         .await;
         let sent = app.wait_for_sends(2).await;
         assert_eq!(body_text(&sent[1]), "Welcome! How can I help you today?");
@@ -198,24 +205,18 @@ async fn a_hindi_policyholder_reads_statuses_in_hindi_and_gets_the_premium_of_th
         let ts = now_secs();
         say(&app, phone, ts, "भाषा").await;
         app.wait_for_sends(1).await;
-        app.post_webhook(&envelope(vec![tap(
-            phone,
-            ts + 1,
-            "button_reply",
-            "lang.hi",
-            "हिन्दी",
-        )]))
-        .await;
+        press(&app, phone, ts + 1, "button_reply", "lang.hi", "हिन्दी").await;
         app.wait_for_sends(3).await;
         say(&app, phone, ts + 2, "पॉलिसी").await;
         app.wait_for_sends(4).await;
-        app.post_webhook(&envelope(vec![tap(
+        press(
+            &app,
             phone,
             ts + 3,
             "list_reply",
             "M-2025/778812",
             "Private Car Comprehensive",
-        )]))
+        )
         .await;
         let sent = app.wait_for_sends(5).await;
         let details = body_text(&sent[4]);
@@ -226,14 +227,7 @@ async fn a_hindi_policyholder_reads_statuses_in_hindi_and_gets_the_premium_of_th
         assert!(!details.contains("Active"), "{details}");
 
         // "Premium due" under the details: that policy's premium, no "which policy?".
-        app.post_webhook(&envelope(vec![tap(
-            phone,
-            ts + 4,
-            "button_reply",
-            "premium",
-            "प्रीमियम देय",
-        )]))
-        .await;
+        press(&app, phone, ts + 4, "button_reply", "premium", "प्रीमियम देय").await;
         let sent = app.wait_for_sends(6).await;
         let premium = body_text(&sent[5]);
         assert!(
