@@ -9,3 +9,6 @@ engine-agent-unavailable = Sorry, no one from our team is free right now. Please
 engine-error = Sorry, something went wrong on our side. Let's go back to the menu.
 btn-menu = Main menu
 btn-agent = Talk to an agent
+
+# issue 21: the way back from the agent queue (a button on the hand-off message; ≤ 20 characters)
+btn-back-to-bot = Back to the bot

@@ -67,6 +67,7 @@ policy-list-button = Choose policy
 policy-row-title = { $plan }
 policy-row-desc = Policy { $policy_number }
 policy-details = Policy { $policy_number }: { $plan }
+    Type: { $policy_type }
     Status: { $policy_status }
     Sum assured: { $sum_assured }
     Next premium due: { $next_due_date }
@@ -120,3 +121,29 @@ identity-otp-wrong = That code is not right. Please check it and type it again, 
 identity-otp-expired = That code has expired. I can send you a new one.
 identity-otp-limited = Too many codes have been asked for just now. Please try again later, or verify with the date of birth.
 identity-otp-unavailable = Sorry, we cannot send a code right now. You can verify with the policy holder's date of birth instead.
+# issue 21: cancel
+cancel-done = Cancelled. Here is the menu again. (To stop all messages from us, send STOP.)
+
+# issue 21: data values. The insurer's codes as policyholders read them: value-<slot>-<code>
+# (underscores as hyphens). `flows check` wants every code of every kind in every language; a
+# code the insurer sends that is not listed here is shown as sent.
+value-policy-status-active = Active
+value-policy-status-grace = In grace period
+value-policy-status-lapsed = Lapsed
+value-policy-status-matured = Matured
+value-policy-status-expired = Expired
+value-policy-status-cancelled = Cancelled
+value-policy-status-surrendered = Surrendered
+value-claim-stage-intimated = Intimated
+value-claim-stage-documents-pending = Documents pending
+value-claim-stage-under-review = Under review
+value-claim-stage-approved = Approved
+value-claim-stage-settled = Settled
+value-claim-stage-rejected = Rejected
+value-claim-stage-closed = Closed
+value-policy-type-health = Health
+value-policy-type-motor = Motor
+value-policy-type-life = Life
+value-policy-type-travel = Travel
+value-policy-type-home = Home
+value-policy-type-other = Other

@@ -67,6 +67,7 @@ policy-list-button = पॉलिसी चुनें
 policy-row-title = { $plan }
 policy-row-desc = पॉलिसी { $policy_number }
 policy-details = पॉलिसी { $policy_number }: { $plan }
+    प्रकार: { $policy_type }
     स्थिति: { $policy_status }
     बीमा राशि: { $sum_assured }
     अगला प्रीमियम देय: { $next_due_date }
@@ -120,3 +121,27 @@ identity-otp-wrong = यह कोड सही नहीं है। कृप
 identity-otp-expired = इस कोड की समय-सीमा समाप्त हो गई है। मैं आपको नया कोड भेज सकता हूँ।
 identity-otp-limited = अभी बहुत सारे कोड माँगे गए हैं। कृपया बाद में फिर कोशिश करें, या जन्म तिथि से सत्यापन करें।
 identity-otp-unavailable = क्षमा करें, हम अभी कोड नहीं भेज सकते। आप पॉलिसीधारक की जन्म तिथि से सत्यापन कर सकते हैं।
+# issue 21: रद्द
+cancel-done = रद्द कर दिया। यह रहा मेनू। (हमारे सभी संदेश बंद करने के लिए STOP या "रोकें" भेजें।)
+
+# issue 21: data values (बीमा कंपनी के कोड, पॉलिसीधारक की भाषा में)
+value-policy-status-active = सक्रिय
+value-policy-status-grace = ग्रेस अवधि में
+value-policy-status-lapsed = व्यपगत (लैप्स)
+value-policy-status-matured = परिपक्व
+value-policy-status-expired = समाप्त
+value-policy-status-cancelled = रद्द
+value-policy-status-surrendered = सरेंडर की गई
+value-claim-stage-intimated = सूचना दर्ज
+value-claim-stage-documents-pending = दस्तावेज़ बाकी
+value-claim-stage-under-review = जाँच में
+value-claim-stage-approved = स्वीकृत
+value-claim-stage-settled = भुगतान हो गया
+value-claim-stage-rejected = अस्वीकृत
+value-claim-stage-closed = बंद
+value-policy-type-health = स्वास्थ्य
+value-policy-type-motor = मोटर
+value-policy-type-life = जीवन
+value-policy-type-travel = यात्रा
+value-policy-type-home = गृह
+value-policy-type-other = अन्य

@@ -67,6 +67,7 @@ policy-list-button = பாலிசி தேர்வு
 policy-row-title = { $plan }
 policy-row-desc = பாலிசி { $policy_number }
 policy-details = பாலிசி { $policy_number }: { $plan }
+    வகை: { $policy_type }
     நிலை: { $policy_status }
     காப்புத் தொகை: { $sum_assured }
     அடுத்த பிரீமியம் தேதி: { $next_due_date }
@@ -120,3 +121,27 @@ identity-otp-wrong = அந்தக் குறியீடு சரியி
 identity-otp-expired = அந்தக் குறியீட்டின் காலம் முடிந்துவிட்டது. உங்களுக்குப் புதிய குறியீட்டை அனுப்ப முடியும்.
 identity-otp-limited = இப்போது அதிகமான குறியீடுகள் கேட்கப்பட்டுள்ளன. பின்னர் மீண்டும் முயலவும், அல்லது பிறந்த தேதி மூலம் சரிபார்க்கவும்.
 identity-otp-unavailable = மன்னிக்கவும், இப்போது குறியீட்டை அனுப்ப முடியவில்லை. பாலிசிதாரரின் பிறந்த தேதி மூலம் சரிபார்க்கலாம்.
+# issue 21: ரத்து
+cancel-done = ரத்து செய்யப்பட்டது. இதோ மெனு. (எங்களின் எல்லாச் செய்திகளையும் நிறுத்த STOP அல்லது "நிறுத்து" என்று அனுப்பவும்.)
+
+# issue 21: data values (காப்பீட்டு நிறுவனத்தின் குறியீடுகள், பாலிசிதாரரின் மொழியில்)
+value-policy-status-active = நடைமுறையில் உள்ளது
+value-policy-status-grace = சலுகைக் காலத்தில்
+value-policy-status-lapsed = தவணை தவறியது
+value-policy-status-matured = முதிர்வடைந்தது
+value-policy-status-expired = காலாவதியானது
+value-policy-status-cancelled = ரத்து செய்யப்பட்டது
+value-policy-status-surrendered = ஒப்படைக்கப்பட்டது
+value-claim-stage-intimated = தெரிவிக்கப்பட்டது
+value-claim-stage-documents-pending = ஆவணங்கள் நிலுவையில்
+value-claim-stage-under-review = பரிசீலனையில்
+value-claim-stage-approved = அங்கீகரிக்கப்பட்டது
+value-claim-stage-settled = தொகை வழங்கப்பட்டது
+value-claim-stage-rejected = நிராகரிக்கப்பட்டது
+value-claim-stage-closed = முடிக்கப்பட்டது
+value-policy-type-health = உடல்நலம்
+value-policy-type-motor = மோட்டார்
+value-policy-type-life = ஆயுள்
+value-policy-type-travel = பயணம்
+value-policy-type-home = வீடு
+value-policy-type-other = மற்றவை

@@ -64,6 +64,7 @@ pub const ACTIONS: &[ActionSpec] = &[
             "policy_number",
             "plan",
             "policy_status",
+            "policy_type",
             "sum_assured",
             "next_due_date",
         ],

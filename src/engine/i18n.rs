@@ -246,6 +246,67 @@ impl I18n {
     }
 }
 
+/// Slots whose values are codes from the insurer's vocabularies, with every code they may
+/// hold. Each code reads in the contact's language through message
+/// `value-<slot>-<code>` (see [`value_message_id`]); the linter checks that every language
+/// has all of them. A code the insurer sends that is not listed is shown as sent.
+pub const DATA_VALUES: &[(&str, &[&str])] = &[
+    ("policy_status", crate::insurer::model::POLICY_STATUSES),
+    ("claim_stage", crate::insurer::model::CLAIM_STAGES),
+    ("policy_type", crate::insurer::model::PRODUCTS),
+];
+
+/// The message id of a data value: `("claim_stage", "documents_pending")` →
+/// `value-claim-stage-documents-pending`. Codes are matched case-insensitively with spaces,
+/// `_` and `-` alike (an insurer API may send `Documents pending`); `None` for a value that
+/// cannot be a code (empty, or other characters).
+pub fn value_message_id(slot: &str, code: &str) -> Option<String> {
+    let code: String = code
+        .trim()
+        .to_lowercase()
+        .chars()
+        .map(|c| if matches!(c, ' ' | '_') { '-' } else { c })
+        .collect();
+    let ok = !code.is_empty() && code.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    ok.then(|| format!("value-{}-{code}", slot.replace('_', "-")))
+}
+
+impl I18n {
+    /// A data value in `lang` (English when `lang` lacks it); `None` when the slot is not a
+    /// data value or no locale knows the code.
+    pub fn value_text(&self, lang: &str, slot: &str, value: &str) -> Option<String> {
+        if !DATA_VALUES.iter().any(|(s, _)| *s == slot) {
+            return None;
+        }
+        let id = value_message_id(slot, value)?;
+        self.render(lang, &id, None).ok()
+    }
+
+    /// [`args_from`] for a reply in `lang`: data values (policy status, claim stage, policy
+    /// type) in that language, unknown ones as sent.
+    pub fn args_in(&self, lang: &str, slots: &BTreeMap<String, Value>) -> FluentArgs<'static> {
+        let mut args = args_from(slots);
+        for (slot, _) in DATA_VALUES {
+            if let Some(Value::String(v)) = slots.get(*slot)
+                && let Some(text) = self.value_text(lang, slot, v)
+            {
+                args.set(*slot, text);
+            }
+        }
+        args
+    }
+
+    /// [`display_value`] in `lang`: a data value translated (template parameters).
+    pub fn display_in(&self, lang: &str, key: &str, v: &Value) -> Option<String> {
+        match v {
+            Value::String(s) => self
+                .value_text(lang, key, s)
+                .or_else(|| display_value(key, v)),
+            _ => display_value(key, v),
+        }
+    }
+}
+
 /// Builds fluent arguments from slots: amounts as ₹ with Indian grouping, ISO dates as
 /// dd/mm/yyyy, policy numbers masked to their last 4 digits, numbers kept numeric for plurals.
 pub fn args_from(slots: &BTreeMap<String, Value>) -> FluentArgs<'static> {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::actions;
-use super::i18n::{FALLBACK_LANG, I18n};
+use super::i18n::{DATA_VALUES, FALLBACK_LANG, I18n, value_message_id};
 use super::loader::{self, LoadedFlow};
 use super::model::{FlowFile, FlowId, Role, Sp, State, StateId, Target, limits};
 use super::runtime::ENGINE_MESSAGES;
@@ -349,6 +349,40 @@ fn template_fallbacks(loaded: &[LoadedFlow], registry: &Path) -> Vec<Diagnostic>
     diags
 }
 
+/// Every code of every data value kind (policy status, claim stage, policy type:
+/// [`DATA_VALUES`]) has its text in every language, so a Hindi reply never says "Active".
+/// A message an English file has and another language lacks is already reported by the
+/// every-id-in-every-language check; here the rest: codes English lacks too.
+fn data_values(i18n: &I18n, locales_dir: &Path) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    for (slot, codes) in DATA_VALUES {
+        for code in *codes {
+            let Some(id) = value_message_id(slot, code) else {
+                continue;
+            };
+            for lang in i18n.languages() {
+                let reported = lang != FALLBACK_LANG && i18n.has(FALLBACK_LANG, &id);
+                if i18n.has(lang, &id) || reported {
+                    continue;
+                }
+                diags.push(
+                    Diagnostic::error(
+                        &locales_dir.join(lang),
+                        0,
+                        0,
+                        format!("{slot} '{code}' has no text in '{lang}' (message '{id}')"),
+                    )
+                    .with_hint(format!(
+                        "add `{id} = …` to {}/flows.ftl: insurer data shows it in replies",
+                        locales_dir.join(lang).display()
+                    )),
+                );
+            }
+        }
+    }
+    diags
+}
+
 /// Same as [`check`] for flows already parsed (used by tests and the reload path).
 ///
 /// # Errors
@@ -489,6 +523,7 @@ fn check_loaded_without(
     }
     cx.locales();
     diags.append(&mut cx.diags);
+    diags.extend(data_values(&i18n, locales_dir));
 
     if diags.iter().any(|d| d.severity == Severity::Error) {
         diags.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));

@@ -146,10 +146,14 @@ pub enum Role {
     OptOut,
     /// START: its keywords are the only thing an opted-out contact gets an answer to.
     OptIn,
+    /// "Cancel": stop what is in progress (a question, the wait for an agent) and go back to
+    /// the menu. Alone with nothing in progress the word means STOP (the engine decides).
+    /// Optional: without such a flow its words are ordinary keywords.
+    Cancel,
 }
 
 impl Role {
-    /// All roles, in the order they are checked.
+    /// The roles every flow set must fill, in the order they are checked.
     pub const ALL: [Role; 6] = [
         Role::Menu,
         Role::Agent,
@@ -158,6 +162,8 @@ impl Role {
         Role::OptOut,
         Role::OptIn,
     ];
+    /// Roles a flow set may leave unfilled.
+    pub const OPTIONAL: [Role; 1] = [Role::Cancel];
     /// The name used in flow files.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -167,6 +173,7 @@ impl Role {
             Role::Language => "language",
             Role::OptOut => "opt_out",
             Role::OptIn => "opt_in",
+            Role::Cancel => "cancel",
         }
     }
 }
@@ -632,7 +639,11 @@ mod tests {
             .collect();
         assert_eq!(
             roles,
-            Role::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>()
+            Role::ALL
+                .iter()
+                .chain(&Role::OPTIONAL)
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
         );
     }
 }

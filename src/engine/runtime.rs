@@ -7,9 +7,13 @@
 //!
 //! Order of precedence for an inbound message, from every state and mode:
 //! 1. STOP / START keywords (whole message only, any shipped language) — even with an agent;
-//! 2. the mode: opted-out contacts get one reminder then silence, agent conversations stay quiet;
+//!    "cancel" too when nothing is in progress (no flow position, no agent);
+//! 2. the mode: opted-out contacts get one reminder then silence, agent conversations stay quiet
+//!    (a contact waiting in the queue leaves it with "menu", "cancel" or the hand-off message's
+//!    button);
 //! 3. idle restart and stale-position recovery (flow edited or removed: apology + menu);
-//! 4. a tap on one of the current state's buttons;
+//! 4. a tap on one of the current state's buttons, or its title typed (before the global
+//!    keywords: "Premium due" under a policy's details is that policy's premium);
 //! 5. global intents: trigger keywords and trigger buttons of any flow (menu, agent, help, …);
 //! 6. the current state's answer (`expect`), with re-prompts, a retry limit, and the agent
 //!    offered after repeated misunderstandings.
@@ -20,8 +24,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::i18n::{self, args_from};
-use super::lint::{FlowSet, normalize_keyword};
+use super::lint::{Flow, FlowSet, normalize_keyword};
 use super::model::{Button, ConsentKind, FlowId, Role, State, StateId, Target, limits};
 
 /// Message ids the engine itself uses; every locale must define them (the linter checks).
@@ -36,7 +39,11 @@ pub const ENGINE_MESSAGES: &[&str] = &[
     "engine-error",
     "btn-menu",
     "btn-agent",
+    BACK_TO_BOT,
 ];
+
+/// Title of the button on the hand-off message that leaves the agent queue.
+pub const BACK_TO_BOT: &str = "btn-back-to-bot";
 
 /// Template sent instead of `engine-agent-unavailable` when the window has closed.
 pub const AGENT_UNAVAILABLE_TEMPLATE: &str = "agent_unavailable";
@@ -441,11 +448,13 @@ struct Machine<'a> {
 
 impl<'a> Machine<'a> {
     fn handle(&mut self, event: &Event) {
-        // 1. STOP / START beat everything, in every mode.
+        // 1. STOP / START beat everything, in every mode; so does "cancel" when there is
+        // nothing to cancel (the word is on every opt-out list, the carriers' included).
         if let Event::Text(t) = event
             && let Some(flow) = self.flows.keyword_flow(t)
-            && let Some(role @ (Role::OptOut | Role::OptIn)) = self.flows.role_of(flow.id.as_str())
+            && let Some(role) = self.stop_or_start(flow)
         {
+            let flow = self.flows.role_flow(role);
             if role == Role::OptOut
                 && matches!(self.conv.mode, Mode::WaitingForAgent | Mode::WithAgent)
             {
@@ -460,6 +469,20 @@ impl<'a> Machine<'a> {
             self.conv.pending_action = None;
             let id = flow.id.as_str().to_owned();
             self.go(&id, Target::Flow(id.clone()));
+            return;
+        }
+
+        // The way back while queued: "menu" (keyword or the hand-off message's button) or
+        // "cancel" leaves the queue, and the bot answers again.
+        if self.conv.mode == Mode::WaitingForAgent
+            && let Some(flow) = self.queue_exit(event)
+        {
+            self.effects.push(Effect::CancelHandoff {
+                reason: "contact_left".to_owned(),
+            });
+            self.set_mode(Mode::Bot);
+            self.reset_position();
+            self.go(&flow, Target::Flow(flow.clone()));
             return;
         }
 
@@ -530,6 +553,44 @@ impl<'a> Machine<'a> {
         }
     }
 
+    /// The role whose flow this keyword flow's message starts before anything else: STOP and
+    /// START always; "cancel" as STOP when nothing is in progress (otherwise `None`: it
+    /// cancels what is, see [`Machine::in_progress`]).
+    fn stop_or_start(&self, flow: &Flow) -> Option<Role> {
+        match self.flows.role_of(flow.id.as_str())? {
+            role @ (Role::OptOut | Role::OptIn) => Some(role),
+            Role::Cancel if !self.in_progress() => Some(Role::OptOut),
+            _ => None,
+        }
+    }
+
+    /// Whether something is under way that "cancel" can stop: a flow position (a question,
+    /// buttons, an action) in a live session, the wait for an agent, or an agent's
+    /// conversation (there the word goes to the agent).
+    fn in_progress(&self) -> bool {
+        match self.conv.mode {
+            Mode::WaitingForAgent | Mode::WithAgent => true,
+            Mode::OptedOutQuiet => false,
+            Mode::Bot => self.conv.position.is_some() && !self.is_idle(),
+        }
+    }
+
+    /// The flow a queued contact's message leaves the agent queue for: the menu (its keyword
+    /// or trigger button, which the hand-off message carries) or the cancel flow. Anything
+    /// else, greetings included, waits with the contact for the agent.
+    fn queue_exit(&self, event: &Event) -> Option<String> {
+        let flow = match event {
+            Event::Text(t) => self.flows.keyword_flow(t),
+            Event::Button { id, .. } | Event::ListRow { id } => self.flows.button_flow(id),
+            _ => None,
+        }?;
+        matches!(
+            self.flows.role_of(flow.id.as_str()),
+            Some(Role::Menu | Role::Cancel)
+        )
+        .then(|| flow.id.as_str().to_owned())
+    }
+
     fn inbound(&mut self, event: &Event) {
         // 3. Idle sessions restart; a position that no longer exists recovers to the menu.
         if self.is_idle() {
@@ -545,6 +606,17 @@ impl<'a> Machine<'a> {
         if let (Some(st), Event::Button { id, .. } | Event::ListRow { id }) = (state, event)
             && let Some(b) = st.buttons.iter().find(|b| b.id.value == *id)
             && self.conv.pending_action.is_none()
+        {
+            self.choose(st, b);
+            return;
+        }
+        // A button's title typed is that button, even when it is also a global keyword: the
+        // button carries this state's context (the policy just shown), the keyword does not.
+        if let (Some(st), Event::Text(text)) = (state, event)
+            && self.conv.pending_action.is_none()
+            && let Some(b) = st.buttons.iter().find(|b| {
+                normalize_keyword(&self.render(&b.title.value, None)) == normalize_keyword(text)
+            })
         {
             self.choose(st, b);
             return;
@@ -715,6 +787,36 @@ impl<'a> Machine<'a> {
         self.effects.push(Effect::Reply(reply));
     }
 
+    /// Gives the hand-off message a "Back to the bot" button: the menu's trigger button,
+    /// which takes a queued contact out of the queue (see [`Machine::queue_exit`]). Without
+    /// it the only way back was a keyword nobody had been told.
+    fn add_way_back(&self, reply: &mut Reply) {
+        let Some(id) = self
+            .flows
+            .role_flow(Role::Menu)
+            .file
+            .triggers
+            .buttons
+            .first()
+        else {
+            return;
+        };
+        let button = ReplyButton {
+            id: id.value.clone(),
+            title: limits::truncate(&self.render(BACK_TO_BOT, None), limits::BUTTON_TITLE),
+        };
+        match &mut reply.choices {
+            Some(Choices::Buttons(buttons)) if buttons.len() < limits::MAX_BUTTONS => {
+                buttons.push(button);
+            }
+            Some(_) => {}
+            None => {
+                reply.choices = Some(Choices::Buttons(vec![button]));
+                reply.body = limits::truncate(&reply.body, limits::BODY);
+            }
+        }
+    }
+
     fn choose(&mut self, st: &'a State, b: &'a Button) {
         self.save_answer(st, Value::String(b.id.value.clone()));
         match &b.goto {
@@ -848,7 +950,10 @@ impl<'a> Machine<'a> {
                 }
             }
             if st.say.is_some() {
-                let reply = self.state_reply(st);
+                let mut reply = self.state_reply(st);
+                if st.handoff.is_some() {
+                    self.add_way_back(&mut reply);
+                }
                 self.effects.push(Effect::Reply(reply));
             }
             if let Some(reason) = &st.handoff {
@@ -999,8 +1104,13 @@ impl<'a> Machine<'a> {
             .render_lossy(&self.conv.language, id, args)
     }
 
+    /// The slots as message arguments in the contact's language.
+    fn args(&self, slots: &BTreeMap<String, Value>) -> fluent_bundle::FluentArgs<'static> {
+        self.flows.i18n().args_in(&self.conv.language, slots)
+    }
+
     fn plain(&self, id: &str) -> Reply {
-        let args = args_from(&self.conv.slots);
+        let args = self.args(&self.conv.slots);
         Reply {
             message_id: id.to_owned(),
             body: limits::truncate(&self.render(id, Some(&args)), limits::TEXT_BODY),
@@ -1017,7 +1127,7 @@ impl<'a> Machine<'a> {
     }
 
     fn state_reply(&self, st: &State) -> Reply {
-        let args = args_from(&self.conv.slots);
+        let args = self.args(&self.conv.slots);
         let say = st
             .say
             .as_ref()
@@ -1044,7 +1154,7 @@ impl<'a> Machine<'a> {
             choices,
             template: st.template.as_ref().map(|t| TemplateFallback {
                 name: t.name.value.clone(),
-                language: lang,
+                language: lang.clone(),
                 params: t
                     .params
                     .iter()
@@ -1052,7 +1162,7 @@ impl<'a> Machine<'a> {
                         self.conv
                             .slots
                             .get(&p.value)
-                            .and_then(|v| i18n::display_value(&p.value, v))
+                            .and_then(|v| self.flows.i18n().display_in(&lang, &p.value, v))
                             .unwrap_or_default()
                     })
                     .collect(),
@@ -1150,7 +1260,7 @@ impl<'a> Machine<'a> {
                 };
                 let map: BTreeMap<String, Value> =
                     fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-                let args = args_from(&map);
+                let args = self.args(&map);
                 Some(ListRow {
                     id: limits::truncate(&id, limits::ID),
                     title: limits::truncate(

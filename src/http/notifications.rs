@@ -40,7 +40,7 @@ use super::api::{
     ApiBody, ApiError, ApiPath, ApiRoutes, FieldProblem, OutboxView, authorize, from_value,
     parse_json,
 };
-use crate::engine::i18n::{I18n, args_from, display_string};
+use crate::engine::i18n::{I18n, display_string};
 use crate::insurer::SourceError;
 use crate::messaging::composer::{self, ComposeError, Intent, Purpose, Queued, TemplateChoice};
 use crate::messaging::{outbox, templates};
@@ -273,13 +273,13 @@ fn free_form_text(i18n: Option<&I18n>, kind: &Kind, params: &[String], language:
         .zip(params)
         .map(|(field, value)| ((*field).to_owned(), json!(value)))
         .collect();
-    let args = args_from(&slots);
     [language, "en"]
         .into_iter()
         .find(|lang| i18n.has(lang, kind.message))
         .map_or_else(
             || render_text(kind, params),
-            |lang| i18n.render_lossy(lang, kind.message, Some(&args)),
+            // Data values (a policy status) read in that language, as in the bot's replies.
+            |lang| i18n.render_lossy(lang, kind.message, Some(&i18n.args_in(lang, &slots))),
         )
 }
 

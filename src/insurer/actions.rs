@@ -444,7 +444,10 @@ impl<C: ConnectionTrait> Ctx<'_, C> {
             json!({
                 "policy_number": p.policy_number,
                 "plan": p.plan,
-                "policy_status": model::label(&p.status),
+                // Codes, not English: the engine shows them in the contact's language
+                // (`value-…` messages); a code it does not know is shown as sent.
+                "policy_status": p.status,
+                "policy_type": p.product,
                 "sum_assured": Paise::new(p.sum_assured_paise).rupees(),
                 // "-" rather than null: a missing fluent argument would show its raw name.
                 "next_due_date": next_due.map_or_else(|| "-".to_owned(), |d| d.to_string()),
@@ -481,7 +484,7 @@ impl<C: ConnectionTrait> Ctx<'_, C> {
         Ok(ActionResult::new(
             "found",
             json!({
-                "claim_stage": model::label(&claim.stage),
+                "claim_stage": claim.stage,
                 "claim_updated_date": claim.updated_date.to_string(),
                 "pending_documents": claim.pending_documents,
             }),
@@ -516,7 +519,7 @@ impl<C: ConnectionTrait> Ctx<'_, C> {
         let fields = |c: &model::Claim| {
             json!({
                 "claim_number": c.claim_number,
-                "claim_stage": model::label(&c.stage),
+                "claim_stage": c.stage,
                 "claim_updated_date": c.updated_date.to_string(),
                 "pending_documents": c.pending_documents,
             })

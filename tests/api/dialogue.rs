@@ -300,7 +300,8 @@ async fn hi_then_taps_move_through_the_flows_and_everything_is_persisted() {
     }
 }
 
-fn tap(phone: &str, timestamp: i64, kind: &str, id: &str, title: &str) -> serde_json::Value {
+/// An inbound tap on a reply button (`button_reply`) or a list row (`list_reply`).
+pub fn tap(phone: &str, timestamp: i64, kind: &str, id: &str, title: &str) -> serde_json::Value {
     serde_json::json!({
         "from": phone, "id": new_wamid(), "timestamp": timestamp.to_string(), "type": "interactive",
         "interactive": { "type": kind, kind: { "id": id, "title": title } }

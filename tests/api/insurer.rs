@@ -394,7 +394,7 @@ async fn a_registered_number_is_verified_and_sees_its_policies_claims_and_premiu
             details.data,
             json!({
                 "policy_number": "H-2023/100245", "plan": "Arogya Family Floater",
-                "policy_status": "Active", "sum_assured": 1000000.0, "next_due_date": "2026-12-05"
+                "policy_status": "active", "policy_type": "health", "sum_assured": 1000000.0, "next_due_date": "2026-12-05"
             })
         );
 
@@ -408,7 +408,7 @@ async fn a_registered_number_is_verified_and_sees_its_policies_claims_and_premiu
         assert_eq!(claim.outcome, "found");
         assert_eq!(
             claim.data,
-            json!({ "claim_stage": "Documents pending", "claim_updated_date": "2026-11-22", "pending_documents": 2 })
+            json!({ "claim_stage": "documents_pending", "claim_updated_date": "2026-11-22", "pending_documents": 2 })
         );
 
         let due = f
@@ -646,9 +646,9 @@ async fn a_verified_contact_gets_its_own_open_claims_and_policy_documents_and_no
             ActionResult::new(
                 "many",
                 json!({ "claim_count": 2, "claims": [
-                    { "claim_number": "CLM-240311", "claim_stage": "Under review",
+                    { "claim_number": "CLM-240311", "claim_stage": "under_review",
                       "claim_updated_date": "2026-11-24", "pending_documents": 0 },
-                    { "claim_number": "CLM-240455", "claim_stage": "Documents pending",
+                    { "claim_number": "CLM-240455", "claim_stage": "documents_pending",
                       "claim_updated_date": "2026-11-22", "pending_documents": 2 }
                 ]})
             ),
@@ -658,7 +658,7 @@ async fn a_verified_contact_gets_its_own_open_claims_and_policy_documents_and_no
         let open = f.run(&priya, "claim.list_open", json!({})).await;
         assert_eq!(open.outcome, "one");
         assert_eq!(open.data["claim_number"], "CLM-239980");
-        assert_eq!(open.data["claim_stage"], "Approved");
+        assert_eq!(open.data["claim_stage"], "approved");
         assert_eq!(open.data["claim_count"], 1);
         // None.
         assert_eq!(
@@ -1243,16 +1243,16 @@ async fn the_flow_actions_work_over_the_http_source() {
             json!({ "claim_number": "CLM-240311" }),
         )
         .await;
-    assert_eq!(claim.data["claim_stage"], "Under review");
+    assert_eq!(claim.data["claim_stage"], "under_review");
     let open = f.run(&rajesh, "claim.list_open", json!({})).await;
     assert_eq!(
         open,
         ActionResult::new(
             "one",
             json!({
-                "claim_number": "CLM-240311", "claim_stage": "Under review",
+                "claim_number": "CLM-240311", "claim_stage": "under_review",
                 "claim_updated_date": "2026-11-24", "pending_documents": 1, "claim_count": 1,
-                "claims": [{ "claim_number": "CLM-240311", "claim_stage": "Under review",
+                "claims": [{ "claim_number": "CLM-240311", "claim_stage": "under_review",
                              "claim_updated_date": "2026-11-24", "pending_documents": 1 }]
             })
         ),

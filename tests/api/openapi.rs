@@ -244,7 +244,10 @@ async fn every_bearer_operation_is_served_and_refuses_a_missing_token_in_the_err
             Access::Public => assert_eq!(response.status(), 200, "{url}"),
             Access::Bearer => {
                 assert_eq!(
-                    response.headers().get(WWW_AUTHENTICATE).map(|v| v.as_bytes()),
+                    response
+                        .headers()
+                        .get(WWW_AUTHENTICATE)
+                        .map(|v| v.as_bytes()),
                     Some(&b"Bearer"[..]),
                     "{} {url}: {}",
                     op.method,

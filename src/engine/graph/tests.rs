@@ -199,7 +199,7 @@ fn a_step_reports_the_states_it_went_through() {
     let out = step(
         flows(),
         &Conversation::new("en"),
-        &Event::Text("hi".into()),
+        &Event::Text("menu".into()),
         chrono::Utc::now(),
     );
     assert_eq!(

@@ -303,3 +303,35 @@ fn template_fallbacks_are_checked_against_the_registry() {
     let d = check_with(&[("flows/templates/templates.yaml", "templates: [")]);
     assert_has(&d, "flows/templates/templates.yaml", 0, "template registry");
 }
+
+// issue 21: data values
+#[test]
+fn every_data_value_needs_a_text_in_every_language() {
+    let without = |lang: &str| {
+        std::fs::read_to_string(root().join(format!("locales/{lang}/flows.ftl")))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("value-claim-stage-under-review ="))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    // Gone from English and Tamil, still in Hindi: no other check notices English.
+    let d = check_with(&[
+        ("locales/en/flows.ftl", &without("en")),
+        ("locales/ta/flows.ftl", &without("ta")),
+    ]);
+    for lang in ["en", "ta"] {
+        assert_has(
+            &d,
+            &format!("locales/{lang}"),
+            0,
+            &format!(
+                "claim_stage 'under_review' has no text in '{lang}' (message 'value-claim-stage-under-review')"
+            ),
+        );
+    }
+    assert!(
+        !d.iter().any(|x| x.message.contains("no text in 'hi'")),
+        "Hindi has it: {d:?}"
+    );
+}
