@@ -91,6 +91,8 @@ pub struct Settings {
     pub api: ApiSettings,
     /// `[metrics]`: who may read `/metrics`, and where.
     pub metrics: MetricsSettings,
+    /// `[media]`: the media store and inbound downloads (see `crate::media::settings`).
+    pub media: crate::media::MediaSettings,
 }
 
 /// Throttling of wrong API tokens, per client address.
@@ -544,6 +546,7 @@ impl Default for Settings {
             api_token: None,
             api: ApiSettings::default(),
             metrics: MetricsSettings::default(),
+            media: Default::default(),
         }
     }
 }
@@ -774,6 +777,7 @@ impl Settings {
                 n if n.starts_with("CAMPAIGNS_") => {
                     self.campaigns.apply_env(key, &n[10..], value)?
                 }
+                n if n.starts_with("MEDIA_") => self.media.apply_env(key, &n[6..], value)?,
                 "WHATSAPP_WABA_ID" => self.whatsapp.waba_id = Some(value.clone()),
                 "WHATSAPP_TEMPLATE_SYNC_SECS" => {
                     self.whatsapp.template_sync_secs = parse(key, value)?
@@ -1053,6 +1057,7 @@ impl Settings {
         self.insurer.validate()?;
         self.reminders.validate()?;
         self.campaigns.validate()?;
+        self.media.validate()?;
         let m = &self.messaging;
         if !(1..=10_000).contains(&m.rate_per_second) {
             return Err(invalid(

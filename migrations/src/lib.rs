@@ -20,6 +20,7 @@ mod m20261228_000001_index_unprocessed_by_contact;
 mod m20261228_000002_index_queued_outbox_by_id;
 mod m20261229_000001_create_transcript_views;
 mod m20261229_000016_escalate_identity_lockouts;
+mod m20261230_000018_create_media_files;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261228_000002_index_queued_outbox_by_id::Migration),
             Box::new(m20261229_000001_create_transcript_views::Migration),
             Box::new(m20261229_000016_escalate_identity_lockouts::Migration),
+            Box::new(m20261230_000018_create_media_files::Migration),
         ]
     }
 }

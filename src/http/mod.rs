@@ -48,6 +48,9 @@ pub struct AppState {
     pub insurer: Arc<Insurer>,
     /// Wrong API tokens per client address (see [`throttle`]).
     pub api_throttle: Arc<throttle::FailureThrottle>,
+    /// Where inbound photos and documents are kept (the console shows them, erasure and
+    /// retention delete them).
+    pub media: crate::media::MediaStore,
 }
 
 /// The two secrets the webhook checks requests against.
