@@ -398,6 +398,7 @@ impl Application {
         let sender = tokio::spawn(self.sender.clone().run(stop.clone()));
         let retention = tokio::spawn(run_retention(
             self.state.db.clone(),
+            self.state.media.clone(),
             self.state.settings.privacy.clone(),
             stop.clone(),
         ));
@@ -535,6 +536,7 @@ async fn run_template_sync(
 /// purge only clears what is still there.
 async fn run_retention(
     db: DatabaseConnection,
+    media: crate::media::MediaStore,
     privacy: crate::config::PrivacySettings,
     stop: CancellationToken,
 ) {
@@ -545,6 +547,7 @@ async fn run_retention(
     loop {
         if let Err(e) = crate::consent::erasure::purge_older_than(
             &db,
+            Some(&media),
             privacy.retention_days,
             crate::store::now_ms(),
         )

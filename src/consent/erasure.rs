@@ -17,6 +17,8 @@
 //!   is a tombstone they name nobody, and the record of who accessed the data before it was
 //!   erased is the accountability the log exists for (deleting it would let an erasure hide
 //!   an improper reading);
+//! - `media_files`: deleted, and after the commit the files themselves from the media store
+//!   (`media store files`), except a file another contact's row still names;
 //! - `contacts`: phone number, BSUID and profile name cleared; the row stays as an anonymous
 //!   tombstone so the counts above keep a valid owner.
 //!
@@ -27,7 +29,8 @@
 //!
 //! Retention (`privacy.retention_days`, a periodic task and `insurebot retention run`)
 //! clears message bodies older than the limit: inbound content and raw payloads of processed
-//! messages, and payloads of outbox rows no longer queued.
+//! messages, and payloads of outbox rows no longer queued; and inbound media files older than
+//! the limit (their `media_files` rows, then the files).
 
 use std::collections::BTreeMap;
 
@@ -39,13 +42,15 @@ use sea_orm::{
 use serde::Serialize;
 
 use super::{AddressHasher, backfill_hash, contact_by_phone};
+use crate::media::MediaStore;
+use crate::media::purge::{delete_rows, delete_unreferenced};
 use crate::messaging::outbox::{reason as row_reason, state as row_state};
 use crate::privacy::mask;
 use crate::reminders::campaigns::rstate;
 use crate::store::begin_write;
 use crate::store::entities::{
     campaign_recipient, consent_log, contact, conversation, handoff, identity_attempt,
-    identity_verification, inbound_message, outbox, premium_reminder, reminder_send,
+    identity_verification, inbound_message, media_file, outbox, premium_reminder, reminder_send,
     transcript_view,
 };
 
@@ -76,6 +81,7 @@ pub struct Receipt {
 pub async fn erase(
     db: &DatabaseConnection,
     hasher: &AddressHasher,
+    media: Option<&MediaStore>,
     phone: &str,
     now: i64,
 ) -> Result<Option<Receipt>, DbErr> {
@@ -198,6 +204,12 @@ pub async fn erase(
             .count(&txn)
             .await?,
     );
+    let (media_rows, media_hashes) = delete_rows(
+        &txn,
+        sea_orm::Condition::all().add(media_file::Column::ContactId.eq(id)),
+    )
+    .await?;
+    tables.insert("media_files", media_rows);
     let tombstone = contact::Entity::update_many()
         .col_expr(contact::Column::WaId, Expr::value(Option::<String>::None))
         .col_expr(contact::Column::UserId, Expr::value(Option::<String>::None))
@@ -227,6 +239,12 @@ pub async fn erase(
         .count(&txn)
         .await?;
     txn.commit().await?;
+    if let Some(store) = media {
+        tables.insert(
+            "media store files",
+            delete_unreferenced(db, store, &media_hashes).await,
+        );
+    }
     tracing::info!(contact_id = id, phone = %mask(phone), ?tables, consent_entries_kept = kept, "contact erased");
     Ok(Some(Receipt {
         contact_id: id,
@@ -244,6 +262,10 @@ pub struct RetentionReport {
     pub cutoff: i64,
     pub inbound_messages: u64,
     pub outbox: u64,
+    /// `media_files` rows older than the cutoff, deleted.
+    pub media_files: u64,
+    /// Their files deleted from the media store (a file still named by a newer row stays).
+    pub media_store_files: u64,
 }
 
 /// Clears message bodies older than `days` days. Unprocessed inbound messages and queued
@@ -253,6 +275,7 @@ pub struct RetentionReport {
 /// Database errors.
 pub async fn purge_older_than(
     db: &DatabaseConnection,
+    media: Option<&MediaStore>,
     days: u32,
     now: i64,
 ) -> Result<RetentionReport, DbErr> {
@@ -283,16 +306,28 @@ pub async fn purge_older_than(
         .filter(outbox::Column::Payload.not_like(r#"{"redacted"%"#))
         .exec(&txn)
         .await?;
+    let (media_rows, media_hashes) = delete_rows(
+        &txn,
+        sea_orm::Condition::all().add(media_file::Column::CreatedAt.lt(cutoff)),
+    )
+    .await?;
     txn.commit().await?;
+    let media_store_files = match media {
+        Some(store) => delete_unreferenced(db, store, &media_hashes).await,
+        None => 0,
+    };
     let report = RetentionReport {
         cutoff,
         inbound_messages: inbound.rows_affected,
         outbox: outbound.rows_affected,
+        media_files: media_rows,
+        media_store_files,
     };
     tracing::info!(
         days,
         inbound = report.inbound_messages,
         outbox = report.outbox,
+        media_files = report.media_files,
         "retention purge"
     );
     Ok(report)

@@ -339,7 +339,7 @@ async fn erase_contact(
     let phone =
         parse_phone(&phone).map_err(|e| ApiError::Invalid(vec![FieldProblem::new("phone", e)]))?;
     let hasher = AddressHasher::new(state.settings.hash_key());
-    erasure::erase(&state.db, &hasher, &phone, now_ms())
+    erasure::erase(&state.db, &hasher, Some(&state.media), &phone, now_ms())
         .await?
         .map(Json)
         .ok_or(ApiError::NotFound)

@@ -6,8 +6,10 @@
 //!   content hash.
 //! - [`fetch`]: resolve a media id, download it with the bearer token, check it and store
 //!   it, outside any transaction; the outcome is a `media_files` row the dialogue reads.
+//! - [`purge`]: deleting files no row needs any more (erasure, retention).
 
 pub mod fetch;
+pub mod purge;
 pub mod settings;
 pub mod store;
 

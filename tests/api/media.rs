@@ -240,6 +240,70 @@ async fn a_slow_download_holds_up_only_its_own_contact_whose_messages_keep_their
     }
 }
 
+#[tokio::test]
+async fn erasure_deletes_the_contacts_files_and_retention_the_old_ones_but_not_a_file_still_used() {
+    const TOKEN: &str = "media-api-token-0123456789";
+    for backend in backends() {
+        let mut media_dir = PathBuf::new();
+        let mut media = insurebot::media::MediaSettings::default();
+        let app = spawn_app_with(&backend, |s| {
+            s.api_token = Some(TOKEN.to_owned().into());
+            media_dir = s.media.dir.clone().unwrap();
+            media = s.media.clone();
+        })
+        .await;
+        let shared = jpeg(2000, 8);
+        let own = b"%PDF-1.4 only the erased contact's claim form".to_vec();
+        let ids = [
+            app.fake.add_media(shared.clone(), "image/jpeg"),
+            app.fake.add_media(own.clone(), "application/pdf"),
+            app.fake.add_media(shared.clone(), "image/jpeg"),
+        ];
+        app.post_webhook(&envelope(vec![
+            media_message("919800000151", "image", &ids[0], "image/jpeg"),
+            media_message("919800000151", "document", &ids[1], "application/pdf"),
+            media_message("919800000152", "image", &ids[2], "image/jpeg"),
+        ]))
+        .await;
+        app.wait_for_sends(3).await;
+        let shared_file = stored_path(&media_dir, &sha256_hex(&shared));
+        let own_file = stored_path(&media_dir, &sha256_hex(&own));
+        assert!(shared_file.exists() && own_file.exists());
+
+        let receipt: Value = app
+            .http
+            .delete(format!("{}/api/v1/contacts/919800000151", app.address))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(receipt["tables"]["media_files"], 2, "{receipt}");
+        assert_eq!(receipt["tables"]["media store files"], 1, "{receipt}");
+        assert!(!own_file.exists(), "the erased contact's own file is gone");
+        assert!(shared_file.exists(), "the other contact's copy stays");
+        assert_eq!(rows(&app).await.len(), 1);
+
+        // Retention: everything older than "now" goes, the last file with its row.
+        let store =
+            MediaStore::from_settings(&media, &insurebot::config::DatabaseUrl::new("")).unwrap();
+        let report = insurebot::consent::erasure::purge_older_than(
+            &app.db,
+            Some(&store),
+            1,
+            insurebot::store::now_ms() + 2 * 24 * 3_600_000,
+        )
+        .await
+        .unwrap();
+        assert_eq!((report.media_files, report.media_store_files), (1, 1));
+        assert!(!shared_file.exists());
+        assert!(rows(&app).await.is_empty());
+        assert!(files_under(&media_dir).is_empty());
+    }
+}
+
 /// A real S3-compatible server (moto) on a free port, stopped on drop; or the one
 /// `INSUREBOT_TEST_S3_ENDPOINT` names.
 struct S3Server {
