@@ -304,6 +304,124 @@ async fn erasure_deletes_the_contacts_files_and_retention_the_old_ones_but_not_a
     }
 }
 
+#[tokio::test]
+async fn the_console_shows_photos_and_files_only_to_who_may_read_the_conversation_and_logs_each_view()
+ {
+    use crate::console::{add_agent, login};
+    use insurebot::console::auth::Role;
+    use insurebot::store::entities::{contact, transcript_view};
+    use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
+
+    for backend in backends() {
+        let app = spawn_app_with(&backend, flows).await;
+        add_agent(&app, "asha@example.com", Role::Agent).await;
+        add_agent(&app, "sunil@example.com", Role::Supervisor).await;
+        let photo = jpeg(5000, 9);
+        let pdf = b"%PDF-1.4 hospital bill".to_vec();
+        let photo_id = app.fake.add_media(photo.clone(), "image/jpeg");
+        let pdf_id = app.fake.add_media(pdf.clone(), "application/pdf");
+        // The photo's sender asks for an agent (its conversation waits in the queue); the
+        // document's sender never does.
+        app.post_webhook(&envelope(vec![
+            media_message("919800000161", "image", &photo_id, "image/jpeg"),
+            media_message("919800000162", "document", &pdf_id, "application/pdf"),
+        ]))
+        .await;
+        app.wait_for_sends(2).await;
+        crate::console::queued_handoff(&app, "919800000161").await;
+        let contact_of = |phone: &'static str| {
+            let db = app.db.clone();
+            async move {
+                contact::Entity::find()
+                    .filter(contact::Column::WaId.eq(phone))
+                    .one(&db)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .id
+            }
+        };
+        let (queued, other) = (
+            contact_of("919800000161").await,
+            contact_of("919800000162").await,
+        );
+        let files = rows(&app).await;
+        let file_of = |contact: i64| files.iter().find(|f| f.contact_id == contact).unwrap().id;
+        let photo_url = format!("/console/conversations/{queued}/media/{}", file_of(queued));
+        let pdf_url = format!("/console/conversations/{other}/media/{}", file_of(other));
+
+        let agent = login(&app, "asha@example.com").await;
+        let transcript = agent
+            .transcript_showing(queued, |t| t.contains("class=\"thumb\""))
+            .await
+            // Tera escapes the slashes in attributes; the browser reads them back.
+            .replace("&#x2F;", "/");
+        assert!(
+            transcript.contains(&format!("src=\"{photo_url}\"")),
+            "{transcript}"
+        );
+        let views_before: i32 = transcript_view::Entity::find()
+            .filter(transcript_view::Column::ContactId.eq(queued))
+            .all(&app.db)
+            .await
+            .unwrap()
+            .iter()
+            .map(|v| v.views)
+            .sum();
+        let shown = agent.get(&photo_url).await;
+        assert_eq!(shown.status(), 200);
+        assert_eq!(shown.headers()["content-type"], "image/jpeg");
+        assert_eq!(shown.headers()["x-content-type-options"], "nosniff");
+        assert_eq!(shown.bytes().await.unwrap().to_vec(), photo);
+        let views_after: i32 = transcript_view::Entity::find()
+            .filter(transcript_view::Column::ContactId.eq(queued))
+            .all(&app.db)
+            .await
+            .unwrap()
+            .iter()
+            .map(|v| v.views)
+            .sum();
+        assert_eq!(views_after, views_before + 1, "the view is recorded");
+        // Not the agent's conversation, not in the queue: refused, and nothing recorded.
+        assert_eq!(agent.get(&pdf_url).await.status(), 403);
+        assert_eq!(
+            transcript_view::Entity::find()
+                .filter(transcript_view::Column::ContactId.eq(other))
+                .count(&app.db)
+                .await
+                .unwrap(),
+            0
+        );
+
+        let supervisor = login(&app, "sunil@example.com").await;
+        let download = supervisor.get(&pdf_url).await;
+        assert_eq!(download.status(), 200);
+        assert!(
+            download.headers()["content-disposition"]
+                .to_str()
+                .unwrap()
+                .starts_with("attachment"),
+            "a document is never rendered on the console's origin"
+        );
+        assert_eq!(download.bytes().await.unwrap().to_vec(), pdf);
+        // A file under another conversation's URL is not found.
+        let crossed = format!("/console/conversations/{queued}/media/{}", file_of(other));
+        assert_eq!(supervisor.get(&crossed).await.status(), 404);
+        // Logged out: the login page, not the file.
+        assert_ne!(
+            app.http
+                .get(format!("{}{photo_url}", app.address))
+                .send()
+                .await
+                .unwrap()
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned()),
+            Some("image/jpeg".to_owned())
+        );
+    }
+}
+
 /// A real S3-compatible server (moto) on a free port, stopped on drop; or the one
 /// `INSUREBOT_TEST_S3_ENDPOINT` names.
 struct S3Server {
