@@ -629,7 +629,8 @@ async fn reset(State(fake): State<FakeCloudApi>) -> StatusCode {
 mod tests {
     use super::*;
 
-    async fn start() -> (FakeCloudApi, FakeServer) {
+    /// A fake on a free port (the media endpoints' tests share it).
+    pub(super) async fn start() -> (FakeCloudApi, FakeServer) {
         let fake = FakeCloudApi::new();
         let server = fake
             .clone()

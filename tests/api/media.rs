@@ -38,6 +38,29 @@ fn media_message(from: &str, kind: &str, media_id: &str, mime: &str) -> Value {
     })
 }
 
+/// Posts one webhook carrying these media messages: `(from, kind, media id, mime type)`.
+async fn post_media(app: &TestApp, messages: &[(&str, &str, &str, &str)]) {
+    let messages = messages
+        .iter()
+        .map(|(from, kind, id, mime)| media_message(from, kind, id, mime))
+        .collect();
+    app.post_webhook(&envelope(messages)).await;
+}
+
+/// Puts a photo and a PDF in the fake and posts them, from their senders, in one webhook.
+async fn post_photo_and_pdf(app: &TestApp, photo: (&str, &[u8]), pdf: (&str, &[u8])) {
+    let photo_id = app.fake.add_media(photo.1.to_vec(), "image/jpeg");
+    let pdf_id = app.fake.add_media(pdf.1.to_vec(), "application/pdf");
+    post_media(
+        app,
+        &[
+            (photo.0, "image", &photo_id, "image/jpeg"),
+            (pdf.0, "document", &pdf_id, "application/pdf"),
+        ],
+    )
+    .await;
+}
+
 async fn rows(app: &TestApp) -> Vec<media_file::Model> {
     media_file::Entity::find().all(&app.db).await.unwrap()
 }
@@ -64,10 +87,13 @@ async fn a_photo_is_downloaded_with_the_token_checked_and_kept_once_by_its_hash(
         let id = app.fake.add_media(photo.clone(), "image/jpeg");
         // The same photo from two people: one file.
         let again = app.fake.add_media(photo.clone(), "image/jpeg");
-        app.post_webhook(&envelope(vec![
-            media_message("919800000101", "image", &id, "image/jpeg"),
-            media_message("919800000102", "image", &again, "image/jpeg"),
-        ]))
+        post_media(
+            &app,
+            &[
+                ("919800000101", "image", &id, "image/jpeg"),
+                ("919800000102", "image", &again, "image/jpeg"),
+            ],
+        )
         .await;
         let sends = app.wait_for_sends(2).await;
         for send in &sends {
@@ -113,13 +139,7 @@ async fn too_large_refused_and_damaged_files_are_answered_in_words_and_not_kept(
             ("919800000112", &exe),
             ("919800000113", &damaged),
         ] {
-            app.post_webhook(&envelope(vec![media_message(
-                phone,
-                "image",
-                id,
-                "image/jpeg",
-            )]))
-            .await;
+            post_media(&app, &[(phone, "image", id, "image/jpeg")]).await;
         }
         let sends = app.wait_for_sends(3).await;
         let said = |phone: &str| {
@@ -165,13 +185,7 @@ async fn an_expired_url_is_retried_and_asked_again_only_when_every_attempt_faile
         app.fake
             .script_media(MediaFault::DownloadNotFound { count: 2 });
         let first = app.fake.add_media(jpeg(1000, 4), "image/jpeg");
-        app.post_webhook(&envelope(vec![media_message(
-            "919800000121",
-            "image",
-            &first,
-            "image/jpeg",
-        )]))
-        .await;
+        post_media(&app, &[("919800000121", "image", &first, "image/jpeg")]).await;
         let answer = last_reply_to(&app, "919800000121").await;
         assert!(!answer.contains("send it again"), "{answer}");
         assert_eq!(rows(&app).await[0].state, "stored");
@@ -181,13 +195,7 @@ async fn an_expired_url_is_retried_and_asked_again_only_when_every_attempt_faile
         app.fake
             .script_media(MediaFault::DownloadNotFound { count: 3 });
         let second = app.fake.add_media(jpeg(1000, 5), "image/jpeg");
-        app.post_webhook(&envelope(vec![media_message(
-            "919800000122",
-            "image",
-            &second,
-            "image/jpeg",
-        )]))
-        .await;
+        post_media(&app, &[("919800000122", "image", &second, "image/jpeg")]).await;
         assert_eq!(
             last_reply_to(&app, "919800000122").await,
             "I could not download your file. Please send it again."
@@ -259,11 +267,14 @@ async fn erasure_deletes_the_contacts_files_and_retention_the_old_ones_but_not_a
             app.fake.add_media(own.clone(), "application/pdf"),
             app.fake.add_media(shared.clone(), "image/jpeg"),
         ];
-        app.post_webhook(&envelope(vec![
-            media_message("919800000151", "image", &ids[0], "image/jpeg"),
-            media_message("919800000151", "document", &ids[1], "application/pdf"),
-            media_message("919800000152", "image", &ids[2], "image/jpeg"),
-        ]))
+        post_media(
+            &app,
+            &[
+                ("919800000151", "image", &ids[0], "image/jpeg"),
+                ("919800000151", "document", &ids[1], "application/pdf"),
+                ("919800000152", "image", &ids[2], "image/jpeg"),
+            ],
+        )
         .await;
         app.wait_for_sends(3).await;
         let shared_file = stored_path(&media_dir, &sha256_hex(&shared));
@@ -310,7 +321,7 @@ async fn the_console_shows_photos_and_files_only_to_who_may_read_the_conversatio
     use crate::console::{add_agent, login};
     use insurebot::console::auth::Role;
     use insurebot::store::entities::{contact, transcript_view};
-    use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
+    use sea_orm::{ColumnTrait, QueryFilter};
 
     for backend in backends() {
         let app = spawn_app_with(&backend, flows).await;
@@ -318,15 +329,9 @@ async fn the_console_shows_photos_and_files_only_to_who_may_read_the_conversatio
         add_agent(&app, "sunil@example.com", Role::Supervisor).await;
         let photo = jpeg(5000, 9);
         let pdf = b"%PDF-1.4 hospital bill".to_vec();
-        let photo_id = app.fake.add_media(photo.clone(), "image/jpeg");
-        let pdf_id = app.fake.add_media(pdf.clone(), "application/pdf");
         // The photo's sender asks for an agent (its conversation waits in the queue); the
         // document's sender never does.
-        app.post_webhook(&envelope(vec![
-            media_message("919800000161", "image", &photo_id, "image/jpeg"),
-            media_message("919800000162", "document", &pdf_id, "application/pdf"),
-        ]))
-        .await;
+        post_photo_and_pdf(&app, ("919800000161", &photo), ("919800000162", &pdf)).await;
         app.wait_for_sends(2).await;
         crate::console::queued_handoff(&app, "919800000161").await;
         let contact_of = |phone: &'static str| {
@@ -339,6 +344,20 @@ async fn the_console_shows_photos_and_files_only_to_who_may_read_the_conversatio
                     .unwrap()
                     .unwrap()
                     .id
+            }
+        };
+        // Readings of a contact's transcript recorded so far.
+        let views_of = |contact: i64| {
+            let db = app.db.clone();
+            async move {
+                transcript_view::Entity::find()
+                    .filter(transcript_view::Column::ContactId.eq(contact))
+                    .all(&db)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.views)
+                    .sum::<i32>()
             }
         };
         let (queued, other) = (
@@ -360,38 +379,17 @@ async fn the_console_shows_photos_and_files_only_to_who_may_read_the_conversatio
             transcript.contains(&format!("src=\"{photo_url}\"")),
             "{transcript}"
         );
-        let views_before: i32 = transcript_view::Entity::find()
-            .filter(transcript_view::Column::ContactId.eq(queued))
-            .all(&app.db)
-            .await
-            .unwrap()
-            .iter()
-            .map(|v| v.views)
-            .sum();
+        let views_before = views_of(queued).await;
         let shown = agent.get(&photo_url).await;
         assert_eq!(shown.status(), 200);
         assert_eq!(shown.headers()["content-type"], "image/jpeg");
         assert_eq!(shown.headers()["x-content-type-options"], "nosniff");
         assert_eq!(shown.bytes().await.unwrap().to_vec(), photo);
-        let views_after: i32 = transcript_view::Entity::find()
-            .filter(transcript_view::Column::ContactId.eq(queued))
-            .all(&app.db)
-            .await
-            .unwrap()
-            .iter()
-            .map(|v| v.views)
-            .sum();
+        let views_after = views_of(queued).await;
         assert_eq!(views_after, views_before + 1, "the view is recorded");
         // Not the agent's conversation, not in the queue: refused, and nothing recorded.
         assert_eq!(agent.get(&pdf_url).await.status(), 403);
-        assert_eq!(
-            transcript_view::Entity::find()
-                .filter(transcript_view::Column::ContactId.eq(other))
-                .count(&app.db)
-                .await
-                .unwrap(),
-            0
-        );
+        assert_eq!(views_of(other).await, 0);
 
         let supervisor = login(&app, "sunil@example.com").await;
         let download = supervisor.get(&pdf_url).await;
@@ -521,13 +519,7 @@ async fn photos_and_documents_go_to_s3_compatible_storage_when_a_bucket_is_set()
             v
         };
         let photo = jpeg(50_000, 7);
-        let doc_id = app.fake.add_media(pdf.clone(), "application/pdf");
-        let photo_id = app.fake.add_media(photo.clone(), "image/jpeg");
-        app.post_webhook(&envelope(vec![
-            media_message("919800000141", "document", &doc_id, "application/pdf"),
-            media_message("919800000142", "image", &photo_id, "image/jpeg"),
-        ]))
-        .await;
+        post_photo_and_pdf(&app, ("919800000142", &photo), ("919800000141", &pdf)).await;
         app.wait_for_sends(2).await;
         let rows = rows(&app).await;
         assert_eq!(rows.len(), 2);

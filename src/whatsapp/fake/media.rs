@@ -254,17 +254,7 @@ pub(super) async fn upload(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::whatsapp::fake::FakeServer;
-
-    async fn start() -> (FakeCloudApi, FakeServer) {
-        let fake = FakeCloudApi::new();
-        let server = fake
-            .clone()
-            .spawn("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        (fake, server)
-    }
+    use crate::whatsapp::fake::tests::start;
 
     #[tokio::test]
     async fn metadata_then_download_with_the_token_gives_the_bytes() {
