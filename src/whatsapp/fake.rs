@@ -170,7 +170,11 @@ impl FakeCloudApi {
             )
             .route(
                 "/{version}/{node_id}",
-                get(media::metadata).delete(media::delete),
+                // Any other method is an unknown route (404), as before this route existed:
+                // a client with a base URL missing its version must not read it as a 405.
+                get(media::metadata)
+                    .delete(media::delete)
+                    .fallback(|| async { StatusCode::NOT_FOUND }),
             )
             .route("/{version}/{node_id}/media", post(media::upload))
             .route("/_fake/media/{media_id}", get(media::download))
