@@ -143,6 +143,7 @@ impl Application {
                 office_hours: Some(office_hours(&settings)?),
                 agent_idle_close: minutes_or_never(settings.dialogue.agent_idle_close_minutes),
                 agent_reply_limit: minutes_or_never(settings.dialogue.agent_reply_minutes),
+                media_limits: settings.media.max_bytes,
             })),
         };
         let handler: Arc<dyn MessageHandler> = match &runner {
@@ -200,6 +201,27 @@ impl Application {
             (client, None)
         };
 
+        let media_store =
+            crate::media::MediaStore::from_settings(&settings.media, &settings.database_url)
+                .context("cannot open the media store")?;
+        let (media_api_base, media_token) = match &sandbox {
+            Some((_, server)) => (server.base_url.clone(), SecretString::from("sandbox-token")),
+            None => (
+                settings.whatsapp.api_base.clone(),
+                settings
+                    .whatsapp
+                    .access_token
+                    .clone()
+                    .expect("not sandbox: token set"),
+            ),
+        };
+        let media_fetcher = Arc::new(crate::media::MediaFetcher::new(
+            db.clone(),
+            &media_api_base,
+            media_token,
+            media_store.clone(),
+            settings.media.clone(),
+        )?);
         let template_sync = match (&sandbox, &settings.whatsapp.waba_id) {
             (None, Some(waba_id)) if settings.whatsapp.template_sync_secs > 0 => Some((
                 client.clone(),
@@ -221,6 +243,7 @@ impl Application {
             instance_id.clone(),
             outbox_ready.clone(),
             handoff.clone(),
+            Some(media_fetcher),
         );
         let reminders = crate::reminders::worker::Worker {
             db: db.clone(),
@@ -300,6 +323,7 @@ impl Application {
             pipeline,
             ingest,
             sandbox: sandbox.as_ref().map(|(fake, _)| fake.clone()),
+            media: media_store,
         };
         let sandbox_server = sandbox.map(|(_, server)| server);
         Ok(Self {
@@ -393,6 +417,7 @@ impl Application {
         let sender = tokio::spawn(self.sender.clone().run(stop.clone()));
         let retention = tokio::spawn(run_retention(
             self.state.db.clone(),
+            self.state.media.clone(),
             self.state.settings.privacy.clone(),
             stop.clone(),
         ));
@@ -531,6 +556,7 @@ async fn run_template_sync(
 /// purge only clears what is still there.
 async fn run_retention(
     db: DatabaseConnection,
+    media: crate::media::MediaStore,
     privacy: crate::config::PrivacySettings,
     stop: CancellationToken,
 ) {
@@ -541,6 +567,7 @@ async fn run_retention(
     loop {
         if let Err(e) = crate::consent::erasure::purge_older_than(
             &db,
+            Some(&media),
             privacy.retention_days,
             crate::store::now_ms(),
         )

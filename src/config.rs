@@ -93,6 +93,8 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     /// `[otp]`: one-time passwords (see `crate::otp::settings`).
     pub otp: crate::otp::OtpSettings,
+    /// `[media]`: the media store and inbound downloads (see `crate::media::settings`).
+    pub media: crate::media::MediaSettings,
 }
 
 /// Throttling of wrong API tokens, per client address.
@@ -547,6 +549,7 @@ impl Default for Settings {
             api: ApiSettings::default(),
             metrics: MetricsSettings::default(),
             otp: Default::default(),
+            media: Default::default(),
         }
     }
 }
@@ -778,6 +781,7 @@ impl Settings {
                     self.campaigns.apply_env(key, &n[10..], value)?
                 }
                 n if n.starts_with("OTP_") => self.otp.apply_env(key, &n[4..], value)?,
+                n if n.starts_with("MEDIA_") => self.media.apply_env(key, &n[6..], value)?,
                 "WHATSAPP_WABA_ID" => self.whatsapp.waba_id = Some(value.clone()),
                 "WHATSAPP_TEMPLATE_SYNC_SECS" => {
                     self.whatsapp.template_sync_secs = parse(key, value)?
@@ -1058,6 +1062,7 @@ impl Settings {
         self.reminders.validate()?;
         self.campaigns.validate()?;
         self.otp.validate()?;
+        self.media.validate()?;
         let m = &self.messaging;
         if !(1..=10_000).contains(&m.rate_per_second) {
             return Err(invalid(

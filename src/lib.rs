@@ -7,6 +7,7 @@
 //! - [`dialogue`]: the runner around the engine: loads and saves conversations, performs effects.
 //! - [`store`]: database connection, migrations, entities and queries.
 //! - [`insurer`]: policy data (imported tables or the insurer's API), identity checks, flow actions.
+//! - [`media`]: inbound photos and documents: the media store and the downloads into it.
 //! - [`pipeline`]: hands stored inbound messages to the dialogue layer, one per contact at a time.
 //! - [`messaging`]: the persisted outbox and the sender that drains it.
 //! - [`http`]: every route and layer (webhook, health, metrics, console).
@@ -31,6 +32,7 @@ pub mod dialogue;
 pub mod engine;
 pub mod http;
 pub mod insurer;
+pub mod media;
 pub mod messaging;
 pub mod metrics;
 pub mod money;

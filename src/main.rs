@@ -350,8 +350,16 @@ async fn contacts(settings: Settings, action: ContactsCommand) -> anyhow::Result
         insurebot::store::migrate(&db).await?;
     }
     let hasher = insurebot::consent::AddressHasher::new(settings.hash_key());
-    match insurebot::consent::erasure::erase(&db, &hasher, &phone, insurebot::store::now_ms())
-        .await?
+    let media =
+        insurebot::media::MediaStore::from_settings(&settings.media, &settings.database_url)?;
+    match insurebot::consent::erasure::erase(
+        &db,
+        &hasher,
+        Some(&media),
+        &phone,
+        insurebot::store::now_ms(),
+    )
+    .await?
     {
         Some(receipt) => {
             println!("{}", serde_json::to_string_pretty(&receipt)?);
@@ -371,12 +379,18 @@ async fn retention(settings: Settings, action: RetentionCommand) -> anyhow::Resu
     if settings.auto_migrate {
         insurebot::store::migrate(&db).await?;
     }
-    let report =
-        insurebot::consent::erasure::purge_older_than(&db, days, insurebot::store::now_ms())
-            .await?;
+    let media =
+        insurebot::media::MediaStore::from_settings(&settings.media, &settings.database_url)?;
+    let report = insurebot::consent::erasure::purge_older_than(
+        &db,
+        Some(&media),
+        days,
+        insurebot::store::now_ms(),
+    )
+    .await?;
     println!(
-        "retention: bodies older than {days} days cleared: {} inbound messages, {} outbox rows",
-        report.inbound_messages, report.outbox
+        "retention: bodies older than {days} days cleared: {} inbound messages, {} outbox rows, {} media files",
+        report.inbound_messages, report.outbox, report.media_files
     );
     Ok(())
 }

@@ -22,6 +22,7 @@ mod m20261229_000001_create_transcript_views;
 mod m20261229_000016_escalate_identity_lockouts;
 mod m20261230_000001_create_flow_hops;
 mod m20261230_000001_create_otps;
+mod m20261230_000018_create_media_files;
 
 pub struct Migrator;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261229_000016_escalate_identity_lockouts::Migration),
             Box::new(m20261230_000001_create_flow_hops::Migration),
             Box::new(m20261230_000001_create_otps::Migration),
+            Box::new(m20261230_000018_create_media_files::Migration),
         ]
     }
 }

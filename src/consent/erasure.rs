@@ -19,6 +19,8 @@
 //!   is a tombstone they name nobody, and the record of who accessed the data before it was
 //!   erased is the accountability the log exists for (deleting it would let an erasure hide
 //!   an improper reading);
+//! - `media_files`: deleted, and after the commit the files themselves from the media store
+//!   (`media store files`), except a file another contact's row still names;
 //! - `contacts`: phone number, BSUID and profile name cleared; the row stays as an anonymous
 //!   tombstone so the counts above keep a valid owner.
 //!
@@ -29,7 +31,8 @@
 //!
 //! Retention (`privacy.retention_days`, a periodic task and `insurebot retention run`)
 //! clears message bodies older than the limit: inbound content and raw payloads of processed
-//! messages, and payloads of outbox rows no longer queued.
+//! messages, and payloads of outbox rows no longer queued; and inbound media files older than
+//! the limit (their `media_files` rows, then the files).
 
 use std::collections::BTreeMap;
 
@@ -41,14 +44,16 @@ use sea_orm::{
 use serde::Serialize;
 
 use super::{AddressHasher, backfill_hash, contact_by_phone};
+use crate::media::MediaStore;
+use crate::media::purge::{delete_rows, delete_unreferenced};
 use crate::messaging::outbox::{reason as row_reason, state as row_state};
 use crate::privacy::mask;
 use crate::reminders::campaigns::rstate;
 use crate::store::begin_write;
 use crate::store::entities::{
     campaign_recipient, consent_log, contact, conversation, flow_hop, handoff, identity_attempt,
-    identity_verification, inbound_message, otp, outbox, premium_reminder, reminder_send,
-    transcript_view,
+    identity_verification, inbound_message, media_file, otp, outbox, premium_reminder,
+    reminder_send, transcript_view,
 };
 
 /// What replaces an erased outbox payload.
@@ -78,6 +83,7 @@ pub struct Receipt {
 pub async fn erase(
     db: &DatabaseConnection,
     hasher: &AddressHasher,
+    media: Option<&MediaStore>,
     phone: &str,
     now: i64,
 ) -> Result<Option<Receipt>, DbErr> {
@@ -212,6 +218,12 @@ pub async fn erase(
             .count(&txn)
             .await?,
     );
+    let (media_rows, media_hashes) = delete_rows(
+        &txn,
+        sea_orm::Condition::all().add(media_file::Column::ContactId.eq(id)),
+    )
+    .await?;
+    tables.insert("media_files", media_rows);
     let tombstone = contact::Entity::update_many()
         .col_expr(contact::Column::WaId, Expr::value(Option::<String>::None))
         .col_expr(contact::Column::UserId, Expr::value(Option::<String>::None))
@@ -241,6 +253,12 @@ pub async fn erase(
         .count(&txn)
         .await?;
     txn.commit().await?;
+    if let Some(store) = media {
+        tables.insert(
+            "media store files",
+            delete_unreferenced(db, store, &media_hashes).await,
+        );
+    }
     tracing::info!(contact_id = id, phone = %mask(phone), ?tables, consent_entries_kept = kept, "contact erased");
     Ok(Some(Receipt {
         contact_id: id,
@@ -261,6 +279,10 @@ pub struct RetentionReport {
     /// Flow hops (the flow pages' funnels) older than the cutoff, deleted: they name no
     /// contact, but one is written per state a conversation enters, so they must not pile up.
     pub flow_hops: u64,
+    /// `media_files` rows older than the cutoff, deleted.
+    pub media_files: u64,
+    /// Their files deleted from the media store (a file still named by a newer row stays).
+    pub media_store_files: u64,
 }
 
 /// Clears message bodies older than `days` days, and deletes flow hops as old. Unprocessed
@@ -270,6 +292,7 @@ pub struct RetentionReport {
 /// Database errors.
 pub async fn purge_older_than(
     db: &DatabaseConnection,
+    media: Option<&MediaStore>,
     days: u32,
     now: i64,
 ) -> Result<RetentionReport, DbErr> {
@@ -304,18 +327,30 @@ pub async fn purge_older_than(
         .filter(flow_hop::Column::At.lt(cutoff))
         .exec(&txn)
         .await?;
+    let (media_rows, media_hashes) = delete_rows(
+        &txn,
+        sea_orm::Condition::all().add(media_file::Column::CreatedAt.lt(cutoff)),
+    )
+    .await?;
     txn.commit().await?;
+    let media_store_files = match media {
+        Some(store) => delete_unreferenced(db, store, &media_hashes).await,
+        None => 0,
+    };
     let report = RetentionReport {
         cutoff,
         inbound_messages: inbound.rows_affected,
         outbox: outbound.rows_affected,
         flow_hops: hops.rows_affected,
+        media_files: media_rows,
+        media_store_files,
     };
     tracing::info!(
         days,
         inbound = report.inbound_messages,
         outbox = report.outbox,
         flow_hops = report.flow_hops,
+        media_files = report.media_files,
         "retention purge"
     );
     Ok(report)

@@ -11,6 +11,7 @@
 //! - [`known`]: "what the bot knows", the conversation's slots as masked, labelled values.
 //! - [`pages`]: the queue and conversation pages, their fragments and event streams.
 //! - [`transcript`]: inbound and outbound rows as one timeline with delivery ticks.
+//! - [`media`]: the photos and documents policyholders sent, under the transcript's access rule.
 //! - [`dashboard`]: the supervisor's numbers and their SVG charts.
 //! - [`flows`]: each flow as a diagram with its live funnel.
 //! - [`campaigns`]: campaign progress and results; supervisors start, pause, resume, cancel.
@@ -30,6 +31,7 @@ pub mod handoff;
 pub mod headers;
 pub mod hours;
 pub mod known;
+pub mod media;
 pub mod pages;
 pub mod reply;
 pub mod simulator;
@@ -172,6 +174,10 @@ pub fn router(settings: &ConsoleSettings) -> Router<AppState> {
             get(pages::conversation_events),
         )
         .route("/console/conversations/{contact}/reply", post(pages::reply))
+        .route(
+            "/console/conversations/{contact}/media/{media}",
+            get(media::file),
+        )
         .route(
             "/console/conversations/{contact}/template",
             post(pages::send_template),

@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::hours::OfficeHours;
 use super::local_time;
 use crate::messaging::composer::{Purpose, StoredIntent};
-use crate::store::entities::{inbound_message, message_status, outbox};
+use crate::store::entities::{inbound_message, media_file, message_status, outbox};
 use crate::whatsapp::inbound::MessageContent;
 use crate::whatsapp::outbound::OutboundBody;
 
@@ -34,6 +34,19 @@ pub struct Line {
     pub tick: Option<String>,
     /// Why it failed, as WhatsApp or the sender said.
     pub failure: Option<String>,
+    /// The stored file of an inbound photo or document, shown through the console's
+    /// authenticated media route.
+    pub media: Option<LineMedia>,
+}
+
+/// A stored inbound file on a transcript line.
+#[derive(Debug, Clone, Serialize)]
+pub struct LineMedia {
+    /// `/console/conversations/{contact}/media/{id}`.
+    pub url: String,
+    /// Shown as a thumbnail (an image) or as a link (anything else).
+    pub thumbnail: bool,
+    pub kind: &'static str,
 }
 
 /// The newest `limit` lines of a contact's conversation, oldest first.
@@ -68,6 +81,13 @@ pub async fn load(
             .map(|s| (s.wamid.clone(), s))
             .collect()
     };
+    let shown: Vec<i64> = inbound.iter().take(limit).map(|r| r.id).collect();
+    let files: HashMap<i64, media_file::Model> = crate::media::fetch::outcomes(db, &shown)
+        .await?
+        .into_iter()
+        .filter(|f| f.state == crate::media::fetch::state::STORED)
+        .map(|f| (f.inbound_message_id, f))
+        .collect();
     let mut lines: Vec<Line> = inbound
         .iter()
         .take(limit)
@@ -86,6 +106,11 @@ pub async fn load(
                 choices: Vec::new(),
                 tick: None,
                 failure: None,
+                media: files.get(&row.id).map(|f| LineMedia {
+                    url: format!("/console/conversations/{contact_id}/media/{}", f.id),
+                    thumbnail: f.mime_type.as_deref().is_some_and(is_inline_image),
+                    kind: if f.kind == "image" { "photo" } else { "file" },
+                }),
             }
         })
         .collect();
@@ -129,6 +154,7 @@ pub async fn load(
             choices,
             tick: Some(tick),
             failure,
+            media: None,
         });
     }
     lines.sort_by_key(|l| l.at);
@@ -196,6 +222,12 @@ pub fn hide_links(text: &str) -> String {
             format!("{}{LINK_HIDDEN}{}", &word[..start], &piece[end..])
         })
         .collect()
+}
+
+/// Whether a stored type is shown inline in the console (everything else is downloaded, so
+/// no file a policyholder sent is ever rendered as a page on the console's origin).
+pub fn is_inline_image(mime: &str) -> bool {
+    matches!(mime, "image/jpeg" | "image/png" | "image/webp")
 }
 
 /// What a policyholder sent, as one line of text.

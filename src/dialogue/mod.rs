@@ -83,6 +83,8 @@ pub struct FlowRunner {
     /// A policyholder's message the agent who has the conversation leaves unanswered this long
     /// (office hours) puts the conversation back in the queue for any agent; `None`: never.
     pub agent_reply_limit: Option<chrono::Duration>,
+    /// The size limits of inbound media, named in the answer to a file that is too large.
+    pub media_limits: crate::media::settings::KindLimits,
 }
 
 impl MessageHandler for FlowRunner {
@@ -137,8 +139,23 @@ impl MessageHandler for FlowRunner {
                 fresh: message.fresh.as_ref().map(|f| (f, message.wamid.as_str())),
                 consent: Mutex::new(consent),
             };
+            let refusal = match &message.content {
+                MessageContent::Media { kind, .. } => {
+                    self.media_refusal(txn, message.id, kind, &conversation.language)
+                        .await?
+                }
+                _ => None,
+            };
             let now = Utc::now();
-            let (conversation, moves) = self.run_events(&turn, conversation, event, now).await?;
+            let (conversation, moves) = match refusal {
+                // The conversation stays where it was: the step that asked for the file asks
+                // for it again through this answer.
+                Some(reply) => {
+                    queue_reply(&turn, &self.composer, &reply).await?;
+                    (conversation, Vec::new())
+                }
+                None => self.run_events(&turn, conversation, event, now).await?,
+            };
             let moves = hops::rows(&moves, now.timestamp_millis());
             match &message.prefetched {
                 // Stored with the batch's others by `finish`, one statement each.
@@ -653,6 +670,59 @@ impl FlowRunner {
             choices: None,
             template: None,
         })
+    }
+}
+
+impl FlowRunner {
+    /// The answer to a media message whose file could not be kept (see `media::fetch`), in
+    /// words: the limit when too large, the accepted types when refused, "send it again"
+    /// otherwise. `None` when the file was stored (or never fetched: no fetcher).
+    async fn media_refusal(
+        &self,
+        txn: &DatabaseTransaction,
+        inbound_id: i64,
+        kind: &crate::whatsapp::inbound::MediaKind,
+        language: &str,
+    ) -> Result<Option<Reply>, DbErr> {
+        use crate::media::Failure;
+        let row = crate::media::fetch::outcomes(txn, &[inbound_id]).await?;
+        let Some(failure) = row
+            .first()
+            .and_then(|r| r.failure.as_deref())
+            .and_then(Failure::parse)
+        else {
+            return Ok(None);
+        };
+        let mut args = fluent_bundle::FluentArgs::new();
+        args.set("kind", kind.as_str());
+        let message_id = match failure {
+            Failure::TooLarge => {
+                args.set(
+                    "limit",
+                    crate::media::settings::describe_bytes(self.media_limits.for_kind(kind)),
+                );
+                "media-too-large"
+            }
+            Failure::TypeRefused => {
+                args.set("accepted", crate::media::settings::accepted_types(kind));
+                "media-type-refused"
+            }
+            Failure::Unavailable => "media-unavailable",
+            Failure::HashMismatch => "media-hash-mismatch",
+        };
+        let body = self
+            .flows
+            .current()
+            .i18n()
+            .render_lossy(language, message_id, Some(&args));
+        Ok(Some(Reply {
+            message_id: message_id.to_owned(),
+            body,
+            header: None,
+            footer: None,
+            choices: None,
+            template: None,
+        }))
     }
 }
 

@@ -347,7 +347,7 @@ async fn erase_contact(
     authorize(&state, &headers)?;
     let phone = phone_in_path(&phone)?;
     let hasher = AddressHasher::new(state.settings.hash_key());
-    erasure::erase(&state.db, &hasher, &phone, now_ms())
+    erasure::erase(&state.db, &hasher, Some(&state.media), &phone, now_ms())
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::NotFound("no contact has this number".into()))

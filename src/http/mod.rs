@@ -55,6 +55,9 @@ pub struct AppState {
     pub composer: Composer,
     /// One-time passwords; `None` when off (no `otp.secret` outside sandbox mode).
     pub otp: Option<Arc<crate::otp::Otp>>,
+    /// Where inbound photos and documents are kept (the console shows them, erasure and
+    /// retention delete them).
+    pub media: crate::media::MediaStore,
 }
 
 /// The two secrets the webhook checks requests against.

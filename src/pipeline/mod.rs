@@ -22,6 +22,12 @@
 //! and writes what it can for the whole batch last ([`MessageHandler::finish`]); replies it
 //! decides may go at once are handed to this instance's sender after the commit
 //! ([`handoff`](crate::messaging::handoff)) unless the contact has earlier rows queued.
+//!
+//! A media message is handled only once its file was fetched (or given up on): until its
+//! `media_files` row exists the contact is released without it, the
+//! [`MediaFetcher`](crate::media::MediaFetcher) downloads outside any transaction, and
+//! notifies the contact when done. Other contacts go on meanwhile; this contact's later
+//! messages wait behind the file, in order.
 
 pub mod echo;
 
@@ -39,6 +45,8 @@ use sea_orm::{
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::media::MediaFetcher;
+use crate::media::fetch::MediaRequest;
 use crate::messaging::handoff::{FreshBatch, Handoff};
 use crate::messaging::outbox::state as outbox_state;
 use crate::metrics::Metrics;
@@ -155,6 +163,9 @@ struct Inner {
     stop: CancellationToken,
     /// The processors, joined by [`Pipeline::stop`].
     processors: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Fetches inbound media before its message is handled; `None`: media messages are
+    /// handled at once, without a file (tools and tests of other parts).
+    media: Option<Arc<MediaFetcher>>,
 }
 
 /// The contacts with work, and those being processed.
@@ -206,6 +217,7 @@ impl Pipeline {
         instance_id: String,
         outbox_ready: Arc<Notify>,
         handoff: Handoff,
+        media: Option<Arc<MediaFetcher>>,
     ) -> Self {
         let sqlite = db.get_database_backend() == sea_orm::DbBackend::Sqlite;
         let processors = if sqlite { 1 } else { PG_PROCESSORS };
@@ -221,6 +233,7 @@ impl Pipeline {
                 handoff,
                 stop: CancellationToken::new(),
                 processors: Mutex::new(Vec::with_capacity(processors)),
+                media,
             }),
         };
         let handles = (0..processors)
@@ -451,6 +464,10 @@ impl Pipeline {
                 Err(reason) => mark_processed(&txn, row.id, Some(reason)).await?,
             }
         }
+        if let Some(media) = &self.inner.media {
+            self.set_media_aside(&txn, media, &mut messages, &mut turns, &mut finished)
+                .await?;
+        }
         if let Err(error) = self.inner.handler.prefetch(&txn, &mut messages).await {
             txn.rollback().await?;
             return Err(batch_failure(&messages, &next, error));
@@ -501,6 +518,65 @@ impl Pipeline {
             self.inner.outbox_ready.notify_one();
         }
         Ok(turns)
+    }
+
+    /// Takes out of the batch each media message whose file is not fetched yet, starts its
+    /// fetch, and ends its contact's turn (released, not processed: the fetch notifies it).
+    async fn set_media_aside(
+        &self,
+        txn: &WriteTxn,
+        media: &Arc<MediaFetcher>,
+        messages: &mut Vec<PendingMessage>,
+        turns: &mut [(i64, Turn)],
+        finished: &mut Vec<i64>,
+    ) -> Result<(), DbErr> {
+        let ids: Vec<i64> = messages
+            .iter()
+            .filter(|m| matches!(m.content, MessageContent::Media { .. }))
+            .map(|m| m.id)
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let fetched: HashSet<i64> = crate::media::fetch::outcomes(txn, &ids)
+            .await?
+            .into_iter()
+            .map(|row| row.inbound_message_id)
+            .collect();
+        messages.retain(|m| {
+            let MessageContent::Media {
+                kind,
+                id,
+                mime_type,
+                ..
+            } = &m.content
+            else {
+                return true;
+            };
+            if fetched.contains(&m.id) {
+                return true;
+            }
+            let contact_id = m.contact_id;
+            let pipeline = self.clone();
+            media.start(
+                MediaRequest {
+                    inbound_message_id: m.id,
+                    contact_id,
+                    media_id: id.clone(),
+                    kind: *kind,
+                    declared_mime: mime_type.clone(),
+                },
+                move || pipeline.notify(contact_id),
+            );
+            for turn in turns.iter_mut().filter(|(c, _)| *c == contact_id) {
+                turn.1 = Turn::Done;
+            }
+            if !finished.contains(&contact_id) {
+                finished.push(contact_id);
+            }
+            false
+        });
+        Ok(())
     }
 
     async fn record_failure(

@@ -17,6 +17,7 @@
 //! - `GET /_fake/requests`: every accepted request, in arrival order, as JSON.
 //! - `POST /_fake/script`: add a [`FailureRule`] (JSON body).
 //! - `POST /_fake/reset`: forget requests and rules.
+//! - The media endpoints (metadata, download, upload, delete): see [`media`].
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -38,6 +39,9 @@ use tokio::task::JoinHandle;
 
 use super::outbound::{OutboundBody, OutboundMessage, Recipient};
 
+pub mod media;
+pub use media::MediaFault;
+
 /// The Graph API version in [`FakeServer::base_url`]; the fake accepts any version in paths.
 pub const FAKE_API_VERSION: &str = "v23.0";
 
@@ -56,6 +60,12 @@ struct FakeState {
     seq: u64,
     /// The template list; `None` means [`default_templates`].
     templates: Option<Vec<Value>>,
+    /// Files by media id: inbound ones tests added, and uploads.
+    media: std::collections::HashMap<String, media::StoredMedia>,
+    seq_media: u64,
+    media_faults: Vec<MediaFault>,
+    /// Downloads answered with the file's bytes.
+    media_downloads: u64,
 }
 
 struct ActiveRule {
@@ -158,6 +168,16 @@ impl FakeCloudApi {
                 "/{version}/{node_id}/message_templates",
                 get(message_templates),
             )
+            .route(
+                "/{version}/{node_id}",
+                // Any other method is an unknown route (404), as before this route existed:
+                // a client with a base URL missing its version must not read it as a 405.
+                get(media::metadata)
+                    .delete(media::delete)
+                    .fallback(|| async { StatusCode::NOT_FOUND }),
+            )
+            .route("/{version}/{node_id}/media", post(media::upload))
+            .route("/_fake/media/{media_id}", get(media::download))
             .route("/_fake/templates", post(replace_templates))
             .route("/_fake/requests", get(requests))
             .route("/_fake/script", post(script))
@@ -631,7 +651,8 @@ async fn reset(State(fake): State<FakeCloudApi>) -> StatusCode {
 mod tests {
     use super::*;
 
-    async fn start() -> (FakeCloudApi, FakeServer) {
+    /// A fake on a free port (the media endpoints' tests share it).
+    pub(super) async fn start() -> (FakeCloudApi, FakeServer) {
         let fake = FakeCloudApi::new();
         let server = fake
             .clone()

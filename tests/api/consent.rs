@@ -980,7 +980,7 @@ async fn retention_purges_old_bodies_and_keeps_recent_and_pending_ones() {
             .await
             .unwrap();
         }
-        let report = insurebot::consent::erasure::purge_older_than(&app.db, 30, now_ms())
+        let report = insurebot::consent::erasure::purge_older_than(&app.db, None, 30, now_ms())
             .await
             .unwrap();
         assert_eq!(report.inbound_messages, 1);

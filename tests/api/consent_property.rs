@@ -184,6 +184,7 @@ impl World {
             office_hours: None,
             agent_idle_close: None,
             agent_reply_limit: None,
+            media_limits: Default::default(),
         };
         World {
             db,

@@ -66,6 +66,8 @@ pub enum Backend {
 /// PostgreSQL database is dropped on drop (see the `Drop` impl), panicking tests included.
 pub struct TestDb {
     pub url: String,
+    /// The test's local media store (`INSUREBOT_MEDIA_DIR`), removed with the database.
+    pub media_dir: std::path::PathBuf,
     _dir: Option<tempfile::TempDir>,
     /// The admin URL and the database's name, for dropping it.
     postgres: Option<(String, String)>,
@@ -79,6 +81,7 @@ impl TestDb {
                 let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
                 TestDb {
                     url,
+                    media_dir: dir.path().join("media"),
                     _dir: Some(dir),
                     postgres: None,
                 }
@@ -103,9 +106,11 @@ impl TestDb {
                     Some(q) => format!("{base}/{name}?{q}"),
                     None => format!("{base}/{name}"),
                 };
+                let dir = tempfile::tempdir().expect("temp dir");
                 TestDb {
                     url,
-                    _dir: None,
+                    media_dir: dir.path().join("media"),
+                    _dir: Some(dir),
                     postgres: Some((admin_url.clone(), name)),
                 }
             }
@@ -221,8 +226,12 @@ pub async fn spawn_sandbox_app(backend: &Backend) -> TestApp {
 /// Settings for a test app on a fresh database, talking to `api_base`.
 pub async fn test_settings_for(backend: &Backend, api_base: &str) -> (Settings, TestDb) {
     let db = TestDb::create(backend).await;
+    let media_dir = db.media_dir.display().to_string();
     let env: BTreeMap<String, String> = [
         ("INSUREBOT_DATABASE_URL", db.url.as_str()),
+        ("INSUREBOT_MEDIA_DIR", media_dir.as_str()),
+        // Media retries in milliseconds, not the production half second.
+        ("INSUREBOT_MEDIA_RETRY_BASE_MS", "20"),
         ("INSUREBOT_LISTEN", "127.0.0.1:0"),
         ("INSUREBOT_WHATSAPP_APP_SECRET", APP_SECRET),
         ("INSUREBOT_WHATSAPP_VERIFY_TOKEN", VERIFY_TOKEN),
@@ -595,6 +604,7 @@ pub async fn timer_runner(
         office_hours,
         agent_idle_close,
         agent_reply_limit,
+        media_limits: Default::default(),
     }
 }
 

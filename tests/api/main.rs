@@ -21,6 +21,7 @@ mod hardening_tests;
 mod health;
 mod ingest;
 mod insurer;
+mod media;
 mod newcomer;
 mod notifications;
 mod openapi;

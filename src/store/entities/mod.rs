@@ -16,6 +16,7 @@ pub mod identity_policy_attempt;
 pub mod identity_verification;
 pub mod inbound_message;
 pub mod login_failure;
+pub mod media_file;
 pub mod message_status;
 pub mod message_template;
 pub mod notification_request;
