@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 
 /// Put above `#[tokio::test]`: the test is reported ignored, with the reason, where
 /// PostgreSQL or chromedriver is missing (never passed without running).
-pub use insurebot_test_macros::{needs_chromedriver, needs_postgres};
+pub use insurebot_test_macros::{needs_chromedriver, needs_postgres, needs_s3};
 
 pub const APP_SECRET: &str = "test-app-secret";
 pub const VERIFY_TOKEN: &str = "test-verify-token";

@@ -496,6 +496,7 @@ impl Drop for S3Server {
     }
 }
 
+#[needs_s3]
 #[tokio::test]
 async fn photos_and_documents_go_to_s3_compatible_storage_when_a_bucket_is_set() {
     let s3 = S3Server::start().await;

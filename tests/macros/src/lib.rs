@@ -4,6 +4,8 @@
 //! - `#[needs_postgres]`: PostgreSQL, named by `INSUREBOT_TEST_DATABASE_URL`;
 //!   `#[needs_postgres(tcp)]` also wants it reached over TCP, not a Unix socket.
 //! - `#[needs_chromedriver]`: `chromedriver` on the `PATH` (Debian: `chromium-driver`).
+//! - `#[needs_s3]`: an S3-compatible server: moto's, installed where `.ci/run` puts it, or the
+//!   one `INSUREBOT_TEST_S3_ENDPOINT` names.
 //!
 //! Put them above `#[tokio::test]`. libtest decides "ignored" when the test binary is built,
 //! so these look at the environment then (a macro runs inside the compiler). Each expansion
@@ -63,6 +65,32 @@ pub fn needs_chromedriver(attr: TokenStream, item: TokenStream) -> TokenStream {
             .to_owned()
     });
     expand(reason, &["PATH", "CI"], item)
+}
+
+/// Where `.ci/run` installs moto's S3 server, under `$HOME`.
+const MOTO_SERVER: &str = ".cache/insurebot-moto/bin/moto_server";
+const S3_ENDPOINT: &str = "INSUREBOT_TEST_S3_ENDPOINT";
+
+/// Ignores the test unless an S3-compatible server is at hand: `INSUREBOT_TEST_S3_ENDPOINT`
+/// set, or moto's server installed at `~/.cache/insurebot-moto`. Where `CI` is set the test is
+/// never ignored: CI installs moto, and a test that cannot start it fails there.
+#[proc_macro_attribute]
+pub fn needs_s3(attr: TokenStream, item: TokenStream) -> TokenStream {
+    if !attr.is_empty() {
+        return compile_error("needs_s3 takes no arguments");
+    }
+    let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
+    let endpoint = std::env::var_os(S3_ENDPOINT).is_some_and(|v| !v.is_empty());
+    let moto = std::env::var_os("HOME")
+        .is_some_and(|home| std::path::Path::new(&home).join(MOTO_SERVER).is_file());
+    let reason = (!ci && !endpoint && !moto).then(|| {
+        format!(
+            "needs an S3-compatible server: python3 -m venv ~/.cache/insurebot-moto && \
+             ~/.cache/insurebot-moto/bin/pip install 'moto[server]' (then `touch \
+             tests/api/media.rs`), or set {S3_ENDPOINT}"
+        )
+    });
+    expand(reason, &["HOME", "CI", S3_ENDPOINT], item)
 }
 
 /// The item, `#[ignore = reason]` first when there is a reason, and one `option_env!` per
