@@ -49,6 +49,9 @@ type HmacSha256 = hmac::Hmac<Sha256>;
 /// unless `otp.purposes` lists it).
 pub const CHAT_PURPOSE: &str = "chat_identity";
 
+/// The UTILITY template that tells a policy's owner someone asked for a code in the chat.
+pub const ACCESS_NOTICE_TEMPLATE: &str = "otp_access_notice";
+
 /// Where a code was asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
@@ -511,6 +514,9 @@ impl Otp {
         otp_row::Entity::insert(row)
             .exec_without_returning(db)
             .await?;
+        if let (Origin::Chat, Some((_, policy))) = (req.origin, req.requester) {
+            self.tell_owner(db, contact_id, &language, policy).await?;
+        }
         let intent = Intent {
             contact_id,
             in_reply_to: None,
@@ -546,6 +552,49 @@ impl Otp {
             queued,
             contact_id,
         })
+    }
+
+    /// Tells the policy's registered owner, just before their code, that someone asked for
+    /// access from the chat (the authentication template cannot say so: Meta fixes its text).
+    /// A notice that cannot go (its template missing or paused) is logged, not fatal: the code
+    /// itself still goes.
+    async fn tell_owner<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        contact_id: i64,
+        language: &str,
+        policy: &str,
+    ) -> Result<(), IssueError> {
+        let ending: String = policy
+            .chars()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        let intent = Intent {
+            contact_id,
+            in_reply_to: None,
+            purpose: composer::Purpose::Notification {
+                kind: ACCESS_NOTICE_TEMPLATE.to_owned(),
+                essential: true,
+            },
+            free_form: None,
+            template: Some(TemplateChoice {
+                name: ACCESS_NOTICE_TEMPLATE.to_owned(),
+                language: language.to_owned(),
+                params: vec![ending],
+            }),
+        };
+        match composer::queue(db, &self.composer, intent).await {
+            Ok(_) => Ok(()),
+            Err(ComposeError::Db(e)) => Err(e.into()),
+            Err(e) => {
+                tracing::warn!(error = %e, template = ACCESS_NOTICE_TEMPLATE, "the owner's access notice cannot be sent; the code goes alone");
+                Ok(())
+            }
+        }
     }
 
     /// Tries `code` against OTP `id`; `None` when there is no such OTP.

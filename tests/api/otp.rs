@@ -540,12 +540,21 @@ async fn in_the_chat_a_stranger_verifies_with_a_code_sent_to_the_policys_registe
         let buttons = &dob[0].body["interactive"]["action"]["buttons"];
         assert_eq!(buttons[0]["reply"]["id"], "identity.otp", "{}", dob[0].body);
 
-        // The tap: a reply to the stranger, and the code to the registered mobile.
-        let sent = chat(&app, tapped(STRANGER, "identity.otp"), 2).await;
+        // The tap: a reply to the stranger; to the registered mobile a notice that someone
+        // asked for access (the authentication template's text is Meta's, it cannot say so),
+        // then the code.
+        let sent = chat(&app, tapped(STRANGER, "identity.otp"), 3).await;
         let (to_owner, to_stranger): (Vec<_>, Vec<_>) =
             sent.iter().partition(|r| recipient_of(r) == OWNER);
-        assert_eq!((to_owner.len(), to_stranger.len()), (1, 1), "{sent:#?}");
-        let code = code_in(to_owner[0]);
+        assert_eq!((to_owner.len(), to_stranger.len()), (2, 1), "{sent:#?}");
+        let notice = &to_owner[0].body["template"];
+        assert_eq!(notice["name"], "otp_access_notice", "{sent:#?}");
+        assert_eq!(
+            notice["components"][0]["parameters"][0]["text"], "0245",
+            "the policy's last four characters: {notice}"
+        );
+        assert_eq!(to_owner[1].body["template"]["name"], "otp_code");
+        let code = code_in(to_owner[1]);
         let reply = shown(to_stranger[0]);
         assert!(
             reply.starts_with("We have sent a code to the mobile number registered"),
