@@ -261,7 +261,8 @@ impl IntoResponse for ApiError {
                 problems,
             },
             ApiError::Db(e) => {
-                tracing::error!(error = %e, "API database error");
+                // The same fields as the console's failures, so one query finds both.
+                tracing::error!(error.cause_chain = ?e, error.message = %e, "API request failed");
                 ErrorBody {
                     error: "temporarily unavailable".to_owned(),
                     problems: Vec::new(),
