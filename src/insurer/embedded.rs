@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
 
-use crate::pipeline::BoxFuture;
 use crate::store::entities::{claim, policy, policyholder, premium};
+use futures_util::future::BoxFuture;
 
 use super::model::{Claim, Policy, Premium};
 use super::source::{PolicySource, SourceError};

@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::config::InsurerHttpSettings;
-use crate::pipeline::BoxFuture;
+use futures_util::future::BoxFuture;
 
 use super::model::{Claim, Policy, Premium};
 use super::source::{PolicySource, SourceError};

@@ -3,7 +3,7 @@
 //! ([`super::http::HttpSource`]). A source answers questions; it never decides who may see
 //! the answer (that is [`super::Insurer`]'s job).
 
-use crate::pipeline::BoxFuture;
+use futures_util::future::BoxFuture;
 
 use super::model::{Claim, Policy, Premium};
 

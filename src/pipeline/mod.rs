@@ -32,8 +32,6 @@
 pub mod echo;
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -107,8 +105,9 @@ pub struct Prefetched {
     pub hops: Arc<Mutex<Vec<flow_hop::ActiveModel>>>,
 }
 
-/// A boxed future, so handlers can be trait objects.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// A boxed future, so handlers can be trait objects (futures-util's, which every module that
+/// needs one takes from there rather than from here).
+pub use futures_util::future::BoxFuture;
 
 /// Decides what to do with one inbound message. Its database writes go through `txn`, which
 /// commits together with the message's "processed" mark, or not at all.
