@@ -758,7 +758,7 @@ impl Lint<'_> {
             }
         }
         if let Some(role) = &flow.role
-            && matches!(role.value, Role::OptOut | Role::OptIn)
+            && matches!(role.value, Role::OptOut | Role::OptIn | Role::Cancel)
         {
             for lang in &langs {
                 if flow
@@ -776,7 +776,10 @@ impl Lint<'_> {
                                 role.value.as_str()
                             ),
                         )
-                        .with_hint("STOP and START must work in every shipped language"),
+                        .with_hint(
+                            "STOP, START and cancel must work in every shipped language (cancel \
+                             alone opts out)",
+                        ),
                     );
                 }
             }

@@ -335,3 +335,20 @@ fn every_data_value_needs_a_text_in_every_language() {
         "Hindi has it: {d:?}"
     );
 }
+
+#[test]
+fn stop_start_and_cancel_need_keywords_in_every_language() {
+    let cancel = std::fs::read_to_string(root().join("flows/cancel.yaml")).unwrap();
+    let tamil_line = cancel
+        .lines()
+        .find(|l| l.trim_start().starts_with("ta:"))
+        .expect("cancel.yaml has Tamil keywords");
+    let without_tamil = cancel.replace(&format!("{tamil_line}\n"), "");
+    let diags = check_with(&[("flows/cancel.yaml", &without_tamil)]);
+    assert_has(
+        &diags,
+        "cancel.yaml",
+        0,
+        "the cancel flow has no keywords in 'ta'",
+    );
+}
