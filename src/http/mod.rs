@@ -6,6 +6,7 @@ pub mod consent;
 pub mod health;
 pub mod notifications;
 pub mod openapi;
+pub mod otp;
 pub mod sandbox;
 pub mod throttle;
 pub mod webhook;
@@ -127,7 +128,7 @@ pub fn api_routes() -> api::ApiRoutes {
         .merge(notifications::routes())
         .merge(consent::routes())
         .merge(crate::reminders::api::routes())
-        .merge(crate::otp::api::routes())
+        .merge(otp::routes())
 }
 
 /// A path nothing serves: under `/api/` a 404 in the API's error body (a client reads one

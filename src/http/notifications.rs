@@ -46,7 +46,7 @@ use crate::messaging::composer::{self, ComposeError, Intent, Purpose, Queued, Te
 use crate::messaging::{outbox, templates};
 use crate::phone::PhoneNumber;
 use crate::privacy::mask;
-use crate::store::entities::{contact, conversation, notification_request};
+use crate::store::entities::{conversation, notification_request};
 use crate::store::{begin_write, now_ms};
 use crate::whatsapp::outbound::OutboundBody;
 
@@ -309,43 +309,6 @@ async fn find_key<C: ConnectionTrait>(
         .await
 }
 
-/// Finds or creates the contact with phone number `wa_id`, as ingest does.
-pub(crate) async fn contact_for_phone<C: ConnectionTrait>(
-    db: &C,
-    wa_id: &str,
-    now: i64,
-) -> Result<i64, DbErr> {
-    let find = || {
-        contact::Entity::find()
-            .filter(contact::Column::WaId.eq(wa_id))
-            .one(db)
-    };
-    if let Some(c) = find().await? {
-        return Ok(c.id);
-    }
-    contact::Entity::insert(contact::ActiveModel {
-        id: NotSet,
-        wa_id: Set(Some(wa_id.to_owned())),
-        user_id: Set(None),
-        profile_name: Set(None),
-        last_inbound_at: Set(None),
-        lease_owner: Set(None),
-        lease_until: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    })
-    .on_conflict(OnConflict::new().do_nothing().to_owned())
-    .exec_without_returning(db)
-    .await?;
-    find().await?.map(|c| c.id).ok_or_else(|| vanished(wa_id))
-}
-
-/// The contact was erased between its insert and the read back. The message is logged, so
-/// the number is masked.
-fn vanished(wa_id: &str) -> DbErr {
-    DbErr::Custom(format!("contact {} vanished", mask(wa_id)))
-}
-
 /// Why the recipient of a notification is not known.
 pub(crate) enum NoRecipient {
     /// 404: no policy with this number in the source.
@@ -466,7 +429,7 @@ async fn create(
         .await?
         .ok_or_else(|| DbErr::Custom("idempotency row vanished".into()))?;
 
-    let contact_id = contact_for_phone(&txn, &phone, now).await?;
+    let contact_id = crate::store::contacts::contact_for_phone(&txn, &phone, now).await?;
     let language = conversation::Entity::find()
         .filter(conversation::Column::ContactId.eq(contact_id))
         .one(&txn)
@@ -578,13 +541,6 @@ async fn status(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_vanished_contact_error_names_only_the_last_digits_of_the_number() {
-        let message = vanished("919812345678").to_string();
-        assert!(!message.contains("919812345678"), "{message}");
-        assert!(message.contains("********5678"), "{message}");
-    }
 
     #[test]
     fn every_kind_has_as_many_placeholders_as_fields() {

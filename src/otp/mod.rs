@@ -1,5 +1,5 @@
 //! One-time passwords (issue 19): codes sent with an AUTHENTICATION template, for the
-//! insurer's systems (`/api/v1/otp`, in [`api`]) and for the chat's identity check
+//! insurer's systems (`/api/v1/otp`, in [`crate::http::otp`]) and for the chat's identity check
 //! (`identity.verify_otp`, a code to the policy's registered mobile).
 //!
 //! A code is drawn from the operating system's CSPRNG and never stored, logged or shown:
@@ -16,7 +16,6 @@
 //!
 //! Time comes from a [`Clock`] (tests move it with a `ManualClock`).
 
-pub mod api;
 pub mod settings;
 
 use std::sync::Arc;
@@ -467,7 +466,7 @@ impl Otp {
         req: IssueRequest<'_>,
     ) -> Result<Issued, IssueError> {
         let now = self.now_ms();
-        let contact_id = crate::http::notifications::contact_for_phone(db, req.phone, now).await?;
+        let contact_id = crate::store::contacts::contact_for_phone(db, req.phone, now).await?;
         // One sender per number at a time (PostgreSQL; SQLite writers are serialised anyway),
         // so two concurrent requests cannot both pass the limit.
         contact::Entity::find_by_id(contact_id)
@@ -567,11 +566,7 @@ impl Otp {
     ) -> Result<(), IssueError> {
         let ending: String = policy
             .chars()
-            .rev()
-            .take(4)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
+            .skip(policy.chars().count().saturating_sub(4))
             .collect();
         let intent = Intent {
             contact_id,

@@ -2,6 +2,7 @@
 //! hand-written queries each layer needs (ingest, pipeline, outbox). Every `*_at` value is Unix
 //! milliseconds (UTC).
 
+pub mod contacts;
 pub mod entities;
 pub mod ingest;
 

@@ -1,5 +1,5 @@
 //! The OTP routes under `/api/v1` (bearer token like the rest of the API, see
-//! [`crate::http::api`]):
+//! [`super::api`]):
 //!
 //! - `POST /api/v1/otp` with an `Idempotency-Key`: `{ phone | policy_number, purpose,
 //!   language? }` → `202 { otp_id, expires_at }`. The code goes with the AUTHENTICATION
@@ -24,11 +24,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{IssueError, IssueRequest, Origin, Otp, Status};
-use crate::http::AppState;
-use crate::http::api::{ApiBody, ApiError, ApiPath, ApiRoutes, ErrorBody, FieldProblem, authorize};
-use crate::http::notifications::{NoRecipient, Target, idempotency_key, recipient, target};
+use super::AppState;
+use super::api::{ApiBody, ApiError, ApiPath, ApiRoutes, ErrorBody, FieldProblem, authorize};
+use super::notifications::{NoRecipient, Target, idempotency_key, recipient, target};
 use crate::messaging::composer::Queued;
+use crate::otp::{IssueError, IssueRequest, Origin, Otp, Status};
 use crate::store::begin_write;
 use crate::store::entities::otp as otp_row;
 
@@ -117,7 +117,7 @@ fn created_answer(id: &str, expires_at: i64) -> Response {
         .into_response()
 }
 
-fn too_many(limit: super::RateLimited) -> Response {
+fn too_many(limit: crate::otp::RateLimited) -> Response {
     let mut response = (
         StatusCode::TOO_MANY_REQUESTS,
         Json(ErrorBody {
