@@ -609,6 +609,11 @@ async fn a_supervisor_opens_a_flow_from_the_nav_and_reads_its_funnel_on_the_diag
         driver.log_in(&app.address, "sup@example.com").await?;
         driver.click("nav a[href=\"/console/flows\"]").await?;
         driver.wait_for_url("/console/flows").await?;
+        if std::env::var_os("INSUREBOT_SCREENSHOT").is_some() {
+            driver
+                .screenshot(&root("tests/screenshots/flows.png"))
+                .await;
+        }
         driver
             .click("a[href=\"/console/flows/claim_status\"]")
             .await?;
