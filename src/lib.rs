@@ -16,6 +16,7 @@
 //! - [`reminders`]: premium reminders and campaigns: when to send, and never twice.
 //! - [`otp`]: one-time passwords: the OTP API and the chat's code to a registered mobile.
 //! - [`app`]: builds one instance; `main` and the integration tests start the same thing.
+//! - [`codes`]: one-time codes: drawn, keyed-hashed, sealed for the outbox.
 //! - [`chat`]: `insurebot chat`, the bot in a terminal through the real webhook path.
 //! - [`metrics`]: Prometheus counters of one app instance.
 //! - [`money`]: [`money::Paise`], the one type every amount is formatted through.
@@ -25,6 +26,7 @@
 
 pub mod app;
 pub mod chat;
+pub mod codes;
 pub mod config;
 pub mod consent;
 pub mod console;

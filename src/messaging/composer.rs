@@ -69,7 +69,7 @@ pub enum Purpose {
     /// the outbox never holds it in clear. Consent does not stop it.
     Otp {
         otp_id: String,
-        code: crate::otp::SealedCode,
+        code: crate::codes::SealedCode,
     },
 }
 
@@ -161,7 +161,7 @@ pub struct Composer {
     pub consent: Arc<ConsentPolicy>,
     /// Opens the sealed codes of [`Purpose::Otp`] messages; `None` when one-time passwords
     /// are off (such a message is then skipped).
-    pub codes: Option<crate::otp::CodeKey>,
+    pub codes: Option<crate::codes::CodeKey>,
 }
 
 impl Composer {
@@ -184,7 +184,7 @@ impl Composer {
             codes: settings
                 .otp
                 .key(settings.sandbox())
-                .map(|secret| crate::otp::CodeKey::new(&secret)),
+                .map(|secret| crate::codes::CodeKey::new(&secret)),
             ..Composer::new(&settings.messaging)
         }
     }
