@@ -75,12 +75,12 @@ enum Command {
     /// Premium reminders (the server runs them daily; this runs today's now).
     Reminders {
         #[command(subcommand)]
-        command: insurebot::reminders::cli::RemindersCommand,
+        command: insurebot::cli::reminders::RemindersCommand,
     },
     /// Campaigns (broadcasts): create, start, pause, resume, cancel, status.
     Campaigns {
         #[command(subcommand)]
-        command: insurebot::reminders::cli::CampaignsCommand,
+        command: insurebot::cli::reminders::CampaignsCommand,
     },
     /// Run the fake WhatsApp Cloud API on its own (for tests and demos).
     FakeCloudApi {
@@ -229,8 +229,7 @@ async fn main() -> ExitCode {
                     password_stdin,
                 },
         } => {
-            insurebot::console::cli::add_agent(&settings, &email, &name, &role, password_stdin)
-                .await
+            insurebot::cli::agent::add_agent(&settings, &email, &name, &role, password_stdin).await
         }
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(settings).await,
@@ -239,10 +238,10 @@ async fn main() -> ExitCode {
         Command::Contacts { action } => contacts(settings, action).await,
         Command::Retention { action } => retention(settings, action).await,
         Command::Reminders { command } => {
-            insurebot::reminders::cli::reminders(settings, command).await
+            insurebot::cli::reminders::reminders(settings, command).await
         }
         Command::Campaigns { command } => {
-            insurebot::reminders::cli::campaigns(settings, command).await
+            insurebot::cli::reminders::campaigns(settings, command).await
         }
         Command::Import {
             kind,
@@ -296,7 +295,8 @@ async fn templates(settings: Settings, action: TemplatesCommand) -> anyhow::Resu
     }
     let now = insurebot::store::now_ms();
     if settings.messaging.templates_file.exists() {
-        let defs = registry::load_file(&settings.messaging.templates_file)?;
+        let defs =
+            insurebot::engine::templates_file::load_file(&settings.messaging.templates_file)?;
         registry::seed(&db, &defs, now).await?;
     }
     match action {

@@ -301,7 +301,7 @@ fn template_fallbacks(loaded: &[LoadedFlow], registry: &Path) -> Vec<Diagnostic>
     if !registry.exists() {
         return Vec::new();
     }
-    let defs = match crate::messaging::templates::load_file(registry) {
+    let defs = match crate::engine::templates_file::load_file(registry) {
         Ok(defs) => defs,
         Err(e) => return vec![Diagnostic::error(registry, 0, 0, e.to_string())],
     };

@@ -8,6 +8,8 @@
 //! - [`runtime`]: `step(flows, conversation, event, now) -> (conversation, effects)`, no I/O.
 //! - [`graph`]: flow diagrams (Mermaid, dot, SVG) from the flow files, with live counts.
 //! - [`convtest`]: scripted conversation tests (`flows/tests/*.yaml`) for flow authors.
+//! - [`templates_file`]: the template registry file's format, which the linter checks against.
+//! - [`vocabulary`]: products, policy statuses, claim stages: the values every locale translates.
 //!
 //! The async runner (elsewhere) stores the [`Conversation`] and performs the [`Effect`]s;
 //! everything here is deterministic so it can be unit tested with tables.
@@ -21,6 +23,8 @@ pub mod lint;
 pub mod loader;
 pub mod model;
 pub mod runtime;
+pub mod templates_file;
+pub mod vocabulary;
 
 pub use error::{EngineError, Result};
 pub use lint::{Diagnostic, FlowSet, Severity, check, run_cli_check};

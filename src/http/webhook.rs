@@ -23,8 +23,8 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::AppState;
+use crate::ingest::store::IngestError;
 use crate::metrics::Metrics;
-use crate::store::ingest::IngestError;
 use crate::whatsapp::inbound::{WebhookEvents, parse_webhook_with};
 use crate::whatsapp::signature::{self, SignatureError};
 

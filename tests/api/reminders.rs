@@ -9,13 +9,18 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use insurebot::clock::ManualClock;
+use insurebot::config::reminders::RemindersSettings;
 use insurebot::config::{DatabaseUrl, MessagingSettings};
+use insurebot::engine::templates_file;
 use insurebot::insurer::PayLinks;
 use insurebot::messaging::composer::Composer;
 use insurebot::messaging::templates;
-use insurebot::reminders::campaigns::{self, Audience, NewCampaign, cstate, rstate};
+use insurebot::reminders::campaign_report;
+use insurebot::reminders::campaigns::{self, Audience, NewCampaign};
 use insurebot::reminders::premium::{self, Reminders};
-use insurebot::reminders::{ManualClock, RemindersSettings, campaign_report};
+use insurebot::store::entities::campaign::state as cstate;
+use insurebot::store::entities::campaign_recipient::state as rstate;
 use insurebot::store::entities::{
     campaign_recipient, contact, outbox, policy, policyholder, premium as premium_row,
     premium_reminder, reminder_send,
@@ -47,7 +52,7 @@ async fn bare_db(backend: &Backend) -> (DatabaseConnection, TestDb) {
         .await
         .unwrap();
     insurebot::store::migrate(&db).await.unwrap();
-    let defs = templates::load_file(std::path::Path::new(concat!(
+    let defs = templates_file::load_file(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/flows/templates/templates.yaml"
     )))
@@ -589,7 +594,7 @@ pub async fn create_campaign_without_opt_in(
     prefix: &str,
     rate: u32,
 ) -> i64 {
-    let settings = insurebot::reminders::CampaignSettings {
+    let settings = insurebot::config::reminders::CampaignSettings {
         default_rate_per_second: 10,
         max_rate_per_second: 150,
     };
@@ -743,7 +748,7 @@ async fn a_crash_in_the_middle_of_a_campaign_sends_nobody_a_second_copy() {
 async fn six_recipient_campaign(
     db: &sea_orm::DatabaseConnection,
 ) -> (i64, Vec<campaign_recipient::Model>) {
-    let settings = insurebot::reminders::CampaignSettings {
+    let settings = insurebot::config::reminders::CampaignSettings {
         default_rate_per_second: 10,
         max_rate_per_second: 150,
     };
@@ -1038,7 +1043,7 @@ async fn campaigns_reach_only_opted_in_contacts_within_the_frequency_cap() {
 fn the_manual_clock_moves_only_when_told() {
     let t = Utc.with_ymd_and_hms(2026, 3, 1, 5, 0, 0).unwrap();
     let clock = ManualClock::new(t);
-    use insurebot::reminders::Clock;
+    use insurebot::clock::Clock;
     assert_eq!(clock.now(), t);
     clock.advance(chrono::Duration::days(1));
     assert_eq!(clock.now(), t + chrono::Duration::days(1));

@@ -184,7 +184,7 @@ async fn schedule_bench(dir: &tempfile::TempDir) {
         .await
         .unwrap();
     insurebot::store::migrate(&db).await.unwrap();
-    let defs = insurebot::messaging::templates::load_file(std::path::Path::new(
+    let defs = insurebot::engine::templates_file::load_file(std::path::Path::new(
         "flows/templates/templates.yaml",
     ))
     .unwrap();
