@@ -18,7 +18,7 @@ use crate::config::hours::OfficeHours;
 use crate::config::{DialogueMode, Settings};
 use crate::dialogue::FlowRunner;
 use crate::dialogue::flows::FlowStore;
-use crate::engine::lint::EngineSettings;
+use crate::engine::flowset::EngineSettings;
 use crate::http::console::Console;
 use crate::http::{self, AppState, WebhookSecrets};
 use crate::ingest::echo::EchoHandler;

@@ -13,8 +13,8 @@ use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
 use serde_json::Value;
 use unic_langid::LanguageIdentifier;
 
+use super::diagnostic::Diagnostic;
 use super::error::{EngineError, Result};
-use super::lint::Diagnostic;
 use crate::money::Paise;
 
 /// The language used when a message or a language is missing.

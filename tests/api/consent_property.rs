@@ -20,7 +20,7 @@ use insurebot::config::{DatabaseUrl, Settings};
 use insurebot::consent::AddressHasher;
 use insurebot::dialogue::FlowRunner;
 use insurebot::dialogue::flows::FlowStore;
-use insurebot::engine::lint::EngineSettings;
+use insurebot::engine::flowset::EngineSettings;
 use insurebot::engine::templates_file;
 use insurebot::ingest::pipeline::{MessageHandler, PendingMessage};
 use insurebot::ingest::store;

@@ -587,7 +587,7 @@ pub async fn timer_runner(
     let flows = insurebot::dialogue::flows::FlowStore::load(
         &root.join("flows"),
         &root.join("locales"),
-        insurebot::engine::lint::EngineSettings {
+        insurebot::engine::flowset::EngineSettings {
             agent_wait_limit,
             ..Default::default()
         },
