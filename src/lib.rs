@@ -17,7 +17,7 @@
 //! - [`config`]: settings from defaults, `insurebot.toml` and `INSUREBOT_*` variables, every
 //!   section (reminders, OTP, media, office hours) included.
 //! - [`engine`]: the pure dialogue engine: flow files, linter, fluent text, `step()`.
-//! - [`telemetry`]: logging.
+//! - [`telemetry`]: the logging set-up (format and filter from the settings).
 //!
 //! Domain and persistence:
 //! - [`store`]: database connection, migrations, entities and shared queries.

@@ -34,7 +34,7 @@ use crate::store::entities::handoff::state as handoff_state;
 use crate::store::entities::{contact, conversation, handoff, outbox};
 use crate::store::{begin_write, now_ms};
 use crate::whatsapp::inbound::MessageContent;
-use crate::whatsapp::outbound::{self as wa, OutboundBody, Recipient};
+use crate::whatsapp::outbound::{self as wa, OutboundBody};
 use flows::FlowStore;
 
 /// Insurer actions one message may trigger before the runner stops the chain (the linter
@@ -759,15 +759,6 @@ pub fn event_for(content: &MessageContent) -> Option<Event> {
     })
 }
 
-/// Where a reply to this contact goes: the phone number when known, else the BSUID.
-pub fn recipient(contact: &contact::Model) -> Option<Recipient> {
-    match (&contact.wa_id, &contact.user_id) {
-        (Some(phone), _) => Some(Recipient::Phone(phone.clone())),
-        (None, Some(user_id)) => Some(Recipient::UserId(user_id.clone())),
-        (None, None) => None,
-    }
-}
-
 /// The Cloud API body for an engine reply: text, reply buttons or a list.
 pub fn body_for(reply: &Reply) -> OutboundBody {
     match &reply.choices {
@@ -964,25 +955,13 @@ async fn last_prompt<C: ConnectionTrait>(db: &C, contact_id: i64) -> Result<Opti
     let Ok(intent) = StoredIntent::from_payload(&row.payload) else {
         return Ok(None);
     };
-    Ok(intent.free_form.as_ref().and_then(|body| match body {
-        OutboundBody::Text { body, .. } => Some(body.clone()),
-        OutboundBody::Buttons { body, buttons, .. } => Some(format!(
-            "{body} [{}]",
-            buttons
-                .iter()
-                .map(|b| b.title.as_str())
-                .collect::<Vec<_>>()
-                .join(" | ")
-        )),
-        OutboundBody::List { body, sections, .. } => Some(format!(
-            "{body} [{}]",
-            sections
-                .iter()
-                .flat_map(|s| s.rows.iter().map(|r| r.title.as_str()))
-                .collect::<Vec<_>>()
-                .join(" | ")
-        )),
-        _ => None,
+    Ok(intent.free_form.as_ref().and_then(|body| {
+        let (text, choices) = body.text_and_choices()?;
+        Some(if choices.is_empty() {
+            text.to_owned()
+        } else {
+            format!("{text} [{}]", choices.join(" | "))
+        })
     }))
 }
 

@@ -74,7 +74,7 @@ impl From<ReminderError> for ApiError {
             ),
             ReminderError::Db(e) => ApiError::Db(e),
             ReminderError::Compose(e) => {
-                tracing::error!(error = %e, "campaign API failure");
+                tracing::error!(error.cause_chain = ?e, error.message = %e, "API request failed");
                 ApiError::Unavailable("temporarily unavailable")
             }
         }

@@ -184,7 +184,7 @@ async fn receive(
         Err(e) => {
             // Not acknowledged: Meta retries, and nothing was half-stored.
             Metrics::count(&metrics.webhooks, "store_error");
-            tracing::error!(error = %e, "webhook could not be stored");
+            tracing::error!(error.cause_chain = ?e, error.message = %e, "webhook could not be stored");
             return try_again_later("temporarily unable to store the webhook");
         }
     };

@@ -260,25 +260,21 @@ pub fn inbound_text(content: &MessageContent) -> String {
 
 /// What the bot or an agent sent: the text and the choices offered with it.
 pub fn outbound_text(body: &OutboundBody) -> (String, Vec<String>) {
-    match body {
-        OutboundBody::Text { body, .. } => (body.clone(), Vec::new()),
-        OutboundBody::Buttons { body, buttons, .. } => (
-            body.clone(),
-            buttons.iter().map(|b| b.title.clone()).collect(),
+    match (body.text_and_choices(), body) {
+        (Some((text, choices)), _) => (
+            text.to_owned(),
+            choices.into_iter().map(str::to_owned).collect(),
         ),
-        OutboundBody::List { body, sections, .. } => (
-            body.clone(),
-            sections
-                .iter()
-                .flat_map(|s| s.rows.iter().map(|r| r.title.clone()))
-                .collect(),
-        ),
-        OutboundBody::Template {
-            name, components, ..
-        } => (
+        (
+            None,
+            OutboundBody::Template {
+                name, components, ..
+            },
+        ) => (
             format!("Template “{name}” ({} component(s))", components.len()),
             Vec::new(),
         ),
+        (None, _) => (String::new(), Vec::new()),
     }
 }
 

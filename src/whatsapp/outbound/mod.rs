@@ -217,6 +217,26 @@ impl LimitError {
 }
 
 impl OutboundBody {
+    /// What a person reads of a free-form body: its text and the titles of the buttons or list
+    /// rows offered with it (the console's transcript, the prompt a late tap answered).
+    /// `None` for a template, whose text Meta holds.
+    pub fn text_and_choices(&self) -> Option<(&str, Vec<&str>)> {
+        match self {
+            OutboundBody::Text { body, .. } => Some((body, Vec::new())),
+            OutboundBody::Buttons { body, buttons, .. } => {
+                Some((body, buttons.iter().map(|b| b.title.as_str()).collect()))
+            }
+            OutboundBody::List { body, sections, .. } => Some((
+                body,
+                sections
+                    .iter()
+                    .flat_map(|s| s.rows.iter().map(|r| r.title.as_str()))
+                    .collect(),
+            )),
+            OutboundBody::Template { .. } => None,
+        }
+    }
+
     /// The wire `type` (`text`, `interactive`, `template`), for logs and metrics.
     pub fn type_name(&self) -> &'static str {
         match self {
