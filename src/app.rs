@@ -14,21 +14,21 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::hours::OfficeHours;
 use crate::config::{DialogueMode, Settings};
-use crate::console::Console;
-use crate::console::hours::OfficeHours;
 use crate::dialogue::FlowRunner;
 use crate::dialogue::flows::FlowStore;
-use crate::engine::lint::EngineSettings;
+use crate::engine::flowset::EngineSettings;
+use crate::http::console::Console;
 use crate::http::{self, AppState, WebhookSecrets};
+use crate::ingest::echo::EchoHandler;
+use crate::ingest::pipeline::{MessageHandler, Pipeline};
 use crate::insurer::Insurer;
 use crate::messaging::composer::Composer;
 use crate::messaging::pacing::Pacing;
 use crate::messaging::sender::Sender;
 use crate::messaging::templates;
 use crate::metrics::Metrics;
-use crate::pipeline::echo::EchoHandler;
-use crate::pipeline::{MessageHandler, Pipeline};
 use crate::whatsapp::client::CloudApiClient;
 use crate::whatsapp::fake::{FakeCloudApi, FakeServer};
 
@@ -63,7 +63,7 @@ impl Application {
     /// # Errors
     /// When the database is unreachable, a migration fails or the address cannot be bound.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        Self::build_with_clock(settings, Arc::new(crate::reminders::SystemClock)).await
+        Self::build_with_clock(settings, Arc::new(crate::clock::SystemClock)).await
     }
 
     /// [`Application::build`] with the clock the reminders, campaigns and one-time passwords
@@ -73,7 +73,7 @@ impl Application {
     /// As [`Application::build`].
     pub async fn build_with_clock(
         settings: Settings,
-        clock: Arc<dyn crate::reminders::Clock>,
+        clock: Arc<dyn crate::clock::Clock>,
     ) -> anyhow::Result<Self> {
         // Flows first: a broken flow file is the most likely start-up error, and it needs no
         // database to be reported.
@@ -232,7 +232,7 @@ impl Application {
         };
         let metrics = Arc::new(Metrics::new());
         let outbox_ready = Arc::new(Notify::new());
-        let handoff = crate::messaging::handoff::Handoff::new(
+        let handoff = crate::messaging::handover::Handoff::new(
             &instance_id,
             settings.messaging.max_in_flight as usize,
         );
@@ -277,7 +277,9 @@ impl Application {
             office_hours(&settings)?,
             flows.clone(),
             settings.dialogue.default_language.clone(),
-            crate::console::auth::PasswordGate::new(settings.console.login_max_concurrent_hashes),
+            crate::http::console::auth::PasswordGate::new(
+                settings.console.login_max_concurrent_hashes,
+            ),
         )?;
         // The ingest's connection attempts end about when the webhooks waiting on them are
         // answered 503, so that their redeliveries find a fresh attempt, not one still hanging
@@ -287,7 +289,7 @@ impl Application {
         let ingest_db = crate::store::connect_ingest(&settings.database_url, ingest_acquire)
             .await
             .context("cannot open the webhook ingest's database connection")?;
-        let ingest = crate::store::ingest::IngestQueue::start(
+        let ingest = crate::ingest::store::IngestQueue::start(
             ingest_db.unwrap_or_else(|| db.clone()),
             crate::consent::AddressHasher::new(settings.hash_key()),
             settings.webhook.max_queued,
@@ -341,7 +343,7 @@ impl Application {
     }
 
     /// Replaces the reminders' and campaigns' clock (tests move time with a `ManualClock`).
-    pub fn with_clock(mut self, clock: Arc<dyn crate::reminders::Clock>) -> Self {
+    pub fn with_clock(mut self, clock: Arc<dyn crate::clock::Clock>) -> Self {
         self.reminders.clock = clock;
         self
     }
@@ -366,7 +368,7 @@ impl Application {
     }
 
     /// The bound on console password checks, for tests and benchmarks that watch it.
-    pub fn password_gate(&self) -> crate::console::auth::PasswordGate {
+    pub fn password_gate(&self) -> crate::http::console::auth::PasswordGate {
         self.state.console.password_gate.clone()
     }
 
@@ -505,7 +507,7 @@ async fn load_templates(db: &DatabaseConnection, settings: &Settings) -> anyhow:
         tracing::warn!(path = %path.display(), "no template registry file: templates come only from `insurebot templates sync`");
         return Ok(());
     }
-    let defs = templates::load_file(path)?;
+    let defs = crate::engine::templates_file::load_file(path)?;
     let n = templates::seed(db, &defs, crate::store::now_ms())
         .await
         .context("cannot store the template registry")?;

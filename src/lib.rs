@@ -1,38 +1,57 @@
 //! insurebot: a self-hosted WhatsApp chatbot server for insurers.
 //!
 //! # Layout
-//! - [`config`]: settings from defaults, `insurebot.toml` and `INSUREBOT_*` variables.
+//! From the bottom up; a module imports only modules listed below it (`tests/layering.py`
+//! fails on an import circle, and on `config` or `engine` importing anything but a leaf).
+//!
+//! Leaves, importing nothing else of the crate:
 //! - [`whatsapp`]: the Cloud API boundary (signatures, wire types, client, fake server).
+//! - [`phone`]: [`phone::PhoneNumber`], the one type every phone number is parsed into.
+//! - [`money`]: [`money::Paise`], the one type every amount is formatted through.
+//! - [`clock`]: [`clock::Clock`], where "now" comes from (tests move a [`clock::ManualClock`]).
+//! - [`codes`]: one-time codes: drawn, keyed-hashed, sealed for the outbox.
+//! - [`metrics`]: Prometheus counters of one app instance.
+//! - [`privacy`]: masking personal data in logs.
+//!
+//! The floor:
+//! - [`config`]: settings from defaults, `insurebot.toml` and `INSUREBOT_*` variables, every
+//!   section (reminders, OTP, media, office hours) included.
 //! - [`engine`]: the pure dialogue engine: flow files, linter, fluent text, `step()`.
-//! - [`dialogue`]: the runner around the engine: loads and saves conversations, performs effects.
-//! - [`store`]: database connection, migrations, entities and queries.
+//! - [`telemetry`]: the logging set-up (format and filter from the settings).
+//!
+//! Domain and persistence:
+//! - [`store`]: database connection, migrations, entities and shared queries.
+//! - [`consent`]: the consent log (derived state, hashed addresses); erasure and retention.
+//! - [`messaging`]: everything that leaves: the composer, the consent gate it applies, the
+//!   persisted outbox, the sender that drains it, the in-memory handover, template registry.
+//! - [`otp`]: one-time passwords: codes for the OTP API and the chat's identity check.
 //! - [`insurer`]: policy data (imported tables or the insurer's API), identity checks, flow actions.
 //! - [`media`]: inbound photos and documents: the media store and the downloads into it.
-//! - [`pipeline`]: hands stored inbound messages to the dialogue layer, one per contact at a time.
-//! - [`messaging`]: the persisted outbox and the sender that drains it.
-//! - [`http`]: every route and layer (webhook, health, metrics, console).
-//! - [`console`]: the agents' web console (queue, hand-off, dashboard) and the flow simulator.
-//! - [`consent`]: the consent log and the gate the composer applies; erasure and retention.
+//! - [`ingest`]: the webhook's durable ingest, and the pipeline that hands each stored message
+//!   to the dialogue layer, one per contact at a time.
+//! - [`dialogue`]: the runner around the engine: loads and saves conversations, performs
+//!   effects, runs timers.
 //! - [`reminders`]: premium reminders and campaigns: when to send, and never twice.
-//! - [`otp`]: one-time passwords: the OTP API and the chat's code to a registered mobile.
+//!
+//! The surfaces:
+//! - [`http`]: every route and layer: webhook, health, metrics, the API (`/api/v1`, campaigns,
+//!   OTP, notifications, consent) and the agents' console (`http::console`).
 //! - [`app`]: builds one instance; `main` and the integration tests start the same thing.
-//! - [`codes`]: one-time codes: drawn, keyed-hashed, sealed for the outbox.
+//! - [`cli`]: the command line's commands (agents, campaigns and reminders).
 //! - [`chat`]: `insurebot chat`, the bot in a terminal through the real webhook path.
-//! - [`metrics`]: Prometheus counters of one app instance.
-//! - [`money`]: [`money::Paise`], the one type every amount is formatted through.
-//! - [`phone`]: [`phone::PhoneNumber`], the one type every phone number is parsed into.
-//! - [`telemetry`], [`privacy`]: logging, and masking personal data in it.
 #![forbid(unsafe_code)]
 
 pub mod app;
 pub mod chat;
+pub mod cli;
+pub mod clock;
 pub mod codes;
 pub mod config;
 pub mod consent;
-pub mod console;
 pub mod dialogue;
 pub mod engine;
 pub mod http;
+pub mod ingest;
 pub mod insurer;
 pub mod media;
 pub mod messaging;
@@ -40,7 +59,6 @@ pub mod metrics;
 pub mod money;
 pub mod otp;
 pub mod phone;
-pub mod pipeline;
 pub mod privacy;
 pub mod reminders;
 pub mod store;

@@ -46,10 +46,10 @@ use serde::Serialize;
 use super::{AddressHasher, backfill_hash, contact_by_phone};
 use crate::media::MediaStore;
 use crate::media::purge::{delete_rows, delete_unreferenced};
-use crate::messaging::outbox::{reason as row_reason, state as row_state};
 use crate::privacy::mask;
-use crate::reminders::campaigns::rstate;
 use crate::store::begin_write;
+use crate::store::entities::campaign_recipient::state as rstate;
+use crate::store::entities::outbox::{reason as row_reason, state as row_state};
 use crate::store::entities::{
     campaign_recipient, consent_log, contact, conversation, flow_hop, handoff, identity_attempt,
     identity_verification, inbound_message, media_file, otp, outbox, premium_reminder,

@@ -8,13 +8,13 @@
 //!   HMAC-SHA256 with `privacy.hash_key`). Consent is looked up by contact id *or* by that hash,
 //!   so an opt-out survives erasure of the contact ([`erasure`]) and applies to a number that
 //!   opted out (e.g. through the API) before it ever wrote to us.
-//! - [`gate`] is the consent gate the composer calls at queue time and again at send time.
+//! - The consent gate the composer calls at queue time and again at send time is
+//!   [`crate::messaging::gate`], beside the composer.
 //!
 //! Sources: `keyword` (STOP/START), `button` (the opt-in prompt), `user_preferences` (Meta's
 //! marketing stop/resume), `api`, `agent`, `error_131050` (Meta refused a marketing message).
 
 pub mod erasure;
-pub mod gate;
 
 use std::collections::HashMap;
 

@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::{Diagnostic, FlowSet, lint::EngineSettings};
+use crate::engine::flowset::EngineSettings;
+use crate::engine::{Diagnostic, FlowSet};
 
 /// How often the flow and locale files are checked for changes.
 const WATCH_INTERVAL: Duration = Duration::from_secs(2);

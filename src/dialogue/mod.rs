@@ -20,21 +20,21 @@ use sea_orm::{
 };
 use serde_json::Value;
 
+use crate::config::hours::OfficeHours;
 use crate::consent::{self, Change, ConsentState, NewEntry, Scope, Source};
-use crate::console::handoff::state as handoff_state;
-use crate::console::hours::OfficeHours;
 use crate::engine::{
     self, Choices, ConsentChange, ConsentScope, Conversation, Effect, Event, Mode, Reply,
 };
+use crate::ingest::pipeline::{BoxFuture, MessageHandler, PendingMessage, Prefetched};
 use crate::messaging::composer::{
     self, Composer, Intent, PipelineQueued, Purpose, Queued, StoredIntent, TemplateChoice,
 };
-use crate::messaging::handoff::FreshBatch;
-use crate::pipeline::{BoxFuture, MessageHandler, PendingMessage, Prefetched};
+use crate::messaging::handover::FreshBatch;
+use crate::store::entities::handoff::state as handoff_state;
 use crate::store::entities::{contact, conversation, handoff, outbox};
 use crate::store::{begin_write, now_ms};
 use crate::whatsapp::inbound::MessageContent;
-use crate::whatsapp::outbound::{self as wa, OutboundBody, Recipient};
+use crate::whatsapp::outbound::{self as wa, OutboundBody};
 use flows::FlowStore;
 
 /// Insurer actions one message may trigger before the runner stops the chain (the linter
@@ -84,7 +84,7 @@ pub struct FlowRunner {
     /// (office hours) puts the conversation back in the queue for any agent; `None`: never.
     pub agent_reply_limit: Option<chrono::Duration>,
     /// The size limits of inbound media, named in the answer to a file that is too large.
-    pub media_limits: crate::media::settings::KindLimits,
+    pub media_limits: crate::config::media::KindLimits,
 }
 
 impl MessageHandler for FlowRunner {
@@ -345,7 +345,9 @@ impl FlowRunner {
         let mut changed = 0;
         for contact_id in contacts {
             let txn = begin_write(db).await?;
-            if !crate::pipeline::lease(&txn, contact_id, owner, now.timestamp_millis()).await? {
+            if !crate::ingest::pipeline::lease(&txn, contact_id, owner, now.timestamp_millis())
+                .await?
+            {
                 txn.rollback().await?;
                 continue;
             }
@@ -378,7 +380,7 @@ impl FlowRunner {
                 }
                 save(&txn, contact_id, &after).await?;
             }
-            crate::pipeline::release(&txn, contact_id, owner).await?;
+            crate::ingest::pipeline::release(&txn, contact_id, owner).await?;
             txn.commit().await?;
         }
         Ok(changed)
@@ -658,7 +660,7 @@ impl FlowRunner {
         let next = hours.next_open(now)?;
         let mut args = fluent_bundle::FluentArgs::new();
         args.set("hours", hours.describe());
-        args.set("next", crate::console::hours::describe_when(next));
+        args.set("next", crate::config::hours::describe_when(next));
         let body = flows
             .i18n()
             .render_lossy(language, AFTER_HOURS_MESSAGE, Some(&args));
@@ -699,12 +701,12 @@ impl FlowRunner {
             Failure::TooLarge => {
                 args.set(
                     "limit",
-                    crate::media::settings::describe_bytes(self.media_limits.for_kind(kind)),
+                    crate::config::media::describe_bytes(self.media_limits.for_kind(kind)),
                 );
                 "media-too-large"
             }
             Failure::TypeRefused => {
-                args.set("accepted", crate::media::settings::accepted_types(kind));
+                args.set("accepted", crate::config::media::accepted_types(kind));
                 "media-type-refused"
             }
             Failure::Unavailable => "media-unavailable",
@@ -755,15 +757,6 @@ pub fn event_for(content: &MessageContent) -> Option<Event> {
         | MessageContent::Unsupported { .. }
         | MessageContent::Other { .. } => Event::Unsupported,
     })
-}
-
-/// Where a reply to this contact goes: the phone number when known, else the BSUID.
-pub fn recipient(contact: &contact::Model) -> Option<Recipient> {
-    match (&contact.wa_id, &contact.user_id) {
-        (Some(phone), _) => Some(Recipient::Phone(phone.clone())),
-        (None, Some(user_id)) => Some(Recipient::UserId(user_id.clone())),
-        (None, None) => None,
-    }
 }
 
 /// The Cloud API body for an engine reply: text, reply buttons or a list.
@@ -962,25 +955,13 @@ async fn last_prompt<C: ConnectionTrait>(db: &C, contact_id: i64) -> Result<Opti
     let Ok(intent) = StoredIntent::from_payload(&row.payload) else {
         return Ok(None);
     };
-    Ok(intent.free_form.as_ref().and_then(|body| match body {
-        OutboundBody::Text { body, .. } => Some(body.clone()),
-        OutboundBody::Buttons { body, buttons, .. } => Some(format!(
-            "{body} [{}]",
-            buttons
-                .iter()
-                .map(|b| b.title.as_str())
-                .collect::<Vec<_>>()
-                .join(" | ")
-        )),
-        OutboundBody::List { body, sections, .. } => Some(format!(
-            "{body} [{}]",
-            sections
-                .iter()
-                .flat_map(|s| s.rows.iter().map(|r| r.title.as_str()))
-                .collect::<Vec<_>>()
-                .join(" | ")
-        )),
-        _ => None,
+    Ok(intent.free_form.as_ref().and_then(|body| {
+        let (text, choices) = body.text_and_choices()?;
+        Some(if choices.is_empty() {
+            text.to_owned()
+        } else {
+            format!("{text} [{}]", choices.join(" | "))
+        })
     }))
 }
 

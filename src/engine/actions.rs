@@ -19,6 +19,56 @@ pub struct ActionSpec {
     pub result_fields: &'static [&'static str],
 }
 
+/// The insurer actions as a type: one variant per [`ACTIONS`] entry, in the same order, so
+/// the insurer layer matches them exhaustively (a new action does not compile until it is
+/// implemented) while the names, arguments and outcomes stay in the one table below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    IdentityCheck,
+    IdentityVerifyDob,
+    IdentitySendOtp,
+    IdentityVerifyOtp,
+    PolicyList,
+    PolicyDetails,
+    ClaimStatus,
+    ClaimListOpen,
+    PolicyDocument,
+    PremiumDue,
+    PremiumRemindLater,
+}
+
+impl Action {
+    /// Every action, in [`ACTIONS`] order.
+    pub const ALL: [Action; 11] = [
+        Action::IdentityCheck,
+        Action::IdentityVerifyDob,
+        Action::IdentitySendOtp,
+        Action::IdentityVerifyOtp,
+        Action::PolicyList,
+        Action::PolicyDetails,
+        Action::ClaimStatus,
+        Action::ClaimListOpen,
+        Action::PolicyDocument,
+        Action::PremiumDue,
+        Action::PremiumRemindLater,
+    ];
+
+    /// Its entry in the catalogue.
+    pub fn spec(self) -> &'static ActionSpec {
+        &ACTIONS[self as usize]
+    }
+
+    /// The name flows use (`claim.status`).
+    pub fn name(self) -> &'static str {
+        self.spec().name
+    }
+
+    /// The action a flow names, if it exists.
+    pub fn from_name(name: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.name() == name)
+    }
+}
+
 /// All actions the shipped engine knows.
 pub const ACTIONS: &[ActionSpec] = &[
     ActionSpec {
@@ -115,4 +165,19 @@ pub const ACTIONS: &[ActionSpec] = &[
 /// Looks an action up by name.
 pub fn find(name: &str) -> Option<&'static ActionSpec> {
     ACTIONS.iter().find(|a| a.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_enum_and_the_catalogue_list_the_same_actions_in_the_same_order() {
+        assert_eq!(Action::ALL.len(), ACTIONS.len());
+        for (i, action) in Action::ALL.into_iter().enumerate() {
+            assert_eq!(action as usize, i, "{action:?} out of order");
+            assert_eq!(Action::from_name(ACTIONS[i].name), Some(action));
+        }
+        assert_eq!(Action::from_name("policy.cancel"), None);
+    }
 }

@@ -31,10 +31,11 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::lint::FlowSet;
+use super::conversation::{Conversation, Effect, Event, Position, Reply};
+use super::flowset::FlowSet;
 use super::loader;
 use super::model::{FlowId, StateId};
-use super::runtime::{Conversation, Effect, Event, Position, Reply, step};
+use super::runtime::step;
 
 /// One test file.
 #[derive(Debug, Deserialize)]
@@ -248,31 +249,6 @@ pub fn run_conversation_tests(flows: &FlowSet, dir: &Path) -> Report {
         }
     }
     report
-}
-
-/// CLI helper for `insurebot flows test [DIR]`: checks the flows, runs `DIR/tests`, prints
-/// the report. `locales_dir` defaults to `locales` next to the flows folder.
-pub fn run_cli_test(flows_dir: &Path, locales_dir: Option<&Path>) -> std::process::ExitCode {
-    let locales = locales_dir
-        .map(Path::to_owned)
-        .unwrap_or_else(|| super::lint::default_locales_dir(flows_dir));
-    let flows = match FlowSet::load(flows_dir, &locales) {
-        Ok(f) => f,
-        Err(diags) => {
-            for d in &diags {
-                eprintln!("{d}");
-            }
-            eprintln!("flows do not pass `insurebot flows check`; no tests run");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    let report = run_conversation_tests(&flows, &flows_dir.join("tests"));
-    println!("{report}");
-    if report.ok() {
-        std::process::ExitCode::SUCCESS
-    } else {
-        std::process::ExitCode::FAILURE
-    }
 }
 
 /// A fixed clock so tests are reproducible (date checks use it as "today").
@@ -521,7 +497,7 @@ fn check_step(st: &TestStep, conv: &Conversation, effects: &[Effect]) -> Result<
 }
 
 fn effect_label(e: &Effect) -> Option<String> {
-    use super::runtime::{ConsentChange, ConsentScope};
+    use super::conversation::{ConsentChange, ConsentScope};
     Some(match e {
         Effect::Reply(_) => return None,
         Effect::CallAction { name, .. } => format!("action:{name}"),

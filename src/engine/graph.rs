@@ -19,7 +19,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use layout::core::base::Orientation;
 use layout::core::color::Color;
@@ -29,10 +29,11 @@ use layout::core::style::{LineStyleKind, StyleAttr};
 use layout::std_shapes::shapes::{Arrow, Element, LineEndKind, ShapeKind};
 use layout::topo::layout::VisualGraph;
 
+use super::conversation::{Hop, HopTo};
+use super::diagnostic::{Diagnostic, Severity};
 use super::i18n::I18n;
-use super::lint::{Diagnostic, Severity, reachable};
+use super::lint::reachable;
 use super::model::{FlowFile, State, Target, limits};
-use super::runtime::{Hop, HopTo};
 
 /// Output formats of `insurebot flows graph`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1132,45 +1133,6 @@ pub fn render_all(graphs: &[FlowGraph], format: Format) -> String {
         write!(out, "```mermaid\n{}```\n", g.mermaid(None)).ok();
     }
     out
-}
-
-/// `insurebot flows graph`: prints the diagrams; findings go to standard error.
-pub fn run_cli_graph(
-    dir: &Path,
-    locales: Option<&Path>,
-    flow: Option<&str>,
-    format: Format,
-    lang: &str,
-) -> std::process::ExitCode {
-    let locales: PathBuf = locales
-        .map(Path::to_owned)
-        .unwrap_or_else(|| super::lint::default_locales_dir(dir));
-    let (graphs, diags) = match graphs_of_dir(dir, &locales, flow, lang) {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("insurebot flows graph: {e}");
-            return std::process::ExitCode::from(2);
-        }
-    };
-    if format == Format::Svg && graphs.len() > 1 {
-        let ids: Vec<&str> = graphs.iter().map(|g| g.flow.as_str()).collect();
-        eprintln!(
-            "insurebot flows graph: an SVG shows one flow; choose it with --flow (one of: {})",
-            ids.join(", ")
-        );
-        return std::process::ExitCode::from(2);
-    }
-    let errors = diags
-        .iter()
-        .filter(|d| d.severity == Severity::Error)
-        .count();
-    if errors > 0 {
-        eprintln!(
-            "insurebot flows graph: {errors} problems found by `flows check` are drawn on the states they concern"
-        );
-    }
-    print!("{}", render_all(&graphs, format));
-    std::process::ExitCode::SUCCESS
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@ use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
 use serde_json::Value;
 use unic_langid::LanguageIdentifier;
 
+use super::diagnostic::Diagnostic;
 use super::error::{EngineError, Result};
-use super::lint::Diagnostic;
 use crate::money::Paise;
 
 /// The language used when a message or a language is missing.
@@ -251,9 +251,9 @@ impl I18n {
 /// `value-<slot>-<code>` (see [`value_message_id`]); the linter checks that every language
 /// has all of them. A code the insurer sends that is not listed is shown as sent.
 pub const DATA_VALUES: &[(&str, &[&str])] = &[
-    ("policy_status", crate::insurer::model::POLICY_STATUSES),
-    ("claim_stage", crate::insurer::model::CLAIM_STAGES),
-    ("policy_type", crate::insurer::model::PRODUCTS),
+    ("policy_status", super::vocabulary::POLICY_STATUSES),
+    ("claim_stage", super::vocabulary::CLAIM_STAGES),
+    ("policy_type", super::vocabulary::PRODUCTS),
 ];
 
 /// The message id of a data value: `("claim_stage", "documents_pending")` →

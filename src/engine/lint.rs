@@ -6,225 +6,15 @@
 //! message id and pattern being valid.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use super::actions;
+use super::diagnostic::{Diagnostic, Severity};
+use super::flowset::{EngineSettings, Flow, FlowSet, normalize_keyword};
 use super::i18n::{DATA_VALUES, FALLBACK_LANG, I18n, value_message_id};
 use super::loader::{self, LoadedFlow};
 use super::model::{FlowFile, FlowId, Role, Sp, State, StateId, Target, limits};
 use super::runtime::ENGINE_MESSAGES;
-
-/// How bad a diagnostic is. Errors stop the flow set from loading; warnings do not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Severity {
-    /// Prevents loading.
-    Error,
-    /// Worth fixing; the flow set still loads.
-    Warning,
-}
-
-/// One problem found in a flow or locale file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
-    /// The file, as the author named it.
-    pub file: PathBuf,
-    /// 1-based line; 0 when the problem concerns the whole file.
-    pub line: u32,
-    /// 1-based column (characters); 0 when unknown.
-    pub column: u32,
-    /// Error or warning.
-    pub severity: Severity,
-    /// What is wrong.
-    pub message: String,
-    /// How to fix it, when there is an obvious way.
-    pub hint: Option<String>,
-}
-
-impl Diagnostic {
-    /// An error at a position.
-    pub fn error(file: &Path, line: u32, column: u32, message: impl Into<String>) -> Self {
-        Self {
-            file: file.to_owned(),
-            line,
-            column,
-            severity: Severity::Error,
-            message: message.into(),
-            hint: None,
-        }
-    }
-
-    /// A warning at a position.
-    pub fn warning(file: &Path, line: u32, column: u32, message: impl Into<String>) -> Self {
-        Self {
-            severity: Severity::Warning,
-            ..Self::error(file, line, column, message)
-        }
-    }
-
-    /// Adds a hint.
-    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
-        self
-    }
-
-    fn at<T>(file: &Path, sp: &Sp<T>, message: impl Into<String>) -> Self {
-        Self::error(
-            file,
-            sp.referenced.line() as u32,
-            sp.referenced.column() as u32,
-            message,
-        )
-    }
-}
-
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sev = match self.severity {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-        };
-        write!(f, "{}", self.file.display())?;
-        if self.line > 0 {
-            write!(f, ":{}:{}", self.line, self.column)?;
-        }
-        write!(f, ": {sev}: {}", self.message)?;
-        if let Some(h) = &self.hint {
-            write!(f, "\n  hint: {h}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Tunables of the runtime that are not part of flow files (they come from configuration).
-#[derive(Debug, Clone)]
-pub struct EngineSettings {
-    /// Misunderstood messages in a row before the agent is offered.
-    pub misunderstood_limit: u32,
-    /// Re-prompts for an `expect` that does not set `retries`.
-    pub default_retries: u32,
-    /// A conversation idle longer than this restarts at the menu.
-    pub idle_restart: chrono::Duration,
-    /// How long a contact waits for an agent before the bot takes over again.
-    pub agent_wait_limit: chrono::Duration,
-}
-
-impl Default for EngineSettings {
-    fn default() -> Self {
-        Self {
-            misunderstood_limit: 3,
-            default_retries: 2,
-            idle_restart: chrono::Duration::minutes(30),
-            agent_wait_limit: chrono::Duration::hours(4),
-        }
-    }
-}
-
-/// A checked flow.
-#[derive(Debug, Clone)]
-pub struct Flow {
-    /// The flow id.
-    pub id: FlowId,
-    /// The file it came from.
-    pub path: PathBuf,
-    /// Content hash of the file; conversations record it.
-    pub version: String,
-    /// The parsed definition.
-    pub file: FlowFile,
-}
-
-impl Flow {
-    /// A state by id.
-    pub fn state(&self, id: &str) -> Option<&State> {
-        self.file.states.get(id)
-    }
-    /// The start state's id.
-    pub fn start(&self) -> &str {
-        &self.file.start.value
-    }
-}
-
-/// A validated set of flows and the locales they use. Cheap to share behind an `Arc`.
-#[derive(Debug)]
-pub struct FlowSet {
-    flows: BTreeMap<String, Flow>,
-    i18n: I18n,
-    keywords: HashMap<String, String>,
-    trigger_buttons: HashMap<String, String>,
-    roles: BTreeMap<Role, String>,
-    /// Runtime tunables (from configuration).
-    pub settings: EngineSettings,
-    /// Problems that did not prevent loading.
-    pub warnings: Vec<Diagnostic>,
-}
-
-impl FlowSet {
-    /// Loads and validates `flows_dir` against `locales_dir` (same as [`check`]).
-    ///
-    /// # Errors
-    /// Every problem found, warnings included.
-    pub fn load(flows_dir: &Path, locales_dir: &Path) -> Result<FlowSet, Vec<Diagnostic>> {
-        check(flows_dir, locales_dir)
-    }
-
-    /// Replaces the runtime tunables.
-    pub fn with_settings(mut self, settings: EngineSettings) -> Self {
-        self.settings = settings;
-        self
-    }
-
-    /// A flow by id.
-    pub fn flow(&self, id: &str) -> Option<&Flow> {
-        self.flows.get(id)
-    }
-
-    /// All flows, by id.
-    pub fn flows(&self) -> impl Iterator<Item = &Flow> {
-        self.flows.values()
-    }
-
-    /// The flow that fills a role (the linter guarantees there is one).
-    pub fn role_flow(&self, role: Role) -> &Flow {
-        let id = &self.roles[&role];
-        &self.flows[id]
-    }
-
-    /// The flow whose keyword is this whole message, if any.
-    pub fn keyword_flow(&self, text: &str) -> Option<&Flow> {
-        self.keywords
-            .get(&normalize_keyword(text))
-            .and_then(|id| self.flows.get(id))
-    }
-
-    /// The flow a trigger button id starts, if any.
-    pub fn button_flow(&self, id: &str) -> Option<&Flow> {
-        self.trigger_buttons.get(id).and_then(|f| self.flows.get(f))
-    }
-
-    /// The role a flow fills, if any.
-    pub fn role_of(&self, flow: &str) -> Option<Role> {
-        self.roles
-            .iter()
-            .find(|(_, f)| f.as_str() == flow)
-            .map(|(r, _)| *r)
-    }
-
-    /// The fluent bundles.
-    pub fn i18n(&self) -> &I18n {
-        &self.i18n
-    }
-}
-
-/// Normalises a message for whole-message keyword matching: case, surrounding spaces and
-/// punctuation, and repeated inner spaces do not matter.
-pub fn normalize_keyword(text: &str) -> String {
-    let lowered = text.to_lowercase();
-    let trimmed = lowered.trim_matches(|c: char| {
-        c.is_whitespace() || matches!(c, '.' | ',' | '!' | '?' | '।' | '॥' | '"' | '\'' | '*')
-    });
-    trimmed.split_whitespace().collect::<Vec<_>>().join(" ")
-}
 
 /// Checks flows and locales, reporting every problem.
 ///
@@ -301,7 +91,7 @@ fn template_fallbacks(loaded: &[LoadedFlow], registry: &Path) -> Vec<Diagnostic>
     if !registry.exists() {
         return Vec::new();
     }
-    let defs = match crate::messaging::templates::load_file(registry) {
+    let defs = match crate::engine::templates_file::load_file(registry) {
         Ok(defs) => defs,
         Err(e) => return vec![Diagnostic::error(registry, 0, 0, e.to_string())],
     };
@@ -538,39 +328,6 @@ fn check_loaded_without(
         settings: EngineSettings::default(),
         warnings: diags,
     })
-}
-
-/// Runs the check for the CLI: prints every diagnostic and a summary.
-/// `locales_dir` defaults to `locales` next to the flows folder.
-pub fn run_cli_check(flows_dir: &Path, locales_dir: Option<&Path>) -> ExitCode {
-    let locales = locales_dir
-        .map(Path::to_owned)
-        .unwrap_or_else(|| default_locales_dir(flows_dir));
-    match check(flows_dir, &locales) {
-        Ok(set) => {
-            for w in &set.warnings {
-                eprintln!("{w}");
-            }
-            println!(
-                "ok: {} flows, {} languages, {} warnings",
-                set.flows.len(),
-                set.i18n.languages().count(),
-                set.warnings.len()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(diags) => {
-            for d in &diags {
-                eprintln!("{d}");
-            }
-            let errors = diags
-                .iter()
-                .filter(|d| d.severity == Severity::Error)
-                .count();
-            eprintln!("failed: {errors} errors, {} warnings", diags.len() - errors);
-            ExitCode::FAILURE
-        }
-    }
 }
 
 /// `locales/` beside the flows folder (`flows/` → `locales/`).

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::lint::Diagnostic;
+use super::diagnostic::Diagnostic;
 use super::model::FlowFile;
 
 /// A parsed flow file.

@@ -16,7 +16,7 @@
 //!   consent and erasure, in [`super::consent`].
 //! - `POST /api/v1/notifications`, `GET /api/v1/notifications/{id}`: notifications from the
 //!   insurer's systems (with an `Idempotency-Key`), in [`super::notifications`].
-//! - `/api/v1/campaigns…`: in [`crate::reminders::api`].
+//! - `/api/v1/campaigns…`: in [`crate::http::campaigns`].
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -510,7 +510,7 @@ pub struct DeliveryView {
 
 impl From<outbox_row::Model> for OutboxView {
     fn from(r: outbox_row::Model) -> Self {
-        let queued = r.state == outbox::state::QUEUED;
+        let queued = r.state == outbox_row::state::QUEUED;
         OutboxView {
             delivery: r.delivery_status.map(|status| DeliveryView {
                 status,

@@ -1,8 +1,12 @@
-//! The HTTP surface: every route and layer in one place (the console's routes are listed in
-//! [`crate::console::router`]).
+//! The HTTP surface: every route and layer in one place: the webhook, health and metrics, the
+//! API under `/api/v1` ([`api`], [`campaigns`], [`consent`], [`notifications`], [`otp`]), the
+//! sandbox, and the agents' console ([`console`], whose routes are listed in
+//! [`console::router`]).
 
 pub mod api;
+pub mod campaigns;
 pub mod consent;
+pub mod console;
 pub mod health;
 pub mod notifications;
 pub mod openapi;
@@ -25,12 +29,12 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
-use crate::console::{self, Console};
+use crate::ingest::pipeline::Pipeline;
 use crate::insurer::Insurer;
 use crate::messaging::composer::Composer;
 use crate::metrics::Metrics;
-use crate::pipeline::Pipeline;
 use crate::whatsapp::fake::FakeCloudApi;
+use console::Console;
 
 /// What every handler can reach.
 #[derive(Clone, FromRef)]
@@ -40,7 +44,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub pipeline: Pipeline,
     /// Webhooks are stored through it, several per transaction under load.
-    pub ingest: crate::store::ingest::IngestQueue,
+    pub ingest: crate::ingest::store::IngestQueue,
     pub secrets: Arc<WebhookSecrets>,
     /// The built-in fake Cloud API, in sandbox mode only.
     pub sandbox: Option<FakeCloudApi>,
@@ -127,7 +131,7 @@ pub fn api_routes() -> api::ApiRoutes {
         .merge(api::routes())
         .merge(notifications::routes())
         .merge(consent::routes())
-        .merge(crate::reminders::api::routes())
+        .merge(crate::http::campaigns::routes())
         .merge(otp::routes())
 }
 

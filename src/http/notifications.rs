@@ -559,7 +559,7 @@ mod tests {
         let (i18n, problems) = I18n::load(&root.join("locales"));
         assert!(problems.is_empty(), "{problems:?}");
         let registry =
-            crate::messaging::templates::load_file(&root.join("flows/templates/templates.yaml"))
+            crate::engine::templates_file::load_file(&root.join("flows/templates/templates.yaml"))
                 .unwrap();
         let params: Vec<String> = vec!["H-2023/100245".into(), "Arogya Plus".into(), "x".into()];
         for kind in KINDS {

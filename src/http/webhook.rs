@@ -23,8 +23,8 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::AppState;
+use crate::ingest::store::IngestError;
 use crate::metrics::Metrics;
-use crate::store::ingest::IngestError;
 use crate::whatsapp::inbound::{WebhookEvents, parse_webhook_with};
 use crate::whatsapp::signature::{self, SignatureError};
 
@@ -184,7 +184,7 @@ async fn receive(
         Err(e) => {
             // Not acknowledged: Meta retries, and nothing was half-stored.
             Metrics::count(&metrics.webhooks, "store_error");
-            tracing::error!(error = %e, "webhook could not be stored");
+            tracing::error!(error.cause_chain = ?e, error.message = %e, "webhook could not be stored");
             return try_again_later("temporarily unable to store the webhook");
         }
     };

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::engine::i18n::display_value;
-use crate::insurer::model::CLOSED_CLAIM_STAGES;
+use crate::engine::vocabulary::CLOSED_CLAIM_STAGES;
 use crate::money::Paise;
 use crate::store::entities::{claim, identity_verification, policy, premium};
 

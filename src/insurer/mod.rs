@@ -34,6 +34,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection};
 use secrecy::ExposeSecret;
 
 use crate::config::{InsurerSettings, PolicySourceKind};
+use crate::engine::actions::Action;
 use crate::store::entities::contact;
 
 pub use embedded::EmbeddedSource;
@@ -164,22 +165,23 @@ impl Insurer {
             args,
             now,
         };
-        let result = match name {
-            "identity.check" => ctx.identity_check().await,
-            "identity.verify_dob" => ctx.identity_verify_dob().await,
-            "identity.send_otp" => ctx.identity_send_otp().await,
-            "identity.verify_otp" => ctx.identity_verify_otp().await,
-            "policy.list" => ctx.policy_list().await,
-            "policy.details" => ctx.policy_details().await,
-            "claim.status" => ctx.claim_status().await,
-            "claim.list_open" => ctx.claim_list_open().await,
-            "policy.document" => ctx.policy_document().await,
-            "premium.due" => ctx.premium_due().await,
-            "premium.remind_later" => ctx.premium_remind_later().await,
-            _ => {
-                tracing::warn!("unknown insurer action");
-                return ActionResult::error();
-            }
+        let Some(action) = Action::from_name(name) else {
+            tracing::warn!("unknown insurer action");
+            return ActionResult::error();
+        };
+        // Exhaustive: an action added to the engine's catalogue does not build until it is here.
+        let result = match action {
+            Action::IdentityCheck => ctx.identity_check().await,
+            Action::IdentityVerifyDob => ctx.identity_verify_dob().await,
+            Action::IdentitySendOtp => ctx.identity_send_otp().await,
+            Action::IdentityVerifyOtp => ctx.identity_verify_otp().await,
+            Action::PolicyList => ctx.policy_list().await,
+            Action::PolicyDetails => ctx.policy_details().await,
+            Action::ClaimStatus => ctx.claim_status().await,
+            Action::ClaimListOpen => ctx.claim_list_open().await,
+            Action::PolicyDocument => ctx.policy_document().await,
+            Action::PremiumDue => ctx.premium_due().await,
+            Action::PremiumRemindLater => ctx.premium_remind_later().await,
         };
         result.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "insurer action failed");

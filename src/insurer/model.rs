@@ -5,34 +5,8 @@
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use crate::engine::vocabulary::CLOSED_CLAIM_STAGES;
 use crate::money::Paise;
-
-/// Product lines a policy may belong to.
-pub const PRODUCTS: &[&str] = &["health", "motor", "life", "travel", "home", "other"];
-/// Policy statuses (the insurer's own words map onto these on import).
-pub const POLICY_STATUSES: &[&str] = &[
-    "active",
-    "grace",
-    "lapsed",
-    "matured",
-    "expired",
-    "cancelled",
-    "surrendered",
-];
-/// Claim stages, from intimation to closure.
-pub const CLAIM_STAGES: &[&str] = &[
-    "intimated",
-    "documents_pending",
-    "under_review",
-    "approved",
-    "settled",
-    "rejected",
-    "closed",
-];
-/// Stages after which nothing more happens to a claim.
-pub const CLOSED_CLAIM_STAGES: &[&str] = &["settled", "rejected", "closed"];
-/// Premium instalment states.
-pub const PREMIUM_STATUSES: &[&str] = &["due", "paid"];
 
 /// One policy with the identity details of its holder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -23,8 +23,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 
-use super::settings::MediaSettings;
 use super::store::{MediaStore, Stored};
+use crate::config::media::MediaSettings;
 use crate::store::entities::media_file;
 use crate::store::{begin_write, now_ms};
 use crate::whatsapp::inbound::MediaKind;

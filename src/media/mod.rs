@@ -1,7 +1,7 @@
 //! Inbound media (issue 18): the media store, and fetching the photos and documents
 //! policyholders send from the Cloud API into it.
 //!
-//! - [`settings`]: `[media]`, where files are kept and the limits per kind.
+//! - (`[media]`, where files are kept and the limits per kind: [`crate::config::media`].)
 //! - [`store`]: the store itself, a local directory or S3-compatible object storage, keyed by
 //!   content hash.
 //! - [`fetch`]: resolve a media id, download it with the bearer token, check it and store
@@ -10,9 +10,7 @@
 
 pub mod fetch;
 pub mod purge;
-pub mod settings;
 pub mod store;
 
 pub use fetch::{Failure, MediaFetcher};
-pub use settings::MediaSettings;
 pub use store::MediaStore;

@@ -21,8 +21,8 @@ use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use super::MediaSettings;
 use crate::config::DatabaseUrl;
+use crate::config::media::MediaSettings;
 
 /// Buffer before a write reaches the store. S3 needs parts of at least 5 MiB (but the last);
 /// a local file is written as the bytes come.

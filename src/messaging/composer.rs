@@ -13,7 +13,7 @@
 //!
 //! The window is 24 hours from the contact's last inbound message (`contacts.last_inbound_at`)
 //! minus a configurable safety margin. Every decision then passes the consent gate
-//! ([`consent_gate`], rules in [`crate::consent::gate`]); a refusal is recorded on the row
+//! ([`consent_gate`], rules in [`crate::messaging::gate`]); a refusal is recorded on the row
 //! with a `consent_*` reason, never sent.
 
 use std::sync::Arc;
@@ -21,13 +21,14 @@ use std::sync::Arc;
 use sea_orm::{ConnectionTrait, DbErr, EntityTrait};
 use serde::{Deserialize, Serialize};
 
-use super::handoff::{FreshBatch, FreshRow};
-use super::outbox::{self, reason};
+use super::handover::{FreshBatch, FreshRow};
+use super::outbox;
 use super::templates::{self, TemplateInfo};
 use crate::config::{MessagingSettings, Settings};
-use crate::consent::gate::{self, GateInput, Verdict};
 use crate::consent::{ConsentPolicy, ConsentState};
+use crate::messaging::gate::{self, GateInput, Verdict};
 use crate::store::entities::contact;
+use crate::store::entities::outbox::reason;
 use crate::store::now_ms;
 use crate::whatsapp::outbound::{LimitError, OutboundBody, OutboundMessage, Recipient};
 
@@ -236,7 +237,7 @@ pub struct DecideContext<'a> {
 /// THE CONSENT GATE. It is called for every decision, at queue time and again at send time
 /// (consent may change in between), with the contact, the intent, the template when one was
 /// chosen (its category and the insurer's `essential` flag), and the context. The rules are in
-/// [`crate::consent::gate`].
+/// [`crate::messaging::gate`].
 ///
 /// # Errors
 /// Database errors.

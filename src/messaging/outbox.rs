@@ -15,48 +15,10 @@ use sea_orm::{
     Iterable, QueryFilter, QueryOrder, QuerySelect,
 };
 
+use crate::store::entities::outbox::{reason, state};
 use crate::store::entities::{message_status, outbox};
 use crate::store::{begin_write, now_ms};
 use crate::whatsapp::client::WINDOW_CLOSED_CODES;
-
-/// Outbox row states.
-pub mod state {
-    pub const QUEUED: &str = "queued";
-    pub const SENT: &str = "sent";
-    /// A permanent error: the reason is kept on the row.
-    pub const FAILED: &str = "failed";
-    /// Every attempt failed with a temporary error: dead-lettered, never silently dropped.
-    pub const DEAD: &str = "dead";
-    /// Nothing could be sent (e.g. the window closed and there is no template): decided, with
-    /// the reason on the row, so it is visible rather than lost.
-    pub const SKIPPED: &str = "skipped";
-}
-
-/// Machine-readable reasons recorded in `outbox.reason`.
-pub mod reason {
-    /// The window is closed and the intent has no template fallback.
-    pub const WINDOW_CLOSED_NO_TEMPLATE: &str = "window_closed_no_template";
-    /// The template exists but is PAUSED, DISABLED, REJECTED, … (or Meta said 132015/132016).
-    pub const TEMPLATE_NOT_APPROVED: &str = "template_not_approved";
-    /// The registry does not know the template in any close language.
-    pub const TEMPLATE_UNKNOWN: &str = "template_unknown";
-    /// The caller gave a different number of parameters than the template has.
-    pub const TEMPLATE_PARAMS: &str = "template_params";
-    /// Meta answered 131047 again after the template fallback had been taken.
-    pub const WINDOW_CLOSED: &str = "window_closed";
-    /// The consent gate refused.
-    pub const CONSENT: &str = "consent";
-    /// The contact has neither a phone number nor a BSUID.
-    pub const NO_ADDRESS: &str = "no_address";
-    /// Attempts exhausted on temporary errors.
-    pub const ATTEMPTS_EXHAUSTED: &str = "attempts_exhausted";
-    /// The row's payload cannot be read.
-    pub const UNREADABLE: &str = "unreadable_payload";
-    /// The contact's personal data was erased before the row went (also on campaign rows).
-    pub const ERASED: &str = "erased";
-    /// A one-time password whose sealed code cannot be opened (`otp.secret` unset or changed).
-    pub const OTP_SEALED: &str = "otp_sealed";
-}
 
 /// How long a claimed row stays leased to one sender. It covers the wait for a rate-limit
 /// token plus one request timeout; a crashed instance's rows are taken over after it.

@@ -30,13 +30,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::composer::{self, Composer, DecideContext, Decision, StoredIntent};
-use super::handoff::{FRESH_FOR_MS, FreshRow, Handoff, Handover};
-use super::outbox::{self, AttemptResult, reason};
+use super::handover::{FRESH_FOR_MS, FreshRow, Handoff, Handover};
+use super::outbox::{self, AttemptResult};
 use super::pacing::Pacing;
 use super::templates;
 use crate::config::OutboxSettings;
 use crate::metrics::Metrics;
 use crate::privacy::mask;
+use crate::store::entities::outbox::reason;
 use crate::store::entities::{contact, inbound_message, outbox as outbox_row};
 use crate::store::now_ms;
 use crate::whatsapp::client::{CloudApiClient, ErrorClass, SendError};

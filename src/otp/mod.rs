@@ -16,8 +16,6 @@
 //!
 //! Time comes from a [`Clock`] (tests move it with a `ManualClock`).
 
-pub mod settings;
-
 use std::sync::Arc;
 
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -27,15 +25,15 @@ use sea_orm::{
 };
 use serde::Serialize;
 
+use crate::clock::Clock;
 pub use crate::codes::{CodeKey, SealedCode, new_code};
+use crate::config::otp::OtpSettings;
 use crate::consent::AddressHasher;
+use crate::engine::templates_file::Category;
 use crate::messaging::composer::{self, ComposeError, Composer, Intent, Queued, TemplateChoice};
 use crate::messaging::outbox;
-use crate::messaging::templates::{self, Category};
-use crate::reminders::Clock;
+use crate::messaging::templates;
 use crate::store::entities::{contact, otp as otp_row, outbox as outbox_row};
-
-pub use settings::{OtpSettings, SANDBOX_OTP_SECRET};
 
 /// The purpose recorded for codes the chat's identity check sends (not one the API accepts
 /// unless `otp.purposes` lists it).
@@ -627,9 +625,9 @@ pub fn status_of(row: &otp_row::Model, message: Option<&outbox_row::Model>, now:
     }
     let undeliverable = message.is_some_and(|m| {
         [
-            outbox::state::SKIPPED,
-            outbox::state::DEAD,
-            outbox::state::FAILED,
+            outbox_row::state::SKIPPED,
+            outbox_row::state::DEAD,
+            outbox_row::state::FAILED,
         ]
         .contains(&m.state.as_str())
             || m.delivery_status.as_deref() == Some("failed")
@@ -644,7 +642,7 @@ pub fn status_of(row: &otp_row::Model, message: Option<&outbox_row::Model>, now:
         Some("read" | "played") => Status::Read,
         Some("delivered") => Status::Delivered,
         Some(_) => Status::Sent,
-        None if message.is_some_and(|m| m.state == outbox::state::SENT) => Status::Sent,
+        None if message.is_some_and(|m| m.state == outbox_row::state::SENT) => Status::Sent,
         None => Status::Queued,
     }
 }

@@ -24,35 +24,16 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{CampaignSettings, ReminderError};
+use super::ReminderError;
+use crate::config::reminders::CampaignSettings;
 use crate::messaging::composer::{self, Composer, Intent, Purpose, Queued, TemplateChoice};
-use crate::messaging::outbox;
 use crate::messaging::templates;
 use crate::phone::PhoneNumber;
 use crate::store::begin_write;
+use crate::store::entities::campaign::state as cstate;
+use crate::store::entities::campaign_recipient::state as rstate;
+use crate::store::entities::outbox::{reason as outbox_reason, state as outbox_state};
 use crate::store::entities::{campaign, campaign_recipient, contact, policy};
-
-/// Campaign states.
-pub mod cstate {
-    pub const DRAFT: &str = "draft";
-    pub const RUNNING: &str = "running";
-    pub const PAUSED: &str = "paused";
-    pub const CANCELLED: &str = "cancelled";
-    pub const COMPLETED: &str = "completed";
-}
-
-/// Recipient states.
-pub mod rstate {
-    pub const PENDING: &str = "pending";
-    /// An outbox row exists; its state says whether it was sent.
-    pub const QUEUED: &str = "queued";
-    /// The composer refused at queue time (`reason`: consent, template_not_approved, …).
-    pub const SKIPPED: &str = "skipped";
-    pub const CANCELLED: &str = "cancelled";
-}
-
-/// Outbox reason for a queued row withdrawn by cancelling its campaign.
-pub const REASON_CANCELLED: &str = "campaign_cancelled";
 
 /// How long an instance keeps driving a campaign without renewing.
 pub const LEASE_MS: i64 = 15_000;
@@ -279,7 +260,7 @@ pub async fn create(
             ),
         ));
     };
-    if info.category != templates::Category::Marketing.as_str() {
+    if info.category != crate::engine::templates_file::Category::Marketing.as_str() {
         return Err(ReminderError::Invalid(
             "template",
             format!(
@@ -615,10 +596,13 @@ pub async fn cancel(
     use crate::store::entities::outbox as row;
     use sea_orm::sea_query::ExprTrait;
     row::Entity::update_many()
-        .col_expr(row::Column::State, Expr::value(outbox::state::SKIPPED))
-        .col_expr(row::Column::Reason, Expr::value(REASON_CANCELLED))
+        .col_expr(row::Column::State, Expr::value(outbox_state::SKIPPED))
+        .col_expr(
+            row::Column::Reason,
+            Expr::value(outbox_reason::CAMPAIGN_CANCELLED),
+        )
         .col_expr(row::Column::UpdatedAt, Expr::value(now_ms))
-        .filter(row::Column::State.eq(outbox::state::QUEUED))
+        .filter(row::Column::State.eq(outbox_state::QUEUED))
         .filter(
             row::Column::LeaseUntil
                 .is_null()
@@ -986,8 +970,8 @@ pub async fn reports(
         match (rstate.as_str(), ostate.as_deref()) {
             (rstate::PENDING, _) => rep.pending += n,
             (rstate::CANCELLED, _) => bump(&mut rep.skipped, "cancelled".into()),
-            (_, Some(outbox::state::QUEUED)) => rep.queued += n,
-            (_, Some(outbox::state::SENT)) => match dstatus.as_deref() {
+            (_, Some(outbox_state::QUEUED)) => rep.queued += n,
+            (_, Some(outbox_state::SENT)) => match dstatus.as_deref() {
                 Some("failed") => bump(
                     &mut rep.failed,
                     dcode.map_or_else(|| "failed".to_owned(), |c| c.to_string()),
@@ -1002,13 +986,13 @@ pub async fn reports(
                     }
                 }
             },
-            (_, Some(outbox::state::FAILED | outbox::state::DEAD)) => bump(
+            (_, Some(outbox_state::FAILED | outbox_state::DEAD)) => bump(
                 &mut rep.failed,
                 oreason
                     .or_else(|| ocode.map(|c| c.to_string()))
                     .unwrap_or_else(|| "failed".into()),
             ),
-            (_, Some(outbox::state::SKIPPED)) => bump(
+            (_, Some(outbox_state::SKIPPED)) => bump(
                 &mut rep.skipped,
                 oreason.or(rreason).unwrap_or_else(|| "skipped".into()),
             ),

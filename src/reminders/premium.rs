@@ -30,7 +30,8 @@ use sea_orm::{
 };
 use serde_json::json;
 
-use super::{QuietHours, ReminderError, RemindersSettings};
+use super::ReminderError;
+use crate::config::reminders::{QuietHours, RemindersSettings};
 use crate::engine::i18n::{I18n, args_from, display_string};
 use crate::insurer::PayLinks;
 use crate::messaging::composer::{self, Composer, Intent, Purpose, Queued, TemplateChoice};

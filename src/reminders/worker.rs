@@ -21,7 +21,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::premium::{self, Reminders};
-use super::{Clock, ReminderError, campaigns, hold_for_quiet_hours};
+use super::{ReminderError, campaigns, hold_for_quiet_hours};
+use crate::clock::Clock;
 
 /// How often the loops look for work when nothing is owed (new or resumed campaigns, the
 /// quiet hours).

@@ -1,10 +1,10 @@
 //! Persistence: connecting to SQLite or PostgreSQL from one code path, migrations, and the
-//! hand-written queries each layer needs (ingest, pipeline, outbox). Every `*_at` value is Unix
+//! hand-written queries several layers share; the row-state constants beside their
+//! entities (`entities::outbox::state`, …). Every `*_at` value is Unix
 //! milliseconds (UTC).
 
 pub mod contacts;
 pub mod entities;
-pub mod ingest;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -484,7 +484,7 @@ async fn messages(
     } else {
         let msg = match OutboundMessage::from_wire(&json) {
             Ok(m) => m,
-            Err(e) if e.problem == super::outbound::MISSING_PROBLEM => {
+            Err(e) if e.problem == super::outbound::parse::MISSING_PROBLEM => {
                 return graph_error(
                     400,
                     131008,

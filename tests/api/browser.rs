@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use insurebot::config::DialogueMode;
-use insurebot::console::auth::Role;
+use insurebot::http::console::auth::Role;
 use serde_json::{Value, json};
 
 use crate::console::{PASSWORD, add_agent, queued_handoff};
@@ -372,7 +372,7 @@ async fn an_agent_logs_in_takes_a_conversation_replies_and_sees_only_templates_a
         }
 
         // The window closes: free text is disabled, templates are offered.
-        insurebot::console::pages::move_window_back(&app.db, queued.contact_id, 25)
+        insurebot::http::console::pages::move_window_back(&app.db, queued.contact_id, 25)
             .await
             .map_err(|e| e.to_string())?;
         let here = driver.url().await?;

@@ -4,9 +4,10 @@
 //! read, failed and skipped by reason without a phone number in sight.
 
 use chrono::Utc;
-use insurebot::console::auth::Role;
+use insurebot::http::console::auth::Role;
 use insurebot::reminders::campaign_report;
-use insurebot::reminders::campaigns::{self, cstate};
+use insurebot::reminders::campaigns;
+use insurebot::store::entities::campaign::state as cstate;
 use insurebot::store::entities::{campaign_recipient, consent_log};
 use insurebot::whatsapp::fake::{FailureRule, ScriptedError};
 use reqwest::StatusCode;

@@ -6,6 +6,7 @@
 
 use insurebot::config::{DialogueMode, Settings};
 use insurebot::consent::{AddressHasher, ConsentState};
+use insurebot::engine::templates_file;
 use insurebot::messaging::composer::{
     self, Composer, DecideContext, Decision, Intent, Purpose, Queued, StoredIntent, TemplateChoice,
 };
@@ -74,7 +75,7 @@ pub async fn new_contact(app: &TestApp, phone: &str, last_inbound_at: Option<i64
 /// Adds a MARKETING template to the registry (the shipped registry has none).
 pub async fn seed_marketing_template(app: &TestApp) {
     let yaml = "templates:\n  - name: renewal_offer\n    category: MARKETING\n    languages: [en]\n    params: [discount]\n";
-    let defs = templates::parse_file(std::path::Path::new("test.yaml"), yaml).unwrap();
+    let defs = templates_file::parse_file(std::path::Path::new("test.yaml"), yaml).unwrap();
     templates::seed(&app.db, &defs, now_ms()).await.unwrap();
 }
 

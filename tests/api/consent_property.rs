@@ -20,16 +20,17 @@ use insurebot::config::{DatabaseUrl, Settings};
 use insurebot::consent::AddressHasher;
 use insurebot::dialogue::FlowRunner;
 use insurebot::dialogue::flows::FlowStore;
-use insurebot::engine::lint::EngineSettings;
+use insurebot::engine::flowset::EngineSettings;
+use insurebot::engine::templates_file;
+use insurebot::ingest::pipeline::{MessageHandler, PendingMessage};
+use insurebot::ingest::store;
 use insurebot::insurer::Insurer;
 use insurebot::messaging::composer::{
     self, Composer, DecideContext, Decision, Intent, Purpose, StoredIntent, TemplateChoice,
 };
 use insurebot::messaging::outbox::{self, AttemptResult};
 use insurebot::messaging::templates;
-use insurebot::pipeline::{MessageHandler, PendingMessage};
 use insurebot::store::entities::{consent_log, contact, inbound_message, outbox as outbox_row};
-use insurebot::store::ingest;
 use insurebot::whatsapp::inbound::parse_webhook;
 use insurebot::whatsapp::outbound::OutboundBody;
 use proptest::prelude::*;
@@ -158,9 +159,9 @@ impl World {
             .unwrap();
         insurebot::store::migrate(&db).await.unwrap();
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let defs = templates::load_file(&root.join("flows/templates/templates.yaml")).unwrap();
+        let defs = templates_file::load_file(&root.join("flows/templates/templates.yaml")).unwrap();
         templates::seed(&db, &defs, 0).await.unwrap();
-        let marketing = templates::parse_file(
+        let marketing = templates_file::parse_file(
             Path::new("test.yaml"),
             "templates:\n  - name: renewal_offer\n    category: MARKETING\n    languages: [en]\n    params: [discount]\n",
         )
@@ -335,7 +336,7 @@ impl World {
 
     async fn ingest(&self, body: &str) {
         let events = parse_webhook(body.as_bytes()).unwrap();
-        ingest::ingest(
+        store::ingest(
             &self.db,
             &events,
             &self.hasher,
@@ -397,7 +398,7 @@ impl World {
     async fn send_all(&self, case: &Case) -> Result<(), TestCaseError> {
         let rows = outbox_row::Entity::find()
             .filter(outbox_row::Column::ContactId.eq(case.contact_id))
-            .filter(outbox_row::Column::State.eq(outbox::state::QUEUED))
+            .filter(outbox_row::Column::State.eq(outbox_row::state::QUEUED))
             .order_by_asc(outbox_row::Column::Id)
             .all(&self.db)
             .await
@@ -464,7 +465,7 @@ impl World {
             let sent_campaigns = outbox_row::Entity::find()
                 .filter(outbox_row::Column::ContactId.eq(case.contact_id))
                 .filter(outbox_row::Column::Purpose.eq("campaign"))
-                .filter(outbox_row::Column::State.eq(outbox::state::SENT))
+                .filter(outbox_row::Column::State.eq(outbox_row::state::SENT))
                 .all(&self.db)
                 .await
                 .unwrap()

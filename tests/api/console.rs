@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use insurebot::config::DialogueMode;
-use insurebot::console::auth::{Role, create_agent, expire_sessions_now};
+use insurebot::http::console::auth::{Role, create_agent, expire_sessions_now};
 use insurebot::store::entities::{contact, conversation, handoff, inbound_message};
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
@@ -727,7 +727,7 @@ async fn once_the_window_has_closed_only_templates_are_offered_and_free_text_is_
     let queued = queued_handoff(&app, "919800000706").await;
     let agent = login(&app, "asha@example.com").await;
     agent.take(queued.id).await;
-    insurebot::console::pages::move_window_back(&app.db, queued.contact_id, 25)
+    insurebot::http::console::pages::move_window_back(&app.db, queued.contact_id, 25)
         .await
         .unwrap();
     // A bot message decided after the window closed, with no template: the transcript says

@@ -412,7 +412,7 @@ async fn nobody_waits_for_an_agent_forever() {
             .num_days_from_monday() as usize;
         let mut days = [false; 7];
         days[office_day] = true;
-        let closed_runner = runner_with(Some(insurebot::console::hours::OfficeHours {
+        let closed_runner = runner_with(Some(insurebot::config::hours::OfficeHours {
             days,
             open: chrono::NaiveTime::MIN,
             close: chrono::NaiveTime::from_hms_opt(23, 59, 59).unwrap(),

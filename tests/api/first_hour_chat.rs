@@ -4,7 +4,7 @@
 //! premium of the policy just shown.
 
 use insurebot::config::DialogueMode;
-use insurebot::console::auth::Role;
+use insurebot::http::console::auth::Role;
 use insurebot::store::entities::{consent_log, conversation, handoff};
 use insurebot::whatsapp::fake::ReceivedRequest;
 use sea_orm::EntityTrait;

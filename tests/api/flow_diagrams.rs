@@ -3,7 +3,7 @@
 //! console's CSP holds. And every flow of the 200-flow linter benchmark set draws.
 
 use insurebot::config::DialogueMode;
-use insurebot::console::auth::Role;
+use insurebot::http::console::auth::Role;
 use insurebot::store::entities::conversation;
 use reqwest::StatusCode;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};

@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use futures::future::join_all;
 use insurebot::app::Application;
 use insurebot::config::{DatabaseUrl, InsurerSettings, Settings};
-use insurebot::console::auth::{PasswordGate, Role, create_agent};
+use insurebot::http::console::auth::{PasswordGate, Role, create_agent};
 use insurebot::insurer::{ActionResult, ImportKind, Insurer};
 use insurebot::store::entities::{contact, login_failure};
 use reqwest::StatusCode;

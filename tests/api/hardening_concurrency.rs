@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use insurebot::config::{DialogueMode, MessagingSettings};
-use insurebot::console::auth::Role;
+use insurebot::http::console::auth::Role;
 use insurebot::messaging::composer::{self, Composer, Intent, Purpose};
 use insurebot::store::entities::{conversation, handoff, inbound_message};
 use insurebot::whatsapp::fake::RequestKind;

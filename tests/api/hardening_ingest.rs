@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use insurebot::messaging::composer::{self, Intent, Purpose, Queued, TemplateChoice};
-use insurebot::messaging::outbox::state;
+use insurebot::store::entities::outbox::state;
 use insurebot::store::entities::{contact, inbound_message, message_status, outbox};
 use insurebot::whatsapp::outbound::OutboundBody;
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -144,7 +144,7 @@ async fn one_transaction_of_5000_known_senders_stays_within_both_backends_limits
         for (round, tag) in ["ONE", "TWO"].into_iter().enumerate() {
             let body = envelope(many_senders(5000, ts + round as i64, tag));
             let events = insurebot::whatsapp::inbound::parse_webhook(body.as_bytes()).unwrap();
-            let report = insurebot::store::ingest::ingest(&app.db, &events, &hasher, now_ms())
+            let report = insurebot::ingest::store::ingest(&app.db, &events, &hasher, now_ms())
                 .await
                 .unwrap();
             assert_eq!(report.new_messages, 5000);

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use insurebot::config::DialogueMode;
-use insurebot::console::auth::Role;
+use insurebot::http::console::auth::Role;
 use insurebot::store::entities::{contact, transcript_view};
 use insurebot::whatsapp::fake::ReceivedRequest;
 use reqwest::StatusCode;

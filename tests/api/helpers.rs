@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use insurebot::app::Application;
+use insurebot::clock::Clock;
 use insurebot::config::Settings;
-use insurebot::reminders::Clock;
 use insurebot::whatsapp::fake::{FakeCloudApi, FakeServer, ReceivedRequest, RequestKind};
 use insurebot::whatsapp::signature;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, Statement};
@@ -579,7 +579,7 @@ pub async fn timer_runner(
     app: &TestApp,
     backend: &Backend,
     agent_wait_limit: chrono::Duration,
-    office_hours: Option<insurebot::console::hours::OfficeHours>,
+    office_hours: Option<insurebot::config::hours::OfficeHours>,
     agent_idle_close: Option<chrono::Duration>,
     agent_reply_limit: Option<chrono::Duration>,
 ) -> insurebot::dialogue::FlowRunner {
@@ -587,7 +587,7 @@ pub async fn timer_runner(
     let flows = insurebot::dialogue::flows::FlowStore::load(
         &root.join("flows"),
         &root.join("locales"),
-        insurebot::engine::lint::EngineSettings {
+        insurebot::engine::flowset::EngineSettings {
             agent_wait_limit,
             ..Default::default()
         },

@@ -253,7 +253,7 @@ async fn erasure_deletes_the_contacts_files_and_retention_the_old_ones_but_not_a
     const TOKEN: &str = "media-api-token-0123456789";
     for backend in backends() {
         let mut media_dir = PathBuf::new();
-        let mut media = insurebot::media::MediaSettings::default();
+        let mut media = insurebot::config::media::MediaSettings::default();
         let app = spawn_app_with(&backend, |s| {
             s.api_token = Some(TOKEN.to_owned().into());
             media_dir = s.media.dir.clone().unwrap();
@@ -319,7 +319,7 @@ async fn erasure_deletes_the_contacts_files_and_retention_the_old_ones_but_not_a
 async fn the_console_shows_photos_and_files_only_to_who_may_read_the_conversation_and_logs_each_view()
  {
     use crate::console::{add_agent, login};
-    use insurebot::console::auth::Role;
+    use insurebot::http::console::auth::Role;
     use insurebot::store::entities::{contact, transcript_view};
     use sea_orm::{ColumnTrait, QueryFilter};
 
@@ -503,7 +503,7 @@ async fn photos_and_documents_go_to_s3_compatible_storage_when_a_bucket_is_set()
     for (n, backend) in backends().into_iter().enumerate() {
         let bucket = format!("insurebot-test-{n}-{}", std::process::id());
         s3.bucket(&bucket).await;
-        let mut media = insurebot::media::MediaSettings::default();
+        let mut media = insurebot::config::media::MediaSettings::default();
         let app = spawn_app_with(&backend, |s| {
             s.media.s3_bucket = Some(bucket.clone());
             s.media.s3_endpoint = Some(s3.endpoint.clone());

@@ -385,7 +385,7 @@ async fn policy_issued_has_its_own_template_outside_the_window_and_speaks_the_co
         conversation::Entity::insert(conversation::ActiveModel {
             contact_id: Set(contact_id),
             state: Set(
-                serde_json::to_string(&insurebot::engine::runtime::Conversation::new("hi"))
+                serde_json::to_string(&insurebot::engine::conversation::Conversation::new("hi"))
                     .unwrap(),
             ),
             flow: Set(None),

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use insurebot::reminders::ManualClock;
+use insurebot::clock::ManualClock;
 use insurebot::store::entities::{message_template, otp as otp_row, outbox};
 use insurebot::whatsapp::fake::ReceivedRequest;
 use sea_orm::sea_query::Expr;
@@ -214,7 +214,7 @@ async fn a_code_expires_after_ten_minutes_by_the_apps_clock() {
 }
 
 fn clock_ms(clock: &ManualClock) -> i64 {
-    use insurebot::reminders::Clock;
+    use insurebot::clock::Clock;
     clock.now().timestamp_millis()
 }
 

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use insurebot::config::MessagingSettings;
 use insurebot::messaging::composer::{self, Composer, Intent, Purpose, Queued, TemplateChoice};
-use insurebot::messaging::outbox::state;
 use insurebot::messaging::templates;
+use insurebot::store::entities::outbox::state;
 use insurebot::store::entities::{contact, message_template, outbox};
 use insurebot::whatsapp::fake::{FailureRule, ScriptedError};
 use insurebot::whatsapp::outbound::{ListRow, ListSection, OutboundBody, ReplyButton};

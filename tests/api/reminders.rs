@@ -9,13 +9,18 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use insurebot::clock::ManualClock;
+use insurebot::config::reminders::RemindersSettings;
 use insurebot::config::{DatabaseUrl, MessagingSettings};
+use insurebot::engine::templates_file;
 use insurebot::insurer::PayLinks;
 use insurebot::messaging::composer::Composer;
 use insurebot::messaging::templates;
-use insurebot::reminders::campaigns::{self, Audience, NewCampaign, cstate, rstate};
+use insurebot::reminders::campaign_report;
+use insurebot::reminders::campaigns::{self, Audience, NewCampaign};
 use insurebot::reminders::premium::{self, Reminders};
-use insurebot::reminders::{ManualClock, RemindersSettings, campaign_report};
+use insurebot::store::entities::campaign::state as cstate;
+use insurebot::store::entities::campaign_recipient::state as rstate;
 use insurebot::store::entities::{
     campaign_recipient, contact, outbox, policy, policyholder, premium as premium_row,
     premium_reminder, reminder_send,
@@ -47,7 +52,7 @@ async fn bare_db(backend: &Backend) -> (DatabaseConnection, TestDb) {
         .await
         .unwrap();
     insurebot::store::migrate(&db).await.unwrap();
-    let defs = templates::load_file(std::path::Path::new(concat!(
+    let defs = templates_file::load_file(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/flows/templates/templates.yaml"
     )))
@@ -589,7 +594,7 @@ pub async fn create_campaign_without_opt_in(
     prefix: &str,
     rate: u32,
 ) -> i64 {
-    let settings = insurebot::reminders::CampaignSettings {
+    let settings = insurebot::config::reminders::CampaignSettings {
         default_rate_per_second: 10,
         max_rate_per_second: 150,
     };
@@ -743,25 +748,7 @@ async fn a_crash_in_the_middle_of_a_campaign_sends_nobody_a_second_copy() {
 async fn six_recipient_campaign(
     db: &sea_orm::DatabaseConnection,
 ) -> (i64, Vec<campaign_recipient::Model>) {
-    let settings = insurebot::reminders::CampaignSettings {
-        default_rate_per_second: 10,
-        max_rate_per_second: 150,
-    };
-    let new = NewCampaign {
-        name: "renewal offer".into(),
-        template: "policy_offer".into(),
-        language: "en".into(),
-        rate_per_second: Some(10),
-        start_at: None,
-        audience: Audience::Csv {
-            csv: csv_of(6, "91982"),
-            skip_invalid: false,
-        },
-    };
-    let id = campaigns::create(db, &settings, new, Utc::now())
-        .await
-        .unwrap()
-        .id;
+    let id = draft_csv_campaign(db, csv_of(6, "91982"), Some(10)).await;
     opt_in_recipients(db, id).await;
     let batch = campaign_recipient::Entity::find()
         .filter(campaign_recipient::Column::CampaignId.eq(id))
@@ -1038,7 +1025,7 @@ async fn campaigns_reach_only_opted_in_contacts_within_the_frequency_cap() {
 fn the_manual_clock_moves_only_when_told() {
     let t = Utc.with_ymd_and_hms(2026, 3, 1, 5, 0, 0).unwrap();
     let clock = ManualClock::new(t);
-    use insurebot::reminders::Clock;
+    use insurebot::clock::Clock;
     assert_eq!(clock.now(), t);
     clock.advance(chrono::Duration::days(1));
     assert_eq!(clock.now(), t + chrono::Duration::days(1));
@@ -1077,4 +1064,79 @@ async fn campaign_csv_numbers_in_national_form_get_the_country_code() {
         numbers.sort();
         assert_eq!(numbers, ["919800000611", "919800000612"]);
     }
+}
+
+/// One phone number, one normalisation (issue 17): an insurer's national form `09812345678`
+/// is the same WhatsApp number in a policy import and in a campaign CSV, so the campaign
+/// reaches the contact the policy belongs to (the parsers once disagreed, and the campaign
+/// went to `09812345678`, a number WhatsApp does not have).
+#[tokio::test]
+async fn a_national_number_is_the_same_number_in_an_import_and_a_campaign_csv() {
+    for backend in backends() {
+        let (db, _guard) = bare_db(&backend).await;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policies.csv");
+        std::fs::write(
+            &path,
+            "policy_number,customer_id,holder_name,dob,mobile,product,plan,status,sum_assured,start_date,end_date,document_url\n\
+             H-2026/000001,C9001,Asha Rao,1980-01-01,09812345678,health,Family Floater,active,500000,2026-01-01,2027-01-01,\n",
+        )
+        .unwrap();
+        insurebot::insurer::import(&db, insurebot::insurer::ImportKind::Policies, &path, false)
+            .await
+            .unwrap();
+        let imported = policy::Entity::find()
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap()
+            .mobile;
+        assert_eq!(imported.as_deref(), Some("919812345678"), "{backend:?}");
+
+        let csv = "phone,customer_name,offer\n09812345678,Asha,10% off\n".to_owned();
+        let id = draft_csv_campaign(&db, csv, None).await;
+        let recipient = campaign_recipient::Entity::find()
+            .filter(campaign_recipient::Column::CampaignId.eq(id))
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap();
+        let to = contact::Entity::find_by_id(recipient.contact_id)
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap()
+            .wa_id;
+        assert_eq!(
+            to, imported,
+            "{backend:?}: the campaign's number is the policy's"
+        );
+    }
+}
+
+/// A drafted `policy_offer` campaign to the numbers of `csv`; its id.
+async fn draft_csv_campaign(
+    db: &sea_orm::DatabaseConnection,
+    csv: String,
+    rate_per_second: Option<u32>,
+) -> i64 {
+    let settings = insurebot::config::reminders::CampaignSettings {
+        default_rate_per_second: 10,
+        max_rate_per_second: 150,
+    };
+    let new = NewCampaign {
+        name: "renewal offer".into(),
+        template: "policy_offer".into(),
+        language: "en".into(),
+        rate_per_second,
+        start_at: None,
+        audience: Audience::Csv {
+            csv,
+            skip_invalid: false,
+        },
+    };
+    campaigns::create(db, &settings, new, Utc::now())
+        .await
+        .unwrap()
+        .id
 }

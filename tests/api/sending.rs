@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use insurebot::messaging::outbox::state;
+use insurebot::store::entities::outbox::state;
 use insurebot::store::entities::{inbound_message, outbox};
 use insurebot::whatsapp::fake::{FailureRule, RequestKind, ScriptedError};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};

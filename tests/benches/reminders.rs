@@ -22,12 +22,13 @@ use std::time::{Duration, Instant};
 
 use chrono::{Duration as Days, FixedOffset, NaiveDate, Utc};
 use insurebot::app::Application;
+use insurebot::config::reminders::RemindersSettings;
 use insurebot::config::{DatabaseUrl, MessagingSettings, Settings};
 use insurebot::insurer::PayLinks;
 use insurebot::messaging::composer::Composer;
+use insurebot::reminders::campaign_report;
 use insurebot::reminders::campaigns::{self, Audience, NewCampaign};
 use insurebot::reminders::premium::{self, Reminders};
-use insurebot::reminders::{RemindersSettings, campaign_report};
 use insurebot::whatsapp::fake::{FakeCloudApi, RequestKind};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
 
@@ -184,7 +185,7 @@ async fn schedule_bench(dir: &tempfile::TempDir) {
         .await
         .unwrap();
     insurebot::store::migrate(&db).await.unwrap();
-    let defs = insurebot::messaging::templates::load_file(std::path::Path::new(
+    let defs = insurebot::engine::templates_file::load_file(std::path::Path::new(
         "flows/templates/templates.yaml",
     ))
     .unwrap();

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use super::*;
+use crate::engine::conversation::StateRef;
 use crate::engine::model::{FlowId, StateId};
-use crate::engine::runtime::StateRef;
 use crate::engine::{Conversation, Event, FlowSet, step};
 
 fn root() -> PathBuf {

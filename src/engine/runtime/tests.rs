@@ -6,6 +6,8 @@ use std::sync::OnceLock;
 
 use chrono::TimeZone;
 
+use crate::engine::model::FlowId;
+
 use super::*;
 
 fn flows() -> &'static FlowSet {

@@ -31,3 +31,12 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// Campaign states.
+pub mod state {
+    pub const DRAFT: &str = "draft";
+    pub const RUNNING: &str = "running";
+    pub const PAUSED: &str = "paused";
+    pub const CANCELLED: &str = "cancelled";
+    pub const COMPLETED: &str = "completed";
+}

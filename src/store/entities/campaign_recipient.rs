@@ -23,3 +23,13 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// Recipient states.
+pub mod state {
+    pub const PENDING: &str = "pending";
+    /// An outbox row exists; its state says whether it was sent.
+    pub const QUEUED: &str = "queued";
+    /// The composer refused at queue time (`reason`: consent, template_not_approved, …).
+    pub const SKIPPED: &str = "skipped";
+    pub const CANCELLED: &str = "cancelled";
+}

@@ -22,3 +22,11 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// Hand-off row states.
+pub mod state {
+    pub const WAITING: &str = "waiting";
+    pub const TAKEN: &str = "taken";
+    pub const CLOSED: &str = "closed";
+    pub const CANCELLED: &str = "cancelled";
+}
