@@ -65,7 +65,8 @@ impl Action {
 
     /// The action a flow names, if it exists.
     pub fn from_name(name: &str) -> Option<Action> {
-        Action::ALL.into_iter().find(|a| a.name() == name)
+        let index = ACTIONS.iter().position(|spec| spec.name == name)?;
+        Some(Action::ALL[index])
     }
 }
 
@@ -164,7 +165,7 @@ pub const ACTIONS: &[ActionSpec] = &[
 
 /// Looks an action up by name.
 pub fn find(name: &str) -> Option<&'static ActionSpec> {
-    ACTIONS.iter().find(|a| a.name == name)
+    Action::from_name(name).map(Action::spec)
 }
 
 #[cfg(test)]
