@@ -32,6 +32,8 @@
 //! - [`dialogue`]: the runner around the engine: loads and saves conversations, performs
 //!   effects, runs timers.
 //! - [`reminders`]: premium reminders and campaigns: when to send, and never twice.
+//! - [`notifications`]: what the insurer's systems ask to tell a policyholder (a claim update,
+//!   a premium due): the kinds, the recipient, the text, queued once per idempotency key.
 //!
 //! The surfaces:
 //! - [`http`]: every route and layer: webhook, health, metrics, the API (`/api/v1`, campaigns,
@@ -57,6 +59,7 @@ pub mod media;
 pub mod messaging;
 pub mod metrics;
 pub mod money;
+pub mod notifications;
 pub mod otp;
 pub mod phone;
 pub mod privacy;

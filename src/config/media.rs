@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::config::{ConfigError, DatabaseUrl, invalid, parse};
+use crate::config::env::{EnvSection, Var};
+use crate::config::{ConfigError, DatabaseUrl, invalid};
 use crate::whatsapp::inbound::MediaKind;
 
 const MB: u64 = 1024 * 1024;
@@ -148,35 +149,6 @@ impl MediaSettings {
         }
     }
 
-    pub(crate) fn apply_env(
-        &mut self,
-        key: &str,
-        name: &str,
-        value: &str,
-    ) -> Result<(), ConfigError> {
-        match name {
-            "DIR" => self.dir = Some(PathBuf::from(value)),
-            "S3_BUCKET" => self.s3_bucket = Some(value.to_owned()).filter(|v| !v.is_empty()),
-            "S3_ENDPOINT" => self.s3_endpoint = Some(value.to_owned()).filter(|v| !v.is_empty()),
-            "S3_REGION" => self.s3_region = value.to_owned(),
-            "S3_ACCESS_KEY_ID" => self.s3_access_key_id = Some(value.to_owned()),
-            "S3_SECRET_ACCESS_KEY" => {
-                self.s3_secret_access_key = Some(SecretString::from(value.to_owned()))
-            }
-            "S3_ALLOW_HTTP" => self.s3_allow_http = parse(key, value)?,
-            "MAX_BYTES_IMAGE" => self.max_bytes.image = parse(key, value)?,
-            "MAX_BYTES_AUDIO" => self.max_bytes.audio = parse(key, value)?,
-            "MAX_BYTES_VIDEO" => self.max_bytes.video = parse(key, value)?,
-            "MAX_BYTES_DOCUMENT" => self.max_bytes.document = parse(key, value)?,
-            "MAX_BYTES_STICKER" => self.max_bytes.sticker = parse(key, value)?,
-            "DOWNLOAD_ATTEMPTS" => self.download_attempts = parse(key, value)?,
-            "RETRY_BASE_MS" => self.retry_base_ms = parse(key, value)?,
-            "MAX_CONCURRENT_DOWNLOADS" => self.max_concurrent_downloads = parse(key, value)?,
-            _ => tracing::warn!(variable = %key, "unknown INSUREBOT_ variable ignored"),
-        }
-        Ok(())
-    }
-
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         for (kind, value, meta) in self.max_bytes.entries() {
             if value == 0 || value > meta {
@@ -223,6 +195,30 @@ impl MediaSettings {
             }
         }
         Ok(())
+    }
+}
+
+impl EnvSection for MediaSettings {
+    fn set_env(&mut self, name: &str, var: &Var<'_>) -> Result<bool, ConfigError> {
+        match name {
+            "DIR" => self.dir = Some(var.path()),
+            "S3_BUCKET" => self.s3_bucket = Some(var.text()).filter(|v| !v.is_empty()),
+            "S3_ENDPOINT" => self.s3_endpoint = Some(var.text()).filter(|v| !v.is_empty()),
+            "S3_REGION" => self.s3_region = var.text(),
+            "S3_ACCESS_KEY_ID" => self.s3_access_key_id = Some(var.text()),
+            "S3_SECRET_ACCESS_KEY" => self.s3_secret_access_key = var.secret(),
+            "S3_ALLOW_HTTP" => self.s3_allow_http = var.parse()?,
+            "MAX_BYTES_IMAGE" => self.max_bytes.image = var.parse()?,
+            "MAX_BYTES_AUDIO" => self.max_bytes.audio = var.parse()?,
+            "MAX_BYTES_VIDEO" => self.max_bytes.video = var.parse()?,
+            "MAX_BYTES_DOCUMENT" => self.max_bytes.document = var.parse()?,
+            "MAX_BYTES_STICKER" => self.max_bytes.sticker = var.parse()?,
+            "DOWNLOAD_ATTEMPTS" => self.download_attempts = var.parse()?,
+            "RETRY_BASE_MS" => self.retry_base_ms = var.parse()?,
+            "MAX_CONCURRENT_DOWNLOADS" => self.max_concurrent_downloads = var.parse()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
     }
 }
 

@@ -4,7 +4,8 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::config::{ConfigError, invalid, parse};
+use crate::config::env::{EnvSection, Var};
+use crate::config::{ConfigError, invalid};
 
 /// The key used in sandbox mode when `otp.secret` is not set; public on purpose, like
 /// [`crate::config::SANDBOX_APP_SECRET`]. Outside sandbox mode without `otp.secret` the OTP
@@ -71,28 +72,6 @@ impl OtpSettings {
         }
     }
 
-    pub(crate) fn apply_env(
-        &mut self,
-        key: &str,
-        name: &str,
-        value: &str,
-    ) -> Result<(), ConfigError> {
-        match name {
-            "SECRET" => self.secret = Some(SecretString::from(value.to_owned())),
-            "TEMPLATE" => self.template = value.trim().to_owned(),
-            "CODE_LENGTH" => self.code_length = parse(key, value)?,
-            "TTL_MINUTES" => self.ttl_minutes = parse(key, value)?,
-            "MAX_ATTEMPTS" => self.max_attempts = parse(key, value)?,
-            "PURPOSES" => self.purposes = crate::config::reminders::list(key, value)?,
-            "PER_PHONE_MAX" => self.per_phone_max = parse(key, value)?,
-            "PER_PHONE_WINDOW_MINUTES" => self.per_phone_window_minutes = parse(key, value)?,
-            "PER_PURPOSE_MAX" => self.per_purpose_max = parse(key, value)?,
-            "PER_PURPOSE_WINDOW_MINUTES" => self.per_purpose_window_minutes = parse(key, value)?,
-            _ => tracing::warn!(variable = %key, "unknown INSUREBOT_ variable ignored"),
-        }
-        Ok(())
-    }
-
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if self
             .secret
@@ -148,6 +127,25 @@ impl OtpSettings {
             }
         }
         Ok(())
+    }
+}
+
+impl EnvSection for OtpSettings {
+    fn set_env(&mut self, name: &str, var: &Var<'_>) -> Result<bool, ConfigError> {
+        match name {
+            "SECRET" => self.secret = var.secret(),
+            "TEMPLATE" => self.template = var.text().trim().to_owned(),
+            "CODE_LENGTH" => self.code_length = var.parse()?,
+            "TTL_MINUTES" => self.ttl_minutes = var.parse()?,
+            "MAX_ATTEMPTS" => self.max_attempts = var.parse()?,
+            "PURPOSES" => self.purposes = var.list()?,
+            "PER_PHONE_MAX" => self.per_phone_max = var.parse()?,
+            "PER_PHONE_WINDOW_MINUTES" => self.per_phone_window_minutes = var.parse()?,
+            "PER_PURPOSE_MAX" => self.per_purpose_max = var.parse()?,
+            "PER_PURPOSE_WINDOW_MINUTES" => self.per_purpose_window_minutes = var.parse()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
     }
 }
 

@@ -5,7 +5,8 @@
 use chrono::{DateTime, FixedOffset, NaiveTime, TimeZone, Utc};
 use serde::Deserialize;
 
-use crate::config::{ConfigError, Explicit, MessagingSettings, invalid, parse};
+use crate::config::env::{EnvSection, Var};
+use crate::config::{ConfigError, Explicit, MessagingSettings, invalid};
 
 /// `[reminders]`: the premium-due scheduler.
 #[derive(Debug, Clone, Deserialize)]
@@ -101,42 +102,7 @@ pub fn parse_offset(value: &str) -> Option<FixedOffset> {
     FixedOffset::east_opt(sign * (h * 3600 + m * 60))
 }
 
-/// A comma-separated environment value as a list (blank items skipped).
-pub(crate) fn list<T: std::str::FromStr>(key: &str, value: &str) -> Result<Vec<T>, ConfigError>
-where
-    T::Err: std::fmt::Display,
-{
-    value
-        .split(',')
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| parse(key, s))
-        .collect()
-}
-
 impl RemindersSettings {
-    pub(crate) fn apply_env(
-        &mut self,
-        key: &str,
-        name: &str,
-        value: &str,
-    ) -> Result<(), ConfigError> {
-        match name {
-            "ENABLED" => self.enabled = parse(key, value)?,
-            "TIMEZONE" => self.timezone = value.to_owned(),
-            "RUN_AT" => self.run_at = value.to_owned(),
-            "QUIET_START" => self.quiet_start = value.to_owned(),
-            "QUIET_END" => self.quiet_end = value.to_owned(),
-            "OFFSETS_DAYS" => self.offsets_days = list(key, value)?,
-            "GRACE_DAYS" => self.grace_days = list(key, value)?,
-            "GRACE_PERIOD_DAYS" => self.grace_period_days = parse(key, value)?,
-            "CATCH_UP_DAYS" => self.catch_up_days = parse(key, value)?,
-            "TEMPLATE" => self.template = value.to_owned(),
-            "BATCH_SIZE" => self.batch_size = parse(key, value)?,
-            _ => tracing::warn!(variable = %key, "unknown INSUREBOT_ variable ignored"),
-        }
-        Ok(())
-    }
-
     /// Unset values that would contradict set ones follow them: the run time moves to the end
     /// of quiet hours that cover it, and grace days past the grace period drop out.
     pub(crate) fn follow(&mut self, set: &Explicit<'_>) {
@@ -243,21 +209,27 @@ impl RemindersSettings {
     }
 }
 
-impl CampaignSettings {
-    pub(crate) fn apply_env(
-        &mut self,
-        key: &str,
-        name: &str,
-        value: &str,
-    ) -> Result<(), ConfigError> {
+impl EnvSection for RemindersSettings {
+    fn set_env(&mut self, name: &str, var: &Var<'_>) -> Result<bool, ConfigError> {
         match name {
-            "DEFAULT_RATE_PER_SECOND" => self.default_rate_per_second = parse(key, value)?,
-            "MAX_RATE_PER_SECOND" => self.max_rate_per_second = parse(key, value)?,
-            _ => tracing::warn!(variable = %key, "unknown INSUREBOT_ variable ignored"),
+            "ENABLED" => self.enabled = var.parse()?,
+            "TIMEZONE" => self.timezone = var.text(),
+            "RUN_AT" => self.run_at = var.text(),
+            "QUIET_START" => self.quiet_start = var.text(),
+            "QUIET_END" => self.quiet_end = var.text(),
+            "OFFSETS_DAYS" => self.offsets_days = var.list()?,
+            "GRACE_DAYS" => self.grace_days = var.list()?,
+            "GRACE_PERIOD_DAYS" => self.grace_period_days = var.parse()?,
+            "CATCH_UP_DAYS" => self.catch_up_days = var.parse()?,
+            "TEMPLATE" => self.template = var.text(),
+            "BATCH_SIZE" => self.batch_size = var.parse()?,
+            _ => return Ok(false),
         }
-        Ok(())
+        Ok(true)
     }
+}
 
+impl CampaignSettings {
     /// The campaigns' rates follow the number's: an unset maximum is three quarters of
     /// `messaging.rate_per_second` (60 of the default 80), raised to a default rate the
     /// operator set, and always below the number's rate; an unset default rate is 20, or the
@@ -336,6 +308,17 @@ impl CampaignSettings {
             ));
         }
         Ok(())
+    }
+}
+
+impl EnvSection for CampaignSettings {
+    fn set_env(&mut self, name: &str, var: &Var<'_>) -> Result<bool, ConfigError> {
+        match name {
+            "DEFAULT_RATE_PER_SECOND" => self.default_rate_per_second = var.parse()?,
+            "MAX_RATE_PER_SECOND" => self.max_rate_per_second = var.parse()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
     }
 }
 

@@ -1,36 +1,19 @@
 //! `POST /api/v1/notifications` and `GET /api/v1/notifications/{id}` (issue 5, part 4): the
-//! insurer's systems ask insurebot to tell a policyholder about a claim update, a premium due
-//! or an issued policy. Bearer token like the rest of `/api/v1`.
+//! HTTP side of [`crate::notifications`]. Bearer token like the rest of `/api/v1`. This file
+//! parses and validates the request (every problem listed with its field) and maps the
+//! domain's errors to answers; the kinds, the recipient, the text and the idempotent queueing
+//! are the domain's.
 //!
-//! Each kind maps to a template of the registry (used outside the 24-hour window) and a
-//! free-form text (used inside it); both are handed to [`composer::queue`], which decides
-//! window, template and consent, now and again at send time. Whether the notification is
-//! essential (may reach a contact who opted out) is the template's registry flag, never the
-//! caller's word.
-//!
-//! A notification for a policy goes to the mobile registered on it, read through the configured
-//! policy source (the embedded tables or the insurer's own API, the same
-//! [`PolicySource`](crate::insurer::PolicySource) the flow actions use), before any transaction
-//! starts: a slow insurer API never holds a database transaction or SQLite's write gate. When
-//! that API fails the answer is 503 and nothing is stored under the key, so the caller retries.
-//!
-//! The request must carry an `Idempotency-Key` (1–128 printable ASCII characters). The key,
-//! a hash of the body and the answer are stored in `notification_requests` in the same
-//! transaction as the outbox row: a repeat with the same key and body gets the first answer
-//! (same status, same body) and queues nothing; the same key with another body is refused
-//! with 422. The key is unique, so concurrent repeats queue once.
-
-use std::collections::BTreeMap;
+//! The request must carry an `Idempotency-Key` (1–128 printable ASCII characters): a repeat
+//! with the same key and body gets the first answer (same status, same body) and queues
+//! nothing; the same key with another body is refused with 422. When the insurer's API does
+//! not answer the answer is 503 and nothing is stored under the key, so the caller retries.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{
-    ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-};
+use sea_orm::DbErr;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -40,15 +23,10 @@ use super::api::{
     ApiBody, ApiError, ApiPath, ApiRoutes, FieldProblem, OutboxView, authorize, from_value,
     parse_json,
 };
-use crate::engine::i18n::{I18n, display_string};
-use crate::insurer::SourceError;
-use crate::messaging::composer::{self, ComposeError, Intent, Purpose, Queued, TemplateChoice};
-use crate::messaging::{outbox, templates};
+use crate::messaging::outbox;
+use crate::notifications::{KINDS, Kind, NoRecipient, Notifier, NotifyError, Request, Target};
 use crate::phone::PhoneNumber;
 use crate::privacy::mask;
-use crate::store::entities::{conversation, notification_request};
-use crate::store::{begin_write, now_ms};
-use crate::whatsapp::outbound::OutboundBody;
 
 pub fn routes() -> ApiRoutes {
     ApiRoutes::new()
@@ -61,48 +39,6 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// The longest `Idempotency-Key` accepted.
 pub const MAX_KEY_LEN: usize = 128;
 
-/// One notification kind: its template, the `data` fields that become the template's
-/// parameters (in order) and the free-form text for inside the window.
-#[derive(Debug, Clone, Copy)]
-pub struct Kind {
-    pub name: &'static str,
-    pub template: &'static str,
-    pub fields: &'static [&'static str],
-    /// The free-form text's message id in `locales/<lang>/notifications.ftl` (the fields are
-    /// its arguments), rendered in the contact's language.
-    pub message: &'static str,
-    /// The English text with `{field}` placeholders, used when no locale is loaded (the echo
-    /// handler loads none).
-    pub text: &'static str,
-}
-
-/// The kinds the API accepts.
-pub const KINDS: &[Kind] = &[
-    Kind {
-        name: "claim_update",
-        template: "claim_status_update",
-        fields: &["claim_number", "claim_stage"],
-        message: "notify-claim-update",
-        text: "Your claim {claim_number} is now: {claim_stage}.",
-    },
-    Kind {
-        name: "premium_due",
-        template: "premium_due_reminder",
-        fields: &["policy_number", "premium_amount", "due_date"],
-        message: "notify-premium-due",
-        text: "The premium of {premium_amount} for policy {policy_number} is due on {due_date}.",
-    },
-    Kind {
-        name: "policy_issued",
-        // Its own template: `policy_summary` answers a lookup (Menu button only), this one
-        // announces a new policy and offers its document.
-        template: "policy_issued",
-        fields: &["policy_number", "plan", "policy_status"],
-        message: "notify-policy-issued",
-        text: "Your policy {policy_number} ({plan}) has been issued and is {policy_status}.",
-    },
-];
-
 /// The body of `POST /api/v1/notifications`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -114,13 +50,6 @@ struct NotificationRequest {
     phone: Option<String>,
     #[serde(default)]
     data: Map<String, Value>,
-}
-
-/// Who a notification (or a one-time password) goes to.
-#[derive(Debug)]
-pub(crate) enum Target {
-    Policy(String),
-    Phone(String),
 }
 
 /// A validated request.
@@ -252,96 +181,6 @@ fn validate(req: &NotificationRequest) -> Result<Validated, Vec<FieldProblem>> {
     }
 }
 
-/// The built-in English text (policy numbers masked, as in every chat message).
-fn render_text(kind: &Kind, params: &[String]) -> String {
-    let mut text = kind.text.to_owned();
-    for (field, value) in kind.fields.iter().zip(params) {
-        text = text.replace(&format!("{{{field}}}"), &display_string(field, value));
-    }
-    text
-}
-
-/// The free-form text in `language` from the live locales, else in English, else the kind's
-/// built-in text.
-fn free_form_text(i18n: Option<&I18n>, kind: &Kind, params: &[String], language: &str) -> String {
-    let Some(i18n) = i18n else {
-        return render_text(kind, params);
-    };
-    let slots: BTreeMap<String, Value> = kind
-        .fields
-        .iter()
-        .zip(params)
-        .map(|(field, value)| ((*field).to_owned(), json!(value)))
-        .collect();
-    [language, "en"]
-        .into_iter()
-        .find(|lang| i18n.has(lang, kind.message))
-        .map_or_else(
-            || render_text(kind, params),
-            // Data values (a policy status) read in that language, as in the bot's replies.
-            |lang| i18n.render_lossy(lang, kind.message, Some(&i18n.args_in(lang, &slots))),
-        )
-}
-
-/// The stored answer for `key`, if any: a repeat gets it back; another body gets 422.
-fn replay(row: &notification_request::Model, hash: &str) -> Result<Response, ApiError> {
-    if row.request_hash != hash {
-        return Err(ApiError::Invalid(vec![FieldProblem::new(
-            "Idempotency-Key",
-            "was already used with a different request body",
-        )]));
-    }
-    let status = u16::try_from(row.status_code)
-        .ok()
-        .and_then(|s| StatusCode::from_u16(s).ok())
-        .unwrap_or(StatusCode::ACCEPTED);
-    let body: Value = serde_json::from_str(&row.response).unwrap_or(Value::Null);
-    Ok((status, Json(body)).into_response())
-}
-
-async fn find_key<C: ConnectionTrait>(
-    db: &C,
-    key: &str,
-) -> Result<Option<notification_request::Model>, DbErr> {
-    notification_request::Entity::find()
-        .filter(notification_request::Column::IdempotencyKey.eq(key))
-        .one(db)
-        .await
-}
-
-/// Why the recipient of a notification is not known.
-pub(crate) enum NoRecipient {
-    /// 404: no policy with this number in the source.
-    UnknownPolicy(String),
-    /// 422: the policy has no (valid) registered mobile number.
-    NoMobile,
-    /// 503: the policy source did not answer (database, or the insurer's API).
-    SourceDown(SourceError),
-}
-
-/// The phone number a notification goes to: the one given, or the mobile registered on the
-/// policy in the configured source.
-pub(crate) async fn recipient(state: &AppState, target: &Target) -> Result<String, NoRecipient> {
-    let number = match target {
-        Target::Phone(phone) => return Ok(phone.clone()),
-        Target::Policy(number) => number,
-    };
-    let policy = state
-        .insurer
-        .source()
-        .policy(number)
-        .await
-        .map_err(NoRecipient::SourceDown)?
-        .ok_or_else(|| NoRecipient::UnknownPolicy(number.clone()))?;
-    policy
-        .mobile
-        .as_deref()
-        // The insurer's systems store mobiles as their exports do (often without +91).
-        .and_then(|m| PhoneNumber::from_export(m).ok())
-        .map(PhoneNumber::into_string)
-        .ok_or(NoRecipient::NoMobile)
-}
-
 async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -369,146 +208,57 @@ async fn create(
     let (Ok(key), Ok(v)) = (key, validated) else {
         return Err(ApiError::Invalid(problems));
     };
-    let hash = hex::encode(Sha256::digest(canonical.to_string().as_bytes()));
+    let request = Request {
+        key,
+        hash: hex::encode(Sha256::digest(canonical.to_string().as_bytes())),
+        kind: v.kind,
+        target: v.target,
+        params: v.params,
+    };
+    let flows = state.console.flows.as_ref().map(|store| store.current());
+    let notifier = Notifier {
+        db: &state.db,
+        insurer: &state.insurer,
+        composer: &state.composer,
+        pipeline: &state.pipeline,
+        i18n: flows.as_ref().map(|set| set.i18n()),
+        default_language: &state.settings.dialogue.default_language,
+    };
+    let answer = notifier.notify(&request).await.map_err(|e| match e {
+        NotifyError::KeyReused => ApiError::Invalid(vec![FieldProblem::new(
+            "Idempotency-Key",
+            "was already used with a different request body",
+        )]),
+        NotifyError::NoRecipient(e) => no_recipient(e),
+        NotifyError::Refused(e) => ApiError::Invalid(vec![FieldProblem::new(
+            "data",
+            format!("makes a message WhatsApp refuses: {e}"),
+        )]),
+        NotifyError::Db(e) => e.into(),
+    })?;
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::ACCEPTED);
+    Ok((status, Json(answer.body)).into_response())
+}
 
-    if let Some(row) = find_key(&state.db, &key).await? {
-        return replay(&row, &hash);
-    }
-    let phone = match recipient(&state, &v.target).await {
-        Ok(phone) => phone,
-        Err(NoRecipient::UnknownPolicy(number)) => {
+/// The answer when a notification has no recipient.
+fn no_recipient(e: NoRecipient) -> ApiError {
+    match e {
+        NoRecipient::UnknownPolicy(number) => {
             // The caller sent the number, but the answer may end up in its logs: masked.
-            return Err(ApiError::NotFound(format!(
-                "policy {} not found",
-                mask(&number)
-            )));
+            ApiError::NotFound(format!("policy {} not found", mask(&number)))
         }
-        Err(NoRecipient::NoMobile) => {
-            return Err(ApiError::Invalid(vec![FieldProblem::new(
-                "policy_number",
-                "the policy has no registered mobile number",
-            )]));
-        }
-        Err(NoRecipient::SourceDown(e)) => {
+        NoRecipient::NoMobile => ApiError::Invalid(vec![FieldProblem::new(
+            "policy_number",
+            "the policy has no registered mobile number",
+        )]),
+        NoRecipient::SourceDown(e) => {
             // SourceError messages carry no personal data.
             tracing::warn!(error = %e, "notification: the policy source did not answer");
-            return Err(ApiError::Unavailable(
+            ApiError::Unavailable(
                 "the policy data source is not answering; retry with the same Idempotency-Key",
-            ));
+            )
         }
-    };
-    let now = now_ms();
-    let txn = begin_write(&state.db).await?;
-    // Claim the key first: a concurrent request with the same key waits here (PostgreSQL) or
-    // behind the write gate (SQLite), then finds the committed answer.
-    let claimed = notification_request::Entity::insert(notification_request::ActiveModel {
-        id: NotSet,
-        idempotency_key: Set(key.clone()),
-        request_hash: Set(hash.clone()),
-        kind: Set(v.kind.name.to_owned()),
-        outbox_id: Set(None),
-        status_code: Set(0),
-        response: Set(String::new()),
-        created_at: Set(now),
-    })
-    .on_conflict(
-        OnConflict::column(notification_request::Column::IdempotencyKey)
-            .do_nothing()
-            .to_owned(),
-    )
-    .exec_without_returning(&txn)
-    .await?;
-    if claimed == 0 {
-        txn.rollback().await?;
-        let row = find_key(&state.db, &key)
-            .await?
-            .ok_or_else(|| DbErr::Custom("idempotency row vanished".into()))?;
-        return replay(&row, &hash);
     }
-    let row = find_key(&txn, &key)
-        .await?
-        .ok_or_else(|| DbErr::Custom("idempotency row vanished".into()))?;
-
-    let contact_id = crate::store::contacts::contact_for_phone(&txn, &phone, now).await?;
-    let language = conversation::Entity::find()
-        .filter(conversation::Column::ContactId.eq(contact_id))
-        .one(&txn)
-        .await?
-        .map_or_else(
-            || state.settings.dialogue.default_language.clone(),
-            |c| c.language,
-        );
-    // The registry's flag decides whether this may reach a contact who opted out.
-    let essential = templates::lookup(&txn, v.kind.template, &language)
-        .await?
-        .is_some_and(|t| t.essential);
-    let composer = &state.composer;
-    // The flows' live locales (reloaded with the flows); none with the echo handler.
-    let flows = state.console.flows.as_ref().map(|store| store.current());
-    let intent = Intent {
-        contact_id,
-        in_reply_to: None,
-        purpose: Purpose::Notification {
-            kind: v.kind.name.to_owned(),
-            essential,
-        },
-        free_form: Some(OutboundBody::Text {
-            body: free_form_text(
-                flows.as_ref().map(|set| set.i18n()),
-                v.kind,
-                &v.params,
-                &language,
-            ),
-            preview_url: false,
-        }),
-        template: Some(TemplateChoice {
-            name: v.kind.template.to_owned(),
-            language,
-            params: v.params.clone(),
-        }),
-    };
-    let queued = match composer::queue(&txn, composer, intent).await {
-        Ok(q) => q,
-        Err(ComposeError::Invalid(e)) => {
-            txn.rollback().await?;
-            return Err(ApiError::Invalid(vec![FieldProblem::new(
-                "data",
-                format!("makes a message WhatsApp refuses: {e}"),
-            )]));
-        }
-        Err(ComposeError::Db(e)) => return Err(e.into()),
-        Err(e) => return Err(DbErr::Custom(e.to_string()).into()),
-    };
-    let (outbox_id, answer) = match &queued {
-        Queued::Row(id) => (
-            *id,
-            json!({ "notification_id": row.id, "outbox_id": id, "state": "queued" }),
-        ),
-        Queued::Skipped { row: id, reason } => (
-            *id,
-            json!({ "notification_id": row.id, "outbox_id": id, "state": "skipped", "reason": reason }),
-        ),
-    };
-    notification_request::Entity::update(notification_request::ActiveModel {
-        id: Set(row.id),
-        outbox_id: Set(Some(outbox_id)),
-        status_code: Set(i32::from(StatusCode::ACCEPTED.as_u16())),
-        response: Set(answer.to_string()),
-        ..Default::default()
-    })
-    .exec(&txn)
-    .await?;
-    txn.commit().await?;
-    if matches!(queued, Queued::Row(_)) {
-        state.pipeline.notify(contact_id);
-    }
-    tracing::info!(
-        notification_id = row.id,
-        outbox_id,
-        kind = v.kind.name,
-        "notification queued"
-    );
-    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
 }
 
 async fn status(
@@ -518,8 +268,7 @@ async fn status(
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers)?;
     let missing = || ApiError::NotFound(format!("no notification {id}"));
-    let row = notification_request::Entity::find_by_id(id)
-        .one(&state.db)
+    let row = crate::notifications::find(&state.db, id)
         .await?
         .ok_or_else(missing)?;
     let outbox_row = match row.outbox_id {
@@ -541,59 +290,6 @@ async fn status(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_kind_has_as_many_placeholders_as_fields() {
-        for kind in KINDS {
-            for field in kind.fields {
-                assert!(kind.text.contains(&format!("{{{field}}}")), "{}", kind.name);
-            }
-        }
-        let text = render_text(&KINDS[0], &["CLM-1".into(), "approved".into()]);
-        assert_eq!(text, "Your claim CLM-1 is now: approved.");
-    }
-
-    #[test]
-    fn every_kind_has_its_text_in_every_shipped_language_and_its_own_template() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let (i18n, problems) = I18n::load(&root.join("locales"));
-        assert!(problems.is_empty(), "{problems:?}");
-        let registry =
-            crate::engine::templates_file::load_file(&root.join("flows/templates/templates.yaml"))
-                .unwrap();
-        let params: Vec<String> = vec!["H-2023/100245".into(), "Arogya Plus".into(), "x".into()];
-        for kind in KINDS {
-            let def = registry
-                .iter()
-                .find(|d| d.name == kind.template)
-                .unwrap_or_else(|| {
-                    panic!("{}: template {} in the registry", kind.name, kind.template)
-                });
-            assert_eq!(def.params, kind.fields, "{}", kind.name);
-            for lang in ["en", "hi", "ta"] {
-                assert!(i18n.has(lang, kind.message), "{lang}: {}", kind.message);
-                assert!(def.languages.iter().any(|l| l == lang), "{}", kind.template);
-                let text = free_form_text(Some(&i18n), kind, &params, lang);
-                assert!(!text.contains('{'), "{lang}: {text}");
-            }
-        }
-        let templates: std::collections::HashSet<&str> = KINDS.iter().map(|k| k.template).collect();
-        assert_eq!(
-            templates.len(),
-            KINDS.len(),
-            "each kind has a template of its own"
-        );
-        let issued = KINDS.iter().find(|k| k.name == "policy_issued").unwrap();
-        assert_eq!(
-            free_form_text(Some(&i18n), issued, &params, "hi"),
-            "आपकी पॉलिसी ••••0245 (Arogya Plus) जारी हो गई है और अभी x है।"
-        );
-        assert_eq!(
-            free_form_text(None, issued, &params, "hi"),
-            "Your policy ••••0245 (Arogya Plus) has been issued and is x.",
-            "without locales: the built-in English text"
-        );
-    }
 
     #[test]
     fn the_openapi_file_documents_both_calls_and_every_kind() {

@@ -26,8 +26,9 @@ use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::api::{ApiBody, ApiError, ApiPath, ApiRoutes, ErrorBody, FieldProblem, authorize};
-use super::notifications::{NoRecipient, Target, idempotency_key, recipient, target};
+use super::notifications::{idempotency_key, target};
 use crate::messaging::composer::Queued;
+use crate::notifications::{NoRecipient, Target, recipient};
 use crate::otp::{IssueError, IssueRequest, Origin, Otp, Status};
 use crate::store::begin_write;
 use crate::store::entities::otp as otp_row;
@@ -186,7 +187,7 @@ async fn create(
     // not hold one); its problems are listed with the others.
     let phone = match &target {
         None => None,
-        Some(target) => match recipient(&state, target).await {
+        Some(target) => match recipient(&state.insurer, target).await {
             Ok(phone) => Some(phone),
             Err(NoRecipient::UnknownPolicy(_)) => {
                 problems.push(FieldProblem::new(
