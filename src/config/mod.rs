@@ -394,6 +394,12 @@ pub struct InsurerHttpSettings {
     pub breaker_failures: u32,
     /// How long an open circuit refuses calls, in milliseconds.
     pub breaker_cooldown_ms: u64,
+    /// This server's public base URL as the insurer's system reaches it (e.g.
+    /// `https://bot.insurer.example`): files sent for a claim reach the insurer as signed
+    /// links under it (`/files/claims/…`). Empty: claims with files cannot be sent.
+    pub file_link_base: String,
+    /// How long a claim file link works, in minutes.
+    pub file_link_ttl_minutes: u64,
 }
 
 impl Default for InsurerSettings {
@@ -428,6 +434,9 @@ impl Default for InsurerHttpSettings {
             retry_backoff_ms: 100,
             breaker_failures: 5,
             breaker_cooldown_ms: 30_000,
+            file_link_base: String::new(),
+            // A day: long enough for an insurer's queue to get to it.
+            file_link_ttl_minutes: 1440,
         }
     }
 }
@@ -1163,6 +1172,8 @@ impl InsurerSettings {
             "HTTP_RETRY_BACKOFF_MS" => http.retry_backoff_ms = parse(key, value)?,
             "HTTP_BREAKER_FAILURES" => http.breaker_failures = parse(key, value)?,
             "HTTP_BREAKER_COOLDOWN_MS" => http.breaker_cooldown_ms = parse(key, value)?,
+            "HTTP_FILE_LINK_BASE" => http.file_link_base = value.to_owned(),
+            "HTTP_FILE_LINK_TTL_MINUTES" => http.file_link_ttl_minutes = parse(key, value)?,
             _ => tracing::warn!(variable = %key, "unknown INSUREBOT_ variable ignored"),
         }
         Ok(())
