@@ -443,6 +443,8 @@ mod tests {
             ("/policies/{policy_number}/claims", "get"),
             ("/policies/{policy_number}/premiums", "get"),
             ("/claims/{claim_number}", "get"),
+            ("/claims", "post"),
+            ("/claims/{claim_number}/documents", "post"),
         ] {
             assert!(
                 paths[path][method].is_object(),
@@ -486,6 +488,53 @@ mod tests {
             required("Premium"),
             ["policy_number", "due_date", "amount_paise", "status"]
         );
+    }
+
+    #[test]
+    fn a_new_claim_is_sent_as_the_contract_describes_it() {
+        use crate::engine::media_slot::{FileKind, MediaRef};
+        let doc: serde_json::Value =
+            serde_saphyr::from_str(include_str!("insurer-api.openapi.yaml")).unwrap();
+        let date = NaiveDate::from_ymd_opt(2026, 1, 15).unwrap();
+        let claim = NewClaim {
+            policy_number: "M-2025/778812".into(),
+            loss_type: "accident".into(),
+            loss_date: date,
+            description: "A truck hit the car.".into(),
+            filed_date: date,
+            files: vec![ClaimFile {
+                file: MediaRef {
+                    sha256: "ab".repeat(32),
+                    mime: "image/jpeg".into(),
+                    kind: FileKind::Image,
+                    file_name: Some("bumper.jpg".into()),
+                    caption: Some("rear".into()),
+                },
+                contact_id: 7,
+                url: "https://bot.example/files/claims/x?expires=1&sig=2".into(),
+                link_expires_at: "2026-01-16T00:00:00+00:00".into(),
+            }],
+            contact_id: 7,
+        };
+        let sent = serde_json::to_value(&claim).unwrap();
+        for (schema, value) in [("NewClaim", &sent), ("ClaimFile", &sent["files"][0])] {
+            let s = &doc["components"]["schemas"][schema];
+            let props = s["properties"].as_object().unwrap();
+            let keys = value.as_object().unwrap();
+            for key in keys.keys() {
+                assert!(
+                    props.contains_key(key),
+                    "{schema}.{key} is not in the contract"
+                );
+            }
+            for req in s["required"].as_array().unwrap() {
+                assert!(
+                    keys.contains_key(req.as_str().unwrap()),
+                    "{schema} needs {req}"
+                );
+            }
+        }
+        assert!(sent.get("contact_id").is_none(), "internal ids stay here");
     }
 
     #[test]

@@ -344,6 +344,15 @@ async fn pending_documents_are_sent_from_the_claims_status_and_erasure_removes_t
 #[derive(Default)]
 struct Received {
     claims: Vec<Value>,
+    documents: Vec<(String, Value)>,
+}
+
+/// The stand-in's claim CLM-777002 on the motor policy, waiting for `pending` documents.
+fn pending_claim(pending: u32) -> Value {
+    json!({
+        "claim_number": "CLM-777002", "policy_number": MOTOR, "stage": "documents_pending",
+        "pending_documents": pending, "filed_date": "2026-11-20", "updated_date": "2026-11-22"
+    })
 }
 
 /// A stand-in insurer API that serves one policy and takes claims.
@@ -390,6 +399,30 @@ async fn spawn_claims_api() -> (String, Arc<Mutex<Received>>) {
                             "filed_date": body["filed_date"], "updated_date": body["filed_date"]
                         })),
                     )
+                },
+            ),
+        )
+        .route(
+            "/v1/claims/{number}",
+            axum::routing::get(|UrlPath(number): UrlPath<String>| async move {
+                if number == "CLM-777002" {
+                    axum::Json(pending_claim(1)).into_response()
+                } else {
+                    axum::http::StatusCode::NOT_FOUND.into_response()
+                }
+            }),
+        )
+        .route(
+            "/v1/claims/{number}/documents",
+            post(
+                |State(r): State<Arc<Mutex<Received>>>,
+                 UrlPath(number): UrlPath<String>,
+                 axum::Json(body): axum::Json<Value>| async move {
+                    if number != "CLM-777002" {
+                        return axum::http::StatusCode::NOT_FOUND.into_response();
+                    }
+                    r.lock().unwrap().documents.push((number, body));
+                    axum::Json(pending_claim(0)).into_response()
                 },
             ),
         )
@@ -474,5 +507,231 @@ async fn the_http_source_sends_the_claim_with_signed_links_that_only_open_their_
         assert_eq!(app.get(&later).await.status(), 403);
         let no_sig = path_and_query.split_once('?').unwrap().0;
         assert_eq!(app.get(no_sig).await.status(), 403);
+
+        // Pending documents go to the insurer's claim the same way.
+        chat.text("claim status").await;
+        let (text, body) = chat.text("CLM-777002").await;
+        assert!(text.contains("One document is pending"), "{text}");
+        assert_eq!(choices(&body)[0], "claim.send_documents");
+        chat.tap("button_reply", "claim.send_documents").await;
+        let bill = pdf(9_000);
+        chat.file("document", &bill, "application/pdf").await;
+        let (text, _) = chat.tap("button_reply", "files.done").await;
+        assert!(
+            text.contains("1 file was added to claim CLM-777002"),
+            "{text}"
+        );
+        let docs = received.lock().unwrap().documents.clone();
+        assert_eq!(docs.len(), 1);
+        let file = &docs[0].1["files"][0];
+        assert_eq!(file["sha256"], sha256_hex(&bill));
+        let link = file["url"]
+            .as_str()
+            .unwrap()
+            .strip_prefix(LINK_BASE)
+            .unwrap();
+        let got = app.get(link).await;
+        assert_eq!(got.status(), 200);
+        assert_eq!(got.bytes().await.unwrap().to_vec(), bill);
+    }
+}
+
+/// The simulator's phone: sends through its routes, reads the bot's replies back from it.
+struct Simulator<'a> {
+    app: &'a TestApp,
+    phone: &'a str,
+}
+
+impl Simulator<'_> {
+    async fn replies(&self) -> Vec<Value> {
+        let listed: Value = self
+            .app
+            .get(&format!("/simulator/messages?phone={}", self.phone))
+            .await
+            .json()
+            .await
+            .unwrap();
+        listed["messages"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits for the next reply after `before` replies and returns what it shows.
+    async fn next_reply(&self, before: usize) -> (String, Value) {
+        for _ in 0..600 {
+            let replies = self.replies().await;
+            if replies.len() > before {
+                let body = replies.last().unwrap()["body"].clone();
+                let text = body["text"]["body"]
+                    .as_str()
+                    .or_else(|| body["interactive"]["body"]["text"].as_str())
+                    .unwrap_or_default()
+                    .to_owned();
+                return (text, body);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("no reply from the simulator after {before}");
+    }
+
+    async fn send(&self, kind: &str, text: &str, id: &str) -> (String, Value) {
+        let before = self.replies().await.len();
+        let sent = self
+            .app
+            .http
+            .post(format!("{}/simulator/send", self.app.address))
+            .json(&json!({ "phone": self.phone, "kind": kind, "text": text, "id": id }))
+            .send()
+            .await
+            .unwrap();
+        assert!(sent.status().is_success(), "{}", sent.status());
+        self.next_reply(before).await
+    }
+
+    /// Attaches a file on the page: a multipart upload, as the browser sends it.
+    async fn attach(&self, bytes: &[u8], mime: &str, name: &str) -> (String, Value) {
+        let before = self.replies().await.len();
+        let boundary = "simulatorboundary7MA4YWxk";
+        let mut body = Vec::new();
+        body.extend(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"phone\"\r\n\r\n{}\r\n",
+                self.phone
+            )
+            .bytes(),
+        );
+        body.extend(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: {mime}\r\n\r\n"
+            )
+            .bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend(format!("\r\n--{boundary}--\r\n").bytes());
+        let request = |with_header: bool| {
+            let mut r = self
+                .app
+                .http
+                .post(format!("{}/simulator/attach", self.app.address))
+                .header(
+                    "content-type",
+                    format!("multipart/form-data; boundary={boundary}"),
+                )
+                .body(body.clone());
+            if with_header {
+                r = r.header("x-simulator", "1");
+            }
+            r
+        };
+        // A cross-site form cannot set the header: without it nothing is sent.
+        let refused = request(false).send().await.unwrap();
+        assert_eq!(refused.status(), 409);
+        let sent = request(true).send().await.unwrap();
+        assert!(sent.status().is_success(), "{}", sent.status());
+        self.next_reply(before).await
+    }
+}
+
+#[tokio::test]
+async fn the_simulator_reports_a_claim_with_a_photo_through_the_real_media_path() {
+    for backend in backends() {
+        let app = spawn_sandbox_app(&backend).await;
+        let sim = Simulator {
+            app: &app,
+            phone: RAJESH,
+        };
+        let (text, _) = sim.send("text", "report a claim", "").await;
+        assert!(text.contains("Which policy"), "{text}");
+        sim.send("list", "Private Car", MOTOR).await;
+        sim.send("list", "Accident", "accident").await;
+        let day = chrono::Utc::now().date_naive() - chrono::Duration::days(1);
+        sim.send("text", &day.format("%d/%m/%Y").to_string(), "")
+            .await;
+        let (text, _) = sim
+            .send("text", "Scraped the left door on a pillar.", "")
+            .await;
+        assert!(text.contains("send photos"), "{text}");
+        let photo = jpeg(30_000, 11);
+        let (text, _) = sim.attach(&photo, "image/jpeg", "door.jpg").await;
+        assert!(text.contains("1 file received"), "{text}");
+        let (text, _) = sim
+            .attach(&pdf(5_000), "application/pdf", "estimate.pdf")
+            .await;
+        assert!(text.contains("2 files received"), "{text}");
+        let (text, _) = sim.send("button", "Done", "files.done").await;
+        assert!(text.contains("Files: 2"), "{text}");
+        let (text, _) = sim
+            .send("button", "Register claim", "intimate.confirm")
+            .await;
+        let number = text
+            .split("Your claim number is ")
+            .nth(1)
+            .and_then(|rest| rest.get(..10))
+            .unwrap_or_else(|| panic!("{text}"))
+            .to_owned();
+        let (_, docs) = stored_claim(&app, &number).await;
+        let mut kinds: Vec<(String, String)> = docs
+            .iter()
+            .map(|d| (d.kind.clone(), d.sha256.clone()))
+            .collect();
+        kinds.sort();
+        assert_eq!(
+            kinds,
+            [
+                ("document".to_owned(), sha256_hex(&pdf(5_000))),
+                ("image".to_owned(), sha256_hex(&photo))
+            ]
+        );
+        assert_eq!(
+            docs.iter()
+                .find(|d| d.kind == "document")
+                .and_then(|d| d.file_name.clone())
+                .as_deref(),
+            Some("estimate.pdf")
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_claim_number_arrives_as_a_template_when_the_window_closed_meanwhile() {
+    for backend in backends() {
+        let app = spawn_app_with(&backend, flows).await;
+        assert!(
+            insurebot::insurer::load_sample_if_empty(&app.db)
+                .await
+                .unwrap()
+        );
+        let mut chat = Chat {
+            app: &app,
+            phone: RAJESH,
+            ts: now_secs(),
+        };
+        chat.text("report a claim").await;
+        chat.tap("list_reply", MOTOR).await;
+        chat.tap("list_reply", "fire").await;
+        let day = chrono::Utc::now().date_naive() - chrono::Duration::days(4);
+        chat.text(&day.format("%d/%m/%Y").to_string()).await;
+        chat.text("The engine caught fire on the highway.").await;
+        let (text, _) = chat.tap("button_reply", "files.done").await;
+        assert!(text.contains("Files: 0"), "{text}");
+        // The confirmation reaches us a day late (the phone was offline): the window has
+        // closed by the time the claim number is sent.
+        let contact = insurebot::store::entities::contact::Entity::find()
+            .filter(insurebot::store::entities::contact::Column::WaId.eq(RAJESH))
+            .one(&app.db)
+            .await
+            .unwrap()
+            .unwrap();
+        insurebot::http::console::pages::move_window_back(&app.db, contact.id, 26)
+            .await
+            .unwrap();
+        chat.ts = now_secs() - 25 * 3600;
+        let (_, body) = chat.tap("button_reply", "intimate.confirm").await;
+        assert_eq!(body["type"], "template", "{body}");
+        assert_eq!(body["template"]["name"], "claim_intimated");
+        let number = body["template"]["components"][0]["parameters"][0]["text"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{body}"));
+        assert!(number.starts_with("CLM-"), "{body}");
+        let (row, _) = stored_claim(&app, number).await;
+        assert_eq!(row.loss_type.as_deref(), Some("fire"));
     }
 }
