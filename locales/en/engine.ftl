@@ -12,3 +12,18 @@ btn-agent = Talk to an agent
 
 # issue 21: the way back from the agent queue (a button on the hand-off message; ≤ 20 characters)
 btn-back-to-bot = Back to the bot
+
+# issue 18: steps that collect photos and documents. $count files so far, $max at most,
+# $accepted the kinds this step takes in words (from media-kind-*).
+engine-media-received = { $count ->
+    [one] Got it: 1 file received.
+   *[other] Got it: { $count } files received.
+} Send more, or tap Done when you have sent everything.
+engine-media-kind = This step accepts: { $accepted }. Please send one of those, or tap Done.
+engine-media-max = I can take at most { $max } files here, so I did not keep that one. Please tap Done to go on.
+engine-media-again = I could not keep that file. Please send it again, or tap Done.
+media-kind-image = photos
+media-kind-document = documents (PDF)
+media-kind-audio = audio recordings
+media-kind-video = videos
+media-kind-sticker = stickers

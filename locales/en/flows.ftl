@@ -147,3 +147,44 @@ value-policy-type-life = Life
 value-policy-type-travel = Travel
 value-policy-type-home = Home
 value-policy-type-other = Other
+
+## Claim intimation and pending documents (issue 18)
+menu-claim-new = Report a claim
+menu-claim-new-desc = Tell us about an accident, theft, illness or other loss
+intimate-choose-policy = Which policy is the claim on?
+intimate-what = What happened? (policy { $policy_number }, { $plan })
+intimate-loss-button = What happened
+intimate-loss-row = { $loss_type }
+intimate-when = When did it happen? Please type the date, for example 15/01/2026.
+intimate-bad-date = Please type a date that has already passed, for example 15/01/2026.
+intimate-describe = Please describe briefly what happened, in a sentence or two.
+intimate-bad-description = Please write between 10 and 500 characters about what happened.
+intimate-files = Please send photos of the damage and any bills or reports, up to 10 files. Tap Done when you have sent everything, or if you have none.
+intimate-summary = Please check your claim:
+    Policy: { $policy_number } ({ $plan })
+    What happened: { $loss_type }
+    When: { $loss_date }
+    Description: { $loss_description }
+    Files: { $claim_files }
+    Shall I register it?
+intimate-done = Your claim has been registered. Your claim number is { $claim_number }. Our claims team will contact you; please keep this number for any question about the claim.
+btn-done = Done
+btn-confirm = Register claim
+btn-start-again = Change details
+btn-send-documents = Send documents
+docs-send = Please send the pending documents for claim { $claim_number } as photos or PDF files, up to 10. Tap Done when you have sent everything.
+docs-attached = Thank you. { $documents_attached ->
+        [one] 1 file was
+       *[other] { $documents_attached } files were
+    } added to claim { $claim_number }. Our claims team will review them.
+value-loss-type-accident = Accident
+value-loss-type-theft = Theft
+value-loss-type-hospitalisation = Hospitalisation
+value-loss-type-illness = Illness
+value-loss-type-fire = Fire
+value-loss-type-flood = Flood
+value-loss-type-death = Death
+value-loss-type-disability = Disability
+value-loss-type-baggage-loss = Baggage loss
+value-loss-type-trip-cancellation = Trip cancellation
+value-loss-type-other = Something else

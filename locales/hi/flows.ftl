@@ -145,3 +145,44 @@ value-policy-type-life = जीवन
 value-policy-type-travel = यात्रा
 value-policy-type-home = गृह
 value-policy-type-other = अन्य
+
+## क्लेम दर्ज करना और बाकी दस्तावेज़ (issue 18)
+menu-claim-new = क्लेम दर्ज करें
+menu-claim-new-desc = दुर्घटना, चोरी, बीमारी या किसी और नुकसान के बारे में बताएँ
+intimate-choose-policy = क्लेम किस पॉलिसी पर है?
+intimate-what = क्या हुआ? (पॉलिसी { $policy_number }, { $plan })
+intimate-loss-button = क्या हुआ
+intimate-loss-row = { $loss_type }
+intimate-when = यह कब हुआ? कृपया तारीख लिखें, जैसे 15/01/2026।
+intimate-bad-date = कृपया बीत चुकी कोई तारीख लिखें, जैसे 15/01/2026।
+intimate-describe = कृपया एक-दो वाक्यों में बताएँ कि क्या हुआ।
+intimate-bad-description = कृपया जो हुआ उसके बारे में 10 से 500 अक्षरों में लिखें।
+intimate-files = कृपया नुकसान की फ़ोटो और कोई बिल या रिपोर्ट भेजें, अधिकतम 10 फ़ाइलें। सब भेजने के बाद, या कुछ न हो तो, "पूरा हुआ" दबाएँ।
+intimate-summary = कृपया अपना क्लेम जाँचें:
+    पॉलिसी: { $policy_number } ({ $plan })
+    क्या हुआ: { $loss_type }
+    कब: { $loss_date }
+    विवरण: { $loss_description }
+    फ़ाइलें: { $claim_files }
+    क्या मैं इसे दर्ज करूँ?
+intimate-done = आपका क्लेम दर्ज हो गया है। आपका क्लेम नंबर { $claim_number } है। हमारी क्लेम टीम आपसे संपर्क करेगी; क्लेम से जुड़े किसी भी सवाल के लिए यह नंबर संभालकर रखें।
+btn-done = पूरा हुआ
+btn-confirm = क्लेम दर्ज करें
+btn-start-again = विवरण बदलें
+btn-send-documents = दस्तावेज़ भेजें
+docs-send = कृपया क्लेम { $claim_number } के बाकी दस्तावेज़ फ़ोटो या PDF फ़ाइल के रूप में भेजें, अधिकतम 10। सब भेजने के बाद "पूरा हुआ" दबाएँ।
+docs-attached = धन्यवाद। { $documents_attached ->
+        [one] 1 फ़ाइल
+       *[other] { $documents_attached } फ़ाइलें
+    } क्लेम { $claim_number } में जोड़ दी गईं। हमारी क्लेम टीम इन्हें देखेगी।
+value-loss-type-accident = दुर्घटना
+value-loss-type-theft = चोरी
+value-loss-type-hospitalisation = अस्पताल में भर्ती
+value-loss-type-illness = बीमारी
+value-loss-type-fire = आग
+value-loss-type-flood = बाढ़
+value-loss-type-death = मृत्यु
+value-loss-type-disability = विकलांगता
+value-loss-type-baggage-loss = सामान खोना
+value-loss-type-trip-cancellation = यात्रा रद्द होना
+value-loss-type-other = कुछ और

@@ -145,3 +145,44 @@ value-policy-type-life = ஆயுள்
 value-policy-type-travel = பயணம்
 value-policy-type-home = வீடு
 value-policy-type-other = மற்றவை
+
+## க்ளைம் பதிவு மற்றும் நிலுவை ஆவணங்கள் (issue 18)
+menu-claim-new = க்ளைம் பதிவு செய்
+menu-claim-new-desc = விபத்து, திருட்டு, நோய் அல்லது வேறு இழப்பு பற்றி சொல்லுங்கள்
+intimate-choose-policy = க்ளைம் எந்த பாலிசியில்?
+intimate-what = என்ன நடந்தது? (பாலிசி { $policy_number }, { $plan })
+intimate-loss-button = என்ன நடந்தது
+intimate-loss-row = { $loss_type }
+intimate-when = இது எப்போது நடந்தது? தேதியை எழுதுங்கள், உதாரணமாக 15/01/2026.
+intimate-bad-date = ஏற்கனவே கடந்த ஒரு தேதியை எழுதுங்கள், உதாரணமாக 15/01/2026.
+intimate-describe = என்ன நடந்தது என்று ஓரிரு வாக்கியங்களில் சுருக்கமாக சொல்லுங்கள்.
+intimate-bad-description = நடந்ததைப் பற்றி 10 முதல் 500 எழுத்துகளுக்குள் எழுதுங்கள்.
+intimate-files = சேதத்தின் புகைப்படங்களையும் பில்கள் அல்லது அறிக்கைகளையும் அனுப்புங்கள், அதிகபட்சம் 10 கோப்புகள். அனைத்தையும் அனுப்பிய பின், அல்லது எதுவும் இல்லையென்றால், "முடிந்தது" அழுத்துங்கள்.
+intimate-summary = உங்கள் க்ளைமை சரிபாருங்கள்:
+    பாலிசி: { $policy_number } ({ $plan })
+    என்ன நடந்தது: { $loss_type }
+    எப்போது: { $loss_date }
+    விவரம்: { $loss_description }
+    கோப்புகள்: { $claim_files }
+    இதைப் பதிவு செய்யலாமா?
+intimate-done = உங்கள் க்ளைம் பதிவு செய்யப்பட்டது. உங்கள் க்ளைம் எண் { $claim_number }. எங்கள் க்ளைம் குழு உங்களைத் தொடர்புகொள்ளும்; க்ளைம் பற்றிய எந்தக் கேள்விக்கும் இந்த எண்ணை வைத்திருங்கள்.
+btn-done = முடிந்தது
+btn-confirm = க்ளைம் பதிவு
+btn-start-again = விவரங்களை மாற்று
+btn-send-documents = ஆவணங்கள் அனுப்பு
+docs-send = க்ளைம் { $claim_number } க்கான நிலுவை ஆவணங்களை புகைப்படங்களாக அல்லது PDF கோப்புகளாக அனுப்புங்கள், அதிகபட்சம் 10. அனைத்தையும் அனுப்பிய பின் "முடிந்தது" அழுத்துங்கள்.
+docs-attached = நன்றி. { $documents_attached ->
+        [one] 1 கோப்பு
+       *[other] { $documents_attached } கோப்புகள்
+    } க்ளைம் { $claim_number } உடன் சேர்க்கப்பட்டன. எங்கள் க்ளைம் குழு அவற்றைப் பார்க்கும்.
+value-loss-type-accident = விபத்து
+value-loss-type-theft = திருட்டு
+value-loss-type-hospitalisation = மருத்துவமனை சேர்க்கை
+value-loss-type-illness = நோய்
+value-loss-type-fire = தீ
+value-loss-type-flood = வெள்ளம்
+value-loss-type-death = மரணம்
+value-loss-type-disability = ஊனம்
+value-loss-type-baggage-loss = பயணப்பை இழப்பு
+value-loss-type-trip-cancellation = பயண ரத்து
+value-loss-type-other = வேறு ஏதாவது

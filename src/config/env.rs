@@ -273,6 +273,8 @@ impl EnvSection for InsurerSettings {
             "HTTP_RETRY_BACKOFF_MS" => http.retry_backoff_ms = var.parse()?,
             "HTTP_BREAKER_FAILURES" => http.breaker_failures = var.parse()?,
             "HTTP_BREAKER_COOLDOWN_MS" => http.breaker_cooldown_ms = var.parse()?,
+            "HTTP_FILE_LINK_BASE" => http.file_link_base = var.text(),
+            "HTTP_FILE_LINK_TTL_MINUTES" => http.file_link_ttl_minutes = var.parse()?,
             _ => return Ok(false),
         }
         Ok(true)

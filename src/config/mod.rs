@@ -399,6 +399,12 @@ pub struct InsurerHttpSettings {
     pub breaker_failures: u32,
     /// How long an open circuit refuses calls, in milliseconds.
     pub breaker_cooldown_ms: u64,
+    /// This server's public base URL as the insurer's system reaches it (e.g.
+    /// `https://bot.insurer.example`): files sent for a claim reach the insurer as signed
+    /// links under it (`/files/claims/…`). Empty: claims with files cannot be sent.
+    pub file_link_base: String,
+    /// How long a claim file link works, in minutes.
+    pub file_link_ttl_minutes: u64,
 }
 
 impl Default for InsurerSettings {
@@ -433,6 +439,9 @@ impl Default for InsurerHttpSettings {
             retry_backoff_ms: 100,
             breaker_failures: 5,
             breaker_cooldown_ms: 30_000,
+            file_link_base: String::new(),
+            // A day: long enough for an insurer's queue to get to it.
+            file_link_ttl_minutes: 1440,
         }
     }
 }

@@ -21,6 +21,9 @@
 //!   an improper reading);
 //! - `media_files`: deleted, and after the commit the files themselves from the media store
 //!   (`media store files`), except a file another contact's row still names;
+//! - `claim_documents` (files sent for a claim in the chat): deleted, their files with the
+//!   media files above; `claims` the contact filed in the chat stay (the insurer's record of
+//!   the policy) with the description cleared and the link to the contact removed;
 //! - `contacts`: phone number, BSUID and profile name cleared; the row stays as an anonymous
 //!   tombstone so the counts above keep a valid owner.
 //!
@@ -32,7 +35,8 @@
 //! Retention (`privacy.retention_days`, a periodic task and `insurebot retention run`)
 //! clears message bodies older than the limit: inbound content and raw payloads of processed
 //! messages, and payloads of outbox rows no longer queued; and inbound media files older than
-//! the limit (their `media_files` rows, then the files).
+//! the limit (their `media_files` rows, then the files). A file some `claim_documents` row
+//! names stays: it is part of a claim, which retention of chat bodies does not shorten.
 
 use std::collections::BTreeMap;
 
@@ -51,9 +55,9 @@ use crate::store::begin_write;
 use crate::store::entities::campaign_recipient::state as rstate;
 use crate::store::entities::outbox::{reason as row_reason, state as row_state};
 use crate::store::entities::{
-    campaign_recipient, consent_log, contact, conversation, flow_hop, handoff, identity_attempt,
-    identity_verification, inbound_message, media_file, otp, outbox, premium_reminder,
-    reminder_send, transcript_view,
+    campaign_recipient, claim, claim_document, consent_log, contact, conversation, flow_hop,
+    handoff, identity_attempt, identity_verification, inbound_message, media_file, otp, outbox,
+    premium_reminder, reminder_send, transcript_view,
 };
 
 /// What replaces an erased outbox payload.
@@ -224,6 +228,44 @@ pub async fn erase(
     )
     .await?;
     tables.insert("media_files", media_rows);
+    // Files the contact sent for claims (issue 18): the rows go, and the files with the chat's
+    // own below. The claims stay (the insurer's record, keyed by policy) without the
+    // contact's link and own words.
+    let claim_hashes: Vec<String> = claim_document::Entity::find()
+        .filter(claim_document::Column::ContactId.eq(id))
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(|r| r.sha256)
+        .collect();
+    tables.insert(
+        "claim_documents",
+        claim_document::Entity::delete_many()
+            .filter(claim_document::Column::ContactId.eq(id))
+            .exec(&txn)
+            .await?
+            .rows_affected,
+    );
+    tables.insert(
+        "claims (filed in the chat: unlinked, description cleared)",
+        claim::Entity::update_many()
+            .col_expr(
+                claim::Column::IntimatedByContactId,
+                Expr::value(Option::<i64>::None),
+            )
+            .col_expr(
+                claim::Column::Description,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(claim::Column::IntimatedByContactId.eq(id))
+            .exec(&txn)
+            .await?
+            .rows_affected,
+    );
+    let mut media_hashes = media_hashes;
+    media_hashes.extend(claim_hashes);
+    media_hashes.sort();
+    media_hashes.dedup();
     let tombstone = contact::Entity::update_many()
         .col_expr(contact::Column::WaId, Expr::value(Option::<String>::None))
         .col_expr(contact::Column::UserId, Expr::value(Option::<String>::None))

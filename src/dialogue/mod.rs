@@ -139,12 +139,25 @@ impl MessageHandler for FlowRunner {
                 fresh: message.fresh.as_ref().map(|f| (f, message.wamid.as_str())),
                 consent: Mutex::new(consent),
             };
-            let refusal = match &message.content {
-                MessageContent::Media { kind, .. } => {
-                    self.media_refusal(txn, message.id, kind, &conversation.language)
+            let (refusal, event) = match &message.content {
+                MessageContent::Media {
+                    kind,
+                    caption,
+                    filename,
+                    ..
+                } => {
+                    let row = crate::media::fetch::outcomes(txn, &[message.id])
                         .await?
+                        .into_iter()
+                        .next();
+                    let kept = row.as_ref().and_then(|r| media_ref(r, caption, filename));
+                    let refusal = match &row {
+                        Some(row) => self.media_refusal(row, kind, &conversation.language),
+                        None => None,
+                    };
+                    (refusal, Event::Media(kept))
                 }
-                _ => None,
+                _ => (None, event),
             };
             let now = Utc::now();
             let (conversation, moves) = match refusal {
@@ -679,22 +692,14 @@ impl FlowRunner {
     /// The answer to a media message whose file could not be kept (see `media::fetch`), in
     /// words: the limit when too large, the accepted types when refused, "send it again"
     /// otherwise. `None` when the file was stored (or never fetched: no fetcher).
-    async fn media_refusal(
+    fn media_refusal(
         &self,
-        txn: &DatabaseTransaction,
-        inbound_id: i64,
+        row: &crate::store::entities::media_file::Model,
         kind: &crate::whatsapp::inbound::MediaKind,
         language: &str,
-    ) -> Result<Option<Reply>, DbErr> {
+    ) -> Option<Reply> {
         use crate::media::Failure;
-        let row = crate::media::fetch::outcomes(txn, &[inbound_id]).await?;
-        let Some(failure) = row
-            .first()
-            .and_then(|r| r.failure.as_deref())
-            .and_then(Failure::parse)
-        else {
-            return Ok(None);
-        };
+        let failure = row.failure.as_deref().and_then(Failure::parse)?;
         let mut args = fluent_bundle::FluentArgs::new();
         args.set("kind", kind.as_str());
         let message_id = match failure {
@@ -717,15 +722,34 @@ impl FlowRunner {
             .current()
             .i18n()
             .render_lossy(language, message_id, Some(&args));
-        Ok(Some(Reply {
+        Some(Reply {
             message_id: message_id.to_owned(),
             body,
             header: None,
             footer: None,
             choices: None,
             template: None,
-        }))
+        })
     }
+}
+
+/// The slot entry for a fetched file: its hash, detected type and kind, with what the
+/// contact wrote on it; `None` unless the file is in the store.
+fn media_ref(
+    row: &crate::store::entities::media_file::Model,
+    caption: &Option<String>,
+    file_name: &Option<String>,
+) -> Option<engine::media_slot::MediaRef> {
+    if row.state != crate::media::fetch::state::STORED {
+        return None;
+    }
+    Some(engine::media_slot::MediaRef {
+        sha256: row.sha256.clone()?,
+        mime: row.mime_type.clone()?,
+        kind: engine::media_slot::FileKind::parse(&row.kind)?,
+        file_name: file_name.clone(),
+        caption: caption.clone(),
+    })
 }
 
 /// The fluent id of the after-hours hand-off notice (in every locale's `flows.ftl`).
@@ -746,7 +770,8 @@ pub fn event_for(content: &MessageContent) -> Option<Event> {
             id: payload.clone(),
             title: text.clone(),
         },
-        MessageContent::Media { .. } => Event::Media,
+        // The file itself is added by the runner once its `media_files` row says it was kept.
+        MessageContent::Media { .. } => Event::Media(None),
         MessageContent::Reaction { .. }
         | MessageContent::System { .. }
         | MessageContent::RequestWelcome => return None,

@@ -35,11 +35,14 @@ pub enum Action {
     PolicyDocument,
     PremiumDue,
     PremiumRemindLater,
+    ClaimLossTypes,
+    ClaimIntimate,
+    ClaimAttachDocuments,
 }
 
 impl Action {
     /// Every action, in [`ACTIONS`] order.
-    pub const ALL: [Action; 11] = [
+    pub const ALL: [Action; 14] = [
         Action::IdentityCheck,
         Action::IdentityVerifyDob,
         Action::IdentitySendOtp,
@@ -51,6 +54,9 @@ impl Action {
         Action::PolicyDocument,
         Action::PremiumDue,
         Action::PremiumRemindLater,
+        Action::ClaimLossTypes,
+        Action::ClaimIntimate,
+        Action::ClaimAttachDocuments,
     ];
 
     /// Its entry in the catalogue.
@@ -123,7 +129,9 @@ pub const ACTIONS: &[ActionSpec] = &[
     ActionSpec {
         name: "claim.status",
         args: &["claim_number"],
-        outcomes: &["found", "not_found", "error"],
+        // `documents_pending`: found, and the insurer waits for documents the contact can
+        // send in the chat (`claim.attach_documents`).
+        outcomes: &["found", "documents_pending", "not_found", "error"],
         result_fields: &["claim_stage", "claim_updated_date", "pending_documents"],
     },
     ActionSpec {
@@ -160,6 +168,36 @@ pub const ACTIONS: &[ActionSpec] = &[
         args: &["policy_id", "due_date"],
         outcomes: &["scheduled", "error"],
         result_fields: &["remind_date"],
+    },
+    // Claim intimation (issue 18). `loss_types` rows carry `loss_type`, one of
+    // `vocabulary::LOSS_TYPES` chosen by the policy's product.
+    ActionSpec {
+        name: "claim.loss_types",
+        args: &["policy_id"],
+        outcomes: &["listed", "not_found", "error"],
+        result_fields: &["policy_number", "plan", "policy_type", "loss_types"],
+    },
+    // First notice of loss: a new claim on a policy the contact is verified for, with the
+    // files of a media step (`claim_files`, a list of media references).
+    ActionSpec {
+        name: "claim.intimate",
+        args: &[
+            "policy_id",
+            "loss_type",
+            "loss_date",
+            "loss_description",
+            "claim_files",
+        ],
+        outcomes: &["intimated", "not_found", "error"],
+        result_fields: &["claim_number", "claim_stage"],
+    },
+    // Pending documents sent in the chat, to a claim the contact may see.
+    ActionSpec {
+        name: "claim.attach_documents",
+        args: &["claim_number", "claim_files"],
+        // `no_files`: "Done" before any file; the flow asks for them again.
+        outcomes: &["attached", "no_files", "not_found", "error"],
+        result_fields: &["documents_attached"],
     },
 ];
 

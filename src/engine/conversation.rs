@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::media_slot::MediaRef;
 use super::model::{FlowId, StateId};
 
 /// Who is talking to the contact.
@@ -136,8 +137,10 @@ pub enum Event {
         /// Result fields; an object's keys are merged into the slots.
         data: Value,
     },
-    /// The contact sent an image, document, audio, video or sticker.
-    Media,
+    /// The contact sent an image, document, audio, video or sticker: the file as kept in the
+    /// media store, or `None` when it was not kept (the dialogue layer already told the
+    /// contact why, or no store is configured).
+    Media(Option<MediaRef>),
     /// The contact sent something the bot cannot read (location, contacts, reaction…).
     Unsupported,
     /// A timer fired (idle restart, agent wait limit).
@@ -158,7 +161,7 @@ impl Event {
             Event::Text(_)
                 | Event::Button { .. }
                 | Event::ListRow { .. }
-                | Event::Media
+                | Event::Media(_)
                 | Event::Unsupported
         )
     }

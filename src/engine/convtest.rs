@@ -34,6 +34,7 @@ use serde_json::Value;
 use super::conversation::{Conversation, Effect, Event, Position, Reply};
 use super::flowset::FlowSet;
 use super::loader;
+use super::media_slot::{FileKind, MediaRef};
 use super::model::{FlowId, StateId};
 use super::runtime::step;
 
@@ -109,9 +110,10 @@ pub struct TestStep {
     /// The contact picks this list row id.
     #[serde(default)]
     pub select: Option<String>,
-    /// The contact sends a photo or document.
+    /// The contact sends a file: `true` for one that could not be kept, or its kind
+    /// (`image`, `document`, …) for one kept in the media store.
     #[serde(default)]
-    pub media: bool,
+    pub media: Option<MediaInput>,
     /// A non-contact event: `timeout`, `agent_joined`, `agent_released`, `agent_unresponsive`.
     #[serde(default)]
     pub event: Option<String>,
@@ -358,8 +360,17 @@ fn input_event(st: &TestStep) -> Result<Event, String> {
     if let Some(id) = &st.select {
         events.push(Event::ListRow { id: id.clone() });
     }
-    if st.media {
-        events.push(Event::Media);
+    match &st.media {
+        None | Some(MediaInput::Sent(false)) => {}
+        Some(MediaInput::Sent(true)) => events.push(Event::Media(None)),
+        Some(MediaInput::Kind(kind)) => {
+            let kind = FileKind::parse(kind).ok_or_else(|| {
+                format!(
+                    "media '{kind}' is not a kind of file (image, document, audio, video, sticker)"
+                )
+            })?;
+            events.push(Event::Media(Some(test_file(kind, events.len()))));
+        }
     }
     if let Some(e) = &st.event {
         events.push(match e.as_str() {
@@ -379,6 +390,31 @@ fn input_event(st: &TestStep) -> Result<Event, String> {
         1 => Ok(events.remove(0)),
         0 => Err("a step needs one of user, tap, select, media, event".to_owned()),
         _ => Err("a step has exactly one of user, tap, select, media, event".to_owned()),
+    }
+}
+
+/// What a test step's `media:` says the contact sent.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum MediaInput {
+    /// `media: true`: a file that could not be kept.
+    Sent(bool),
+    /// `media: image`: a file of this kind, kept.
+    Kind(String),
+}
+
+/// A stand-in reference for a kept file of `kind` (the engine only counts and passes them).
+fn test_file(kind: FileKind, n: usize) -> MediaRef {
+    MediaRef {
+        sha256: format!("{n:064x}"),
+        mime: match kind {
+            FileKind::Document => "application/pdf",
+            _ => "image/jpeg",
+        }
+        .to_owned(),
+        kind,
+        file_name: None,
+        caption: None,
     }
 }
 

@@ -254,6 +254,7 @@ pub const DATA_VALUES: &[(&str, &[&str])] = &[
     ("policy_status", super::vocabulary::POLICY_STATUSES),
     ("claim_stage", super::vocabulary::CLAIM_STAGES),
     ("policy_type", super::vocabulary::PRODUCTS),
+    ("loss_type", super::vocabulary::LOSS_TYPES),
 ];
 
 /// The message id of a data value: `("claim_stage", "documents_pending")` →
@@ -319,7 +320,8 @@ pub fn args_from(slots: &BTreeMap<String, Value>) -> FluentArgs<'static> {
     args
 }
 
-/// One slot as a fluent value (see [`args_from`]); `None` for arrays, objects and null.
+/// One slot as a fluent value (see [`args_from`]); an array is its length (so a message
+/// can say how many files or policies: `{ $claim_files }`); `None` for objects and null.
 pub fn fluent_value(key: &str, v: &Value) -> Option<FluentValue<'static>> {
     match v {
         Value::String(s) => Some(FluentValue::from(display_string(key, s))),
@@ -334,6 +336,7 @@ pub fn fluent_value(key: &str, v: &Value) -> Option<FluentValue<'static>> {
             }
         }
         Value::Bool(b) => Some(FluentValue::from(if *b { "yes" } else { "no" })),
+        Value::Array(items) => Some(FluentValue::from(items.len())),
         _ => None,
     }
 }

@@ -13,7 +13,8 @@ use super::diagnostic::{Diagnostic, Severity};
 use super::flowset::{EngineSettings, Flow, FlowSet, normalize_keyword};
 use super::i18n::{DATA_VALUES, FALLBACK_LANG, I18n, value_message_id};
 use super::loader::{self, LoadedFlow};
-use super::model::{FlowFile, FlowId, Role, Sp, State, StateId, Target, limits};
+use super::media_slot::{FileKind, MAX_FILES};
+use super::model::{Expect, FlowFile, FlowId, Role, Sp, State, StateId, Target, limits};
 use super::runtime::ENGINE_MESSAGES;
 
 /// Checks flows and locales, reporting every problem.
@@ -455,6 +456,85 @@ impl Lint<'_> {
         }
     }
 
+    /// Checks a media step: known kinds, each once; `max` within bounds and only with
+    /// `media`; a slot for the files and a button to leave (the "Done").
+    fn media_expect(&mut self, path: &Path, sid: &Sp<String>, st: &State, e: &Expect) {
+        let Some(kinds) = &e.media else {
+            if let Some(max) = &e.max {
+                self.push(Diagnostic::at(
+                    path,
+                    max,
+                    "`max` only counts files: it needs `media`",
+                ));
+            }
+            return;
+        };
+        let names = FileKind::ALL.map(FileKind::as_str).join(", ");
+        if kinds.is_empty() {
+            self.push(
+                Diagnostic::at(path, sid, "`expect.media` lists no kind of file")
+                    .with_hint(format!("name one or more of {names}")),
+            );
+        }
+        let mut seen = HashSet::new();
+        for k in kinds {
+            if FileKind::parse(&k.value).is_none() {
+                let mut d = Diagnostic::at(path, k, format!("'{}' is not a kind of file", k.value));
+                d.hint = Some(
+                    match did_you_mean(&k.value, FileKind::ALL.map(FileKind::as_str).into_iter()) {
+                        Some(m) => format!("did you mean '{m}'?"),
+                        None => format!("the kinds are {names}"),
+                    },
+                );
+                self.push(d);
+            } else if !seen.insert(k.value.as_str()) {
+                self.push(Diagnostic::at(
+                    path,
+                    k,
+                    format!("'{}' is listed twice", k.value),
+                ));
+            }
+        }
+        if let Some(max) = &e.max
+            && !(1..=MAX_FILES).contains(&max.value)
+        {
+            self.push(Diagnostic::at(
+                path,
+                max,
+                format!(
+                    "`max` is {}; a media step takes 1 to {MAX_FILES} files",
+                    max.value
+                ),
+            ));
+        }
+        if st.save.is_none() {
+            self.push(
+                Diagnostic::at(
+                    path,
+                    sid,
+                    format!(
+                        "state '{}' collects files but has no `save:` slot for them",
+                        sid.value
+                    ),
+                )
+                .with_hint("add `save: <slot>`; actions take the slot as an argument"),
+            );
+        }
+        if st.buttons.is_empty() {
+            self.push(
+                Diagnostic::at(
+                    path,
+                    sid,
+                    format!(
+                        "state '{}' collects files but has no button to finish",
+                        sid.value
+                    ),
+                )
+                .with_hint("add a button such as `{ id: done, title: btn-done }`"),
+            );
+        }
+    }
+
     fn target(&mut self, path: &Path, flow: &FlowFile, t: &Sp<String>) {
         match Target::parse(&t.value) {
             Target::End | Target::Return => {}
@@ -838,15 +918,17 @@ impl Lint<'_> {
                 e.number.is_some(),
                 e.date.is_some(),
                 e.choice == Some(true),
+                e.media.is_some(),
             ]
             .iter()
             .filter(|b| **b)
             .count();
             if kinds != 1 {
                 self.push(
-                    Diagnostic::at(path, sid, format!("`expect` of state '{}' must name exactly one of text, number, date, choice", sid.value)),
+                    Diagnostic::at(path, sid, format!("`expect` of state '{}' must name exactly one of text, number, date, choice, media", sid.value)),
                 );
             }
+            self.media_expect(path, sid, st, e);
             if e.choice == Some(true) && st.buttons.is_empty() && st.list_from.is_none() {
                 self.push(Diagnostic::at(
                     path,
@@ -880,7 +962,9 @@ impl Lint<'_> {
             if let Some(t) = &e.on_fail {
                 self.target(path, flow, t);
             }
-            let needs_next = e.choice != Some(true) || st.buttons.iter().any(|b| b.goto.is_none());
+            // A media step is left only by its buttons, like a choice.
+            let by_buttons = e.choice == Some(true) || e.media.is_some();
+            let needs_next = !by_buttons || st.buttons.iter().any(|b| b.goto.is_none());
             if needs_next && st.next.is_none() {
                 self.push(Diagnostic::at(
                     path,

@@ -8,6 +8,7 @@
 //! - [`diagnostic`]: what the linter reports ([`Diagnostic`], [`Severity`]).
 //! - [`flowset`]: the checked [`FlowSet`] the runtime steps through, and [`flowset::EngineSettings`].
 //! - [`conversation`]: the vocabulary: [`Conversation`], [`Event`], [`Effect`], [`Reply`], …
+//! - [`media_slot`]: the file kinds a step accepts and the [`media_slot::MediaRef`]s it collects.
 //! - [`runtime`]: `step(flows, conversation, event, now) -> (conversation, effects)`, no I/O.
 //! - [`graph`]: flow diagrams (Mermaid, dot, SVG) from the flow files, with live counts.
 //! - [`convtest`]: scripted conversation tests (`flows/tests/*.yaml`) for flow authors.
@@ -27,6 +28,7 @@ pub mod graph;
 pub mod i18n;
 pub mod lint;
 pub mod loader;
+pub mod media_slot;
 pub mod model;
 pub mod runtime;
 pub mod templates_file;

@@ -9,7 +9,8 @@
 //! A flow is a small state machine. A state can, in this order: change the language, record a
 //! consent change, say a message (with buttons or a list), hand the conversation to an agent,
 //! call an insurer action (and branch `on` its outcome), wait for an answer (`expect`),
-//! call another flow and come back, then go `next`.
+//! call another flow and come back, then go `next`. A state waiting for files (`expect.media`)
+//! collects them until one of its buttons is tapped.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -342,7 +343,7 @@ pub struct TemplateRef {
     pub params: Vec<Sp<String>>,
 }
 
-/// What answer a state waits for. Exactly one of `text`, `number`, `date`, `choice`.
+/// What answer a state waits for. Exactly one of `text`, `number`, `date`, `choice`, `media`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
@@ -358,6 +359,14 @@ pub struct Expect {
     /// One of the offered buttons (also by typing its title or its number).
     #[serde(default)]
     pub choice: Option<bool>,
+    /// Files of these kinds (`image`, `document`, `audio`, `video`, `sticker`), collected into
+    /// the `save` slot as a list of [`super::media_slot::MediaRef`]s until one of the state's
+    /// buttons ("Done") is tapped.
+    #[serde(default)]
+    pub media: Option<Vec<Sp<String>>>,
+    /// With `media`: how many files the step takes (default 10, at most 20).
+    #[serde(default)]
+    pub max: Option<Sp<u32>>,
     /// Fluent id of the re-prompt after an invalid answer.
     #[serde(default)]
     pub invalid: Option<Sp<String>>,
@@ -525,7 +534,7 @@ pub const KNOWN_KEYS: &[(&str, &[&str])] = &[
     (
         "expect",
         &[
-            "text", "number", "date", "choice", "invalid", "retries", "on_fail",
+            "text", "number", "date", "choice", "media", "max", "invalid", "retries", "on_fail",
         ],
     ),
     ("text", &["pattern", "uppercase"]),

@@ -29,6 +29,7 @@ use super::conversation::{
     TemplateFallback,
 };
 use super::flowset::{Flow, FlowSet, normalize_keyword};
+use super::media_slot::{DEFAULT_MAX_FILES, FileKind, MediaRef};
 use super::model::{Button, ConsentKind, Role, State, StateId, Target, limits};
 
 /// Message ids the engine itself uses; every locale must define them (the linter checks).
@@ -41,6 +42,15 @@ pub const ENGINE_MESSAGES: &[&str] = &[
     "engine-opted-out",
     "engine-agent-unavailable",
     "engine-error",
+    "engine-media-received",
+    "engine-media-kind",
+    "engine-media-max",
+    "engine-media-again",
+    "media-kind-image",
+    "media-kind-document",
+    "media-kind-audio",
+    "media-kind-video",
+    "media-kind-sticker",
     "btn-menu",
     "btn-agent",
     BACK_TO_BOT,
@@ -310,7 +320,11 @@ impl<'a> Machine<'a> {
                 }
             }
             Event::Text(text) => self.text_answer(st, text),
-            Event::Media | Event::Unsupported => self.misunderstood(st, "engine-unsupported"),
+            Event::Media(file) if is_media_step(st) => {
+                let sent = file.as_ref().map_or(Sent::NotKept, Sent::File);
+                self.media_answer(st, sent);
+            }
+            Event::Media(_) | Event::Unsupported => self.misunderstood(st, "engine-unsupported"),
             _ => {}
         }
     }
@@ -377,6 +391,57 @@ impl<'a> Machine<'a> {
         }
     }
 
+    /// A file sent to a step that collects files: kept in the slot when it is of an accepted
+    /// kind and there is room, otherwise the reason in words. Either way the step's buttons
+    /// come again, so "Done" is always one tap away, and the step keeps waiting.
+    fn media_answer(&mut self, st: &'a State, sent: Sent<'_>) {
+        let (Some(expect), Some(slot)) = (&st.expect, &st.save) else {
+            return;
+        };
+        let accepted: Vec<FileKind> = expect
+            .media
+            .iter()
+            .flatten()
+            .filter_map(|k| FileKind::parse(&k.value))
+            .collect();
+        let max = expect.max.as_ref().map_or(DEFAULT_MAX_FILES, |m| m.value);
+        let mut files = MediaRef::list(self.conv.slots.get(&slot.value));
+        let mut args = fluent_bundle::FluentArgs::new();
+        args.set("max", max);
+        args.set("accepted", self.kinds_in_words(&accepted));
+        let message = match sent {
+            // The dialogue layer has said why it was not kept, when it knows.
+            Sent::NotKept => "engine-media-again",
+            Sent::Text => "engine-media-kind",
+            Sent::File(f) if !accepted.contains(&f.kind) => "engine-media-kind",
+            Sent::File(_) if files.len() >= max as usize => "engine-media-max",
+            Sent::File(f) => {
+                files.push(f.clone());
+                self.conv.slots.insert(
+                    slot.value.clone(),
+                    Value::Array(files.iter().map(MediaRef::to_value).collect()),
+                );
+                self.conv.retries = 0;
+                self.conv.misunderstood = 0;
+                "engine-media-received"
+            }
+        };
+        args.set("count", files.len());
+        let mut reply = self.plain(message);
+        reply.body = limits::truncate(&self.render(message, Some(&args)), limits::BODY);
+        reply.choices = self.choices(st);
+        self.effects.push(Effect::Reply(reply));
+    }
+
+    /// "photos, documents" in the contact's language.
+    fn kinds_in_words(&self, kinds: &[FileKind]) -> String {
+        kinds
+            .iter()
+            .map(|k| self.render(k.message_id(), None))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     fn invalid(&mut self, st: &'a State) {
         let expect = st.expect.as_ref();
         let limit = expect
@@ -393,6 +458,10 @@ impl<'a> Machine<'a> {
                 None => self.offer_agent(),
             }
             return;
+        }
+        if expect.is_some_and(|e| e.invalid.is_none() && e.media.is_some()) {
+            // Text where files are wanted: which files, with the buttons to finish.
+            return self.media_answer(st, Sent::Text);
         }
         let id = expect
             .and_then(|e| e.invalid.as_ref())
@@ -468,7 +537,16 @@ impl<'a> Machine<'a> {
     }
 
     fn choose(&mut self, st: &'a State, b: &'a Button) {
-        self.save_answer(st, Value::String(b.id.value.clone()));
+        // On a media step the slot holds the files; the button ("Done") only moves on.
+        if !is_media_step(st) {
+            self.save_answer(st, Value::String(b.id.value.clone()));
+        } else if let Some(slot) = &st.save {
+            // Always a list afterwards, even for a position entered before the step had one.
+            self.conv
+                .slots
+                .entry(slot.value.clone())
+                .or_insert_with(|| Value::Array(Vec::new()));
+        }
         match &b.goto {
             Some(t) => {
                 let flow = self.flow_id();
@@ -632,6 +710,14 @@ impl<'a> Machine<'a> {
                 });
                 self.conv.pending_action = Some(a.value.clone());
                 return;
+            }
+            if is_media_step(st)
+                && let Some(slot) = &st.save
+            {
+                // Each visit collects afresh: files from an abandoned attempt are not sent.
+                self.conv
+                    .slots
+                    .insert(slot.value.clone(), Value::Array(Vec::new()));
             }
             if st.waits() {
                 return;
@@ -928,6 +1014,21 @@ impl<'a> Machine<'a> {
             .take(limits::MAX_ROWS)
             .collect()
     }
+}
+
+/// Whether the state collects files (`expect.media`).
+fn is_media_step(st: &State) -> bool {
+    st.expect.as_ref().is_some_and(|e| e.media.is_some())
+}
+
+/// What came to a step that collects files.
+enum Sent<'f> {
+    /// A file that was kept in the media store.
+    File(&'f MediaRef),
+    /// A file that could not be kept.
+    NotKept,
+    /// Text instead of a file.
+    Text,
 }
 
 /// Index of the choice the text names: its title (case-insensitive) or its 1-based number.

@@ -27,5 +27,40 @@ pub const CLAIM_STAGES: &[&str] = &[
 ];
 /// Stages after which nothing more happens to a claim.
 pub const CLOSED_CLAIM_STAGES: &[&str] = &["settled", "rejected", "closed"];
+/// What happened, as a claim intimation names it (issue 18). Each product offers its own
+/// few ([`loss_types_for`]), so a motor policy is not asked about hospitalisation.
+pub const LOSS_TYPES: &[&str] = &[
+    "accident",
+    "theft",
+    "hospitalisation",
+    "illness",
+    "fire",
+    "flood",
+    "death",
+    "disability",
+    "baggage_loss",
+    "trip_cancellation",
+    "other",
+];
+
+/// The loss types a claim on `product` may be about, in the order they are offered; an
+/// unknown product gets the generic ones. At most ten (one list message).
+pub fn loss_types_for(product: &str) -> &'static [&'static str] {
+    match product {
+        "health" => &["hospitalisation", "illness", "accident", "other"],
+        "motor" => &["accident", "theft", "fire", "flood", "other"],
+        "life" => &["death", "disability", "illness", "other"],
+        "travel" => &[
+            "illness",
+            "accident",
+            "baggage_loss",
+            "trip_cancellation",
+            "other",
+        ],
+        "home" => &["fire", "flood", "theft", "other"],
+        _ => &["accident", "theft", "fire", "other"],
+    }
+}
+
 /// Premium instalment states.
 pub const PREMIUM_STATUSES: &[&str] = &["due", "paid"];

@@ -1,10 +1,11 @@
 //! The HTTP surface: every route and layer in one place: the webhook, health and metrics, the
 //! API under `/api/v1` ([`api`], [`campaigns`], [`consent`], [`notifications`], [`otp`]), the
-//! sandbox, and the agents' console ([`console`], whose routes are listed in
+//! sandbox, the signed claim file links for the insurer ([`claim_files`]), and the agents' console ([`console`], whose routes are listed in
 //! [`console::router`]).
 
 pub mod api;
 pub mod campaigns;
+pub mod claim_files;
 pub mod consent;
 pub mod console;
 pub mod health;
@@ -90,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router(metrics_here))
         .merge(api)
         .merge(sandbox::router())
+        .merge(claim_files::router())
         .merge(console::router(&state.settings.console))
         .fallback(not_found)
         .with_state(state)

@@ -481,8 +481,14 @@ impl<C: ConnectionTrait> Ctx<'_, C> {
             );
             return Ok(not_found);
         }
+        // Documents the contact can send right here: the flow offers "Send documents".
+        let outcome = if claim.pending_documents > 0 {
+            "documents_pending"
+        } else {
+            "found"
+        };
         Ok(ActionResult::new(
-            "found",
+            outcome,
             json!({
                 "claim_stage": claim.stage,
                 "claim_updated_date": claim.updated_date.to_string(),
@@ -638,4 +644,211 @@ impl<C: ConnectionTrait> Ctx<'_, C> {
             json!({ "remind_date": remind_on.to_string() }),
         ))
     }
+}
+
+/// Longest description kept from a claim intimation (the flow asks for at most 500; an
+/// insurer API should not get a novel because a flow was edited).
+const MAX_DESCRIPTION_CHARS: usize = 1000;
+
+// Claims from the chat (issue 18). Writes go through the turn's transaction (see
+// `PolicySource::intimate_claim`), hence a concrete connection type.
+impl Ctx<'_, sea_orm::DatabaseTransaction> {
+    /// `claim.loss_types`: what can have happened, by the product of a policy the contact is
+    /// verified for.
+    pub async fn claim_loss_types(&self) -> Result<ActionResult> {
+        let Some(p) = self.authorized_policy("policy_id").await? else {
+            return Ok(ActionResult::bare("not_found"));
+        };
+        let rows: Vec<Value> = crate::engine::vocabulary::loss_types_for(&p.product)
+            .iter()
+            .map(|t| json!({ "loss_type": t }))
+            .collect();
+        Ok(ActionResult::new(
+            "listed",
+            json!({
+                "policy_number": p.policy_number,
+                "plan": p.plan,
+                "policy_type": p.product,
+                "loss_types": rows,
+            }),
+        ))
+    }
+
+    /// The files of `claim_files` that this contact really sent and the store kept (a slot
+    /// is the engine's, but a reference names a file by hash alone: it is checked against
+    /// the contact's own `media_files` rows), with the link the insurer fetches each by.
+    async fn claim_files(&self) -> Result<Option<Vec<super::model::ClaimFile>>> {
+        use crate::engine::media_slot::MediaRef;
+        use crate::store::entities::media_file;
+        use sea_orm::{ColumnTrait, QueryFilter};
+        let refs = MediaRef::list(self.args.get("claim_files"));
+        if refs.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        let kept: std::collections::HashSet<String> = media_file::Entity::find()
+            .filter(media_file::Column::ContactId.eq(self.contact.id))
+            .filter(media_file::Column::State.eq(crate::media::fetch::state::STORED))
+            .filter(media_file::Column::Sha256.is_in(refs.iter().map(|r| r.sha256.clone())))
+            .all(self.db)
+            .await?
+            .into_iter()
+            .filter_map(|r| r.sha256)
+            .collect();
+        let mut files = Vec::with_capacity(refs.len());
+        for file in refs.into_iter().filter(|r| kept.contains(&r.sha256)) {
+            let (url, expires) = match self.insurer.file_links.link(&file.sha256, self.now) {
+                Some(link) => link,
+                // The embedded tables need no link; an insurer API cannot get the file
+                // without one.
+                None if self.insurer.settings.source == crate::config::PolicySourceKind::Http => {
+                    tracing::warn!(
+                        "claim files cannot reach the insurer: insurer.http.file_link_base is not set"
+                    );
+                    return Ok(None);
+                }
+                None => (String::new(), self.now),
+            };
+            files.push(super::model::ClaimFile {
+                file,
+                contact_id: self.contact.id,
+                url,
+                link_expires_at: expires.to_rfc3339(),
+            });
+        }
+        Ok(Some(files))
+    }
+
+    /// `claim.intimate`: a new claim (first notice of loss) on a policy the contact is
+    /// verified for, with what happened, when (not in the future), the description and files.
+    pub async fn claim_intimate(&self) -> Result<ActionResult> {
+        let Some(p) = self.authorized_policy("policy_id").await? else {
+            return Ok(ActionResult::bare("not_found"));
+        };
+        let today = self.insurer.today(self.now);
+        let loss_type = self
+            .arg("loss_type")
+            .filter(|t| crate::engine::vocabulary::LOSS_TYPES.contains(&t.as_str()));
+        let loss_date = self
+            .arg("loss_date")
+            .and_then(|d| model::parse_date(&d))
+            .filter(|d| *d <= today);
+        let description: String = self
+            .arg("loss_description")
+            .unwrap_or_default()
+            .trim()
+            .chars()
+            .take(MAX_DESCRIPTION_CHARS)
+            .collect();
+        let (Some(loss_type), Some(loss_date)) = (loss_type, loss_date) else {
+            // The flow validated both; a slot that is not one is a flow bug, not the contact's.
+            tracing::warn!("claim intimation refused: loss type or date missing or invalid");
+            return Ok(ActionResult::error());
+        };
+        let Some(files) = self.claim_files().await? else {
+            return Ok(ActionResult::error());
+        };
+        let claim = model::NewClaim {
+            policy_number: p.policy_number.clone(),
+            loss_type,
+            loss_date,
+            description,
+            filed_date: today,
+            files,
+            contact_id: self.contact.id,
+        };
+        let created = self.insurer.source.intimate_claim(self.db, &claim).await?;
+        record_documents(self.db, &created.claim_number, &claim.files).await?;
+        tracing::info!(
+            contact = %self.masked_contact(),
+            policy = %mask(&p.policy_number),
+            files = claim.files.len(),
+            "claim intimated"
+        );
+        Ok(ActionResult::new(
+            "intimated",
+            json!({ "claim_number": created.claim_number, "claim_stage": created.stage }),
+        ))
+    }
+
+    /// `claim.attach_documents`: the files of `claim_files` for a claim on a policy the
+    /// contact is verified for; `no_files` when none came.
+    pub async fn claim_attach_documents(&self) -> Result<ActionResult> {
+        let not_found = ActionResult::bare("not_found");
+        let Some(number) = self
+            .arg("claim_number")
+            .and_then(|s| model::normalize_claim_number(&s))
+        else {
+            return Ok(not_found);
+        };
+        let verified =
+            identity::verified_policies(self.db, self.contact.id, self.now_ms(), self.ttl_ms())
+                .await?;
+        if verified.is_empty() {
+            return Ok(not_found);
+        }
+        let Some(claim) = self.insurer.source.claim(&number).await? else {
+            return Ok(not_found);
+        };
+        if !verified.contains(&claim.policy_number) {
+            return Ok(not_found);
+        }
+        let Some(files) = self.claim_files().await? else {
+            return Ok(ActionResult::error());
+        };
+        if files.is_empty() {
+            return Ok(ActionResult::bare("no_files"));
+        }
+        let today = self.insurer.today(self.now);
+        if !self
+            .insurer
+            .source
+            .attach_documents(self.db, &number, &files, today)
+            .await?
+        {
+            return Ok(not_found);
+        }
+        record_documents(self.db, &number, &files).await?;
+        tracing::info!(
+            contact = %self.masked_contact(),
+            files = files.len(),
+            "claim documents attached"
+        );
+        Ok(ActionResult::new(
+            "attached",
+            json!({ "documents_attached": files.len() }),
+        ))
+    }
+}
+
+/// The `claim_documents` rows for `files` sent for `claim_number`, whichever source took the
+/// claim: what erasure finds the contact's claim files by, what keeps them in the media store
+/// after the chat's media rows are purged, and what the signed file route serves (an insurer
+/// API fetches the files by their links).
+async fn record_documents(
+    txn: &sea_orm::DatabaseTransaction,
+    claim_number: &str,
+    files: &[model::ClaimFile],
+) -> std::result::Result<(), sea_orm::DbErr> {
+    use crate::store::entities::claim_document;
+    use sea_orm::ActiveValue::NotSet;
+    let now = crate::store::now_ms();
+    let rows: Vec<claim_document::ActiveModel> = files
+        .iter()
+        .map(|f| claim_document::ActiveModel {
+            id: NotSet,
+            claim_number: Set(claim_number.to_owned()),
+            contact_id: Set(f.contact_id),
+            sha256: Set(f.file.sha256.clone()),
+            mime_type: Set(f.file.mime.clone()),
+            kind: Set(f.file.kind.as_str().to_owned()),
+            file_name: Set(f.file.file_name.clone()),
+            created_at: Set(now),
+        })
+        .collect();
+    if !rows.is_empty() {
+        claim_document::Entity::insert_many(rows)
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(())
 }

@@ -1,17 +1,22 @@
 //! The embedded source: policies, claims and premiums in insurebot's own tables, filled by
 //! `insurebot import` (see [`super::import`]). It reads through its own pool rather than the
 //! caller's transaction: the data is read-only here, and SQLite's WAL lets these reads run
-//! beside the dialogue runner's write transaction.
+//! beside the dialogue runner's write transaction. The two writes (a claim filed in the chat,
+//! documents for a claim) go through the runner's transaction instead: SQLite has one writer.
 
 use std::collections::HashMap;
 
 use chrono::NaiveDate;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveModelTrait,
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+};
 
 use crate::store::entities::{claim, policy, policyholder, premium};
 use futures_util::future::BoxFuture;
 
-use super::model::{Claim, Policy, Premium};
+use super::model::{Claim, ClaimFile, NewClaim, Policy, Premium};
 use super::source::{PolicySource, SourceError};
 
 /// Reads the embedded tables.
@@ -49,6 +54,24 @@ impl EmbeddedSource {
 }
 
 impl PolicySource for EmbeddedSource {
+    fn intimate_claim<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        claim: &'a NewClaim,
+    ) -> BoxFuture<'a, Result<Claim, SourceError>> {
+        Box::pin(self.new_claim(txn, claim))
+    }
+
+    fn attach_documents<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        claim_number: &'a str,
+        files: &'a [ClaimFile],
+        today: NaiveDate,
+    ) -> BoxFuture<'a, Result<bool, SourceError>> {
+        Box::pin(self.add_documents(txn, claim_number, files, today))
+    }
+
     fn policies_for_mobile<'a>(
         &'a self,
         mobile: &'a str,
@@ -120,6 +143,85 @@ impl PolicySource for EmbeddedSource {
                 .map(to_premium)
                 .collect()
         })
+    }
+}
+
+/// Claim numbers tried before giving up on finding a free one (a million numbers; a clash
+/// is rare until the table is large, and then the insurer's API should number claims).
+const CLAIM_NUMBER_ATTEMPTS: usize = 20;
+
+/// A random claim number in the imported format, `CLM-` and six digits.
+fn random_claim_number() -> String {
+    let n = uuid::Uuid::new_v4().as_u128() % 900_000 + 100_000;
+    format!("CLM-{n}")
+}
+
+impl EmbeddedSource {
+    async fn new_claim(
+        &self,
+        txn: &DatabaseTransaction,
+        c: &NewClaim,
+    ) -> Result<Claim, SourceError> {
+        let mut number = None;
+        for _ in 0..CLAIM_NUMBER_ATTEMPTS {
+            let candidate = random_claim_number();
+            let taken = claim::Entity::find()
+                .filter(claim::Column::ClaimNumber.eq(candidate.as_str()))
+                .one(txn)
+                .await?
+                .is_some();
+            if !taken {
+                number = Some(candidate);
+                break;
+            }
+        }
+        let number =
+            number.ok_or_else(|| SourceError::Corrupt("no free claim number found".into()))?;
+        let now = crate::store::now_ms();
+        let filed = c.filed_date.to_string();
+        let row = claim::ActiveModel {
+            id: NotSet,
+            claim_number: Set(number.clone()),
+            policy_number: Set(c.policy_number.clone()),
+            stage: Set("intimated".to_owned()),
+            pending_documents: Set(0),
+            claim_amount: Set(None),
+            filed_date: Set(filed.clone()),
+            updated_date: Set(filed),
+            loss_type: Set(Some(c.loss_type.clone())),
+            loss_date: Set(Some(c.loss_date.to_string())),
+            description: Set(Some(c.description.clone())),
+            intimated_by_contact_id: Set(Some(c.contact_id)),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        to_claim(row.insert(txn).await?)
+    }
+
+    async fn add_documents(
+        &self,
+        txn: &DatabaseTransaction,
+        claim_number: &str,
+        files: &[ClaimFile],
+        today: NaiveDate,
+    ) -> Result<bool, SourceError> {
+        let Some(found) = claim::Entity::find()
+            .filter(claim::Column::ClaimNumber.eq(claim_number))
+            .one(txn)
+            .await?
+        else {
+            return Ok(false);
+        };
+        // Each file counts against what is pending: the claims team still reviews them, and
+        // can ask again (an import sets the count back).
+        let sent = i32::try_from(files.len()).unwrap_or(i32::MAX);
+        let pending = (found.pending_documents - sent).max(0);
+        let mut row: claim::ActiveModel = found.into();
+        row.pending_documents = Set(pending);
+        row.updated_date = Set(today.to_string());
+        row.updated_at = Set(crate::store::now_ms());
+        row.update(txn).await?;
+        Ok(true)
     }
 }
 

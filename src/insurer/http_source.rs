@@ -12,7 +12,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
+use chrono::NaiveDate;
 use reqwest::{Method, Url};
+use sea_orm::DatabaseTransaction;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -20,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::InsurerHttpSettings;
 use futures_util::future::BoxFuture;
 
-use super::model::{Claim, Policy, Premium};
+use super::model::{Claim, ClaimFile, NewClaim, Policy, Premium};
 use super::source::{PolicySource, SourceError};
 
 /// Reads policies, claims and premiums from the insurer's REST API.
@@ -127,6 +129,25 @@ impl HttpSource {
         result
     }
 
+    /// One write through the breaker, attempted once: a claim must not be filed twice
+    /// because an answer was slow (the request carries an `Idempotency-Key` all the same, so
+    /// an insurer that sees it twice from a proxy can tell). `Ok(None)` on 404.
+    async fn write<T: DeserializeOwned>(
+        &self,
+        url: Url,
+        body: serde_json::Value,
+    ) -> Result<Option<T>, SourceError> {
+        if !self.breaker.allow() {
+            return Err(SourceError::CircuitOpen);
+        }
+        let result = self.attempt::<T>(Method::POST, url, Some(&body)).await;
+        self.breaker.record(result.is_ok());
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, "insurer API write failed");
+        }
+        result
+    }
+
     async fn attempt<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -135,12 +156,15 @@ impl HttpSource {
     ) -> Result<Option<T>, SourceError> {
         let mut request = self
             .client
-            .request(method, url)
+            .request(method.clone(), url)
             .header(reqwest::header::ACCEPT, "application/json");
         if let Some(token) = &self.token {
             request = request.bearer_auth(token.expose_secret());
         }
         if let Some(body) = body {
+            if method == Method::POST {
+                request = request.header("Idempotency-Key", uuid::Uuid::new_v4().to_string());
+            }
             request = request.json(body);
         }
         let response = request.send().await.map_err(transport)?;
@@ -178,7 +202,58 @@ fn mismatch(what: &str) -> SourceError {
     ))
 }
 
+#[derive(Serialize)]
+struct DocumentsBody<'a> {
+    files: &'a [ClaimFile],
+}
+
 impl PolicySource for HttpSource {
+    fn intimate_claim<'a>(
+        &'a self,
+        _txn: &'a DatabaseTransaction,
+        claim: &'a NewClaim,
+    ) -> BoxFuture<'a, Result<Claim, SourceError>> {
+        Box::pin(async move {
+            let body =
+                serde_json::to_value(claim).map_err(|e| SourceError::Garbage(e.to_string()))?;
+            let created: Option<Claim> = self.write(self.url(&["claims"]), body).await?;
+            match created {
+                None => Err(SourceError::Status(404)),
+                Some(c) if c.policy_number != claim.policy_number => Err(mismatch("policy")),
+                Some(c)
+                    if super::model::normalize_claim_number(&c.claim_number).as_deref()
+                        != Some(c.claim_number.as_str()) =>
+                {
+                    Err(SourceError::Garbage(
+                        "the new claim's number is not like CLM-123456".into(),
+                    ))
+                }
+                Some(c) => Ok(c),
+            }
+        })
+    }
+
+    fn attach_documents<'a>(
+        &'a self,
+        _txn: &'a DatabaseTransaction,
+        claim_number: &'a str,
+        files: &'a [ClaimFile],
+        _today: NaiveDate,
+    ) -> BoxFuture<'a, Result<bool, SourceError>> {
+        Box::pin(async move {
+            let body = serde_json::to_value(DocumentsBody { files })
+                .map_err(|e| SourceError::Garbage(e.to_string()))?;
+            let claim: Option<Claim> = self
+                .write(self.url(&["claims", claim_number, "documents"]), body)
+                .await?;
+            match claim {
+                None => Ok(false),
+                Some(c) if c.claim_number != claim_number => Err(mismatch("claim")),
+                Some(_) => Ok(true),
+            }
+        })
+    }
+
     fn policies_for_mobile<'a>(
         &'a self,
         mobile: &'a str,
@@ -368,6 +443,8 @@ mod tests {
             ("/policies/{policy_number}/claims", "get"),
             ("/policies/{policy_number}/premiums", "get"),
             ("/claims/{claim_number}", "get"),
+            ("/claims", "post"),
+            ("/claims/{claim_number}/documents", "post"),
         ] {
             assert!(
                 paths[path][method].is_object(),
@@ -411,6 +488,53 @@ mod tests {
             required("Premium"),
             ["policy_number", "due_date", "amount_paise", "status"]
         );
+    }
+
+    #[test]
+    fn a_new_claim_is_sent_as_the_contract_describes_it() {
+        use crate::engine::media_slot::{FileKind, MediaRef};
+        let doc: serde_json::Value =
+            serde_saphyr::from_str(include_str!("insurer-api.openapi.yaml")).unwrap();
+        let date = NaiveDate::from_ymd_opt(2026, 1, 15).unwrap();
+        let claim = NewClaim {
+            policy_number: "M-2025/778812".into(),
+            loss_type: "accident".into(),
+            loss_date: date,
+            description: "A truck hit the car.".into(),
+            filed_date: date,
+            files: vec![ClaimFile {
+                file: MediaRef {
+                    sha256: "ab".repeat(32),
+                    mime: "image/jpeg".into(),
+                    kind: FileKind::Image,
+                    file_name: Some("bumper.jpg".into()),
+                    caption: Some("rear".into()),
+                },
+                contact_id: 7,
+                url: "https://bot.example/files/claims/x?expires=1&sig=2".into(),
+                link_expires_at: "2026-01-16T00:00:00+00:00".into(),
+            }],
+            contact_id: 7,
+        };
+        let sent = serde_json::to_value(&claim).unwrap();
+        for (schema, value) in [("NewClaim", &sent), ("ClaimFile", &sent["files"][0])] {
+            let s = &doc["components"]["schemas"][schema];
+            let props = s["properties"].as_object().unwrap();
+            let keys = value.as_object().unwrap();
+            for key in keys.keys() {
+                assert!(
+                    props.contains_key(key),
+                    "{schema}.{key} is not in the contract"
+                );
+            }
+            for req in s["required"].as_array().unwrap() {
+                assert!(
+                    keys.contains_key(req.as_str().unwrap()),
+                    "{schema} needs {req}"
+                );
+            }
+        }
+        assert!(sent.get("contact_id").is_none(), "internal ids stay here");
     }
 
     #[test]

@@ -13,12 +13,14 @@
 //! - [`identity`]: verifications, failed attempts and lockouts (tables).
 //! - [`actions`]: one function per flow action.
 //! - [`paylink`]: signed, expiring payment links.
+//! - [`file_links`]: signed, expiring links to claim files, for the insurer's system.
 //! - [`import`]: `insurebot import policies|claims|premiums FILE.csv`.
 //! - [`sample`]: the demo data set the sandbox loads.
 
 pub mod actions;
 pub mod context;
 pub mod embedded;
+pub mod file_links;
 pub mod http_source;
 pub mod identity;
 pub mod import;
@@ -86,6 +88,7 @@ pub struct Insurer {
     source: Arc<dyn PolicySource>,
     settings: Arc<InsurerSettings>,
     pay_links: PayLinks,
+    file_links: file_links::FileLinks,
     /// One-time passwords for `identity.verify_otp`; `None` when they are off.
     otp: Option<Arc<crate::otp::Otp>>,
 }
@@ -104,10 +107,18 @@ impl Insurer {
             key,
             chrono::Duration::hours(i64::try_from(settings.pay_link_ttl_hours).unwrap_or(48)),
         );
+        let file_links = file_links::FileLinks::new(
+            &settings.http.file_link_base,
+            key,
+            chrono::Duration::minutes(
+                i64::try_from(settings.http.file_link_ttl_minutes).unwrap_or(1440),
+            ),
+        );
         Self {
             source,
             settings: Arc::new(settings),
             pay_links,
+            file_links,
             otp: None,
         }
     }
@@ -141,6 +152,11 @@ impl Insurer {
         self.source.as_ref()
     }
 
+    /// The claim file links this layer signs (the file route checks them with the same key).
+    pub fn file_links(&self) -> &file_links::FileLinks {
+        &self.file_links
+    }
+
     /// The payment links this layer signs (a payment page checks tokens with the same key).
     pub fn pay_links(&self) -> &PayLinks {
         &self.pay_links
@@ -150,9 +166,9 @@ impl Insurer {
     /// problems become the outcome `error` (logged without personal data), unknown actions too.
     /// `db` is the runner's transaction: identity state written here commits with the turn.
     #[tracing::instrument(skip_all, fields(action = %name, contact_id = contact.id))]
-    pub async fn run_action<C: ConnectionTrait>(
+    pub async fn run_action(
         &self,
-        db: &C,
+        db: &sea_orm::DatabaseTransaction,
         contact: &contact::Model,
         name: &str,
         args: &serde_json::Value,
@@ -182,6 +198,9 @@ impl Insurer {
             Action::PolicyDocument => ctx.policy_document().await,
             Action::PremiumDue => ctx.premium_due().await,
             Action::PremiumRemindLater => ctx.premium_remind_later().await,
+            Action::ClaimLossTypes => ctx.claim_loss_types().await,
+            Action::ClaimIntimate => ctx.claim_intimate().await,
+            Action::ClaimAttachDocuments => ctx.claim_attach_documents().await,
         };
         result.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "insurer action failed");

@@ -5,6 +5,7 @@
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use crate::engine::media_slot::MediaRef;
 use crate::engine::vocabulary::CLOSED_CLAIM_STAGES;
 use crate::money::Paise;
 
@@ -39,6 +40,38 @@ pub struct Claim {
     pub claim_amount_paise: Option<i64>,
     pub filed_date: NaiveDate,
     pub updated_date: NaiveDate,
+}
+
+/// A claim to register: the first notice of loss as the chat collected it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewClaim {
+    pub policy_number: String,
+    /// One of `engine::vocabulary::LOSS_TYPES`.
+    pub loss_type: String,
+    pub loss_date: NaiveDate,
+    /// The policyholder's own words.
+    pub description: String,
+    /// Today in the insurer's calendar.
+    pub filed_date: NaiveDate,
+    pub files: Vec<ClaimFile>,
+    /// The contact filing it (kept by the embedded tables; never sent to an insurer API).
+    #[serde(skip)]
+    pub contact_id: i64,
+}
+
+/// A file for a claim: the media store's reference, the contact who sent it (erasure finds
+/// the embedded `claim_documents` rows by it) and, for the HTTP source, the signed link the
+/// insurer's system fetches it by.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClaimFile {
+    #[serde(flatten)]
+    pub file: MediaRef,
+    #[serde(skip)]
+    pub contact_id: i64,
+    /// Absolute URL, valid until `link_expires_at` (see `insurer::file_links`).
+    pub url: String,
+    /// RFC 3339.
+    pub link_expires_at: String,
 }
 
 /// One premium instalment of a policy.

@@ -1,11 +1,14 @@
 //! The one interface flow actions read insurer data through, whichever system holds it: the
 //! embedded tables ([`super::embedded::EmbeddedSource`]) or the insurer's REST API
 //! ([`super::http::HttpSource`]). A source answers questions; it never decides who may see
-//! the answer (that is [`super::Insurer`]'s job).
+//! the answer (that is [`super::Insurer`]'s job). Two writes exist, both from the chat: a new
+//! claim (first notice of loss) and documents for a claim (issue 18).
 
+use chrono::NaiveDate;
 use futures_util::future::BoxFuture;
+use sea_orm::DatabaseTransaction;
 
-use super::model::{Claim, Policy, Premium};
+use super::model::{Claim, ClaimFile, NewClaim, Policy, Premium};
 
 /// Why a source could not answer. Messages carry no personal data: they are logged.
 #[derive(Debug, thiserror::Error)]
@@ -69,4 +72,24 @@ pub trait PolicySource: Send + Sync + 'static {
         &'a self,
         policy_number: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Premium>, SourceError>>;
+
+    /// Registers a new claim with its files and returns it (with its new number). `txn` is
+    /// the dialogue turn's transaction: the embedded tables are written in it, so the claim
+    /// commits with the conversation that confirmed it (SQLite has one writer, and a second
+    /// connection would wait for this one).
+    fn intimate_claim<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        claim: &'a NewClaim,
+    ) -> BoxFuture<'a, Result<Claim, SourceError>>;
+
+    /// Adds files to an existing claim on `today` (the insurer's calendar); `false` when there
+    /// is no such claim.
+    fn attach_documents<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        claim_number: &'a str,
+        files: &'a [ClaimFile],
+        today: NaiveDate,
+    ) -> BoxFuture<'a, Result<bool, SourceError>>;
 }

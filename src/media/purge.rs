@@ -1,4 +1,4 @@
-//! Deleting stored files once no `media_files` row needs them: after an erasure (the
+//! Deleting stored files once no `media_files` or `claim_documents` row needs them: after an erasure (the
 //! contact's files) and a retention run (files older than the limit). Rows go in the
 //! erasure's or purge's transaction; files go after it commits, since the store is not
 //! transactional: a file is deleted only when its rows are surely gone, and one whose deletion
@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use super::MediaStore;
-use crate::store::entities::media_file;
+use crate::store::entities::{claim_document, media_file};
 
 /// Deletes the rows `filter` selects and returns the hashes of the files they named.
 ///
@@ -36,7 +36,8 @@ pub async fn delete_rows<C: ConnectionTrait>(
 }
 
 /// Deletes from the store each of `hashes` that no row names any more (a photo two people
-/// sent stays until both are gone); returns how many files were deleted.
+/// sent stays until both are gone, a photo sent for a claim while the claim names it);
+/// returns how many files were deleted.
 pub async fn delete_unreferenced<C: ConnectionTrait>(
     db: &C,
     store: &MediaStore,
@@ -44,10 +45,20 @@ pub async fn delete_unreferenced<C: ConnectionTrait>(
 ) -> u64 {
     let mut deleted = 0;
     for sha in hashes {
-        let still_used = media_file::Entity::find()
+        let still_used = match media_file::Entity::find()
             .filter(media_file::Column::Sha256.eq(sha.as_str()))
             .count(db)
-            .await;
+            .await
+        {
+            // A file sent for a claim stays while the claim names it.
+            Ok(0) => {
+                claim_document::Entity::find()
+                    .filter(claim_document::Column::Sha256.eq(sha.as_str()))
+                    .count(db)
+                    .await
+            }
+            other => other,
+        };
         match still_used {
             Ok(0) => match store.delete(sha).await {
                 Ok(()) => deleted += 1,

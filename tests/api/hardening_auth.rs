@@ -390,7 +390,7 @@ impl Identity {
         let txn = insurebot::store::begin_write(&self.db).await.expect("txn");
         let result: ActionResult = self
             .insurer
-            .run_action(&*txn, who, "identity.verify_dob", &args, at)
+            .run_action(&txn, who, "identity.verify_dob", &args, at)
             .await;
         txn.commit().await.expect("commit");
         result.outcome

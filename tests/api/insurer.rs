@@ -109,7 +109,7 @@ impl Fixture {
     ) -> ActionResult {
         // The runner calls actions inside its transaction; do the same.
         let txn = insurebot::store::begin_write(&self.db).await.expect("txn");
-        let result = self.insurer.run_action(&*txn, who, action, &args, at).await;
+        let result = self.insurer.run_action(&txn, who, action, &args, at).await;
         txn.commit().await.expect("commit");
         result
     }
@@ -405,7 +405,7 @@ async fn a_registered_number_is_verified_and_sees_its_policies_claims_and_premiu
                 json!({ "claim_number": "clm240455" }),
             )
             .await;
-        assert_eq!(claim.outcome, "found");
+        assert_eq!(claim.outcome, "documents_pending");
         assert_eq!(
             claim.data,
             json!({ "claim_stage": "documents_pending", "claim_updated_date": "2026-11-22", "pending_documents": 2 })
@@ -514,7 +514,10 @@ async fn an_unregistered_number_is_verified_by_policy_number_and_date_of_birth()
                 json!({ "claim_number": "CLM-240501" }),
             )
             .await;
-        assert_eq!(claim.outcome, "found");
+        assert_eq!(
+            claim.outcome, "documents_pending",
+            "three documents pending"
+        );
         assert_eq!(
             f.run(&anjali, "identity.check", json!({})).await.outcome,
             "verified",
@@ -1152,6 +1155,7 @@ pub(crate) fn http_settings(base_url: &str) -> InsurerHttpSettings {
         retry_backoff_ms: 10,
         breaker_failures: 3,
         breaker_cooldown_ms: 400,
+        ..InsurerHttpSettings::default()
     }
 }
 

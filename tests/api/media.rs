@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::helpers::*;
 
 /// A JPEG's signature followed by `len` bytes of filler.
-fn jpeg(len: usize, seed: u8) -> Vec<u8> {
+pub(crate) fn jpeg(len: usize, seed: u8) -> Vec<u8> {
     let mut v = vec![
         0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0x00,
     ];
@@ -26,12 +26,12 @@ fn jpeg(len: usize, seed: u8) -> Vec<u8> {
     v
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
 /// One inbound media message object.
-fn media_message(from: &str, kind: &str, media_id: &str, mime: &str) -> Value {
+pub(crate) fn media_message(from: &str, kind: &str, media_id: &str, mime: &str) -> Value {
     json!({
         "from": from, "id": new_wamid(), "timestamp": now_secs().to_string(),
         "type": kind, kind: { "id": media_id, "mime_type": mime }
@@ -66,7 +66,7 @@ async fn rows(app: &TestApp) -> Vec<media_file::Model> {
 }
 
 /// Where the local store keeps a file.
-fn stored_path(dir: &Path, sha: &str) -> PathBuf {
+pub(crate) fn stored_path(dir: &Path, sha: &str) -> PathBuf {
     dir.join("sha256").join(&sha[..2]).join(sha)
 }
 
@@ -422,13 +422,13 @@ async fn the_console_shows_photos_and_files_only_to_who_may_read_the_conversatio
 
 /// A real S3-compatible server (moto) on a free port, stopped on drop; or the one
 /// `INSUREBOT_TEST_S3_ENDPOINT` names.
-struct S3Server {
-    endpoint: String,
+pub(crate) struct S3Server {
+    pub(crate) endpoint: String,
     child: Option<Child>,
 }
 
 impl S3Server {
-    async fn start() -> S3Server {
+    pub(crate) async fn start() -> S3Server {
         if let Ok(endpoint) = std::env::var("INSUREBOT_TEST_S3_ENDPOINT")
             && !endpoint.is_empty()
         {
@@ -473,7 +473,7 @@ impl S3Server {
     }
 
     /// Creates a bucket (moto accepts the unsigned request).
-    async fn bucket(&self, name: &str) {
+    pub(crate) async fn bucket(&self, name: &str) {
         let resp = reqwest::Client::new()
             .put(format!("{}/{name}", self.endpoint))
             .send()

@@ -277,25 +277,25 @@ fn template_fallbacks_are_checked_against_the_registry() {
     assert_has(
         &d,
         "flows/claim_status.yaml",
-        32,
+        33,
         "template 'claim_status_updte' is not in",
     );
     assert_has(
         &d,
         "flows/claim_status.yaml",
-        32,
+        33,
         "did you mean 'claim_status_update'?",
     );
     assert_has(
         &d,
         "flows/open_claims.yaml",
-        45,
+        46,
         "template 'claim_status_update' takes 2 parameters, this state gives 1",
     );
     assert_has(
         &d,
         "flows/open_claims.yaml",
-        45,
+        46,
         "its parameters: claim_number, claim_stage",
     );
 
@@ -350,5 +350,67 @@ fn stop_start_and_cancel_need_keywords_in_every_language() {
         "cancel.yaml",
         0,
         "the cancel flow has no keywords in 'ta'",
+    );
+}
+
+#[test]
+fn media_steps_are_checked_kinds_bounds_slot_and_done_button() {
+    let flow = "\
+flow: upload
+start: files
+states:
+  files:
+    say: docs-send
+    expect:
+      media: [image, photo, image]
+      max: 50
+  fine:
+    say: docs-send
+    expect: { media: [document], max: 3 }
+    save: files
+    buttons:
+      - { id: files.done, title: btn-done, goto: end }
+  counted:
+    say: docs-send
+    expect: { text: {}, max: 3 }
+    next: end
+";
+    let d = check_with(&[("flows/upload.yaml", flow)]);
+    assert_has(&d, "flows/upload.yaml", 7, "'photo' is not a kind of file");
+    assert_has(
+        &d,
+        "flows/upload.yaml",
+        7,
+        "the kinds are image, document, audio, video, sticker",
+    );
+    assert_has(&d, "flows/upload.yaml", 7, "'image' is listed twice");
+    assert_has(
+        &d,
+        "flows/upload.yaml",
+        8,
+        "`max` is 50; a media step takes 1 to 20 files",
+    );
+    assert_has(
+        &d,
+        "flows/upload.yaml",
+        4,
+        "collects files but has no `save:` slot",
+    );
+    assert_has(
+        &d,
+        "flows/upload.yaml",
+        4,
+        "collects files but has no button to finish",
+    );
+    assert_has(
+        &d,
+        "flows/upload.yaml",
+        0,
+        "`max` only counts files: it needs `media`",
+    );
+    assert!(
+        !d.iter().any(|x| x.to_string().contains("upload.yaml:10")
+            || x.line == 10 && x.file.ends_with("upload.yaml")),
+        "the well-formed media step passes: {d:?}"
     );
 }

@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 
 use chrono::TimeZone;
 
+use crate::engine::media_slot::{FileKind, MediaRef};
 use crate::engine::model::FlowId;
 
 use super::*;
@@ -96,7 +97,7 @@ fn transitions_table() {
         ),
         (
             at("menu", "show"),
-            Event::Media,
+            Event::Media(Some(file(FileKind::Image, 1))),
             "menu.show",
             vec!["say engine-unsupported"],
         ),
@@ -306,4 +307,117 @@ fn numbers_and_dates_parse_as_typed_in_india() {
         assert_eq!(parse_date(s), d, "{s}");
     }
     assert_eq!(parse_date("08/15/1980"), None);
+}
+
+/// A kept file of `kind`, told apart by `n`.
+fn file(kind: FileKind, n: u8) -> MediaRef {
+    MediaRef {
+        sha256: format!("{n:02x}").repeat(32),
+        mime: match kind {
+            FileKind::Document => "application/pdf",
+            _ => "image/jpeg",
+        }
+        .to_owned(),
+        kind,
+        file_name: None,
+        caption: None,
+    }
+}
+
+/// Steps `conv` with `event` and returns the new conversation and its one reply's message id.
+fn one_reply(conv: &Conversation, event: Event) -> (Conversation, Reply) {
+    let out = step(flows(), conv, &event, now());
+    let replies: Vec<Reply> = out
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Reply(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(replies.len(), 1, "{:?}", out.effects);
+    (out.conversation, replies[0].clone())
+}
+
+#[test]
+fn a_media_step_collects_accepted_files_and_says_why_it_refuses_the_others() {
+    let mut conv = at("claim_documents", "files");
+    conv.slots
+        .insert("claim_files".into(), Value::Array(Vec::new()));
+    let (conv, r) = one_reply(&conv, Event::Media(Some(file(FileKind::Image, 1))));
+    assert_eq!(r.message_id, "engine-media-received");
+    assert!(r.body.contains("1 file received"), "{}", r.body);
+    assert!(
+        matches!(&r.choices, Some(Choices::Buttons(b)) if b[0].id == "files.done"),
+        "Done comes with every answer: {:?}",
+        r.choices
+    );
+    let (conv, r) = one_reply(&conv, Event::Media(Some(file(FileKind::Document, 2))));
+    assert!(r.body.contains("2 files received"), "{}", r.body);
+    // A video where photos and documents are wanted: the kinds, in words; nothing kept.
+    let (conv, r) = one_reply(&conv, Event::Media(Some(file(FileKind::Video, 3))));
+    assert_eq!(r.message_id, "engine-media-kind");
+    assert!(
+        r.body
+            .contains("This step accepts: photos, documents (PDF)"),
+        "{}",
+        r.body
+    );
+    // Text names the kinds too.
+    let (conv, r) = one_reply(&conv, text("here you go"));
+    assert_eq!(r.message_id, "engine-media-kind");
+    // A file that could not be kept: asked again, the step still waits.
+    let (conv, r) = one_reply(&conv, Event::Media(None));
+    assert_eq!(r.message_id, "engine-media-again");
+    assert_eq!(conv.where_label(), "claim_documents.files");
+    let kept = MediaRef::list(conv.slots.get("claim_files"));
+    assert_eq!(
+        kept,
+        vec![file(FileKind::Image, 1), file(FileKind::Document, 2)]
+    );
+    // Done: the files go to the action, the button id does not overwrite them.
+    let out = step(flows(), &conv, &tap("files.done"), now());
+    assert_eq!(out.conversation.where_label(), "claim_documents.attach");
+    let args = out
+        .effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::CallAction { name, args } if name == "claim.attach_documents" => Some(args),
+            _ => None,
+        })
+        .expect("the action is called");
+    assert_eq!(MediaRef::list(args.get("claim_files")), kept);
+}
+
+#[test]
+fn a_media_step_stops_at_its_maximum_and_starts_empty_on_each_visit() {
+    let mut conv = at("claim_documents", "files");
+    let ten: Vec<Value> = (0..10)
+        .map(|n| file(FileKind::Image, n).to_value())
+        .collect();
+    conv.slots.insert("claim_files".into(), Value::Array(ten));
+    let (conv, r) = one_reply(&conv, Event::Media(Some(file(FileKind::Image, 11))));
+    assert_eq!(r.message_id, "engine-media-max");
+    assert!(r.body.contains("at most 10 files"), "{}", r.body);
+    assert_eq!(MediaRef::list(conv.slots.get("claim_files")).len(), 10);
+    // Coming back to the step (from the claim's status) collects afresh.
+    let mut back = at("claim_status", "show_pending");
+    back.slots = conv.slots.clone();
+    let out = step(flows(), &back, &tap("claim.send_documents"), now());
+    assert_eq!(out.conversation.where_label(), "claim_documents.files");
+    assert_eq!(
+        out.conversation.slots.get("claim_files"),
+        Some(&Value::Array(Vec::new()))
+    );
+}
+
+#[test]
+fn the_kinds_are_named_in_the_contacts_language() {
+    let mut conv = at("claim_documents", "files");
+    conv.language = "hi".into();
+    let (_, r) = one_reply(&conv, Event::Media(Some(file(FileKind::Audio, 1))));
+    assert!(r.body.contains("फ़ोटो, दस्तावेज़ (PDF)"), "{}", r.body);
+    conv.language = "ta".into();
+    let (_, r) = one_reply(&conv, Event::Media(Some(file(FileKind::Audio, 1))));
+    assert!(r.body.contains("புகைப்படங்கள், ஆவணங்கள் (PDF)"), "{}", r.body);
 }

@@ -4,8 +4,14 @@
 //! shows exactly what would have been sent. Displayed replies are acknowledged with
 //! `delivered` and `read` status webhooks, as a phone would, which produces the ticks.
 //!
+//! A photo or PDF attached on the page (issue 18) is put in the fake Cloud API as a phone
+//! uploads it, and the webhook carries only its media id: the pipeline then resolves and
+//! downloads it from the fake's media endpoints like any real file.
+//!
 //! Outside sandbox mode every simulator route answers 404. The JSON routes need a JSON body,
-//! which a cross-site form cannot send without a CORS preflight that is never granted.
+//! which a cross-site form cannot send without a CORS preflight that is never granted; the
+//! attach route (multipart, which a form could send) needs the `X-Simulator` header for the
+//! same reason.
 
 use axum::body::Body;
 use axum::extract::{Query, State};
@@ -38,6 +44,87 @@ pub fn router() -> Router<AppState> {
         .route("/simulator/ack", post(ack))
         .route("/simulator/window", post(close_window))
         .route("/simulator/language", post(language))
+        .route(
+            "/simulator/attach",
+            post(attach).layer(axum::extract::DefaultBodyLimit::max(ATTACH_MAX_BYTES)),
+        )
+}
+
+/// Largest file the simulator takes: a phone's photos and ordinary PDFs (the media limits
+/// then apply as to any file).
+const ATTACH_MAX_BYTES: usize = 20 * 1024 * 1024;
+
+/// `POST /simulator/attach` (multipart: `phone`, `file`, optional `caption`): sends the file as
+/// an image (JPEG, PNG, WebP) or a document (anything else) from the simulated phone.
+async fn attach(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    mut form: axum::extract::Multipart,
+) -> Result<Response> {
+    let fake = fake(&state)?;
+    if !headers.contains_key("x-simulator") {
+        return Err(ConsoleError::Conflict(
+            "Attach from the simulator page (the X-Simulator header is missing).".into(),
+        ));
+    }
+    let mut phone = None;
+    let mut caption = None;
+    let mut file: Option<(Vec<u8>, String, Option<String>)> = None;
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| ConsoleError::Conflict(format!("The upload is malformed: {e}.")))?
+    {
+        match field.name() {
+            Some("phone") => phone = field.text().await.ok(),
+            Some("caption") => caption = field.text().await.ok().filter(|c| !c.is_empty()),
+            Some("file") => {
+                let mime = field
+                    .content_type()
+                    .unwrap_or("application/octet-stream")
+                    .to_owned();
+                let name = field.file_name().map(str::to_owned);
+                let bytes = field.bytes().await.map_err(|e| {
+                    ConsoleError::Conflict(format!("The file could not be read: {e}."))
+                })?;
+                file = Some((bytes.to_vec(), mime, name));
+            }
+            _ => {}
+        }
+    }
+    let phone = digits(phone.as_deref().unwrap_or_default())?;
+    let Some((bytes, mime, name)) = file.filter(|(b, _, _)| !b.is_empty()) else {
+        return Err(ConsoleError::Conflict(
+            "Choose a photo or a PDF to attach.".into(),
+        ));
+    };
+    let kind = if matches!(mime.as_str(), "image/jpeg" | "image/png" | "image/webp") {
+        "image"
+    } else {
+        "document"
+    };
+    let media_id = fake.add_media(bytes, &mime);
+    let mut media = json!({ "id": media_id, "mime_type": mime });
+    if let Some(c) = caption {
+        media["caption"] = json!(c);
+    }
+    if kind == "document"
+        && let Some(n) = name
+    {
+        media["filename"] = json!(n);
+    }
+    let message = json!({
+        "from": phone, "id": format!("wamid.SIM{}", uuid::Uuid::new_v4().simple()),
+        "timestamp": chrono::Utc::now().timestamp().to_string(), "type": kind, kind: media,
+    });
+    let body = envelope(
+        &state,
+        json!({
+            "contacts": [{ "profile": { "name": "Simulator" }, "wa_id": phone }],
+            "messages": [message],
+        }),
+    );
+    post_webhook(&state, body).await
 }
 
 fn fake(state: &AppState) -> Result<&FakeCloudApi> {

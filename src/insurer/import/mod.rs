@@ -681,6 +681,11 @@ impl Importer {
                         claim_amount: Set(r.claim_amount),
                         filed_date: Set(r.filed_date),
                         updated_date: Set(r.updated_date),
+                        // What the chat records of a claim it filed; an import leaves it.
+                        loss_type: NotSet,
+                        loss_date: NotSet,
+                        description: NotSet,
+                        intimated_by_contact_id: NotSet,
                         created_at: Set(now),
                         updated_at: Set(now),
                     })

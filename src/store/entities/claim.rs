@@ -17,6 +17,14 @@ pub struct Model {
     /// `YYYY-MM-DD`.
     pub filed_date: String,
     pub updated_date: String,
+    /// What happened, for a claim filed in the chat (`engine::vocabulary::LOSS_TYPES`).
+    pub loss_type: Option<String>,
+    /// `YYYY-MM-DD`, for a claim filed in the chat.
+    pub loss_date: Option<String>,
+    /// The policyholder's own words, for a claim filed in the chat.
+    pub description: Option<String>,
+    /// The contact who filed it in the chat; `None` for imported claims.
+    pub intimated_by_contact_id: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }

@@ -6,6 +6,7 @@ pub mod agent_session;
 pub mod campaign;
 pub mod campaign_recipient;
 pub mod claim;
+pub mod claim_document;
 pub mod consent_log;
 pub mod contact;
 pub mod conversation;

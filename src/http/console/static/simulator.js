@@ -85,6 +85,16 @@
     e.preventDefault(); const input = document.getElementById('text');
     if (input.value.trim()) send('text', input.value.trim()); input.value = ''; input.focus();
   });
+  // A photo or PDF goes through the fake Cloud API's media path, as a phone sends it; the
+  // typed text, if any, is its caption.
+  document.getElementById('attach').addEventListener('change', e => {
+    const file = e.target.files[0]; if (!file) return;
+    const input = document.getElementById('text');
+    const form = new FormData();
+    form.append('phone', phone()); form.append('caption', input.value.trim()); form.append('file', file);
+    fetch('/simulator/attach', {method: 'POST', headers: {'x-simulator': '1'}, body: form}).then(poll);
+    input.value = ''; e.target.value = '';
+  });
   document.getElementById('window-closed').addEventListener('change', e => {
     if (e.target.checked) post('/simulator/window', {phone: phone()});
   });
