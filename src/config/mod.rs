@@ -373,6 +373,10 @@ pub struct InsurerSettings {
     pub pay_link_secret: Option<SecretString>,
     /// How long a payment link stays valid, in hours.
     pub pay_link_ttl_hours: u64,
+    /// Policy schedules of the embedded source: a directory of files named after the policy
+    /// number (`LIC00012345678.pdf`); `policy.document` sends the file as a WhatsApp document.
+    /// `None`: no files, the document link (if any) is sent as text.
+    pub documents_dir: Option<std::path::PathBuf>,
     pub http: InsurerHttpSettings,
 }
 
@@ -412,6 +416,7 @@ impl Default for InsurerSettings {
             pay_link_url: "https://pay.example.in/p/{policy_number}?t={token}".into(),
             pay_link_secret: None,
             pay_link_ttl_hours: 48,
+            documents_dir: None,
             http: InsurerHttpSettings::default(),
         }
     }
@@ -1156,6 +1161,9 @@ impl InsurerSettings {
             "PAY_LINK_URL" => self.pay_link_url = value.to_owned(),
             "PAY_LINK_SECRET" => self.pay_link_secret = Some(SecretString::from(value.to_owned())),
             "PAY_LINK_TTL_HOURS" => self.pay_link_ttl_hours = parse(key, value)?,
+            "DOCUMENTS_DIR" => {
+                self.documents_dir = Some(value.into()).filter(|_| !value.trim().is_empty())
+            }
             "HTTP_BASE_URL" => http.base_url = value.to_owned(),
             "HTTP_TOKEN" => http.token = Some(SecretString::from(value.to_owned())),
             "HTTP_TIMEOUT_MS" => http.timeout_ms = parse(key, value)?,

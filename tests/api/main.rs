@@ -10,6 +10,7 @@ mod consent;
 mod consent_property;
 mod console;
 mod dialogue;
+mod documents;
 mod first_hour_chat;
 mod flow_diagrams;
 mod hardening_auth;

@@ -422,13 +422,14 @@ async fn the_console_shows_photos_and_files_only_to_who_may_read_the_conversatio
 
 /// A real S3-compatible server (moto) on a free port, stopped on drop; or the one
 /// `INSUREBOT_TEST_S3_ENDPOINT` names.
-struct S3Server {
-    endpoint: String,
+pub(crate) struct S3Server {
+    /// The server's URL, e.g. `http://127.0.0.1:9000`.
+    pub(crate) endpoint: String,
     child: Option<Child>,
 }
 
 impl S3Server {
-    async fn start() -> S3Server {
+    pub(crate) async fn start() -> S3Server {
         if let Ok(endpoint) = std::env::var("INSUREBOT_TEST_S3_ENDPOINT")
             && !endpoint.is_empty()
         {
@@ -473,7 +474,7 @@ impl S3Server {
     }
 
     /// Creates a bucket (moto accepts the unsigned request).
-    async fn bucket(&self, name: &str) {
+    pub(crate) async fn bucket(&self, name: &str) {
         let resp = reqwest::Client::new()
             .put(format!("{}/{name}", self.endpoint))
             .send()
