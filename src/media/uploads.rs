@@ -148,6 +148,14 @@ pub async fn store_bytes(store: &MediaStore, bytes: Bytes) -> anyhow::Result<Sto
         .context("media store: a file without an expected hash was not kept")
 }
 
+/// A file in the store with what it is, ready to be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFile {
+    pub kind: OutboundMediaKind,
+    pub stored: Stored,
+    pub mime_type: String,
+}
+
 /// What is recorded of one file sent to a contact.
 #[derive(Debug, Clone)]
 pub struct SentFile<'a> {

@@ -9,6 +9,7 @@ mod campaign_console;
 mod consent;
 mod consent_property;
 mod console;
+mod console_attach;
 mod dialogue;
 mod documents;
 mod first_hour_chat;
