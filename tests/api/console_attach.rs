@@ -95,6 +95,20 @@ async fn an_agent_attaches_a_pdf_while_the_window_is_open_and_the_transcript_sho
 
         let before = app.sent_messages().len();
         agent.take(queued.id).await;
+        // The conversation page offers the form, posting here with the session's token.
+        let page = agent
+            .get(&format!("/console/conversations/{}", queued.contact_id))
+            .await
+            .text()
+            .await
+            .unwrap();
+        let form = page
+            .split("<form")
+            .find(|f| f.contains("id=\"attach-form\""))
+            .unwrap_or_else(|| panic!("no attach form: {page}"));
+        assert!(form.contains(&format!("action=\"{path}\"")), "{form}");
+        assert!(form.contains("enctype=\"multipart/form-data\""), "{form}");
+        assert!(form.contains(&agent.csrf), "{form}");
         // Without the form's CSRF token nothing is kept.
         let forged = post_multipart(
             &agent,
