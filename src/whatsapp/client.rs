@@ -204,12 +204,7 @@ impl CloudApiClient {
             .send()
             .await
             .map_err(transport)?;
-        let status = resp.status();
-        let retry_after = parse_retry_after(resp.headers());
-        let bytes = resp.bytes().await.map_err(transport)?;
-        if !status.is_success() {
-            return Err(api_error(status.as_u16(), &bytes, retry_after));
-        }
+        let bytes = success_body(resp).await?;
         let answer: Value = serde_json::from_slice(&bytes)
             .map_err(|e| SendError::Decode(format!("upload response is not JSON: {e}")))?;
         answer
@@ -294,12 +289,7 @@ impl CloudApiClient {
                 .send()
                 .await
                 .map_err(transport)?;
-            let status = resp.status();
-            let retry_after = parse_retry_after(resp.headers());
-            let bytes = resp.bytes().await.map_err(transport)?;
-            if !status.is_success() {
-                return Err(api_error(status.as_u16(), &bytes, retry_after));
-            }
+            let bytes = success_body(resp).await?;
             let page: TemplatePage = serde_json::from_slice(&bytes)
                 .map_err(|e| SendError::Decode(format!("template list: {e}")))?;
             out.extend(page.data);
@@ -322,22 +312,29 @@ impl CloudApiClient {
             .send()
             .await
             .map_err(transport)?;
-        let status = resp.status();
-        let retry_after = parse_retry_after(resp.headers());
-        let bytes = resp.bytes().await.map_err(transport)?;
-        if status.is_success() {
-            // serde_json's message names a position, not content: safe to keep.
-            return serde_json::from_slice(&bytes)
-                .map_err(|e| SendError::Decode(format!("success response is not JSON: {e}")));
-        }
-        let err = api_error(status.as_u16(), &bytes, retry_after);
-        if let SendError::Api {
-            code, http_status, ..
-        } = &err
-        {
-            tracing::debug!(code, http_status, "Cloud API refused the request");
-        }
-        Err(err)
+        let bytes = success_body(resp).await.inspect_err(|err| {
+            if let SendError::Api {
+                code, http_status, ..
+            } = err
+            {
+                tracing::debug!(code, http_status, "Cloud API refused the request");
+            }
+        })?;
+        // serde_json's message names a position, not content: safe to keep.
+        serde_json::from_slice(&bytes)
+            .map_err(|e| SendError::Decode(format!("success response is not JSON: {e}")))
+    }
+}
+
+/// The body of a successful answer; any other status becomes the Graph error it carries.
+async fn success_body(resp: reqwest::Response) -> Result<bytes::Bytes, SendError> {
+    let status = resp.status();
+    let retry_after = parse_retry_after(resp.headers());
+    let bytes = resp.bytes().await.map_err(transport)?;
+    if status.is_success() {
+        Ok(bytes)
+    } else {
+        Err(api_error(status.as_u16(), &bytes, retry_after))
     }
 }
 

@@ -30,6 +30,14 @@ fn schedule_pdf() -> Vec<u8> {
     v
 }
 
+/// A documents directory holding [`POLICY`]'s schedule, and the schedule's bytes.
+fn schedule_on_file() -> (tempfile::TempDir, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let pdf = schedule_pdf();
+    std::fs::write(dir.path().join(format!("{POLICY}.pdf")), &pdf).unwrap();
+    (dir, pdf)
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -105,9 +113,7 @@ fn uploaded_bytes(app: &TestApp, send: &ReceivedRequest) -> Vec<u8> {
 #[tokio::test]
 async fn the_policy_schedule_goes_as_a_pdf_document_uploaded_once_and_its_media_id_reused() {
     for backend in backends() {
-        let dir = tempfile::tempdir().unwrap();
-        let pdf = schedule_pdf();
-        std::fs::write(dir.path().join(format!("{POLICY}.pdf")), &pdf).unwrap();
+        let (dir, pdf) = schedule_on_file();
         let mut app = app_with_documents(&backend, dir.path(), |_| {}).await;
 
         say(&app, HOLDER, "policy document").await;
@@ -168,9 +174,7 @@ async fn the_policy_schedule_goes_as_a_pdf_document_uploaded_once_and_its_media_
 #[tokio::test]
 async fn an_expired_media_id_is_not_used_the_file_is_uploaded_again() {
     for backend in backends() {
-        let dir = tempfile::tempdir().unwrap();
-        let pdf = schedule_pdf();
-        std::fs::write(dir.path().join(format!("{POLICY}.pdf")), &pdf).unwrap();
+        let (dir, pdf) = schedule_on_file();
         let app = app_with_documents(&backend, dir.path(), |_| {}).await;
         say(&app, HOLDER, "policy document").await;
         let first = wait_for_documents(&app, 1).await;
@@ -240,9 +244,7 @@ async fn without_a_file_the_flow_answers_with_the_link_as_before() {
 #[tokio::test]
 async fn erasure_and_retention_delete_the_files_sent_and_their_upload_ids() {
     for backend in backends() {
-        let dir = tempfile::tempdir().unwrap();
-        let pdf = schedule_pdf();
-        std::fs::write(dir.path().join(format!("{POLICY}.pdf")), &pdf).unwrap();
+        let (dir, pdf) = schedule_on_file();
         let app = app_with_documents(&backend, dir.path(), |_| {}).await;
         say(&app, HOLDER, "policy document").await;
         wait_for_documents(&app, 1).await;
@@ -294,16 +296,10 @@ async fn the_policy_schedule_is_kept_in_s3_compatible_storage_and_sent_from_ther
     for (n, backend) in backends().into_iter().enumerate() {
         let bucket = format!("insurebot-docs-{n}-{}", std::process::id());
         s3.bucket(&bucket).await;
-        let dir = tempfile::tempdir().unwrap();
-        let pdf = schedule_pdf();
-        std::fs::write(dir.path().join(format!("{POLICY}.pdf")), &pdf).unwrap();
+        let (dir, pdf) = schedule_on_file();
         let mut media = insurebot::config::media::MediaSettings::default();
         let app = app_with_documents(&backend, dir.path(), |s| {
-            s.media.s3_bucket = Some(bucket.clone());
-            s.media.s3_endpoint = Some(s3.endpoint.clone());
-            s.media.s3_allow_http = true;
-            s.media.s3_access_key_id = Some("testing".into());
-            s.media.s3_secret_access_key = Some("testing".to_owned().into());
+            s3.configure(s, &bucket);
             media = s.media.clone();
         })
         .await;
