@@ -126,10 +126,14 @@ impl Application {
         if otp.is_none() {
             tracing::info!("one-time passwords are off: set INSUREBOT_OTP_SECRET to use them");
         }
+        let media_store =
+            crate::media::MediaStore::from_settings(&settings.media, &settings.database_url)
+                .context("cannot open the media store")?;
         let insurer = Arc::new(
             Insurer::from_settings(&settings.insurer, db.clone())
                 .context("cannot set up the insurer data source")?
-                .with_otp(otp.clone()),
+                .with_otp(otp.clone())
+                .with_media(Some(media_store.clone())),
         );
         let pay_links = insurer.pay_links().clone();
         let composer = Composer::from_settings(&settings);
@@ -201,9 +205,6 @@ impl Application {
             (client, None)
         };
 
-        let media_store =
-            crate::media::MediaStore::from_settings(&settings.media, &settings.database_url)
-                .context("cannot open the media store")?;
         let (media_api_base, media_token) = match &sandbox {
             Some((_, server)) => (server.base_url.clone(), SecretString::from("sandbox-token")),
             None => (
@@ -260,9 +261,15 @@ impl Application {
             clock,
             wake: outbox_ready.clone(),
         };
+        let client = Arc::new(client);
         let sender = Sender {
+            uploader: Some(crate::media::uploads::Uploader {
+                db: db.clone(),
+                store: media_store.clone(),
+                client: client.clone(),
+            }),
             db: db.clone(),
-            client: Arc::new(client),
+            client,
             settings: settings.outbox.clone(),
             composer: composer.clone(),
             pacing: Arc::new(Pacing::new(&settings.messaging)),

@@ -79,6 +79,8 @@ btn-document = Policy document
 document-choose-policy = Which policy's document would you like?
 policy-document = Here is the document of policy { $policy_number } ({ $plan }):
     { $document_url }
+policy-document-caption = Policy schedule of { $policy_number } ({ $plan })
+policy-document-sent = Above is the schedule of policy { $policy_number } ({ $plan }) as a PDF. Keep it for your records.
 policy-no-document = We do not have a digital copy of policy { $policy_number } ({ $plan }) on file yet. Our team can send it to you.
 
 ## Claim

@@ -79,6 +79,8 @@ btn-document = पॉलिसी दस्तावेज़
 document-choose-policy = आपको किस पॉलिसी का दस्तावेज़ चाहिए?
 policy-document = पॉलिसी { $policy_number } ({ $plan }) का दस्तावेज़ यहाँ है:
     { $document_url }
+policy-document-caption = पॉलिसी { $policy_number } ({ $plan }) की अनुसूची
+policy-document-sent = ऊपर पॉलिसी { $policy_number } ({ $plan }) की अनुसूची PDF में है। इसे अपने रिकॉर्ड के लिए रखें।
 policy-no-document = पॉलिसी { $policy_number } ({ $plan }) की डिजिटल कॉपी अभी हमारे पास नहीं है। हमारी टीम इसे आपको भेज सकती है।
 
 ## क्लेम

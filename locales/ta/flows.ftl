@@ -79,6 +79,8 @@ btn-document = பாலிசி ஆவணம்
 document-choose-policy = எந்த பாலிசியின் ஆவணம் உங்களுக்கு வேண்டும்?
 policy-document = பாலிசி { $policy_number } ({ $plan }) இன் ஆவணம் இதோ:
     { $document_url }
+policy-document-caption = பாலிசி { $policy_number } ({ $plan }) இன் அட்டவணை
+policy-document-sent = மேலே பாலிசி { $policy_number } ({ $plan }) இன் அட்டவணை PDF ஆக உள்ளது. உங்கள் பதிவுகளுக்காக வைத்துக்கொள்ளுங்கள்.
 policy-no-document = பாலிசி { $policy_number } ({ $plan }) இன் டிஜிட்டல் நகல் இன்னும் எங்களிடம் இல்லை. எங்கள் குழு அதை உங்களுக்கு அனுப்ப முடியும்.
 
 ## க்ளைம்

@@ -266,6 +266,10 @@ impl EnvSection for InsurerSettings {
             "PAY_LINK_URL" => self.pay_link_url = var.text(),
             "PAY_LINK_SECRET" => self.pay_link_secret = var.secret(),
             "PAY_LINK_TTL_HOURS" => self.pay_link_ttl_hours = var.parse()?,
+            "DOCUMENTS_DIR" => {
+                self.documents_dir =
+                    Some(var.text().into()).filter(|_| !var.text().trim().is_empty())
+            }
             "HTTP_BASE_URL" => http.base_url = var.text(),
             "HTTP_TOKEN" => http.token = var.secret(),
             "HTTP_TIMEOUT_MS" => http.timeout_ms = var.parse()?,

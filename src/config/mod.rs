@@ -378,6 +378,10 @@ pub struct InsurerSettings {
     pub pay_link_secret: Option<SecretString>,
     /// How long a payment link stays valid, in hours.
     pub pay_link_ttl_hours: u64,
+    /// Policy schedules of the embedded source: a directory of files named after the policy
+    /// number (`LIC00012345678.pdf`); `policy.document` sends the file as a WhatsApp document.
+    /// `None`: no files, the document link (if any) is sent as text.
+    pub documents_dir: Option<std::path::PathBuf>,
     pub http: InsurerHttpSettings,
 }
 
@@ -423,6 +427,7 @@ impl Default for InsurerSettings {
             pay_link_url: "https://pay.example.in/p/{policy_number}?t={token}".into(),
             pay_link_secret: None,
             pay_link_ttl_hours: 48,
+            documents_dir: None,
             http: InsurerHttpSettings::default(),
         }
     }

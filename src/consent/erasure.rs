@@ -19,8 +19,10 @@
 //!   is a tombstone they name nobody, and the record of who accessed the data before it was
 //!   erased is the accountability the log exists for (deleting it would let an erasure hide
 //!   an improper reading);
-//! - `media_files`: deleted, and after the commit the files themselves from the media store
-//!   (`media store files`), except a file another contact's row still names;
+//! - `media_files` (files received) and `outbound_media` (files sent: policy schedules,
+//!   agents' attachments): deleted, and after the commit the files themselves from the media
+//!   store (`media store files`) with their cached upload ids, except a file another
+//!   contact's row still names;
 //! - `claim_documents` (files sent for a claim in the chat): deleted, their files with the
 //!   media files above; `claims` the contact filed in the chat stay (the insurer's record of
 //!   the policy) with the description cleared and the link to the contact removed;
@@ -34,9 +36,10 @@
 //!
 //! Retention (`privacy.retention_days`, a periodic task and `insurebot retention run`)
 //! clears message bodies older than the limit: inbound content and raw payloads of processed
-//! messages, and payloads of outbox rows no longer queued; and inbound media files older than
-//! the limit (their `media_files` rows, then the files). A file some `claim_documents` row
-//! names stays: it is part of a claim, which retention of chat bodies does not shorten.
+//! messages, and payloads of outbox rows no longer queued; and media files received or sent
+//! before the limit (their `media_files` and `outbound_media` rows, then the files). A file
+//! some `claim_documents` row names stays: it is part of a claim, which retention of chat
+//! bodies does not shorten.
 
 use std::collections::BTreeMap;
 
@@ -49,15 +52,15 @@ use serde::Serialize;
 
 use super::{AddressHasher, backfill_hash, contact_by_phone};
 use crate::media::MediaStore;
-use crate::media::purge::{delete_rows, delete_unreferenced};
+use crate::media::purge::{delete_outbound_rows, delete_rows, delete_unreferenced};
 use crate::privacy::mask;
 use crate::store::begin_write;
 use crate::store::entities::campaign_recipient::state as rstate;
 use crate::store::entities::outbox::{reason as row_reason, state as row_state};
 use crate::store::entities::{
     campaign_recipient, claim, claim_document, consent_log, contact, conversation, flow_hop,
-    handoff, identity_attempt, identity_verification, inbound_message, media_file, otp, outbox,
-    premium_reminder, reminder_send, transcript_view,
+    handoff, identity_attempt, identity_verification, inbound_message, media_file, otp,
+    outbound_media, outbox, premium_reminder, reminder_send, transcript_view,
 };
 
 /// What replaces an erased outbox payload.
@@ -222,12 +225,20 @@ pub async fn erase(
             .count(&txn)
             .await?,
     );
-    let (media_rows, media_hashes) = delete_rows(
+    let (media_rows, mut media_hashes) = delete_rows(
         &txn,
         sea_orm::Condition::all().add(media_file::Column::ContactId.eq(id)),
     )
     .await?;
     tables.insert("media_files", media_rows);
+    // Files sent to the contact (policy schedules, agents' attachments) are theirs too.
+    let (sent_rows, sent_hashes) = delete_outbound_rows(
+        &txn,
+        sea_orm::Condition::all().add(outbound_media::Column::ContactId.eq(id)),
+    )
+    .await?;
+    tables.insert("outbound_media", sent_rows);
+    media_hashes.extend(sent_hashes);
     // Files the contact sent for claims (issue 18): the rows go, and the files with the chat's
     // own below. The claims stay (the insurer's record, keyed by policy) without the
     // contact's link and own words.
@@ -262,7 +273,6 @@ pub async fn erase(
             .await?
             .rows_affected,
     );
-    let mut media_hashes = media_hashes;
     media_hashes.extend(claim_hashes);
     media_hashes.sort();
     media_hashes.dedup();
@@ -323,6 +333,8 @@ pub struct RetentionReport {
     pub flow_hops: u64,
     /// `media_files` rows older than the cutoff, deleted.
     pub media_files: u64,
+    /// `outbound_media` rows (files sent) older than the cutoff, deleted.
+    pub outbound_media: u64,
     /// Their files deleted from the media store (a file still named by a newer row stays).
     pub media_store_files: u64,
 }
@@ -369,11 +381,19 @@ pub async fn purge_older_than(
         .filter(flow_hop::Column::At.lt(cutoff))
         .exec(&txn)
         .await?;
-    let (media_rows, media_hashes) = delete_rows(
+    let (media_rows, mut media_hashes) = delete_rows(
         &txn,
         sea_orm::Condition::all().add(media_file::Column::CreatedAt.lt(cutoff)),
     )
     .await?;
+    let (sent_rows, sent_hashes) = delete_outbound_rows(
+        &txn,
+        sea_orm::Condition::all().add(outbound_media::Column::CreatedAt.lt(cutoff)),
+    )
+    .await?;
+    media_hashes.extend(sent_hashes);
+    media_hashes.sort();
+    media_hashes.dedup();
     txn.commit().await?;
     let media_store_files = match media {
         Some(store) => delete_unreferenced(db, store, &media_hashes).await,
@@ -385,6 +405,7 @@ pub async fn purge_older_than(
         outbox: outbound.rows_affected,
         flow_hops: hops.rows_affected,
         media_files: media_rows,
+        outbound_media: sent_rows,
         media_store_files,
     };
     tracing::info!(
@@ -393,6 +414,7 @@ pub async fn purge_older_than(
         outbox = report.outbox,
         flow_hops = report.flow_hops,
         media_files = report.media_files,
+        outbound_media = report.outbound_media,
         "retention purge"
     );
     Ok(report)

@@ -623,6 +623,21 @@ impl FlowRunner {
                                 .await
                         };
                         tracing::debug!(action = %name, outcome = %result.outcome, "action finished");
+                        if let Some(file) = &result.attachment {
+                            let caption = file.caption.map(|id| {
+                                let slots = match &result.data {
+                                    Value::Object(m) => {
+                                        m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+                                    }
+                                    _ => Default::default(),
+                                };
+                                let args = flows.i18n().args_in(&conversation.language, &slots);
+                                flows
+                                    .i18n()
+                                    .render_lossy(&conversation.language, id, Some(&args))
+                            });
+                            queue_attachment(turn, &self.composer, file, caption, now).await?;
+                        }
                         events.push_back(Event::ActionResult {
                             action: name,
                             outcome: result.outcome,
@@ -831,11 +846,21 @@ pub fn body_for(reply: &Reply) -> OutboundBody {
 /// Hands an engine reply to the composer: the interactive or text body while the 24-hour
 /// window is open, the state's template fallback once it has closed (decided again when sent).
 async fn queue_reply(turn: &Turn<'_>, composer: &Composer, reply: &Reply) -> anyhow::Result<()> {
+    queue_body(turn, composer, reply, body_for(reply)).await
+}
+
+/// Queues `body` for `reply` (whose template, if any, is the fallback).
+async fn queue_body(
+    turn: &Turn<'_>,
+    composer: &Composer,
+    reply: &Reply,
+    body: OutboundBody,
+) -> anyhow::Result<()> {
     let intent = Intent {
         contact_id: turn.contact.id,
         in_reply_to: turn.inbound_id,
         purpose: Purpose::Reply,
-        free_form: Some(body_for(reply)),
+        free_form: Some(body),
         template: reply.template.as_ref().map(|t| TemplateChoice {
             name: t.name.clone(),
             language: t.language.clone(),
@@ -867,6 +892,54 @@ async fn queue_reply(turn: &Turn<'_>, composer: &Composer, reply: &Reply) -> any
             reply.message_id
         )),
     }
+}
+
+/// Sends an action's file (`policy.document`'s schedule) before the flow's next words, and
+/// records it as the contact's (erasure and retention find it by that row). Free-form only:
+/// a file goes inside the window or not at all.
+async fn queue_attachment(
+    turn: &Turn<'_>,
+    composer: &Composer,
+    file: &crate::insurer::Attachment,
+    caption: Option<String>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    use crate::whatsapp::outbound::{OutboundFile, OutboundMediaKind};
+    crate::media::uploads::record(
+        turn.txn,
+        &crate::media::uploads::SentFile {
+            contact_id: turn.contact.id,
+            source: file.source,
+            kind: file.kind,
+            stored: &file.stored,
+            mime_type: &file.mime_type,
+            filename: Some(&file.filename),
+        },
+        now.timestamp_millis(),
+    )
+    .await?;
+    let body = OutboundBody::Media {
+        kind: file.kind,
+        file: OutboundFile::Stored {
+            sha256: file.stored.sha256.clone(),
+            mime_type: file.mime_type.clone(),
+            size: file.stored.size,
+        },
+        filename: (file.kind == OutboundMediaKind::Document).then(|| file.filename.clone()),
+        caption: caption.map(|c| {
+            // A caption is capped by WhatsApp; a long plan name must not fail the turn.
+            c.chars().take(wa::MEDIA_CAPTION_MAX).collect()
+        }),
+    };
+    let reply = Reply {
+        message_id: file.source.to_owned(),
+        body: String::new(),
+        header: None,
+        footer: None,
+        choices: None,
+        template: None,
+    };
+    queue_body(turn, composer, &reply, body).await
 }
 
 /// Queues a hand-off; false when one was already open (nothing changed).

@@ -154,7 +154,8 @@ pub const ACTIONS: &[ActionSpec] = &[
     ActionSpec {
         name: "policy.document",
         args: &["policy_id"],
-        outcomes: &["found", "no_document", "not_found", "error"],
+        // `sent`: the file itself went as a WhatsApp document (issue 18); `found`: a link.
+        outcomes: &["sent", "found", "no_document", "not_found", "error"],
         result_fields: &["policy_number", "plan", "document_url"],
     },
     ActionSpec {

@@ -13,7 +13,9 @@ use crate::store::entities::{contact, premium_reminder};
 
 use super::identity::{self, Failure, Method, PolicyCheck};
 use super::model::{self, Policy};
-use super::{ActionResult, Insurer, InsurerError};
+use super::{ActionResult, Attachment, Insurer, InsurerError};
+use crate::whatsapp::outbound::OutboundMediaKind;
+use crate::whatsapp::outbound::limits::{validate_file, validate_filename};
 
 /// Most rows a WhatsApp list message can hold.
 const MAX_LIST_ROWS: usize = 10;
@@ -543,12 +545,19 @@ impl<C: ConnectionTrait> Ctx<'_, C> {
         })
     }
 
-    /// `policy.document`: the link to the document of a policy the contact is verified for.
+    /// `policy.document`: the document of a policy the contact is verified for: the file
+    /// itself when the source holds one and a media store is configured (`sent`, with an
+    /// attachment the runner sends), else the link (`found`), else `no_document`.
     pub async fn policy_document(&self) -> Result<ActionResult> {
         let Some(p) = self.authorized_policy("policy_id").await? else {
             return Ok(ActionResult::bare("not_found"));
         };
         let mut data = json!({ "policy_number": p.policy_number, "plan": p.plan });
+        if let Some(attachment) = self.policy_document_file(&p.policy_number).await? {
+            let mut result = ActionResult::new("sent", data);
+            result.attachment = Some(attachment);
+            return Ok(result);
+        }
         match p.document_url.as_deref().filter(|u| is_https_link(u)) {
             Some(url) => {
                 data["document_url"] = json!(url);
@@ -565,6 +574,40 @@ impl<C: ConnectionTrait> Ctx<'_, C> {
                 Ok(ActionResult::new("no_document", data))
             }
         }
+    }
+
+    /// The policy's schedule from the source, checked against WhatsApp's document limits and
+    /// kept in the media store; `None` without a store, without a file, or with a file
+    /// WhatsApp would refuse (logged: the link answer is better than a failed send).
+    async fn policy_document_file(&self, number: &str) -> Result<Option<Attachment>> {
+        let Some(store) = &self.insurer.media else {
+            return Ok(None);
+        };
+        let Some(file) = self.insurer.source.policy_document(number).await? else {
+            return Ok(None);
+        };
+        let kind = OutboundMediaKind::Document;
+        let checked = validate_file(kind, &file.mime_type, file.bytes.len() as u64)
+            .and_then(|()| validate_filename("document.filename", &file.filename));
+        if let Err(e) = checked {
+            tracing::warn!(error = %e, "policy document cannot go as a WhatsApp document; the link answer is used");
+            return Ok(None);
+        }
+        let stored = match crate::media::uploads::store_bytes(store, file.bytes).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "policy document could not be kept in the media store; the link answer is used");
+                return Ok(None);
+            }
+        };
+        Ok(Some(Attachment {
+            kind,
+            stored,
+            mime_type: file.mime_type,
+            filename: file.filename,
+            caption: Some("policy-document-caption"),
+            source: "policy_document",
+        }))
     }
 
     /// `premium.due`: the next unpaid instalment, when due soon or overdue, with a pay link.

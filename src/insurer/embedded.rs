@@ -5,6 +5,7 @@
 //! documents for a claim) go through the runner's transaction instead: SQLite has one writer.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 use chrono::NaiveDate;
 use sea_orm::{
@@ -17,17 +18,31 @@ use crate::store::entities::{claim, policy, policyholder, premium};
 use futures_util::future::BoxFuture;
 
 use super::model::{Claim, ClaimFile, NewClaim, Policy, Premium};
-use super::source::{PolicySource, SourceError};
+use super::source::{
+    DOCUMENT_MAX_BYTES, DocumentFile, PolicySource, SourceError, document_filename,
+};
 
 /// Reads the embedded tables.
 #[derive(Clone)]
 pub struct EmbeddedSource {
     db: DatabaseConnection,
+    /// `insurer.documents_dir`: policy schedules named after the policy number.
+    documents_dir: Option<PathBuf>,
 }
 
 impl EmbeddedSource {
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self {
+            db,
+            documents_dir: None,
+        }
+    }
+
+    /// This source with policy schedules from `dir` (`<policy number>.pdf`).
+    #[must_use]
+    pub fn with_documents_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.documents_dir = dir;
+        self
     }
 
     async fn with_holders(&self, rows: Vec<policy::Model>) -> Result<Vec<Policy>, SourceError> {
@@ -70,6 +85,49 @@ impl PolicySource for EmbeddedSource {
         today: NaiveDate,
     ) -> BoxFuture<'a, Result<bool, SourceError>> {
         Box::pin(self.add_documents(txn, claim_number, files, today))
+    }
+
+    fn policy_document<'a>(
+        &'a self,
+        policy_number: &'a str,
+    ) -> BoxFuture<'a, Result<Option<DocumentFile>, SourceError>> {
+        Box::pin(async move {
+            let Some(dir) = &self.documents_dir else {
+                return Ok(None);
+            };
+            // The number is normalised (letters, digits, `-`, `/`) and `/` is replaced: the
+            // name cannot leave the directory.
+            let filename = document_filename(policy_number);
+            let path = dir.join(&filename);
+            let read = tokio::task::spawn_blocking(move || -> std::io::Result<Option<Vec<u8>>> {
+                let meta = match std::fs::metadata(&path) {
+                    Ok(m) => m,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(e),
+                };
+                if !meta.is_file() || meta.len() > DOCUMENT_MAX_BYTES {
+                    return Err(std::io::Error::other(format!(
+                        "not a file of at most {DOCUMENT_MAX_BYTES} bytes"
+                    )));
+                }
+                std::fs::read(&path).map(Some)
+            })
+            .await
+            .map_err(|e| SourceError::Corrupt(format!("policy document read: {e}")))?;
+            match read {
+                Ok(Some(bytes)) => Ok(Some(DocumentFile {
+                    bytes: bytes.into(),
+                    mime_type: "application/pdf".into(),
+                    filename,
+                })),
+                Ok(None) => Ok(None),
+                // The path names a policy number: logged as a category, not the path.
+                Err(e) => Err(SourceError::Corrupt(format!(
+                    "policy document in insurer.documents_dir unreadable: {}",
+                    e.kind()
+                ))),
+            }
+        })
     }
 
     fn policies_for_mobile<'a>(

@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
+use bytes::Bytes;
 use chrono::NaiveDate;
 use reqwest::{Method, Url};
 use sea_orm::DatabaseTransaction;
@@ -23,7 +24,9 @@ use crate::config::InsurerHttpSettings;
 use futures_util::future::BoxFuture;
 
 use super::model::{Claim, ClaimFile, NewClaim, Policy, Premium};
-use super::source::{PolicySource, SourceError};
+use super::source::{
+    DOCUMENT_MAX_BYTES, DocumentFile, PolicySource, SourceError, document_filename,
+};
 
 /// Reads policies, claims and premiums from the insurer's REST API.
 pub struct HttpSource {
@@ -100,12 +103,29 @@ impl HttpSource {
         url
     }
 
-    /// One read through the breaker and the retry loop; `Ok(None)` on 404.
+    /// One JSON read through the breaker and the retry loop; `Ok(None)` on 404.
     async fn read<T: DeserializeOwned>(
         &self,
         method: Method,
         url: Url,
         body: Option<serde_json::Value>,
+    ) -> Result<Option<T>, SourceError> {
+        self.call(method, url, body, "application/json", |answer| {
+            answer.map(|(bytes, _)| parse_json(&bytes)).transpose()
+        })
+        .await
+    }
+
+    /// One request through the breaker and the retry loop: `parse` reads the answer (body and
+    /// `Content-Type`, `None` on 404) inside the loop, so an unreadable answer counts as a
+    /// failure for the breaker exactly like a refused call.
+    async fn call<T>(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<serde_json::Value>,
+        accept: &str,
+        parse: impl Fn(Option<(Bytes, Option<String>)>) -> Result<Option<T>, SourceError>,
     ) -> Result<Option<T>, SourceError> {
         if !self.breaker.allow() {
             return Err(SourceError::CircuitOpen);
@@ -115,13 +135,18 @@ impl HttpSource {
             .with_max_delay(self.backoff * 8)
             .with_max_times(self.retries)
             .with_jitter();
-        let result = (|| self.attempt::<T>(method.clone(), url.clone(), body.as_ref()))
-            .retry(backoff)
-            .when(SourceError::is_transient)
-            .notify(|e, delay| {
-                tracing::debug!(error = %e, ?delay, "insurer API read failed; retrying");
-            })
-            .await;
+        let result = (|| async {
+            parse(
+                self.attempt(method.clone(), url.clone(), body.as_ref(), accept)
+                    .await?,
+            )
+        })
+        .retry(backoff)
+        .when(SourceError::is_transient)
+        .notify(|e, delay| {
+            tracing::debug!(error = %e, ?delay, "insurer API read failed; retrying");
+        })
+        .await;
         self.breaker.record(result.is_ok());
         if let Err(e) = &result {
             tracing::warn!(error = %e, "insurer API read failed");
@@ -140,7 +165,10 @@ impl HttpSource {
         if !self.breaker.allow() {
             return Err(SourceError::CircuitOpen);
         }
-        let result = self.attempt::<T>(Method::POST, url, Some(&body)).await;
+        let result = self
+            .attempt(Method::POST, url, Some(&body), "application/json")
+            .await
+            .and_then(|answer| answer.map(|(bytes, _)| parse_json(&bytes)).transpose());
         self.breaker.record(result.is_ok());
         if let Err(e) = &result {
             tracing::warn!(error = %e, "insurer API write failed");
@@ -148,16 +176,17 @@ impl HttpSource {
         result
     }
 
-    async fn attempt<T: DeserializeOwned>(
+    async fn attempt(
         &self,
         method: Method,
         url: Url,
         body: Option<&serde_json::Value>,
-    ) -> Result<Option<T>, SourceError> {
+        accept: &str,
+    ) -> Result<Option<(Bytes, Option<String>)>, SourceError> {
         let mut request = self
             .client
             .request(method.clone(), url)
-            .header(reqwest::header::ACCEPT, "application/json");
+            .header(reqwest::header::ACCEPT, accept);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token.expose_secret());
         }
@@ -175,17 +204,39 @@ impl HttpSource {
         if !status.is_success() {
             return Err(SourceError::Status(status.as_u16()));
         }
+        if response
+            .content_length()
+            .is_some_and(|n| n > DOCUMENT_MAX_BYTES)
+        {
+            return Err(SourceError::Garbage(format!(
+                "answer larger than {DOCUMENT_MAX_BYTES} bytes"
+            )));
+        }
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or(v).trim().to_ascii_lowercase());
         let bytes = response.bytes().await.map_err(transport)?;
-        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            // The category and position only: serde's message may quote the payload.
-            SourceError::Garbage(format!(
-                "{:?} error at line {} column {}",
-                e.classify(),
-                e.line(),
-                e.column()
-            ))
-        })
+        if bytes.len() as u64 > DOCUMENT_MAX_BYTES {
+            return Err(SourceError::Garbage(format!(
+                "answer larger than {DOCUMENT_MAX_BYTES} bytes"
+            )));
+        }
+        Ok(Some((bytes, content_type)))
     }
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, SourceError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        // The category and position only: serde's message may quote the payload.
+        SourceError::Garbage(format!(
+            "{:?} error at line {} column {}",
+            e.classify(),
+            e.line(),
+            e.column()
+        ))
+    })
 }
 
 fn transport(e: reqwest::Error) -> SourceError {
@@ -342,6 +393,30 @@ impl PolicySource for HttpSource {
             Ok(premiums)
         })
     }
+
+    fn policy_document<'a>(
+        &'a self,
+        policy_number: &'a str,
+    ) -> BoxFuture<'a, Result<Option<DocumentFile>, SourceError>> {
+        Box::pin(async move {
+            self.call(
+                Method::GET,
+                self.url(&["policies", policy_number, "document"]),
+                None,
+                "application/pdf",
+                |answer| {
+                    Ok(answer.map(|(bytes, content_type)| DocumentFile {
+                        bytes,
+                        // Checked against WhatsApp's document types by the action.
+                        mime_type: content_type
+                            .unwrap_or_else(|| "application/octet-stream".into()),
+                        filename: document_filename(policy_number),
+                    }))
+                },
+            )
+            .await
+        })
+    }
 }
 
 /// Consecutive failed calls open the circuit for a cool-down; then one trial call decides
@@ -442,6 +517,7 @@ mod tests {
             ("/policies/{policy_number}", "get"),
             ("/policies/{policy_number}/claims", "get"),
             ("/policies/{policy_number}/premiums", "get"),
+            ("/policies/{policy_number}/document", "get"),
             ("/claims/{claim_number}", "get"),
             ("/claims", "post"),
             ("/claims/{claim_number}/documents", "post"),

@@ -11,7 +11,8 @@
 //! - [`model`]: domain types and the normalisation of typed and imported values.
 //! - [`source`]: the [`PolicySource`] trait; [`embedded`] and [`http_source`] implement it.
 //! - [`identity`]: verifications, failed attempts and lockouts (tables).
-//! - [`actions`]: one function per flow action.
+//! - [`actions`]: one function per flow action (`policy.document` hands the runner an
+//!   [`Attachment`], the policy schedule to send as a WhatsApp document).
 //! - [`paylink`]: signed, expiring payment links.
 //! - [`file_links`]: signed, expiring links to claim files, for the insurer's system.
 //! - [`import`]: `insurebot import policies|claims|premiums FILE.csv`.
@@ -43,7 +44,7 @@ pub use embedded::EmbeddedSource;
 pub use http_source::HttpSource;
 pub use import::{ImportError, ImportKind, ImportReport, import, load_sample_if_empty};
 pub use paylink::PayLinks;
-pub use source::{PolicySource, SourceError};
+pub use source::{DocumentFile, PolicySource, SourceError};
 
 /// What an action answers: the outcome the flow branches on, and the fields merged into the
 /// conversation's slots (see `engine::actions::ACTIONS`).
@@ -51,6 +52,23 @@ pub use source::{PolicySource, SourceError};
 pub struct ActionResult {
     pub outcome: String,
     pub data: serde_json::Value,
+    /// A file the runner sends before the flow goes on (`policy.document`'s schedule).
+    pub attachment: Option<Attachment>,
+}
+
+/// A file an action hands to the runner to send, already in the media store and checked
+/// against WhatsApp's limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attachment {
+    pub kind: crate::whatsapp::outbound::OutboundMediaKind,
+    pub stored: crate::media::store::Stored,
+    pub mime_type: String,
+    pub filename: String,
+    /// The fluent id of the caption, rendered in the conversation's language with the
+    /// action's result fields as arguments.
+    pub caption: Option<&'static str>,
+    /// What `outbound_media.source` records: `policy_document`.
+    pub source: &'static str,
 }
 
 impl ActionResult {
@@ -59,6 +77,7 @@ impl ActionResult {
         Self {
             outcome: outcome.to_owned(),
             data,
+            attachment: None,
         }
     }
 
@@ -91,6 +110,8 @@ pub struct Insurer {
     file_links: file_links::FileLinks,
     /// One-time passwords for `identity.verify_otp`; `None` when they are off.
     otp: Option<Arc<crate::otp::Otp>>,
+    /// Where `policy.document` keeps the files it sends; `None`: links only.
+    media: Option<crate::media::MediaStore>,
 }
 
 impl Insurer {
@@ -120,7 +141,16 @@ impl Insurer {
             pay_links,
             file_links,
             otp: None,
+            media: None,
         }
+    }
+
+    /// This layer with a media store: `policy.document` then sends the source's file itself
+    /// (kept in the store, uploaded once) instead of a link.
+    #[must_use]
+    pub fn with_media(mut self, media: Option<crate::media::MediaStore>) -> Self {
+        self.media = media;
+        self
     }
 
     /// This layer with one-time passwords (the chat's `identity.send_otp` and
@@ -140,7 +170,9 @@ impl Insurer {
         db: DatabaseConnection,
     ) -> Result<Self, InsurerError> {
         let source: Arc<dyn PolicySource> = match settings.source {
-            PolicySourceKind::Embedded => Arc::new(EmbeddedSource::new(db)),
+            PolicySourceKind::Embedded => {
+                Arc::new(EmbeddedSource::new(db).with_documents_dir(settings.documents_dir.clone()))
+            }
             PolicySourceKind::Http => Arc::new(HttpSource::new(&settings.http)?),
         };
         Ok(Self::new(source, settings.clone()))

@@ -92,4 +92,34 @@ pub trait PolicySource: Send + Sync + 'static {
         files: &'a [ClaimFile],
         today: NaiveDate,
     ) -> BoxFuture<'a, Result<bool, SourceError>>;
+
+    /// The policy schedule file of one policy, when the source holds one (issue 18). The
+    /// default holds none: `policy.document` then answers with the link, as before.
+    fn policy_document<'a>(
+        &'a self,
+        policy_number: &'a str,
+    ) -> BoxFuture<'a, Result<Option<DocumentFile>, SourceError>> {
+        let _ = policy_number;
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// A policy's document as a source holds it. Policy schedules are a few hundred kilobytes, so
+/// the bytes are held in memory; sources refuse anything over [`DOCUMENT_MAX_BYTES`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentFile {
+    pub bytes: bytes::Bytes,
+    /// As the source declares it (a file's extension, the API's `Content-Type`); checked
+    /// against the types WhatsApp accepts before anything is sent.
+    pub mime_type: String,
+    /// The name the policyholder sees, e.g. `LIC00012345678.pdf`.
+    pub filename: String,
+}
+
+/// The largest document a source returns: WhatsApp's document limit.
+pub const DOCUMENT_MAX_BYTES: u64 = 100 * 1024 * 1024;
+
+/// The file name of a policy's schedule: the policy number (a `/` in it becomes `_`) and `.pdf`.
+pub fn document_filename(policy_number: &str) -> String {
+    format!("{}.pdf", policy_number.replace('/', "_"))
 }

@@ -69,6 +69,9 @@ pub struct Sender {
     pub mark_read: bool,
     /// Replies the pipeline decided and hands over in memory (taken by the one `run`).
     pub handoff: Handoff,
+    /// Uploads the stored file of a media message before it is sent (its media id cached);
+    /// `None`: media messages end as `no_media_store`.
+    pub uploader: Option<crate::media::uploads::Uploader>,
 }
 
 impl Sender {
@@ -448,6 +451,12 @@ impl Sender {
         self.pacing.number_ready().await;
         // Echoed in status webhooks: ties a status to the row even without the wamid.
         message.callback_data = Some(format!("outbox:{}", row.id));
+        if message.body.stored_file().is_some() {
+            match self.upload(row, message.body).await {
+                Ok(body) => message.body = body,
+                Err(failed) => return failed,
+            }
+        }
         let recipient = match &message.to {
             Recipient::Phone(p) | Recipient::UserId(p) => mask(p),
         };
@@ -463,6 +472,75 @@ impl Sender {
                 }
                 self.classify(row, intent, &message.body, template, &error)
                     .await
+            }
+        }
+    }
+
+    /// A media body with its stored file replaced by a media id (cached, or uploaded now).
+    /// An unreachable store or API is retried like a send; a file gone from the store (erased
+    /// since it was queued) or refused by Meta ends the row.
+    async fn upload(
+        &self,
+        row: &outbox_row::Model,
+        body: OutboundBody,
+    ) -> Result<OutboundBody, AttemptResult> {
+        use crate::media::uploads::UploadError;
+        let Some(uploader) = &self.uploader else {
+            return Err(AttemptResult::Failed {
+                code: None,
+                reason: reason::NO_MEDIA_STORE,
+                detail: "a media message needs the media store".into(),
+            });
+        };
+        let Some((sha256, mime_type, _)) = body.stored_file() else {
+            return Ok(body);
+        };
+        let filename = match &body {
+            OutboundBody::Media {
+                filename: Some(f), ..
+            } => f.clone(),
+            _ => format!("file.{}", mime_type.rsplit('/').next().unwrap_or("bin")),
+        };
+        let retry = |reason: String| {
+            let attempts = u32::try_from(row.attempts + 1).unwrap_or(u32::MAX);
+            if attempts >= self.settings.max_attempts {
+                return AttemptResult::Dead {
+                    code: None,
+                    reason: format!("gave up after {attempts} attempts: {reason}"),
+                };
+            }
+            let delay = backoff(&self.settings, attempts, None);
+            AttemptResult::Retry {
+                next_attempt_at: now_ms() + i64::try_from(delay.as_millis()).unwrap_or(1000),
+                code: None,
+                reason,
+            }
+        };
+        match uploader
+            .media_id(sha256, mime_type, &filename, now_ms())
+            .await
+        {
+            Ok(id) => Ok(body.with_media_id(id)),
+            Err(UploadError::Db(e)) => Err(retry(format!("database: {e}"))),
+            Err(UploadError::Store(e)) => Err(retry(format!("media store: {e:#}"))),
+            Err(UploadError::Gone) => Err(AttemptResult::Failed {
+                code: None,
+                reason: reason::MEDIA_GONE,
+                detail: UploadError::Gone.to_string(),
+            }),
+            Err(UploadError::Api(e)) => {
+                let code = match &e {
+                    SendError::Api { code, .. } => Some(*code),
+                    _ => None,
+                };
+                match e.class() {
+                    ErrorClass::Retryable { .. } => Err(retry(format!("upload: {e}"))),
+                    _ => Err(AttemptResult::Failed {
+                        code,
+                        reason: reason::UPLOAD_REFUSED,
+                        detail: e.to_string(),
+                    }),
+                }
             }
         }
     }

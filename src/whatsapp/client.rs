@@ -17,6 +17,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use futures_util::StreamExt;
+
 use super::outbound::{LimitError, OutboundMessage, mark_read_payload};
 
 /// Graph codes worth retrying after a pause: throughput (130429), pair rate (131056),
@@ -35,6 +37,8 @@ pub struct CloudApiClient {
     messages_url: String,
     /// The Graph base URL with its version, for account-level calls (template list).
     api_base: String,
+    /// The business phone number's id: uploads belong to it (the media id cache's key).
+    phone_number_id: String,
     access_token: SecretString,
 }
 
@@ -143,8 +147,72 @@ impl CloudApiClient {
             http,
             messages_url: format!("{api_base}/{phone_number_id}/messages"),
             api_base,
+            phone_number_id: phone_number_id.to_owned(),
             access_token,
         }
+    }
+
+    /// The business phone number this client sends from.
+    pub fn phone_number_id(&self) -> &str {
+        &self.phone_number_id
+    }
+
+    /// Uploads a file (`POST /{phone_number_id}/media`, multipart with `messaging_product`,
+    /// `type` and `file`) and returns its media id, which Meta keeps for 30 days. `body` is
+    /// streamed (`file` yields exactly `size` bytes): the file is never held in memory whole.
+    /// `filename` only names the part.
+    ///
+    /// # Errors
+    /// What Meta or the network answered; a success without `id` is `Decode`.
+    #[tracing::instrument(name = "whatsapp.upload_media", skip_all, fields(size))]
+    pub async fn upload_media(
+        &self,
+        file: futures_util::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>,
+        size: u64,
+        mime_type: &str,
+        filename: &str,
+    ) -> Result<String, SendError> {
+        // Hand-written multipart: reqwest's `multipart` feature would add mime_guess for a
+        // form of three fixed fields, and this way the file part stays a stream.
+        let boundary = format!("insurebot-{}", uuid::Uuid::new_v4().simple());
+        // Quotes and line breaks would end the header early; the name is cosmetic.
+        let safe_name: String = filename
+            .chars()
+            .map(|c| if c == '"' || c.is_control() { '_' } else { c })
+            .collect();
+        let head = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"messaging_product\"\r\n\r\nwhatsapp\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"type\"\r\n\r\n{mime_type}\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{safe_name}\"\r\n\
+             Content-Type: {mime_type}\r\n\r\n"
+        );
+        let tail = format!("\r\n--{boundary}--\r\n");
+        let length = head.len() as u64 + size + tail.len() as u64;
+        let parts = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(head))])
+            .chain(file)
+            .chain(futures_util::stream::iter([Ok(bytes::Bytes::from(tail))]));
+        let resp = self
+            .http
+            .post(format!("{}/{}/media", self.api_base, self.phone_number_id))
+            .bearer_auth(self.access_token.expose_secret())
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .header(reqwest::header::CONTENT_LENGTH, length)
+            .body(reqwest::Body::wrap_stream(parts))
+            .send()
+            .await
+            .map_err(transport)?;
+        let bytes = success_body(resp).await?;
+        let answer: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| SendError::Decode(format!("upload response is not JSON: {e}")))?;
+        answer
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| SendError::Decode("upload response without \"id\"".into()))
     }
 
     /// Validates and sends one message.
@@ -155,6 +223,13 @@ impl CloudApiClient {
     #[tracing::instrument(name = "whatsapp.send", skip_all, fields(message_type = msg.body.type_name()))]
     pub async fn send(&self, msg: &OutboundMessage) -> Result<SentMessage, SendError> {
         msg.validate().map_err(SendError::Invalid)?;
+        if msg.body.stored_file().is_some() {
+            // The sender uploads first (`media::uploads`); a stored file here is a bug.
+            return Err(SendError::Invalid(LimitError::new(
+                "file",
+                "a stored file must be uploaded before it is sent",
+            )));
+        }
         let answer = self.post(&msg.to_wire()).await?;
         let first = answer.get("messages").and_then(|m| m.get(0));
         let Some(message_id) = first
@@ -214,12 +289,7 @@ impl CloudApiClient {
                 .send()
                 .await
                 .map_err(transport)?;
-            let status = resp.status();
-            let retry_after = parse_retry_after(resp.headers());
-            let bytes = resp.bytes().await.map_err(transport)?;
-            if !status.is_success() {
-                return Err(api_error(status.as_u16(), &bytes, retry_after));
-            }
+            let bytes = success_body(resp).await?;
             let page: TemplatePage = serde_json::from_slice(&bytes)
                 .map_err(|e| SendError::Decode(format!("template list: {e}")))?;
             out.extend(page.data);
@@ -242,22 +312,29 @@ impl CloudApiClient {
             .send()
             .await
             .map_err(transport)?;
-        let status = resp.status();
-        let retry_after = parse_retry_after(resp.headers());
-        let bytes = resp.bytes().await.map_err(transport)?;
-        if status.is_success() {
-            // serde_json's message names a position, not content: safe to keep.
-            return serde_json::from_slice(&bytes)
-                .map_err(|e| SendError::Decode(format!("success response is not JSON: {e}")));
-        }
-        let err = api_error(status.as_u16(), &bytes, retry_after);
-        if let SendError::Api {
-            code, http_status, ..
-        } = &err
-        {
-            tracing::debug!(code, http_status, "Cloud API refused the request");
-        }
-        Err(err)
+        let bytes = success_body(resp).await.inspect_err(|err| {
+            if let SendError::Api {
+                code, http_status, ..
+            } = err
+            {
+                tracing::debug!(code, http_status, "Cloud API refused the request");
+            }
+        })?;
+        // serde_json's message names a position, not content: safe to keep.
+        serde_json::from_slice(&bytes)
+            .map_err(|e| SendError::Decode(format!("success response is not JSON: {e}")))
+    }
+}
+
+/// The body of a successful answer; any other status becomes the Graph error it carries.
+async fn success_body(resp: reqwest::Response) -> Result<bytes::Bytes, SendError> {
+    let status = resp.status();
+    let retry_after = parse_retry_after(resp.headers());
+    let bytes = resp.bytes().await.map_err(transport)?;
+    if status.is_success() {
+        Ok(bytes)
+    } else {
+        Err(api_error(status.as_u16(), &bytes, retry_after))
     }
 }
 

@@ -66,6 +66,8 @@ struct FakeState {
     media_faults: Vec<MediaFault>,
     /// Downloads answered with the file's bytes.
     media_downloads: u64,
+    /// Uploads accepted (`POST /{phone_number_id}/media`).
+    media_uploads: u64,
 }
 
 struct ActiveRule {
@@ -176,7 +178,13 @@ impl FakeCloudApi {
                     .delete(media::delete)
                     .fallback(|| async { StatusCode::NOT_FOUND }),
             )
-            .route("/{version}/{node_id}/media", post(media::upload))
+            .route(
+                "/{version}/{node_id}/media",
+                // Meta takes files up to 100 MB; axum's default body limit is 2 MB.
+                post(media::upload).layer(axum::extract::DefaultBodyLimit::max(
+                    media::MAX_UPLOAD_BYTES + 64 * 1024,
+                )),
+            )
             .route("/_fake/media/{media_id}", get(media::download))
             .route("/_fake/templates", post(replace_templates))
             .route("/_fake/requests", get(requests))
@@ -498,6 +506,23 @@ async fn messages(
         };
         if let Err(e) = msg.validate() {
             return invalid_parameter(&e.to_string());
+        }
+        // A media message must name an upload this number holds, as Meta's does: a stale or
+        // made-up id is refused, so tests see an expired cache entry fail.
+        if let OutboundBody::Media {
+            file: super::outbound::OutboundFile::Id(id),
+            ..
+        } = &msg.body
+            && fake.media(id).is_none()
+        {
+            return graph_error(
+                400,
+                131053,
+                None,
+                "(#131053) Media upload error",
+                Some(&format!("Media id {id} is unknown or expired.")),
+                None,
+            );
         }
         let wamid = format!(
             "wamid.HBgM{}",

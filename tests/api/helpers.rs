@@ -305,6 +305,11 @@ pub async fn spawn_app_with_clock(
 }
 
 impl TestApp {
+    /// The test's local media store directory (`INSUREBOT_MEDIA_DIR`).
+    pub fn media_dir(&self) -> std::path::PathBuf {
+        self._db.media_dir.clone()
+    }
+
     /// The URL of this test's own database.
     pub fn database_url(&self) -> &str {
         &self._db.url

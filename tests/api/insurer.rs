@@ -994,7 +994,16 @@ struct InsurerApi {
     hits: AtomicUsize,
     /// In MODE_500, answer this many requests with 500 and then behave (0 = always 500).
     failures_left: AtomicUsize,
+    /// What `GET /policies/{n}/document` answers: [`DOC_PDF`], [`DOC_HTML`] or [`DOC_NONE`].
+    document: AtomicU8,
 }
+
+/// The policy schedule the stand-in API serves for Rajesh's health policy.
+pub(crate) const API_PDF: &[u8] = b"%PDF-1.7\n% Arogya Family Floater schedule\n%%EOF\n";
+pub(crate) const DOC_PDF: u8 = 0;
+/// A login page instead of the file (a misconfigured document service).
+pub(crate) const DOC_HTML: u8 = 1;
+pub(crate) const DOC_NONE: u8 = 2;
 
 pub(crate) struct ApiServer {
     state: Arc<InsurerApi>,
@@ -1118,6 +1127,23 @@ pub(crate) async fn spawn_insurer_api() -> ApiServer {
             }),
         )
         .route(
+            "/v1/policies/{number}/document",
+            get(|State(api): State<Arc<InsurerApi>>, headers: HeaderMap, UrlPath(number): UrlPath<String>| async move {
+                if let Some(r) = behave(&api, &headers).await {
+                    return r;
+                }
+                match (number.as_str(), api.document.load(Ordering::SeqCst)) {
+                    ("H-2023/100245", DOC_PDF) => {
+                        ([(axum::http::header::CONTENT_TYPE, "application/pdf")], API_PDF).into_response()
+                    }
+                    ("H-2023/100245", DOC_HTML) => {
+                        ([(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")], "<html>login</html>").into_response()
+                    }
+                    _ => StatusCode::NOT_FOUND.into_response(),
+                }
+            }),
+        )
+        .route(
             "/v1/claims/{number}",
             get(|State(api): State<Arc<InsurerApi>>, headers: HeaderMap, UrlPath(number): UrlPath<String>| async move {
                 if let Some(r) = behave(&api, &headers).await {
@@ -1162,6 +1188,9 @@ pub(crate) fn http_settings(base_url: &str) -> InsurerHttpSettings {
 impl ApiServer {
     pub(crate) fn set(&self, mode: u8) {
         self.state.mode.store(mode, Ordering::SeqCst);
+    }
+    pub(crate) fn set_document(&self, answer: u8) {
+        self.state.document.store(answer, Ordering::SeqCst);
     }
     pub(crate) fn hits(&self) -> usize {
         self.state.hits.load(Ordering::SeqCst)
@@ -1569,6 +1598,21 @@ async fn in_a_conversation_open_claims_and_documents_come_from_the_insurer_api()
         shown(&status),
         "Claim CLM-240311: Under review (updated 24/11/2026).\nOne document is pending."
     );
+    // The API has the schedule itself (`GET /policies/{n}/document`): it goes as a PDF
+    // document (issue 18), then the flow says so.
+    let before = app.sent_messages().len();
+    let document = rajesh.say("policy document").await;
+    assert_eq!(document.body["type"], "document", "{}", document.body);
+    assert_eq!(document.body["document"]["filename"], "H-2023_100245.pdf");
+    let id = document.body["document"]["id"].as_str().unwrap();
+    assert_eq!(app.fake.media(id).unwrap().0.as_ref(), API_PDF);
+    let after = app.wait_for_sends(before + 2).await;
+    assert_eq!(
+        shown(&after[before + 1]),
+        "Above is the schedule of policy ••••0245 (Arogya Family Floater) as a PDF. Keep it for your records."
+    );
+    // Without the file, the link as before.
+    api.set_document(DOC_NONE);
     let document = rajesh.say("policy document").await;
     assert_eq!(
         shown(&document),

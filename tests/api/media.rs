@@ -423,6 +423,7 @@ async fn the_console_shows_photos_and_files_only_to_who_may_read_the_conversatio
 /// A real S3-compatible server (moto) on a free port, stopped on drop; or the one
 /// `INSUREBOT_TEST_S3_ENDPOINT` names.
 pub(crate) struct S3Server {
+    /// The server's URL, e.g. `http://127.0.0.1:9000`.
     pub(crate) endpoint: String,
     child: Option<Child>,
 }
@@ -472,6 +473,15 @@ impl S3Server {
         server
     }
 
+    /// Points `settings`' media store at `bucket` on this server (moto takes any key).
+    pub(crate) fn configure(&self, settings: &mut insurebot::config::Settings, bucket: &str) {
+        settings.media.s3_bucket = Some(bucket.to_owned());
+        settings.media.s3_endpoint = Some(self.endpoint.clone());
+        settings.media.s3_allow_http = true;
+        settings.media.s3_access_key_id = Some("testing".into());
+        settings.media.s3_secret_access_key = Some("testing".to_owned().into());
+    }
+
     /// Creates a bucket (moto accepts the unsigned request).
     pub(crate) async fn bucket(&self, name: &str) {
         let resp = reqwest::Client::new()
@@ -505,11 +515,7 @@ async fn photos_and_documents_go_to_s3_compatible_storage_when_a_bucket_is_set()
         s3.bucket(&bucket).await;
         let mut media = insurebot::config::media::MediaSettings::default();
         let app = spawn_app_with(&backend, |s| {
-            s.media.s3_bucket = Some(bucket.clone());
-            s.media.s3_endpoint = Some(s3.endpoint.clone());
-            s.media.s3_allow_http = true;
-            s.media.s3_access_key_id = Some("testing".into());
-            s.media.s3_secret_access_key = Some("testing".to_owned().into());
+            s3.configure(s, &bucket);
             media = s.media.clone();
         })
         .await;

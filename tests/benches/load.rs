@@ -26,12 +26,12 @@ mod common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use common::{database, wait_until_up};
+use common::{database, rss_mb, stop, wait_until_up};
 use insurebot::whatsapp::fake::{FakeCloudApi, RequestKind};
 use insurebot::whatsapp::signature;
 use serde_json::json;
@@ -154,7 +154,7 @@ async fn main() {
     if let Ok(path) = std::env::var("LOAD_ACKS_CSV") {
         write_acks(&run, &path);
     }
-    let peak_mb = peak_rss_mb(&server);
+    let peak_mb = rss_mb(&server, "VmHWM:");
     println!(
         "webhook acks: p50 {:.1} ms, p99 {:.1} ms, errors {}",
         report.ack_p50, report.ack_p99, run.errors
@@ -508,17 +508,6 @@ fn percentile(values: &mut [f64], p: f64) -> f64 {
     values[((values.len() - 1) as f64 * p).round() as usize]
 }
 
-fn peak_rss_mb(server: &Child) -> f64 {
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", server.id())).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
 /// User + system CPU seconds a process has used so far (Linux /proc).
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -533,11 +522,4 @@ fn cpu_seconds(pid: u32) -> f64 {
     };
     // utime and stime are fields 14 and 15 of /proc/pid/stat, i.e. 11 and 12 after the name.
     (ticks(11) + ticks(12)) / 100.0
-}
-
-fn stop(server: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status();
-    let _ = server.wait();
 }

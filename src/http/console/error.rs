@@ -38,6 +38,13 @@ pub enum ConsoleError {
     /// A request that lost a race or breaks a rule; the text is for the agent.
     #[error("{0}")]
     Conflict(String),
+    /// A form field that cannot be accepted (an attachment's type, name or caption); the
+    /// text names the field and what it accepts.
+    #[error("{0}")]
+    Invalid(String),
+    /// An attachment over WhatsApp's size limit; the text names the limit.
+    #[error("{0}")]
+    TooLarge(String),
     /// The console is not available in this mode (e.g. the simulator outside sandbox mode).
     #[error("not available")]
     Unavailable,
@@ -59,6 +66,8 @@ impl ConsoleError {
             Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Invalid(_) => StatusCode::BAD_REQUEST,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Db(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -7,7 +7,9 @@
 //! - [`auth`]: agents, roles, password hashing, sessions, CSRF, login limiting.
 //! - (`insurebot agent add` is [`crate::cli::agent`].)
 //! - [`handoff`]: take / transfer / close, feeding `AgentJoined` / `AgentReleased` to the engine.
-//! - [`reply`]: the one function through which agent messages reach the outbox.
+//! - [`reply`]: the functions through which agent messages (text, template, file) reach the
+//!   outbox.
+//! - [`attach`]: an agent's file attachment, streamed into the media store and checked.
 //! - [`known`]: "what the bot knows", the conversation's slots as masked, labelled values.
 //! - [`pages`]: the queue and conversation pages, their fragments and event streams.
 //! - [`transcript`]: inbound and outbound rows as one timeline with delivery ticks.
@@ -21,6 +23,7 @@
 //! - [`error`]: [`ConsoleError`], the layer's one error type.
 
 pub mod access;
+pub mod attach;
 pub mod auth;
 pub mod campaigns;
 pub mod dashboard;
@@ -172,6 +175,10 @@ pub fn router(settings: &ConsoleSettings) -> Router<AppState> {
             get(pages::conversation_events),
         )
         .route("/console/conversations/{contact}/reply", post(pages::reply))
+        .route(
+            "/console/conversations/{contact}/attach",
+            post(attach::attach).layer(axum::extract::DefaultBodyLimit::max(attach::BODY_LIMIT)),
+        )
         .route(
             "/console/conversations/{contact}/media/{media}",
             get(media::file),

@@ -545,6 +545,25 @@ pub async fn reply(
             super::reply::MAX_CHARS
         )));
     }
+    let contact = may_write_free_form(&state, &agent, contact_id).await?;
+    let txn = begin_write(&state.db).await?;
+    super::reply::send_agent_text(&txn, &state.composer, &contact, text).await?;
+    txn.commit().await?;
+    tracing::info!(contact_id, agent_id = agent.id, "agent reply queued");
+    Ok(Redirect::to(&format!("/console/conversations/{contact_id}")).into_response())
+}
+
+/// The contact, when `agent` may send it free-form now: the conversation is taken by them (or
+/// they supervise) and the 24-hour window is open. Text replies and attachments share it.
+///
+/// # Errors
+/// [`ConsoleError::Conflict`] saying what to do (take it first; templates only once the
+/// window closed), `NotFound` for an unknown contact.
+pub(super) async fn may_write_free_form(
+    state: &AppState,
+    agent: &CurrentAgent,
+    contact_id: i64,
+) -> Result<contact::Model> {
     let contact = contact::Entity::find_by_id(contact_id)
         .one(&state.db)
         .await?
@@ -560,17 +579,12 @@ pub async fn reply(
     }
     // Checked here as well as in the page: a page left open past the deadline must not send
     // free text that WhatsApp would refuse (field notes, pain point 1).
-    let composer = &state.composer;
-    if !window(composer, &contact, &state.console.hours).0 {
+    if !window(&state.composer, &contact, &state.console.hours).0 {
         return Err(ConsoleError::Conflict(
             "The 24-hour window has closed: only approved templates can be sent.".into(),
         ));
     }
-    let txn = begin_write(&state.db).await?;
-    super::reply::send_agent_text(&txn, composer, &contact, text).await?;
-    txn.commit().await?;
-    tracing::info!(contact_id, agent_id = agent.id, "agent reply queued");
-    Ok(Redirect::to(&format!("/console/conversations/{contact_id}")).into_response())
+    Ok(contact)
 }
 
 /// `POST /console/conversations/{contact}/template`: queues an approved template for a

@@ -2,11 +2,13 @@
 
 use sea_orm::{ConnectionTrait, DbErr};
 
+use crate::media::uploads::{self, SentFile, StoredFile};
 use crate::messaging::composer::{
     self, ComposeError, Composer, Intent, Purpose, Queued, TemplateChoice,
 };
 use crate::store::entities::contact;
-use crate::whatsapp::outbound::OutboundBody;
+use crate::store::now_ms;
+use crate::whatsapp::outbound::{OutboundBody, OutboundFile};
 
 /// Longest agent message (WhatsApp's text body limit).
 pub const MAX_CHARS: usize = crate::whatsapp::outbound::TEXT_BODY_MAX;
@@ -37,6 +39,56 @@ pub async fn send_agent_text<C: ConnectionTrait>(
         Ok(Queued::Row(id) | Queued::Skipped { row: id, .. }) => Ok(id),
         Err(ComposeError::Db(e)) => Err(e),
         Err(e) => Err(DbErr::Custom(format!("agent reply refused: {e}"))),
+    }
+}
+
+/// Queues a file an agent attached (already in the media store and checked against
+/// WhatsApp's limits) and records it as the contact's file, in the caller's transaction;
+/// returns the outbox row id.
+///
+/// # Errors
+/// An unknown contact or a database error.
+pub async fn send_agent_file<C: ConnectionTrait>(
+    txn: &C,
+    composer: &Composer,
+    contact: &contact::Model,
+    file: &StoredFile,
+    filename: Option<String>,
+    caption: Option<String>,
+) -> Result<i64, DbErr> {
+    uploads::record(
+        txn,
+        &SentFile {
+            contact_id: contact.id,
+            source: "agent",
+            kind: file.kind,
+            stored: &file.stored,
+            mime_type: &file.mime_type,
+            filename: filename.as_deref(),
+        },
+        now_ms(),
+    )
+    .await?;
+    let intent = Intent {
+        contact_id: contact.id,
+        in_reply_to: None,
+        purpose: Purpose::Agent,
+        free_form: Some(OutboundBody::Media {
+            kind: file.kind,
+            file: OutboundFile::Stored {
+                sha256: file.stored.sha256.clone(),
+                mime_type: file.mime_type.clone(),
+                size: file.stored.size,
+            },
+            filename,
+            caption,
+        }),
+        template: None,
+    };
+    match composer::queue(txn, composer, intent).await {
+        Ok(Queued::Row(id) | Queued::Skipped { row: id, .. }) => Ok(id),
+        Err(ComposeError::Db(e)) => Err(e),
+        Err(e) => Err(DbErr::Custom(format!("agent attachment refused: {e}"))),
     }
 }
 

@@ -16,7 +16,7 @@ use crate::config::hours::OfficeHours;
 use crate::messaging::composer::{Purpose, StoredIntent};
 use crate::store::entities::{inbound_message, media_file, message_status, outbox};
 use crate::whatsapp::inbound::MessageContent;
-use crate::whatsapp::outbound::OutboundBody;
+use crate::whatsapp::outbound::{OutboundBody, OutboundMediaKind};
 
 /// One line of the transcript.
 #[derive(Debug, Clone, Serialize)]
@@ -274,6 +274,27 @@ pub fn outbound_text(body: &OutboundBody) -> (String, Vec<String>) {
             format!("Template “{name}” ({} component(s))", components.len()),
             Vec::new(),
         ),
+        (
+            None,
+            OutboundBody::Media {
+                kind,
+                filename,
+                caption,
+                ..
+            },
+        ) => {
+            // The file's name and caption, never its bytes: enough for an agent to know what
+            // the policyholder received.
+            let what = match (kind, filename) {
+                (OutboundMediaKind::Document, Some(name)) => format!("[document: {name}]"),
+                (kind, _) => format!("[{}]", kind.as_str()),
+            };
+            let text = match caption {
+                Some(c) => format!("{what} {c}"),
+                None => what,
+            };
+            (text, Vec::new())
+        }
         (None, _) => (String::new(), Vec::new()),
     }
 }

@@ -86,4 +86,10 @@ pub mod reason {
     pub const OTP_SEALED: &str = "otp_sealed";
     /// A queued row withdrawn by cancelling its campaign.
     pub const CAMPAIGN_CANCELLED: &str = "campaign_cancelled";
+    /// A media message but no media store to upload its file from.
+    pub const NO_MEDIA_STORE: &str = "no_media_store";
+    /// A media message whose file left the media store (erased) before it went.
+    pub const MEDIA_GONE: &str = "media_gone";
+    /// Meta refused the upload of a media message's file.
+    pub const UPLOAD_REFUSED: &str = "upload_refused";
 }

@@ -34,6 +34,8 @@ pub(super) struct StoredMedia {
     mime_type: String,
     /// What the metadata claims; normally the bytes' hash, a test may make it lie.
     sha256: String,
+    /// Uploaded through the API (not added by a test as inbound media).
+    uploaded: bool,
 }
 
 /// A scripted media misbehaviour, consumed in the order added (one per request at most).
@@ -71,6 +73,7 @@ impl FakeCloudApi {
                 bytes: bytes.into(),
                 mime_type: mime_type.to_owned(),
                 sha256: sha256.to_owned(),
+                uploaded: false,
             },
         );
         id
@@ -82,6 +85,17 @@ impl FakeCloudApi {
             .media
             .get(id)
             .map(|m| (m.bytes.clone(), m.mime_type.clone()))
+    }
+
+    /// How many uploads were accepted (a cached media id saves one).
+    pub fn media_uploads(&self) -> u64 {
+        self.lock().media_uploads
+    }
+
+    /// Forgets every upload, as Meta does after 30 days (tests of an expired media id).
+    pub fn forget_uploads(&self) {
+        let mut st = self.lock();
+        st.media.retain(|_, m| !m.uploaded);
     }
 
     /// How many downloads of stored files were answered with their bytes.
@@ -248,6 +262,13 @@ pub(super) async fn upload(
         return invalid_parameter("The file is empty or larger than 100 MB.");
     }
     let id = fake.add_media(bytes, &mime_type);
+    {
+        let mut st = fake.lock();
+        st.media_uploads += 1;
+        if let Some(m) = st.media.get_mut(&id) {
+            m.uploaded = true;
+        }
+    }
     axum::Json(json!({ "id": id })).into_response()
 }
 

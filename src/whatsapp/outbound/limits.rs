@@ -76,8 +76,119 @@ impl OutboundMessage {
                 language,
                 components,
             } => validate_template(name, language, components),
+            OutboundBody::Media {
+                kind,
+                file,
+                filename,
+                caption,
+            } => validate_media(*kind, file, filename.as_deref(), caption.as_deref()),
         }
     }
+}
+
+/// A file an agent or the insurer source offers for sending, checked before it is stored or
+/// queued: the type and size `kind` accepts.
+///
+/// # Errors
+/// The type or size that Meta would refuse, in words.
+pub fn validate_file(kind: OutboundMediaKind, mime_type: &str, size: u64) -> Check {
+    let name = kind.as_str();
+    if !kind.accepted_types().contains(&mime_type) {
+        return Err(LimitError::new(
+            format!("{name}.type"),
+            format!(
+                "{mime_type} cannot be sent as {} {name}; accepted: {}",
+                if kind == OutboundMediaKind::Image {
+                    "an"
+                } else {
+                    "a"
+                },
+                kind.accepted_types().join(", ")
+            ),
+        ));
+    }
+    if size == 0 {
+        return Err(LimitError::new(format!("{name}.size"), "the file is empty"));
+    }
+    let max = kind.max_bytes();
+    if size > max {
+        return Err(LimitError::new(
+            format!("{name}.size"),
+            format!(
+                "{size} bytes, the limit is {max} bytes ({} MB)",
+                max / (1024 * 1024)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A document's file name: shown to the user and used to save the file, so no path and no
+/// control characters.
+///
+/// # Errors
+/// An empty or too long name, or one with `/`, `\\` or control characters.
+pub fn validate_filename(field: &str, name: &str) -> Check {
+    required(field, name, FILENAME_MAX)?;
+    if name
+        .chars()
+        .any(|c| c == '/' || c == '\\' || c.is_control())
+    {
+        return Err(LimitError::new(
+            field,
+            "a file name cannot contain /, \\ or control characters",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_media(
+    kind: OutboundMediaKind,
+    file: &OutboundFile,
+    filename: Option<&str>,
+    caption: Option<&str>,
+) -> Check {
+    let name = kind.as_str();
+    match file {
+        OutboundFile::Id(s) | OutboundFile::Link(s) if s.trim().is_empty() => {
+            return Err(LimitError::new(
+                format!("{name}.id"),
+                "empty media link or id",
+            ));
+        }
+        OutboundFile::Id(_) | OutboundFile::Link(_) => {}
+        OutboundFile::Stored {
+            sha256,
+            mime_type,
+            size,
+        } => {
+            let hex = sha256.len() == 64
+                && sha256
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            if !hex {
+                return Err(LimitError::new(
+                    format!("{name}.sha256"),
+                    "not a lower-case hex SHA-256",
+                ));
+            }
+            validate_file(kind, mime_type, *size)?;
+        }
+    }
+    optional(&format!("{name}.caption"), caption, MEDIA_CAPTION_MAX)?;
+    match (kind, filename) {
+        (OutboundMediaKind::Document, Some(f)) => {
+            validate_filename(&format!("{name}.filename"), f)?
+        }
+        (OutboundMediaKind::Image, Some(_)) => {
+            return Err(LimitError::new(
+                "image.filename",
+                "only documents have a file name",
+            ));
+        }
+        (_, None) => {}
+    }
+    Ok(())
 }
 
 fn validate_phone(p: &str) -> Check {

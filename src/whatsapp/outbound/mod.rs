@@ -51,6 +51,26 @@ pub const BSUID_SUFFIX_MAX: usize = 128;
 pub const PHONE_DIGITS_MAX: usize = 15;
 /// `biz_opaque_callback_data` limit from Meta's send-message reference (not in §3 of our doc).
 pub const CALLBACK_DATA_MAX: usize = 512;
+/// Media messages (Meta's media reference, issue 18): a caption, a document's file name, and
+/// the size and types each kind accepts. The file name limit is ours: Meta documents none,
+/// and a name longer than a phone shows helps nobody.
+pub const MEDIA_CAPTION_MAX: usize = 1024;
+pub const FILENAME_MAX: usize = 240;
+pub const DOCUMENT_MAX_BYTES: u64 = 100 * 1024 * 1024;
+pub const IMAGE_MAX_BYTES: u64 = 5 * 1024 * 1024;
+/// The document types Meta accepts (media reference, "Supported media types").
+pub const DOCUMENT_TYPES: &[&str] = &[
+    "application/pdf",
+    "text/plain",
+    "application/msword",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.ms-excel",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.ms-powerpoint",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+];
+/// The image types Meta accepts.
+pub const IMAGE_TYPES: &[&str] = &["image/jpeg", "image/png"];
 
 /// A message the bot sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -104,6 +124,67 @@ pub enum OutboundBody {
         /// e.g. `en_US`, `hi`.
         language: String,
         components: Vec<TemplateComponent>,
+    },
+    /// A document or an image (issue 18), with an optional caption; documents carry the file
+    /// name the user sees.
+    Media {
+        kind: OutboundMediaKind,
+        file: OutboundFile,
+        /// Documents only.
+        filename: Option<String>,
+        caption: Option<String>,
+    },
+}
+
+/// What kind of file a media message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboundMediaKind {
+    Image,
+    Document,
+}
+
+impl OutboundMediaKind {
+    /// The wire `type`: `image` or `document`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboundMediaKind::Image => "image",
+            OutboundMediaKind::Document => "document",
+        }
+    }
+
+    /// The largest file Meta accepts for this kind.
+    pub fn max_bytes(self) -> u64 {
+        match self {
+            OutboundMediaKind::Image => IMAGE_MAX_BYTES,
+            OutboundMediaKind::Document => DOCUMENT_MAX_BYTES,
+        }
+    }
+
+    /// The MIME types Meta accepts for this kind.
+    pub fn accepted_types(self) -> &'static [&'static str] {
+        match self {
+            OutboundMediaKind::Image => IMAGE_TYPES,
+            OutboundMediaKind::Document => DOCUMENT_TYPES,
+        }
+    }
+}
+
+/// Where a media message's file is. The outbox holds `Stored` (our copy, by hash): the media
+/// id Meta gives an upload expires, so it is looked up or uploaded only when the message goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboundFile {
+    /// An uploaded file's media id.
+    Id(String),
+    /// A public https link Meta fetches.
+    Link(String),
+    /// A file in our media store, not uploaded yet: never on the wire.
+    Stored {
+        /// Lower-case hex SHA-256, the media store's key.
+        sha256: String,
+        mime_type: String,
+        size: u64,
     },
 }
 
@@ -208,7 +289,8 @@ pub struct LimitError {
 }
 
 impl LimitError {
-    fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
+    /// A broken limit: the field and what is wrong with it (never the text itself).
+    pub fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
         LimitError {
             field: field.into(),
             problem: problem.into(),
@@ -233,17 +315,44 @@ impl OutboundBody {
                     .flat_map(|s| s.rows.iter().map(|r| r.title.as_str()))
                     .collect(),
             )),
-            OutboundBody::Template { .. } => None,
+            OutboundBody::Template { .. } | OutboundBody::Media { .. } => None,
         }
     }
 
-    /// The wire `type` (`text`, `interactive`, `template`), for logs and metrics.
+    /// The wire `type` (`text`, `interactive`, `template`, `image`, `document`), for logs and
+    /// metrics.
     pub fn type_name(&self) -> &'static str {
         match self {
             OutboundBody::Text { .. } => "text",
             OutboundBody::Buttons { .. } | OutboundBody::List { .. } => "interactive",
             OutboundBody::Template { .. } => "template",
+            OutboundBody::Media { kind, .. } => kind.as_str(),
         }
+    }
+
+    /// The stored file a media body still has to be uploaded from, if any.
+    pub fn stored_file(&self) -> Option<(&str, &str, u64)> {
+        match self {
+            OutboundBody::Media {
+                file:
+                    OutboundFile::Stored {
+                        sha256,
+                        mime_type,
+                        size,
+                    },
+                ..
+            } => Some((sha256, mime_type, *size)),
+            _ => None,
+        }
+    }
+
+    /// This body with its stored file replaced by the media id it was uploaded as.
+    #[must_use]
+    pub fn with_media_id(mut self, media_id: String) -> Self {
+        if let OutboundBody::Media { file, .. } = &mut self {
+            *file = OutboundFile::Id(media_id);
+        }
+        self
     }
 }
 
@@ -342,6 +451,28 @@ impl OutboundMessage {
                 }
                 m.insert("type".into(), json!("template"));
                 m.insert("template".into(), t);
+            }
+            OutboundBody::Media {
+                kind,
+                file,
+                filename,
+                caption,
+            } => {
+                let mut media = Map::new();
+                match file {
+                    OutboundFile::Id(id) => media.insert("id".into(), json!(id)),
+                    OutboundFile::Link(link) => media.insert("link".into(), json!(link)),
+                    // Not wire material: `CloudApiClient::send` refuses it before this runs.
+                    OutboundFile::Stored { .. } => None,
+                };
+                if let Some(c) = caption {
+                    media.insert("caption".into(), json!(c));
+                }
+                if let Some(f) = filename {
+                    media.insert("filename".into(), json!(f));
+                }
+                m.insert("type".into(), json!(kind.as_str()));
+                m.insert(kind.as_str().into(), Value::Object(media));
             }
         }
         if let Some(c) = &self.callback_data {
@@ -1136,5 +1267,113 @@ mod tests {
             "template.language"
         );
         assert_eq!(field(json!([1])), "(body)");
+    }
+
+    fn document(
+        file: OutboundFile,
+        filename: Option<&str>,
+        caption: Option<&str>,
+    ) -> OutboundMessage {
+        msg(OutboundBody::Media {
+            kind: OutboundMediaKind::Document,
+            file,
+            filename: filename.map(str::to_owned),
+            caption: caption.map(str::to_owned),
+        })
+    }
+
+    fn stored(mime_type: &str, size: u64) -> OutboundFile {
+        OutboundFile::Stored {
+            sha256: "ab".repeat(32),
+            mime_type: mime_type.into(),
+            size,
+        }
+    }
+
+    #[test]
+    fn a_document_goes_on_the_wire_with_its_file_name_and_caption_and_reads_back() {
+        let m = document(
+            OutboundFile::Id("1234".into()),
+            Some("LIC1.pdf"),
+            Some("Policy schedule"),
+        );
+        assert_eq!(m.validate(), Ok(()));
+        let wire = m.to_wire();
+        assert_eq!(wire["type"], "document");
+        assert_eq!(
+            wire["document"],
+            json!({ "id": "1234", "filename": "LIC1.pdf", "caption": "Policy schedule" })
+        );
+        assert_eq!(OutboundMessage::from_wire(&wire), Ok(m));
+    }
+
+    #[test]
+    fn media_limits_are_checked_before_sending_and_name_the_field() {
+        let ok = document(stored("application/pdf", 1000), Some("a.pdf"), None);
+        assert_eq!(ok.validate(), Ok(()));
+        let caption = "x".repeat(MEDIA_CAPTION_MAX + 1);
+        assert_eq!(
+            fails_on(
+                &document(stored("application/pdf", 1), None, Some(&caption)),
+                "document.caption"
+            ),
+            "1025 characters, the limit is 1024"
+        );
+        fails_on(
+            &document(stored("application/pdf", 1), Some("../etc/passwd"), None),
+            "document.filename",
+        );
+        fails_on(
+            &document(
+                stored("application/pdf", 1),
+                Some(&"a".repeat(FILENAME_MAX + 1)),
+                None,
+            ),
+            "document.filename",
+        );
+        fails_on(
+            &document(stored("application/pdf", 1), Some(" "), None),
+            "document.filename",
+        );
+        assert_eq!(
+            fails_on(
+                &document(
+                    stored("application/pdf", DOCUMENT_MAX_BYTES + 1),
+                    None,
+                    None
+                ),
+                "document.size"
+            ),
+            "104857601 bytes, the limit is 104857600 bytes (100 MB)"
+        );
+        fails_on(
+            &document(stored("application/pdf", 0), None, None),
+            "document.size",
+        );
+        assert!(
+            fails_on(
+                &document(stored("application/x-msdownload", 10), None, None),
+                "document.type"
+            )
+            .contains("accepted: application/pdf")
+        );
+        let image = msg(OutboundBody::Media {
+            kind: OutboundMediaKind::Image,
+            file: stored("image/png", IMAGE_MAX_BYTES + 1),
+            filename: None,
+            caption: None,
+        });
+        fails_on(&image, "image.size");
+        let named_image = msg(OutboundBody::Media {
+            kind: OutboundMediaKind::Image,
+            file: stored("image/png", 10),
+            filename: Some("a.png".into()),
+            caption: None,
+        });
+        fails_on(&named_image, "image.filename");
+        fails_on(
+            &document(OutboundFile::Id(" ".into()), None, None),
+            "document.id",
+        );
     }
 }

@@ -68,6 +68,35 @@ impl OutboundMessage {
             }
             "interactive" => interactive_from_wire(req_obj(v, "interactive", "interactive")?)?,
             "template" => template_from_wire(req_obj(v, "template", "template")?)?,
+            "image" | "document" => {
+                let kind = if kind == "image" {
+                    OutboundMediaKind::Image
+                } else {
+                    OutboundMediaKind::Document
+                };
+                let m = req_obj(v, kind.as_str(), kind.as_str())?;
+                let path = |f: &str| format!("{}.{f}", kind.as_str());
+                let file = match (
+                    opt_str(m, "id", &path("id"))?,
+                    opt_str(m, "link", &path("link"))?,
+                ) {
+                    (Some(id), None) => OutboundFile::Id(id),
+                    (None, Some(link)) => OutboundFile::Link(link),
+                    (Some(_), Some(_)) => {
+                        return Err(LimitError::new(
+                            path("id"),
+                            "both \"id\" and \"link\" are set",
+                        ));
+                    }
+                    (None, None) => return Err(missing(&path("id"))),
+                };
+                OutboundBody::Media {
+                    kind,
+                    file,
+                    filename: opt_str(m, "filename", &path("filename"))?,
+                    caption: opt_str(m, "caption", &path("caption"))?,
+                }
+            }
             other => {
                 return Err(LimitError::new(
                     "type",

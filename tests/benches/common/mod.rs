@@ -1,8 +1,9 @@
 //! What the benchmarks that start a real `insurebot serve` share: a database of their own for
-//! the run, and waiting until the server answers.
+//! the run, waiting until the server answers, reading its memory, and stopping it.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::process::{Child, Command};
 use std::time::Duration;
 
 /// Drops the run's PostgreSQL database when awaited.
@@ -63,4 +64,24 @@ pub async fn wait_until_up(http: &reqwest::Client, base: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("server did not become ready");
+}
+
+/// A memory figure of the server from /proc (Linux): `VmRSS:` now, `VmHWM:` its peak, in MB.
+pub fn rss_mb(server: &Child, field: &str) -> f64 {
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", server.id())).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// Stops the server with SIGTERM (a graceful shutdown) and waits for it.
+pub fn stop(server: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    let _ = server.wait();
 }
