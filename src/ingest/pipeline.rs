@@ -45,7 +45,7 @@ use crate::media::MediaFetcher;
 use crate::media::fetch::MediaRequest;
 use crate::messaging::handover::{FreshBatch, Handoff};
 use crate::metrics::Metrics;
-use crate::store::entities::outbox::state as outbox_state;
+use crate::store::entities::outbox::State as OutboxState;
 use crate::store::entities::{consent_log, contact, conversation, flow_hop, inbound_message};
 use crate::store::{self, WriteTxn, begin_write, now_ms};
 use crate::whatsapp::inbound::MessageContent;
@@ -737,7 +737,7 @@ async fn next_messages(
         ids = ids.join(", "),
     );
     let values =
-        std::iter::once(outbox_state::QUEUED.into()).chain(contacts.iter().map(|c| c.id.into()));
+        std::iter::once(OutboxState::Queued.into()).chain(contacts.iter().map(|c| c.id.into()));
     let rows = txn
         .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;
