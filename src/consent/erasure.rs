@@ -55,6 +55,7 @@ use crate::store::entities::{
     identity_verification, inbound_message, media_file, otp, outbox, premium_reminder,
     reminder_send, transcript_view,
 };
+use crate::store::lease::ReleaseLease;
 
 /// What replaces an erased outbox payload.
 pub const ERASED_PAYLOAD: &str = r#"{"redacted":"erasure"}"#;
@@ -122,11 +123,7 @@ pub async fn erase(
     let cancelled = outbox::Entity::update_many()
         .col_expr(outbox::Column::State, Expr::value(OutboxState::Skipped))
         .col_expr(outbox::Column::Reason, Expr::value(row_reason::ERASED))
-        .col_expr(
-            outbox::Column::LeaseOwner,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(outbox::Column::LeaseUntil, Expr::value(Option::<i64>::None))
+        .release_lease()
         .filter(outbox::Column::ContactId.eq(id))
         .filter(outbox::Column::State.eq(OutboxState::Queued))
         .exec(&txn)
@@ -231,14 +228,7 @@ pub async fn erase(
             contact::Column::ProfileName,
             Expr::value(Option::<String>::None),
         )
-        .col_expr(
-            contact::Column::LeaseOwner,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(
-            contact::Column::LeaseUntil,
-            Expr::value(Option::<i64>::None),
-        )
+        .release_lease()
         .col_expr(contact::Column::UpdatedAt, Expr::value(now))
         .filter(contact::Column::Id.eq(id))
         .exec(&txn)

@@ -17,6 +17,7 @@ use sea_orm::{
 
 use crate::store::entities::outbox::{State, reason};
 use crate::store::entities::{message_status, outbox};
+use crate::store::lease::ReleaseLease;
 use crate::store::{begin_write, now_ms};
 use crate::whatsapp::client::WINDOW_CLOSED_CODES;
 
@@ -158,11 +159,7 @@ pub async fn release_leases(
     }
     let txn = begin_write(db).await?;
     outbox::Entity::update_many()
-        .col_expr(
-            outbox::Column::LeaseOwner,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(outbox::Column::LeaseUntil, Expr::value(Option::<i64>::None))
+        .release_lease()
         .filter(outbox::Column::Id.is_in(ids.iter().copied()))
         .filter(outbox::Column::LeaseOwner.eq(lease_owner.to_owned()))
         .filter(outbox::Column::State.eq(State::Queued))
@@ -274,11 +271,7 @@ pub async fn release_own_stale_leases(
 ) -> Result<u64, DbErr> {
     let txn = begin_write(db).await?;
     let result = outbox::Entity::update_many()
-        .col_expr(
-            outbox::Column::LeaseOwner,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(outbox::Column::LeaseUntil, Expr::value(Option::<i64>::None))
+        .release_lease()
         .filter(outbox::Column::LeaseOwner.starts_with(format!("{owner}/")))
         .filter(outbox::Column::LeaseOwner.ne(this_run.to_owned()))
         .filter(outbox::Column::State.eq(State::Queued))
@@ -397,11 +390,7 @@ async fn write_sent<C: ConnectionTrait>(
             Expr::col(outbox::Column::Attempts).add(1),
         )
         .col_expr(outbox::Column::UpdatedAt, Expr::value(now))
-        .col_expr(
-            outbox::Column::LeaseOwner,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(outbox::Column::LeaseUntil, Expr::value(Option::<i64>::None))
+        .release_lease()
         .col_expr(outbox::Column::State, Expr::value(State::Sent))
         .col_expr(
             outbox::Column::Wamid,
@@ -468,11 +457,7 @@ async fn write_attempt<C: ConnectionTrait>(
             Expr::value(row.attempts + i32::from(counts)),
         )
         .col_expr(outbox::Column::UpdatedAt, Expr::value(now))
-        .col_expr(
-            outbox::Column::LeaseOwner,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(outbox::Column::LeaseUntil, Expr::value(Option::<i64>::None));
+        .release_lease();
     let set_error = |u: sea_orm::UpdateMany<outbox::Entity>,
                      code: Option<i64>,
                      reason: Option<&str>,

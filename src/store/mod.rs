@@ -4,6 +4,7 @@
 
 pub mod contacts;
 pub mod entities;
+pub mod lease;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
