@@ -12,7 +12,7 @@ use crate::config::Settings;
 use crate::messaging::composer::Composer;
 use crate::reminders::campaigns::{self, Audience, CampaignReport, ContactFilter, NewCampaign};
 use crate::reminders::premium::{self, Reminders};
-use crate::store::entities::campaign::state as cstate;
+use crate::store::entities::campaign::State as CampaignState;
 
 #[derive(Debug, Subcommand)]
 pub enum CampaignsCommand {
@@ -193,8 +193,10 @@ async fn watch_progress(
             report.failed.values().sum::<u64>(),
             report.skipped.values().sum::<u64>()
         ));
-        let ended = matches!(report.state.as_str(), cstate::COMPLETED | cstate::CANCELLED)
-            && report.queued == 0;
+        let ended = matches!(
+            report.state,
+            CampaignState::Completed | CampaignState::Cancelled
+        ) && report.queued == 0;
         if ended {
             bar.finish();
             break;

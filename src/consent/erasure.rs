@@ -55,13 +55,14 @@ use crate::media::MediaStore;
 use crate::media::purge::{delete_outbound_rows, delete_rows, delete_unreferenced};
 use crate::privacy::mask;
 use crate::store::begin_write;
-use crate::store::entities::campaign_recipient::state as rstate;
-use crate::store::entities::outbox::{reason as row_reason, state as row_state};
+use crate::store::entities::campaign_recipient::State as RecipientState;
+use crate::store::entities::outbox::{State as OutboxState, reason as row_reason};
 use crate::store::entities::{
     campaign_recipient, claim, claim_document, consent_log, contact, conversation, flow_hop,
     handoff, identity_attempt, identity_verification, inbound_message, media_file, otp,
     outbound_media, outbox, premium_reminder, reminder_send, transcript_view,
 };
+use crate::store::lease::ReleaseLease;
 
 /// What replaces an erased outbox payload.
 pub const ERASED_PAYLOAD: &str = r#"{"redacted":"erasure"}"#;
@@ -127,15 +128,11 @@ pub async fn erase(
     tables.insert("inbound_messages", inbound.rows_affected);
     // Never send what was queued for a person who asked to be forgotten.
     let cancelled = outbox::Entity::update_many()
-        .col_expr(outbox::Column::State, Expr::value(row_state::SKIPPED))
+        .col_expr(outbox::Column::State, Expr::value(OutboxState::Skipped))
         .col_expr(outbox::Column::Reason, Expr::value(row_reason::ERASED))
-        .col_expr(
-            outbox::Column::LeaseOwner,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(outbox::Column::LeaseUntil, Expr::value(Option::<i64>::None))
+        .release_lease()
         .filter(outbox::Column::ContactId.eq(id))
-        .filter(outbox::Column::State.eq(row_state::QUEUED))
+        .filter(outbox::Column::State.eq(OutboxState::Queued))
         .exec(&txn)
         .await?;
     tables.insert("outbox (queued, cancelled)", cancelled.rows_affected);
@@ -172,14 +169,14 @@ pub async fn erase(
         campaign_recipient::Entity::update_many()
             .col_expr(
                 campaign_recipient::Column::State,
-                Expr::value(rstate::SKIPPED),
+                Expr::value(RecipientState::Skipped),
             )
             .col_expr(
                 campaign_recipient::Column::Reason,
                 Expr::value(row_reason::ERASED),
             )
             .filter(campaign_recipient::Column::ContactId.eq(id))
-            .filter(campaign_recipient::Column::State.eq(rstate::PENDING))
+            .filter(campaign_recipient::Column::State.eq(RecipientState::Pending))
             .exec(&txn)
             .await?
             .rows_affected,
@@ -283,14 +280,7 @@ pub async fn erase(
             contact::Column::ProfileName,
             Expr::value(Option::<String>::None),
         )
-        .col_expr(
-            contact::Column::LeaseOwner,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(
-            contact::Column::LeaseUntil,
-            Expr::value(Option::<i64>::None),
-        )
+        .release_lease()
         .col_expr(contact::Column::UpdatedAt, Expr::value(now))
         .filter(contact::Column::Id.eq(id))
         .exec(&txn)
@@ -373,7 +363,7 @@ pub async fn purge_older_than(
     let outbound = outbox::Entity::update_many()
         .col_expr(outbox::Column::Payload, Expr::value(PURGED_PAYLOAD))
         .filter(outbox::Column::CreatedAt.lt(cutoff))
-        .filter(outbox::Column::State.ne(row_state::QUEUED))
+        .filter(outbox::Column::State.ne(OutboxState::Queued))
         .filter(outbox::Column::Payload.not_like(r#"{"redacted"%"#))
         .exec(&txn)
         .await?;

@@ -30,7 +30,7 @@ use crate::messaging::composer::{
     self, Composer, Intent, PipelineQueued, Purpose, Queued, StoredIntent, TemplateChoice,
 };
 use crate::messaging::handover::FreshBatch;
-use crate::store::entities::handoff::state as handoff_state;
+use crate::store::entities::handoff::State as HandoffState;
 use crate::store::entities::{contact, conversation, handoff, outbox};
 use crate::store::{begin_write, now_ms};
 use crate::whatsapp::inbound::MessageContent;
@@ -512,7 +512,7 @@ async fn taken_at(txn: &DatabaseTransaction, contact_id: i64) -> Result<Option<i
         .select_only()
         .column_as(handoff::Column::TakenAt.max(), "taken")
         .filter(handoff::Column::ContactId.eq(contact_id))
-        .filter(handoff::Column::State.eq(handoff_state::TAKEN))
+        .filter(handoff::Column::State.eq(HandoffState::Taken))
         .into_tuple()
         .one(txn)
         .await?;
@@ -523,11 +523,11 @@ async fn taken_at(txn: &DatabaseTransaction, contact_id: i64) -> Result<Option<i
 /// its request gave it.
 async fn requeue_taken_handoff(txn: &DatabaseTransaction, contact_id: i64) -> Result<(), DbErr> {
     let requeued = handoff::Entity::update_many()
-        .col_expr(handoff::Column::State, Expr::value(handoff_state::WAITING))
+        .col_expr(handoff::Column::State, Expr::value(HandoffState::Waiting))
         .col_expr(handoff::Column::AgentId, Expr::value(Option::<i64>::None))
         .col_expr(handoff::Column::TakenAt, Expr::value(Option::<i64>::None))
         .filter(handoff::Column::ContactId.eq(contact_id))
-        .filter(handoff::Column::State.eq(handoff_state::TAKEN))
+        .filter(handoff::Column::State.eq(HandoffState::Taken))
         .exec(txn)
         .await?;
     if requeued.rows_affected > 0 {
@@ -542,10 +542,10 @@ async fn requeue_taken_handoff(txn: &DatabaseTransaction, contact_id: i64) -> Re
 /// Closes the contact's hand-off an agent had taken (the timer's close, as the agent's own).
 async fn close_taken_handoff(txn: &DatabaseTransaction, contact_id: i64) -> Result<(), DbErr> {
     let closed = handoff::Entity::update_many()
-        .col_expr(handoff::Column::State, Expr::value(handoff_state::CLOSED))
+        .col_expr(handoff::Column::State, Expr::value(HandoffState::Closed))
         .col_expr(handoff::Column::ClosedAt, Expr::value(now_ms()))
         .filter(handoff::Column::ContactId.eq(contact_id))
-        .filter(handoff::Column::State.eq(handoff_state::TAKEN))
+        .filter(handoff::Column::State.eq(HandoffState::Taken))
         .exec(txn)
         .await?;
     if closed.rows_affected > 0 {
@@ -947,7 +947,7 @@ async fn request_handoff(turn: &Turn<'_>, reason: &str, language: &str) -> Resul
     // One open request per contact: asking again while waiting changes nothing.
     let open = handoff::Entity::find()
         .filter(handoff::Column::ContactId.eq(turn.contact.id))
-        .filter(handoff::Column::State.is_in([handoff_state::WAITING, handoff_state::TAKEN]))
+        .filter(handoff::Column::State.is_in([HandoffState::Waiting, HandoffState::Taken]))
         .one(turn.txn)
         .await?;
     if open.is_some() {
@@ -958,7 +958,7 @@ async fn request_handoff(turn: &Turn<'_>, reason: &str, language: &str) -> Resul
         contact_id: Set(turn.contact.id),
         reason: Set(reason.to_owned()),
         language: Set(language.to_owned()),
-        state: Set(handoff_state::WAITING.into()),
+        state: Set(HandoffState::Waiting),
         agent_id: Set(None),
         requested_at: Set(now_ms()),
         taken_at: Set(None),
@@ -972,13 +972,10 @@ async fn request_handoff(turn: &Turn<'_>, reason: &str, language: &str) -> Resul
 
 async fn cancel_handoff(turn: &Turn<'_>, reason: &str) -> Result<(), DbErr> {
     handoff::Entity::update_many()
-        .col_expr(
-            handoff::Column::State,
-            Expr::value(handoff_state::CANCELLED),
-        )
+        .col_expr(handoff::Column::State, Expr::value(HandoffState::Cancelled))
         .col_expr(handoff::Column::ClosedAt, Expr::value(now_ms()))
         .filter(handoff::Column::ContactId.eq(turn.contact.id))
-        .filter(handoff::Column::State.eq(handoff_state::WAITING))
+        .filter(handoff::Column::State.eq(HandoffState::Waiting))
         .exec(turn.txn)
         .await?;
     tracing::info!(contact_id = turn.contact.id, %reason, "hand-off cancelled");

@@ -220,4 +220,70 @@ mod tests {
         }
         assert_eq!(Action::from_name("policy.cancel"), None);
     }
+
+    /// `schema` (the text of `flows/schema.json`) with the list of action names a state's
+    /// `action:` may take replaced by the catalogue's, in catalogue order and the file's own
+    /// indentation.
+    fn schema_with_actions(schema: &str) -> String {
+        let action = schema
+            .find("\"action\": {")
+            .expect("flows/schema.json has an \"action\" property");
+        let open = action + schema[action..].find("\"enum\": [").expect("an enum") + 9;
+        let close = open + schema[open..].find(']').expect("the enum's end");
+        // The indentation of the closing bracket's line, and one level (two spaces) more for
+        // the items.
+        let line_start = schema[..close].rfind('\n').map_or(0, |i| i + 1);
+        let outer = &schema[line_start..close];
+        let items: Vec<String> = ACTIONS
+            .iter()
+            .map(|a| format!("{outer}  \"{}\"", a.name))
+            .collect();
+        format!(
+            "{}\n{}\n{outer}{}",
+            &schema[..open],
+            items.join(",\n"),
+            &schema[close..]
+        )
+    }
+
+    /// `flows/schema.json` is generated from the catalogue, not kept in step by hand: adding
+    /// an action to [`ACTIONS`] and running `UPDATE_SCHEMA=1 cargo test --lib flows_schema`
+    /// writes the new list; without it, a list that differs fails here.
+    #[test]
+    fn flows_schema_lists_the_catalogue_actions() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("flows/schema.json");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let generated = schema_with_actions(&text);
+        if std::env::var_os("UPDATE_SCHEMA").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+            return;
+        }
+        assert!(
+            text == generated,
+            "flows/schema.json's action list differs from ACTIONS in src/engine/actions.rs; \
+             regenerate it: UPDATE_SCHEMA=1 cargo test --lib flows_schema"
+        );
+        let schema: serde_json::Value = serde_json::from_str(&generated).unwrap();
+        let names = &schema["$defs"]["state"]["properties"]["action"]["enum"];
+        assert_eq!(names.as_array().map(Vec::len), Some(ACTIONS.len()));
+    }
+
+    #[test]
+    fn the_generated_list_replaces_any_old_one() {
+        let old = "{\n  \"action\": {\n    \"enum\": [\n      \"x.gone\"\n    ],\n    \"description\": \"d\"\n  }\n}\n";
+        let new = schema_with_actions(old);
+        let value: serde_json::Value = serde_json::from_str(&new).unwrap();
+        let names: Vec<&str> = value["action"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(names, ACTIONS.iter().map(|a| a.name).collect::<Vec<_>>());
+        assert!(new.contains("\n      \"identity.check\",\n"), "{new}");
+        assert!(
+            new.ends_with("\n    ],\n    \"description\": \"d\"\n  }\n}\n"),
+            "{new}"
+        );
+    }
 }

@@ -481,7 +481,7 @@ pub struct OutboxView {
     pub contact_id: i64,
     pub purpose: String,
     /// queued | sent | failed | dead | skipped
-    pub state: String,
+    pub state: outbox_row::State,
     pub attempts: i32,
     /// free_form | template, once sent.
     pub sent_as: Option<String>,
@@ -510,7 +510,7 @@ pub struct DeliveryView {
 
 impl From<outbox_row::Model> for OutboxView {
     fn from(r: outbox_row::Model) -> Self {
-        let queued = r.state == outbox_row::state::QUEUED;
+        let queued = r.state == outbox_row::State::Queued;
         OutboxView {
             delivery: r.delivery_status.map(|status| DeliveryView {
                 status,

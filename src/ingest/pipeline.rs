@@ -45,8 +45,9 @@ use crate::media::MediaFetcher;
 use crate::media::fetch::MediaRequest;
 use crate::messaging::handover::{FreshBatch, Handoff};
 use crate::metrics::Metrics;
-use crate::store::entities::outbox::state as outbox_state;
+use crate::store::entities::outbox::State as OutboxState;
 use crate::store::entities::{consent_log, contact, conversation, flow_hop, inbound_message};
+use crate::store::lease::ReleaseLease;
 use crate::store::{self, WriteTxn, begin_write, now_ms};
 use crate::whatsapp::inbound::MessageContent;
 
@@ -275,7 +276,8 @@ impl Pipeline {
             return Ok(());
         }
         let txn = begin_write(db).await?;
-        unlease()
+        contact::Entity::update_many()
+            .release_lease()
             .filter(contact::Column::LeaseOwner.eq(self.inner.instance_id.clone()))
             .exec(&txn)
             .await?;
@@ -737,7 +739,7 @@ async fn next_messages(
         ids = ids.join(", "),
     );
     let values =
-        std::iter::once(outbox_state::QUEUED.into()).chain(contacts.iter().map(|c| c.id.into()));
+        std::iter::once(OutboxState::Queued.into()).chain(contacts.iter().map(|c| c.id.into()));
     let rows = txn
         .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;
@@ -812,25 +814,13 @@ async fn release_many(txn: &WriteTxn, ids: &[i64], owner: &str) -> Result<(), Db
     if ids.is_empty() || txn.get_database_backend() == DbBackend::Postgres {
         return Ok(());
     }
-    unlease()
+    contact::Entity::update_many()
+        .release_lease()
         .filter(contact::Column::Id.is_in(ids.iter().copied()))
         .filter(contact::Column::LeaseOwner.eq(owner.to_owned()))
         .exec(txn)
         .await?;
     Ok(())
-}
-
-/// An update that clears contacts' leases (SQLite), to be narrowed by the caller's filter.
-fn unlease() -> sea_orm::UpdateMany<contact::Entity> {
-    contact::Entity::update_many()
-        .col_expr(
-            contact::Column::LeaseOwner,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(
-            contact::Column::LeaseUntil,
-            Expr::value(Option::<i64>::None),
-        )
 }
 
 /// A contact whose lease is free, expired, or already `owner`'s.

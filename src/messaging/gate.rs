@@ -28,7 +28,7 @@ use sea_orm::{
 use crate::consent::{ConsentPolicy, ConsentState};
 use crate::messaging::composer::{Composer, Purpose, TemplateChoice};
 use crate::messaging::templates::{self, TemplateInfo};
-use crate::store::entities::outbox::state as row_state;
+use crate::store::entities::outbox::State as OutboxState;
 use crate::store::entities::{contact, inbound_message, outbox};
 
 /// Reasons recorded on a blocked outbox row (`outbox.reason`).
@@ -183,7 +183,7 @@ async fn check_marketing<C: ConnectionTrait>(
         );
     }
     let since = input.now - policy.marketing_cap_ms;
-    let mut queued_before = Condition::all().add(outbox::Column::State.eq(row_state::QUEUED));
+    let mut queued_before = Condition::all().add(outbox::Column::State.eq(OutboxState::Queued));
     if let Some(row) = input.row_id {
         queued_before = queued_before.add(outbox::Column::Id.lt(row));
     }
@@ -194,7 +194,7 @@ async fn check_marketing<C: ConnectionTrait>(
             Condition::any()
                 .add(
                     Condition::all()
-                        .add(outbox::Column::State.eq(row_state::SENT))
+                        .add(outbox::Column::State.eq(OutboxState::Sent))
                         .add(outbox::Column::SentAt.gte(since)),
                 )
                 .add(queued_before),

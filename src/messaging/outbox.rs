@@ -15,8 +15,9 @@ use sea_orm::{
     Iterable, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use crate::store::entities::outbox::{reason, state};
+use crate::store::entities::outbox::{State, reason};
 use crate::store::entities::{message_status, outbox};
+use crate::store::lease::ReleaseLease;
 use crate::store::{begin_write, now_ms};
 use crate::whatsapp::client::WINDOW_CLOSED_CODES;
 
@@ -51,8 +52,8 @@ pub async fn insert<C: ConnectionTrait>(db: &C, row: NewRow<'_>) -> Result<i64, 
 /// when given. [`insert_all`] stores such rows.
 pub fn unstored(row: NewRow<'_>, lease_owner: Option<&str>, now: i64) -> outbox::Model {
     let (state, reason, detail) = match row.skipped {
-        Some((reason, detail)) => (state::SKIPPED, Some(reason.to_owned()), Some(detail)),
-        None => (state::QUEUED, None, None),
+        Some((reason, detail)) => (State::Skipped, Some(reason.to_owned()), Some(detail)),
+        None => (State::Queued, None, None),
     };
     outbox::Model {
         id: 0,
@@ -158,14 +159,10 @@ pub async fn release_leases(
     }
     let txn = begin_write(db).await?;
     outbox::Entity::update_many()
-        .col_expr(
-            outbox::Column::LeaseOwner,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(outbox::Column::LeaseUntil, Expr::value(Option::<i64>::None))
+        .release_lease()
         .filter(outbox::Column::Id.is_in(ids.iter().copied()))
         .filter(outbox::Column::LeaseOwner.eq(lease_owner.to_owned()))
-        .filter(outbox::Column::State.eq(state::QUEUED))
+        .filter(outbox::Column::State.eq(State::Queued))
         .exec(&*txn)
         .await?;
     txn.commit().await
@@ -196,7 +193,7 @@ pub async fn claim_due(
             Expr::col((earlier.clone(), outbox::Column::ContactId))
                 .equals((outbox::Entity, outbox::Column::ContactId)),
         )
-        .and_where(Expr::col((earlier.clone(), outbox::Column::State)).eq(state::QUEUED))
+        .and_where(Expr::col((earlier.clone(), outbox::Column::State)).eq(State::Queued))
         .and_where(
             Expr::col((earlier, outbox::Column::Id))
                 .lt(Expr::col((outbox::Entity, outbox::Column::Id))),
@@ -214,7 +211,7 @@ pub async fn claim_due(
         // queued rows in id order (`idx_outbox_queued`).
         .filter(Expr::cust(format!(
             r#""outbox"."state" = '{}'"#,
-            state::QUEUED
+            State::Queued
         )))
         .filter(outbox::Column::NextAttemptAt.lte(now))
         .filter(free())
@@ -234,7 +231,7 @@ pub async fn claim_due(
         .col_expr(outbox::Column::LeaseOwner, Expr::value(token.clone()))
         .col_expr(outbox::Column::LeaseUntil, Expr::value(lease_until))
         .filter(outbox::Column::Id.is_in(candidates.iter().copied()))
-        .filter(outbox::Column::State.eq(state::QUEUED))
+        .filter(outbox::Column::State.eq(State::Queued))
         .filter(free())
         .exec(&*txn)
         .await?;
@@ -274,14 +271,10 @@ pub async fn release_own_stale_leases(
 ) -> Result<u64, DbErr> {
     let txn = begin_write(db).await?;
     let result = outbox::Entity::update_many()
-        .col_expr(
-            outbox::Column::LeaseOwner,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(outbox::Column::LeaseUntil, Expr::value(Option::<i64>::None))
+        .release_lease()
         .filter(outbox::Column::LeaseOwner.starts_with(format!("{owner}/")))
         .filter(outbox::Column::LeaseOwner.ne(this_run.to_owned()))
-        .filter(outbox::Column::State.eq(state::QUEUED))
+        .filter(outbox::Column::State.eq(State::Queued))
         .exec(&txn)
         .await?;
     txn.commit().await?;
@@ -397,12 +390,8 @@ async fn write_sent<C: ConnectionTrait>(
             Expr::col(outbox::Column::Attempts).add(1),
         )
         .col_expr(outbox::Column::UpdatedAt, Expr::value(now))
-        .col_expr(
-            outbox::Column::LeaseOwner,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(outbox::Column::LeaseUntil, Expr::value(Option::<i64>::None))
-        .col_expr(outbox::Column::State, Expr::value(state::SENT))
+        .release_lease()
+        .col_expr(outbox::Column::State, Expr::value(State::Sent))
         .col_expr(
             outbox::Column::Wamid,
             by_row(outbox::Column::Wamid, |wamid, _| wamid.to_owned()).into(),
@@ -468,11 +457,7 @@ async fn write_attempt<C: ConnectionTrait>(
             Expr::value(row.attempts + i32::from(counts)),
         )
         .col_expr(outbox::Column::UpdatedAt, Expr::value(now))
-        .col_expr(
-            outbox::Column::LeaseOwner,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(outbox::Column::LeaseUntil, Expr::value(Option::<i64>::None));
+        .release_lease();
     let set_error = |u: sea_orm::UpdateMany<outbox::Entity>,
                      code: Option<i64>,
                      reason: Option<&str>,
@@ -495,13 +480,13 @@ async fn write_attempt<C: ConnectionTrait>(
         } => {
             update = set_error(update, *code, None, reason)
                 .col_expr(outbox::Column::NextAttemptAt, Expr::value(*next_attempt_at));
-            state::QUEUED
+            State::Queued
         }
         AttemptResult::Fallback { code, reason } => {
             update = set_error(update, *code, None, reason)
                 .col_expr(outbox::Column::Fallback, Expr::value(true))
                 .col_expr(outbox::Column::NextAttemptAt, Expr::value(now));
-            state::QUEUED
+            State::Queued
         }
         AttemptResult::Failed {
             code,
@@ -509,19 +494,19 @@ async fn write_attempt<C: ConnectionTrait>(
             detail,
         } => {
             update = set_error(update, *code, Some(reason), detail);
-            state::FAILED
+            State::Failed
         }
         AttemptResult::Dead { code, reason } => {
             update = set_error(update, *code, Some(reason::ATTEMPTS_EXHAUSTED), reason);
-            state::DEAD
+            State::Dead
         }
         AttemptResult::Skipped { reason, detail } => {
             update = set_error(update, None, Some(reason), detail);
-            state::SKIPPED
+            State::Skipped
         }
         AttemptResult::Deferred { next_attempt_at } => {
             update = update.col_expr(outbox::Column::NextAttemptAt, Expr::value(*next_attempt_at));
-            state::QUEUED
+            State::Queued
         }
     };
     update = update.col_expr(outbox::Column::State, Expr::value(new_state));
@@ -696,7 +681,7 @@ pub async fn queue_fallback<C: ConnectionTrait>(db: &C, wamid: &str) -> Result<b
     }
     let now = now_ms();
     let result = outbox::Entity::update_many()
-        .col_expr(outbox::Column::State, Expr::value(state::QUEUED))
+        .col_expr(outbox::Column::State, Expr::value(State::Queued))
         .col_expr(outbox::Column::Fallback, Expr::value(true))
         .col_expr(outbox::Column::NextAttemptAt, Expr::value(now))
         .col_expr(outbox::Column::UpdatedAt, Expr::value(now))

@@ -625,11 +625,11 @@ pub fn status_of(row: &otp_row::Model, message: Option<&outbox_row::Model>, now:
     }
     let undeliverable = message.is_some_and(|m| {
         [
-            outbox_row::state::SKIPPED,
-            outbox_row::state::DEAD,
-            outbox_row::state::FAILED,
+            outbox_row::State::Skipped,
+            outbox_row::State::Dead,
+            outbox_row::State::Failed,
         ]
-        .contains(&m.state.as_str())
+        .contains(&m.state)
             || m.delivery_status.as_deref() == Some("failed")
     });
     if undeliverable {
@@ -642,7 +642,7 @@ pub fn status_of(row: &otp_row::Model, message: Option<&outbox_row::Model>, now:
         Some("read" | "played") => Status::Read,
         Some("delivered") => Status::Delivered,
         Some(_) => Status::Sent,
-        None if message.is_some_and(|m| m.state == outbox_row::state::SENT) => Status::Sent,
+        None if message.is_some_and(|m| m.state == outbox_row::State::Sent) => Status::Sent,
         None => Status::Queued,
     }
 }

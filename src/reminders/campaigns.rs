@@ -30,9 +30,9 @@ use crate::messaging::composer::{self, Composer, Intent, Purpose, Queued, Templa
 use crate::messaging::templates;
 use crate::phone::PhoneNumber;
 use crate::store::begin_write;
-use crate::store::entities::campaign::state as cstate;
-use crate::store::entities::campaign_recipient::state as rstate;
-use crate::store::entities::outbox::{reason as outbox_reason, state as outbox_state};
+use crate::store::entities::campaign::State as CampaignState;
+use crate::store::entities::campaign_recipient::State as RecipientState;
+use crate::store::entities::outbox::{State as OutboxState, reason as outbox_reason};
 use crate::store::entities::{campaign, campaign_recipient, contact, policy};
 
 /// How long an instance keeps driving a campaign without renewing.
@@ -331,7 +331,7 @@ pub async fn create(
         name: Set(new.name.trim().to_owned()),
         template: Set(new.template.clone()),
         language: Set(new.language.clone()),
-        state: Set(cstate::DRAFT.to_owned()),
+        state: Set(CampaignState::Draft),
         rate_per_second: Set(i32::try_from(rate).unwrap_or(i32::MAX)),
         start_at: Set(new.start_at.unwrap_or(now_ms)),
         audience_kind: Set(kind.to_owned()),
@@ -361,7 +361,7 @@ pub async fn create(
                     contact_id: Set(c.id),
                     params: Set(serde_json::to_string(&r.params).unwrap_or_default()),
                     language: Set(r.language.clone()),
-                    state: Set(rstate::PENDING.to_owned()),
+                    state: Set(RecipientState::Pending),
                     reason: Set(None),
                     outbox_id: Set(None),
                     queued_at: Set(None),
@@ -464,8 +464,8 @@ async fn get(db: &DatabaseConnection, id: i64) -> Result<campaign::Model, Remind
 async fn transition(
     db: &DatabaseConnection,
     id: i64,
-    from: &[&str],
-    to: &str,
+    from: &[CampaignState],
+    to: CampaignState,
     action: &'static str,
     now_ms: i64,
 ) -> Result<(), ReminderError> {
@@ -474,17 +474,17 @@ async fn transition(
         .col_expr(campaign::Column::UpdatedAt, Expr::value(now_ms))
         .filter(campaign::Column::Id.eq(id))
         .filter(campaign::Column::State.is_in(from.iter().copied()));
-    if to == cstate::RUNNING && action == "start" {
+    if to == CampaignState::Running && action == "start" {
         update = update.col_expr(campaign::Column::StartedAt, Expr::value(now_ms));
     }
-    if to == cstate::CANCELLED {
+    if to == CampaignState::Cancelled {
         update = update.col_expr(campaign::Column::FinishedAt, Expr::value(now_ms));
     }
     if update.exec(db).await?.rows_affected == 1 {
         tracing::info!(
             campaign_id = id,
             action,
-            state = to,
+            state = %to,
             "campaign state changed"
         );
         return Ok(());
@@ -509,8 +509,8 @@ pub async fn start(
     transition(
         db,
         id,
-        &[cstate::DRAFT],
-        cstate::RUNNING,
+        &[CampaignState::Draft],
+        CampaignState::Running,
         "start",
         now.timestamp_millis(),
     )
@@ -529,8 +529,8 @@ pub async fn pause(
     transition(
         db,
         id,
-        &[cstate::RUNNING],
-        cstate::PAUSED,
+        &[CampaignState::Running],
+        CampaignState::Paused,
         "pause",
         now.timestamp_millis(),
     )
@@ -549,8 +549,8 @@ pub async fn resume(
     transition(
         db,
         id,
-        &[cstate::PAUSED],
-        cstate::RUNNING,
+        &[CampaignState::Paused],
+        CampaignState::Running,
         "resume",
         now.timestamp_millis(),
     )
@@ -571,8 +571,12 @@ pub async fn cancel(
     transition(
         db,
         id,
-        &[cstate::DRAFT, cstate::RUNNING, cstate::PAUSED],
-        cstate::CANCELLED,
+        &[
+            CampaignState::Draft,
+            CampaignState::Running,
+            CampaignState::Paused,
+        ],
+        CampaignState::Cancelled,
         "cancel",
         now_ms,
     )
@@ -581,10 +585,10 @@ pub async fn cancel(
     campaign_recipient::Entity::update_many()
         .col_expr(
             campaign_recipient::Column::State,
-            Expr::value(rstate::CANCELLED),
+            Expr::value(RecipientState::Cancelled),
         )
         .filter(campaign_recipient::Column::CampaignId.eq(id))
-        .filter(campaign_recipient::Column::State.eq(rstate::PENDING))
+        .filter(campaign_recipient::Column::State.eq(RecipientState::Pending))
         .exec(&txn)
         .await?;
     let queued = sea_orm::sea_query::Query::select()
@@ -596,13 +600,13 @@ pub async fn cancel(
     use crate::store::entities::outbox as row;
     use sea_orm::sea_query::ExprTrait;
     row::Entity::update_many()
-        .col_expr(row::Column::State, Expr::value(outbox_state::SKIPPED))
+        .col_expr(row::Column::State, Expr::value(OutboxState::Skipped))
         .col_expr(
             row::Column::Reason,
             Expr::value(outbox_reason::CAMPAIGN_CANCELLED),
         )
         .col_expr(row::Column::UpdatedAt, Expr::value(now_ms))
-        .filter(row::Column::State.eq(outbox_state::QUEUED))
+        .filter(row::Column::State.eq(OutboxState::Queued))
         .filter(
             row::Column::LeaseUntil
                 .is_null()
@@ -621,7 +625,7 @@ pub async fn cancel(
 /// Database errors.
 pub async fn due(db: &DatabaseConnection, now_ms: i64) -> Result<Vec<campaign::Model>, DbErr> {
     campaign::Entity::find()
-        .filter(campaign::Column::State.eq(cstate::RUNNING))
+        .filter(campaign::Column::State.eq(CampaignState::Running))
         .filter(campaign::Column::StartAt.lte(now_ms))
         .order_by_asc(campaign::Column::Id)
         .all(db)
@@ -643,7 +647,7 @@ pub async fn lease(
         .col_expr(campaign::Column::LeaseOwner, Expr::value(owner))
         .col_expr(campaign::Column::LeaseUntil, Expr::value(now_ms + LEASE_MS))
         .filter(campaign::Column::Id.eq(id))
-        .filter(campaign::Column::State.eq(cstate::RUNNING))
+        .filter(campaign::Column::State.eq(CampaignState::Running))
         .filter(
             campaign::Column::LeaseOwner
                 .eq(owner)
@@ -673,18 +677,21 @@ pub async fn queue_next(
     }
     let batch = campaign_recipient::Entity::find()
         .filter(campaign_recipient::Column::CampaignId.eq(c.id))
-        .filter(campaign_recipient::Column::State.eq(rstate::PENDING))
+        .filter(campaign_recipient::Column::State.eq(RecipientState::Pending))
         .order_by_asc(campaign_recipient::Column::Id)
         .limit(limit)
         .all(db)
         .await?;
     if batch.is_empty() {
         campaign::Entity::update_many()
-            .col_expr(campaign::Column::State, Expr::value(cstate::COMPLETED))
+            .col_expr(
+                campaign::Column::State,
+                Expr::value(CampaignState::Completed),
+            )
             .col_expr(campaign::Column::FinishedAt, Expr::value(now_ms))
             .col_expr(campaign::Column::UpdatedAt, Expr::value(now_ms))
             .filter(campaign::Column::Id.eq(c.id))
-            .filter(campaign::Column::State.eq(cstate::RUNNING))
+            .filter(campaign::Column::State.eq(CampaignState::Running))
             .exec(db)
             .await?;
         tracing::info!(
@@ -726,7 +733,7 @@ pub async fn queue_rows<C: ConnectionTrait>(
     let still_running = campaign::Entity::update_many()
         .col_expr(campaign::Column::State, Expr::col(campaign::Column::State))
         .filter(campaign::Column::Id.eq(c.id))
-        .filter(campaign::Column::State.eq(cstate::RUNNING))
+        .filter(campaign::Column::State.eq(CampaignState::Running))
         .exec(txn)
         .await?
         .rows_affected
@@ -742,18 +749,18 @@ pub async fn queue_rows<C: ConnectionTrait>(
     campaign_recipient::Entity::update_many()
         .col_expr(
             campaign_recipient::Column::State,
-            Expr::value(rstate::QUEUED),
+            Expr::value(RecipientState::Queued),
         )
         .col_expr(campaign_recipient::Column::QueuedAt, Expr::value(now_ms))
         .filter(campaign_recipient::Column::Id.is_in(ids.clone()))
-        .filter(campaign_recipient::Column::State.eq(rstate::PENDING))
+        .filter(campaign_recipient::Column::State.eq(RecipientState::Pending))
         .exec(txn)
         .await?;
     let taken: HashSet<i64> = campaign_recipient::Entity::find()
         .select_only()
         .column(campaign_recipient::Column::Id)
         .filter(campaign_recipient::Column::Id.is_in(ids))
-        .filter(campaign_recipient::Column::State.eq(rstate::QUEUED))
+        .filter(campaign_recipient::Column::State.eq(RecipientState::Queued))
         .filter(campaign_recipient::Column::OutboxId.is_null())
         .into_tuple::<i64>()
         .all(txn)
@@ -823,21 +830,21 @@ async fn record_decisions<C: ConnectionTrait>(txn: &C, decided: &[Decided]) -> R
         .fold(Expr::case(is(first), first.outbox_id), |case, d| {
             case.case(is(d), d.outbox_id)
         });
-    let mut state = Expr::value(rstate::QUEUED);
+    let mut state = Expr::value(RecipientState::Queued);
     let mut reason = Expr::value(Option::<String>::None);
     let skipped: Vec<&Decided> = decided.iter().filter(|d| d.skipped.is_some()).collect();
     if let Some((one, rest)) = skipped.split_first() {
         let states = rest
             .iter()
-            .fold(Expr::case(is(one), rstate::SKIPPED), |case, d| {
-                case.case(is(d), rstate::SKIPPED)
+            .fold(Expr::case(is(one), RecipientState::Skipped), |case, d| {
+                case.case(is(d), RecipientState::Skipped)
             });
         let reasons = rest
             .iter()
             .fold(Expr::case(is(one), one.skipped.clone()), |case, d| {
                 case.case(is(d), d.skipped.clone())
             });
-        state = states.finally(rstate::QUEUED).into();
+        state = states.finally(RecipientState::Queued).into();
         reason = reasons.finally(Option::<String>::None).into();
     }
     campaign_recipient::Entity::update_many()
@@ -856,7 +863,7 @@ pub struct CampaignReport {
     pub id: i64,
     pub name: String,
     pub template: String,
-    pub state: String,
+    pub state: CampaignState,
     pub rate_per_second: i32,
     pub start_at: i64,
     pub started_at: Option<i64>,
@@ -967,11 +974,12 @@ pub async fn reports(
         let bump = |map: &mut BTreeMap<String, u64>, key: String| {
             *map.entry(key).or_default() += n;
         };
-        match (rstate.as_str(), ostate.as_deref()) {
-            (rstate::PENDING, _) => rep.pending += n,
-            (rstate::CANCELLED, _) => bump(&mut rep.skipped, "cancelled".into()),
-            (_, Some(outbox_state::QUEUED)) => rep.queued += n,
-            (_, Some(outbox_state::SENT)) => match dstatus.as_deref() {
+        let ostate = ostate.as_deref().and_then(OutboxState::parse);
+        match (RecipientState::parse(&rstate), ostate) {
+            (Some(RecipientState::Pending), _) => rep.pending += n,
+            (Some(RecipientState::Cancelled), _) => bump(&mut rep.skipped, "cancelled".into()),
+            (_, Some(OutboxState::Queued)) => rep.queued += n,
+            (_, Some(OutboxState::Sent)) => match dstatus.as_deref() {
                 Some("failed") => bump(
                     &mut rep.failed,
                     dcode.map_or_else(|| "failed".to_owned(), |c| c.to_string()),
@@ -986,13 +994,13 @@ pub async fn reports(
                     }
                 }
             },
-            (_, Some(outbox_state::FAILED | outbox_state::DEAD)) => bump(
+            (_, Some(OutboxState::Failed | OutboxState::Dead)) => bump(
                 &mut rep.failed,
                 oreason
                     .or_else(|| ocode.map(|c| c.to_string()))
                     .unwrap_or_else(|| "failed".into()),
             ),
-            (_, Some(outbox_state::SKIPPED)) => bump(
+            (_, Some(OutboxState::Skipped)) => bump(
                 &mut rep.skipped,
                 oreason.or(rreason).unwrap_or_else(|| "skipped".into()),
             ),

@@ -47,7 +47,7 @@ pub enum ReminderError {
     #[error("campaign {id} is {state}: cannot {action}")]
     WrongState {
         id: i64,
-        state: String,
+        state: crate::store::entities::campaign::State,
         action: &'static str,
     },
     /// The field of the request it is about (`template`, `audience.csv`), and the problem.
@@ -81,14 +81,14 @@ pub async fn hold_for_quiet_hours<C: ConnectionTrait>(
                 .column(campaign_recipient::Column::OutboxId)
                 .from(campaign_recipient::Entity)
                 .and_where(campaign_recipient::Column::OutboxId.is_not_null())
-                .and_where(campaign_recipient::Column::State.eq(campaign_recipient::state::QUEUED))
+                .and_where(campaign_recipient::Column::State.eq(campaign_recipient::State::Queued))
                 .and_where(campaign_recipient::Column::QueuedAt.gt(now_ms - 3 * 86_400_000))
                 .to_owned(),
         )
         .to_owned();
     let held = outbox::Entity::update_many()
         .col_expr(outbox::Column::NextAttemptAt, Expr::value(quiet_end_ms))
-        .filter(outbox::Column::State.eq(outbox::state::QUEUED))
+        .filter(outbox::Column::State.eq(outbox::State::Queued))
         .filter(outbox::Column::NextAttemptAt.lt(quiet_end_ms))
         .filter(
             outbox::Column::LeaseUntil

@@ -1,10 +1,10 @@
 //! Persistence: connecting to SQLite or PostgreSQL from one code path, migrations, and the
-//! hand-written queries several layers share; the row-state constants beside their
-//! entities (`entities::outbox::state`, …). Every `*_at` value is Unix
-//! milliseconds (UTC).
+//! hand-written queries several layers share; the row-state enums beside their entities
+//! (`entities::outbox::State`, …). Every `*_at` value is Unix milliseconds (UTC).
 
 pub mod contacts;
 pub mod entities;
+pub mod lease;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -7,7 +7,7 @@ use chrono::Utc;
 use insurebot::http::console::auth::Role;
 use insurebot::reminders::campaign_report;
 use insurebot::reminders::campaigns;
-use insurebot::store::entities::campaign::state as cstate;
+use insurebot::store::entities::campaign::State as CampaignState;
 use insurebot::store::entities::{campaign_recipient, consent_log};
 use insurebot::whatsapp::fake::{FailureRule, ScriptedError};
 use reqwest::StatusCode;
@@ -53,7 +53,7 @@ async fn act(who: &AgentClient, id: i64, action: &str) -> reqwest::Response {
     .await
 }
 
-async fn state_of(app: &TestApp, id: i64) -> String {
+async fn state_of(app: &TestApp, id: i64) -> CampaignState {
     campaign_report(&app.db, id).await.unwrap().state
 }
 
@@ -92,7 +92,7 @@ async fn agents_see_campaigns_and_their_progress_but_only_supervisors_get_button
 
         let refused = act(&agent, id, "start").await;
         assert_eq!(refused.status(), StatusCode::FORBIDDEN);
-        assert_eq!(state_of(&app, id).await, cstate::DRAFT);
+        assert_eq!(state_of(&app, id).await, CampaignState::Draft);
 
         let supervisor = login(&app, "sup@example.com").await;
         let (_, page) = html(supervisor.get(&format!("/console/campaigns/{id}")).await).await;
@@ -117,12 +117,12 @@ async fn a_supervisor_starts_pauses_resumes_and_cancels_through_the_forms_and_th
             .post(&format!("{path}/start"), &[("csrf", "forged")])
             .await;
         assert_eq!(forged.status(), StatusCode::FORBIDDEN);
-        assert_eq!(state_of(&app, id).await, cstate::DRAFT);
+        assert_eq!(state_of(&app, id).await, CampaignState::Draft);
 
         let started = act(&supervisor, id, "start").await;
         assert_eq!(started.status(), StatusCode::SEE_OTHER);
         assert_eq!(started.headers()[LOCATION], path.as_str());
-        assert_eq!(state_of(&app, id).await, cstate::RUNNING);
+        assert_eq!(state_of(&app, id).await, CampaignState::Running);
         let (_, page) = html(supervisor.get(&path).await).await;
         assert!(page.contains("state-running"), "{page}");
         assert!(page.contains(&form_for(id, "pause")), "{page}");
@@ -142,7 +142,7 @@ async fn a_supervisor_starts_pauses_resumes_and_cancels_through_the_forms_and_th
             act(&supervisor, id, "pause").await.status(),
             StatusCode::SEE_OTHER
         );
-        assert_eq!(state_of(&app, id).await, cstate::PAUSED);
+        assert_eq!(state_of(&app, id).await, CampaignState::Paused);
         let (_, page) = html(supervisor.get(&path).await).await;
         assert!(page.contains("state-paused"), "{page}");
         assert!(page.contains(&form_for(id, "resume")), "{page}");
@@ -152,7 +152,7 @@ async fn a_supervisor_starts_pauses_resumes_and_cancels_through_the_forms_and_th
             act(&supervisor, id, "resume").await.status(),
             StatusCode::SEE_OTHER
         );
-        assert_eq!(state_of(&app, id).await, cstate::RUNNING);
+        assert_eq!(state_of(&app, id).await, CampaignState::Running);
 
         assert_eq!(
             act(&supervisor, id, "cancel").await.status(),
@@ -160,8 +160,8 @@ async fn a_supervisor_starts_pauses_resumes_and_cancels_through_the_forms_and_th
         );
         let report = campaign_report(&app.db, id).await.unwrap();
         assert_eq!(
-            (report.state.as_str(), report.pending),
-            (cstate::CANCELLED, 0)
+            (report.state, report.pending),
+            (CampaignState::Cancelled, 0)
         );
         let (_, page) = html(supervisor.get(&path).await).await;
         assert!(page.contains("state-cancelled"), "{page}");
@@ -199,7 +199,7 @@ async fn a_transition_the_state_does_not_allow_says_why_and_changes_nothing() {
         let (status, page) = html(act(&admin, draft, "pause").await).await;
         assert_eq!(status, StatusCode::CONFLICT);
         assert!(page.contains("is draft, so it cannot be paused"), "{page}");
-        assert_eq!(state_of(&app, draft).await, cstate::DRAFT);
+        assert_eq!(state_of(&app, draft).await, CampaignState::Draft);
 
         assert_eq!(
             act(&admin, draft, "start").await.status(),
@@ -246,7 +246,7 @@ async fn an_unknown_campaign_or_action_is_a_404_page() {
             act(&supervisor, id, "explode").await.status(),
             StatusCode::NOT_FOUND
         );
-        assert_eq!(state_of(&app, id).await, cstate::DRAFT);
+        assert_eq!(state_of(&app, id).await, CampaignState::Draft);
     }
 }
 

@@ -398,7 +398,7 @@ impl World {
     async fn send_all(&self, case: &Case) -> Result<(), TestCaseError> {
         let rows = outbox_row::Entity::find()
             .filter(outbox_row::Column::ContactId.eq(case.contact_id))
-            .filter(outbox_row::Column::State.eq(outbox_row::state::QUEUED))
+            .filter(outbox_row::Column::State.eq(outbox_row::State::Queued))
             .order_by_asc(outbox_row::Column::Id)
             .all(&self.db)
             .await
@@ -465,7 +465,7 @@ impl World {
             let sent_campaigns = outbox_row::Entity::find()
                 .filter(outbox_row::Column::ContactId.eq(case.contact_id))
                 .filter(outbox_row::Column::Purpose.eq("campaign"))
-                .filter(outbox_row::Column::State.eq(outbox_row::state::SENT))
+                .filter(outbox_row::Column::State.eq(outbox_row::State::Sent))
                 .all(&self.db)
                 .await
                 .unwrap()

@@ -59,7 +59,7 @@ async fn handoff_states(app: &TestApp) -> Vec<String> {
         .await
         .unwrap()
         .into_iter()
-        .map(|h| h.state)
+        .map(|h| h.state.to_string())
         .collect()
 }
 

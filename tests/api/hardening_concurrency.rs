@@ -101,6 +101,7 @@ async fn state_of(app: &TestApp, handoff_id: i64) -> String {
         .unwrap()
         .unwrap()
         .state
+        .to_string()
 }
 
 /// The agent's action, a little after the stream starts (a different moment every round, so

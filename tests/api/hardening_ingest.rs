@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use insurebot::messaging::composer::{self, Intent, Purpose, Queued, TemplateChoice};
-use insurebot::store::entities::outbox::state;
+use insurebot::store::entities::outbox::State as OutboxState;
 use insurebot::store::entities::{contact, inbound_message, message_status, outbox};
 use insurebot::whatsapp::outbound::OutboundBody;
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -357,7 +357,7 @@ async fn settled(app: &TestApp, id: i64) -> outbox::Model {
             .await
             .unwrap()
             .unwrap();
-        if r.state != state::QUEUED {
+        if r.state != OutboxState::Queued {
             return r;
         }
         assert!(

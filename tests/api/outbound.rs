@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use insurebot::config::MessagingSettings;
 use insurebot::messaging::composer::{self, Composer, Intent, Purpose, Queued, TemplateChoice};
 use insurebot::messaging::templates;
-use insurebot::store::entities::outbox::state;
+use insurebot::store::entities::outbox::State as OutboxState;
 use insurebot::store::entities::{contact, message_template, outbox};
 use insurebot::whatsapp::fake::{FailureRule, ScriptedError};
 use insurebot::whatsapp::outbound::{ListRow, ListSection, OutboundBody, ReplyButton};
@@ -104,7 +104,7 @@ async fn settled(app: &TestApp, id: i64) -> outbox::Model {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let r = row(app, id).await;
-        if r.state != state::QUEUED {
+        if r.state != OutboxState::Queued {
             return r;
         }
         assert!(Instant::now() < deadline, "row never settled: {r:#?}");
@@ -216,7 +216,7 @@ async fn after_the_window_closed_the_template_goes_and_without_one_nothing_goes_
         assert_eq!(t["components"][0]["parameters"][0]["text"], "CLM-123456");
         app.assert_no_more_sends(1).await;
         let s = row(&app, *skipped).await;
-        assert_eq!(s.state, state::SKIPPED);
+        assert_eq!(s.state, OutboxState::Skipped);
         assert_eq!(s.reason.as_deref(), Some("window_closed_no_template"));
 
         // Never an inbound message: closed too.
@@ -280,7 +280,7 @@ async fn error_131047_turns_into_the_template_fallback_once() {
         )
         .await;
         let r = settled(&app, row_id(&q)).await;
-        assert_eq!(r.state, state::SENT);
+        assert_eq!(r.state, OutboxState::Sent);
         assert!(r.fallback);
         assert_eq!(r.sent_as.as_deref(), Some("template"));
         assert_eq!(r.attempts, 2);
@@ -295,7 +295,7 @@ async fn error_131047_turns_into_the_template_fallback_once() {
         });
         let q = queue(&app, intent(c, Some(text("again")), None)).await;
         let r = settled(&app, row_id(&q)).await;
-        assert_eq!(r.state, state::FAILED);
+        assert_eq!(r.state, OutboxState::Failed);
         assert_eq!(r.reason.as_deref(), Some("window_closed_no_template"));
         assert_eq!(r.error_code, Some(131047));
         assert_eq!(r.attempts, 1);
@@ -424,7 +424,7 @@ async fn a_paused_template_is_refused_locally_and_a_status_webhook_pauses_it_at_
         .unwrap();
         app.restart().await;
         let r = settled(&app, row_id(&q)).await;
-        assert_eq!(r.state, state::SKIPPED);
+        assert_eq!(r.state, OutboxState::Skipped);
         assert_eq!(r.reason.as_deref(), Some("template_not_approved"));
         assert_eq!(app.sent_messages().len(), 1, "only the hi template went");
 
@@ -543,7 +543,7 @@ async fn a_restart_with_a_full_outbox_delivers_everything_once_the_api_answers_a
         app.fake.reset();
         app.restart().await;
         for id in &ids {
-            assert_eq!(settled(&app, *id).await.state, state::SENT);
+            assert_eq!(settled(&app, *id).await.state, OutboxState::Sent);
         }
         let sent = app.wait_for_sends(20).await;
         app.assert_no_more_sends(20).await;
@@ -730,7 +730,7 @@ async fn rows_stored_with_one_insert_get_ids_in_each_contacts_order() {
                 (row.contact_id, row.payload.as_str())
             );
             assert_eq!(stored.lease_owner.as_deref(), Some("test-owner"));
-            assert_eq!(stored.state, state::QUEUED);
+            assert_eq!(stored.state, OutboxState::Queued);
         }
         // Stored rows are left alone: a second call inserts nothing.
         let txn = app.db.begin().await.unwrap();

@@ -19,8 +19,8 @@ use insurebot::messaging::templates;
 use insurebot::reminders::campaign_report;
 use insurebot::reminders::campaigns::{self, Audience, NewCampaign};
 use insurebot::reminders::premium::{self, Reminders};
-use insurebot::store::entities::campaign::state as cstate;
-use insurebot::store::entities::campaign_recipient::state as rstate;
+use insurebot::store::entities::campaign::State as CampaignState;
+use insurebot::store::entities::campaign_recipient::State as RecipientState;
 use insurebot::store::entities::{
     campaign_recipient, contact, outbox, policy, policyholder, premium as premium_row,
     premium_reminder, reminder_send,
@@ -684,7 +684,7 @@ async fn a_campaign_sends_at_its_rate_and_pauses_resumes_and_cancels() {
         let unique: HashSet<&String> = sent.iter().collect();
         assert_eq!(unique.len(), sent.len(), "nobody got two copies");
         let report = campaign_report(&app.db, id).await.unwrap();
-        assert_eq!(report.state, cstate::CANCELLED);
+        assert_eq!(report.state, CampaignState::Cancelled);
         assert_eq!(report.pending, 0);
         assert_eq!(report.sent as usize, sent.len(), "{report:?}");
         assert_eq!(
@@ -736,7 +736,7 @@ async fn a_crash_in_the_middle_of_a_campaign_sends_nobody_a_second_copy() {
         let unique: HashSet<&String> = sent.iter().collect();
         assert_eq!((sent.len(), unique.len()), (80, 80));
         wait_until("completed", async || {
-            campaign_report(&app.db, id).await.unwrap().state == cstate::COMPLETED
+            campaign_report(&app.db, id).await.unwrap().state == CampaignState::Completed
         })
         .await;
         let report = campaign_report(&app.db, id).await.unwrap();
@@ -781,7 +781,7 @@ async fn rows_read_while_running_are_not_queued_once_the_campaign_is_paused() {
         assert_eq!(queued, 0, "nothing queued after the pause");
         assert_eq!(outbox_rows(&db).await, 0);
         let report = campaign_report(&db, id).await.unwrap();
-        assert_eq!((report.state.as_str(), report.pending), (cstate::PAUSED, 6));
+        assert_eq!((report.state, report.pending), (CampaignState::Paused, 6));
     }
 }
 
@@ -791,7 +791,7 @@ async fn mark_running(db: &impl sea_orm::ConnectionTrait, id: i64) {
     insurebot::store::entities::campaign::Entity::update_many()
         .col_expr(
             insurebot::store::entities::campaign::Column::State,
-            sea_orm::sea_query::Expr::value(cstate::RUNNING),
+            sea_orm::sea_query::Expr::value(CampaignState::Running),
         )
         .filter(insurebot::store::entities::campaign::Column::Id.eq(id))
         .exec(db)
@@ -846,19 +846,19 @@ async fn a_batch_leaves_alone_the_recipients_another_instance_already_took() {
         let outbox_ids: HashSet<Option<i64>> = rows.iter().map(|r| r.outbox_id).collect();
         assert_eq!(outbox_ids.len(), 6, "{rows:?}");
         assert!(rows.iter().all(|r| r.outbox_id.is_some()), "{rows:?}");
-        let states: Vec<(&str, Option<&str>)> = rows
+        let states: Vec<(RecipientState, Option<&str>)> = rows
             .iter()
-            .map(|r| (r.state.as_str(), r.reason.as_deref()))
+            .map(|r| (r.state, r.reason.as_deref()))
             .collect();
         assert_eq!(
             states,
             [
-                (rstate::QUEUED, None),
-                (rstate::QUEUED, None),
-                (rstate::QUEUED, None),
-                (rstate::QUEUED, None),
-                (rstate::SKIPPED, Some("consent_no_marketing_opt_in")),
-                (rstate::QUEUED, None),
+                (RecipientState::Queued, None),
+                (RecipientState::Queued, None),
+                (RecipientState::Queued, None),
+                (RecipientState::Queued, None),
+                (RecipientState::Skipped, Some("consent_no_marketing_opt_in")),
+                (RecipientState::Queued, None),
             ]
         );
     }
@@ -976,7 +976,7 @@ async fn campaigns_reach_only_opted_in_contacts_within_the_frequency_cap() {
         opt_out(&app.db, c.contact_id, "marketing").await;
         campaigns::start(&app.db, id, Utc::now()).await.unwrap();
         wait_until("decided", async || {
-            campaign_report(&app.db, id).await.unwrap().state == cstate::COMPLETED
+            campaign_report(&app.db, id).await.unwrap().state == CampaignState::Completed
         })
         .await;
         let report = campaign_report(&app.db, id).await.unwrap();
@@ -999,7 +999,7 @@ async fn campaigns_reach_only_opted_in_contacts_within_the_frequency_cap() {
             campaigns::start(&app.db, next, Utc::now()).await.unwrap();
             wait_until("decided", async || {
                 let r = campaign_report(&app.db, next).await.unwrap();
-                r.state == cstate::COMPLETED && r.queued == 0
+                r.state == CampaignState::Completed && r.queued == 0
             })
             .await;
             let report = campaign_report(&app.db, next).await.unwrap();
@@ -1017,7 +1017,7 @@ async fn campaigns_reach_only_opted_in_contacts_within_the_frequency_cap() {
                 );
             }
         }
-        let _ = rstate::SKIPPED;
+        let _ = RecipientState::Skipped;
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use insurebot::store::entities::outbox::state;
+use insurebot::store::entities::outbox::State as OutboxState;
 use insurebot::store::entities::{inbound_message, outbox};
 use insurebot::whatsapp::fake::{FailureRule, RequestKind, ScriptedError};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
@@ -18,7 +18,7 @@ async fn outbox_rows(app: &TestApp) -> Vec<outbox::Model> {
 async fn wait_until_settled(app: &TestApp, rows: usize) -> Vec<outbox::Model> {
     for _ in 0..500 {
         let all = outbox_rows(app).await;
-        if all.len() == rows && all.iter().all(|r| r.state != state::QUEUED) {
+        if all.len() == rows && all.iter().all(|r| r.state != OutboxState::Queued) {
             return all;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -56,7 +56,7 @@ async fn temporary_errors_are_retried_until_the_message_goes() {
         let sent = app.wait_for_sends(1).await;
         assert_eq!(text_of(&sent[0]), "echo: retry me");
         let rows = wait_until_settled(&app, 1).await;
-        assert_eq!(rows[0].state, state::SENT);
+        assert_eq!(rows[0].state, OutboxState::Sent);
         assert_eq!(rows[0].attempts, 4);
         assert_eq!(rows[0].wamid, sent[0].wamid);
     }
@@ -89,7 +89,7 @@ async fn a_permanent_error_ends_the_row_with_its_code_and_the_next_message_still
         });
         say(&app, "919800000403", "undeliverable").await;
         let first = wait_until_settled(&app, 1).await;
-        assert_eq!(first[0].state, state::FAILED);
+        assert_eq!(first[0].state, OutboxState::Failed);
         assert_eq!(first[0].error_code, Some(131026));
         assert_eq!(first[0].attempts, 1);
         say(&app, "919800000403", "next").await;
@@ -109,7 +109,7 @@ async fn a_row_that_runs_out_of_attempts_is_dead_lettered_not_dropped() {
         });
         say(&app, "919800000404", "doomed").await;
         let rows = wait_until_settled(&app, 1).await;
-        assert_eq!(rows[0].state, state::DEAD);
+        assert_eq!(rows[0].state, OutboxState::Dead);
         assert_eq!(rows[0].attempts, 3);
         assert_eq!(rows[0].error_code, Some(131016));
         assert!(
@@ -133,7 +133,7 @@ async fn a_timeout_is_retried() {
     });
     say(&app, "919800000405", "slow").await;
     let rows = wait_until_settled(&app, 1).await;
-    assert_eq!(rows[0].state, state::SENT);
+    assert_eq!(rows[0].state, OutboxState::Sent);
     assert_eq!(rows[0].attempts, 2);
     // The delayed request reached the fake too: a bounded, counted duplicate.
     assert_eq!(app.sent_messages().len(), 2);

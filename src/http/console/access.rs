@@ -30,7 +30,7 @@ use super::error::{ConsoleError, Result};
 use super::handoff;
 use super::local_time;
 use crate::http::AppState;
-use crate::store::entities::handoff::state;
+use crate::store::entities::handoff::State as HandoffState;
 use crate::store::entities::{agent, contact, handoff as handoff_row, transcript_view};
 use crate::store::{begin_write, now_ms};
 
@@ -69,7 +69,7 @@ pub async fn check_handoff(
     match row {
         Some(row)
             if agent.is_supervisor()
-                || (row.state == state::TAKEN && row.agent_id == Some(agent.id)) =>
+                || (row.state == HandoffState::Taken && row.agent_id == Some(agent.id)) =>
         {
             Ok(row)
         }
@@ -84,8 +84,8 @@ pub async fn check_handoff(
 /// Whether `agent` may see the conversation of this open hand-off.
 pub fn visible_to(h: &handoff_row::Model, agent: &CurrentAgent) -> bool {
     agent.is_supervisor()
-        || h.state == state::WAITING
-        || (h.state == state::TAKEN && h.agent_id == Some(agent.id))
+        || h.state == HandoffState::Waiting
+        || (h.state == HandoffState::Taken && h.agent_id == Some(agent.id))
 }
 
 /// How a transcript was read.

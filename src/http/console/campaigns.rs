@@ -21,7 +21,7 @@ use super::{duration_text, local_time, reason_text};
 use crate::http::AppState;
 use crate::reminders::ReminderError;
 use crate::reminders::campaigns::{self, CampaignReport};
-use crate::store::entities::campaign::state as cstate;
+use crate::store::entities::campaign::State as CampaignState;
 
 /// Who may start, pause, resume and cancel. A campaign writes to thousands of policyholders
 /// at once and a sent message cannot be called back, so it is a supervisor's decision, like
@@ -78,28 +78,29 @@ impl View {
     fn new(report: CampaignReport, hours: &crate::config::hours::OfficeHours, now_ms: i64) -> Self {
         let done = report.done();
         let percent = (done * 100).checked_div(report.total).unwrap_or(100);
-        let live = report.state == cstate::RUNNING || report.queued > 0;
-        let state_text = match report.state.as_str() {
-            cstate::DRAFT => "Not started: nothing has been sent.".to_owned(),
-            cstate::RUNNING if report.start_at > now_ms => {
+        let live = report.state == CampaignState::Running || report.queued > 0;
+        let state_text = match report.state {
+            CampaignState::Draft => "Not started: nothing has been sent.".to_owned(),
+            CampaignState::Running if report.start_at > now_ms => {
                 format!("Starts sending at {}.", local_time(hours, report.start_at))
             }
-            cstate::RUNNING => match report.started_at {
+            CampaignState::Running => match report.started_at {
                 Some(at) => format!("Sending since {}.", local_time(hours, at)),
                 None => "Sending.".to_owned(),
             },
-            cstate::PAUSED => "Paused: nothing more is queued until it is resumed.".to_owned(),
-            cstate::CANCELLED => format!(
+            CampaignState::Paused => {
+                "Paused: nothing more is queued until it is resumed.".to_owned()
+            }
+            CampaignState::Cancelled => format!(
                 "Cancelled{}: recipients not yet sent to were withdrawn.",
                 finished(hours, report.finished_at)
             ),
-            cstate::COMPLETED => format!(
+            CampaignState::Completed => format!(
                 "Completed{}: every recipient was decided.",
                 finished(hours, report.finished_at)
             ),
-            _ => String::new(),
         };
-        let eta = (report.state == cstate::RUNNING && report.pending > 0).then(|| {
+        let eta = (report.state == CampaignState::Running && report.pending > 0).then(|| {
             let rate = u64::try_from(report.rate_per_second.max(1)).unwrap_or(1);
             let ms = i64::try_from(report.pending.saturating_mul(1000) / rate).unwrap_or(i64::MAX);
             format!(
@@ -164,10 +165,10 @@ fn actions(r: &CampaignReport) -> Vec<Action> {
         label: "Cancel campaign (cannot be undone)".into(),
         primary: false,
     };
-    match r.state.as_str() {
-        cstate::DRAFT => vec![start(), cancel()],
-        cstate::RUNNING => vec![pause(), cancel()],
-        cstate::PAUSED => vec![resume(), cancel()],
+    match r.state {
+        CampaignState::Draft => vec![start(), cancel()],
+        CampaignState::Running => vec![pause(), cancel()],
+        CampaignState::Paused => vec![resume(), cancel()],
         _ => Vec::new(),
     }
 }
@@ -287,7 +288,7 @@ pub async fn act(
         Err(ReminderError::UnknownCampaign(_)) => Err(ConsoleError::NotFound),
         Err(ReminderError::WrongState { state: current, .. }) => {
             let mut ctx = campaign_context(&state, &agent, id).await?;
-            ctx.insert("notice", &refusal(&action, &current));
+            ctx.insert("notice", &refusal(&action, current));
             let page = state.console.render("campaign.html", &ctx)?;
             Ok((StatusCode::CONFLICT, page).into_response())
         }
@@ -296,7 +297,7 @@ pub async fn act(
 }
 
 /// Why `action` is refused in state `current`, and what is possible instead.
-fn refusal(action: &str, current: &str) -> String {
+fn refusal(action: &str, current: CampaignState) -> String {
     let allowed = match action {
         "start" => "Only a draft can be started.",
         "pause" => "Only a running campaign can be paused.",
@@ -323,9 +324,9 @@ fn internal(e: ReminderError) -> ConsoleError {
 mod tests {
     use super::*;
 
-    fn report(state: &str) -> CampaignReport {
+    fn report(state: CampaignState) -> CampaignReport {
         CampaignReport {
-            state: state.into(),
+            state,
             total: 10,
             ..CampaignReport::default()
         }
@@ -333,18 +334,20 @@ mod tests {
 
     #[test]
     fn each_state_offers_exactly_the_transitions_the_campaign_layer_allows() {
-        let names = |s: &str| -> Vec<&str> { actions(&report(s)).iter().map(|a| a.name).collect() };
-        assert_eq!(names(cstate::DRAFT), ["start", "cancel"]);
-        assert_eq!(names(cstate::RUNNING), ["pause", "cancel"]);
-        assert_eq!(names(cstate::PAUSED), ["resume", "cancel"]);
-        assert!(names(cstate::CANCELLED).is_empty());
-        assert!(names(cstate::COMPLETED).is_empty());
+        let names = |s: CampaignState| -> Vec<&str> {
+            actions(&report(s)).iter().map(|a| a.name).collect()
+        };
+        assert_eq!(names(CampaignState::Draft), ["start", "cancel"]);
+        assert_eq!(names(CampaignState::Running), ["pause", "cancel"]);
+        assert_eq!(names(CampaignState::Paused), ["resume", "cancel"]);
+        assert!(names(CampaignState::Cancelled).is_empty());
+        assert!(names(CampaignState::Completed).is_empty());
     }
 
     #[test]
     fn progress_counts_decided_recipients_and_an_empty_campaign_is_complete() {
         let hours = crate::config::hours::OfficeHours::from_settings(&Default::default()).unwrap();
-        let mut r = report(cstate::RUNNING);
+        let mut r = report(CampaignState::Running);
         r.pending = 6;
         r.queued = 1;
         r.sent = 3;
@@ -353,7 +356,7 @@ mod tests {
         assert!(v.eta.is_some());
         let empty = View::new(
             CampaignReport {
-                state: cstate::COMPLETED.into(),
+                state: CampaignState::Completed,
                 ..CampaignReport::default()
             },
             &hours,
@@ -364,7 +367,7 @@ mod tests {
 
     #[test]
     fn a_refusal_names_the_state_and_says_nothing_changed() {
-        let text = refusal("resume", "cancelled");
+        let text = refusal("resume", CampaignState::Cancelled);
         assert!(text.contains("is cancelled"), "{text}");
         assert!(text.contains("cannot be resumed"), "{text}");
         assert!(text.contains("Nothing was changed"), "{text}");

@@ -15,7 +15,7 @@ use super::Console;
 use super::auth::CurrentAgent;
 use super::error::{ConsoleError, Result};
 use crate::engine::{self, Conversation, Event};
-use crate::store::entities::handoff::state;
+use crate::store::entities::handoff::State as HandoffState;
 use crate::store::entities::{agent, handoff};
 use crate::store::{WriteTxn, begin_write, now_ms};
 
@@ -39,11 +39,11 @@ pub async fn take(
     let row = find(db, handoff_id).await?;
     let txn = ContactLock::acquire(db, row.contact_id).await?;
     let won = handoff::Entity::update_many()
-        .col_expr(handoff::Column::State, Expr::value(state::TAKEN))
+        .col_expr(handoff::Column::State, Expr::value(HandoffState::Taken))
         .col_expr(handoff::Column::AgentId, Expr::value(agent.id))
         .col_expr(handoff::Column::TakenAt, Expr::value(now_ms()))
         .filter(handoff::Column::Id.eq(handoff_id))
-        .filter(handoff::Column::State.eq(state::WAITING))
+        .filter(handoff::Column::State.eq(HandoffState::Waiting))
         .exec(txn.txn())
         .await?
         .rows_affected
@@ -90,7 +90,7 @@ pub async fn transfer(
     let mut update = handoff::Entity::update_many()
         .col_expr(handoff::Column::AgentId, Expr::value(target.id))
         .filter(handoff::Column::Id.eq(handoff_id))
-        .filter(handoff::Column::State.eq(state::TAKEN));
+        .filter(handoff::Column::State.eq(HandoffState::Taken));
     if !agent.is_supervisor() {
         update = update.filter(handoff::Column::AgentId.eq(agent.id));
     }
@@ -124,14 +124,14 @@ pub async fn close(
     let row = find(db, handoff_id).await?;
     let txn = ContactLock::acquire(db, row.contact_id).await?;
     let mut update = handoff::Entity::update_many()
-        .col_expr(handoff::Column::State, Expr::value(state::CLOSED))
+        .col_expr(handoff::Column::State, Expr::value(HandoffState::Closed))
         .col_expr(handoff::Column::ClosedAt, Expr::value(now_ms()))
         .filter(handoff::Column::Id.eq(handoff_id));
     update = if agent.is_supervisor() {
-        update.filter(handoff::Column::State.is_in([state::WAITING, state::TAKEN]))
+        update.filter(handoff::Column::State.is_in([HandoffState::Waiting, HandoffState::Taken]))
     } else {
         update
-            .filter(handoff::Column::State.eq(state::TAKEN))
+            .filter(handoff::Column::State.eq(HandoffState::Taken))
             .filter(handoff::Column::AgentId.eq(agent.id))
     };
     if update.exec(txn.txn()).await?.rows_affected != 1 {
@@ -162,7 +162,7 @@ pub async fn open_for_contact<C: ConnectionTrait>(
 ) -> Result<Option<handoff::Model>> {
     Ok(handoff::Entity::find()
         .filter(handoff::Column::ContactId.eq(contact_id))
-        .filter(handoff::Column::State.is_in([state::WAITING, state::TAKEN]))
+        .filter(handoff::Column::State.is_in([HandoffState::Waiting, HandoffState::Taken]))
         .one(db)
         .await?)
 }

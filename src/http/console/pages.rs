@@ -25,7 +25,7 @@ use crate::engine::Conversation;
 use crate::http::AppState;
 use crate::messaging::composer::Composer;
 use crate::privacy::mask_opt;
-use crate::store::entities::handoff::state;
+use crate::store::entities::handoff::State as HandoffState;
 use crate::store::entities::{agent, consent_log, contact, handoff as handoff_row};
 use crate::store::{begin_write, now_ms};
 
@@ -43,7 +43,7 @@ struct QueueRow {
     who: String,
     reason: String,
     language: String,
-    state: String,
+    state: HandoffState,
     waiting: String,
     requested: String,
     agent: Option<String>,
@@ -78,7 +78,7 @@ pub async fn queue_rows(
 async fn queue_rows_data(state: &AppState, me: &CurrentAgent) -> Result<Vec<QueueRow>> {
     // An agent's queue lists only what they may open: the waiting and their own.
     let open: Vec<handoff_row::Model> = handoff_row::Entity::find()
-        .filter(handoff_row::Column::State.is_in([state::WAITING, state::TAKEN]))
+        .filter(handoff_row::Column::State.is_in([HandoffState::Waiting, HandoffState::Taken]))
         .order_by_asc(handoff_row::Column::RequestedAt)
         .all(&state.db)
         .await?
@@ -134,7 +134,9 @@ pub async fn queue_events(
         let db = db.clone();
         async move {
             let rows = handoff_row::Entity::find()
-                .filter(handoff_row::Column::State.is_in([state::WAITING, state::TAKEN]))
+                .filter(
+                    handoff_row::Column::State.is_in([HandoffState::Waiting, HandoffState::Taken]),
+                )
                 .order_by_asc(handoff_row::Column::Id)
                 .all(&db)
                 .await
@@ -281,12 +283,15 @@ pub async fn conversation(
     );
     let mine = open
         .as_ref()
-        .is_some_and(|h| h.state == state::TAKEN && h.agent_id == Some(agent.id));
+        .is_some_and(|h| h.state == HandoffState::Taken && h.agent_id == Some(agent.id));
     ctx.insert("mine", &mine);
     ctx.insert(
         "can_act",
         &(mine
-            || (agent.is_supervisor() && open.as_ref().is_some_and(|h| h.state == state::TAKEN))),
+            || (agent.is_supervisor()
+                && open
+                    .as_ref()
+                    .is_some_and(|h| h.state == HandoffState::Taken))),
     );
     let holder = match open.as_ref().and_then(|h| h.agent_id) {
         Some(id) => agent::Entity::find_by_id(id)
@@ -570,7 +575,7 @@ pub(super) async fn may_write_free_form(
         .ok_or(ConsoleError::NotFound)?;
     let open = handoff::open_for_contact(&state.db, contact_id).await?;
     let allowed = open.as_ref().is_some_and(|h| {
-        h.state == state::TAKEN && (h.agent_id == Some(agent.id) || agent.is_supervisor())
+        h.state == HandoffState::Taken && (h.agent_id == Some(agent.id) || agent.is_supervisor())
     });
     if !allowed {
         return Err(ConsoleError::Conflict(
@@ -641,7 +646,7 @@ pub async fn send_template(
         .ok_or(ConsoleError::NotFound)?;
     let open = handoff::open_for_contact(&state.db, contact_id).await?;
     let allowed = open.as_ref().is_some_and(|h| {
-        h.state == state::TAKEN && (h.agent_id == Some(agent.id) || agent.is_supervisor())
+        h.state == HandoffState::Taken && (h.agent_id == Some(agent.id) || agent.is_supervisor())
     });
     if !allowed {
         return Err(ConsoleError::Conflict(

@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::local_time;
 use crate::config::hours::OfficeHours;
 use crate::messaging::composer::{Purpose, StoredIntent};
+use crate::store::entities::outbox::State as OutboxState;
 use crate::store::entities::{inbound_message, media_file, message_status, outbox};
 use crate::whatsapp::inbound::MessageContent;
 use crate::whatsapp::outbound::{OutboundBody, OutboundMediaKind};
@@ -173,20 +174,20 @@ fn tick_of(
             None => text.to_owned(),
         })
     };
-    match row.state.as_str() {
-        "failed" | "dead" => (
+    match row.state {
+        OutboxState::Failed | OutboxState::Dead => (
             "failed".into(),
             reason(row.error_code, row.last_error.as_deref()),
         ),
-        "queued" => ("queued".into(), None),
+        OutboxState::Queued => ("queued".into(), None),
         // Decided not to send (window closed without a template, consent, erasure): it never
         // reached WhatsApp, and the agent must not read it as sent.
-        "skipped" => {
+        OutboxState::Skipped => {
             let code = row.reason.as_deref().unwrap_or("unknown");
             let why = super::reason_text(code).map_or_else(|| code.to_owned(), str::to_owned);
             ("skipped".into(), Some(format!("Not sent: {why}")))
         }
-        _ => match row.wamid.as_ref().and_then(|w| statuses.get(w)) {
+        OutboxState::Sent => match row.wamid.as_ref().and_then(|w| statuses.get(w)) {
             Some(s) if s.status == "failed" => (
                 "failed".into(),
                 reason(s.error_code, s.error_title.as_deref()),

@@ -11,8 +11,7 @@ pub struct Model {
     pub template: String,
     /// The default language; a CSV row may name another.
     pub language: String,
-    /// `draft`, `running`, `paused`, `cancelled` or `completed`.
-    pub state: String,
+    pub state: State,
     pub rate_per_second: i32,
     /// Unix ms; a running campaign sends nothing before it.
     pub start_at: i64,
@@ -32,11 +31,17 @@ pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
 
-/// Campaign states.
-pub mod state {
-    pub const DRAFT: &str = "draft";
-    pub const RUNNING: &str = "running";
-    pub const PAUSED: &str = "paused";
-    pub const CANCELLED: &str = "cancelled";
-    pub const COMPLETED: &str = "completed";
+super::text_enum! {
+    /// A campaign's state, stored as its lower-case name (the column is text: no migration).
+    #[derive(Default)]
+    pub enum State {
+        /// Created; nothing is queued until it is started.
+        #[default]
+        Draft = "draft",
+        Running = "running",
+        Paused = "paused",
+        Cancelled = "cancelled",
+        /// Every recipient decided.
+        Completed = "completed",
+    }
 }

@@ -12,8 +12,7 @@ pub struct Model {
     /// JSON array of the template's body parameters.
     pub params: String,
     pub language: String,
-    /// `pending`, `queued` (an outbox row exists), `skipped` (`reason`) or `cancelled`.
-    pub state: String,
+    pub state: State,
     pub reason: Option<String>,
     pub outbox_id: Option<i64>,
     pub queued_at: Option<i64>,
@@ -24,12 +23,14 @@ pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
 
-/// Recipient states.
-pub mod state {
-    pub const PENDING: &str = "pending";
-    /// An outbox row exists; its state says whether it was sent.
-    pub const QUEUED: &str = "queued";
-    /// The composer refused at queue time (`reason`: consent, template_not_approved, …).
-    pub const SKIPPED: &str = "skipped";
-    pub const CANCELLED: &str = "cancelled";
+super::text_enum! {
+    /// A recipient's state, stored as its lower-case name (the column is text: no migration).
+    pub enum State {
+        Pending = "pending",
+        /// An outbox row exists; its state says whether it was sent.
+        Queued = "queued",
+        /// The composer refused at queue time (`reason`: consent, template_not_approved, …).
+        Skipped = "skipped",
+        Cancelled = "cancelled",
+    }
 }

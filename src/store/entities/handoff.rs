@@ -10,8 +10,7 @@ pub struct Model {
     pub contact_id: i64,
     pub reason: String,
     pub language: String,
-    /// `waiting`, `taken`, `closed` or `cancelled`.
-    pub state: String,
+    pub state: State,
     pub agent_id: Option<i64>,
     pub requested_at: i64,
     pub taken_at: Option<i64>,
@@ -23,10 +22,16 @@ pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
 
-/// Hand-off row states.
-pub mod state {
-    pub const WAITING: &str = "waiting";
-    pub const TAKEN: &str = "taken";
-    pub const CLOSED: &str = "closed";
-    pub const CANCELLED: &str = "cancelled";
+super::text_enum! {
+    /// A hand-off's state, stored as its lower-case name (the column is text: no migration).
+    pub enum State {
+        /// Queued by the bot; no agent has taken it yet.
+        Waiting = "waiting",
+        /// An agent is talking with the contact.
+        Taken = "taken",
+        /// The agent handed the conversation back to the bot.
+        Closed = "closed",
+        /// Withdrawn before an agent took it (the contact left, or waited too long).
+        Cancelled = "cancelled",
+    }
 }

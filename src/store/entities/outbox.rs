@@ -13,9 +13,7 @@ pub struct Model {
     /// the sender can decide again at send time. (Rows written before the composer hold a
     /// plain `OutboundMessage`, which the sender still understands.)
     pub payload: String,
-    /// `queued`, `sent`, `failed` (permanent error), `dead` (attempts exhausted) or `skipped`
-    /// (nothing could be sent; `reason` says why).
-    pub state: String,
+    pub state: State,
     pub attempts: i32,
     pub next_attempt_at: i64,
     pub lease_owner: Option<String>,
@@ -47,17 +45,20 @@ pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
 
-/// Outbox row states.
-pub mod state {
-    pub const QUEUED: &str = "queued";
-    pub const SENT: &str = "sent";
-    /// A permanent error: the reason is kept on the row.
-    pub const FAILED: &str = "failed";
-    /// Every attempt failed with a temporary error: dead-lettered, never silently dropped.
-    pub const DEAD: &str = "dead";
-    /// Nothing could be sent (e.g. the window closed and there is no template): decided, with
-    /// the reason on the row, so it is visible rather than lost.
-    pub const SKIPPED: &str = "skipped";
+super::text_enum! {
+    /// An outbox row's state, stored as its lower-case name (the column is text: no migration).
+    pub enum State {
+        /// Waiting for the sender (a first attempt, a retry or the template fallback).
+        Queued = "queued",
+        Sent = "sent",
+        /// A permanent error: the reason is kept on the row.
+        Failed = "failed",
+        /// Every attempt failed with a temporary error: dead-lettered, never silently dropped.
+        Dead = "dead",
+        /// Nothing could be sent (e.g. the window closed and there is no template): decided, with
+        /// the reason on the row, so it is visible rather than lost.
+        Skipped = "skipped",
+    }
 }
 
 /// Machine-readable reasons recorded in `outbox.reason`.
