@@ -369,7 +369,7 @@ fn input_event(st: &TestStep) -> Result<Event, String> {
                     "media '{kind}' is not a kind of file (image, document, audio, video, sticker)"
                 )
             })?;
-            events.push(Event::Media(Some(test_file(kind, events.len()))));
+            events.push(Event::Media(Some(MediaRef::stand_in(kind, 0))));
         }
     }
     if let Some(e) = &st.event {
@@ -401,21 +401,6 @@ pub enum MediaInput {
     Sent(bool),
     /// `media: image`: a file of this kind, kept.
     Kind(String),
-}
-
-/// A stand-in reference for a kept file of `kind` (the engine only counts and passes them).
-fn test_file(kind: FileKind, n: usize) -> MediaRef {
-    MediaRef {
-        sha256: format!("{n:064x}"),
-        mime: match kind {
-            FileKind::Document => "application/pdf",
-            _ => "image/jpeg",
-        }
-        .to_owned(),
-        kind,
-        file_name: None,
-        caption: None,
-    }
 }
 
 fn describe(e: &Event) -> String {

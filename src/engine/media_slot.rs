@@ -96,6 +96,25 @@ impl MediaRef {
         }
     }
 
+    /// A stand-in for a kept file of `kind`, told apart by `n`: conversation tests send files
+    /// without bytes (the engine only counts and passes references).
+    pub fn stand_in(kind: FileKind, n: u8) -> MediaRef {
+        MediaRef {
+            sha256: format!("{n:02x}").repeat(32),
+            mime: match kind {
+                FileKind::Document => "application/pdf",
+                FileKind::Audio => "audio/ogg",
+                FileKind::Video => "video/mp4",
+                FileKind::Sticker => "image/webp",
+                FileKind::Image => "image/jpeg",
+            }
+            .to_owned(),
+            kind,
+            file_name: None,
+            caption: None,
+        }
+    }
+
     /// This reference as a slot entry.
     pub fn to_value(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)

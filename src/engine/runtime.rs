@@ -427,10 +427,14 @@ impl<'a> Machine<'a> {
             }
         };
         args.set("count", files.len());
-        let mut reply = self.plain(message);
-        reply.body = limits::truncate(&self.render(message, Some(&args)), limits::BODY);
-        reply.choices = self.choices(st);
-        self.effects.push(Effect::Reply(reply));
+        self.effects.push(Effect::Reply(Reply {
+            message_id: message.to_owned(),
+            body: limits::truncate(&self.render(message, Some(&args)), limits::BODY),
+            header: None,
+            footer: None,
+            choices: self.choices(st),
+            template: None,
+        }));
     }
 
     /// "photos, documents" in the contact's language.

@@ -9,9 +9,8 @@
 //! learns nothing about which files exist. The reason is logged.
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
@@ -81,27 +80,11 @@ async fn file(
         kind = %row.kind,
         "claim file downloaded through a signed link"
     );
-    let mut resp = Body::from_stream(stream).into_response();
-    let headers = resp.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_str(&row.mime_type)
-            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
-    );
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-store"),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
     // Never rendered on this origin; named by kind and row, not by the sender's file name.
-    headers.insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_str(&format!("attachment; filename=\"{}-{}\"", row.kind, row.id))
-            .unwrap_or(HeaderValue::from_static("attachment")),
-    );
-    resp
+    crate::http::console::media::file_response(
+        size,
+        stream,
+        &row.mime_type,
+        &format!("attachment; filename=\"{}-{}\"", row.kind, row.id),
+    )
 }

@@ -457,32 +457,40 @@ impl<C: ConnectionTrait> Ctx<'_, C> {
         ))
     }
 
-    /// `claim.status`: a claim on a policy the contact is verified for, by claim number.
-    pub async fn claim_status(&self) -> Result<ActionResult> {
-        let not_found = ActionResult::bare("not_found");
+    /// The claim numbered in `claim_number`, if it is on a policy the contact is verified for
+    /// right now; any other claim is `None`, as if it did not exist.
+    async fn authorized_claim(&self) -> Result<Option<model::Claim>> {
         let Some(number) = self
             .arg("claim_number")
             .and_then(|s| model::normalize_claim_number(&s))
         else {
-            return Ok(not_found);
+            return Ok(None);
         };
         let verified =
             identity::verified_policies(self.db, self.contact.id, self.now_ms(), self.ttl_ms())
                 .await?;
         // Without any verification there is nothing the contact may see: no lookup at all.
         if verified.is_empty() {
-            return Ok(not_found);
+            return Ok(None);
         }
         let Some(claim) = self.insurer.source.claim(&number).await? else {
-            return Ok(not_found);
+            return Ok(None);
         };
         if !verified.contains(&claim.policy_number) {
             tracing::info!(
                 contact = %self.masked_contact(),
                 "claim lookup refused: the claim is on a policy the contact is not verified for"
             );
-            return Ok(not_found);
+            return Ok(None);
         }
+        Ok(Some(claim))
+    }
+
+    /// `claim.status`: a claim on a policy the contact is verified for, by claim number.
+    pub async fn claim_status(&self) -> Result<ActionResult> {
+        let Some(claim) = self.authorized_claim().await? else {
+            return Ok(ActionResult::bare("not_found"));
+        };
         // Documents the contact can send right here: the flow offers "Send documents".
         let outcome = if claim.pending_documents > 0 {
             "documents_pending"
@@ -817,24 +825,10 @@ impl Ctx<'_, sea_orm::DatabaseTransaction> {
     /// contact is verified for; `no_files` when none came.
     pub async fn claim_attach_documents(&self) -> Result<ActionResult> {
         let not_found = ActionResult::bare("not_found");
-        let Some(number) = self
-            .arg("claim_number")
-            .and_then(|s| model::normalize_claim_number(&s))
-        else {
+        let Some(claim) = self.authorized_claim().await? else {
             return Ok(not_found);
         };
-        let verified =
-            identity::verified_policies(self.db, self.contact.id, self.now_ms(), self.ttl_ms())
-                .await?;
-        if verified.is_empty() {
-            return Ok(not_found);
-        }
-        let Some(claim) = self.insurer.source.claim(&number).await? else {
-            return Ok(not_found);
-        };
-        if !verified.contains(&claim.policy_number) {
-            return Ok(not_found);
-        }
+        let number = claim.claim_number;
         let Some(files) = self.claim_files().await? else {
             return Ok(ActionResult::error());
         };

@@ -43,7 +43,21 @@ struct Chat<'a> {
     ts: i64,
 }
 
-impl Chat<'_> {
+impl<'a> Chat<'a> {
+    /// Rajesh's chat, with the sample insurer data loaded.
+    async fn rajesh_with_sample_data(app: &'a TestApp) -> Chat<'a> {
+        assert!(
+            insurebot::insurer::load_sample_if_empty(&app.db)
+                .await
+                .unwrap()
+        );
+        Chat {
+            app,
+            phone: RAJESH,
+            ts: now_secs(),
+        }
+    }
+
     async fn send(&mut self, message: Value) -> (String, Value) {
         let before = self.app.sent_messages().len();
         self.app.post_webhook(&envelope(vec![message])).await;
@@ -101,16 +115,7 @@ fn choices(body: &Value) -> Vec<String> {
 
 /// The whole first notice of loss with one photo; returns the new claim number.
 async fn report_a_motor_accident(app: &TestApp, photo: &[u8]) -> String {
-    assert!(
-        insurebot::insurer::load_sample_if_empty(&app.db)
-            .await
-            .unwrap()
-    );
-    let mut chat = Chat {
-        app,
-        phone: RAJESH,
-        ts: now_secs(),
-    };
+    let mut chat = Chat::rajesh_with_sample_data(app).await;
     let (text, body) = chat.text("report a claim").await;
     assert!(text.contains("Which policy"), "{text}");
     assert!(choices(&body).contains(&MOTOR.to_owned()), "{body}");
@@ -150,14 +155,18 @@ async fn report_a_motor_accident(app: &TestApp, photo: &[u8]) -> String {
     );
     assert!(text.contains("Files: 1"), "{text}");
     let (text, _) = chat.tap("button_reply", "intimate.confirm").await;
+    claim_number_in(&text)
+}
+
+/// The claim number the confirmation names.
+fn claim_number_in(text: &str) -> String {
     let number = text
         .split("Your claim number is ")
         .nth(1)
         .and_then(|rest| rest.get(..10))
-        .unwrap_or_else(|| panic!("no claim number in {text}"))
-        .to_owned();
+        .unwrap_or_else(|| panic!("no claim number in {text}"));
     assert!(number.starts_with("CLM-"), "{text}");
-    number
+    number.to_owned()
 }
 
 /// The claim and its documents as the embedded tables keep them.
@@ -259,16 +268,7 @@ async fn pending_documents_are_sent_from_the_claims_status_and_erasure_removes_t
             media = s.media.clone();
         })
         .await;
-        assert!(
-            insurebot::insurer::load_sample_if_empty(&app.db)
-                .await
-                .unwrap()
-        );
-        let mut chat = Chat {
-            app: &app,
-            phone: RAJESH,
-            ts: now_secs(),
-        };
+        let mut chat = Chat::rajesh_with_sample_data(&app).await;
         chat.text("claim status").await;
         let (text, body) = chat.text("CLM-240455").await;
         assert!(text.contains("2 documents are pending"), "{text}");
@@ -322,16 +322,7 @@ async fn pending_documents_are_sent_from_the_claims_status_and_erasure_removes_t
         assert!(path.exists(), "retention left the claim's file alone");
 
         // Erasure of the contact: the claim document and its file go; the claim stays.
-        let receipt: Value = app
-            .http
-            .delete(format!("{}/api/v1/contacts/{RAJESH}", app.address))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let receipt = app.erase_over_api(RAJESH, TOKEN).await;
         assert_eq!(receipt["tables"]["claim_documents"], 1, "{receipt}");
         let (row, docs) = stored_claim(&app, "CLM-240455").await;
         assert!(docs.is_empty(), "{docs:?}");
@@ -661,12 +652,7 @@ async fn the_simulator_reports_a_claim_with_a_photo_through_the_real_media_path(
         let (text, _) = sim
             .send("button", "Register claim", "intimate.confirm")
             .await;
-        let number = text
-            .split("Your claim number is ")
-            .nth(1)
-            .and_then(|rest| rest.get(..10))
-            .unwrap_or_else(|| panic!("{text}"))
-            .to_owned();
+        let number = claim_number_in(&text);
         let (_, docs) = stored_claim(&app, &number).await;
         let mut kinds: Vec<(String, String)> = docs
             .iter()
@@ -694,16 +680,7 @@ async fn the_simulator_reports_a_claim_with_a_photo_through_the_real_media_path(
 async fn the_claim_number_arrives_as_a_template_when_the_window_closed_meanwhile() {
     for backend in backends() {
         let app = spawn_app_with(&backend, flows).await;
-        assert!(
-            insurebot::insurer::load_sample_if_empty(&app.db)
-                .await
-                .unwrap()
-        );
-        let mut chat = Chat {
-            app: &app,
-            phone: RAJESH,
-            ts: now_secs(),
-        };
+        let mut chat = Chat::rajesh_with_sample_data(&app).await;
         chat.text("report a claim").await;
         chat.tap("list_reply", MOTOR).await;
         chat.tap("list_reply", "fire").await;

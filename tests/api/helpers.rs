@@ -405,6 +405,20 @@ impl TestApp {
         request.send().await.expect("webhook request")
     }
 
+    /// Erases the contact `phone` through `DELETE /api/v1/contacts/{phone}` with the API
+    /// `token`; the receipt.
+    pub async fn erase_over_api(&self, phone: &str, token: &str) -> Value {
+        self.http
+            .delete(format!("{}/api/v1/contacts/{phone}", self.address))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http
             .get(format!("{}{path}", self.address))

@@ -281,16 +281,7 @@ async fn erasure_deletes_the_contacts_files_and_retention_the_old_ones_but_not_a
         let own_file = stored_path(&media_dir, &sha256_hex(&own));
         assert!(shared_file.exists() && own_file.exists());
 
-        let receipt: Value = app
-            .http
-            .delete(format!("{}/api/v1/contacts/919800000151", app.address))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let receipt = app.erase_over_api("919800000151", TOKEN).await;
         assert_eq!(receipt["tables"]["media_files"], 2, "{receipt}");
         assert_eq!(receipt["tables"]["media store files"], 1, "{receipt}");
         assert!(!own_file.exists(), "the erased contact's own file is gone");

@@ -311,17 +311,7 @@ fn numbers_and_dates_parse_as_typed_in_india() {
 
 /// A kept file of `kind`, told apart by `n`.
 fn file(kind: FileKind, n: u8) -> MediaRef {
-    MediaRef {
-        sha256: format!("{n:02x}").repeat(32),
-        mime: match kind {
-            FileKind::Document => "application/pdf",
-            _ => "image/jpeg",
-        }
-        .to_owned(),
-        kind,
-        file_name: None,
-        caption: None,
-    }
+    MediaRef::stand_in(kind, n)
 }
 
 /// Steps `conv` with `event` and returns the new conversation and its one reply's message id.

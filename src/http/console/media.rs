@@ -60,7 +60,24 @@ pub async fn file(
         .mime_type
         .as_deref()
         .unwrap_or("application/octet-stream");
-    let inline = is_inline_image(mime);
+    let disposition = if is_inline_image(mime) {
+        "inline".to_owned()
+    } else {
+        // No file name from the sender (it may name the person); the kind and the row id.
+        format!("attachment; filename=\"{}-{media_id}\"", row.kind)
+    };
+    Ok(file_response(size, stream, mime, &disposition))
+}
+
+/// A stored file as a response: its type and length, never cached, never sniffed into
+/// something else, with `disposition` (the console's transcript and the claim file links
+/// serve files the same way).
+pub(crate) fn file_response(
+    size: u64,
+    stream: futures_util::stream::BoxStream<'static, anyhow::Result<axum::body::Bytes>>,
+    mime: &str,
+    disposition: &str,
+) -> Response {
     let mut resp = Body::from_stream(stream).into_response();
     let headers = resp.headers_mut();
     headers.insert(
@@ -76,15 +93,9 @@ pub async fn file(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    let disposition = if inline {
-        "inline".to_owned()
-    } else {
-        // No file name from the sender (it may name the person); the kind and the row id.
-        format!("attachment; filename=\"{}-{media_id}\"", row.kind)
-    };
     headers.insert(
         header::CONTENT_DISPOSITION,
-        HeaderValue::from_str(&disposition).unwrap_or(HeaderValue::from_static("attachment")),
+        HeaderValue::from_str(disposition).unwrap_or(HeaderValue::from_static("attachment")),
     );
-    Ok(resp)
+    resp
 }

@@ -117,14 +117,7 @@ async fn attach(
         "from": phone, "id": format!("wamid.SIM{}", uuid::Uuid::new_v4().simple()),
         "timestamp": chrono::Utc::now().timestamp().to_string(), "type": kind, kind: media,
     });
-    let body = envelope(
-        &state,
-        json!({
-            "contacts": [{ "profile": { "name": "Simulator" }, "wa_id": phone }],
-            "messages": [message],
-        }),
-    );
-    post_webhook(&state, body).await
+    post_message(&state, &phone, message).await
 }
 
 fn fake(state: &AppState) -> Result<&FakeCloudApi> {
@@ -183,14 +176,7 @@ async fn send(State(state): State<AppState>, Json(req): Json<SendRequest>) -> Re
             "from": phone, "id": wamid, "timestamp": ts, "type": "text", "text": { "body": req.text }
         }),
     };
-    let body = envelope(
-        &state,
-        json!({
-            "contacts": [{ "profile": { "name": "Simulator" }, "wa_id": phone }],
-            "messages": [message],
-        }),
-    );
-    post_webhook(&state, body).await
+    post_message(&state, &phone, message).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -343,6 +329,18 @@ fn digits(phone: &str) -> Result<String> {
     PhoneNumber::from_export(phone)
         .map(PhoneNumber::into_string)
         .map_err(|e| ConsoleError::Conflict(format!("The phone number {e}.")))
+}
+
+/// Sends one message from the simulated phone through the webhook.
+async fn post_message(state: &AppState, phone: &str, message: Value) -> Result<Response> {
+    let body = envelope(
+        state,
+        json!({
+            "contacts": [{ "profile": { "name": "Simulator" }, "wa_id": phone }],
+            "messages": [message],
+        }),
+    );
+    post_webhook(state, body).await
 }
 
 fn envelope(state: &AppState, value: Value) -> String {
