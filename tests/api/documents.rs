@@ -337,7 +337,7 @@ async fn the_http_source_gives_the_schedule_file_and_anything_else_falls_back_to
             async move {
                 let txn = insurebot::store::begin_write(&db).await.unwrap();
                 let r = insurer
-                    .run_action(&*txn, &rajesh, name, &args, chrono::Utc::now())
+                    .run_action(&txn, &rajesh, name, &args, chrono::Utc::now())
                     .await;
                 txn.commit().await.unwrap();
                 r
