@@ -1,9 +1,10 @@
-//! `insurebot flows check | graph | test`: the flow linter, the diagrams and the conversation
+//! `insurebot flows check | graph | test | understand`: the flow linter, the diagrams and the conversation
 //! tests for flow authors, printed for a terminal (the engine itself prints nothing).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::engine::understand::testset;
 use crate::engine::{FlowSet, Severity, convtest, graph, lint};
 
 /// Runs the check for the CLI: prints every diagnostic and a summary.
@@ -60,6 +61,49 @@ pub fn test(flows_dir: &Path, locales_dir: Option<&Path>) -> ExitCode {
     if report.ok() {
         ExitCode::SUCCESS
     } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// `insurebot flows understand [DIR]`: scores the test set (default
+/// `DIR/understanding/test-set.yaml`) and prints the report; exit 1 under the targets.
+pub fn understand(flows_dir: &Path, locales_dir: Option<&Path>, set: Option<&Path>) -> ExitCode {
+    let locales = locales_dir
+        .map(Path::to_owned)
+        .unwrap_or_else(|| lint::default_locales_dir(flows_dir));
+    let flows = match FlowSet::load(flows_dir, &locales) {
+        Ok(f) => f,
+        Err(diags) => {
+            for d in &diags {
+                eprintln!("{d}");
+            }
+            eprintln!("flows do not pass `insurebot flows check`; nothing scored");
+            return ExitCode::FAILURE;
+        }
+    };
+    let path = set
+        .map(Path::to_owned)
+        .unwrap_or_else(|| flows_dir.join("understanding").join("test-set.yaml"));
+    let set = match testset::load(&path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = testset::evaluate(&flows, &set);
+    print!("{report}");
+    let targets = testset::Targets::default();
+    if report.meets(targets) {
+        println!("ok: meets the targets");
+        ExitCode::SUCCESS
+    } else {
+        println!(
+            "failed: under the targets (≥ {:.0} % intents, ≤ {:.0} % wrong, ≥ {:.0} % dates and numbers)",
+            targets.intent_accuracy * 100.0,
+            targets.wrong_rate * 100.0,
+            targets.slot_accuracy * 100.0
+        );
         ExitCode::FAILURE
     }
 }

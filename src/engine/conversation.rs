@@ -80,6 +80,11 @@ pub struct Conversation {
     /// Whether an opted-out contact already got the "send START" reminder.
     #[serde(default)]
     pub opted_out_reminded: bool,
+    /// Whether the language is settled: chosen in the language flow, or once taken from the
+    /// contact's own writing (Hinglish → Hindi). Free text does not switch it again, so a
+    /// contact who mixes languages is not bounced between them.
+    #[serde(default)]
+    pub language_settled: bool,
 }
 
 impl Conversation {
@@ -97,6 +102,7 @@ impl Conversation {
             mode_since: None,
             pending_action: None,
             opted_out_reminded: false,
+            language_settled: false,
         }
     }
 
