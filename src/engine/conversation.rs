@@ -328,6 +328,13 @@ pub enum Effect {
     },
     /// The conversation is over (the runner may close the session).
     EndConversation,
+    /// Free text the bot could not place, for the dashboard's list of phrases to add.
+    Misunderstood {
+        /// What was typed, already masked (`privacy::mask_text`).
+        text: String,
+        /// `flow.state` it came in at, or `-` between conversations.
+        place: String,
+    },
 }
 
 /// A state of a flow, as the place a [`Hop`] leaves or enters.

@@ -74,6 +74,10 @@ pub fn step(
         hops: Vec::new(),
         now,
         recovering: false,
+        text: match event {
+            Event::Text(t) => Some(t),
+            _ => None,
+        },
     };
     m.handle(event);
     if event.is_from_contact() {
@@ -107,6 +111,8 @@ struct Machine<'a> {
     hops: Vec<Hop>,
     now: DateTime<Utc>,
     recovering: bool,
+    /// The contact's text, until it is recorded as misunderstood (once per step).
+    text: Option<&'a str>,
 }
 
 impl<'a> Machine<'a> {
@@ -291,10 +297,9 @@ impl<'a> Machine<'a> {
             Event::Button { id, .. } | Event::ListRow { id } => self.flows.button_flow(id),
             _ => None,
         };
+        // A keyword keeps the conversation's language as it did before free text was
+        // understood (a Hindi keyword mid-English is a keyword, not a language choice).
         if let Some(flow) = trigger {
-            if let Event::Text(t) = event {
-                self.adopt_language(t);
-            }
             let id = flow.id.as_str().to_owned();
             self.start_flow(&id);
             return;
@@ -323,6 +328,7 @@ impl<'a> Machine<'a> {
 
         // Between conversations anything else opens the menu.
         let Some(st) = state else {
+            self.note_misunderstood();
             let menu = self.flows.role_flow(Role::Menu).id.as_str().to_owned();
             self.go(&menu, Target::Flow(menu.clone()));
             return;
@@ -436,6 +442,19 @@ impl<'a> Machine<'a> {
         Some(Answer::Value(value))
     }
 
+    /// Records the message being handled as not understood (masked), if it was text.
+    fn note_misunderstood(&mut self) {
+        // A wrong code or number masks to nothing but stars: no phrase to learn from it.
+        if let Some(text) = self.text.take().map(crate::privacy::mask_text)
+            && text.chars().any(char::is_alphabetic)
+        {
+            self.effects.push(Effect::Misunderstood {
+                text,
+                place: self.conv.where_label(),
+            });
+        }
+    }
+
     /// Whether `flow` is the one under way (or calls the one under way): understood as
     /// itself again, free text would restart it and never reach the retry limit.
     fn under_way(&self, flow: &str) -> bool {
@@ -519,6 +538,7 @@ impl<'a> Machine<'a> {
     }
 
     fn invalid(&mut self, st: &'a State) {
+        self.note_misunderstood();
         let expect = st.expect.as_ref();
         let limit = expect
             .and_then(|e| e.retries)
@@ -543,6 +563,7 @@ impl<'a> Machine<'a> {
     }
 
     fn misunderstood(&mut self, st: &'a State, message: &str) {
+        self.note_misunderstood();
         self.conv.misunderstood += 1;
         if self.conv.misunderstood >= self.flows.settings.misunderstood_limit {
             self.offer_agent();

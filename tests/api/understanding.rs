@@ -1,11 +1,14 @@
 //! Free text through the real webhook (issue 22): Hinglish answered in Hindi and remembered,
 //! values read out of free text (policy number with spaces, a date with a Hindi month, a
-//! claim number in lower case), and "Did you mean A or B?" with buttons.
+//! claim number in lower case), "Did you mean A or B?" with buttons, and what the bot could
+//! not place listed (masked) on the supervisor's dashboard.
 
 use insurebot::config::DialogueMode;
-use insurebot::store::entities::conversation;
+use insurebot::http::console::auth::Role;
+use insurebot::store::entities::{conversation, misunderstood_message};
 use sea_orm::EntityTrait;
 
+use crate::console::{add_agent, login};
 use crate::helpers::*;
 
 async fn spawn_flows_app(backend: &Backend) -> TestApp {
@@ -108,5 +111,51 @@ async fn two_close_intents_ask_did_you_mean_with_a_button_each() {
             buttons,
             [("policy", "Policy details"), ("premium", "Pay premium")]
         );
+    }
+}
+
+#[tokio::test]
+async fn messages_the_bot_cannot_place_are_kept_masked_and_listed_on_the_dashboard() {
+    for backend in backends() {
+        let app = spawn_flows_app(&backend).await;
+        let ts = now_secs();
+        let phone = "919800002205";
+        // Between conversations: the menu, and the text noted.
+        say(&app, phone, ts, "kal baarish hogi kya, call 9812345678", 1).await;
+        // Understood free text is not noted.
+        say(&app, "919800002206", ts, "claim stauts pls", 2).await;
+        // The same words again, in another case, count twice in one row.
+        say(
+            &app,
+            "919800002207",
+            ts,
+            "Kal baarish hogi kya, call 9812345678",
+            3,
+        )
+        .await;
+
+        let rows = misunderstood_message::Entity::find()
+            .all(&app.db)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert_eq!(rows[0].text, "kal baarish hogi kya, call ***");
+        assert_eq!(rows[0].place, "-");
+
+        add_agent(&app, "sup@example.com", Role::Supervisor).await;
+        let supervisor = login(&app, "sup@example.com").await;
+        let html = supervisor
+            .get("/console/dashboard")
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            html.contains(
+                "<tr><td>kal baarish hogi kya, call ***</td><td>en</td><td>-</td><td>2</td></tr>"
+            ),
+            "{html}"
+        );
+        assert!(!html.contains("9812345678"));
     }
 }

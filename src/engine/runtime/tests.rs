@@ -45,10 +45,12 @@ fn tap(id: &str) -> Event {
     }
 }
 
-/// A short label per effect so tables stay readable.
+/// A short label per effect so tables stay readable; the "not understood" notes are checked
+/// on their own ([`notes`]).
 fn labels(effects: &[Effect]) -> Vec<String> {
     effects
         .iter()
+        .filter(|e| !matches!(e, Effect::Misunderstood { .. }))
         .map(|e| match e {
             Effect::Reply(r) => format!("say {}", r.message_id),
             Effect::CallAction { name, .. } => format!("call {name}"),
@@ -57,6 +59,7 @@ fn labels(effects: &[Effect]) -> Vec<String> {
             Effect::Consent { change } => format!("consent {change:?}"),
             Effect::SetLanguage { language } => format!("language {language}"),
             Effect::EndConversation => "end".into(),
+            Effect::Misunderstood { .. } => unreachable!("filtered above"),
         })
         .collect()
 }
@@ -308,6 +311,17 @@ fn numbers_and_dates_parse_as_typed_in_india() {
     assert_eq!(parse_date("08/15/1980"), None);
 }
 
+/// The "not understood" notes of a step: (masked text, place).
+fn notes(effects: &[Effect]) -> Vec<(String, String)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Misunderstood { text, place } => Some((text.clone(), place.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
 fn pos(c: &Conversation) -> String {
     c.where_label()
 }
@@ -410,6 +424,23 @@ fn free_text_naming_the_flow_under_way_is_a_wrong_answer_not_a_restart() {
     assert_eq!(pos(&out.conversation), "claim_status.ask_number");
     assert_eq!(labels(&out.effects), ["say claim-bad-number"]);
     assert_eq!(out.conversation.retries, 1);
+    assert_eq!(
+        notes(&out.effects),
+        [(
+            "my claim is late".to_owned(),
+            "claim_status.ask_number".to_owned()
+        )]
+    );
+    // A wrong number is masked to nothing worth a note; understood text gets none either.
+    let out = step(flows(), &conv, &text("240 311"), now());
+    assert!(notes(&out.effects).is_empty());
+    let out = step(
+        flows(),
+        &Conversation::new("en"),
+        &text("claim stauts"),
+        now(),
+    );
+    assert!(notes(&out.effects).is_empty());
 }
 
 #[test]

@@ -19,6 +19,7 @@ pub mod login_failure;
 pub mod media_file;
 pub mod message_status;
 pub mod message_template;
+pub mod misunderstood_message;
 pub mod notification_request;
 pub mod otp;
 pub mod outbox;
