@@ -40,21 +40,29 @@ pub fn check(flows_dir: &Path, locales_dir: Option<&Path>) -> ExitCode {
     }
 }
 
-/// CLI helper for `insurebot flows test [DIR]`: checks the flows, runs `DIR/tests`, prints
-/// the report. `locales_dir` defaults to `locales` next to the flows folder.
-pub fn test(flows_dir: &Path, locales_dir: Option<&Path>) -> ExitCode {
+/// The checked flows of `flows_dir` (locales default to `locales` beside it), or `None`
+/// after printing every problem and that, therefore, `skipped` (what did not happen).
+fn checked_flows(flows_dir: &Path, locales_dir: Option<&Path>, skipped: &str) -> Option<FlowSet> {
     let locales = locales_dir
         .map(Path::to_owned)
         .unwrap_or_else(|| lint::default_locales_dir(flows_dir));
-    let flows = match FlowSet::load(flows_dir, &locales) {
-        Ok(f) => f,
+    match FlowSet::load(flows_dir, &locales) {
+        Ok(f) => Some(f),
         Err(diags) => {
             for d in &diags {
                 eprintln!("{d}");
             }
-            eprintln!("flows do not pass `insurebot flows check`; no tests run");
-            return ExitCode::FAILURE;
+            eprintln!("flows do not pass `insurebot flows check`; {skipped}");
+            None
         }
+    }
+}
+
+/// CLI helper for `insurebot flows test [DIR]`: checks the flows, runs `DIR/tests`, prints
+/// the report. `locales_dir` defaults to `locales` next to the flows folder.
+pub fn test(flows_dir: &Path, locales_dir: Option<&Path>) -> ExitCode {
+    let Some(flows) = checked_flows(flows_dir, locales_dir, "no tests run") else {
+        return ExitCode::FAILURE;
     };
     let report = convtest::run_conversation_tests(&flows, &flows_dir.join("tests"));
     println!("{report}");
@@ -68,18 +76,8 @@ pub fn test(flows_dir: &Path, locales_dir: Option<&Path>) -> ExitCode {
 /// `insurebot flows understand [DIR]`: scores the test set (default
 /// `DIR/understanding/test-set.yaml`) and prints the report; exit 1 under the targets.
 pub fn understand(flows_dir: &Path, locales_dir: Option<&Path>, set: Option<&Path>) -> ExitCode {
-    let locales = locales_dir
-        .map(Path::to_owned)
-        .unwrap_or_else(|| lint::default_locales_dir(flows_dir));
-    let flows = match FlowSet::load(flows_dir, &locales) {
-        Ok(f) => f,
-        Err(diags) => {
-            for d in &diags {
-                eprintln!("{d}");
-            }
-            eprintln!("flows do not pass `insurebot flows check`; nothing scored");
-            return ExitCode::FAILURE;
-        }
+    let Some(flows) = checked_flows(flows_dir, locales_dir, "nothing scored") else {
+        return ExitCode::FAILURE;
     };
     let path = set
         .map(Path::to_owned)
