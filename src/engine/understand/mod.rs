@@ -164,10 +164,13 @@ impl Understanding {
                 u.phrases.push(Phrase { intent, tokens });
             }
         }
+        // Only one-word keywords veto: "all" of "stop all" must not block "all my claims".
         u.veto = raw
             .veto
             .iter()
-            .flat_map(|k| normalize::tokens(k))
+            .map(|k| normalize::tokens(k))
+            .filter(|t| t.len() == 1)
+            .flatten()
             .filter(|w| !u.fillers.contains(w))
             .collect();
         u.yes = raw.yes.iter().map(|w| normalize::tokens(w)).collect();
