@@ -1,6 +1,7 @@
 # Messages the engine itself sends (every language must have all of them).
 engine-flow-changed = Sorry, this conversation was updated while you were away. Let's start again from the menu.
 engine-misunderstood = Sorry, I didn't understand that. Please tap one of the options, or type "menu".
+engine-did-you-mean = Did you mean one of these? Tap the one you want.
 engine-offer-agent = I'm having trouble understanding. Would you like to talk to a person?
 engine-unsupported = Sorry, I can only read text and button taps here.
 engine-please-wait = One moment please, I'm still looking that up.

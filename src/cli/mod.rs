@@ -148,6 +148,19 @@ pub enum FlowsCommand {
         #[arg(long)]
         locales: Option<PathBuf>,
     },
+    /// Score free-text understanding on the labelled test set: accuracy per language and
+    /// script, a confusion list, dates and numbers; exit 1 under the targets (≥ 90 % intents,
+    /// ≤ 2 % wrong intent, ≥ 95 % dates and numbers).
+    Understand {
+        /// Flow directory (default: the configured `dialogue.flows_dir`).
+        dir: Option<PathBuf>,
+        /// Locale directory (default: `locales` beside the flow directory).
+        #[arg(long)]
+        locales: Option<PathBuf>,
+        /// Test set (default: DIR/understanding/test-set.yaml).
+        #[arg(long)]
+        set: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -211,6 +224,11 @@ pub async fn run(cli: Cli) -> ExitCode {
             FlowsCommand::Test { dir, locales } => flows::test(
                 dir.as_deref().unwrap_or(&settings.dialogue.flows_dir),
                 locales.as_deref(),
+            ),
+            FlowsCommand::Understand { dir, locales, set } => flows::understand(
+                dir.as_deref().unwrap_or(&settings.dialogue.flows_dir),
+                locales.as_deref(),
+                set.as_deref(),
             ),
         };
     }

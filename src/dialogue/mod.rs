@@ -657,6 +657,9 @@ impl FlowRunner {
                     Effect::Consent { change } => {
                         record_consent(turn, &self.composer, change).await?
                     }
+                    Effect::Misunderstood { text, place } => {
+                        record_misunderstood(turn, text, place, &conversation.language, now).await?
+                    }
                     // The language lives in the conversation, saved with it below.
                     Effect::SetLanguage { .. } | Effect::EndConversation => {}
                 }
@@ -943,6 +946,28 @@ async fn queue_attachment(
 }
 
 /// Queues a hand-off; false when one was already open (nothing changed).
+/// Keeps a message the bot could not place (masked by the engine, no contact) for the
+/// dashboard's "not understood" list.
+async fn record_misunderstood(
+    turn: &Turn<'_>,
+    text: String,
+    place: String,
+    language: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    use crate::store::entities::misunderstood_message;
+    misunderstood_message::Entity::insert(misunderstood_message::ActiveModel {
+        id: sea_orm::ActiveValue::NotSet,
+        text: Set(text),
+        place: Set(place),
+        language: Set(language.to_owned()),
+        at: Set(now.timestamp_millis()),
+    })
+    .exec(turn.txn)
+    .await?;
+    Ok(())
+}
+
 async fn request_handoff(turn: &Turn<'_>, reason: &str, language: &str) -> Result<bool, DbErr> {
     // One open request per contact: asking again while waiting changes nothing.
     let open = handoff::Entity::find()

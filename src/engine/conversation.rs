@@ -81,6 +81,11 @@ pub struct Conversation {
     /// Whether an opted-out contact already got the "send START" reminder.
     #[serde(default)]
     pub opted_out_reminded: bool,
+    /// Whether the language is settled: chosen in the language flow, or once taken from the
+    /// contact's own writing (Hinglish → Hindi). Free text does not switch it again, so a
+    /// contact who mixes languages is not bounced between them.
+    #[serde(default)]
+    pub language_settled: bool,
 }
 
 impl Conversation {
@@ -98,6 +103,7 @@ impl Conversation {
             mode_since: None,
             pending_action: None,
             opted_out_reminded: false,
+            language_settled: false,
         }
     }
 
@@ -325,6 +331,13 @@ pub enum Effect {
     },
     /// The conversation is over (the runner may close the session).
     EndConversation,
+    /// Free text the bot could not place, for the dashboard's list of phrases to add.
+    Misunderstood {
+        /// What was typed, already masked (`privacy::mask_text`).
+        text: String,
+        /// `flow.state` it came in at, or `-` between conversations.
+        place: String,
+    },
 }
 
 /// A state of a flow, as the place a [`Hop`] leaves or enters.

@@ -520,7 +520,7 @@ fn check_step(st: &TestStep, conv: &Conversation, effects: &[Effect]) -> Result<
 fn effect_label(e: &Effect) -> Option<String> {
     use super::conversation::{ConsentChange, ConsentScope};
     Some(match e {
-        Effect::Reply(_) => return None,
+        Effect::Reply(_) | Effect::Misunderstood { .. } => return None,
         Effect::CallAction { name, .. } => format!("action:{name}"),
         Effect::Handoff { .. } => "handoff".to_owned(),
         Effect::CancelHandoff { .. } => "cancel_handoff".to_owned(),

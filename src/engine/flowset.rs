@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use super::diagnostic::Diagnostic;
 use super::i18n::I18n;
 use super::model::{FlowFile, FlowId, Role, State};
+use super::understand::Understanding;
 
 /// Tunables of the runtime that are not part of flow files (they come from configuration).
 #[derive(Debug, Clone)]
@@ -65,6 +66,7 @@ pub struct FlowSet {
     pub(super) keywords: HashMap<String, String>,
     pub(super) trigger_buttons: HashMap<String, String>,
     pub(super) roles: BTreeMap<Role, String>,
+    pub(super) understanding: Understanding,
     /// Runtime tunables (from configuration).
     pub settings: EngineSettings,
     /// Problems that did not prevent loading.
@@ -125,6 +127,11 @@ impl FlowSet {
     /// The fluent bundles.
     pub fn i18n(&self) -> &I18n {
         &self.i18n
+    }
+
+    /// The compiled phrase lists (`locales/<lang>/intents.yaml` and the trigger keywords).
+    pub fn understanding(&self) -> &Understanding {
+        &self.understanding
     }
 }
 

@@ -16,6 +16,7 @@ use super::loader::{self, LoadedFlow};
 use super::media_slot::{FileKind, MAX_FILES};
 use super::model::{Expect, FlowFile, FlowId, Role, Sp, State, StateId, Target, limits};
 use super::runtime::ENGINE_MESSAGES;
+use super::understand::Understanding;
 
 /// Checks flows and locales, reporting every problem.
 ///
@@ -212,6 +213,8 @@ fn check_loaded_without(
     let mut roles: BTreeMap<Role, (String, PathBuf)> = BTreeMap::new();
     let mut keywords: HashMap<String, (String, PathBuf)> = HashMap::new();
     let mut buttons: HashMap<String, (String, PathBuf)> = HashMap::new();
+    // (language, flow, keyword, file): the keywords are phrases of the understanding too.
+    let mut phrases: Vec<(String, String, String, PathBuf)> = Vec::new();
 
     for mut lf in loaded {
         let path = lf.path.clone();
@@ -251,8 +254,9 @@ fn check_loaded_without(
                 roles.insert(role.value, (fid.clone(), path.clone()));
             }
         }
-        for words in lf.file.triggers.keywords.values() {
+        for (lang, words) in &lf.file.triggers.keywords {
             for w in words {
+                phrases.push((lang.clone(), fid.clone(), w.value.clone(), path.clone()));
                 let key = normalize_keyword(&w.value);
                 if key.is_empty() {
                     cx.diags
@@ -313,6 +317,26 @@ fn check_loaded_without(
         cx.roles(&flows, &roles);
     }
     cx.locales();
+    // STOP, START and cancel stay whole-message keywords: a near match must not opt out.
+    let excluded: BTreeSet<String> = roles
+        .iter()
+        .filter(|(r, _)| matches!(r, Role::OptOut | Role::OptIn | Role::Cancel))
+        .map(|(_, (f, _))| f.clone())
+        .collect();
+    let languages: Vec<String> = i18n.languages().map(str::to_owned).collect();
+    let (understanding, found) = Understanding::load(
+        locales_dir,
+        &languages,
+        // Flows that failed to parse still exist: their phrases are not "unknown".
+        &flows
+            .keys()
+            .cloned()
+            .chain(unparsed.iter().cloned())
+            .collect(),
+        &excluded,
+        &phrases,
+    );
+    cx.diags.extend(found);
     diags.append(&mut cx.diags);
     diags.extend(data_values(&i18n, locales_dir));
 
@@ -326,6 +350,7 @@ fn check_loaded_without(
         keywords: keywords.into_iter().map(|(k, (f, _))| (k, f)).collect(),
         trigger_buttons: buttons.into_iter().map(|(k, (f, _))| (k, f)).collect(),
         roles: roles.into_iter().map(|(r, (f, _))| (r, f)).collect(),
+        understanding,
         settings: EngineSettings::default(),
         warnings: diags,
     })

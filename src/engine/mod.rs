@@ -13,6 +13,7 @@
 //! - [`graph`]: flow diagrams (Mermaid, dot, SVG) from the flow files, with live counts.
 //! - [`convtest`]: scripted conversation tests (`flows/tests/*.yaml`) for flow authors.
 //! - [`templates_file`]: the template registry file's format, which the linter checks against.
+//! - [`understand`]: free text → intent (phrase lists, typos, Hinglish/Tanglish) and slots.
 //! - [`vocabulary`]: products, policy statuses, claim stages: the values every locale translates.
 //!
 //! The async runner (elsewhere) stores the [`Conversation`] and performs the [`Effect`]s;
@@ -32,6 +33,7 @@ pub mod media_slot;
 pub mod model;
 pub mod runtime;
 pub mod templates_file;
+pub mod understand;
 pub mod vocabulary;
 
 pub use conversation::{

@@ -15,7 +15,10 @@
 //! 4. a tap on one of the current state's buttons, or its title typed (before the global
 //!    keywords: "Premium due" under a policy's details is that policy's premium);
 //! 5. global intents: trigger keywords and trigger buttons of any flow (menu, agent, help, …);
-//! 6. the current state's answer (`expect`), with re-prompts, a retry limit, and the agent
+//! 6. free text that is not the current state's answer, understood ([`super::understand`]):
+//!    a clear intent starts its flow, two close ones ask "Did you mean A or B?" with buttons,
+//!    and the language it is written in becomes the conversation's (once);
+//! 7. the current state's answer (`expect`), with re-prompts, a retry limit, and the agent
 //!    offered after repeated misunderstandings.
 
 use std::collections::BTreeMap;
@@ -31,11 +34,13 @@ use super::conversation::{
 use super::flowset::{Flow, FlowSet, normalize_keyword};
 use super::media_slot::{DEFAULT_MAX_FILES, FileKind, MediaRef};
 use super::model::{Button, ConsentKind, Role, State, StateId, Target, limits};
+use super::understand::{self, Understood, slots};
 
 /// Message ids the engine itself uses; every locale must define them (the linter checks).
 pub const ENGINE_MESSAGES: &[&str] = &[
     "engine-flow-changed",
     "engine-misunderstood",
+    "engine-did-you-mean",
     "engine-offer-agent",
     "engine-unsupported",
     "engine-please-wait",
@@ -79,6 +84,10 @@ pub fn step(
         hops: Vec::new(),
         now,
         recovering: false,
+        text: match event {
+            Event::Text(t) => Some(t),
+            _ => None,
+        },
     };
     m.handle(event);
     if event.is_from_contact() {
@@ -97,6 +106,14 @@ pub fn step(
     }
 }
 
+/// What a message answers in the current state.
+enum Answer {
+    /// The state's button at this index.
+    Button(usize),
+    /// The value to save (a list row's id, or what `expect` read).
+    Value(Value),
+}
+
 struct Machine<'a> {
     flows: &'a FlowSet,
     conv: Conversation,
@@ -104,6 +121,8 @@ struct Machine<'a> {
     hops: Vec<Hop>,
     now: DateTime<Utc>,
     recovering: bool,
+    /// The contact's text, until it is recorded as misunderstood (once per step).
+    text: Option<&'a str>,
 }
 
 impl<'a> Machine<'a> {
@@ -288,17 +307,38 @@ impl<'a> Machine<'a> {
             Event::Button { id, .. } | Event::ListRow { id } => self.flows.button_flow(id),
             _ => None,
         };
+        // A keyword keeps the conversation's language as it did before free text was
+        // understood (a Hindi keyword mid-English is a keyword, not a language choice).
         if let Some(flow) = trigger {
-            self.conv.stack.clear();
-            self.conv.pending_action = None;
-            self.conv.misunderstood = 0;
             let id = flow.id.as_str().to_owned();
-            self.go(&id, Target::Flow(id.clone()));
+            self.start_flow(&id);
             return;
+        }
+
+        // 6. Free text that is not this state's answer: what does it ask for?
+        if let Event::Text(t) = event
+            && state
+                .is_none_or(|st| self.conv.pending_action.is_some() || self.answer(st, t).is_none())
+        {
+            match self.flows.understanding().intent(t, |f| !self.under_way(f)) {
+                Understood::Intent { flow, .. } => {
+                    self.adopt_language(t);
+                    self.start_flow(&flow);
+                    return;
+                }
+                Understood::Ambiguous { first, second } => {
+                    self.adopt_language(t);
+                    if self.did_you_mean(&[&first, &second]) {
+                        return;
+                    }
+                }
+                Understood::Nothing => {}
+            }
         }
 
         // Between conversations anything else opens the menu.
         let Some(st) = state else {
+            self.note_misunderstood();
             let menu = self.flows.role_flow(Role::Menu).id.as_str().to_owned();
             self.go(&menu, Target::Flow(menu.clone()));
             return;
@@ -308,7 +348,7 @@ impl<'a> Machine<'a> {
             return;
         }
 
-        // 6. The answer to this state.
+        // 7. The answer to this state.
         match event {
             Event::ListRow { id } | Event::Button { id, .. } => {
                 if st.list_from.is_some() && self.dynamic_rows(st).iter().any(|r| r.id == *id) {
@@ -330,40 +370,71 @@ impl<'a> Machine<'a> {
     }
 
     fn text_answer(&mut self, st: &'a State, text: &str) {
-        // Typing a button's title or number counts as tapping it.
+        match self.answer(st, text) {
+            Some(Answer::Button(i)) => self.choose(st, &st.buttons[i]),
+            Some(Answer::Value(v)) => {
+                self.save_answer(st, v);
+                self.next_of(st);
+            }
+            None if st.expect.is_none() => self.misunderstood(st, "engine-misunderstood"),
+            None => self.invalid(st),
+        }
+    }
+
+    /// What `text` answers in state `st`, if anything: one of its buttons (title, number,
+    /// a near spelling of the title, or yes/no for a yes/no button), a row of its list, or
+    /// the value its `expect` asks for, read from free text.
+    fn answer(&self, st: &State, text: &str) -> Option<Answer> {
+        let u = self.flows.understanding();
         if !st.buttons.is_empty() {
             let titles: Vec<String> = st
                 .buttons
                 .iter()
                 .map(|b| self.render(&b.title.value, None))
                 .collect();
-            if let Some(i) = pick(text, &titles) {
-                self.choose(st, &st.buttons[i]);
-                return;
+            if let Some(i) = pick(text, &titles).or_else(|| understand::pick_title(text, &titles)) {
+                return Some(Answer::Button(i));
+            }
+            if let Some(yes) = u.yes_no(text)
+                && let Some(i) = st.buttons.iter().position(|b| {
+                    let last =
+                        b.id.value
+                            .rsplit(['.', '_', '-'])
+                            .next()
+                            .unwrap_or_default();
+                    last == if yes { "yes" } else { "no" }
+                })
+            {
+                return Some(Answer::Button(i));
             }
         }
         if st.list_from.is_some() {
             let rows = self.dynamic_rows(st);
             let titles: Vec<String> = rows.iter().map(|r| r.title.clone()).collect();
-            if let Some(i) = pick(text, &titles) {
-                self.save_answer(st, Value::String(rows[i].id.clone()));
-                self.next_of(st);
-                return;
+            if let Some(i) = pick(text, &titles).or_else(|| understand::pick_title(text, &titles)) {
+                return Some(Answer::Value(Value::String(rows[i].id.clone())));
             }
         }
-        let Some(expect) = &st.expect else {
-            self.misunderstood(st, "engine-misunderstood");
-            return;
-        };
-        let parsed: Option<Value> = if let Some(t) = &expect.text {
-            let mut s = text.trim().to_owned();
-            if t.uppercase {
-                s = s.to_uppercase();
+        let expect = st.expect.as_ref()?;
+        let value = if let Some(t) = &expect.text {
+            match &t.regex {
+                Some(r) => slots::reference(text, t.uppercase, |c| r.is_match(c))?,
+                None => {
+                    let s = text.trim();
+                    if s.is_empty() {
+                        return None;
+                    }
+                    if t.uppercase {
+                        s.to_uppercase()
+                    } else {
+                        s.to_owned()
+                    }
+                }
             }
-            let ok = !s.is_empty() && t.regex.as_ref().is_none_or(|r| r.is_match(&s));
-            ok.then_some(Value::String(s))
+            .into()
         } else if let Some(n) = &expect.number {
             parse_number(text)
+                .or_else(|| slots::amount(text))
                 .filter(|v| n.min.is_none_or(|m| *v >= m) && n.max.is_none_or(|m| *v <= m))
                 .filter(|v| !n.integer || v.fract() == 0.0)
                 .and_then(|v| {
@@ -372,22 +443,29 @@ impl<'a> Machine<'a> {
                     } else {
                         serde_json::Number::from_f64(v).map(Value::Number)
                     }
-                })
+                })?
         } else if let Some(d) = &expect.date {
             let today = self.now.date_naive();
-            parse_date(text)
+            slots::date(text, today)
                 .filter(|x| !d.past || *x <= today)
                 .filter(|x| !d.future || *x >= today)
-                .map(|x| Value::String(x.format("%Y-%m-%d").to_string()))
+                .map(|x| Value::String(x.format("%Y-%m-%d").to_string()))?
         } else {
-            None
+            return None;
         };
-        match parsed {
-            Some(v) => {
-                self.save_answer(st, v);
-                self.next_of(st);
-            }
-            None => self.invalid(st),
+        Some(Answer::Value(value))
+    }
+
+    /// Records the message being handled as not understood (masked), if it was text.
+    fn note_misunderstood(&mut self) {
+        // A wrong code or number masks to nothing but stars: no phrase to learn from it.
+        if let Some(text) = self.text.take().map(crate::privacy::mask_text)
+            && text.chars().any(char::is_alphabetic)
+        {
+            self.effects.push(Effect::Misunderstood {
+                text,
+                place: self.conv.where_label(),
+            });
         }
     }
 
@@ -446,7 +524,90 @@ impl<'a> Machine<'a> {
             .join(", ")
     }
 
+    /// Whether `flow` is the one under way (or calls the one under way): understood as
+    /// itself again, free text would restart it and never reach the retry limit.
+    fn under_way(&self, flow: &str) -> bool {
+        self.conv
+            .position
+            .as_ref()
+            .is_some_and(|p| p.flow.as_str() == flow)
+            || self.conv.stack.iter().any(|f| f.flow.as_str() == flow)
+    }
+
+    /// Starts `flow` from the top, leaving whatever was under way.
+    fn start_flow(&mut self, flow: &str) {
+        self.conv.stack.clear();
+        self.conv.pending_action = None;
+        self.conv.misunderstood = 0;
+        self.go(flow, Target::Flow(flow.to_owned()));
+    }
+
+    /// Takes the language `text` is written in as the conversation's, once (see
+    /// [`Conversation::language_settled`]): Hinglish is answered in Hindi, Tanglish in Tamil.
+    fn adopt_language(&mut self, text: &str) {
+        if self.conv.language_settled {
+            return;
+        }
+        let Some(lang) = self.flows.understanding().language_of(text) else {
+            return;
+        };
+        self.conv.language_settled = true;
+        if lang != self.conv.language {
+            self.conv.language = lang.to_owned();
+            self.effects.push(Effect::SetLanguage {
+                language: lang.to_owned(),
+            });
+        }
+    }
+
+    /// "Did you mean A or B?" with a button for each flow that has a trigger button; the
+    /// buttons are global, so a tap starts the flow from any state. `false` (nothing said)
+    /// when fewer than two of them have a button to offer.
+    fn did_you_mean(&mut self, flows: &[&str]) -> bool {
+        let menu = self.flows.role_flow(Role::Menu);
+        let menu_titles: BTreeMap<&str, &str> = menu
+            .file
+            .states
+            .iter()
+            .flat_map(|(_, st)| st.buttons.iter())
+            .map(|b| (b.id.value.as_str(), b.title.value.as_str()))
+            .collect();
+        let mut buttons = Vec::new();
+        for f in flows {
+            let Some(flow) = self.flows.flow(f) else {
+                continue;
+            };
+            let Some(id) = flow.file.triggers.buttons.first() else {
+                continue;
+            };
+            let title = match menu_titles.get(id.value.as_str()) {
+                Some(t) => self.render(t, None),
+                None => flow
+                    .file
+                    .triggers
+                    .keywords
+                    .get(&self.conv.language)
+                    .and_then(|k| k.first())
+                    .map(|k| k.value.clone())
+                    .unwrap_or_else(|| f.to_string()),
+            };
+            buttons.push(ReplyButton {
+                id: id.value.clone(),
+                title: limits::truncate(&title, limits::BUTTON_TITLE),
+            });
+        }
+        if buttons.len() < 2 {
+            return false;
+        }
+        let mut reply = self.plain("engine-did-you-mean");
+        reply.body = limits::truncate(&reply.body, limits::BODY);
+        reply.choices = Some(Choices::Buttons(buttons));
+        self.effects.push(Effect::Reply(reply));
+        true
+    }
+
     fn invalid(&mut self, st: &'a State) {
+        self.note_misunderstood();
         let expect = st.expect.as_ref();
         let limit = expect
             .and_then(|e| e.retries)
@@ -475,6 +636,7 @@ impl<'a> Machine<'a> {
     }
 
     fn misunderstood(&mut self, st: &'a State, message: &str) {
+        self.note_misunderstood();
         self.conv.misunderstood += 1;
         if self.conv.misunderstood >= self.flows.settings.misunderstood_limit {
             self.offer_agent();
@@ -658,6 +820,7 @@ impl<'a> Machine<'a> {
 
             if let Some(lang) = &st.set_language {
                 self.conv.language = lang.value.clone();
+                self.conv.language_settled = true;
                 self.effects.push(Effect::SetLanguage {
                     language: lang.value.clone(),
                 });

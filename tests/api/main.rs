@@ -35,4 +35,5 @@ mod postgres;
 mod reminders;
 mod scale;
 mod sending;
+mod understanding;
 mod webhook;

@@ -1,5 +1,6 @@
 //! Engine benchmarks (issue 3 targets): one `step` for typical states (target: median under
-//! 10 µs) and `flows check` over 200 flow files (target: under 300 ms).
+//! 10 µs) and `flows check` over 200 flow files (target: under 300 ms); one `step` on free
+//! text that goes through the understanding (issue 22 target: median under 50 µs).
 //!
 //! Run with `cargo bench --bench engine`. Figures are medians of repeated batches, so a noisy
 //! machine shows in the spread, not in the median.
@@ -49,6 +50,31 @@ fn main() {
             std::hint::black_box(step(&flows, &at_menu, &nonsense, now));
         }),
     );
+
+    // Free text understood (issue 22): Hinglish, a typo (the fuzzy path over the whole
+    // vocabulary), Tamil script, two close intents (the "Did you mean" reply), and a long
+    // message that matches nothing.
+    for (what, text) in [
+        ("step: free text, Hinglish → claim", "mera claim kahan hai"),
+        ("step: free text, typos → claim", "claim stauts plz"),
+        ("step: free text, Tamil script → claim", "என் க்ளைம் எங்கே?"),
+        (
+            "step: free text, two close → did you mean",
+            "policy premium",
+        ),
+        (
+            "step: free text, 12 words → nothing",
+            "my car broke down near pune and the towing guy wants cash",
+        ),
+    ] {
+        let event = Event::Text(text.into());
+        report(
+            what,
+            median_per_iteration(2_000, 25, || {
+                std::hint::black_box(step(&flows, &at_menu, &event, now));
+            }),
+        );
+    }
 
     // `flows check` on 200 flow files: the 11 shipped ones plus generated ones like them.
     let dir = std::env::temp_dir().join(format!("insurebot-bench-{}", std::process::id()));

@@ -46,10 +46,12 @@ fn tap(id: &str) -> Event {
     }
 }
 
-/// A short label per effect so tables stay readable.
+/// A short label per effect so tables stay readable; the "not understood" notes are checked
+/// on their own ([`notes`]).
 fn labels(effects: &[Effect]) -> Vec<String> {
     effects
         .iter()
+        .filter(|e| !matches!(e, Effect::Misunderstood { .. }))
         .map(|e| match e {
             Effect::Reply(r) => format!("say {}", r.message_id),
             Effect::CallAction { name, .. } => format!("call {name}"),
@@ -58,6 +60,7 @@ fn labels(effects: &[Effect]) -> Vec<String> {
             Effect::Consent { change } => format!("consent {change:?}"),
             Effect::SetLanguage { language } => format!("language {language}"),
             Effect::EndConversation => "end".into(),
+            Effect::Misunderstood { .. } => unreachable!("filtered above"),
         })
         .collect()
 }
@@ -410,4 +413,196 @@ fn the_kinds_are_named_in_the_contacts_language() {
     conv.language = "ta".into();
     let (_, r) = one_reply(&conv, Event::Media(Some(file(FileKind::Audio, 1))));
     assert!(r.body.contains("புகைப்படங்கள், ஆவணங்கள் (PDF)"), "{}", r.body);
+}
+
+/// The "not understood" notes of a step: (masked text, place).
+fn notes(effects: &[Effect]) -> Vec<(String, String)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Misunderstood { text, place } => Some((text.clone(), place.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn pos(c: &Conversation) -> String {
+    c.where_label()
+}
+
+/// The flow a conversation is in: the caller when it is inside `identity`.
+fn flow_of(c: &Conversation) -> String {
+    c.stack
+        .first()
+        .map(|f| f.flow.to_string())
+        .or_else(|| c.position.as_ref().map(|p| p.flow.to_string()))
+        .unwrap_or_else(|| "-".into())
+}
+
+#[test]
+fn free_text_starts_the_flow_it_asks_for() {
+    // Between conversations, and mid-flow where it is not the state's answer.
+    let table: Vec<(Conversation, &str, &str)> = vec![
+        (Conversation::new("en"), "claim stauts pls", "claim_status"),
+        (Conversation::new("en"), "when is my premum due", "premium"),
+        (at("help", "show"), "policy copy chahiye", "policy_document"),
+        (at("menu", "show"), "talk to a real person", "-"),
+    ];
+    for (conv, t, want) in table {
+        let out = step(flows(), &conv, &text(t), now());
+        assert_eq!(
+            flow_of(&out.conversation),
+            want,
+            "{t}: {:?}",
+            labels(&out.effects)
+        );
+        assert!(
+            out.effects
+                .iter()
+                .any(|e| matches!(e, Effect::CallAction { .. } | Effect::Handoff { .. })),
+            "{t}: {:?}",
+            labels(&out.effects)
+        );
+    }
+}
+
+#[test]
+fn two_close_intents_ask_with_a_button_for_each() {
+    let out = step(
+        flows(),
+        &Conversation::new("en"),
+        &text("policy premium"),
+        now(),
+    );
+    let [Effect::Reply(r)] = out.effects.as_slice() else {
+        panic!("{:?}", labels(&out.effects));
+    };
+    assert_eq!(r.message_id, "engine-did-you-mean");
+    let Some(Choices::Buttons(b)) = &r.choices else {
+        panic!("{r:?}");
+    };
+    let ids: Vec<&str> = b.iter().map(|b| b.id.as_str()).collect();
+    assert_eq!(ids, ["policy", "premium"]);
+    assert_eq!(b[0].title, "Policy details");
+    // A tap on either starts that flow.
+    let next = step(flows(), &out.conversation, &tap("premium"), now());
+    assert_eq!(flow_of(&next.conversation), "premium");
+}
+
+#[test]
+fn hinglish_is_answered_in_hindi_and_the_choice_is_kept() {
+    let out = step(
+        flows(),
+        &Conversation::new("en"),
+        &text("mera claim kahan hai"),
+        now(),
+    );
+    assert_eq!(out.conversation.language, "hi");
+    assert!(out.conversation.language_settled);
+    assert!(labels(&out.effects).contains(&"language hi".to_owned()));
+    // English words later do not bounce it back, and Tanglish does not switch it again.
+    let mut conv = out.conversation;
+    conv.position = None;
+    let again = step(flows(), &conv, &text("en claim enna aachu"), now());
+    assert_eq!(again.conversation.language, "hi");
+    // A language chosen in the language flow is not overridden by free text.
+    let mut chosen = Conversation::new("ta");
+    chosen.language_settled = true;
+    let out = step(flows(), &chosen, &text("mera claim kahan hai"), now());
+    assert_eq!(out.conversation.language, "ta");
+    // English stays English.
+    let out = step(
+        flows(),
+        &Conversation::new("en"),
+        &text("where is my claim"),
+        now(),
+    );
+    assert_eq!(out.conversation.language, "en");
+    assert!(!out.conversation.language_settled);
+}
+
+#[test]
+fn free_text_naming_the_flow_under_way_is_a_wrong_answer_not_a_restart() {
+    let conv = at("claim_status", "ask_number");
+    let out = step(flows(), &conv, &text("my claim is late"), now());
+    assert_eq!(pos(&out.conversation), "claim_status.ask_number");
+    assert_eq!(labels(&out.effects), ["say claim-bad-number"]);
+    assert_eq!(out.conversation.retries, 1);
+    assert_eq!(
+        notes(&out.effects),
+        [(
+            "my claim is late".to_owned(),
+            "claim_status.ask_number".to_owned()
+        )]
+    );
+    // A wrong number is masked to nothing worth a note; understood text gets none either.
+    let out = step(flows(), &conv, &text("240 311"), now());
+    assert!(notes(&out.effects).is_empty());
+    let out = step(
+        flows(),
+        &Conversation::new("en"),
+        &text("claim stauts"),
+        now(),
+    );
+    assert!(notes(&out.effects).is_empty());
+}
+
+#[test]
+fn answers_are_read_out_of_free_text() {
+    let out = step(
+        flows(),
+        &at("claim_status", "ask_number"),
+        &text("clm 240311"),
+        now(),
+    );
+    assert_eq!(out.conversation.slots["claim_number"], "CLM240311");
+    let out = step(
+        flows(),
+        &at("identity", "ask_dob"),
+        &text("12 march 85"),
+        now(),
+    );
+    assert_eq!(out.conversation.slots["dob"], "1985-03-12");
+    let out = step(
+        flows(),
+        &at("identity", "ask_dob"),
+        &text("१२ मार्च १९८५"),
+        now(),
+    );
+    assert_eq!(out.conversation.slots["dob"], "1985-03-12");
+    for (t, want) in [
+        ("haan ji", "prefs.offers.yes"),
+        ("வேண்டாம்", "prefs.offers.no"),
+    ] {
+        let out = step(flows(), &at("preferences", "ask_offers"), &text(t), now());
+        assert_eq!(out.conversation.slots.get("x"), None);
+        assert_eq!(
+            pos(&out.conversation),
+            "-",
+            "{t}: {:?}",
+            labels(&out.effects)
+        );
+        let consent = if want.ends_with("yes") {
+            "consent OptIn(Marketing)"
+        } else {
+            "consent OptOutOf(Marketing)"
+        };
+        assert!(labels(&out.effects).contains(&consent.to_owned()), "{t}");
+    }
+}
+
+#[test]
+fn stop_words_keep_their_whole_message_rule() {
+    // Near spellings and sentences with STOP/cancel words are not opt-outs, and are not
+    // guessed at either.
+    for t in [
+        "stpo",
+        "please stop",
+        "i want to cancel my claim",
+        "band karo na",
+    ] {
+        let out = step(flows(), &Conversation::new("en"), &text(t), now());
+        assert_eq!(out.conversation.mode, Mode::Bot, "{t}");
+        assert_eq!(pos(&out.conversation), "menu.show", "{t}");
+    }
 }

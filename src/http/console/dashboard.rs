@@ -21,12 +21,68 @@ use super::{duration_text, local_time};
 use crate::config::hours::OfficeHours;
 use crate::http::AppState;
 use crate::store::entities::{
-    consent_log, conversation, handoff, inbound_message, message_status, outbox,
+    consent_log, conversation, handoff, inbound_message, message_status, misunderstood_message,
+    outbox,
 };
 use crate::store::now_ms;
 
 /// Days shown.
 pub const DAYS: i64 = 14;
+
+/// How many "not understood" texts the dashboard lists.
+const NOT_UNDERSTOOD_ROWS: usize = 20;
+
+/// A text the bot could not place (masked when stored), how often, and where it came in.
+#[derive(Debug, Serialize)]
+struct NotUnderstood {
+    text: String,
+    language: String,
+    places: String,
+    count: usize,
+}
+
+/// The most frequent misunderstood texts since `since` (issue 22), for flow authors to add
+/// to `locales/<lang>/intents.yaml`. Same text in any case and spacing counts once.
+async fn not_understood(
+    db: &sea_orm::DatabaseConnection,
+    since: i64,
+) -> Result<Vec<NotUnderstood>> {
+    let rows: Vec<(String, String, String)> = misunderstood_message::Entity::find()
+        .select_only()
+        .columns([
+            misunderstood_message::Column::Text,
+            misunderstood_message::Column::Language,
+            misunderstood_message::Column::Place,
+        ])
+        .filter(misunderstood_message::Column::At.gte(since))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut by_text: BTreeMap<(String, String), (usize, std::collections::BTreeSet<String>)> =
+        BTreeMap::new();
+    for (text, language, place) in rows {
+        let key = text
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase();
+        let e = by_text.entry((key, language)).or_default();
+        e.0 += 1;
+        e.1.insert(place);
+    }
+    let mut out: Vec<NotUnderstood> = by_text
+        .into_iter()
+        .map(|((text, language), (count, places))| NotUnderstood {
+            text,
+            language,
+            places: places.into_iter().collect::<Vec<_>>().join(", "),
+            count,
+        })
+        .collect();
+    out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.text.cmp(&b.text)));
+    out.truncate(NOT_UNDERSTOOD_ROWS);
+    Ok(out)
+}
 
 #[derive(Debug, Serialize)]
 struct Stuck {
@@ -258,6 +314,7 @@ pub async fn page(State(state): State<AppState>, agent: CurrentAgent) -> Result<
         &hbar_chart("Where people give up (flow.state)", &stuck_items),
     );
     ctx.insert("stuck", &stuck);
+    ctx.insert("not_understood", &not_understood(db, since).await?);
     ctx.insert("generated", &local_time(hours, now));
     state.console.render("dashboard.html", &ctx)
 }

@@ -94,6 +94,7 @@ pub mod media_file;
 pub mod media_upload;
 pub mod message_status;
 pub mod message_template;
+pub mod misunderstood_message;
 pub mod notification_request;
 pub mod otp;
 pub mod outbound_media;

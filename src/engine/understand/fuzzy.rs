@@ -1,0 +1,82 @@
+//! Owns the typo tolerance: a token-level edit distance (with transpositions) whose allowance
+//! grows with the word's length, so "premum" is "premium" but "pay" is never "day".
+
+/// How alike two normalised words are, 0.0 (not the same word) to 1.0 (identical).
+///
+/// Words of up to three letters must match exactly; four or five letters allow one edit;
+/// longer words two. The score falls with each edit relative to the word's length, so an
+/// exact match always beats a near one.
+pub fn similarity(a: &[char], b: &[char]) -> f32 {
+    if a == b {
+        return 1.0;
+    }
+    let allowed = match a.len().min(b.len()) {
+        0..=3 => return 0.0,
+        4..=5 => 1,
+        _ => 2,
+    };
+    if a.len().abs_diff(b.len()) > allowed {
+        return 0.0;
+    }
+    match distance(a, b, allowed) {
+        Some(d) => 1.0 - d as f32 / a.len().max(b.len()) as f32,
+        None => 0.0,
+    }
+}
+
+/// Optimal-string-alignment distance, or `None` once it exceeds `max`. Words longer than the
+/// stack buffer are compared exactly (no message word that long is a typo of a phrase word).
+fn distance(a: &[char], b: &[char], max: usize) -> Option<usize> {
+    const N: usize = 40;
+    if a.len() >= N || b.len() >= N {
+        return None;
+    }
+    let mut rows = [[0usize; N]; 3]; // two rows back, one back, current
+    for (j, cell) in rows[1].iter_mut().enumerate().take(b.len() + 1) {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        rows[2][0] = i;
+        let mut best = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (rows[1][j] + 1)
+                .min(rows[2][j - 1] + 1)
+                .min(rows[1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(rows[0][j - 2] + 1);
+            }
+            rows[2][j] = v;
+            best = best.min(v);
+        }
+        if best > max {
+            return None;
+        }
+        rows.rotate_left(1);
+    }
+    let d = rows[1][b.len()];
+    (d <= max).then_some(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sim(a: &str, b: &str) -> f32 {
+        similarity(
+            &a.chars().collect::<Vec<_>>(),
+            &b.chars().collect::<Vec<_>>(),
+        )
+    }
+
+    #[test]
+    fn allowance_grows_with_length() {
+        assert_eq!(sim("pay", "day"), 0.0);
+        assert!(sim("premum", "premium") > 0.8);
+        assert!(sim("stauts", "status") > 0.6);
+        assert!(sim("polcy", "policy") > 0.8);
+        assert_eq!(sim("menu", "mango"), 0.0);
+        assert!(sim("premium", "premium") > sim("premum", "premium"));
+        assert!(sim("பாலிசி", "பாலிசீ") > 0.8);
+    }
+}

@@ -1,0 +1,382 @@
+//! Understanding free text: which flow a short message asks for, in en, hi and ta, in native
+//! script or Latin letters (Hinglish, Tanglish), with typos; and the values in it (slots).
+//! Deterministic, no model, no I/O: the phrase lists come from `locales/<lang>/intents.yaml`
+//! and the flows' trigger keywords, compiled once when the flow set is built.
+//!
+//! # Layout
+//! - [`normalize`]: case, punctuation, Unicode form, repeated letters, transliteration variants.
+//! - [`fuzzy`]: token similarity with an edit allowance scaled by word length.
+//! - [`phrases`]: the `intents.yaml` format, its checks, and what it compiles from.
+//! - [`slots`]: reference numbers, dates, amounts, yes/no.
+//! - [`testset`]: the labelled test set and its scoring (`insurebot flows understand`).
+//!
+//! Matching: message and phrases are normalised into words; filler words ("my", "mera",
+//! "pls") are dropped; each phrase scores how much of it the message holds and how much of
+//! the message it explains (a Dice coefficient over fuzzy word matches, unknown words
+//! counting half as much as words of another intent). The best intent wins if it scores at
+//! least [`ACCEPT`] and leads the next one by [`MARGIN`]; two close candidates come back as
+//! [`Understood::Ambiguous`] so the engine can ask "Did you mean A or B?".
+
+pub mod fuzzy;
+pub mod normalize;
+pub mod phrases;
+pub mod slots;
+pub mod testset;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use super::diagnostic::Diagnostic;
+use normalize::Script;
+use phrases::Phrase;
+
+/// Least score an intent needs to be taken.
+pub const ACCEPT: f32 = 0.6;
+/// Least lead of the best intent over the next; closer than this, the engine asks.
+pub const MARGIN: f32 = 0.12;
+/// Longest message (in words, fillers included) the matcher reads.
+const MAX_WORDS: usize = 32;
+/// Least score of the runner-up for the engine to offer it as a choice.
+const OFFER: f32 = 0.45;
+
+/// What a message asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Understood {
+    /// One flow, clearly.
+    Intent {
+        /// The flow id.
+        flow: String,
+        /// Its score (0..=1).
+        score: f32,
+    },
+    /// Two flows, too close to choose between: ask.
+    Ambiguous {
+        /// The better-scoring flow.
+        first: String,
+        /// The runner-up.
+        second: String,
+    },
+    /// None of the flows.
+    Nothing,
+}
+
+/// The compiled phrase lists of every language. Built by the linter with the flow set.
+#[derive(Debug, Default)]
+pub struct Understanding {
+    /// Normalised words of all phrases, as characters (fuzzy matching works on these).
+    vocab: Vec<Vec<char>>,
+    vocab_index: HashMap<String, u32>,
+    /// Intent (flow id) of each phrase's `intent` index.
+    intents: Vec<String>,
+    phrases: Vec<Phrase>,
+    fillers: HashSet<String>,
+    /// Latin words → the languages whose phrase files use them (for Hinglish/Tanglish).
+    latin_langs: HashMap<String, BTreeSet<String>>,
+    languages: Vec<String>,
+    yes: HashSet<Vec<String>>,
+    no: HashSet<Vec<String>>,
+    /// Words of the STOP, START and cancel keywords: a message with one is not guessed at
+    /// ("i want to cancel my claim" is not a claim's status), as before understanding.
+    veto: HashSet<String>,
+}
+
+impl Understanding {
+    /// Reads `locales_dir/<lang>/intents.yaml` for every language and compiles them with the
+    /// flows' keywords. Problems come back as diagnostics; bad entries are left out.
+    pub(crate) fn load(
+        locales_dir: &Path,
+        languages: &[String],
+        flows: &BTreeSet<String>,
+        excluded: &BTreeSet<String>,
+        keywords: &[(String, String, String, PathBuf)],
+    ) -> (Understanding, Vec<Diagnostic>) {
+        let (raw, diags) = phrases::read(locales_dir, languages, flows, excluded, keywords);
+        let mut u = Understanding {
+            languages: languages.to_vec(),
+            ..Understanding::default()
+        };
+        for (lang, w) in &raw.fillers {
+            u.fillers.insert(w.clone());
+            if w.is_ascii() {
+                u.latin_langs
+                    .entry(w.clone())
+                    .or_default()
+                    .insert(lang.clone());
+            }
+        }
+        // A phrase whose words without fillers are another intent's phrase keeps its fillers
+        // ("मेरे क्लेम", my claims, against "क्लेम", a claim's status): they tell them apart.
+        let stripped: Vec<Vec<String>> = raw
+            .phrases
+            .iter()
+            .map(|(_, _, text)| {
+                normalize::tokens(text)
+                    .into_iter()
+                    .filter(|w| !u.fillers.contains(w))
+                    .collect()
+            })
+            .collect();
+        let mut owner: HashMap<&[String], &str> = HashMap::new();
+        let mut collides: HashSet<&[String]> = HashSet::new();
+        for (toks, (_, flow, _)) in stripped.iter().zip(&raw.phrases) {
+            match owner.get(toks.as_slice()) {
+                Some(f) if *f != flow.as_str() => {
+                    collides.insert(toks.as_slice());
+                }
+                Some(_) => {}
+                None => {
+                    owner.insert(toks.as_slice(), flow.as_str());
+                }
+            }
+        }
+        for ((lang, flow, text), toks) in raw.phrases.iter().zip(&stripped) {
+            let intent = match u.intents.iter().position(|i| i == flow) {
+                Some(i) => i,
+                None => {
+                    u.intents.push(flow.clone());
+                    u.intents.len() - 1
+                }
+            };
+            let keep_fillers = collides.contains(toks.as_slice());
+            let mut tokens = Vec::new();
+            for w in normalize::tokens(text) {
+                if w.is_ascii() {
+                    u.latin_langs
+                        .entry(w.clone())
+                        .or_default()
+                        .insert(lang.clone());
+                }
+                if u.fillers.contains(&w) && !keep_fillers {
+                    continue;
+                }
+                let id = match u.vocab_index.get(&w) {
+                    Some(id) => *id,
+                    None => {
+                        u.vocab.push(w.chars().collect());
+                        let id = (u.vocab.len() - 1) as u32;
+                        u.vocab_index.insert(w, id);
+                        id
+                    }
+                };
+                tokens.push(id);
+            }
+            if !tokens.is_empty() {
+                u.phrases.push(Phrase { intent, tokens });
+            }
+        }
+        // Only one-word keywords veto: "all" of "stop all" must not block "all my claims".
+        u.veto = raw
+            .veto
+            .iter()
+            .map(|k| normalize::tokens(k))
+            .filter(|t| t.len() == 1)
+            .flatten()
+            .filter(|w| !u.fillers.contains(w))
+            .collect();
+        u.yes = raw.yes.iter().map(|w| normalize::tokens(w)).collect();
+        u.no = raw.no.iter().map(|w| normalize::tokens(w)).collect();
+        (u, diags)
+    }
+
+    /// Which flow `text` asks for, among the flows `allowed` lets through.
+    pub fn intent(&self, text: &str, allowed: impl Fn(&str) -> bool) -> Understood {
+        let all = normalize::tokens(text);
+        let filler: Vec<bool> = all.iter().map(|w| self.fillers.contains(w)).collect();
+        let content = filler.iter().filter(|f| !**f).count();
+        if content == 0
+            || content > 16
+            || all.len() > MAX_WORDS
+            || all.iter().any(|w| self.veto.contains(w))
+        {
+            // Long messages are stories, not requests: better the menu than a guess.
+            return Understood::Nothing;
+        }
+        let words: Vec<Vec<char>> = all.iter().map(|w| w.chars().collect()).collect();
+        // sims[i][v]: how alike message word i is to vocabulary word v (sparse).
+        let sims: Vec<Vec<(u32, f32)>> = words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let exact = self.vocab_index.get(&w.iter().collect::<String>()).copied();
+                match exact {
+                    Some(id) => vec![(id, 1.0)],
+                    // Fillers only ever match themselves (in phrases that keep them).
+                    None if filler[i] => Vec::new(),
+                    None => self
+                        .vocab
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(v, vw)| {
+                            let s = fuzzy::similarity(w, vw);
+                            (s > 0.0).then_some((v as u32, s))
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        // How much a message word left unexplained by a phrase costs: a word of another
+        // intent counts fully, an unknown word half, a number a quarter (it is a slot), a
+        // filler nothing.
+        let cost: Vec<f32> = words
+            .iter()
+            .zip(&sims)
+            .zip(&filler)
+            .map(|((w, s), f)| {
+                if *f {
+                    0.0
+                } else if !s.is_empty() {
+                    1.0
+                } else if w.iter().any(char::is_ascii_digit) {
+                    0.25
+                } else {
+                    0.5
+                }
+            })
+            .collect();
+        let mut best = vec![0f32; self.intents.len()];
+        for p in &self.phrases {
+            if !allowed(&self.intents[p.intent]) {
+                continue;
+            }
+            let mut used = [false; MAX_WORDS];
+            let mut matched = 0f32;
+            for &t in &p.tokens {
+                let mut pick: Option<(usize, f32)> = None;
+                for (i, s) in sims.iter().enumerate() {
+                    if used[i] {
+                        continue;
+                    }
+                    if let Some((_, v)) = s.iter().find(|(id, _)| *id == t)
+                        && pick.is_none_or(|(_, b)| *v > b)
+                    {
+                        pick = Some((i, *v));
+                    }
+                }
+                if let Some((i, v)) = pick {
+                    used[i] = true;
+                    matched += v;
+                }
+            }
+            if matched == 0.0 {
+                continue;
+            }
+            let rest: f32 = (0..words.len())
+                .filter(|i| !used[*i])
+                .map(|i| cost[i])
+                .sum();
+            let score = 2.0 * matched / (p.tokens.len() as f32 + matched + rest);
+            if score > best[p.intent] {
+                best[p.intent] = score;
+            }
+        }
+        let mut ranked: Vec<(usize, f32)> = best
+            .into_iter()
+            .enumerate()
+            .filter(|(_, s)| *s > 0.0)
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        match ranked.as_slice() {
+            [] => Understood::Nothing,
+            [(a, sa), (b, sb), ..] if *sa >= OFFER && *sb >= OFFER && sa - sb < MARGIN => {
+                Understood::Ambiguous {
+                    first: self.intents[*a].clone(),
+                    second: self.intents[*b].clone(),
+                }
+            }
+            [(a, sa), ..] if *sa >= ACCEPT => Understood::Intent {
+                flow: self.intents[*a].clone(),
+                score: *sa,
+            },
+            _ => Understood::Nothing,
+        }
+    }
+
+    /// The language `text` is written in, when it says so: Devanagari is Hindi, Tamil script
+    /// Tamil, and Latin letters with words only the Hindi (or Tamil) phrase files use are
+    /// Hinglish (Tanglish). `None` for English, or when nothing tells.
+    pub fn language_of(&self, text: &str) -> Option<&str> {
+        let want = match normalize::script_of(text) {
+            Script::Devanagari => "hi",
+            Script::Tamil => "ta",
+            Script::Other => return None,
+            Script::Latin => {
+                let mut votes: HashMap<&str, u32> = HashMap::new();
+                for w in normalize::tokens(text) {
+                    if let Some(langs) = self.latin_langs.get(&w)
+                        && !langs.contains(super::i18n::FALLBACK_LANG)
+                    {
+                        for l in langs {
+                            *votes.entry(l.as_str()).or_default() += 1;
+                        }
+                    }
+                }
+                let mut v: Vec<(&str, u32)> = votes.into_iter().collect();
+                v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+                let winner = match v.as_slice() {
+                    [(l, a), (_, b), ..] if a > b => *l,
+                    [(l, _)] => *l,
+                    _ => return None,
+                };
+                return self
+                    .languages
+                    .iter()
+                    .find(|l| *l == winner)
+                    .map(String::as_str);
+            }
+        };
+        self.languages
+            .iter()
+            .find(|l| *l == want)
+            .map(String::as_str)
+    }
+
+    /// `Some(true)` for a yes, `Some(false)` for a no, in any language or script.
+    pub fn yes_no(&self, text: &str) -> Option<bool> {
+        let t = normalize::tokens(text);
+        if self.yes.contains(&t) {
+            Some(true)
+        } else if self.no.contains(&t) {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    /// The flows phrases name, for reports.
+    pub fn intents(&self) -> &[String] {
+        &self.intents
+    }
+}
+
+/// The one title `text` names with typos allowed ("premum due" for "Premium due"): same
+/// number of words, each alike enough. `None` when no title or more than one is that close.
+pub fn pick_title(text: &str, titles: &[String]) -> Option<usize> {
+    let words: Vec<Vec<char>> = normalize::tokens(text)
+        .iter()
+        .map(|w| w.chars().collect())
+        .collect();
+    if words.is_empty() {
+        return None;
+    }
+    let mut found = None;
+    for (i, title) in titles.iter().enumerate() {
+        let t: Vec<Vec<char>> = normalize::tokens(title)
+            .iter()
+            .map(|w| w.chars().collect())
+            .collect();
+        if t.len() == words.len()
+            && t.iter()
+                .zip(&words)
+                .all(|(a, b)| fuzzy::similarity(a, b) > 0.0)
+        {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(i);
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,165 @@
+//! Owns text normalisation for matching: what two spellings of the same word have in common.
+//! Case, punctuation, Unicode normal form (NFKC, nukta and candrabindu folded, joiners
+//! dropped), native digits, repeated letters and the common variants of Latin transliteration
+//! ("kattanum"/"katanum", "dikhao"/"dikao", "meera"/"mira") all disappear here, on both the
+//! phrase lists and the message, so the matcher compares like with like.
+
+use unicode_normalization::UnicodeNormalization;
+
+/// The message's writing system, for answering in the writer's script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Script {
+    /// Latin letters (English, Hinglish, Tanglish).
+    Latin,
+    /// Devanagari (Hindi).
+    Devanagari,
+    /// Tamil.
+    Tamil,
+    /// No letters at all (digits, emoji).
+    Other,
+}
+
+/// The script most letters of `text` are written in.
+pub fn script_of(text: &str) -> Script {
+    let (mut latin, mut deva, mut tamil) = (0u32, 0u32, 0u32);
+    for c in text.chars() {
+        match c {
+            'a'..='z' | 'A'..='Z' => latin += 1,
+            '\u{0900}'..='\u{097F}' => deva += 1,
+            '\u{0B80}'..='\u{0BFF}' => tamil += 1,
+            _ => {}
+        }
+    }
+    let top = latin.max(deva).max(tamil);
+    if top == 0 {
+        Script::Other
+    } else if deva == top {
+        Script::Devanagari
+    } else if tamil == top {
+        Script::Tamil
+    } else {
+        Script::Latin
+    }
+}
+
+/// The normalised words of `text`, in order.
+pub fn tokens(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    for c in text.nfkc().flat_map(char::to_lowercase) {
+        match fold(c) {
+            Fold::Keep(c) => word.push(c),
+            Fold::Drop => {}
+            Fold::Split => flush(&mut word, &mut out),
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+fn flush(word: &mut String, out: &mut Vec<String>) {
+    if word.is_empty() {
+        return;
+    }
+    let w = std::mem::take(word);
+    out.push(if w.bytes().all(|b| b.is_ascii_lowercase()) {
+        latin_variant(&w)
+    } else {
+        w
+    });
+}
+
+enum Fold {
+    Keep(char),
+    Drop,
+    Split,
+}
+
+fn fold(c: char) -> Fold {
+    match c {
+        // Nukta: "दस्तावेज़" and "दस्तावेज" are the same word as people type it (NFKC leaves
+        // the nukta as a separate mark because the precomposed letters are exclusions).
+        '\u{093C}' | '\u{200C}' | '\u{200D}' | '\u{FE0F}' => Fold::Drop,
+        // Candrabindu is typed as anusvara as often as not.
+        '\u{0901}' => Fold::Keep('\u{0902}'),
+        '०'..='९' => Fold::Keep(char::from(b'0' + (c as u32 - '०' as u32) as u8)),
+        '௦'..='௯' => Fold::Keep(char::from(b'0' + (c as u32 - '௦' as u32) as u8)),
+        '\u{0964}' | '\u{0965}' => Fold::Split,
+        '\u{0900}'..='\u{097F}' | '\u{0B80}'..='\u{0BFF}' => Fold::Keep(c),
+        c if c.is_alphanumeric() => Fold::Keep(c),
+        _ => Fold::Split,
+    }
+}
+
+/// One spelling for the many ways a Hindi or Tamil word is written in Latin letters: long
+/// vowels doubled or not ("ee"/"i", "oo"/"u"), aspirates with or without "h" ("kh"/"k",
+/// "th"/"t"), "w"/"v", "z"/"j", "ph"/"f", and doubled consonants. English words go through
+/// the same folding on both sides, so they still match themselves.
+pub fn latin_variant(w: &str) -> String {
+    // Runs of three or more ("pleeease") are emphasis, not spelling.
+    let mut s = String::with_capacity(w.len());
+    let b = w.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let mut j = i;
+        while j < b.len() && b[j] == b[i] {
+            j += 1;
+        }
+        let run = if j - i >= 3 { 1 } else { j - i };
+        for _ in 0..run {
+            s.push(b[i] as char);
+        }
+        i = j;
+    }
+    let s = s
+        .replace("ee", "i")
+        .replace("oo", "u")
+        .replace("ph", "f")
+        .replace('w', "v")
+        .replace('z', "j")
+        .replace('q', "k");
+    let mut out = String::with_capacity(s.len());
+    let mut prev: Option<u8> = None;
+    for &c in s.as_bytes() {
+        if c == b'h' && prev.is_some_and(|p| b"kgcjtdpbs".contains(&p)) {
+            continue;
+        }
+        if prev == Some(c) {
+            continue;
+        }
+        out.push(c as char);
+        prev = Some(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn case_punctuation_and_repeats_do_not_matter() {
+        assert_eq!(tokens("Claim STATUS??"), tokens("claim status"));
+        assert_eq!(tokens("pleeease"), tokens("please"));
+        assert_eq!(tokens("kattanum"), tokens("katanum"));
+        assert_eq!(tokens("dikhao"), tokens("dikao"));
+        assert_eq!(tokens("dastaavej"), tokens("dastavej"));
+    }
+
+    #[test]
+    fn unicode_forms_and_nukta_fold() {
+        assert_eq!(tokens("दस्तावेज़"), tokens("दस्तावेज"));
+        // Precomposed U+095B and the decomposed pair are one word.
+        assert_eq!(tokens("\u{095B}"), tokens("\u{091C}\u{093C}"));
+        assert_eq!(tokens("मेरा क्लेम।"), vec!["मेरा", "क्लेम"]);
+        assert_eq!(tokens("௧௨ ३"), vec!["12", "3"]);
+    }
+
+    #[test]
+    fn scripts_are_told_apart() {
+        assert_eq!(script_of("mera claim"), Script::Latin);
+        assert_eq!(script_of("मेरा क्लेम claim"), Script::Devanagari);
+        assert_eq!(script_of("என் க்ளைம்"), Script::Tamil);
+        assert_eq!(script_of("123"), Script::Other);
+    }
+}
