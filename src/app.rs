@@ -165,14 +165,18 @@ impl Application {
             format!("{}:{}", hostname(), settings.listen)
         };
 
-        let http = reqwest::Client::builder()
-            .timeout(settings.request_timeout())
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .context("cannot build the HTTP client")?;
+        // The sandbox's own fake speaks h2c: its sends take the HTTP/2 path a real number takes.
+        let connections = crate::whatsapp::client::http_clients(
+            settings.request_timeout(),
+            settings.whatsapp.h2c || settings.sandbox(),
+            settings.messaging.max_in_flight as usize,
+        )
+        .context("cannot build the HTTP client")?;
+        let http = connections[0].clone();
         let (client, sandbox) = if settings.sandbox() {
             // Loopback only: the fake's request log holds message contents.
             let fake = FakeCloudApi::new();
+            fake.set_latency(Duration::from_millis(settings.whatsapp.sandbox_latency_ms));
             let server = fake
                 .clone()
                 .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -184,7 +188,8 @@ impl Application {
                 &server.base_url,
                 &settings.whatsapp.phone_number_id,
                 SecretString::from("sandbox-token"),
-            );
+            )
+            .with_connections(connections);
             (client, Some((fake, server)))
         } else {
             let token = settings
@@ -197,7 +202,8 @@ impl Application {
                 &settings.whatsapp.api_base,
                 &settings.whatsapp.phone_number_id,
                 token,
-            );
+            )
+            .with_connections(connections);
             (client, None)
         };
 
@@ -234,6 +240,7 @@ impl Application {
         let outbox_ready = Arc::new(Notify::new());
         let handoff = crate::messaging::handover::Handoff::new(
             &instance_id,
+            settings.messaging.rate_per_second,
             settings.messaging.max_in_flight as usize,
         );
         let pipeline = Pipeline::new(

@@ -216,6 +216,13 @@ pub struct WhatsAppSettings {
     /// webhooks move a template at once; the sync catches what a missed webhook or an edit in
     /// WhatsApp Manager left out.
     pub template_sync_secs: u64,
+    /// Speak HTTP/2 without TLS (prior knowledge) to an `http://` `api_base`: for a stand-in
+    /// that speaks h2c. An `https://` base negotiates HTTP/2 by ALPN whatever this says, and
+    /// falls back to HTTP/1.1 keep-alive when the server does not offer it.
+    pub h2c: bool,
+    /// Sandbox mode only: the built-in fake Cloud API answers each request after this many
+    /// milliseconds, to try the sender against a realistic round trip (250 ms from India).
+    pub sandbox_latency_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -451,7 +458,9 @@ pub struct MessagingSettings {
     /// The window is treated as closed this many seconds before the 24 hours are up, so a
     /// message decided at the edge is not refused with 131047 on arrival.
     pub window_margin_secs: u64,
-    /// Sends in flight at once.
+    /// The most sends in flight at once: a bound, not a target. The sender keeps as many in
+    /// flight as the rate needs at the Cloud API's observed latency (rate × latency, with
+    /// headroom), up to this; 1,000/s at a 500 ms round trip needs about 750.
     pub max_in_flight: u32,
     /// The template registry file, loaded at start (statuses then follow sync and webhooks).
     pub templates_file: PathBuf,
@@ -465,7 +474,7 @@ impl Default for MessagingSettings {
             pair_burst: 20,
             pair_interval_ms: 6_000,
             window_margin_secs: 600,
-            max_in_flight: 64,
+            max_in_flight: 1000,
             templates_file: PathBuf::from("flows/templates/templates.yaml"),
         }
     }
@@ -584,6 +593,8 @@ impl Default for WhatsAppSettings {
             request_timeout_ms: 10_000,
             waba_id: None,
             template_sync_secs: 3_600,
+            h2c: false,
+            sandbox_latency_ms: 0,
         }
     }
 }
@@ -795,6 +806,10 @@ impl Settings {
                 "WHATSAPP_WABA_ID" => self.whatsapp.waba_id = Some(value.clone()),
                 "WHATSAPP_TEMPLATE_SYNC_SECS" => {
                     self.whatsapp.template_sync_secs = parse(key, value)?
+                }
+                "WHATSAPP_H2C" => self.whatsapp.h2c = parse(key, value)?,
+                "WHATSAPP_SANDBOX_LATENCY_MS" => {
+                    self.whatsapp.sandbox_latency_ms = parse(key, value)?
                 }
                 "API_TOKEN" => self.api_token = secret(),
                 "API_MAX_FAILURES_PER_MINUTE" => {

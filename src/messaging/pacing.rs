@@ -34,6 +34,7 @@ pub struct Pacing {
     number: SlidingWindow,
     pair: DefaultKeyedRateLimiter<i64>,
     clock: DefaultClock,
+    rate: u32,
 }
 
 /// The spreading bucket's burst for `rate` messages per second: 2 (1% from 200/s up), so a
@@ -92,13 +93,22 @@ impl Pacing {
             ),
             pair: RateLimiter::keyed(pair),
             clock: DefaultClock::default(),
+            rate,
         }
+    }
+
+    /// The number's requests per second.
+    pub fn rate(&self) -> u32 {
+        self.rate
     }
 
     /// Waits until the phone number may make one more request.
     pub async fn number_ready(&self) {
+        let asked = Instant::now();
         self.spread.until_ready().await;
         self.number.ready().await;
+        // Waiting here is not the Cloud API being slow: the in-flight limit leaves it out.
+        super::inflight::record_pacing(asked.elapsed());
     }
 
     /// Takes a per-recipient token for `contact_id`, or says how long to wait for one.

@@ -32,4 +32,5 @@ mod postgres;
 mod reminders;
 mod scale;
 mod sending;
+mod throughput;
 mod webhook;
