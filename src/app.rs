@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::serve::ListenerExt;
 use sea_orm::DatabaseConnection;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -236,6 +236,7 @@ impl Application {
             )),
             _ => None,
         };
+        let shared_rate = shared_rate(&settings, &db).await?;
         let metrics = Arc::new(Metrics::new());
         let outbox_ready = Arc::new(Notify::new());
         let handoff = crate::messaging::handover::Handoff::new(
@@ -272,7 +273,7 @@ impl Application {
             client: Arc::new(client),
             settings: settings.outbox.clone(),
             composer: composer.clone(),
-            pacing: Arc::new(Pacing::new(&settings.messaging)),
+            pacing: Arc::new(Pacing::new(&settings.messaging).with_shared(shared_rate)),
             max_in_flight: settings.messaging.max_in_flight as usize,
             metrics: metrics.clone(),
             instance_id,
@@ -520,6 +521,34 @@ async fn load_templates(db: &DatabaseConnection, settings: &Settings) -> anyhow:
         .context("cannot store the template registry")?;
     tracing::info!(path = %path.display(), templates = n, "template registry loaded");
     Ok(())
+}
+
+/// Where the instances share the number's rate (`messaging.shared_rate`, off by default):
+/// Redis when `redis_url` is set, else PostgreSQL; SQLite (one instance) keeps it in memory.
+async fn shared_rate(
+    settings: &Settings,
+    db: &DatabaseConnection,
+) -> anyhow::Result<Option<crate::messaging::budget::SharedBudget>> {
+    use crate::messaging::budget::SharedBudget;
+    let m = &settings.messaging;
+    if !m.shared_rate {
+        return Ok(None);
+    }
+    let window = Pacing::window(m);
+    let number = &settings.whatsapp.phone_number_id;
+    if let Some(url) = &settings.redis_url {
+        let budget = SharedBudget::redis(url.expose_secret(), number, m.rate_per_second, window)
+            .await
+            .context("cannot reach Redis (redis_url) to share the sending rate")?;
+        return Ok(Some(budget));
+    }
+    if settings.database_url.is_sqlite() {
+        return Ok(None);
+    }
+    let budget = SharedBudget::postgres(db.clone(), number, m.rate_per_second, window)
+        .await
+        .context("cannot set up the shared sending rate in the database")?;
+    Ok(Some(budget))
 }
 
 fn office_hours(settings: &Settings) -> anyhow::Result<OfficeHours> {

@@ -23,6 +23,7 @@ mod m20261229_000016_escalate_identity_lockouts;
 mod m20261230_000001_create_flow_hops;
 mod m20261230_000001_create_otps;
 mod m20261230_000018_create_media_files;
+mod m20261231_000020_create_rate_slots;
 
 pub struct Migrator;
 
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261230_000001_create_flow_hops::Migration),
             Box::new(m20261230_000001_create_otps::Migration),
             Box::new(m20261230_000018_create_media_files::Migration),
+            Box::new(m20261231_000020_create_rate_slots::Migration),
         ]
     }
 }

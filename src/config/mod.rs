@@ -81,6 +81,9 @@ pub struct Settings {
     pub auto_migrate: bool,
     /// Mark inbound messages as read when the bot answers them.
     pub mark_read: bool,
+    /// `redis://host:6379`: the instances share the number's sending rate through this Redis
+    /// instead of the database (see `messaging.shared_rate`). Secret: it may hold a password.
+    pub redis_url: Option<SecretString>,
     pub dialogue: DialogueSettings,
     pub log: LogSettings,
     pub whatsapp: WhatsAppSettings,
@@ -458,6 +461,12 @@ pub struct MessagingSettings {
     /// The window is treated as closed this many seconds before the 24 hours are up, so a
     /// message decided at the edge is not refused with 131047 on arrival.
     pub window_margin_secs: u64,
+    /// Share `rate_per_second` with every instance sending from the number (turn it on when
+    /// more than one instance runs): through Redis when `redis_url` is set, else through
+    /// PostgreSQL (one UPDATE per request, and a slow database costs some of the rate); SQLite
+    /// serves one instance and keeps the rate in memory. Off (default): each instance holds
+    /// the rate on its own, so two instances send twice it.
+    pub shared_rate: bool,
     /// The most sends in flight at once: a bound, not a target. The sender keeps as many in
     /// flight as the rate needs at the Cloud API's observed latency (rate × latency, with
     /// headroom), up to this; 1,000/s at a 500 ms round trip needs about 750.
@@ -474,6 +483,7 @@ impl Default for MessagingSettings {
             pair_burst: 20,
             pair_interval_ms: 6_000,
             window_margin_secs: 600,
+            shared_rate: false,
             max_in_flight: 1000,
             templates_file: PathBuf::from("flows/templates/templates.yaml"),
         }
@@ -552,6 +562,7 @@ impl Default for Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             auto_migrate: true,
             mark_read: true,
+            redis_url: None,
             dialogue: DialogueSettings::default(),
             log: LogSettings::default(),
             whatsapp: WhatsAppSettings::default(),
@@ -730,6 +741,7 @@ impl Settings {
                 "LISTEN" => self.listen = parse(key, value)?,
                 "AUTO_MIGRATE" => self.auto_migrate = parse(key, value)?,
                 "MARK_READ" => self.mark_read = parse(key, value)?,
+                "REDIS_URL" => self.redis_url = secret(),
                 "DIALOGUE_HANDLER" => self.dialogue.handler = parse_enum(key, value)?,
                 "DIALOGUE_FLOWS_DIR" => self.dialogue.flows_dir = PathBuf::from(value),
                 "DIALOGUE_LOCALES_DIR" => self.dialogue.locales_dir = PathBuf::from(value),
@@ -830,6 +842,7 @@ impl Settings {
                     self.messaging.window_margin_secs = parse(key, value)?
                 }
                 "MESSAGING_MAX_IN_FLIGHT" => self.messaging.max_in_flight = parse(key, value)?,
+                "MESSAGING_SHARED_RATE" => self.messaging.shared_rate = parse(key, value)?,
                 "MESSAGING_TEMPLATES_FILE" => self.messaging.templates_file = PathBuf::from(value),
                 "CONSENT_REQUIRE_OPT_IN" => self.consent.require_opt_in = parse(key, value)?,
                 "CONSENT_MARKETING_CAP" => self.consent.marketing_cap = parse(key, value)?,
