@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::serve::ListenerExt;
 use sea_orm::DatabaseConnection;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -169,14 +169,18 @@ impl Application {
             format!("{}:{}", hostname(), settings.listen)
         };
 
-        let http = reqwest::Client::builder()
-            .timeout(settings.request_timeout())
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .context("cannot build the HTTP client")?;
+        // The sandbox's own fake speaks h2c: its sends take the HTTP/2 path a real number takes.
+        let connections = crate::whatsapp::client::http_clients(
+            settings.request_timeout(),
+            settings.whatsapp.h2c || settings.sandbox(),
+            settings.messaging.max_in_flight as usize,
+        )
+        .context("cannot build the HTTP client")?;
+        let http = connections[0].clone();
         let (client, sandbox) = if settings.sandbox() {
             // Loopback only: the fake's request log holds message contents.
             let fake = FakeCloudApi::new();
+            fake.set_latency(Duration::from_millis(settings.whatsapp.sandbox_latency_ms));
             let server = fake
                 .clone()
                 .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -188,7 +192,8 @@ impl Application {
                 &server.base_url,
                 &settings.whatsapp.phone_number_id,
                 SecretString::from("sandbox-token"),
-            );
+            )
+            .with_connections(connections);
             (client, Some((fake, server)))
         } else {
             let token = settings
@@ -201,7 +206,8 @@ impl Application {
                 &settings.whatsapp.api_base,
                 &settings.whatsapp.phone_number_id,
                 token,
-            );
+            )
+            .with_connections(connections);
             (client, None)
         };
 
@@ -231,10 +237,12 @@ impl Application {
             )),
             _ => None,
         };
+        let shared_rate = shared_rate(&settings, &db).await?;
         let metrics = Arc::new(Metrics::new());
         let outbox_ready = Arc::new(Notify::new());
         let handoff = crate::messaging::handover::Handoff::new(
             &instance_id,
+            settings.messaging.rate_per_second,
             settings.messaging.max_in_flight as usize,
         );
         let pipeline = Pipeline::new(
@@ -272,7 +280,7 @@ impl Application {
             client,
             settings: settings.outbox.clone(),
             composer: composer.clone(),
-            pacing: Arc::new(Pacing::new(&settings.messaging)),
+            pacing: Arc::new(Pacing::new(&settings.messaging).with_shared(shared_rate)),
             max_in_flight: settings.messaging.max_in_flight as usize,
             metrics: metrics.clone(),
             instance_id,
@@ -520,6 +528,34 @@ async fn load_templates(db: &DatabaseConnection, settings: &Settings) -> anyhow:
         .context("cannot store the template registry")?;
     tracing::info!(path = %path.display(), templates = n, "template registry loaded");
     Ok(())
+}
+
+/// Where the instances share the number's rate (`messaging.shared_rate`, off by default):
+/// Redis when `redis_url` is set, else PostgreSQL; SQLite (one instance) keeps it in memory.
+async fn shared_rate(
+    settings: &Settings,
+    db: &DatabaseConnection,
+) -> anyhow::Result<Option<crate::messaging::budget::SharedBudget>> {
+    use crate::messaging::budget::SharedBudget;
+    let m = &settings.messaging;
+    if !m.shared_rate {
+        return Ok(None);
+    }
+    let window = Pacing::window(m);
+    let number = &settings.whatsapp.phone_number_id;
+    if let Some(url) = &settings.redis_url {
+        let budget = SharedBudget::redis(url.expose_secret(), number, m.rate_per_second, window)
+            .await
+            .context("cannot reach Redis (redis_url) to share the sending rate")?;
+        return Ok(Some(budget));
+    }
+    if settings.database_url.is_sqlite() {
+        return Ok(None);
+    }
+    let budget = SharedBudget::postgres(db.clone(), number, m.rate_per_second, window)
+        .await
+        .context("cannot set up the shared sending rate in the database")?;
+    Ok(Some(budget))
 }
 
 fn office_hours(settings: &Settings) -> anyhow::Result<OfficeHours> {

@@ -24,6 +24,7 @@ mod m20261230_000001_create_flow_hops;
 mod m20261230_000001_create_otps;
 mod m20261230_000018_create_media_files;
 mod m20261231_000001_create_claim_documents;
+mod m20261231_000020_create_rate_slots;
 mod m20261231_000021_create_outbound_media;
 mod m20261231_000022_create_misunderstood_messages;
 
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261230_000001_create_otps::Migration),
             Box::new(m20261230_000018_create_media_files::Migration),
             Box::new(m20261231_000001_create_claim_documents::Migration),
+            Box::new(m20261231_000020_create_rate_slots::Migration),
             Box::new(m20261231_000021_create_outbound_media::Migration),
             Box::new(m20261231_000022_create_misunderstood_messages::Migration),
         ]

@@ -119,6 +119,7 @@ impl EnvSection for Settings {
             "LISTEN" => self.listen = var.parse()?,
             "AUTO_MIGRATE" => self.auto_migrate = var.parse()?,
             "MARK_READ" => self.mark_read = var.parse()?,
+            "REDIS_URL" => self.redis_url = var.secret(),
             // A top-level key although its name starts like the `[api]` section's.
             "API_TOKEN" => self.api_token = var.secret(),
             _ => {
@@ -192,6 +193,8 @@ impl EnvSection for WhatsAppSettings {
             "REQUEST_TIMEOUT_MS" => self.request_timeout_ms = var.parse()?,
             "WABA_ID" => self.waba_id = Some(var.text()),
             "TEMPLATE_SYNC_SECS" => self.template_sync_secs = var.parse()?,
+            "H2C" => self.h2c = var.parse()?,
+            "SANDBOX_LATENCY_MS" => self.sandbox_latency_ms = var.parse()?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -294,6 +297,7 @@ impl EnvSection for MessagingSettings {
             "PAIR_INTERVAL_MS" => self.pair_interval_ms = var.parse()?,
             "WINDOW_MARGIN_SECS" => self.window_margin_secs = var.parse()?,
             "MAX_IN_FLIGHT" => self.max_in_flight = var.parse()?,
+            "SHARED_RATE" => self.shared_rate = var.parse()?,
             "TEMPLATES_FILE" => self.templates_file = var.path(),
             _ => return Ok(false),
         }

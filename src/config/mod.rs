@@ -86,6 +86,9 @@ pub struct Settings {
     pub auto_migrate: bool,
     /// Mark inbound messages as read when the bot answers them.
     pub mark_read: bool,
+    /// `redis://host:6379`: the instances share the number's sending rate through this Redis
+    /// instead of the database (see `messaging.shared_rate`). Secret: it may hold a password.
+    pub redis_url: Option<SecretString>,
     pub dialogue: DialogueSettings,
     pub log: LogSettings,
     pub whatsapp: WhatsAppSettings,
@@ -221,6 +224,13 @@ pub struct WhatsAppSettings {
     /// webhooks move a template at once; the sync catches what a missed webhook or an edit in
     /// WhatsApp Manager left out.
     pub template_sync_secs: u64,
+    /// Speak HTTP/2 without TLS (prior knowledge) to an `http://` `api_base`: for a stand-in
+    /// that speaks h2c. An `https://` base negotiates HTTP/2 by ALPN whatever this says, and
+    /// falls back to HTTP/1.1 keep-alive when the server does not offer it.
+    pub h2c: bool,
+    /// Sandbox mode only: the built-in fake Cloud API answers each request after this many
+    /// milliseconds, to try the sender against a realistic round trip (250 ms from India).
+    pub sandbox_latency_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -470,7 +480,15 @@ pub struct MessagingSettings {
     /// The window is treated as closed this many seconds before the 24 hours are up, so a
     /// message decided at the edge is not refused with 131047 on arrival.
     pub window_margin_secs: u64,
-    /// Sends in flight at once.
+    /// Share `rate_per_second` with every instance sending from the number (turn it on when
+    /// more than one instance runs): through Redis when `redis_url` is set, else through
+    /// PostgreSQL (one UPDATE per request, and a slow database costs some of the rate); SQLite
+    /// serves one instance and keeps the rate in memory. Off (default): each instance holds
+    /// the rate on its own, so two instances send twice it.
+    pub shared_rate: bool,
+    /// The most sends in flight at once: a bound, not a target. The sender keeps as many in
+    /// flight as the rate needs at the Cloud API's observed latency (rate × latency, with
+    /// headroom), up to this; 1,000/s at a 500 ms round trip needs about 750.
     pub max_in_flight: u32,
     /// The template registry file, loaded at start (statuses then follow sync and webhooks).
     pub templates_file: PathBuf,
@@ -484,7 +502,8 @@ impl Default for MessagingSettings {
             pair_burst: 20,
             pair_interval_ms: 6_000,
             window_margin_secs: 600,
-            max_in_flight: 64,
+            shared_rate: false,
+            max_in_flight: 1000,
             templates_file: PathBuf::from("flows/templates/templates.yaml"),
         }
     }
@@ -562,6 +581,7 @@ impl Default for Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             auto_migrate: true,
             mark_read: true,
+            redis_url: None,
             dialogue: DialogueSettings::default(),
             log: LogSettings::default(),
             whatsapp: WhatsAppSettings::default(),
@@ -603,6 +623,8 @@ impl Default for WhatsAppSettings {
             request_timeout_ms: 10_000,
             waba_id: None,
             template_sync_secs: 3_600,
+            h2c: false,
+            sandbox_latency_ms: 0,
         }
     }
 }

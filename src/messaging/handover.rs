@@ -37,14 +37,25 @@ use crate::whatsapp::outbound::OutboundMessage;
 /// row is never also claimed by another instance.
 pub const FRESH_FOR_MS: i64 = 2_000;
 
-/// Room for rows handed over and not yet started by the sender, per send it may have in
-/// flight. A pipeline batch reserves room for its messages before it starts ([`Handoff::reserve`],
+/// Room for rows handed over and not yet started by the sender: about one second of sending at
+/// the configured rate (they start as fast as the rate lets them, so none waits longer than
+/// [`FRESH_FOR_MS`] while the sender keeps up), at least [`ROOM_PER_SEND`] per send for up to
+/// 64 in flight (the room of a slow number), at most that per send `max_in_flight` allows.
+/// A pipeline batch reserves room for its messages before it starts ([`Handoff::reserve`],
 /// no connection held while it waits): when the sender cannot keep up, processing slows to its
 /// pace and the messages wait in the database, in order, instead of as replies in memory that
 /// go stale and take the outbox's slower claim path. Unbounded, this collapsed: at 3,500/s
 /// offered on PostgreSQL (more than the machine answers) replies piled up, went stale, and
 /// every later reply of their contacts queued behind them for the claim, which sent ~400/s
 /// (`cargo bench --bench load`: 650 answered/s, e2e p50 33 s; bounded: 3,100/s, 1.4 s).
+pub fn room_for(rate_per_second: u32, max_in_flight: usize) -> usize {
+    let cap = max_in_flight.max(1);
+    (rate_per_second as usize)
+        .max(ROOM_PER_SEND * cap.min(64))
+        .min(ROOM_PER_SEND * cap)
+}
+
+/// Room per send in flight (see [`room_for`]).
 const ROOM_PER_SEND: usize = 2;
 
 /// The lease owner of handed-over rows is `"{instance}/fresh-{run}"`: under the instance's
@@ -133,11 +144,11 @@ pub struct Handoff {
 }
 
 impl Handoff {
-    /// A handoff for the instance `instance_id`, whose sender has up to `max_in_flight`
-    /// sends in flight.
-    pub fn new(instance_id: &str, max_in_flight: usize) -> Self {
+    /// A handoff for the instance `instance_id`, whose sender sends `rate_per_second` with
+    /// up to `max_in_flight` sends in flight.
+    pub fn new(instance_id: &str, rate_per_second: u32, max_in_flight: usize) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        let room_size = max_in_flight.max(1).saturating_mul(ROOM_PER_SEND);
+        let room_size = room_for(rate_per_second, max_in_flight);
         // Within what tokio's semaphore holds (usize::MAX >> 3) on any platform.
         let room_size = u32::try_from(room_size).unwrap_or(u32::MAX >> 3);
         Self {

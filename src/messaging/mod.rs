@@ -9,11 +9,15 @@
 //! - [`handover`]: the pipeline's replies, decided in its transaction, handed to this
 //!   instance's sender in memory instead of claimed back from the outbox.
 //! - [`pacing`]: the per-number and per-recipient token buckets.
+//! - [`budget`]: the number's rate shared by every instance (PostgreSQL or Redis).
+//! - [`inflight`]: how many sends are in flight: rate × the Cloud API's observed latency.
 //! - [`templates`]: the template registry (file, `templates sync`, status webhooks).
 
+pub mod budget;
 pub mod composer;
 pub mod gate;
 pub mod handover;
+pub mod inflight;
 pub mod outbox;
 pub mod pacing;
 pub mod sender;

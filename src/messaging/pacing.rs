@@ -14,7 +14,8 @@
 //!   per `pair_interval_ms`. A row that must wait is deferred in the database (its lease
 //!   released), so it does not hold a worker.
 //!
-//! Both are per instance: several instances sending from one number must split the rate.
+//! Both are per instance; the number's rate is also shared with the other instances sending
+//! from it when a [`SharedBudget`] is set (PostgreSQL or Redis).
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
@@ -24,6 +25,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::time::Instant;
 
+use super::budget::SharedBudget;
 use crate::config::MessagingSettings;
 
 /// The two limiters of one sender.
@@ -34,6 +36,9 @@ pub struct Pacing {
     number: SlidingWindow,
     pair: DefaultKeyedRateLimiter<i64>,
     clock: DefaultClock,
+    rate: u32,
+    /// The rate every instance shares; `None`: this instance's own limits only.
+    shared: Option<SharedBudget>,
 }
 
 /// The spreading bucket's burst for `rate` messages per second: 2 (1% from 200/s up), so a
@@ -86,19 +91,41 @@ impl Pacing {
             .allow_burst(NonZeroU32::new(settings.pair_burst.max(1)).expect("burst >= 1"));
         Pacing {
             spread: RateLimiter::direct(spread),
-            number: SlidingWindow::new(
-                rate,
-                Duration::from_secs(1) + Duration::from_millis(settings.rate_window_margin_ms),
-            ),
+            number: SlidingWindow::new(rate, Self::window(settings)),
             pair: RateLimiter::keyed(pair),
             clock: DefaultClock::default(),
+            rate,
+            shared: None,
         }
+    }
+
+    /// Also holds the number's rate across instances through `shared`.
+    #[must_use]
+    pub fn with_shared(mut self, shared: Option<SharedBudget>) -> Self {
+        self.shared = shared;
+        self
+    }
+
+    /// The number's requests per second.
+    pub fn rate(&self) -> u32 {
+        self.rate
+    }
+
+    /// The window the number's rate is counted over (a second and the margin).
+    pub fn window(settings: &MessagingSettings) -> Duration {
+        Duration::from_secs(1) + Duration::from_millis(settings.rate_window_margin_ms)
     }
 
     /// Waits until the phone number may make one more request.
     pub async fn number_ready(&self) {
+        let asked = Instant::now();
         self.spread.until_ready().await;
         self.number.ready().await;
+        if let Some(shared) = &self.shared {
+            shared.ready().await;
+        }
+        // Waiting here is not the Cloud API being slow: the in-flight limit leaves it out.
+        super::inflight::record_pacing(asked.elapsed());
     }
 
     /// Takes a per-recipient token for `contact_id`, or says how long to wait for one.

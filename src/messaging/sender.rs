@@ -14,8 +14,8 @@
 //!   take the template out of use in the registry; 131050 records the contact's marketing stop
 //!   in the consent log (source `error_131050`), so the gate stops the next marketing message.
 //!
-//! Rows of different contacts go out concurrently (up to `max_in_flight`), rows of one contact
-//! in order. Everything is in the database, so a restart drains what was left.
+//! Rows of different contacts go out concurrently (as many as the rate needs at the Cloud API's
+//! latency, up to `max_in_flight`: [`inflight`](super::inflight)), rows of one contact in order. Everything is in the database, so a restart drains what was left.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,13 +24,14 @@ use rand::Rng;
 use std::collections::HashMap;
 
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::composer::{self, Composer, DecideContext, Decision, StoredIntent};
 use super::handover::{FRESH_FOR_MS, FreshRow, Handoff, Handover};
+use super::inflight::InFlight;
 use super::outbox::{self, AttemptResult};
 use super::pacing::Pacing;
 use super::templates;
@@ -59,7 +60,8 @@ pub struct Sender {
     pub settings: OutboxSettings,
     pub composer: Composer,
     pub pacing: Arc<Pacing>,
-    /// Sends in flight at once.
+    /// Sends in flight at once at most (the rate and the observed latency set how many,
+    /// see [`inflight`](super::inflight)).
     pub max_in_flight: usize,
     pub metrics: Arc<Metrics>,
     pub instance_id: String,
@@ -90,7 +92,7 @@ impl Sender {
             }
         }
         let recorder = outbox::ResultRecorder::start(self.db.clone());
-        let permits = Arc::new(Semaphore::new(self.max_in_flight.max(1)));
+        let slots = InFlight::new(self.pacing.rate(), self.max_in_flight);
         let mut tasks = JoinSet::new();
         let mut last_forget = tokio::time::Instant::now();
         // Whether the outbox may hold rows due for this sender: set by a wake (a row queued
@@ -110,9 +112,9 @@ impl Sender {
                 self.pacing.forget_idle();
                 last_forget = tokio::time::Instant::now();
             }
-            let free = permits.available_permits() as u64;
+            let free = slots.available() as u64;
             let claimed = if free == 0 || !look {
-                // Without a permit the claim waits for a send to end (`look` stays set).
+                // Without a free slot the claim waits for a send to end (`look` stays set).
                 Ok(Vec::new())
             } else {
                 let limit = free.min(BATCH);
@@ -145,15 +147,15 @@ impl Sender {
                     };
                     let mut answered = self.inbound_wamids(&rows).await;
                     for row in rows {
-                        let Ok(permit) = permits.clone().acquire_owned().await else {
-                            break;
-                        };
+                        let slot = slots.acquire().await;
                         let contact = contacts.remove(&row.contact_id);
                         let answered = row.in_reply_to.and_then(|id| answered.remove(&id));
-                        let (this, recorder) = (self.clone(), recorder.clone());
+                        let (this, recorder, slots) =
+                            (self.clone(), recorder.clone(), slots.clone());
                         tasks.spawn(async move {
-                            this.send_row(row, contact, answered, &recorder).await;
-                            drop(permit);
+                            slots
+                                .run(slot, this.send_row(row, contact, answered, &recorder))
+                                .await;
                         });
                     }
                     // More may be due right away (other contacts, or the next row of one).
@@ -165,22 +167,21 @@ impl Sender {
             tokio::select! {
                 () = stop.cancelled() => break,
                 Some((fresh, mut room)) = recv_fresh(&mut handed_over) => {
-                    // One task per contact, started as permits free up (earlier sends end).
+                    // One task per contact, started as slots free up (earlier sends end).
                     // The room the rows took goes back as the last of them start: what is
                     // held covers the rows not started yet.
                     let mut unstarted = fresh.len();
                     for contact_rows in by_contact(fresh) {
-                        let Ok(permit) = permits.clone().acquire_owned().await else {
-                            break;
-                        };
+                        let slot = slots.acquire().await;
                         unstarted -= contact_rows.len();
                         let started = room.saturating_sub(u32::try_from(unstarted).unwrap_or(u32::MAX));
                         self.handoff.make_room(started);
                         room -= started;
-                        let (this, recorder) = (self.clone(), recorder.clone());
+                        let (this, recorder, slots) = (self.clone(), recorder.clone(), slots.clone());
                         tasks.spawn(async move {
-                            this.send_fresh(contact_rows, &recorder).await;
-                            drop(permit);
+                            slots
+                                .run(slot, this.send_fresh(contact_rows, &recorder))
+                                .await;
                         });
                     }
                     self.handoff.make_room(room);

@@ -29,10 +29,46 @@ pub const RETRYABLE_CODES: &[i64] = &[130429, 131056, 131000, 131016, 135000, 13
 /// On-Premises 470. The sender falls back to a template instead of retrying.
 pub const WINDOW_CLOSED_CODES: &[i64] = &[131047, 470];
 
+/// Concurrent requests planned per connection to the Graph API. HTTP/2 multiplexes streams
+/// over one connection, but a server caps them (`SETTINGS_MAX_CONCURRENT_STREAMS`; RFC 9113
+/// asks for no fewer than 100) and the HTTP client queues requests past that instead of
+/// opening another connection: so sends are spread over `max_in_flight ÷ 100` connections.
+pub const STREAMS_PER_CONNECTION: usize = 100;
+
+/// The HTTP clients for `max_in_flight` concurrent sends (see [`STREAMS_PER_CONNECTION`]),
+/// each with its own connection pool: HTTP/2 where the server offers it by ALPN (or always
+/// with `h2c` over plain HTTP), HTTP/1.1 keep-alive otherwise.
+///
+/// # Errors
+/// When the TLS backend cannot be initialised.
+pub fn http_clients(
+    timeout: Duration,
+    h2c: bool,
+    max_in_flight: usize,
+) -> reqwest::Result<Vec<reqwest::Client>> {
+    let count = max_in_flight.div_ceil(STREAMS_PER_CONNECTION).max(1);
+    (0..count)
+        .map(|_| {
+            let builder = reqwest::Client::builder()
+                .timeout(timeout)
+                .connect_timeout(Duration::from_secs(5));
+            if h2c {
+                builder.http2_prior_knowledge()
+            } else {
+                builder
+            }
+            .build()
+        })
+        .collect()
+}
+
 /// A Cloud API client bound to one business phone number.
 #[derive(Clone)]
 pub struct CloudApiClient {
     http: reqwest::Client,
+    /// Sends and read receipts go round these (see [`http_clients`]); `http` alone by default.
+    connections: std::sync::Arc<[reqwest::Client]>,
+    next: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// `{api_base}/{phone_number_id}/messages`.
     messages_url: String,
     /// The Graph base URL with its version, for account-level calls (template list).
@@ -144,6 +180,8 @@ impl CloudApiClient {
     ) -> Self {
         let api_base = api_base.trim_end_matches('/').to_owned();
         CloudApiClient {
+            connections: std::sync::Arc::from([http.clone()]),
+            next: std::sync::Arc::default(),
             http,
             messages_url: format!("{api_base}/{phone_number_id}/messages"),
             api_base,
@@ -213,6 +251,16 @@ impl CloudApiClient {
             .filter(|id| !id.is_empty())
             .map(str::to_owned)
             .ok_or_else(|| SendError::Decode("upload response without \"id\"".into()))
+    }
+
+    /// Spreads sends and read receipts over `connections` (from [`http_clients`]) in turn;
+    /// an empty list keeps the one client.
+    #[must_use]
+    pub fn with_connections(mut self, connections: Vec<reqwest::Client>) -> Self {
+        if !connections.is_empty() {
+            self.connections = connections.into();
+        }
+        self
     }
 
     /// Validates and sends one message.
@@ -304,8 +352,8 @@ impl CloudApiClient {
     }
 
     async fn post(&self, body: &Value) -> Result<Value, SendError> {
-        let resp = self
-            .http
+        let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let resp = self.connections[turn % self.connections.len()]
             .post(&self.messages_url)
             .bearer_auth(self.access_token.expose_secret())
             .json(body)

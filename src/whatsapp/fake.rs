@@ -17,6 +17,12 @@
 //! - `GET /_fake/requests`: every accepted request, in arrival order, as JSON.
 //! - `POST /_fake/script`: add a [`FailureRule`] (JSON body).
 //! - `POST /_fake/reset`: forget requests and rules.
+//! - `POST /_fake/latency`: `{"ms": 250}` answers every `/messages` request that long after it
+//!   arrived (a realistic round trip; kept across resets). Sandbox mode sets it from
+//!   `whatsapp.sandbox_latency_ms`.
+//!
+//! It speaks HTTP/1.1 and HTTP/2 without TLS (h2c, prior knowledge) on the same port, so the
+//! client's HTTP/2 path is tried against it (`whatsapp.h2c`).
 //! - The media endpoints (metadata, download, upload, delete): see [`media`].
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -49,6 +55,8 @@ pub const FAKE_API_VERSION: &str = "v23.0";
 #[derive(Clone, Default)]
 pub struct FakeCloudApi {
     state: Arc<Mutex<FakeState>>,
+    /// The round trip every `/messages` answer waits, in ms (outside `state`: a reset keeps it).
+    latency_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[derive(Default)]
@@ -90,6 +98,9 @@ pub struct ReceivedRequest {
     /// The wamid the fake assigned (sends only).
     pub wamid: Option<String>,
     pub received_at: DateTime<Utc>,
+    /// The HTTP version it came over, e.g. `HTTP/2.0` (h2c) or `HTTP/1.1`.
+    #[serde(default)]
+    pub http_version: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,6 +201,7 @@ impl FakeCloudApi {
             .route("/_fake/requests", get(requests))
             .route("/_fake/script", post(script))
             .route("/_fake/reset", post(reset))
+            .route("/_fake/latency", post(set_latency))
             .with_state(self.clone())
     }
 
@@ -289,6 +301,18 @@ impl FakeCloudApi {
         self.set_templates(list);
     }
 
+    /// Answers every `/messages` request `latency` after it arrived (recorded on arrival).
+    pub fn set_latency(&self, latency: Duration) {
+        let ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+        self.latency_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The round trip set by [`set_latency`](Self::set_latency).
+    pub fn latency(&self) -> Duration {
+        Duration::from_millis(self.latency_ms.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
     /// Forgets recorded requests, attempts and rules.
     pub fn reset(&self) {
         *self.lock() = FakeState::default();
@@ -334,8 +358,8 @@ impl FakeCloudApi {
 
     fn record(
         &self,
-        version: String,
-        phone_number_id: String,
+        (version, phone_number_id): (String, String),
+        http_version: axum::http::Version,
         kind: RequestKind,
         body: Value,
         wamid: Option<String>,
@@ -351,6 +375,7 @@ impl FakeCloudApi {
             body,
             wamid,
             received_at: Utc::now(),
+            http_version: format!("{http_version:?}"),
         });
     }
 }
@@ -434,9 +459,25 @@ fn has_bearer_token(headers: &HeaderMap) -> bool {
         .is_some_and(|t| !t.trim().is_empty())
 }
 
+/// `/messages`, answered no sooner than the configured latency after the request arrived.
 async fn messages(
     State(fake): State<FakeCloudApi>,
-    Path((version, phone_number_id)): Path<(String, String)>,
+    path: Path<(String, String)>,
+    http_version: axum::http::Version,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let arrived = tokio::time::Instant::now();
+    let latency = fake.latency();
+    let answer = answer_messages(State(fake), path, http_version, headers, body).await;
+    tokio::time::sleep_until(arrived + latency).await;
+    answer
+}
+
+async fn answer_messages(
+    State(fake): State<FakeCloudApi>,
+    Path(path): Path<(String, String)>,
+    http_version: axum::http::Version,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -547,7 +588,7 @@ async fn messages(
         (RequestKind::Send, Some(wamid), answer)
     };
     // Recorded before any delay: Meta has accepted it even if the client stops waiting.
-    fake.record(version, phone_number_id, kind, json, wamid);
+    fake.record(path, http_version, kind, json, wamid);
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
     }
@@ -669,6 +710,20 @@ async fn script(State(fake): State<FakeCloudApi>, body: Bytes) -> Response {
 
 async fn reset(State(fake): State<FakeCloudApi>) -> StatusCode {
     fake.reset();
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Latency {
+    ms: u64,
+}
+
+async fn set_latency(
+    State(fake): State<FakeCloudApi>,
+    axum::Json(latency): axum::Json<Latency>,
+) -> StatusCode {
+    fake.set_latency(Duration::from_millis(latency.ms));
     StatusCode::NO_CONTENT
 }
 

@@ -35,5 +35,6 @@ mod postgres;
 mod reminders;
 mod scale;
 mod sending;
+mod throughput;
 mod understanding;
 mod webhook;

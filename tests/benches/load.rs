@@ -14,7 +14,15 @@
 //! LOAD_SERVER_BIN=/tmp/insurebot-main cargo bench --bench load   # another build, to compare
 //! LOAD_ACKS_CSV=acks.csv cargo bench --bench load   # every webhook's send time and ack time
 //! LOAD_ENVELOPE=5000 cargo bench --bench load   # one envelope of 5,000 messages instead
+//! # issue 20: the fake answers after 250 ms; the sender's rate and its bound on sends in flight
+//! LOAD_FAKE_LATENCY_MS=250 LOAD_SEND_RATE=1000 LOAD_MARK_READ=false LOAD_SECONDS=60 cargo bench --bench load
+//! LOAD_FAKE_LATENCY_MS=500 LOAD_SEND_RATE=1000 LOAD_MAX_IN_FLIGHT=2000 LOAD_MARK_READ=false cargo bench --bench load
 //! ```
+//!
+//! `LOAD_SEND_RATE` is `messaging.rate_per_second` (default 10,000: the sender as fast as it
+//! can go); a read receipt takes a token like a send, so `LOAD_MARK_READ=false` leaves the
+//! whole rate to replies. The report gives the most requests the fake saw in any sliding
+//! second. The fake records a request when it arrives and answers after the latency.
 //!
 //! With `LOAD_ENVELOPE=n` it measures one envelope of `n` messages from `n` senders (issue 16:
 //! under 2 s on both backends), twice (new senders, then the same senders again), while
@@ -68,6 +76,9 @@ fn options() -> Options {
 async fn main() {
     let options = options();
     let fake = FakeCloudApi::new();
+    fake.set_latency(Duration::from_millis(
+        env_u64("LOAD_FAKE_LATENCY_MS").unwrap_or(0),
+    ));
     let fake_server = fake
         .clone()
         .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -107,7 +118,21 @@ async fn main() {
         )
         // The Cloud API's own limit (80/s, or 1000/s after Meta's upgrade) would cap the
         // measurement; the benchmark measures insurebot, so the sender may go as fast as it can.
-        .env("INSUREBOT_MESSAGING_RATE_PER_SECOND", "10000")
+        .env(
+            "INSUREBOT_MESSAGING_RATE_PER_SECOND",
+            env_u64("LOAD_SEND_RATE").unwrap_or(10_000).to_string(),
+        )
+        .env(
+            "INSUREBOT_MARK_READ",
+            std::env::var("LOAD_MARK_READ").unwrap_or_else(|_| "true".to_owned()),
+        )
+        // The fake speaks h2c; a build without the setting ignores it (HTTP/1.1).
+        .env("INSUREBOT_WHATSAPP_H2C", "true")
+        // Unset: each build's own default (main's fixed 64, the bound of 1,000 here).
+        .envs(
+            env_u64("LOAD_MAX_IN_FLIGHT")
+                .map(|n| ("INSUREBOT_MESSAGING_MAX_IN_FLIGHT", n.to_string())),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -171,6 +196,11 @@ async fn main() {
         report.throughput,
         100.0 * report.throughput / options.rate as f64,
         report.throughput / ceiling
+    );
+    println!(
+        "most requests at the fake in any sliding second: {} (sends and read receipts; fake latency {} ms)",
+        most_in_any_second(&fake),
+        fake.latency().as_millis()
     );
     println!("server peak memory (VmHWM): {peak_mb:.1} MB");
     println!(
@@ -498,6 +528,21 @@ fn write_acks(run: &Run, path: &str) {
         ));
     }
     std::fs::write(path, lines).expect("write LOAD_ACKS_CSV");
+}
+
+/// The most requests the fake received in any half-open one-second window.
+fn most_in_any_second(fake: &FakeCloudApi) -> usize {
+    let mut at: Vec<DateTime<Utc>> = fake.received().iter().map(|r| r.received_at).collect();
+    at.sort_unstable();
+    let mut most = 0;
+    let mut start = 0;
+    for end in 0..at.len() {
+        while at[end] - at[start] >= chrono::Duration::seconds(1) {
+            start += 1;
+        }
+        most = most.max(end - start + 1);
+    }
+    most
 }
 
 fn percentile(values: &mut [f64], p: f64) -> f64 {
