@@ -320,7 +320,19 @@ impl<'a> Machine<'a> {
             && state
                 .is_none_or(|st| self.conv.pending_action.is_some() || self.answer(st, t).is_none())
         {
-            match self.flows.understanding().intent(t, |f| !self.under_way(f)) {
+            // Scored over every flow, then dropped when the best (or a close second) is the
+            // flow under way: words naming it are a wrong answer to its question (the retry
+            // limit must be reached), not a wish for some other flow that scored near it.
+            let understood = match self.flows.understanding().intent(t, |_| true) {
+                Understood::Intent { flow, .. } if self.under_way(&flow) => Understood::Nothing,
+                Understood::Ambiguous { first, second }
+                    if self.under_way(&first) || self.under_way(&second) =>
+                {
+                    Understood::Nothing
+                }
+                other => other,
+            };
+            match understood {
                 Understood::Intent { flow, .. } => {
                     self.adopt_language(t);
                     self.start_flow(&flow);
