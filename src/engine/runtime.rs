@@ -89,19 +89,11 @@ pub fn step_with(
     now: DateTime<Utc>,
     ranking: Option<&Ranking>,
 ) -> StepOutcome {
-    let mut m = Machine {
-        ranking,
-        flows,
-        conv: conv.clone(),
-        effects: Vec::new(),
-        hops: Vec::new(),
-        now,
-        recovering: false,
-        text: match event {
-            Event::Text(t) => Some(t),
-            _ => None,
-        },
+    let text = match event {
+        Event::Text(t) => Some(t.as_str()),
+        _ => None,
     };
+    let mut m = Machine::new(flows, conv, now, text, ranking);
     m.handle(event);
     if event.is_from_contact() {
         m.conv.last_activity = Some(now);
@@ -126,16 +118,7 @@ pub fn asks_meaning(flows: &FlowSet, conv: &Conversation, text: &str, now: DateT
     if conv.mode != Mode::Bot || flows.keyword_flow(text).is_some() {
         return false;
     }
-    let mut m = Machine {
-        flows,
-        conv: conv.clone(),
-        effects: Vec::new(),
-        hops: Vec::new(),
-        now,
-        recovering: false,
-        text: Some(text),
-        ranking: None,
-    };
+    let mut m = Machine::new(flows, conv, now, Some(text), None);
     if m.is_idle() {
         m.expire_session();
     }
@@ -177,6 +160,25 @@ struct Machine<'a> {
 }
 
 impl<'a> Machine<'a> {
+    fn new(
+        flows: &'a FlowSet,
+        conv: &Conversation,
+        now: DateTime<Utc>,
+        text: Option<&'a str>,
+        ranking: Option<&'a Ranking>,
+    ) -> Self {
+        Machine {
+            flows,
+            conv: conv.clone(),
+            effects: Vec::new(),
+            hops: Vec::new(),
+            now,
+            recovering: false,
+            text,
+            ranking,
+        }
+    }
+
     fn handle(&mut self, event: &Event) {
         // 1. STOP / START beat everything, in every mode; so does "cancel" when there is
         // nothing to cancel (the word is on every opt-out list, the carriers' included).

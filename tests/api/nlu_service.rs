@@ -13,7 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use insurebot::config::DialogueMode;
+use insurebot::store::entities::conversation;
 use insurebot::whatsapp::fake::ReceivedRequest;
+use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -193,5 +195,27 @@ async fn a_failing_service_leaves_the_answer_to_the_built_in_matcher_and_opens_t
             // Three failures opened the circuit: the last two were not sent.
             assert_eq!(stand.calls().len(), 3);
         }
+    }
+}
+
+#[tokio::test]
+async fn the_service_naming_the_flow_under_way_is_a_wrong_answer_not_a_restart() {
+    for backend in backends() {
+        let answer = Answer::Ranking(ranking(&[("premium", 0.93)]));
+        let (app, stand) = spawn(&backend, answer, 5_000).await;
+        let phone = "919800002305";
+        let first = shown(&say(&app, phone, UNKNOWN, 1).await);
+        let state = |rows: Vec<conversation::Model>| -> Value {
+            serde_json::from_str(&rows[0].state).unwrap()
+        };
+        let before = state(conversation::Entity::find().all(&app.db).await.unwrap());
+        assert_eq!(before["misunderstood"], 0, "{before}");
+        // Still not a policy number: the service names premium again, the flow under way.
+        let again = shown(&say(&app, phone, UNKNOWN, 2).await);
+        assert_eq!(stand.calls().len(), 2);
+        let after = state(conversation::Entity::find().all(&app.db).await.unwrap());
+        assert_eq!(after["misunderstood"], 1, "{after}");
+        assert_eq!(after["position"], before["position"]);
+        assert_ne!(again, first, "a retry, not the flow's first question again");
     }
 }
