@@ -29,6 +29,7 @@ use crate::messaging::pacing::Pacing;
 use crate::messaging::sender::Sender;
 use crate::messaging::templates;
 use crate::metrics::Metrics;
+use crate::nlu::NluClient;
 use crate::whatsapp::client::CloudApiClient;
 use crate::whatsapp::fake::{FakeCloudApi, FakeServer};
 
@@ -148,6 +149,8 @@ impl Application {
                 agent_idle_close: minutes_or_never(settings.dialogue.agent_idle_close_minutes),
                 agent_reply_limit: minutes_or_never(settings.dialogue.agent_reply_minutes),
                 media_limits: settings.media.max_bytes,
+                nlu: NluClient::new(&settings.nlu)?.map(Arc::new),
+                understood: Default::default(),
             })),
         };
         let handler: Arc<dyn MessageHandler> = match &runner {

@@ -29,6 +29,8 @@
 //! - [`media`]: inbound photos and documents: the media store and the downloads into it.
 //! - [`ingest`]: the webhook's durable ingest, and the pipeline that hands each stored message
 //!   to the dialogue layer, one per contact at a time.
+//! - [`nlu`]: the optional external understanding service (Rasa's `/model/parse` shape),
+//!   asked before a turn's transaction; the built-in matcher answers when it fails.
 //! - [`dialogue`]: the runner around the engine: loads and saves conversations, performs
 //!   effects, runs timers.
 //! - [`reminders`]: premium reminders and campaigns: when to send, and never twice.
@@ -59,6 +61,7 @@ pub mod media;
 pub mod messaging;
 pub mod metrics;
 pub mod money;
+pub mod nlu;
 pub mod notifications;
 pub mod otp;
 pub mod phone;

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::{
     ApiSettings, ConfigError, ConsentSettings, ConsoleSettings, DatabaseUrl, DialogueSettings,
-    InsurerSettings, LogSettings, MessagingSettings, MetricsSettings, OutboxSettings,
+    InsurerSettings, LogSettings, MessagingSettings, MetricsSettings, NluSettings, OutboxSettings,
     PrivacySettings, Settings, WebhookSettings, WhatsAppSettings, invalid,
 };
 
@@ -143,10 +143,24 @@ impl EnvSection for Settings {
                     "METRICS" => &mut self.metrics,
                     "OTP" => &mut self.otp,
                     "MEDIA" => &mut self.media,
+                    "NLU" => &mut self.nlu,
                     _ => return Ok(false),
                 };
                 return section.set_env(rest, var);
             }
+        }
+        Ok(true)
+    }
+}
+
+impl EnvSection for NluSettings {
+    fn set_env(&mut self, name: &str, var: &Var<'_>) -> Result<bool, ConfigError> {
+        match name {
+            "URL" => self.url = Some(var.text()).filter(|u| !u.trim().is_empty()),
+            "TIMEOUT_MS" => self.timeout_ms = var.parse()?,
+            "BREAKER_FAILURES" => self.breaker_failures = var.parse()?,
+            "BREAKER_COOLDOWN_MS" => self.breaker_cooldown_ms = var.parse()?,
+            _ => return Ok(false),
         }
         Ok(true)
     }

@@ -113,6 +113,35 @@ pub struct Settings {
     pub otp: otp::OtpSettings,
     /// `[media]`: the media store and inbound downloads (see [`media`]).
     pub media: media::MediaSettings,
+    /// `[nlu]`: an optional external understanding service (see `crate::nlu`).
+    pub nlu: NluSettings,
+}
+
+/// An external understanding service (Rasa's `POST /model/parse` or one speaking its
+/// shape), asked what free text means before the built-in matcher. Off without a `url`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NluSettings {
+    /// Full URL of the parse endpoint, e.g. `http://rasa:5005/model/parse`; unset: off.
+    pub url: Option<String>,
+    /// Timeout of one request, in milliseconds: the policyholder is waiting, and the
+    /// built-in matcher answers when it passes.
+    pub timeout_ms: u64,
+    /// Consecutive failed calls that open the circuit.
+    pub breaker_failures: u32,
+    /// How long an open circuit refuses calls, in milliseconds.
+    pub breaker_cooldown_ms: u64,
+}
+
+impl Default for NluSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            timeout_ms: 300,
+            breaker_failures: 5,
+            breaker_cooldown_ms: 30_000,
+        }
+    }
 }
 
 /// Throttling of wrong API tokens, per client address.
@@ -599,6 +628,7 @@ impl Default for Settings {
             metrics: MetricsSettings::default(),
             otp: Default::default(),
             media: Default::default(),
+            nlu: Default::default(),
         }
     }
 }
@@ -869,6 +899,35 @@ mod tests {
         let s = Settings::from_sources(Some(text), &env(&[])).unwrap();
         let d = Settings::default();
         assert_eq!(format!("{s:?}"), format!("{d:?}"));
+    }
+
+    #[test]
+    fn the_understanding_service_is_off_without_a_url_and_its_settings_are_checked() {
+        assert_eq!(Settings::default().nlu.url, None);
+        let s = Settings::from_sources(
+            None,
+            &env(&[
+                ("INSUREBOT_NLU_URL", "http://rasa:5005/model/parse"),
+                ("INSUREBOT_NLU_TIMEOUT_MS", "250"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.nlu.url.as_deref(), Some("http://rasa:5005/model/parse"));
+        assert_eq!(s.nlu.timeout_ms, 250);
+        let err =
+            Settings::from_sources(None, &env(&[("INSUREBOT_NLU_URL", "rasa:5005")])).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("INSUREBOT_NLU_URL: 'rasa:5005' is not an http(s) URL"),
+            "{err}"
+        );
+        let err = Settings::from_sources(None, &env(&[("INSUREBOT_NLU_BREAKER_FAILURES", "0")]))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("INSUREBOT_NLU_BREAKER_FAILURES"),
+            "{err}"
+        );
     }
 
     #[test]

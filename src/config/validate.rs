@@ -7,8 +7,8 @@
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
-    ConfigError, ConsoleSettings, InsurerSettings, MessagingSettings, PolicySourceKind, Settings,
-    hours, invalid,
+    ConfigError, ConsoleSettings, InsurerSettings, MessagingSettings, NluSettings,
+    PolicySourceKind, Settings, hours, invalid,
 };
 
 const AT_LEAST_ONE: &str = "must be at least 1";
@@ -59,6 +59,7 @@ impl Settings {
         self.otp.validate()?;
         self.media.validate()?;
         check_messaging(&self.messaging)?;
+        check_nlu(&self.nlu)?;
         first_wrong(&[(
             "INSUREBOT_API_TOKEN",
             is_short_token(self.api_token.as_ref()),
@@ -251,6 +252,26 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// The external understanding service: a URL it can be called at, a timeout, a breaker.
+fn check_nlu(nlu: &NluSettings) -> Result<(), ConfigError> {
+    if let Some(url) = &nlu.url
+        && (!is_http_url(url) || reqwest::Url::parse(url).is_err())
+    {
+        return Err(invalid(
+            "INSUREBOT_NLU_URL",
+            format!("'{url}' is not an http(s) URL (e.g. http://rasa:5005/model/parse)"),
+        ));
+    }
+    first_wrong(&[
+        ("INSUREBOT_NLU_TIMEOUT_MS", nlu.timeout_ms == 0, ABOVE_ZERO),
+        (
+            "INSUREBOT_NLU_BREAKER_FAILURES",
+            nlu.breaker_failures == 0,
+            ABOVE_ZERO,
+        ),
+    ])
 }
 
 /// The console's sessions, login throttle and office hours.

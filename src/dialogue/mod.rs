@@ -23,15 +23,16 @@ use serde_json::Value;
 use crate::config::hours::OfficeHours;
 use crate::consent::{self, Change, ConsentState, NewEntry, Scope, Source};
 use crate::engine::{
-    self, Choices, ConsentChange, ConsentScope, Conversation, Effect, Event, Mode, Reply,
+    self, Choices, ConsentChange, ConsentScope, Conversation, Effect, Event, Mode, Ranking, Reply,
 };
 use crate::ingest::pipeline::{BoxFuture, MessageHandler, PendingMessage, Prefetched};
 use crate::messaging::composer::{
     self, Composer, Intent, PipelineQueued, Purpose, Queued, StoredIntent, TemplateChoice,
 };
 use crate::messaging::handover::FreshBatch;
+use crate::nlu::NluClient;
 use crate::store::entities::handoff::State as HandoffState;
-use crate::store::entities::{contact, conversation, handoff, outbox};
+use crate::store::entities::{contact, conversation, handoff, inbound_message, outbox};
 use crate::store::{begin_write, now_ms};
 use crate::whatsapp::inbound::MessageContent;
 use crate::whatsapp::outbound::{self as wa, OutboundBody};
@@ -85,9 +86,54 @@ pub struct FlowRunner {
     pub agent_reply_limit: Option<chrono::Duration>,
     /// The size limits of inbound media, named in the answer to a file that is too large.
     pub media_limits: crate::config::media::KindLimits,
+    /// The external understanding service, when `[nlu] url` is set.
+    pub nlu: Option<Arc<NluClient>>,
+    /// Its answers for the messages about to be handled, by inbound message id: asked in
+    /// [`MessageHandler::before_batch`], taken by `handle`.
+    pub understood: Mutex<HashMap<i64, Ranking>>,
 }
 
+/// Answers kept at most for messages that were then not handled here (another instance took
+/// the contact between the ask and the lease): past it they are dropped.
+const MAX_UNTAKEN_ANSWERS: usize = 1024;
+
 impl MessageHandler for FlowRunner {
+    fn before_batch<'a>(
+        &'a self,
+        db: &'a DatabaseConnection,
+        contacts: &'a [i64],
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let Some(nlu) = &self.nlu else {
+                return;
+            };
+            let asks = match self.free_texts(db, contacts).await {
+                Ok(asks) => asks,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read the messages to understand; built-in matcher answers");
+                    return;
+                }
+            };
+            if asks.is_empty() {
+                return;
+            }
+            let flows = self.flows.current();
+            let mut expected: Vec<String> = flows.understanding().intents().to_vec();
+            expected.sort();
+            expected.dedup();
+            let answers =
+                futures_util::future::join_all(asks.iter().map(|(id, text, language)| async {
+                    (*id, nlu.parse(text, language, &expected).await)
+                }))
+                .await;
+            let mut understood = self.understood.lock().expect("understood answers");
+            if understood.len() > MAX_UNTAKEN_ANSWERS {
+                understood.clear();
+            }
+            understood.extend(answers.into_iter().filter_map(|(id, r)| Some((id, r?))));
+        })
+    }
+
     fn handle<'a>(
         &'a self,
         txn: &'a DatabaseTransaction,
@@ -167,7 +213,15 @@ impl MessageHandler for FlowRunner {
                     queue_reply(&turn, &self.composer, &reply).await?;
                     (conversation, Vec::new())
                 }
-                None => self.run_events(&turn, conversation, event, now).await?,
+                None => {
+                    let ranking = self
+                        .understood
+                        .lock()
+                        .expect("understood answers")
+                        .remove(&message.id);
+                    self.run_events(&turn, conversation, event, ranking, now)
+                        .await?
+                }
             };
             let moves = hops::rows(&moves, now.timestamp_millis());
             match &message.prefetched {
@@ -380,7 +434,7 @@ impl FlowRunner {
                     consent: Mutex::new(None),
                 };
                 let (after, moves) = self
-                    .run_events(&turn, conversation, event.clone(), now)
+                    .run_events(&turn, conversation, event.clone(), None, now)
                     .await?;
                 hops::insert(&txn, hops::rows(&moves, now.timestamp_millis())).await?;
                 if after.mode != mode {
@@ -572,6 +626,55 @@ struct Turn<'a> {
 }
 
 impl FlowRunner {
+    /// The texts among the contacts' next messages that the engine would ask the meaning of
+    /// (see [`engine::asks_meaning`]), with the conversation's language: read outside any
+    /// transaction, so a message handled meanwhile elsewhere only wastes one ask.
+    async fn free_texts(
+        &self,
+        db: &DatabaseConnection,
+        contacts: &[i64],
+    ) -> Result<Vec<(i64, String, String)>, DbErr> {
+        let pending = inbound_message::Entity::find()
+            .filter(inbound_message::Column::ContactId.is_in(contacts.iter().copied()))
+            .filter(inbound_message::Column::ProcessedAt.is_null())
+            .order_by_asc(inbound_message::Column::SentAt)
+            .order_by_asc(inbound_message::Column::Id)
+            .all(db)
+            .await?;
+        let mut next: HashMap<i64, inbound_message::Model> = HashMap::new();
+        for row in pending {
+            next.entry(row.contact_id).or_insert(row);
+        }
+        let mut conversations: HashMap<i64, conversation::Model> = conversation::Entity::find()
+            .filter(conversation::Column::ContactId.is_in(next.keys().copied()))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|row| (row.contact_id, row))
+            .collect();
+        let flows = self.flows.current();
+        let now = Utc::now();
+        let mut asks = Vec::new();
+        for (contact_id, row) in next {
+            let content = row
+                .content
+                .as_deref()
+                .and_then(|c| serde_json::from_str::<MessageContent>(c).ok());
+            let Some(MessageContent::Text { body }) = content else {
+                continue;
+            };
+            let conversation = conversations
+                .remove(&contact_id)
+                .as_ref()
+                .and_then(parse)
+                .unwrap_or_else(|| Conversation::new(&self.default_language));
+            if engine::asks_meaning(&flows, &conversation, &body, now) {
+                asks.push((row.id, body, conversation.language));
+            }
+        }
+        Ok(asks)
+    }
+
     /// A first conversation. A number that opted out before (through the API, or before its
     /// contact was erased: the log keeps the hash of the number) starts quiet, exactly as if
     /// it had just said STOP.
@@ -599,6 +702,7 @@ impl FlowRunner {
         turn: &Turn<'_>,
         mut conversation: Conversation,
         first: Event,
+        ranking: Option<Ranking>,
         now: DateTime<Utc>,
     ) -> anyhow::Result<(Conversation, Vec<engine::Hop>)> {
         let flows = self.flows.current();
@@ -606,7 +710,12 @@ impl FlowRunner {
         let mut events = VecDeque::from([first]);
         let mut actions_run = 0;
         while let Some(event) = events.pop_front() {
-            let outcome = engine::step(&flows, &conversation, &event, now);
+            // The service's answer is about the contact's text, the first event only.
+            let hint = match &event {
+                Event::Text(_) => ranking.as_ref(),
+                _ => None,
+            };
+            let outcome = engine::step_with(&flows, &conversation, &event, now, hint);
             conversation = outcome.conversation;
             moves.extend(outcome.hops);
             for effect in outcome.effects {

@@ -45,4 +45,5 @@ pub use diagnostic::{Diagnostic, Severity};
 pub use error::{EngineError, Result};
 pub use flowset::FlowSet;
 pub use lint::check;
-pub use runtime::step;
+pub use runtime::{asks_meaning, step, step_with};
+pub use understand::Ranking;

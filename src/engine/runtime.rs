@@ -34,7 +34,7 @@ use super::conversation::{
 use super::flowset::{Flow, FlowSet, normalize_keyword};
 use super::media_slot::{DEFAULT_MAX_FILES, FileKind, MediaRef};
 use super::model::{Button, ConsentKind, Role, State, StateId, Target, limits};
-use super::understand::{self, Understood, slots};
+use super::understand::{self, Ranking, Understood, slots};
 
 /// Message ids the engine itself uses; every locale must define them (the linter checks).
 pub const ENGINE_MESSAGES: &[&str] = &[
@@ -77,18 +77,23 @@ pub fn step(
     event: &Event,
     now: DateTime<Utc>,
 ) -> StepOutcome {
-    let mut m = Machine {
-        flows,
-        conv: conv.clone(),
-        effects: Vec::new(),
-        hops: Vec::new(),
-        now,
-        recovering: false,
-        text: match event {
-            Event::Text(t) => Some(t),
-            _ => None,
-        },
+    step_with(flows, conv, event, now, None)
+}
+
+/// [`step`] with an external understanding service's ranking of a text event's intents,
+/// consulted before the built-in matcher for free text that is not the state's answer.
+pub fn step_with(
+    flows: &FlowSet,
+    conv: &Conversation,
+    event: &Event,
+    now: DateTime<Utc>,
+    ranking: Option<&Ranking>,
+) -> StepOutcome {
+    let text = match event {
+        Event::Text(t) => Some(t.as_str()),
+        _ => None,
     };
+    let mut m = Machine::new(flows, conv, now, text, ranking);
     m.handle(event);
     if event.is_from_contact() {
         m.conv.last_activity = Some(now);
@@ -104,6 +109,33 @@ pub fn step(
         effects: m.effects,
         hops: m.hops,
     }
+}
+
+/// Whether `step` would ask what `text` means (rule 6, free text that is not the state's
+/// answer, a keyword or a button title): the dialogue layer asks an external understanding
+/// service only then, so answers such as policy numbers and dates never leave for it.
+pub fn asks_meaning(flows: &FlowSet, conv: &Conversation, text: &str, now: DateTime<Utc>) -> bool {
+    if conv.mode != Mode::Bot || flows.keyword_flow(text).is_some() {
+        return false;
+    }
+    let mut m = Machine::new(flows, conv, now, Some(text), None);
+    if m.is_idle() {
+        m.expire_session();
+    }
+    if !m.position_valid() {
+        return false;
+    }
+    let Some(st) = m.current_state() else {
+        return true;
+    };
+    if m.conv.pending_action.is_some() {
+        return true;
+    }
+    let typed_title = st
+        .buttons
+        .iter()
+        .any(|b| normalize_keyword(&m.render(&b.title.value, None)) == normalize_keyword(text));
+    !typed_title && m.answer(st, text).is_none()
 }
 
 /// What a message answers in the current state.
@@ -123,9 +155,30 @@ struct Machine<'a> {
     recovering: bool,
     /// The contact's text, until it is recorded as misunderstood (once per step).
     text: Option<&'a str>,
+    /// What an external understanding service made of the text, if one was asked.
+    ranking: Option<&'a Ranking>,
 }
 
 impl<'a> Machine<'a> {
+    fn new(
+        flows: &'a FlowSet,
+        conv: &Conversation,
+        now: DateTime<Utc>,
+        text: Option<&'a str>,
+        ranking: Option<&'a Ranking>,
+    ) -> Self {
+        Machine {
+            flows,
+            conv: conv.clone(),
+            effects: Vec::new(),
+            hops: Vec::new(),
+            now,
+            recovering: false,
+            text,
+            ranking,
+        }
+    }
+
     fn handle(&mut self, event: &Event) {
         // 1. STOP / START beat everything, in every mode; so does "cancel" when there is
         // nothing to cancel (the word is on every opt-out list, the carriers' included).
@@ -323,7 +376,14 @@ impl<'a> Machine<'a> {
             // Scored over every flow, then dropped when the best (or a close second) is the
             // flow under way: words naming it are a wrong answer to its question (the retry
             // limit must be reached), not a wish for some other flow that scored near it.
-            let understood = match self.flows.understanding().intent(t, |_| true) {
+            // An external service's ranking first; when it settles nothing (or none was
+            // asked, or it failed), the built-in matcher.
+            let understanding = self.flows.understanding();
+            let understood = self
+                .ranking
+                .and_then(|r| understanding.from_ranking(t, r, |_| true))
+                .unwrap_or_else(|| understanding.intent(t, |_| true));
+            let understood = match understood {
                 Understood::Intent { flow, .. } if self.under_way(&flow) => Understood::Nothing,
                 Understood::Ambiguous { first, second }
                     if self.under_way(&first) || self.under_way(&second) =>

@@ -117,6 +117,17 @@ pub trait MessageHandler: Send + Sync + 'static {
         message: &'a PendingMessage,
     ) -> BoxFuture<'a, anyhow::Result<()>>;
 
+    /// Runs before the batch's transaction opens, with the contacts about to be handled: the
+    /// place for slow calls (an understanding service) whose answers `handle` then reads,
+    /// so no transaction is held open across them. The default does nothing.
+    fn before_batch<'a>(
+        &'a self,
+        _db: &'a DatabaseConnection,
+        _contacts: &'a [i64],
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
+
     /// Reads, for a whole batch, what [`handle`](Self::handle) would read for each message,
     /// into [`PendingMessage::prefetched`]; called in the batch's transaction first. The
     /// default reads nothing.
@@ -427,6 +438,7 @@ impl Pipeline {
         // Room for the batch's replies in the sender's hands, before anything is read: while
         // the sender is behind, the messages wait here unprocessed (see `handoff`).
         let room = self.inner.handoff.reserve(batch.len()).await;
+        self.inner.handler.before_batch(db, batch).await;
         let txn = begin_write(db).await?;
         let leased = lease_many(&txn, batch, owner, now_ms()).await?;
         let mut turns: Vec<(i64, Turn)> = batch

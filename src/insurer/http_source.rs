@@ -83,6 +83,7 @@ impl HttpSource {
             retries: settings.retries as usize,
             backoff: Duration::from_millis(settings.retry_backoff_ms),
             breaker: CircuitBreaker::new(
+                "insurer API",
                 settings.breaker_failures,
                 Duration::from_millis(settings.breaker_cooldown_ms),
             ),
@@ -422,6 +423,8 @@ impl PolicySource for HttpSource {
 /// Consecutive failed calls open the circuit for a cool-down; then one trial call decides
 /// whether it closes again or stays open for another cool-down.
 pub struct CircuitBreaker {
+    /// The system behind it, for the log ("insurer API", "understanding service").
+    what: &'static str,
     threshold: u32,
     cooldown: Duration,
     state: Mutex<Breaker>,
@@ -443,8 +446,9 @@ enum Breaker {
 }
 
 impl CircuitBreaker {
-    pub fn new(threshold: u32, cooldown: Duration) -> Self {
+    pub fn new(what: &'static str, threshold: u32, cooldown: Duration) -> Self {
         Self {
+            what,
             threshold: threshold.max(1),
             cooldown,
             state: Mutex::new(Breaker::Closed { failures: 0 }),
@@ -477,7 +481,7 @@ impl CircuitBreaker {
         *state = match (*state, ok) {
             (Breaker::Closed { .. }, true) => Breaker::Closed { failures: 0 },
             (Breaker::HalfOpen { .. } | Breaker::Open { .. }, true) => {
-                tracing::info!("insurer API answering again: circuit closed");
+                tracing::info!(system = self.what, "answering again: circuit closed");
                 Breaker::Closed { failures: 0 }
             }
             (Breaker::Closed { failures }, false) if failures + 1 < self.threshold => {
@@ -487,8 +491,9 @@ impl CircuitBreaker {
             }
             (_, false) => {
                 tracing::warn!(
+                    system = self.what,
                     cooldown_ms = self.cooldown.as_millis() as u64,
-                    "insurer API keeps failing: circuit open"
+                    "keeps failing: circuit open"
                 );
                 Breaker::Open {
                     until: Instant::now() + self.cooldown,
@@ -615,7 +620,7 @@ mod tests {
 
     #[test]
     fn the_breaker_opens_after_consecutive_failures_and_closes_after_a_good_trial() {
-        let b = CircuitBreaker::new(3, Duration::from_millis(50));
+        let b = CircuitBreaker::new("test", 3, Duration::from_millis(50));
         for _ in 0..2 {
             assert!(b.allow());
             b.record(false);

@@ -186,6 +186,8 @@ impl World {
             agent_idle_close: None,
             agent_reply_limit: None,
             media_limits: Default::default(),
+            nlu: None,
+            understood: Default::default(),
         };
         World {
             db,

@@ -624,6 +624,8 @@ pub async fn timer_runner(
         agent_idle_close,
         agent_reply_limit,
         media_limits: Default::default(),
+        nlu: None,
+        understood: Default::default(),
     }
 }
 

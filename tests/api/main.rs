@@ -26,6 +26,7 @@ mod ingest;
 mod insurer;
 mod media;
 mod newcomer;
+mod nlu_service;
 mod notifications;
 mod openapi;
 mod otp;

@@ -60,6 +60,12 @@ pub enum Understood {
     Nothing,
 }
 
+/// An external understanding service's answer for one text (see `crate::nlu`): intent
+/// names with their confidences (0..=1), as the service ranked them. The dialogue layer
+/// asks before the turn and hands the answer to the engine as data, so the engine stays pure.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Ranking(pub Vec<(String, f32)>);
+
 /// The compiled phrase lists of every language. Built by the linter with the flow set.
 #[derive(Debug, Default)]
 pub struct Understanding {
@@ -339,6 +345,53 @@ impl Understanding {
             Some(false)
         } else {
             None
+        }
+    }
+
+    /// What an external service's `ranking` asks for, among the intents this set knows that
+    /// `allowed` lets through (names it does not know are ignored: a service trained on more
+    /// intents than the flows have must not start a flow that does not exist). The same rule
+    /// as the built-in matcher: the best is taken at [`ACCEPT`] with a lead of [`MARGIN`];
+    /// two close ones at [`OFFER`] or more are asked about. `None` when the ranking settles
+    /// nothing (too unsure, or a STOP/cancel word is in the text): the built-in matcher
+    /// decides then.
+    pub fn from_ranking(
+        &self,
+        text: &str,
+        ranking: &Ranking,
+        allowed: impl Fn(&str) -> bool,
+    ) -> Option<Understood> {
+        if normalize::tokens(text)
+            .iter()
+            .any(|w| self.veto.contains(w))
+        {
+            return None;
+        }
+        let mut known: Vec<(&str, f32)> = ranking
+            .0
+            .iter()
+            .filter(|(name, c)| {
+                c.is_finite() && self.intents.iter().any(|i| i == name) && allowed(name)
+            })
+            .map(|(name, c)| (name.as_str(), *c))
+            .collect();
+        known.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let mut seen = HashSet::new();
+        known.retain(|(name, _)| seen.insert(*name));
+        let (best, score) = *known.first()?;
+        let second = known.get(1).copied();
+        match second {
+            Some((other, s)) if s >= OFFER && score - s < MARGIN => Some(Understood::Ambiguous {
+                first: best.to_owned(),
+                second: other.to_owned(),
+            }),
+            _ if score >= ACCEPT && second.is_none_or(|(_, s)| score - s >= MARGIN) => {
+                Some(Understood::Intent {
+                    flow: best.to_owned(),
+                    score,
+                })
+            }
+            _ => None,
         }
     }
 

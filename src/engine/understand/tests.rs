@@ -164,3 +164,35 @@ fn the_linter_names_bad_phrase_lists() {
     assert!(d[0].contains("intents.yaml"), "{d:?}");
     assert!(check("intents:\n  claim_status: [where is my claim, Pay up]\n").is_empty());
 }
+
+#[test]
+fn an_external_ranking_is_read_with_the_built_in_thresholds() {
+    let u = flows().understanding();
+    let read = |scores: &[(&str, f32)]| {
+        let r = Ranking(scores.iter().map(|(n, c)| (n.to_string(), *c)).collect());
+        u.from_ranking("zorblax", &r, |_| true)
+    };
+    // Clear: taken, whatever the built-in matcher makes of the text.
+    assert_eq!(
+        read(&[("premium", 0.8), ("help", 0.1)]),
+        Some(Understood::Intent {
+            flow: "premium".into(),
+            score: 0.8
+        })
+    );
+    // Close: asked; a name that is no flow is passed over.
+    assert_eq!(
+        read(&[("book_flight", 0.99), ("help", 0.5), ("premium", 0.47)]),
+        Some(Understood::Ambiguous {
+            first: "help".into(),
+            second: "premium".into()
+        })
+    );
+    // Unsure, empty, or not finite: the built-in matcher decides.
+    assert_eq!(read(&[("premium", 0.55), ("help", 0.2)]), None);
+    assert_eq!(read(&[]), None);
+    assert_eq!(read(&[("premium", f32::NAN)]), None);
+    // A STOP/cancel word in the text is never taken from the service.
+    let r = Ranking(vec![("claim_status".into(), 0.95)]);
+    assert_eq!(u.from_ranking("cancel my claim", &r, |_| true), None);
+}
