@@ -452,11 +452,9 @@ impl Sender {
         self.pacing.number_ready().await;
         // Echoed in status webhooks: ties a status to the row even without the wamid.
         message.callback_data = Some(format!("outbox:{}", row.id));
-        if message.body.stored_file().is_some() {
-            match self.upload(row, message.body).await {
-                Ok(body) => message.body = body,
-                Err(failed) => return failed,
-            }
+        match self.upload(row, message.body).await {
+            Ok(body) => message.body = body,
+            Err(failed) => return failed,
         }
         let recipient = match &message.to {
             Recipient::Phone(p) | Recipient::UserId(p) => mask(p),
@@ -486,15 +484,16 @@ impl Sender {
         body: OutboundBody,
     ) -> Result<OutboundBody, AttemptResult> {
         use crate::media::uploads::UploadError;
+        // Every other body goes as it is; only a stored file needs an upload first.
+        let Some((sha256, mime_type, _)) = body.stored_file() else {
+            return Ok(body);
+        };
         let Some(uploader) = &self.uploader else {
             return Err(AttemptResult::Failed {
                 code: None,
                 reason: reason::NO_MEDIA_STORE,
                 detail: "a media message needs the media store".into(),
             });
-        };
-        let Some((sha256, mime_type, _)) = body.stored_file() else {
-            return Ok(body);
         };
         let filename = match &body {
             OutboundBody::Media {
