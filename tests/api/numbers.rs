@@ -293,3 +293,130 @@ fn a_wrong_list_of_numbers_stops_the_start_naming_the_field() {
     assert_eq!(one.numbers().len(), 1);
     assert_eq!(one.numbers()[0].phone_number_id, "123");
 }
+
+async fn notify(app: &TestApp, key: &str, body: Value) -> (u16, Value) {
+    let response = app
+        .http
+        .post(format!("{}/api/v1/notifications", app.address))
+        .bearer_auth(crate::consent::API_TOKEN)
+        .header("Idempotency-Key", key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+fn claim_update(phone: &str, number: Option<&str>) -> Value {
+    let mut body = json!({ "kind": "claim_update", "phone": phone,
+        "data": { "claim_number": "CLM-000042", "claim_stage": "approved" } });
+    if let Some(number) = number {
+        body["number"] = json!(number);
+    }
+    body
+}
+
+#[tokio::test]
+async fn a_notification_leaves_from_the_number_it_names_else_the_contacts_else_the_first() {
+    for backend in backends() {
+        let app = spawn_app_with(&backend, |s| {
+            crate::consent::configure(s);
+            s.whatsapp.numbers = vec![number(CLAIMS, None), number(SALES, None)];
+        })
+        .await;
+        // The contact writes to the sales line (and is answered there).
+        write_to(&app, SALES, "919800001201", "hello").await;
+        app.wait_for_sends(1).await;
+
+        // Naming no number: the line the contact wrote to.
+        let (status, v) = notify(&app, "n-1", claim_update("919800001201", None)).await;
+        assert_eq!(status, 202, "{backend:?}: {v}");
+        let sent = app.wait_for_sends(2).await;
+        assert_eq!(sent[1].phone_number_id, SALES, "{backend:?}");
+        // Naming one: that one, even though the contact wrote to the other.
+        let (status, v) = notify(&app, "n-2", claim_update("919800001201", Some(CLAIMS))).await;
+        assert_eq!(status, 202, "{backend:?}: {v}");
+        let sent = app.wait_for_sends(3).await;
+        assert_eq!(sent[2].phone_number_id, CLAIMS, "{backend:?}");
+        assert_eq!(recipient_of(&sent[2]), "919800001201");
+        let (status, v) = notify(&app, "n-3", claim_update("919800001202", Some(SALES))).await;
+        assert_eq!(status, 202, "{backend:?}: {v}");
+        let sent = app.wait_for_sends(4).await;
+        assert_eq!(sent[3].phone_number_id, SALES, "{backend:?}");
+        // A contact who never wrote, naming none: the deployment's first number.
+        let (status, v) = notify(&app, "n-4", claim_update("919800001203", None)).await;
+        assert_eq!(status, 202, "{backend:?}: {v}");
+        let sent = app.wait_for_sends(5).await;
+        assert_eq!(sent[4].phone_number_id, CLAIMS, "{backend:?}");
+        // A number this deployment does not serve: refused, naming the field; nothing queued.
+        let (status, v) = notify(
+            &app,
+            "n-5",
+            claim_update("919800001203", Some("106540352249999")),
+        )
+        .await;
+        assert_eq!(status, 422, "{backend:?}: {v}");
+        let problems = crate::notifications::problems(&v);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("number: '106540352249999' is not one of")),
+            "{backend:?}: {problems:?}"
+        );
+        app.assert_no_more_sends(5).await;
+    }
+}
+
+async fn create_campaign(app: &TestApp, number: &str) -> reqwest::Response {
+    app.http
+        .post(format!("{}/api/v1/campaigns", app.address))
+        .bearer_auth(crate::consent::API_TOKEN)
+        .json(&json!({
+            "name": "renewal offer", "template": "policy_offer", "language": "en",
+            "rate_per_second": 20, "number": number,
+            "audience": { "kind": "csv",
+                "csv": "phone,customer_name,offer\n919800001301,A,Offer A\n919800001302,B,Offer B\n" }
+        }))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_campaign_leaves_from_the_number_it_names() {
+    use insurebot::reminders::campaigns;
+    for backend in backends() {
+        let app = spawn_app_with(&backend, |s| {
+            crate::consent::configure(s);
+            s.reminders.quiet_start = "00:00".into();
+            s.reminders.quiet_end = "00:00".into();
+            s.whatsapp.numbers = vec![number(CLAIMS, None), number(SALES, None)];
+        })
+        .await;
+        let refused = create_campaign(&app, "106540352249999").await;
+        assert_eq!(refused.status().as_u16(), 422, "{backend:?}");
+        let body: Value = refused.json().await.unwrap();
+        assert!(
+            crate::notifications::problems(&body)
+                .iter()
+                .any(|p| p.starts_with("number: ")),
+            "{backend:?}: {body}"
+        );
+
+        let created = create_campaign(&app, SALES).await;
+        assert_eq!(created.status().as_u16(), 201, "{backend:?}");
+        let id = created.json::<Value>().await.unwrap()["id"]
+            .as_i64()
+            .unwrap();
+        crate::reminders::opt_in_recipients(&app.db, id).await;
+        campaigns::start(&app.db, id, chrono::Utc::now())
+            .await
+            .unwrap();
+        let sent = app.wait_for_sends(2).await;
+        for send in &sent {
+            assert_eq!(send.body["template"]["name"], "policy_offer");
+            assert_eq!(send.phone_number_id, SALES, "{backend:?}");
+        }
+        app.assert_no_more_sends(2).await;
+    }
+}
