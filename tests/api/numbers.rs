@@ -420,3 +420,69 @@ async fn a_campaign_leaves_from_the_number_it_names() {
         app.assert_no_more_sends(2).await;
     }
 }
+
+#[tokio::test]
+async fn the_console_shows_the_number_each_conversation_is_on() {
+    use insurebot::store::entities::handoff;
+    use sea_orm::{ColumnTrait, QueryFilter};
+    for backend in backends() {
+        let app = spawn_app_with(&backend, |s| {
+            s.dialogue.handler = insurebot::config::DialogueMode::Flows;
+            let mut sales = number(SALES, None);
+            sales.display_number = Some("+91 22 5555 0202".into());
+            s.whatsapp.numbers = vec![number(CLAIMS, None), sales];
+        })
+        .await;
+        crate::console::add_agent(&app, "asha@example.com", insurebot::http::console::auth::Role::Agent).await;
+        // One policyholder asks for an agent on each line.
+        write_to(&app, SALES, "919800001401", "agent").await;
+        write_to(&app, CLAIMS, "919800001402", "agent").await;
+        let mut waiting = Vec::new();
+        for _ in 0..300 {
+            waiting = handoff::Entity::find()
+                .filter(handoff::Column::State.eq("waiting"))
+                .all(&app.db)
+                .await
+                .unwrap();
+            if waiting.len() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(waiting.len(), 2, "{backend:?}: two hand-offs");
+        let agent = crate::console::login(&app, "asha@example.com").await;
+        let queue = agent.get("/console/queue").await.text().await.unwrap();
+        assert!(queue.contains("<th scope=\"col\">Line</th>"), "{backend:?}");
+        assert!(
+            queue.contains("<td class=\"line\">+91 22 5555 0202</td>"),
+            "{backend:?}: {queue}"
+        );
+        // A number without a display number is shown by its id.
+        assert!(
+            queue.contains(&format!("<td class=\"line\">{CLAIMS}</td>")),
+            "{backend:?}: {queue}"
+        );
+        for h in waiting {
+            let page = agent
+                .get(&format!("/console/conversations/{}", h.contact_id))
+                .await
+                .text()
+                .await
+                .unwrap();
+            let contact = insurebot::store::entities::contact::Entity::find_by_id(h.contact_id)
+                .one(&app.db)
+                .await
+                .unwrap()
+                .unwrap();
+            let line = if contact.wa_id.as_deref() == Some("919800001401") {
+                "+91 22 5555 0202"
+            } else {
+                CLAIMS
+            };
+            assert!(
+                page.contains(&format!("Wrote to <strong>{line}</strong>")),
+                "{backend:?}: {page}"
+            );
+        }
+    }
+}
