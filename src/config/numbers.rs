@@ -1,11 +1,12 @@
 //! The business numbers of one deployment (`[[whatsapp.numbers]]`): a claims line, a sales
 //! line, one per brand or region. Each has its own phone number id (where replies leave from
-//! and the rate budget's key), WhatsApp Business Account (its templates), sending rate and
-//! default language.
+//! and the rate budget's key), display number (what agents see) and sending rate. (One
+//! WhatsApp Business Account's templates and one default language serve them all so far:
+//! `whatsapp.waba_id`, `dialogue.default_language`.)
 //!
-//! Without a list the single-number keys (`whatsapp.phone_number_id`, `whatsapp.waba_id`,
-//! `messaging.rate_per_second`, `dialogue.default_language`) make a list of one, so an
-//! existing configuration keeps working unchanged and the sandbox needs nothing.
+//! Without a list the single-number keys (`whatsapp.phone_number_id`,
+//! `messaging.rate_per_second`) make a list of one, so an existing configuration keeps working
+//! unchanged and the sandbox needs nothing.
 
 use std::collections::HashSet;
 
@@ -23,17 +24,10 @@ pub struct NumberSettings {
     /// The number as people dial it (`+91 22 5555 0101`), shown in the console.
     #[serde(default)]
     pub display_number: Option<String>,
-    /// Its WhatsApp Business Account: where its templates are registered and synced from.
-    /// Default: `whatsapp.waba_id`.
-    #[serde(default)]
-    pub waba_id: Option<String>,
     /// Messages per second this number may send (Meta's tier for it). Default:
     /// `messaging.rate_per_second`.
     #[serde(default)]
     pub rate_per_second: Option<u32>,
-    /// The language its conversations start in. Default: `dialogue.default_language`.
-    #[serde(default)]
-    pub default_language: Option<String>,
 }
 
 /// A configured number with every default filled in.
@@ -41,9 +35,7 @@ pub struct NumberSettings {
 pub struct BusinessNumber {
     pub phone_number_id: String,
     pub display_number: Option<String>,
-    pub waba_id: Option<String>,
     pub rate_per_second: u32,
-    pub default_language: String,
 }
 
 impl Settings {
@@ -55,9 +47,7 @@ impl Settings {
             return vec![BusinessNumber {
                 phone_number_id: wa.phone_number_id.clone(),
                 display_number: None,
-                waba_id: wa.waba_id.clone(),
                 rate_per_second: self.messaging.rate_per_second,
-                default_language: self.dialogue.default_language.clone(),
             }];
         }
         wa.numbers
@@ -65,12 +55,7 @@ impl Settings {
             .map(|n| BusinessNumber {
                 phone_number_id: n.phone_number_id.clone(),
                 display_number: n.display_number.clone(),
-                waba_id: n.waba_id.clone().or_else(|| wa.waba_id.clone()),
                 rate_per_second: n.rate_per_second.unwrap_or(self.messaging.rate_per_second),
-                default_language: n
-                    .default_language
-                    .clone()
-                    .unwrap_or_else(|| self.dialogue.default_language.clone()),
             })
             .collect()
     }
@@ -131,26 +116,6 @@ impl Settings {
                     "must be between 1 and 10000",
                 ));
             }
-            if n.waba_id
-                .as_ref()
-                .is_some_and(|w| w.is_empty() || !w.chars().all(|c| c.is_ascii_digit()))
-            {
-                return Err(invalid(
-                    &key("waba_id"),
-                    "must be the numeric WhatsApp Business Account id",
-                ));
-            }
-            if n.default_language.as_ref().is_some_and(|l| {
-                l.is_empty()
-                    || !l
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            }) {
-                return Err(invalid(
-                    &key("default_language"),
-                    "must be a language code such as en or hi",
-                ));
-            }
         }
         Ok(())
     }
@@ -166,32 +131,28 @@ mod tests {
 
     #[test]
     fn without_a_list_the_single_number_keys_make_a_list_of_one() {
-        let s = load("[whatsapp]\nphone_number_id = \"123\"\nwaba_id = \"77\"\n[messaging]\nrate_per_second = 20\n").unwrap();
+        let s = load("[whatsapp]\nphone_number_id = \"123\"\n[messaging]\nrate_per_second = 20\n")
+            .unwrap();
         let numbers = s.numbers();
         assert_eq!(numbers.len(), 1);
         assert_eq!(numbers[0].phone_number_id, "123");
-        assert_eq!(numbers[0].waba_id.as_deref(), Some("77"));
         assert_eq!(numbers[0].rate_per_second, 20);
-        assert_eq!(numbers[0].default_language, "en");
     }
 
     #[test]
     fn a_list_fills_each_numbers_defaults_from_the_single_number_keys() {
         let s = load(
-            "[whatsapp]\nwaba_id = \"77\"\n\
-             [[whatsapp.numbers]]\nphone_number_id = \"111\"\ndisplay_number = \"+91 1\"\n\
-             [[whatsapp.numbers]]\nphone_number_id = \"222\"\nwaba_id = \"88\"\nrate_per_second = 5\ndefault_language = \"hi\"\n",
+            "[[whatsapp.numbers]]\nphone_number_id = \"111\"\ndisplay_number = \"+91 1\"\n\
+             [[whatsapp.numbers]]\nphone_number_id = \"222\"\nrate_per_second = 5\n",
         )
         .unwrap();
         let numbers = s.numbers();
         assert_eq!(numbers.len(), 2);
         assert_eq!(numbers[0].phone_number_id, "111");
         assert_eq!(numbers[0].display_number.as_deref(), Some("+91 1"));
-        assert_eq!(numbers[0].waba_id.as_deref(), Some("77"));
         assert_eq!(numbers[0].rate_per_second, 80);
-        assert_eq!(numbers[1].waba_id.as_deref(), Some("88"));
+        assert_eq!(numbers[1].display_number, None);
         assert_eq!(numbers[1].rate_per_second, 5);
-        assert_eq!(numbers[1].default_language, "hi");
     }
 
     #[test]
@@ -214,13 +175,10 @@ mod tests {
                 "phone_number_id = \"1\"\nrate_per_second = 0",
                 "whatsapp.numbers[0].rate_per_second",
             ),
+            // Not per number (yet): one WABA and one default language serve every number.
             (
-                "phone_number_id = \"1\"\nwaba_id = \"x\"",
-                "whatsapp.numbers[0].waba_id",
-            ),
-            (
-                "phone_number_id = \"1\"\ndefault_language = \"\"",
-                "whatsapp.numbers[0].default_language",
+                "phone_number_id = \"1\"\nwaba_id = \"5\"",
+                "unknown field `waba_id`",
             ),
         ] {
             let e = load(&format!("[[whatsapp.numbers]]\n{entry}\n"))

@@ -23,9 +23,7 @@ fn number(id: &str, rate: Option<u32>) -> NumberSettings {
     NumberSettings {
         phone_number_id: id.to_owned(),
         display_number: None,
-        waba_id: None,
         rate_per_second: rate,
-        default_language: None,
     }
 }
 
@@ -280,7 +278,7 @@ fn a_wrong_list_of_numbers_stops_the_start_naming_the_field() {
         rate.contains("whatsapp.numbers[0].rate_per_second"),
         "{rate}"
     );
-    let missing = settings_from("[[whatsapp.numbers]]\nwaba_id = \"5\"\n").unwrap_err();
+    let missing = settings_from("[[whatsapp.numbers]]\ndisplay_number = \"+91 1\"\n").unwrap_err();
     assert!(
         missing.contains("missing field `phone_number_id`"),
         "{missing}"
@@ -433,7 +431,12 @@ async fn the_console_shows_the_number_each_conversation_is_on() {
             s.whatsapp.numbers = vec![number(CLAIMS, None), sales];
         })
         .await;
-        crate::console::add_agent(&app, "asha@example.com", insurebot::http::console::auth::Role::Agent).await;
+        crate::console::add_agent(
+            &app,
+            "asha@example.com",
+            insurebot::http::console::auth::Role::Agent,
+        )
+        .await;
         // One policyholder asks for an agent on each line.
         write_to(&app, SALES, "919800001401", "agent").await;
         write_to(&app, CLAIMS, "919800001402", "agent").await;
