@@ -180,7 +180,7 @@ impl Application {
         )
         .context("cannot build the HTTP client")?;
         let http = connections[0].clone();
-        let (client, sandbox) = if settings.sandbox() {
+        let (api_base, token, sandbox) = if settings.sandbox() {
             // Loopback only: the fake's request log holds message contents.
             let fake = FakeCloudApi::new();
             fake.set_latency(Duration::from_millis(settings.whatsapp.sandbox_latency_ms));
@@ -190,45 +190,39 @@ impl Application {
                 .await
                 .context("cannot start the sandbox Cloud API")?;
             tracing::info!(base_url = %server.base_url, "sandbox mode: no access token, replies go to the built-in fake Cloud API");
-            let client = CloudApiClient::new(
-                http,
-                &server.base_url,
-                &settings.whatsapp.phone_number_id,
+            (
+                server.base_url.clone(),
                 SecretString::from("sandbox-token"),
+                Some((fake, server)),
             )
-            .with_connections(connections);
-            (client, Some((fake, server)))
         } else {
             let token = settings
                 .whatsapp
                 .access_token
                 .clone()
                 .expect("not sandbox: token set");
-            let client = CloudApiClient::new(
-                http,
-                &settings.whatsapp.api_base,
-                &settings.whatsapp.phone_number_id,
-                token,
-            )
-            .with_connections(connections);
-            (client, None)
+            (settings.whatsapp.api_base.clone(), token, None)
         };
+        // One client per business number (they share the connections).
+        let clients: Vec<CloudApiClient> = settings
+            .numbers()
+            .iter()
+            .map(|number| {
+                CloudApiClient::new(
+                    http.clone(),
+                    &api_base,
+                    &number.phone_number_id,
+                    token.clone(),
+                )
+                .with_connections(connections.clone())
+            })
+            .collect();
+        let client = clients[0].clone();
 
-        let (media_api_base, media_token) = match &sandbox {
-            Some((_, server)) => (server.base_url.clone(), SecretString::from("sandbox-token")),
-            None => (
-                settings.whatsapp.api_base.clone(),
-                settings
-                    .whatsapp
-                    .access_token
-                    .clone()
-                    .expect("not sandbox: token set"),
-            ),
-        };
         let media_fetcher = Arc::new(crate::media::MediaFetcher::new(
             db.clone(),
-            &media_api_base,
-            media_token,
+            &api_base,
+            token,
             media_store.clone(),
             settings.media.clone(),
         )?);
@@ -240,12 +234,23 @@ impl Application {
             )),
             _ => None,
         };
-        let shared_rate = shared_rate(&settings, &db).await?;
+        let mut lines = Vec::with_capacity(clients.len());
+        for (client, number) in clients.into_iter().zip(settings.numbers()) {
+            let shared = shared_rate(&settings, &db, &number).await?;
+            lines.push(crate::messaging::numbers::Line {
+                client: Arc::new(client),
+                pacing: Arc::new(
+                    Pacing::at_rate(&settings.messaging, number.rate_per_second)
+                        .with_shared(shared),
+                ),
+            });
+        }
+        let lines = crate::messaging::numbers::Lines::new(lines);
         let metrics = Arc::new(Metrics::new());
         let outbox_ready = Arc::new(Notify::new());
         let handoff = crate::messaging::handover::Handoff::new(
             &instance_id,
-            settings.messaging.rate_per_second,
+            lines.total_rate(),
             settings.messaging.max_in_flight as usize,
         );
         let pipeline = Pipeline::new(
@@ -272,18 +277,15 @@ impl Application {
             clock,
             wake: outbox_ready.clone(),
         };
-        let client = Arc::new(client);
         let sender = Sender {
             uploader: Some(crate::media::uploads::Uploader {
                 db: db.clone(),
                 store: media_store.clone(),
-                client: client.clone(),
             }),
             db: db.clone(),
-            client,
+            lines,
             settings: settings.outbox.clone(),
             composer: composer.clone(),
-            pacing: Arc::new(Pacing::new(&settings.messaging).with_shared(shared_rate)),
             max_in_flight: settings.messaging.max_in_flight as usize,
             metrics: metrics.clone(),
             instance_id,
@@ -533,11 +535,13 @@ async fn load_templates(db: &DatabaseConnection, settings: &Settings) -> anyhow:
     Ok(())
 }
 
-/// Where the instances share the number's rate (`messaging.shared_rate`, off by default):
+/// Where the instances share `number`'s rate (`messaging.shared_rate`, off by default):
 /// Redis when `redis_url` is set, else PostgreSQL; SQLite (one instance) keeps it in memory.
+/// Each number has its own budget, keyed by its phone number id.
 async fn shared_rate(
     settings: &Settings,
     db: &DatabaseConnection,
+    number: &crate::config::numbers::BusinessNumber,
 ) -> anyhow::Result<Option<crate::messaging::budget::SharedBudget>> {
     use crate::messaging::budget::SharedBudget;
     let m = &settings.messaging;
@@ -545,9 +549,10 @@ async fn shared_rate(
         return Ok(None);
     }
     let window = Pacing::window(m);
-    let number = &settings.whatsapp.phone_number_id;
+    let rate = number.rate_per_second;
+    let number = &number.phone_number_id;
     if let Some(url) = &settings.redis_url {
-        let budget = SharedBudget::redis(url.expose_secret(), number, m.rate_per_second, window)
+        let budget = SharedBudget::redis(url.expose_secret(), number, rate, window)
             .await
             .context("cannot reach Redis (redis_url) to share the sending rate")?;
         return Ok(Some(budget));
@@ -555,7 +560,7 @@ async fn shared_rate(
     if settings.database_url.is_sqlite() {
         return Ok(None);
     }
-    let budget = SharedBudget::postgres(db.clone(), number, m.rate_per_second, window)
+    let budget = SharedBudget::postgres(db.clone(), number, rate, window)
         .await
         .context("cannot set up the shared sending rate in the database")?;
     Ok(Some(budget))

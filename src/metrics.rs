@@ -28,7 +28,8 @@ pub struct Metrics {
     /// `webhook.max_queued` they are refused with 503, so this is the one to alert on.
     pub webhooks_waiting: Gauge,
     /// Webhook items refused although the rest of their webhook was stored, by reason:
-    /// message_id_too_long, status_id_too_long, sender_id_too_long (see `webhook.max_id_bytes`).
+    /// message_id_too_long, status_id_too_long, sender_id_too_long (see `webhook.max_id_bytes`),
+    /// unknown_number (a message to a business number not configured).
     pub webhook_items_refused: Family<ReasonLabel, Counter>,
     /// Webhook values stored other than as sent, by reason: nul_character (a string whose NUL
     /// characters became U+FFFD), time_not_positive, time_out_of_range, time_ahead (a

@@ -176,6 +176,9 @@ pub struct Request {
     pub target: Target,
     /// The template's parameters, in the order of `kind.fields`.
     pub params: Vec<String>,
+    /// The business number it leaves from (checked to be configured); `None`: the one the
+    /// contact last wrote to, else the deployment's first.
+    pub number: Option<String>,
 }
 
 /// The answer stored under a key: the first call's, given again to every repeat.
@@ -292,7 +295,14 @@ impl Notifier<'_> {
                 params: request.params.clone(),
             }),
         };
-        let queued = match composer::queue(&txn, self.composer, intent).await {
+        let queued = match composer::queue_from(
+            &txn,
+            self.composer,
+            intent,
+            request.number.as_deref(),
+        )
+        .await
+        {
             Ok(q) => q,
             Err(ComposeError::Invalid(e)) => {
                 txn.rollback().await?;

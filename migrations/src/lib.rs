@@ -27,6 +27,7 @@ mod m20261231_000001_create_claim_documents;
 mod m20261231_000020_create_rate_slots;
 mod m20261231_000021_create_outbound_media;
 mod m20261231_000022_create_misunderstood_messages;
+mod m20261231_000030_numbers_outbox_number;
 
 pub struct Migrator;
 
@@ -55,6 +56,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261231_000020_create_rate_slots::Migration),
             Box::new(m20261231_000021_create_outbound_media::Migration),
             Box::new(m20261231_000022_create_misunderstood_messages::Migration),
+            Box::new(m20261231_000030_numbers_outbox_number::Migration),
         ]
     }
 }

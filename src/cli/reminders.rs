@@ -122,6 +122,7 @@ pub async fn campaigns(settings: Settings, command: CampaignsCommand) -> anyhow:
                 language: a.language,
                 rate_per_second: a.rate,
                 start_at: a.start_at.map(|t| t.timestamp_millis()),
+                number: None,
                 audience,
             };
             match campaigns::create(&db, &settings.campaigns, new, now).await {

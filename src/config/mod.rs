@@ -8,12 +8,14 @@
 //!   `from_sources`) and the defaults that follow other values.
 //! - `env`: the `INSUREBOT_*` variable table, one small table per section.
 //! - `validate`: the range and consistency checks, run once after loading.
+//! - [`numbers`]: the list of business numbers (`[[whatsapp.numbers]]`).
 //! - [`reminders`], [`otp`], [`media`]: the sections of those features, kept here so the
 //!   settings depend on nothing above them (the features import their settings, not the reverse).
 
 mod env;
 pub mod hours;
 pub mod media;
+pub mod numbers;
 pub mod otp;
 pub mod reminders;
 mod validate;
@@ -260,6 +262,9 @@ pub struct WhatsAppSettings {
     /// Sandbox mode only: the built-in fake Cloud API answers each request after this many
     /// milliseconds, to try the sender against a realistic round trip (250 ms from India).
     pub sandbox_latency_ms: u64,
+    /// Several business numbers in one deployment (`[[whatsapp.numbers]]`, see
+    /// [`numbers`]); empty: the one number above.
+    pub numbers: Vec<numbers::NumberSettings>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -655,6 +660,7 @@ impl Default for WhatsAppSettings {
             template_sync_secs: 3_600,
             h2c: false,
             sandbox_latency_ms: 0,
+            numbers: Vec::new(),
         }
     }
 }

@@ -51,6 +51,7 @@ impl Settings {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         self.check_addresses()?;
         self.check_production()?;
+        self.check_numbers()?;
         self.check_limits()?;
         check_console(&self.console)?;
         self.insurer.validate()?;

@@ -98,6 +98,11 @@ async fn create(
     ApiJson(new): ApiJson<NewCampaign>,
 ) -> Result<(StatusCode, Json<campaigns::Created>)> {
     authorize(&state, &headers)?;
+    let mut problems = Vec::new();
+    super::notifications::business_number(&state.settings, new.number.as_deref(), &mut problems);
+    if !problems.is_empty() {
+        return Err(ApiError::Invalid(problems));
+    }
     let created = campaigns::create(
         &state.db,
         &state.settings.campaigns,

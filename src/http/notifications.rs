@@ -48,6 +48,9 @@ struct NotificationRequest {
     policy_number: Option<String>,
     #[serde(default)]
     phone: Option<String>,
+    /// The business number it leaves from (a configured phone number id).
+    #[serde(default)]
+    number: Option<String>,
     #[serde(default)]
     data: Map<String, Value>,
 }
@@ -58,6 +61,7 @@ struct Validated {
     kind: &'static Kind,
     target: Target,
     params: Vec<String>,
+    number: Option<String>,
 }
 
 pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<String, FieldProblem> {
@@ -136,7 +140,36 @@ fn param(value: Option<&Value>) -> Option<Result<String, &'static str>> {
     }
 }
 
-fn validate(req: &NotificationRequest) -> Result<Validated, Vec<FieldProblem>> {
+/// `number` when it is one of the deployment's business numbers; otherwise the problem is
+/// added to `problems`.
+pub(crate) fn business_number(
+    settings: &crate::config::Settings,
+    number: Option<&str>,
+    problems: &mut Vec<FieldProblem>,
+) -> Option<String> {
+    let number = number?;
+    if settings.serves_number(number) {
+        return Some(number.to_owned());
+    }
+    let configured: Vec<String> = settings
+        .numbers()
+        .into_iter()
+        .map(|n| n.phone_number_id)
+        .collect();
+    problems.push(FieldProblem::new(
+        "number",
+        format!(
+            "'{number}' is not one of this deployment's business numbers ({})",
+            configured.join(", ")
+        ),
+    ));
+    None
+}
+
+fn validate(
+    req: &NotificationRequest,
+    settings: &crate::config::Settings,
+) -> Result<Validated, Vec<FieldProblem>> {
     let mut problems = Vec::new();
     let kind = KINDS.iter().find(|k| k.name == req.kind);
     if kind.is_none() {
@@ -151,6 +184,7 @@ fn validate(req: &NotificationRequest) -> Result<Validated, Vec<FieldProblem>> {
         req.phone.as_deref(),
         &mut problems,
     );
+    let number = business_number(settings, req.number.as_deref(), &mut problems);
     let mut params = Vec::new();
     if let Some(kind) = kind {
         for field in kind.fields {
@@ -176,6 +210,7 @@ fn validate(req: &NotificationRequest) -> Result<Validated, Vec<FieldProblem>> {
             kind,
             target,
             params,
+            number,
         }),
         _ => Err(problems),
     }
@@ -201,7 +236,7 @@ async fn create(
             return Err(ApiError::Invalid(problems));
         }
     };
-    let validated = validate(&request);
+    let validated = validate(&request, &state.settings);
     if let Err(p) = &validated {
         problems.extend(p.iter().cloned());
     }
@@ -214,6 +249,7 @@ async fn create(
         kind: v.kind,
         target: v.target,
         params: v.params,
+        number: v.number,
     };
     let flows = state.console.flows.as_ref().map(|store| store.current());
     let notifier = Notifier {

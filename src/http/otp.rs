@@ -57,6 +57,9 @@ struct CreateRequest {
     purpose: String,
     #[serde(default)]
     language: Option<String>,
+    /// The business number the code leaves from (a configured phone number id).
+    #[serde(default)]
+    number: Option<String>,
 }
 
 /// The body of `POST /api/v1/otp/{otp_id}/verify`.
@@ -177,6 +180,11 @@ async fn create(
     };
     let (own, target) = validate(otp, &request);
     problems.extend(own);
+    let number = super::notifications::business_number(
+        &state.settings,
+        request.number.as_deref(),
+        &mut problems,
+    );
     let hash = hex::encode(Sha256::digest(canonical.to_string().as_bytes()));
     if let Some(key) = &key
         && let Some(row) = find_key(&state.db, key).await?
@@ -238,6 +246,7 @@ async fn create(
                 origin: Origin::Api,
                 requester: None,
                 idempotency: Some((&key, &hash)),
+                number: number.as_deref(),
             },
         )
         .await;

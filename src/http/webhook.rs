@@ -152,7 +152,7 @@ async fn receive(
         return reject(status, &e.to_string());
     }
     let options = state.settings.webhook.parse_options(crate::store::now_ms());
-    let events = match parse_webhook_with(&body, &options) {
+    let mut events = match parse_webhook_with(&body, &options) {
         Ok(events) => events,
         Err(e) => {
             Metrics::count(&metrics.webhooks, "bad_envelope");
@@ -160,6 +160,7 @@ async fn receive(
             return reject(StatusCode::BAD_REQUEST, &e.to_string());
         }
     };
+    refuse_unknown_numbers(&state.settings, metrics, &mut events);
     // A database that does not answer (down, unreachable, locked by another process) would
     // hold the request for the pool's or the lock's whole timeout, and every webhook queued
     // behind it for as long: the queue waits at most `webhook.store_timeout_ms` per part
@@ -240,6 +241,38 @@ fn try_again_later(reason: &str) -> Response {
         HeaderValue::from_static("1"),
     );
     response
+}
+
+/// Drops the messages sent to a business number this deployment does not serve (a number of
+/// the same app configured elsewhere, or removed from `[[whatsapp.numbers]]`): answering them
+/// would reply from a number the policyholder did not write to. The webhook is still
+/// acknowledged, so Meta does not deliver them again forever; each is logged with the business
+/// number only (never the sender) and counted as `unknown_number`. A message whose webhook
+/// names no number belongs to the first.
+fn refuse_unknown_numbers(
+    settings: &crate::config::Settings,
+    metrics: &Metrics,
+    events: &mut WebhookEvents,
+) {
+    events.messages.retain(|message| {
+        let Some(number) = message.phone_number_id.as_deref() else {
+            return true;
+        };
+        if settings.serves_number(number) {
+            return true;
+        }
+        tracing::warn!(
+            phone_number_id = %number,
+            "webhook message to a business number that is not configured: refused"
+        );
+        metrics
+            .webhook_items_refused
+            .get_or_create(&crate::metrics::ReasonLabel {
+                reason: "unknown_number",
+            })
+            .inc();
+        false
+    });
 }
 
 /// Logs (JSON paths only, never values) and counts what an acknowledged webhook carried that

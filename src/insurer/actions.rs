@@ -316,6 +316,7 @@ impl<C: ConnectionTrait> Ctx<'_, C> {
             origin: crate::otp::Origin::Chat,
             requester: Some((self.contact.id, &number)),
             idempotency: None,
+            number: None,
         };
         match otp.issue(self.db, request).await {
             Ok(issued) => Ok(ActionResult::new("sent", json!({ "otp_ref": issued.id }))),

@@ -8,8 +8,6 @@
 //! is shared by every instance. Two instances racing on one file both upload it and the later
 //! id wins; both ids work, so the race costs one upload and nothing else.
 
-use std::sync::Arc;
-
 use anyhow::Context;
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -48,7 +46,6 @@ pub enum UploadError {
 pub struct Uploader {
     pub db: DatabaseConnection,
     pub store: MediaStore,
-    pub client: Arc<CloudApiClient>,
 }
 
 impl Uploader {
@@ -60,12 +57,13 @@ impl Uploader {
     #[tracing::instrument(name = "media.upload", skip_all)]
     pub async fn media_id(
         &self,
+        client: &CloudApiClient,
         sha256: &str,
         mime_type: &str,
         filename: &str,
         now: i64,
     ) -> Result<String, UploadError> {
-        let number = self.client.phone_number_id();
+        let number = client.phone_number_id();
         let cached = media_upload::Entity::find()
             .filter(media_upload::Column::Sha256.eq(sha256))
             .filter(media_upload::Column::PhoneNumberId.eq(number))
@@ -87,8 +85,7 @@ impl Uploader {
             }
         })?;
         let stream = stream.map(|r| r.map_err(std::io::Error::other)).boxed();
-        let media_id = self
-            .client
+        let media_id = client
             .upload_media(stream, size, mime_type, filename)
             .await?;
         remember(&self.db, sha256, number, &media_id, now + CACHE_FOR_MS).await?;

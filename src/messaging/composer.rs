@@ -16,9 +16,13 @@
 //! ([`consent_gate`], rules in [`crate::messaging::gate`]); a refusal is recorded on the row
 //! with a `consent_*` reason, never sent.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use sea_orm::{ConnectionTrait, DbErr, EntityTrait};
+use sea_orm::sea_query::Query;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 use serde::{Deserialize, Serialize};
 
 use super::handover::{FreshBatch, FreshRow};
@@ -27,8 +31,8 @@ use super::templates::{self, TemplateInfo};
 use crate::config::{MessagingSettings, Settings};
 use crate::consent::{ConsentPolicy, ConsentState};
 use crate::messaging::gate::{self, GateInput, Verdict};
-use crate::store::entities::contact;
 use crate::store::entities::outbox::reason;
+use crate::store::entities::{contact, inbound_message};
 use crate::store::now_ms;
 use crate::whatsapp::outbound::{LimitError, OutboundBody, OutboundMessage, Recipient};
 
@@ -281,11 +285,7 @@ pub async fn queue<C: ConnectionTrait>(
     composer: &Composer,
     intent: Intent,
 ) -> Result<Queued, ComposeError> {
-    let contact = contact::Entity::find_by_id(intent.contact_id)
-        .one(db)
-        .await?
-        .ok_or(ComposeError::UnknownContact(intent.contact_id))?;
-    queue_to(db, composer, intent, &contact).await
+    queue_from(db, composer, intent, None).await
 }
 
 /// [`queue`] for a caller that has just read the contact (inside the same transaction), so
@@ -299,7 +299,27 @@ pub async fn queue_to<C: ConnectionTrait>(
     intent: Intent,
     contact: &contact::Model,
 ) -> Result<Queued, ComposeError> {
-    let prepared = prepare(db, composer, intent, contact, None).await?;
+    let prepared = prepare(db, composer, intent, contact, None, None).await?;
+    store(db, prepared.row).await
+}
+
+/// [`queue`] from the business number `number` when the caller chose one (a notification or
+/// a one-time password naming its line) instead of the one the contact last wrote to. The
+/// caller checks that `number` is configured.
+///
+/// # Errors
+/// As [`queue`].
+pub async fn queue_from<C: ConnectionTrait>(
+    db: &C,
+    composer: &Composer,
+    intent: Intent,
+    number: Option<&str>,
+) -> Result<Queued, ComposeError> {
+    let contact = contact::Entity::find_by_id(intent.contact_id)
+        .one(db)
+        .await?
+        .ok_or(ComposeError::UnknownContact(intent.contact_id))?;
+    let prepared = prepare(db, composer, intent, &contact, None, number).await?;
     store(db, prepared.row).await
 }
 
@@ -335,7 +355,7 @@ pub async fn queue_from_pipeline<C: ConnectionTrait>(
         decision,
         row,
         decided_at,
-    } = prepare(db, composer, intent, contact, consent).await?;
+    } = prepare(db, composer, intent, contact, consent, None).await?;
     if let Some((fresh, answered_wamid)) = fresh {
         // Only the free-form answer inside the window is handed over: a template may be
         // marketing, whose cap counts the rows queued before this one, and is decided again
@@ -373,13 +393,15 @@ struct Prepared {
     decided_at: i64,
 }
 
-/// Checks `intent` for `contact` and decides it as of now.
+/// Checks `intent` for `contact` and decides it as of now. Its row leaves from `number`, or
+/// when that is `None` from the number the contact wrote to ([`number_written_to`]).
 async fn prepare<C: ConnectionTrait>(
     db: &C,
     composer: &Composer,
     intent: Intent,
     contact: &contact::Model,
     consent: Option<&ConsentState>,
+    number: Option<&str>,
 ) -> Result<Prepared, ComposeError> {
     if intent.free_form.is_none() && intent.template.is_none() {
         return Err(ComposeError::Empty);
@@ -416,12 +438,17 @@ async fn prepare<C: ConnectionTrait>(
         Decision::Skip { reason, detail } => Some((*reason, detail.clone())),
         Decision::Send { .. } => None,
     };
+    let phone_number_id = match number {
+        Some(number) => Some(number.to_owned()),
+        None => number_written_to(db, intent.in_reply_to, contact.id).await?,
+    };
     let row = outbox::NewRow {
         contact_id: contact.id,
         in_reply_to: intent.in_reply_to,
         purpose: stored.purpose.label(),
         payload: serde_json::to_string(&stored).map_err(|e| DbErr::Custom(e.to_string()))?,
         skipped,
+        phone_number_id,
     };
     Ok(Prepared {
         stored,
@@ -429,6 +456,63 @@ async fn prepare<C: ConnectionTrait>(
         row,
         decided_at,
     })
+}
+
+/// The business number a message to `contact_id` leaves from when its caller chose none: the one the message it
+/// answers came to, else the one the contact last wrote to; `None` (they never wrote, or the
+/// webhook named no number): the deployment's first.
+pub async fn number_written_to<C: ConnectionTrait>(
+    db: &C,
+    in_reply_to: Option<i64>,
+    contact_id: i64,
+) -> Result<Option<String>, DbErr> {
+    let query = inbound_message::Entity::find()
+        .select_only()
+        .column(inbound_message::Column::PhoneNumberId);
+    let query = match in_reply_to {
+        Some(id) => query.filter(inbound_message::Column::Id.eq(id)),
+        None => query
+            .filter(inbound_message::Column::ContactId.eq(contact_id))
+            .order_by_desc(inbound_message::Column::Id),
+    };
+    Ok(query
+        .into_tuple::<Option<String>>()
+        .one(db)
+        .await?
+        .flatten())
+}
+
+/// [`number_written_to`] for several contacts at once (the console's queue): each contact's
+/// id and the number its latest message came to; a contact who never wrote (or whose webhook
+/// named no number) is left out.
+///
+/// # Errors
+/// Database errors.
+pub async fn numbers_written_to<C: ConnectionTrait>(
+    db: &C,
+    contact_ids: &[i64],
+) -> Result<HashMap<i64, String>, DbErr> {
+    if contact_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let latest = Query::select()
+        .expr(inbound_message::Column::Id.max())
+        .from(inbound_message::Entity)
+        .and_where(inbound_message::Column::ContactId.is_in(contact_ids.iter().copied()))
+        .group_by_col(inbound_message::Column::ContactId)
+        .to_owned();
+    let found = inbound_message::Entity::find()
+        .select_only()
+        .column(inbound_message::Column::ContactId)
+        .column(inbound_message::Column::PhoneNumberId)
+        .filter(inbound_message::Column::Id.in_subquery(latest))
+        .into_tuple::<(i64, Option<String>)>()
+        .all(db)
+        .await?;
+    Ok(found
+        .into_iter()
+        .filter_map(|(contact, number)| Some((contact, number?)))
+        .collect())
 }
 
 /// Stores a row in the outbox (queued, or skipped with its reason).

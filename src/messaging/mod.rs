@@ -8,6 +8,7 @@
 //!   131047 template fallback and dead letters.
 //! - [`handover`]: the pipeline's replies, decided in its transaction, handed to this
 //!   instance's sender in memory instead of claimed back from the outbox.
+//! - [`numbers`]: one line (client and pacing) per business number.
 //! - [`pacing`]: the per-number and per-recipient token buckets.
 //! - [`budget`]: the number's rate shared by every instance (PostgreSQL or Redis).
 //! - [`inflight`]: how many sends are in flight: rate × the Cloud API's observed latency.
@@ -18,6 +19,7 @@ pub mod composer;
 pub mod gate;
 pub mod handover;
 pub mod inflight;
+pub mod numbers;
 pub mod outbox;
 pub mod pacing;
 pub mod sender;

@@ -35,6 +35,8 @@ pub struct NewRow<'a> {
     pub payload: String,
     /// `Some((reason, detail))` records the row as `skipped` at once.
     pub skipped: Option<(&'a str, String)>,
+    /// The business number it leaves from; `None`: the deployment's first.
+    pub phone_number_id: Option<String>,
 }
 
 /// Inserts a row in the caller's transaction; returns its id.
@@ -80,10 +82,11 @@ pub fn unstored(row: NewRow<'_>, lease_owner: Option<&str>, now: i64) -> outbox:
         delivery_at: None,
         delivery_error_code: None,
         delivery_error: None,
+        phone_number_id: row.phone_number_id,
     }
 }
 
-/// Rows per INSERT in [`insert_all`] at most (24 parameters each: well under SQLite's and
+/// Rows per INSERT in [`insert_all`] at most (25 parameters each: well under SQLite's and
 /// PostgreSQL's parameter limits).
 const INSERT_CHUNK: usize = 128;
 

@@ -83,7 +83,13 @@ impl SlidingWindow {
 
 impl Pacing {
     pub fn new(settings: &MessagingSettings) -> Self {
-        let rate = settings.rate_per_second.max(1);
+        Self::at_rate(settings, settings.rate_per_second)
+    }
+
+    /// The limiters of a number whose own rate is `rate` (see
+    /// [`numbers`](crate::config::numbers)); the rest as `settings` say.
+    pub fn at_rate(settings: &MessagingSettings, rate: u32) -> Self {
+        let rate = rate.max(1);
         let spread = Quota::per_second(NonZeroU32::new(rate).expect("rate >= 1"))
             .allow_burst(NonZeroU32::new(spread_burst(rate)).expect("burst >= 1"));
         let pair = Quota::with_period(Duration::from_millis(settings.pair_interval_ms.max(1)))

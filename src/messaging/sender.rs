@@ -32,8 +32,8 @@ use tracing::Instrument;
 use super::composer::{self, Composer, DecideContext, Decision, StoredIntent};
 use super::handover::{FRESH_FOR_MS, FreshRow, Handoff, Handover};
 use super::inflight::InFlight;
+use super::numbers::Lines;
 use super::outbox::{self, AttemptResult};
-use super::pacing::Pacing;
 use super::templates;
 use crate::config::OutboxSettings;
 use crate::metrics::Metrics;
@@ -56,10 +56,10 @@ const FORGET_IDLE: Duration = Duration::from_secs(60);
 #[derive(Clone)]
 pub struct Sender {
     pub db: DatabaseConnection,
-    pub client: Arc<CloudApiClient>,
+    /// One client and pacing per business number: a row goes out on its number's line.
+    pub lines: Lines,
     pub settings: OutboxSettings,
     pub composer: Composer,
-    pub pacing: Arc<Pacing>,
     /// Sends in flight at once at most (the rate and the observed latency set how many,
     /// see [`inflight`](super::inflight)).
     pub max_in_flight: usize,
@@ -92,7 +92,7 @@ impl Sender {
             }
         }
         let recorder = outbox::ResultRecorder::start(self.db.clone());
-        let slots = InFlight::new(self.pacing.rate(), self.max_in_flight);
+        let slots = InFlight::new(self.lines.total_rate(), self.max_in_flight);
         let mut tasks = JoinSet::new();
         let mut last_forget = tokio::time::Instant::now();
         // Whether the outbox may hold rows due for this sender: set by a wake (a row queued
@@ -109,7 +109,7 @@ impl Sender {
                 next_poll = tokio::time::Instant::now() + POLL;
             }
             if last_forget.elapsed() >= FORGET_IDLE {
-                self.pacing.forget_idle();
+                self.lines.iter().for_each(|line| line.pacing.forget_idle());
                 last_forget = tokio::time::Instant::now();
             }
             let free = slots.available() as u64;
@@ -364,12 +364,13 @@ impl Sender {
             }
         }
         let sent = matches!(result, AttemptResult::Sent { .. });
+        let number = row.phone_number_id.clone();
         if let Err(e) = recorder.record(row, result).await {
             // The lease expires and the row is tried again: at worst a counted duplicate.
             tracing::error!(error = %e, "could not record send result");
         }
         if let (true, Some(wamid)) = (sent, answered_wamid) {
-            self.mark_inbound_read(&wamid).await;
+            self.mark_inbound_read(number.as_deref(), &wamid).await;
         }
     }
 
@@ -444,15 +445,27 @@ impl Sender {
         sent_as: &'static str,
         template: Option<&templates::TemplateInfo>,
     ) -> AttemptResult {
-        if let Err(wait) = self.pacing.pair_check(row.contact_id) {
+        let line = match self.lines.of(row.phone_number_id.as_deref()) {
+            Ok(line) => line,
+            // Removed from the configuration since it was queued: sending it from another
+            // number would answer the policyholder from a line they did not write to.
+            Err(number) => {
+                return AttemptResult::Failed {
+                    code: None,
+                    reason: reason::NUMBER_NOT_CONFIGURED,
+                    detail: format!("business number {number} is not configured"),
+                };
+            }
+        };
+        if let Err(wait) = line.pacing.pair_check(row.contact_id) {
             return AttemptResult::Deferred {
                 next_attempt_at: now_ms() + i64::try_from(wait.as_millis()).unwrap_or(6_000),
             };
         }
-        self.pacing.number_ready().await;
+        line.pacing.number_ready().await;
         // Echoed in status webhooks: ties a status to the row even without the wamid.
         message.callback_data = Some(format!("outbox:{}", row.id));
-        match self.upload(row, message.body).await {
+        match self.upload(row, &line.client, message.body).await {
             Ok(body) => message.body = body,
             Err(failed) => return failed,
         }
@@ -460,7 +473,7 @@ impl Sender {
             Recipient::Phone(p) | Recipient::UserId(p) => mask(p),
         };
         tracing::debug!(%recipient, sent_as, "sending");
-        match self.client.send(&message).await {
+        match line.client.send(&message).await {
             Ok(sent) => AttemptResult::Sent {
                 wamid: sent.message_id,
                 sent_as,
@@ -481,6 +494,7 @@ impl Sender {
     async fn upload(
         &self,
         row: &outbox_row::Model,
+        client: &CloudApiClient,
         body: OutboundBody,
     ) -> Result<OutboundBody, AttemptResult> {
         use crate::media::uploads::UploadError;
@@ -517,7 +531,7 @@ impl Sender {
             }
         };
         match uploader
-            .media_id(sha256, mime_type, &filename, now_ms())
+            .media_id(client, sha256, mime_type, &filename, now_ms())
             .await
         {
             Ok(id) => Ok(body.with_media_id(id)),
@@ -658,11 +672,16 @@ impl Sender {
         }
     }
 
-    async fn mark_inbound_read(&self, wamid: &str) {
+    /// Marks `wamid` read on `number`, the line the reply to it left from (the message came
+    /// to that number).
+    async fn mark_inbound_read(&self, number: Option<&str>, wamid: &str) {
+        let Ok(line) = self.lines.of(number) else {
+            return;
+        };
         // It is a request on the same number: it takes a token like a send.
-        self.pacing.number_ready().await;
+        line.pacing.number_ready().await;
         // Best effort: a missing read receipt must never hold up or fail the conversation.
-        if let Err(e) = self.client.mark_read(wamid).await {
+        if let Err(e) = line.client.mark_read(wamid).await {
             tracing::info!(error = %e, "mark-as-read failed");
         }
     }

@@ -151,6 +151,10 @@ pub struct IssueRequest<'a> {
     pub requester: Option<(i64, &'a str)>,
     /// The API's Idempotency-Key and the hash of its request body.
     pub idempotency: Option<(&'a str, &'a str)>,
+    /// The business number the code leaves from (checked to be configured); `None`: from the
+    /// chat, the number the requester is writing to; else the one the recipient last wrote
+    /// to, else the deployment's first.
+    pub number: Option<&'a str>,
 }
 
 /// A code sent (queued for the sender).
@@ -385,8 +389,18 @@ impl Otp {
         otp_row::Entity::insert(row)
             .exec_without_returning(db)
             .await?;
+        let number = match (req.number, req.requester) {
+            (Some(number), _) => Some(number.to_owned()),
+            // Asked in a chat: the code answers that chat, so it leaves from the line the
+            // requester is writing to, wherever the owner last wrote.
+            (None, Some((requester, _))) => {
+                composer::number_written_to(db, None, requester).await?
+            }
+            (None, None) => None,
+        };
         if let (Origin::Chat, Some((_, policy))) = (req.origin, req.requester) {
-            self.tell_owner(db, contact_id, &language, policy).await?;
+            self.tell_owner(db, contact_id, &language, policy, number.as_deref())
+                .await?;
         }
         let intent = Intent {
             contact_id,
@@ -403,7 +417,8 @@ impl Otp {
                 params: Vec::new(),
             }),
         };
-        let queued = match composer::queue(db, &self.composer, intent).await {
+        let queued = match composer::queue_from(db, &self.composer, intent, number.as_deref()).await
+        {
             Ok(q) => q,
             Err(ComposeError::Db(e)) => return Err(e.into()),
             Err(e) => return Err(DbErr::Custom(e.to_string()).into()),
@@ -435,6 +450,7 @@ impl Otp {
         contact_id: i64,
         language: &str,
         policy: &str,
+        number: Option<&str>,
     ) -> Result<(), IssueError> {
         let ending: String = policy
             .chars()
@@ -454,7 +470,7 @@ impl Otp {
                 params: vec![ending],
             }),
         };
-        match composer::queue(db, &self.composer, intent).await {
+        match composer::queue_from(db, &self.composer, intent, number).await {
             Ok(_) => Ok(()),
             Err(ComposeError::Db(e)) => Err(e.into()),
             Err(e) => {

@@ -87,6 +87,10 @@ pub struct NewCampaign {
     #[serde(default)]
     pub start_at: Option<i64>,
     pub audience: Audience,
+    /// The business number its messages leave from (a configured phone number id; the API
+    /// checks it). Default: each contact's, else the deployment's first.
+    #[serde(default)]
+    pub number: Option<String>,
 }
 
 fn default_language() -> String {
@@ -342,6 +346,7 @@ pub async fn create(
         updated_at: Set(now_ms),
         started_at: Set(None),
         finished_at: Set(None),
+        phone_number_id: Set(new.number.clone()),
     })
     .exec(&txn)
     .await?
@@ -771,7 +776,7 @@ pub async fn queue_rows<C: ConnectionTrait>(
     let mut decided = Vec::with_capacity(taken.len());
     for r in batch.iter().filter(|r| taken.contains(&r.id)) {
         let params: Vec<String> = serde_json::from_str(&r.params).unwrap_or_default();
-        let result = composer::queue(
+        let result = composer::queue_from(
             txn,
             composer,
             Intent {
@@ -788,6 +793,7 @@ pub async fn queue_rows<C: ConnectionTrait>(
                     params,
                 }),
             },
+            c.phone_number_id.as_deref(),
         )
         .await?;
         decided.push(match result {

@@ -775,6 +775,7 @@ async fn erasure_removes_personal_data_with_a_receipt_and_the_opt_out_survives_i
             updated_at: Set(now_ms()),
             started_at: Set(None),
             finished_at: Set(None),
+            phone_number_id: Set(None),
         })
         .exec(&app.db)
         .await

@@ -523,6 +523,11 @@ pub fn text_message(from: &str, wamid: &str, timestamp: i64, body: &str) -> Valu
 
 /// A full webhook envelope carrying `messages` from their senders.
 pub fn envelope(messages: Vec<Value>) -> String {
+    envelope_to(PHONE_NUMBER_ID, messages)
+}
+
+/// [`envelope`] to the business number `to` (several numbers: tests/api/numbers.rs).
+pub fn envelope_to(to: &str, messages: Vec<Value>) -> String {
     let mut contacts: Vec<Value> = messages
         .iter()
         .filter_map(|m| m["from"].as_str())
@@ -533,7 +538,7 @@ pub fn envelope(messages: Vec<Value>) -> String {
         "object": "whatsapp_business_account",
         "entry": [{ "id": "1234", "changes": [{ "field": "messages", "value": {
             "messaging_product": "whatsapp",
-            "metadata": { "display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID },
+            "metadata": { "display_phone_number": "15550783881", "phone_number_id": to },
             "contacts": contacts,
             "messages": messages
         }}]}]

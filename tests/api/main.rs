@@ -28,6 +28,7 @@ mod media;
 mod newcomer;
 mod nlu_service;
 mod notifications;
+mod numbers;
 mod openapi;
 mod otp;
 mod outbound;

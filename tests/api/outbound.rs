@@ -693,6 +693,7 @@ async fn rows_stored_with_one_insert_get_ids_in_each_contacts_order() {
                 purpose: "reply",
                 payload: body.to_owned(),
                 skipped: None,
+                phone_number_id: None,
             };
             unstored(new, Some("test-owner"), now_ms())
         };

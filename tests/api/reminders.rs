@@ -607,6 +607,7 @@ pub async fn create_campaign_without_opt_in(
             language: "en".into(),
             rate_per_second: Some(rate),
             start_at: None,
+            number: None,
             audience: Audience::Csv {
                 csv: csv_of(n, prefix),
                 skip_invalid: false,
@@ -1130,6 +1131,7 @@ async fn draft_csv_campaign(
         language: "en".into(),
         rate_per_second,
         start_at: None,
+        number: None,
         audience: Audience::Csv {
             csv,
             skip_invalid: false,

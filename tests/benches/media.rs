@@ -101,6 +101,8 @@ async fn start(api_base: &str, name: &str) -> Server {
         .env("INSUREBOT_WHATSAPP_APP_SECRET", SECRET)
         .env("INSUREBOT_WHATSAPP_VERIFY_TOKEN", "media-verify")
         .env("INSUREBOT_WHATSAPP_API_BASE", api_base)
+        // The number its webhooks name: a message to another number is refused.
+        .env("INSUREBOT_WHATSAPP_PHONE_NUMBER_ID", "106540352242922")
         .env("INSUREBOT_DIALOGUE_FLOWS_DIR", format!("{root}/flows"))
         .env("INSUREBOT_DIALOGUE_LOCALES_DIR", format!("{root}/locales"))
         .env(

@@ -322,6 +322,7 @@ async fn campaign_run(dir: &tempfile::TempDir, run: usize, n: usize, rate: u32) 
             language: "en".into(),
             rate_per_second: Some(rate),
             start_at: None,
+            number: None,
             audience: Audience::Csv {
                 csv,
                 skip_invalid: false,

@@ -41,6 +41,8 @@ struct QueueRow {
     id: i64,
     contact_id: i64,
     who: String,
+    /// The business number the policyholder wrote to (its display number when configured).
+    line: String,
     reason: String,
     language: String,
     state: HandoffState,
@@ -86,6 +88,7 @@ async fn queue_rows_data(state: &AppState, me: &CurrentAgent) -> Result<Vec<Queu
         .filter(|h| access::visible_to(h, me))
         .collect();
     let contact_ids: Vec<i64> = open.iter().map(|h| h.contact_id).collect();
+    let lines = crate::messaging::composer::numbers_written_to(&state.db, &contact_ids).await?;
     let contacts = contact::Entity::find()
         .filter(contact::Column::Id.is_in(contact_ids))
         .all(&state.db)
@@ -100,6 +103,7 @@ async fn queue_rows_data(state: &AppState, me: &CurrentAgent) -> Result<Vec<Queu
                 id: h.id,
                 contact_id: h.contact_id,
                 who: c.map_or_else(|| "-".to_owned(), who),
+                line: line_label(state, lines.get(&h.contact_id).map(String::as_str)),
                 reason: h.reason.replace('_', " "),
                 language: h.language.clone(),
                 waiting: duration_text(h.taken_at.unwrap_or(now) - h.requested_at),
@@ -113,6 +117,17 @@ async fn queue_rows_data(state: &AppState, me: &CurrentAgent) -> Result<Vec<Queu
             }
         })
         .collect())
+}
+
+/// The business number a conversation is on, as agents see it: its display number when
+/// configured, else its phone number id; a conversation whose messages named none is on the
+/// deployment's first.
+fn line_label(state: &AppState, number: Option<&str>) -> String {
+    let settings = &state.settings;
+    match number {
+        Some(number) => settings.number_label(number),
+        None => settings.number_label(&settings.numbers()[0].phone_number_id),
+    }
 }
 
 /// A contact as agents see them: the WhatsApp profile name and the last digits of the number.
@@ -272,6 +287,8 @@ pub async fn conversation(
     let mut ctx = base_context(&agent, "conversation");
     ctx.insert("contact_id", &contact_id);
     ctx.insert("who", &who(&contact));
+    let number = crate::messaging::composer::number_written_to(&state.db, None, contact_id).await?;
+    ctx.insert("line", &line_label(&state, number.as_deref()));
     ctx.insert(
         "handoff",
         &open.as_ref().map(|h| {

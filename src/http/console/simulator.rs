@@ -348,7 +348,7 @@ fn envelope(state: &AppState, value: Value) -> String {
     value["messaging_product"] = json!("whatsapp");
     value["metadata"] = json!({
         "display_phone_number": "15550000000",
-        "phone_number_id": state.settings.whatsapp.phone_number_id,
+        "phone_number_id": state.settings.numbers()[0].phone_number_id,
     });
     json!({
         "object": "whatsapp_business_account",

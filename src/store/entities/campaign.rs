@@ -24,6 +24,9 @@ pub struct Model {
     pub updated_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// The business number its messages leave from; `None`: each contact's (the number they
+    /// last wrote to), else the deployment's first.
+    pub phone_number_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

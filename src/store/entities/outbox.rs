@@ -38,6 +38,9 @@ pub struct Model {
     pub delivery_at: Option<i64>,
     pub delivery_error_code: Option<i64>,
     pub delivery_error: Option<String>,
+    /// The business number it leaves from (see [`crate::whatsapp::numbers`]); `None`: the
+    /// deployment's first.
+    pub phone_number_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -93,4 +96,6 @@ pub mod reason {
     pub const MEDIA_GONE: &str = "media_gone";
     /// Meta refused the upload of a media message's file.
     pub const UPLOAD_REFUSED: &str = "upload_refused";
+    /// The row's business number is no longer configured (it is never sent from another).
+    pub const NUMBER_NOT_CONFIGURED: &str = "number_not_configured";
 }
