@@ -444,7 +444,7 @@ fn media_ref(
     caption: &Option<String>,
     file_name: &Option<String>,
 ) -> Option<engine::media_slot::MediaRef> {
-    if row.state != crate::media::fetch::state::STORED {
+    if row.state != crate::store::entities::media_file::State::Stored {
         return None;
     }
     Some(engine::media_slot::MediaRef {

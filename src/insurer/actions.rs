@@ -738,7 +738,7 @@ impl Ctx<'_, sea_orm::DatabaseTransaction> {
         }
         let kept: std::collections::HashSet<String> = media_file::Entity::find()
             .filter(media_file::Column::ContactId.eq(self.contact.id))
-            .filter(media_file::Column::State.eq(crate::media::fetch::state::STORED))
+            .filter(media_file::Column::State.eq(media_file::State::Stored))
             .filter(media_file::Column::Sha256.is_in(refs.iter().map(|r| r.sha256.clone())))
             .all(self.db)
             .await?
