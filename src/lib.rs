@@ -16,11 +16,13 @@
 //! The floor:
 //! - [`config`]: settings from defaults, `insurebot.toml` and `INSUREBOT_*` variables, every
 //!   section (reminders, OTP, media, office hours) included.
-//! - [`engine`]: the pure dialogue engine: flow files, linter, fluent text, `step()`.
+//! - [`engine`]: the pure dialogue engine: flow files, linter, fluent text, `step()`; the
+//!   catalogue of insurer actions is the [`engine::actions::Action`] enum.
 //! - [`telemetry`]: the logging set-up (format and filter from the settings).
 //!
 //! Domain and persistence:
-//! - [`store`]: database connection, migrations, entities and shared queries.
+//! - [`store`]: database connection, migrations, entities and shared queries; each entity's
+//!   states and codes are enums beside it (`store::entities::outbox::{State, Reason}`, …).
 //! - [`consent`]: the consent log (derived state, hashed addresses); erasure and retention.
 //! - [`messaging`]: everything that leaves: the composer, the consent gate it applies, the
 //!   persisted outbox, the sender that drains it, the in-memory handover, template registry.
@@ -32,9 +34,11 @@
 //! - [`nlu`]: the optional external understanding service (Rasa's `/model/parse` shape),
 //!   asked before a turn's transaction; the built-in matcher answers when it fails.
 //! - [`handoff`]: the hand-off to a person: the `handoff` table and its rules (request,
-//!   cancel, take, transfer, close, requeue), in the caller's transaction.
-//! - [`dialogue`]: the runner around the engine: the message handler, the effects, the
-//!   timers, the conversation row.
+//!   cancel, take, transfer, close, requeue), in the caller's transaction; the console's
+//!   buttons for it are `http::console::handoff`, office hours a setting (`config::hours`).
+//! - [`dialogue`]: the runner around the engine: the message handler (`dialogue::handler`),
+//!   the effects (`dialogue::effects`), the agent timers (`dialogue::timers`), the
+//!   conversation row (`dialogue::conversations`).
 //! - [`reminders`]: premium reminders and campaigns: when to send, and never twice.
 //! - [`notifications`]: what the insurer's systems ask to tell a policyholder (a claim update,
 //!   a premium due): the kinds, the recipient, the text, queued once per idempotency key.
@@ -45,6 +49,17 @@
 //! - [`app`]: builds one instance; `main` and the integration tests start the same thing.
 //! - [`cli`]: the command line's commands (agents, campaigns and reminders).
 //! - [`chat`]: `insurebot chat`, the bot in a terminal through the real webhook path.
+//!
+//! Where to add:
+//! - a flow action: a variant and its [`Action::spec`](engine::actions::Action::spec) arm in
+//!   `engine/actions.rs`, its method and match arm in `insurer/actions.rs`, its row in
+//!   `flows/README.md` (then `UPDATE_SCHEMA=1 cargo test --lib flows_schema` regenerates
+//!   `flows/schema.json`);
+//! - a webhook field: `whatsapp/inbound.rs`, and the one place that uses it;
+//! - a language: `locales/<lang>/`, `language.yaml` and `templates.yaml` (no Rust), plus the
+//!   sandbox fake's list of languages it approves (`whatsapp/fake.rs`);
+//! - an outbox reason: a variant of `store::entities::outbox::Reason`, and its words (or
+//!   none) in `http::console::reason_text`, which the compiler makes you decide.
 #![forbid(unsafe_code)]
 
 pub mod app;

@@ -56,7 +56,7 @@ use crate::media::purge::{delete_outbound_rows, delete_rows, delete_unreferenced
 use crate::privacy::mask;
 use crate::store::begin_write;
 use crate::store::entities::campaign_recipient::State as RecipientState;
-use crate::store::entities::outbox::{State as OutboxState, reason as row_reason};
+use crate::store::entities::outbox::{Reason, State as OutboxState};
 use crate::store::entities::{
     campaign_recipient, claim, claim_document, consent_log, contact, conversation, flow_hop,
     handoff, identity_attempt, identity_verification, inbound_message, media_file, otp,
@@ -129,7 +129,7 @@ pub async fn erase(
     // Never send what was queued for a person who asked to be forgotten.
     let cancelled = outbox::Entity::update_many()
         .col_expr(outbox::Column::State, Expr::value(OutboxState::Skipped))
-        .col_expr(outbox::Column::Reason, Expr::value(row_reason::ERASED))
+        .col_expr(outbox::Column::Reason, Expr::value(Reason::Erased))
         .release_lease()
         .filter(outbox::Column::ContactId.eq(id))
         .filter(outbox::Column::State.eq(OutboxState::Queued))
@@ -173,7 +173,7 @@ pub async fn erase(
             )
             .col_expr(
                 campaign_recipient::Column::Reason,
-                Expr::value(row_reason::ERASED),
+                Expr::value(Reason::Erased),
             )
             .filter(campaign_recipient::Column::ContactId.eq(id))
             .filter(campaign_recipient::Column::State.eq(RecipientState::Pending))

@@ -31,6 +31,7 @@ use serde_json::Value;
 use crate::config::hours::OfficeHours;
 use crate::consent::{ConsentState, Source};
 use crate::engine::Ranking;
+use crate::engine::actions::Action;
 use crate::ingest::pipeline::BoxFuture;
 use crate::messaging::composer::Composer;
 use crate::messaging::handover::FreshBatch;
@@ -48,7 +49,7 @@ pub trait ActionExecutor: Send + Sync + 'static {
         &'a self,
         txn: &'a DatabaseTransaction,
         contact: &'a contact::Model,
-        name: &'a str,
+        action: Action,
         args: &'a Value,
         now: DateTime<Utc>,
     ) -> BoxFuture<'a, ActionResult>;
@@ -59,11 +60,11 @@ impl ActionExecutor for crate::insurer::Insurer {
         &'a self,
         txn: &'a DatabaseTransaction,
         contact: &'a contact::Model,
-        name: &'a str,
+        action: Action,
         args: &'a Value,
         now: DateTime<Utc>,
     ) -> BoxFuture<'a, ActionResult> {
-        Box::pin(self.run_action(txn, contact, name, args, now))
+        Box::pin(self.run(txn, contact, action, args, now))
     }
 }
 

@@ -19,9 +19,9 @@ pub struct ActionSpec {
     pub result_fields: &'static [&'static str],
 }
 
-/// The insurer actions as a type: one variant per [`ACTIONS`] entry, in the same order, so
-/// the insurer layer matches them exhaustively (a new action does not compile until it is
-/// implemented) while the names, arguments and outcomes stay in the one table below.
+/// The insurer actions as a type: the insurer layer matches them exhaustively (a new action
+/// does not compile until it is implemented), and [`Action::spec`] gives each one's name,
+/// arguments and outcomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
     IdentityCheck,
@@ -41,7 +41,7 @@ pub enum Action {
 }
 
 impl Action {
-    /// Every action, in [`ACTIONS`] order.
+    /// Every action, in declaration order (a test checks it is complete and in order).
     pub const ALL: [Action; 14] = [
         Action::IdentityCheck,
         Action::IdentityVerifyDob,
@@ -59,9 +59,133 @@ impl Action {
         Action::ClaimAttachDocuments,
     ];
 
-    /// Its entry in the catalogue.
+    /// Its entry in the catalogue: the one place an action's name, arguments, outcomes and
+    /// result fields are written (the match makes a new variant incomplete until it has one).
     pub fn spec(self) -> &'static ActionSpec {
-        &ACTIONS[self as usize]
+        match self {
+            Action::IdentityCheck => &ActionSpec {
+                name: "identity.check",
+                args: &[],
+                outcomes: &["verified", "not_registered", "locked", "error"],
+                result_fields: &["verified", "customer_name"],
+            },
+            Action::IdentityVerifyDob => &ActionSpec {
+                name: "identity.verify_dob",
+                args: &["policy_number", "dob"],
+                outcomes: &["verified", "mismatch", "locked", "error"],
+                result_fields: &["verified", "customer_name"],
+            },
+            // OTP: a code to the mobile registered on the policy, for a contact writing from
+            // another number (issue 19). `sent` is also the answer for a policy that does not
+            // exist or has no mobile (nothing is sent then), so typing numbers reveals nothing;
+            // `otp_ref` names the code for `identity.verify_otp`.
+            Action::IdentitySendOtp => &ActionSpec {
+                name: "identity.send_otp",
+                args: &["policy_number"],
+                outcomes: &["sent", "limited", "locked", "unavailable", "error"],
+                result_fields: &["otp_ref"],
+            },
+            Action::IdentityVerifyOtp => &ActionSpec {
+                name: "identity.verify_otp",
+                args: &["policy_number", "otp_ref", "otp_code"],
+                outcomes: &["verified", "wrong", "expired", "locked", "error"],
+                // `otp_code` comes back empty: the typed code does not stay in the slots.
+                result_fields: &["verified", "customer_name", "otp_code"],
+            },
+            Action::PolicyList => &ActionSpec {
+                name: "policy.list",
+                args: &[],
+                outcomes: &["none", "one", "many", "error"],
+                result_fields: &["policies", "policy_count", "policy_id"],
+            },
+            Action::PolicyDetails => &ActionSpec {
+                name: "policy.details",
+                args: &["policy_id"],
+                outcomes: &["found", "not_found", "error"],
+                result_fields: &[
+                    "policy_number",
+                    "plan",
+                    "policy_status",
+                    "policy_type",
+                    "sum_assured",
+                    "next_due_date",
+                ],
+            },
+            Action::ClaimStatus => &ActionSpec {
+                name: "claim.status",
+                args: &["claim_number"],
+                // `documents_pending`: found, and the insurer waits for documents the contact can
+                // send in the chat (`claim.attach_documents`).
+                outcomes: &["found", "documents_pending", "not_found", "error"],
+                result_fields: &["claim_stage", "claim_updated_date", "pending_documents"],
+            },
+            Action::ClaimListOpen => &ActionSpec {
+                name: "claim.list_open",
+                args: &[],
+                // `unverified`: the contact is verified for no policy (e.g. it expired mid-flow), so
+                // "no open claims" would be a guess; flows send it back to verification.
+                outcomes: &["none", "one", "many", "unverified", "error"],
+                // `claims` rows carry claim_number, claim_stage, claim_updated_date and
+                // pending_documents; with `one` the same four fields are also set directly.
+                result_fields: &[
+                    "claims",
+                    "claim_count",
+                    "claim_number",
+                    "claim_stage",
+                    "claim_updated_date",
+                    "pending_documents",
+                ],
+            },
+            Action::PolicyDocument => &ActionSpec {
+                name: "policy.document",
+                args: &["policy_id"],
+                // `sent`: the file itself went as a WhatsApp document (issue 18); `found`: a link.
+                outcomes: &["sent", "found", "no_document", "not_found", "error"],
+                result_fields: &["policy_number", "plan", "document_url"],
+            },
+            Action::PremiumDue => &ActionSpec {
+                name: "premium.due",
+                args: &["policy_id"],
+                outcomes: &["due", "not_due", "error"],
+                result_fields: &["policy_number", "premium_amount", "due_date", "pay_link"],
+            },
+            Action::PremiumRemindLater => &ActionSpec {
+                name: "premium.remind_later",
+                args: &["policy_id", "due_date"],
+                outcomes: &["scheduled", "error"],
+                result_fields: &["remind_date"],
+            },
+            // Claim intimation (issue 18). `loss_types` rows carry `loss_type`, one of
+            // `vocabulary::LOSS_TYPES` chosen by the policy's product.
+            Action::ClaimLossTypes => &ActionSpec {
+                name: "claim.loss_types",
+                args: &["policy_id"],
+                outcomes: &["listed", "not_found", "error"],
+                result_fields: &["policy_number", "plan", "policy_type", "loss_types"],
+            },
+            // First notice of loss: a new claim on a policy the contact is verified for, with the
+            // files of a media step (`claim_files`, a list of media references).
+            Action::ClaimIntimate => &ActionSpec {
+                name: "claim.intimate",
+                args: &[
+                    "policy_id",
+                    "loss_type",
+                    "loss_date",
+                    "loss_description",
+                    "claim_files",
+                ],
+                outcomes: &["intimated", "not_found", "error"],
+                result_fields: &["claim_number", "claim_stage"],
+            },
+            // Pending documents sent in the chat, to a claim the contact may see.
+            Action::ClaimAttachDocuments => &ActionSpec {
+                name: "claim.attach_documents",
+                args: &["claim_number", "claim_files"],
+                // `no_files`: "Done" before any file; the flow asks for them again.
+                outcomes: &["attached", "no_files", "not_found", "error"],
+                result_fields: &["documents_attached"],
+            },
+        }
     }
 
     /// The name flows use (`claim.status`).
@@ -71,140 +195,67 @@ impl Action {
 
     /// The action a flow names, if it exists.
     pub fn from_name(name: &str) -> Option<Action> {
-        let index = ACTIONS.iter().position(|spec| spec.name == name)?;
-        Some(Action::ALL[index])
+        Action::ALL.into_iter().find(|action| action.name() == name)
+    }
+
+    /// Every action's catalogue entry, in [`Action::ALL`] order.
+    pub fn specs() -> impl Iterator<Item = &'static ActionSpec> {
+        Action::ALL.into_iter().map(Action::spec)
     }
 }
-
-/// All actions the shipped engine knows.
-pub const ACTIONS: &[ActionSpec] = &[
-    ActionSpec {
-        name: "identity.check",
-        args: &[],
-        outcomes: &["verified", "not_registered", "locked", "error"],
-        result_fields: &["verified", "customer_name"],
-    },
-    ActionSpec {
-        name: "identity.verify_dob",
-        args: &["policy_number", "dob"],
-        outcomes: &["verified", "mismatch", "locked", "error"],
-        result_fields: &["verified", "customer_name"],
-    },
-    // OTP: a code to the mobile registered on the policy, for a contact writing from another
-    // number (issue 19). `sent` is also the answer for a policy that does not exist or has no
-    // mobile (nothing is sent then), so typing numbers reveals nothing; `otp_ref` names the
-    // code for `identity.verify_otp`.
-    ActionSpec {
-        name: "identity.send_otp",
-        args: &["policy_number"],
-        outcomes: &["sent", "limited", "locked", "unavailable", "error"],
-        result_fields: &["otp_ref"],
-    },
-    ActionSpec {
-        name: "identity.verify_otp",
-        args: &["policy_number", "otp_ref", "otp_code"],
-        outcomes: &["verified", "wrong", "expired", "locked", "error"],
-        // `otp_code` comes back empty: the typed code does not stay in the slots.
-        result_fields: &["verified", "customer_name", "otp_code"],
-    },
-    ActionSpec {
-        name: "policy.list",
-        args: &[],
-        outcomes: &["none", "one", "many", "error"],
-        result_fields: &["policies", "policy_count", "policy_id"],
-    },
-    ActionSpec {
-        name: "policy.details",
-        args: &["policy_id"],
-        outcomes: &["found", "not_found", "error"],
-        result_fields: &[
-            "policy_number",
-            "plan",
-            "policy_status",
-            "policy_type",
-            "sum_assured",
-            "next_due_date",
-        ],
-    },
-    ActionSpec {
-        name: "claim.status",
-        args: &["claim_number"],
-        // `documents_pending`: found, and the insurer waits for documents the contact can
-        // send in the chat (`claim.attach_documents`).
-        outcomes: &["found", "documents_pending", "not_found", "error"],
-        result_fields: &["claim_stage", "claim_updated_date", "pending_documents"],
-    },
-    ActionSpec {
-        name: "claim.list_open",
-        args: &[],
-        // `unverified`: the contact is verified for no policy (e.g. it expired mid-flow), so
-        // "no open claims" would be a guess; flows send it back to verification.
-        outcomes: &["none", "one", "many", "unverified", "error"],
-        // `claims` rows carry claim_number, claim_stage, claim_updated_date and
-        // pending_documents; with `one` the same four fields are also set directly.
-        result_fields: &[
-            "claims",
-            "claim_count",
-            "claim_number",
-            "claim_stage",
-            "claim_updated_date",
-            "pending_documents",
-        ],
-    },
-    ActionSpec {
-        name: "policy.document",
-        args: &["policy_id"],
-        // `sent`: the file itself went as a WhatsApp document (issue 18); `found`: a link.
-        outcomes: &["sent", "found", "no_document", "not_found", "error"],
-        result_fields: &["policy_number", "plan", "document_url"],
-    },
-    ActionSpec {
-        name: "premium.due",
-        args: &["policy_id"],
-        outcomes: &["due", "not_due", "error"],
-        result_fields: &["policy_number", "premium_amount", "due_date", "pay_link"],
-    },
-    ActionSpec {
-        name: "premium.remind_later",
-        args: &["policy_id", "due_date"],
-        outcomes: &["scheduled", "error"],
-        result_fields: &["remind_date"],
-    },
-    // Claim intimation (issue 18). `loss_types` rows carry `loss_type`, one of
-    // `vocabulary::LOSS_TYPES` chosen by the policy's product.
-    ActionSpec {
-        name: "claim.loss_types",
-        args: &["policy_id"],
-        outcomes: &["listed", "not_found", "error"],
-        result_fields: &["policy_number", "plan", "policy_type", "loss_types"],
-    },
-    // First notice of loss: a new claim on a policy the contact is verified for, with the
-    // files of a media step (`claim_files`, a list of media references).
-    ActionSpec {
-        name: "claim.intimate",
-        args: &[
-            "policy_id",
-            "loss_type",
-            "loss_date",
-            "loss_description",
-            "claim_files",
-        ],
-        outcomes: &["intimated", "not_found", "error"],
-        result_fields: &["claim_number", "claim_stage"],
-    },
-    // Pending documents sent in the chat, to a claim the contact may see.
-    ActionSpec {
-        name: "claim.attach_documents",
-        args: &["claim_number", "claim_files"],
-        // `no_files`: "Done" before any file; the flow asks for them again.
-        outcomes: &["attached", "no_files", "not_found", "error"],
-        result_fields: &["documents_attached"],
-    },
-];
 
 /// Looks an action up by name.
 pub fn find(name: &str) -> Option<&'static ActionSpec> {
     Action::from_name(name).map(Action::spec)
+}
+
+/// The action a state names, resolved against the catalogue once, when the flow file is read:
+/// the runner then calls it without looking the name up again. An unknown name is kept as
+/// written for the linter's diagnostic (a flow set with one never loads).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionRef {
+    Known(Action),
+    Unknown(String),
+}
+
+impl ActionRef {
+    /// The catalogue's action, unless the name is unknown.
+    pub fn known(&self) -> Option<Action> {
+        match self {
+            ActionRef::Known(action) => Some(*action),
+            ActionRef::Unknown(_) => None,
+        }
+    }
+
+    /// The name as the flow wrote it.
+    pub fn name(&self) -> &str {
+        match self {
+            ActionRef::Known(action) => action.name(),
+            ActionRef::Unknown(name) => name,
+        }
+    }
+}
+
+impl std::fmt::Display for ActionRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl serde::Serialize for ActionRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ActionRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Ok(match Action::from_name(&name) {
+            Some(action) => ActionRef::Known(action),
+            None => ActionRef::Unknown(name),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -213,10 +264,11 @@ mod tests {
 
     #[test]
     fn the_enum_and_the_catalogue_list_the_same_actions_in_the_same_order() {
-        assert_eq!(Action::ALL.len(), ACTIONS.len());
+        // `ALL` complete: the last variant's index is its length less one.
+        assert_eq!(Action::ClaimAttachDocuments as usize + 1, Action::ALL.len());
         for (i, action) in Action::ALL.into_iter().enumerate() {
             assert_eq!(action as usize, i, "{action:?} out of order");
-            assert_eq!(Action::from_name(ACTIONS[i].name), Some(action));
+            assert_eq!(Action::from_name(action.name()), Some(action));
         }
         assert_eq!(Action::from_name("policy.cancel"), None);
     }
@@ -234,8 +286,7 @@ mod tests {
         // the items.
         let line_start = schema[..close].rfind('\n').map_or(0, |i| i + 1);
         let outer = &schema[line_start..close];
-        let items: Vec<String> = ACTIONS
-            .iter()
+        let items: Vec<String> = Action::specs()
             .map(|a| format!("{outer}  \"{}\"", a.name))
             .collect();
         format!(
@@ -247,7 +298,7 @@ mod tests {
     }
 
     /// `flows/schema.json` is generated from the catalogue, not kept in step by hand: adding
-    /// an action to [`ACTIONS`] and running `UPDATE_SCHEMA=1 cargo test --lib flows_schema`
+    /// an action to [`Action`] and running `UPDATE_SCHEMA=1 cargo test --lib flows_schema`
     /// writes the new list; without it, a list that differs fails here.
     #[test]
     fn flows_schema_lists_the_catalogue_actions() {
@@ -260,12 +311,12 @@ mod tests {
         }
         assert!(
             text == generated,
-            "flows/schema.json's action list differs from ACTIONS in src/engine/actions.rs; \
+            "flows/schema.json's action list differs from the Action catalogue in src/engine/actions.rs; \
              regenerate it: UPDATE_SCHEMA=1 cargo test --lib flows_schema"
         );
         let schema: serde_json::Value = serde_json::from_str(&generated).unwrap();
         let names = &schema["$defs"]["state"]["properties"]["action"]["enum"];
-        assert_eq!(names.as_array().map(Vec::len), Some(ACTIONS.len()));
+        assert_eq!(names.as_array().map(Vec::len), Some(Action::ALL.len()));
     }
 
     #[test]
@@ -279,7 +330,7 @@ mod tests {
             .iter()
             .map(|v| v.as_str().unwrap())
             .collect();
-        assert_eq!(names, ACTIONS.iter().map(|a| a.name).collect::<Vec<_>>());
+        assert_eq!(names, Action::specs().map(|a| a.name).collect::<Vec<_>>());
         assert!(new.contains("\n      \"identity.check\",\n"), "{new}");
         assert!(
             new.ends_with("\n    ],\n    \"description\": \"d\"\n  }\n}\n"),

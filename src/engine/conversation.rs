@@ -304,8 +304,8 @@ pub enum Effect {
     Reply(Reply),
     /// Call an insurer action; feed its result back as [`Event::ActionResult`].
     CallAction {
-        /// Action name.
-        name: String,
+        /// The action, resolved when the flow was read.
+        action: super::actions::ActionRef,
         /// Arguments: an object of the slots the state names.
         args: Value,
     },

@@ -317,7 +317,8 @@ fn run_case(flows: &FlowSet, case: &TestCase) -> Result<(), (usize, String)> {
             let out = step(flows, &conv, &ev, now);
             conv = out.conversation;
             for e in &out.effects {
-                if let Effect::CallAction { name, .. } = e {
+                if let Effect::CallAction { action, .. } = e {
+                    let name = action.name();
                     let q = stubs.get_mut(name).ok_or((
                         n,
                         format!("{label}: the flow called action '{name}' but the test has no stub for it (add it under `actions:`)"),
@@ -333,7 +334,7 @@ fn run_case(flows: &FlowSet, case: &TestCase) -> Result<(), (usize, String)> {
                         _ => return Err((n, format!("stub for '{name}' is empty or nested"))),
                     };
                     queue.push_back(Event::ActionResult {
-                        action: name.clone(),
+                        action: name.to_owned(),
                         outcome,
                         data,
                     });
@@ -521,7 +522,7 @@ fn effect_label(e: &Effect) -> Option<String> {
     use super::conversation::{ConsentChange, ConsentScope};
     Some(match e {
         Effect::Reply(_) | Effect::Misunderstood { .. } => return None,
-        Effect::CallAction { name, .. } => format!("action:{name}"),
+        Effect::CallAction { action, .. } => format!("action:{action}"),
         Effect::Handoff { .. } => "handoff".to_owned(),
         Effect::CancelHandoff { .. } => "cancel_handoff".to_owned(),
         Effect::Consent {

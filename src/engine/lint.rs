@@ -878,11 +878,12 @@ impl Lint<'_> {
 
         // Actions.
         match &st.action {
-            Some(a) => match actions::find(&a.value) {
+            Some(a) => match a.value.known().map(actions::Action::spec) {
                 None => {
                     let mut d = Diagnostic::at(path, a, format!("unknown action '{}'", a.value));
                     d.hint = Some(
-                        match did_you_mean(&a.value, actions::ACTIONS.iter().map(|a| a.name)) {
+                        match did_you_mean(a.value.name(), actions::Action::specs().map(|a| a.name))
+                        {
                             Some(m) => format!("did you mean '{m}'?"),
                             None => "see the action table in flows/README.md".to_owned(),
                         },

@@ -264,7 +264,7 @@ pub struct State {
     pub handoff: Option<Sp<String>>,
     /// Call an insurer action; the conversation waits for its outcome.
     #[serde(default)]
-    pub action: Option<Sp<String>>,
+    pub action: Option<Sp<super::actions::ActionRef>>,
     /// Slots passed to the action as its arguments.
     #[serde(default)]
     pub args: Vec<Sp<String>>,

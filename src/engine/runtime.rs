@@ -944,10 +944,10 @@ impl<'a> Machine<'a> {
                     args.insert(name.value.clone(), v);
                 }
                 self.effects.push(Effect::CallAction {
-                    name: a.value.clone(),
+                    action: a.value.clone(),
                     args: Value::Object(args),
                 });
-                self.conv.pending_action = Some(a.value.clone());
+                self.conv.pending_action = Some(a.value.name().to_owned());
                 return;
             }
             if is_media_step(st)

@@ -524,7 +524,7 @@ impl From<outbox_row::Model> for OutboxView {
             state: r.state,
             attempts: r.attempts,
             sent_as: r.sent_as,
-            reason: r.reason,
+            reason: r.reason.map(|reason| reason.to_string()),
             error_code: r.error_code,
             last_error: r.last_error,
             fallback: r.fallback,

@@ -346,7 +346,7 @@ async fn status(
         _ => None,
     };
     let reason = match status {
-        Status::Undeliverable => message.as_ref().and_then(|m| m.reason.clone()),
+        Status::Undeliverable => message.as_ref().and_then(|m| m.reason),
         _ => None,
     };
     Ok(Json(json!({

@@ -47,7 +47,7 @@ pub use paylink::PayLinks;
 pub use source::{DocumentFile, PolicySource, SourceError};
 
 /// What an action answers: the outcome the flow branches on, and the fields merged into the
-/// conversation's slots (see `engine::actions::ACTIONS`).
+/// conversation's slots (see `engine::actions::Action::spec`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActionResult {
     pub outcome: String,
@@ -194,15 +194,32 @@ impl Insurer {
         &self.pay_links
     }
 
-    /// Runs the flow action `name` for `contact` with the conversation's `args`. Never fails:
-    /// problems become the outcome `error` (logged without personal data), unknown actions too.
-    /// `db` is the runner's transaction: identity state written here commits with the turn.
-    #[tracing::instrument(skip_all, fields(action = %name, contact_id = contact.id))]
+    /// Runs the flow action named `name` (tools and tests; the runner has the [`Action`] from
+    /// the flow file and calls [`Insurer::run`]); an unknown name answers `error`.
     pub async fn run_action(
         &self,
         db: &sea_orm::DatabaseTransaction,
         contact: &contact::Model,
         name: &str,
+        args: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> ActionResult {
+        let Some(action) = Action::from_name(name) else {
+            tracing::warn!(action = %name, "unknown insurer action");
+            return ActionResult::error();
+        };
+        self.run(db, contact, action, args, now).await
+    }
+
+    /// Runs the flow action `action` for `contact` with the conversation's `args`. Never
+    /// fails: problems become the outcome `error` (logged without personal data). `db` is the
+    /// runner's transaction: identity state written here commits with the turn.
+    #[tracing::instrument(skip_all, fields(action = action.name(), contact_id = contact.id))]
+    pub async fn run(
+        &self,
+        db: &sea_orm::DatabaseTransaction,
+        contact: &contact::Model,
+        action: Action,
         args: &serde_json::Value,
         now: DateTime<Utc>,
     ) -> ActionResult {
@@ -213,28 +230,7 @@ impl Insurer {
             args,
             now,
         };
-        let Some(action) = Action::from_name(name) else {
-            tracing::warn!("unknown insurer action");
-            return ActionResult::error();
-        };
-        // Exhaustive: an action added to the engine's catalogue does not build until it is here.
-        let result = match action {
-            Action::IdentityCheck => ctx.identity_check().await,
-            Action::IdentityVerifyDob => ctx.identity_verify_dob().await,
-            Action::IdentitySendOtp => ctx.identity_send_otp().await,
-            Action::IdentityVerifyOtp => ctx.identity_verify_otp().await,
-            Action::PolicyList => ctx.policy_list().await,
-            Action::PolicyDetails => ctx.policy_details().await,
-            Action::ClaimStatus => ctx.claim_status().await,
-            Action::ClaimListOpen => ctx.claim_list_open().await,
-            Action::PolicyDocument => ctx.policy_document().await,
-            Action::PremiumDue => ctx.premium_due().await,
-            Action::PremiumRemindLater => ctx.premium_remind_later().await,
-            Action::ClaimLossTypes => ctx.claim_loss_types().await,
-            Action::ClaimIntimate => ctx.claim_intimate().await,
-            Action::ClaimAttachDocuments => ctx.claim_attach_documents().await,
-        };
-        result.unwrap_or_else(|e| {
+        ctx.run(action).await.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "insurer action failed");
             ActionResult::error()
         })

@@ -25,15 +25,9 @@ use tokio::sync::Semaphore;
 
 use super::store::{MediaStore, Stored};
 use crate::config::media::MediaSettings;
-use crate::store::entities::media_file;
+use crate::store::entities::media_file::{self, State};
 use crate::store::{begin_write, now_ms};
 use crate::whatsapp::inbound::MediaKind;
-
-/// The `media_files.state` values.
-pub mod state {
-    pub const STORED: &str = "stored";
-    pub const FAILED: &str = "failed";
-}
 
 /// Why a media message could not be kept; each has its own answer to the policyholder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,13 +182,13 @@ impl MediaFetcher {
     pub async fn fetch_and_record(&self, request: &MediaRequest) -> anyhow::Result<()> {
         let outcome = self.fetch(request).await;
         let (state, failure, stored, mime) = match &outcome {
-            Ok((stored, mime)) => (state::STORED, None, Some(stored), Some(mime.clone())),
-            Err(f) => (state::FAILED, Some(f.as_str().to_owned()), None, None),
+            Ok((stored, mime)) => (State::Stored, None, Some(stored), Some(mime.clone())),
+            Err(f) => (State::Failed, Some(f.as_str().to_owned()), None, None),
         };
         tracing::info!(
             message_id = request.inbound_message_id,
             kind = request.kind.as_str(),
-            outcome = failure.as_deref().unwrap_or(state),
+            outcome = failure.as_deref().unwrap_or(state.as_str()),
             size = stored.map(|s| s.size),
             store = self.store.kind,
             "inbound media fetched"
@@ -204,7 +198,7 @@ impl MediaFetcher {
             inbound_message_id: Set(request.inbound_message_id),
             contact_id: Set(request.contact_id),
             kind: Set(request.kind.as_str().to_owned()),
-            state: Set(state.to_owned()),
+            state: Set(state),
             failure: Set(failure),
             sha256: Set(stored.map(|s| s.sha256.clone())),
             mime_type: Set(mime),

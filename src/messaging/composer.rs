@@ -31,7 +31,7 @@ use super::templates::{self, TemplateInfo};
 use crate::config::{MessagingSettings, Settings};
 use crate::consent::{ConsentPolicy, ConsentState};
 use crate::messaging::gate::{self, GateInput, Verdict};
-use crate::store::entities::outbox::reason;
+use crate::store::entities::outbox::Reason;
 use crate::store::entities::{contact, inbound_message};
 use crate::store::now_ms;
 use crate::whatsapp::outbound::{LimitError, OutboundBody, OutboundMessage, Recipient};
@@ -108,7 +108,7 @@ pub enum Queued {
     Row(i64),
     /// Nothing can go right now; recorded as outbox row `row` in state `skipped` with
     /// `reason` (e.g. `window_closed_no_template`, `template_not_approved`).
-    Skipped { row: i64, reason: String },
+    Skipped { row: i64, reason: Reason },
 }
 
 /// Why an intent could not even be queued: a bug in the caller, not a WhatsApp rule.
@@ -219,7 +219,7 @@ pub enum Decision {
         template: Option<Box<TemplateInfo>>,
     },
     Skip {
-        reason: &'static str,
+        reason: Reason,
         detail: String,
     },
 }
@@ -524,11 +524,8 @@ async fn store<C: ConnectionTrait>(
     let id = outbox::insert(db, row).await?;
     Ok(match skipped {
         Some((reason, detail)) => {
-            tracing::info!(outbox_id = id, reason, %detail, "nothing can be sent: recorded as skipped");
-            Queued::Skipped {
-                row: id,
-                reason: reason.to_owned(),
-            }
+            tracing::info!(outbox_id = id, %reason, %detail, "nothing can be sent: recorded as skipped");
+            Queued::Skipped { row: id, reason }
         }
         None => Queued::Row(id),
     })
@@ -584,7 +581,7 @@ pub async fn decide_for<C: ConnectionTrait>(
 ) -> Result<Decision, DbErr> {
     let Some(to) = recipient(contact) else {
         return Ok(Decision::Skip {
-            reason: reason::NO_ADDRESS,
+            reason: Reason::NoAddress,
             detail: format!(
                 "contact {} has neither a phone number nor a BSUID",
                 contact.id
@@ -597,7 +594,7 @@ pub async fn decide_for<C: ConnectionTrait>(
         (_, Some(choice), _) => {
             let Some(info) = templates::lookup(db, &choice.name, &choice.language).await? else {
                 return Ok(Decision::Skip {
-                    reason: reason::TEMPLATE_UNKNOWN,
+                    reason: Reason::TemplateUnknown,
                     detail: format!(
                         "template {} ({}) is not in the registry",
                         choice.name, choice.language
@@ -612,7 +609,7 @@ pub async fn decide_for<C: ConnectionTrait>(
                         Some(code) => std::borrow::Cow::Owned(vec![code]),
                         None => {
                             return Ok(Decision::Skip {
-                                reason: reason::OTP_SEALED,
+                                reason: Reason::OtpSealed,
                                 detail: "the one-time password cannot be opened: otp.secret is unset or changed since it was queued".to_owned(),
                             });
                         }
@@ -632,7 +629,7 @@ pub async fn decide_for<C: ConnectionTrait>(
         }
         (_, None, _) => {
             return Ok(Decision::Skip {
-                reason: reason::WINDOW_CLOSED_NO_TEMPLATE,
+                reason: Reason::WindowClosedNoTemplate,
                 detail: if force_template {
                     "Meta reports the 24-hour window closed and the message has no template fallback"
                         .to_owned()

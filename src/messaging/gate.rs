@@ -28,24 +28,8 @@ use sea_orm::{
 use crate::consent::{ConsentPolicy, ConsentState};
 use crate::messaging::composer::{Composer, Purpose, TemplateChoice};
 use crate::messaging::templates::{self, TemplateInfo};
-use crate::store::entities::outbox::State as OutboxState;
+use crate::store::entities::outbox::{Reason, State as OutboxState};
 use crate::store::entities::{contact, inbound_message, outbox};
-
-/// Reasons recorded on a blocked outbox row (`outbox.reason`).
-pub mod reason {
-    /// Opted out of everything; not essential, not a reply to what the contact just sent.
-    pub const OPTED_OUT: &str = "consent_opted_out";
-    /// Opted out of this message's scope (service or reminders).
-    pub const SCOPE_OPTED_OUT: &str = "consent_scope_opted_out";
-    /// `consent.require_opt_in` and no opt-in of the scope is recorded.
-    pub const NO_OPT_IN: &str = "consent_no_opt_in";
-    /// Marketing without a recorded marketing opt-in.
-    pub const NO_MARKETING_OPT_IN: &str = "consent_no_marketing_opt_in";
-    /// The contact stopped marketing in WhatsApp (user_preferences or 131050).
-    pub const MARKETING_STOPPED: &str = "consent_marketing_stopped_on_whatsapp";
-    /// The per-contact marketing frequency cap is reached.
-    pub const MARKETING_CAP: &str = "consent_marketing_cap";
-}
 
 /// What the gate is asked about.
 #[derive(Debug, Clone, Copy)]
@@ -71,12 +55,13 @@ pub struct GateInput<'a> {
 pub enum Verdict {
     Allow,
     Deny {
-        reason: &'static str,
+        /// One of the `consent_*` reasons.
+        reason: Reason,
         detail: String,
     },
 }
 
-fn deny(reason: &'static str, detail: impl Into<String>) -> Result<Verdict, DbErr> {
+fn deny(reason: Reason, detail: impl Into<String>) -> Result<Verdict, DbErr> {
     Ok(Verdict::Deny {
         reason,
         detail: detail.into(),
@@ -137,12 +122,12 @@ pub async fn check<C: ConnectionTrait>(
         }
         return if state.opted_out() {
             deny(
-                reason::OPTED_OUT,
+                Reason::ConsentOptedOut,
                 "the contact opted out; only essential templates and replies to the message they just sent may go",
             )
         } else {
             deny(
-                reason::SCOPE_OPTED_OUT,
+                Reason::ConsentScopeOptedOut,
                 format!("the contact opted out of {scope_name} messages"),
             )
         };
@@ -153,7 +138,7 @@ pub async fn check<C: ConnectionTrait>(
         && !essential_free_form(db, input).await?
     {
         return deny(
-            reason::NO_OPT_IN,
+            Reason::ConsentNoOptIn,
             format!("no {scope_name} opt-in is recorded and consent.require_opt_in is set"),
         );
     }
@@ -168,7 +153,7 @@ async fn check_marketing<C: ConnectionTrait>(
 ) -> Result<Verdict, DbErr> {
     if state.marketing != Some(true) {
         return deny(
-            reason::NO_MARKETING_OPT_IN,
+            Reason::ConsentNoMarketingOptIn,
             if state.opted_out() {
                 "the contact opted out; marketing needs a new marketing opt-in"
             } else {
@@ -178,7 +163,7 @@ async fn check_marketing<C: ConnectionTrait>(
     }
     if state.marketing_stopped_on_whatsapp {
         return deny(
-            reason::MARKETING_STOPPED,
+            Reason::ConsentMarketingStopped,
             "the contact stopped marketing messages in WhatsApp (Meta would refuse with 131050)",
         );
     }
@@ -203,7 +188,7 @@ async fn check_marketing<C: ConnectionTrait>(
         .await?;
     if counted >= u64::from(policy.marketing_cap) {
         return deny(
-            reason::MARKETING_CAP,
+            Reason::ConsentMarketingCap,
             format!(
                 "{counted} marketing message(s) sent or queued in the cap period (cap {})",
                 policy.marketing_cap

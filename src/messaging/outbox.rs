@@ -15,7 +15,7 @@ use sea_orm::{
     Iterable, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use crate::store::entities::outbox::{State, reason};
+use crate::store::entities::outbox::{Reason, State};
 use crate::store::entities::{message_status, outbox};
 use crate::store::lease::ReleaseLease;
 use crate::store::{begin_write, now_ms};
@@ -34,7 +34,7 @@ pub struct NewRow<'a> {
     /// The serialised intent.
     pub payload: String,
     /// `Some((reason, detail))` records the row as `skipped` at once.
-    pub skipped: Option<(&'a str, String)>,
+    pub skipped: Option<(Reason, String)>,
     /// The business number it leaves from; `None`: the deployment's first.
     pub phone_number_id: Option<String>,
 }
@@ -54,7 +54,7 @@ pub async fn insert<C: ConnectionTrait>(db: &C, row: NewRow<'_>) -> Result<i64, 
 /// when given. [`insert_all`] stores such rows.
 pub fn unstored(row: NewRow<'_>, lease_owner: Option<&str>, now: i64) -> outbox::Model {
     let (state, reason, detail) = match row.skipped {
-        Some((reason, detail)) => (State::Skipped, Some(reason.to_owned()), Some(detail)),
+        Some((reason, detail)) => (State::Skipped, Some(reason), Some(detail)),
         None => (State::Queued, None, None),
     };
     outbox::Model {
@@ -304,16 +304,13 @@ pub enum AttemptResult {
     /// A permanent error.
     Failed {
         code: Option<i64>,
-        reason: &'static str,
+        reason: Reason,
         detail: String,
     },
     /// Attempts exhausted: dead-lettered.
     Dead { code: Option<i64>, reason: String },
     /// Decided at send time that nothing may go (no request was made).
-    Skipped {
-        reason: &'static str,
-        detail: String,
-    },
+    Skipped { reason: Reason, detail: String },
     /// Not an attempt: the per-recipient pace says "not before `next_attempt_at`".
     Deferred { next_attempt_at: i64 },
 }
@@ -463,13 +460,10 @@ async fn write_attempt<C: ConnectionTrait>(
         .release_lease();
     let set_error = |u: sea_orm::UpdateMany<outbox::Entity>,
                      code: Option<i64>,
-                     reason: Option<&str>,
+                     reason: Option<Reason>,
                      detail: &str| {
         u.col_expr(outbox::Column::ErrorCode, Expr::value(code))
-            .col_expr(
-                outbox::Column::Reason,
-                Expr::value(reason.map(str::to_owned)),
-            )
+            .col_expr(outbox::Column::Reason, Expr::value(reason))
             .col_expr(outbox::Column::LastError, Expr::value(detail.to_owned()))
     };
     let new_state = match result {
@@ -496,15 +490,15 @@ async fn write_attempt<C: ConnectionTrait>(
             reason,
             detail,
         } => {
-            update = set_error(update, *code, Some(reason), detail);
+            update = set_error(update, *code, Some(*reason), detail);
             State::Failed
         }
         AttemptResult::Dead { code, reason } => {
-            update = set_error(update, *code, Some(reason::ATTEMPTS_EXHAUSTED), reason);
+            update = set_error(update, *code, Some(Reason::AttemptsExhausted), reason);
             State::Dead
         }
         AttemptResult::Skipped { reason, detail } => {
-            update = set_error(update, None, Some(reason), detail);
+            update = set_error(update, None, Some(*reason), detail);
             State::Skipped
         }
         AttemptResult::Deferred { next_attempt_at } => {

@@ -38,7 +38,7 @@ use super::templates;
 use crate::config::OutboxSettings;
 use crate::metrics::Metrics;
 use crate::privacy::mask;
-use crate::store::entities::outbox::reason;
+use crate::store::entities::outbox::Reason;
 use crate::store::entities::{contact, inbound_message, outbox as outbox_row};
 use crate::store::now_ms;
 use crate::whatsapp::client::{CloudApiClient, ErrorClass, SendError};
@@ -354,13 +354,13 @@ impl Sender {
                 code,
                 detail,
             } => {
-                tracing::warn!(outcome, code = ?code, reason, %detail, "send ended without delivery")
+                tracing::warn!(outcome, code = ?code, %reason, %detail, "send ended without delivery")
             }
             AttemptResult::Dead { reason, code } => {
                 tracing::warn!(outcome, code = ?code, %reason, "dead-lettered")
             }
             AttemptResult::Skipped { reason, detail } => {
-                tracing::info!(outcome, reason, %detail, "nothing sent")
+                tracing::info!(outcome, %reason, %detail, "nothing sent")
             }
         }
         let sent = matches!(result, AttemptResult::Sent { .. });
@@ -384,14 +384,14 @@ impl Sender {
             Err(e) => {
                 return AttemptResult::Failed {
                     code: None,
-                    reason: reason::UNREADABLE,
+                    reason: Reason::UnreadablePayload,
                     detail: format!("unreadable payload: {e}"),
                 };
             }
         };
         let Some(contact) = contact else {
             return AttemptResult::Skipped {
-                reason: reason::NO_ADDRESS,
+                reason: Reason::NoAddress,
                 detail: format!("contact {} no longer exists", row.contact_id),
             };
         };
@@ -452,7 +452,7 @@ impl Sender {
             Err(number) => {
                 return AttemptResult::Failed {
                     code: None,
-                    reason: reason::NUMBER_NOT_CONFIGURED,
+                    reason: Reason::NumberNotConfigured,
                     detail: format!("business number {number} is not configured"),
                 };
             }
@@ -505,7 +505,7 @@ impl Sender {
         let Some(uploader) = &self.uploader else {
             return Err(AttemptResult::Failed {
                 code: None,
-                reason: reason::NO_MEDIA_STORE,
+                reason: Reason::NoMediaStore,
                 detail: "a media message needs the media store".into(),
             });
         };
@@ -539,7 +539,7 @@ impl Sender {
             Err(UploadError::Store(e)) => Err(retry(format!("media store: {e:#}"))),
             Err(UploadError::Gone) => Err(AttemptResult::Failed {
                 code: None,
-                reason: reason::MEDIA_GONE,
+                reason: Reason::MediaGone,
                 detail: UploadError::Gone.to_string(),
             }),
             Err(UploadError::Api(e)) => {
@@ -551,7 +551,7 @@ impl Sender {
                     ErrorClass::Retryable { .. } => Err(retry(format!("upload: {e}"))),
                     _ => Err(AttemptResult::Failed {
                         code,
-                        reason: reason::UPLOAD_REFUSED,
+                        reason: Reason::UploadRefused,
                         detail: e.to_string(),
                     }),
                 }
@@ -620,14 +620,14 @@ impl Sender {
                 if intent.template.is_none() {
                     AttemptResult::Failed {
                         code,
-                        reason: reason::WINDOW_CLOSED_NO_TEMPLATE,
+                        reason: Reason::WindowClosedNoTemplate,
                         detail,
                     }
                 } else if row.fallback || was_template {
                     // The fallback is taken once: a second 131047 is not a loop.
                     AttemptResult::Failed {
                         code,
-                        reason: reason::WINDOW_CLOSED,
+                        reason: Reason::WindowClosed,
                         detail,
                     }
                 } else {
@@ -688,28 +688,28 @@ impl Sender {
 }
 
 /// The reason recorded for a permanent error (reference §5.4).
-pub fn permanent_reason(error: &SendError) -> &'static str {
+pub fn permanent_reason(error: &SendError) -> Reason {
     let code = match error {
-        SendError::Invalid(_) => return "invalid_message",
+        SendError::Invalid(_) => return Reason::InvalidMessage,
         // HTTP success without a wamid: Meta probably has it; retrying would duplicate.
-        SendError::Decode(_) => return "unconfirmed_response",
-        SendError::Transport { .. } => return "transport",
+        SendError::Decode(_) => return Reason::UnconfirmedResponse,
+        SendError::Transport { .. } => return Reason::Transport,
         SendError::Api { code, .. } => *code,
     };
     match code {
-        131026 => "undeliverable",
-        131050 => "marketing_stopped_by_user",
-        131049 => "ecosystem_engagement_limit",
-        131048 => "spam_rate_limited",
-        132015 | 132016 => reason::TEMPLATE_NOT_APPROVED,
-        132001 => reason::TEMPLATE_UNKNOWN,
-        132000 | 132012 => reason::TEMPLATE_PARAMS,
-        131030 => "recipient_not_allowed",
-        131031 | 368 | 130497 => "account_restricted",
-        131042 => "payment_issue",
-        0 | 10 | 190 | 200..=299 => "auth",
-        100 | 131008 | 131009 => "invalid_request",
-        _ => "permanent_error",
+        131026 => Reason::Undeliverable,
+        131050 => Reason::MarketingStoppedByUser,
+        131049 => Reason::EcosystemEngagementLimit,
+        131048 => Reason::SpamRateLimited,
+        132015 | 132016 => Reason::TemplateNotApproved,
+        132001 => Reason::TemplateUnknown,
+        132000 | 132012 => Reason::TemplateParams,
+        131030 => Reason::RecipientNotAllowed,
+        131031 | 368 | 130497 => Reason::AccountRestricted,
+        131042 => Reason::PaymentIssue,
+        0 | 10 | 190 | 200..=299 => Reason::Auth,
+        100 | 131008 | 131009 => Reason::InvalidRequest,
+        _ => Reason::PermanentError,
     }
 }
 

@@ -84,7 +84,7 @@ impl TemplateInfo {
 /// Why a template cannot be sent; `code` is what the outbox row's `reason` records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    pub code: &'static str,
+    pub code: crate::store::entities::outbox::Reason,
     pub detail: String,
 }
 
@@ -280,7 +280,7 @@ pub async fn apply_status_update<C: ConnectionTrait>(
 pub fn render(info: &TemplateInfo, params: &[String]) -> Result<OutboundBody, Refusal> {
     if !info.is_approved() {
         return Err(Refusal {
-            code: crate::store::entities::outbox::reason::TEMPLATE_NOT_APPROVED,
+            code: crate::store::entities::outbox::Reason::TemplateNotApproved,
             detail: format!(
                 "template {} ({}) is {}, only APPROVED templates may be sent",
                 info.name, info.language, info.status
@@ -289,7 +289,7 @@ pub fn render(info: &TemplateInfo, params: &[String]) -> Result<OutboundBody, Re
     }
     if params.len() != info.params.len() {
         return Err(Refusal {
-            code: crate::store::entities::outbox::reason::TEMPLATE_PARAMS,
+            code: crate::store::entities::outbox::Reason::TemplateParams,
             detail: format!(
                 "template {} takes {} parameters, {} were given",
                 info.name,

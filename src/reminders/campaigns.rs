@@ -32,7 +32,7 @@ use crate::phone::PhoneNumber;
 use crate::store::begin_write;
 use crate::store::entities::campaign::State as CampaignState;
 use crate::store::entities::campaign_recipient::State as RecipientState;
-use crate::store::entities::outbox::{State as OutboxState, reason as outbox_reason};
+use crate::store::entities::outbox::{Reason, State as OutboxState};
 use crate::store::entities::{campaign, campaign_recipient, contact, policy};
 
 /// How long an instance keeps driving a campaign without renewing.
@@ -606,10 +606,7 @@ pub async fn cancel(
     use sea_orm::sea_query::ExprTrait;
     row::Entity::update_many()
         .col_expr(row::Column::State, Expr::value(OutboxState::Skipped))
-        .col_expr(
-            row::Column::Reason,
-            Expr::value(outbox_reason::CAMPAIGN_CANCELLED),
-        )
+        .col_expr(row::Column::Reason, Expr::value(Reason::CampaignCancelled))
         .col_expr(row::Column::UpdatedAt, Expr::value(now_ms))
         .filter(row::Column::State.eq(OutboxState::Queued))
         .filter(
@@ -808,7 +805,7 @@ pub async fn queue_rows<C: ConnectionTrait>(
             Queued::Skipped { row, reason } => Decided {
                 id: r.id,
                 outbox_id: row,
-                skipped: Some(reason),
+                skipped: Some(reason.to_string()),
             },
         });
     }

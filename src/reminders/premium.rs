@@ -37,6 +37,7 @@ use crate::insurer::PayLinks;
 use crate::messaging::composer::{self, Composer, Intent, Purpose, Queued, TemplateChoice};
 use crate::money::Paise;
 use crate::store::begin_write;
+use crate::store::entities::reminder_send::State as SendState;
 use crate::store::entities::{
     contact, conversation, policy, premium, premium_reminder, reminder_run, reminder_send,
 };
@@ -425,7 +426,7 @@ async fn queue_batch(
             kind: Set("scheduled".to_owned()),
             contact_id: Set(contact.map(|c| c.id)),
             outbox_id: Set(None),
-            state: Set("skipped".to_owned()),
+            state: Set(SendState::Skipped),
             reason: Set(Some("no_contact".to_owned())),
             run_date: Set(today.to_string()),
             created_at: Set(now_ms),
@@ -466,8 +467,8 @@ async fn record<C: ConnectionTrait>(
     queued: &Queued,
 ) -> Result<(), DbErr> {
     let (state, reason, row) = match queued {
-        Queued::Row(id) => ("queued", None, *id),
-        Queued::Skipped { row, reason } => ("skipped", Some(reason.clone()), *row),
+        Queued::Row(id) => (SendState::Queued, None, *id),
+        Queued::Skipped { row, reason } => (SendState::Skipped, Some(reason.to_string()), *row),
     };
     reminder_send::Entity::update_many()
         .col_expr(reminder_send::Column::State, Expr::value(state))
@@ -650,7 +651,7 @@ pub async fn send_later(
             kind: Set("later".to_owned()),
             contact_id: Set(Some(contact.id)),
             outbox_id: Set(None),
-            state: Set("skipped".to_owned()),
+            state: Set(SendState::Skipped),
             reason: Set(None),
             run_date: Set(today.to_string()),
             created_at: Set(now_ms),

@@ -332,7 +332,10 @@ async fn after_an_opt_out_only_essential_templates_go_and_the_block_is_recorded(
             .await
             .unwrap();
         assert_eq!(rows[0].state, "skipped");
-        assert_eq!(rows[0].reason.as_deref(), Some("consent_opted_out"));
+        assert_eq!(
+            rows[0].reason.map(|r| r.as_str()),
+            Some("consent_opted_out")
+        );
         assert!(rows[0].last_error.as_deref().unwrap().contains("opted out"));
     }
 }
@@ -518,7 +521,10 @@ async fn a_131050_from_meta_records_the_marketing_stop_so_the_next_campaign_is_n
                 .unwrap()
                 .unwrap();
             if row.state != "queued" {
-                assert_eq!(row.reason.as_deref(), Some("marketing_stopped_by_user"));
+                assert_eq!(
+                    row.reason.map(|r| r.as_str()),
+                    Some("marketing_stopped_by_user")
+                );
                 break;
             }
             assert!(std::time::Instant::now() < deadline);
@@ -594,7 +600,7 @@ async fn consent_is_checked_again_at_send_time() {
             matches!(
                 after,
                 Decision::Skip {
-                    reason: "consent_scope_opted_out",
+                    reason: insurebot::store::entities::outbox::Reason::ConsentScopeOptedOut,
                     ..
                 }
             ),
@@ -803,7 +809,7 @@ async fn erasure_removes_personal_data_with_a_receipt_and_the_opt_out_survives_i
             kind: Set("scheduled".into()),
             contact_id: Set(Some(old.id)),
             outbox_id: Set(None),
-            state: Set("queued".into()),
+            state: Set(reminder_send::State::Queued),
             reason: Set(None),
             run_date: Set("2026-11-24".into()),
             created_at: Set(now_ms()),

@@ -913,7 +913,7 @@ async fn every_action_answers_only_with_the_outcomes_and_fields_the_engine_catal
     ];
     let mut seen = std::collections::BTreeSet::new();
     for who in [&stranger, &rajesh] {
-        for spec in insurebot::engine::actions::ACTIONS {
+        for spec in insurebot::engine::actions::Action::specs() {
             for a in &args {
                 let r = f.run(who, spec.name, a.clone()).await;
                 assert!(

@@ -203,7 +203,7 @@ async fn after_the_window_closed_the_template_goes_and_without_one_nothing_goes_
         else {
             panic!("{without:?}")
         };
-        assert_eq!(reason, "window_closed_no_template");
+        assert_eq!(reason.as_str(), "window_closed_no_template");
         let r = settled(&app, row_id(&with)).await;
         assert_eq!(
             (r.state.as_str(), r.sent_as.as_deref()),
@@ -217,7 +217,10 @@ async fn after_the_window_closed_the_template_goes_and_without_one_nothing_goes_
         app.assert_no_more_sends(1).await;
         let s = row(&app, *skipped).await;
         assert_eq!(s.state, OutboxState::Skipped);
-        assert_eq!(s.reason.as_deref(), Some("window_closed_no_template"));
+        assert_eq!(
+            s.reason.map(|r| r.as_str()),
+            Some("window_closed_no_template")
+        );
 
         // Never an inbound message: closed too.
         let stranger = new_contact(&app, "919800000503", None).await;
@@ -296,7 +299,10 @@ async fn error_131047_turns_into_the_template_fallback_once() {
         let q = queue(&app, intent(c, Some(text("again")), None)).await;
         let r = settled(&app, row_id(&q)).await;
         assert_eq!(r.state, OutboxState::Failed);
-        assert_eq!(r.reason.as_deref(), Some("window_closed_no_template"));
+        assert_eq!(
+            r.reason.map(|r| r.as_str()),
+            Some("window_closed_no_template")
+        );
         assert_eq!(r.error_code, Some(131047));
         assert_eq!(r.attempts, 1);
         app.assert_no_more_sends(1).await;
@@ -425,7 +431,7 @@ async fn a_paused_template_is_refused_locally_and_a_status_webhook_pauses_it_at_
         app.restart().await;
         let r = settled(&app, row_id(&q)).await;
         assert_eq!(r.state, OutboxState::Skipped);
-        assert_eq!(r.reason.as_deref(), Some("template_not_approved"));
+        assert_eq!(r.reason.map(|r| r.as_str()), Some("template_not_approved"));
         assert_eq!(app.sent_messages().len(), 1, "only the hi template went");
 
         // A restart does not let the file's APPROVED overwrite what Meta said.

@@ -54,7 +54,7 @@ fn labels(effects: &[Effect]) -> Vec<String> {
         .filter(|e| !matches!(e, Effect::Misunderstood { .. }))
         .map(|e| match e {
             Effect::Reply(r) => format!("say {}", r.message_id),
-            Effect::CallAction { name, .. } => format!("call {name}"),
+            Effect::CallAction { action, .. } => format!("call {action}"),
             Effect::Handoff { .. } => "handoff".into(),
             Effect::CancelHandoff { .. } => "cancel_handoff".into(),
             Effect::Consent { change } => format!("consent {change:?}"),
@@ -375,7 +375,9 @@ fn a_media_step_collects_accepted_files_and_says_why_it_refuses_the_others() {
         .effects
         .iter()
         .find_map(|e| match e {
-            Effect::CallAction { name, args } if name == "claim.attach_documents" => Some(args),
+            Effect::CallAction { action, args } if action.name() == "claim.attach_documents" => {
+                Some(args)
+            }
             _ => None,
         })
         .expect("the action is called");

@@ -18,8 +18,8 @@ use super::auth::CurrentAgent;
 use super::error::{ConsoleError, Result};
 use super::transcript::is_inline_image;
 use crate::http::AppState;
-use crate::media::fetch::state;
 use crate::store::entities::media_file;
+use crate::store::entities::media_file::State as FileState;
 
 /// Streams the file from the media store.
 ///
@@ -37,7 +37,7 @@ pub async fn file(
         .await?
         // Another contact's file is "not found" even to a supervisor who may read both: the
         // URL names the conversation whose rule was checked.
-        .filter(|r| r.contact_id == contact_id && r.state == state::STORED)
+        .filter(|r| r.contact_id == contact_id && r.state == FileState::Stored)
         .ok_or(ConsoleError::NotFound)?;
     let sha256 = row.sha256.as_deref().ok_or(ConsoleError::NotFound)?;
     access::record_view(

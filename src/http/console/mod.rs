@@ -244,39 +244,62 @@ pub fn duration_text(ms: i64) -> String {
 /// What a failure or skip reason means, for the codes the sender, the consent gate and
 /// Meta's status webhooks record.
 pub fn reason_text(code: &str) -> Option<&'static str> {
-    use crate::store::entities::outbox::reason;
-    Some(match code {
-        "consent_no_marketing_opt_in" => "no marketing opt-in is recorded",
-        "consent_opted_out" => "opted out of all messages",
-        "consent_scope_opted_out" => "opted out of this kind of message",
-        "consent_marketing_stopped_on_whatsapp" => "stopped marketing messages in WhatsApp",
-        "consent_marketing_cap" => "marketing frequency cap reached",
-        "consent_no_opt_in" => "no opt-in is recorded",
-        "cancelled" => "not queued before the campaign was cancelled",
-        crate::store::entities::outbox::reason::CAMPAIGN_CANCELLED => {
-            "withdrawn from the outbox when the campaign was cancelled"
-        }
-        reason::WINDOW_CLOSED_NO_TEMPLATE => {
+    use crate::store::entities::outbox::Reason;
+    // A status webhook's error code, said as the reason the sender gives the same code.
+    let reason = match code {
+        "cancelled" => return Some("not queued before the campaign was cancelled"),
+        "131026" => Reason::Undeliverable,
+        "131049" => Reason::EcosystemEngagementLimit,
+        "131050" => Reason::MarketingStoppedByUser,
+        "131048" => Reason::SpamRateLimited,
+        "131030" => Reason::RecipientNotAllowed,
+        "131042" => Reason::PaymentIssue,
+        _ => Reason::parse(code)?,
+    };
+    Some(match reason {
+        Reason::ConsentNoMarketingOptIn => "no marketing opt-in is recorded",
+        Reason::ConsentOptedOut => "opted out of all messages",
+        Reason::ConsentScopeOptedOut => "opted out of this kind of message",
+        Reason::ConsentMarketingStopped => "stopped marketing messages in WhatsApp",
+        Reason::ConsentMarketingCap => "marketing frequency cap reached",
+        Reason::ConsentNoOptIn => "no opt-in is recorded",
+        Reason::CampaignCancelled => "withdrawn from the outbox when the campaign was cancelled",
+        Reason::WindowClosedNoTemplate => {
             "the 24-hour window had closed and there is no template to send instead"
         }
-        reason::WINDOW_CLOSED => "the 24-hour window had closed and the template was refused too",
-        reason::UNREADABLE => "the stored message could not be read",
-        reason::ERASED => "the person's data was erased before it went",
-        "template_not_approved" => "the template is not approved (paused, disabled or rejected)",
-        "template_unknown" => "the template is not in the registry",
-        "template_params" => "wrong number of template parameters",
-        "no_address" => "no phone number or WhatsApp id",
-        "attempts_exhausted" => "temporary errors until the attempts ran out",
-        "undeliverable" | "131026" => "not deliverable (no WhatsApp, old app, or blocked)",
-        "ecosystem_engagement_limit" | "131049" => {
+        Reason::WindowClosed => "the 24-hour window had closed and the template was refused too",
+        Reason::UnreadablePayload => "the stored message could not be read",
+        Reason::Erased => "the person's data was erased before it went",
+        Reason::TemplateNotApproved => {
+            "the template is not approved (paused, disabled or rejected)"
+        }
+        Reason::TemplateUnknown => "the template is not in the registry",
+        Reason::TemplateParams => "wrong number of template parameters",
+        Reason::NoAddress => "no phone number or WhatsApp id",
+        Reason::AttemptsExhausted => "temporary errors until the attempts ran out",
+        Reason::Undeliverable => "not deliverable (no WhatsApp, old app, or blocked)",
+        Reason::EcosystemEngagementLimit => {
             "held back by Meta to keep marketing engagement healthy"
         }
-        "marketing_stopped_by_user" | "131050" => "the person stopped marketing messages",
-        "spam_rate_limited" | "131048" => "the number is rate limited for spam",
-        "recipient_not_allowed" | "131030" => "recipient not on the allowed list (test number)",
-        "account_restricted" => "the WhatsApp account is restricted",
-        "payment_issue" | "131042" => "a billing problem on the WhatsApp account",
-        "invalid_request" => "Meta refused the request as invalid",
-        _ => return None,
+        Reason::MarketingStoppedByUser => "the person stopped marketing messages",
+        Reason::SpamRateLimited => "the number is rate limited for spam",
+        Reason::RecipientNotAllowed => "recipient not on the allowed list (test number)",
+        Reason::AccountRestricted => "the WhatsApp account is restricted",
+        Reason::PaymentIssue => "a billing problem on the WhatsApp account",
+        Reason::InvalidRequest => "Meta refused the request as invalid",
+        Reason::NumberNotConfigured => {
+            "its business number was removed from the configuration (never sent from another)"
+        }
+        // Shown as the code itself.
+        Reason::Consent
+        | Reason::OtpSealed
+        | Reason::NoMediaStore
+        | Reason::MediaGone
+        | Reason::UploadRefused
+        | Reason::InvalidMessage
+        | Reason::UnconfirmedResponse
+        | Reason::Transport
+        | Reason::Auth
+        | Reason::PermanentError => return None,
     })
 }

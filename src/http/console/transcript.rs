@@ -86,7 +86,7 @@ pub async fn load(
     let files: HashMap<i64, media_file::Model> = crate::media::fetch::outcomes(db, &shown)
         .await?
         .into_iter()
-        .filter(|f| f.state == crate::media::fetch::state::STORED)
+        .filter(|f| f.state == crate::store::entities::media_file::State::Stored)
         .map(|f| (f.inbound_message_id, f))
         .collect();
     let mut lines: Vec<Line> = inbound
@@ -183,7 +183,7 @@ fn tick_of(
         // Decided not to send (window closed without a template, consent, erasure): it never
         // reached WhatsApp, and the agent must not read it as sent.
         OutboxState::Skipped => {
-            let code = row.reason.as_deref().unwrap_or("unknown");
+            let code = row.reason.map_or("unknown", |r| r.as_str());
             let why = super::reason_text(code).map_or_else(|| code.to_owned(), str::to_owned);
             ("skipped".into(), Some(format!("Not sent: {why}")))
         }

@@ -12,8 +12,7 @@ pub struct Model {
     pub contact_id: i64,
     /// `image`, `audio`, `video`, `document` or `sticker`.
     pub kind: String,
-    /// `stored` or `failed` (see [`crate::media::fetch::state`]).
-    pub state: String,
+    pub state: State,
     /// A [`crate::media::Failure`] name when failed.
     pub failure: Option<String>,
     /// Lower-case hex SHA-256 of the bytes, the store's key, when stored.
@@ -28,3 +27,13 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+super::text_enum! {
+    /// Whether the file was kept, stored as its lower-case name (text column: no migration).
+    pub enum State {
+        /// In the media store under `sha256`.
+        Stored = "stored",
+        /// Not kept; `failure` says why.
+        Failed = "failed",
+    }
+}

@@ -16,8 +16,8 @@ pub struct Model {
     pub kind: String,
     pub contact_id: Option<i64>,
     pub outbox_id: Option<i64>,
-    /// `queued` or `skipped` (`reason` says why: no_contact, consent, …).
-    pub state: String,
+    /// Queued, or skipped (`reason` says why: no_contact, consent, …).
+    pub state: State,
     pub reason: Option<String>,
     pub run_date: String,
     pub created_at: i64,
@@ -27,3 +27,13 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+super::text_enum! {
+    /// What became of a reminder, stored as its lower-case name (text column: no migration).
+    pub enum State {
+        /// In the outbox (`outbox_id`).
+        Queued = "queued",
+        /// Not sent; `reason` says why (or none yet while the key row is being decided).
+        Skipped = "skipped",
+    }
+}
