@@ -52,8 +52,14 @@ fn main() {
     );
 
     // Free text understood (issue 22): Hinglish, a typo (the fuzzy path over the whole
-    // vocabulary), Tamil script, two close intents (the "Did you mean" reply), and a long
-    // message that matches nothing.
+    // vocabulary), Tamil script, two close intents (the "Did you mean" reply), long messages
+    // that match nothing (16 content words is the most the matcher reads), and the longest
+    // text WhatsApp allows.
+    let longest: String = "my car broke down near pune and the towing guy wants cash "
+        .chars()
+        .cycle()
+        .take(4096)
+        .collect();
     for (what, text) in [
         ("step: free text, Hinglish → claim", "mera claim kahan hai"),
         ("step: free text, typos → claim", "claim stauts plz"),
@@ -66,6 +72,12 @@ fn main() {
             "step: free text, 12 words → nothing",
             "my car broke down near pune and the towing guy wants cash",
         ),
+        (
+            "step: free text, 16 words → nothing",
+            "yesterday evening my neighbour parked his scooter behind our gate so the \
+             milkman could not deliver",
+        ),
+        ("step: free text, 4,096 chars → nothing", longest.as_str()),
     ] {
         let event = Event::Text(text.into());
         report(
