@@ -1054,6 +1054,7 @@ async fn queue_attachment(
     queue_body(turn, composer, &reply, body).await
 }
 
+/// Queues a hand-off; false when one was already open (nothing changed).
 /// Keeps a message the bot could not place (masked by the engine, no contact) for the
 /// dashboard's "not understood" list.
 async fn record_misunderstood(
@@ -1076,7 +1077,6 @@ async fn record_misunderstood(
     Ok(())
 }
 
-/// Queues a hand-off; false when one was already open (nothing changed).
 async fn request_handoff(turn: &Turn<'_>, reason: &str, language: &str) -> Result<bool, DbErr> {
     // One open request per contact: asking again while waiting changes nothing.
     let open = handoff::Entity::find()
