@@ -208,15 +208,13 @@ impl Understanding {
 
     /// Which flow `text` asks for, among the flows `allowed` lets through.
     pub fn intent(&self, text: &str, allowed: impl Fn(&str) -> bool) -> Understood {
-        let all = normalize::tokens(text);
+        // Long messages are stories, not requests: better the menu than a guess.
+        let Some(all) = normalize::tokens_within(text, MAX_WORDS) else {
+            return Understood::Nothing;
+        };
         let filler: Vec<bool> = all.iter().map(|w| self.fillers.contains(w)).collect();
         let content = filler.iter().filter(|f| !**f).count();
-        if content == 0
-            || content > 16
-            || all.len() > MAX_WORDS
-            || all.iter().any(|w| self.veto.contains(w))
-        {
-            // Long messages are stories, not requests: better the menu than a guess.
+        if content == 0 || content > 16 || all.iter().any(|w| self.veto.contains(w)) {
             return Understood::Nothing;
         }
         let words: Vec<fuzzy::Word> = all.iter().map(|w| fuzzy::Word::new(w)).collect();
@@ -450,7 +448,18 @@ impl Understanding {
 /// The one title `text` names with typos allowed ("premum due" for "Premium due"): same
 /// number of words, each alike enough. `None` when no title or more than one is that close.
 pub fn pick_title(text: &str, titles: &[String]) -> Option<usize> {
-    let words: Vec<Vec<char>> = normalize::tokens(text)
+    let titles: Vec<Vec<Vec<char>>> = titles
+        .iter()
+        .map(|title| {
+            normalize::tokens(title)
+                .iter()
+                .map(|w| w.chars().collect())
+                .collect()
+        })
+        .collect();
+    // A message with more words than the longest title names none of them.
+    let longest = titles.iter().map(Vec::len).max()?;
+    let words: Vec<Vec<char>> = normalize::tokens_within(text, longest)?
         .iter()
         .map(|w| w.chars().collect())
         .collect();
@@ -458,11 +467,7 @@ pub fn pick_title(text: &str, titles: &[String]) -> Option<usize> {
         return None;
     }
     let mut found = None;
-    for (i, title) in titles.iter().enumerate() {
-        let t: Vec<Vec<char>> = normalize::tokens(title)
-            .iter()
-            .map(|w| w.chars().collect())
-            .collect();
+    for (i, t) in titles.iter().enumerate() {
         if t.len() == words.len()
             && t.iter()
                 .zip(&words)
