@@ -393,8 +393,8 @@ async fn retention(settings: Settings, action: RetentionCommand) -> anyhow::Resu
         crate::consent::erasure::purge_older_than(&db, Some(&media), days, crate::store::now_ms())
             .await?;
     println!(
-        "retention: bodies older than {days} days cleared: {} inbound messages, {} outbox rows, {} media files",
-        report.inbound_messages, report.outbox, report.media_files
+        "retention: bodies older than {days} days cleared: {} inbound messages, {} outbox rows, {} media files, {} misunderstood messages",
+        report.inbound_messages, report.outbox, report.media_files, report.misunderstood_messages
     );
     Ok(())
 }

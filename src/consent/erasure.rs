@@ -59,8 +59,9 @@ use crate::store::entities::campaign_recipient::State as RecipientState;
 use crate::store::entities::outbox::{Reason, State as OutboxState};
 use crate::store::entities::{
     campaign_recipient, claim, claim_document, consent_log, contact, conversation, flow_hop,
-    handoff, identity_attempt, identity_verification, inbound_message, media_file, otp,
-    outbound_media, outbox, premium_reminder, reminder_send, transcript_view,
+    handoff, identity_attempt, identity_verification, inbound_message, media_file,
+    misunderstood_message, otp, outbound_media, outbox, premium_reminder, reminder_send,
+    transcript_view,
 };
 use crate::store::lease::ReleaseLease;
 
@@ -327,10 +328,15 @@ pub struct RetentionReport {
     pub outbound_media: u64,
     /// Their files deleted from the media store (a file still named by a newer row stays).
     pub media_store_files: u64,
+    /// `misunderstood_messages` rows (masked text kept for the dashboard) older than the
+    /// cutoff, deleted. They hold no contact, so erasure cannot find a person's rows; this
+    /// age limit is what bounds them.
+    pub misunderstood_messages: u64,
 }
 
-/// Clears message bodies older than `days` days, and deletes flow hops as old. Unprocessed
-/// inbound messages and queued outbox rows are left alone: they are still needed.
+/// Clears message bodies older than `days` days, and deletes flow hops and misunderstood
+/// messages as old. Unprocessed inbound messages and queued outbox rows are left alone: they
+/// are still needed.
 ///
 /// # Errors
 /// Database errors.
@@ -371,6 +377,10 @@ pub async fn purge_older_than(
         .filter(flow_hop::Column::At.lt(cutoff))
         .exec(&txn)
         .await?;
+    let misunderstood = misunderstood_message::Entity::delete_many()
+        .filter(misunderstood_message::Column::At.lt(cutoff))
+        .exec(&txn)
+        .await?;
     let (media_rows, mut media_hashes) = delete_rows(
         &txn,
         sea_orm::Condition::all().add(media_file::Column::CreatedAt.lt(cutoff)),
@@ -397,6 +407,7 @@ pub async fn purge_older_than(
         media_files: media_rows,
         outbound_media: sent_rows,
         media_store_files,
+        misunderstood_messages: misunderstood.rows_affected,
     };
     tracing::info!(
         days,
@@ -405,6 +416,7 @@ pub async fn purge_older_than(
         flow_hops = report.flow_hops,
         media_files = report.media_files,
         outbound_media = report.outbound_media,
+        misunderstood = report.misunderstood_messages,
         "retention purge"
     );
     Ok(report)

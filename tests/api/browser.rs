@@ -4,8 +4,12 @@
 //! let the window close and see only templates offered. And as a supervisor: open a campaign
 //! from the nav, start it, watch its numbers move without a reload, pause it and see the
 //! state change; open a flow from the nav and read its live funnel on the diagram
-//! (`tests/screenshots/flow.png`). On failure a screenshot lands in `.ci/artifacts/`. With `INSUREBOT_SCREENSHOT=1` the console screenshot in
-//! `tests/screenshots/console.png` (shown in the README) is refreshed.
+//! (`tests/screenshots/flow.png`) and what the bot did not understand on the dashboard
+//! (`tests/screenshots/dashboard.png`). Files picked through real file inputs: a photo with
+//! the simulator's attach button joins a claim being reported, and a PDF attached on the
+//! conversation page reaches the fake Cloud API as a document. On failure a screenshot lands
+//! in `.ci/artifacts/`. With `INSUREBOT_SCREENSHOT=1` the screenshots in `tests/screenshots/`
+//! (shown in the README) are refreshed.
 //!
 //! WebDriver is spoken as plain JSON over reqwest (a dozen endpoints), which spares a client
 //! crate and its dependency tree.
@@ -17,6 +21,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use insurebot::config::DialogueMode;
 use insurebot::http::console::auth::Role;
+use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 
 use crate::console::{PASSWORD, add_agent, queued_handoff};
@@ -163,15 +168,40 @@ impl Driver {
     }
 
     async fn find(&self, css: &str) -> Step<String> {
+        self.find_by("css selector", css).await
+    }
+
+    /// The first element `value` finds with the WebDriver strategy `using`.
+    async fn find_by(&self, using: &str, value: &str) -> Step<String> {
         let v = self
             .call(
                 reqwest::Method::POST,
                 "/element",
-                Some(json!({ "using": "css selector", "value": css })),
+                Some(json!({ "using": using, "value": value })),
             )
             .await
-            .map_err(|e| format!("{css}: {e}"))?;
+            .map_err(|e| format!("{value}: {e}"))?;
         Ok(v[ELEMENT].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// Taps the newest choice (reply button or list row) in the simulator's chat whose title
+    /// holds `title`, once it is drawn.
+    async fn tap_choice(&self, title: &str) -> Step {
+        let xpath = format!(
+            "(//div[@id='chat']//div[@class='choices']/button[contains(., '{title}')])[last()]"
+        );
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let element = loop {
+            match self.find_by("xpath", &xpath).await {
+                Ok(e) => break e,
+                Err(e) if Instant::now() > deadline => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        let path = format!("/element/{element}/click");
+        self.call(reqwest::Method::POST, &path, Some(json!({})))
+            .await
+            .map(drop)
     }
 
     async fn wait_for(&self, css: &str) -> Step<String> {
@@ -515,6 +545,172 @@ async fn the_simulator_starts_as_the_sample_policyholder_and_shows_both_sides_af
     }
     .await;
     driver.finish(outcome, "simulator").await;
+}
+
+#[needs_chromedriver]
+#[tokio::test]
+async fn a_photo_picked_with_the_simulators_attach_button_joins_the_claim_being_reported() {
+    let driver = driver().await;
+    let app = spawn_sandbox_app(&Backend::Sqlite).await;
+    // A real file on disk, picked through the page's file input as a person would.
+    let files = tempfile::tempdir().unwrap();
+    let photo = crate::media::jpeg(30_000, 23);
+    let path = files.path().join("door.jpg");
+    std::fs::write(&path, &photo).unwrap();
+    let outcome: Step = async {
+        driver.goto(&format!("{}/simulator", app.address)).await?;
+        driver.send_in_simulator("report a claim").await?;
+        driver.wait_for_text("#chat", "Which policy").await?;
+        driver.tap_choice("Private Car").await?;
+        driver.tap_choice("Accident").await?;
+        driver.wait_for_text("#chat", "When did it happen").await?;
+        let yesterday = chrono::Utc::now().date_naive() - chrono::Duration::days(1);
+        driver
+            .send_in_simulator(&yesterday.format("%d/%m/%Y").to_string())
+            .await?;
+        driver
+            .send_in_simulator("Scraped the left door on a pillar.")
+            .await?;
+        driver.wait_for_text("#chat", "send photos").await?;
+
+        driver
+            .type_into("#attach", &path.display().to_string())
+            .await?;
+        // The bot answers as for a photo sent from a phone, and the photo shows as sent.
+        driver.wait_for_text("#chat", "1 file received").await?;
+        driver.wait_for_text("#chat", "[image]").await?;
+        let stored = insurebot::store::entities::media_file::Entity::find()
+            .all(&app.db)
+            .await
+            .map_err(|e| e.to_string())?;
+        let hashes: Vec<Option<&str>> = stored.iter().map(|m| m.sha256.as_deref()).collect();
+        if hashes != [Some(crate::media::sha256_hex(&photo).as_str())] {
+            return Err(format!(
+                "the media store holds {hashes:?}, not the photo picked"
+            ));
+        }
+        Ok(())
+    }
+    .await;
+    driver.finish(outcome, "simulator-attach").await;
+}
+
+#[needs_chromedriver]
+#[tokio::test]
+async fn an_agent_attaches_a_pdf_through_the_conversation_pages_form_and_it_goes_as_a_document() {
+    let driver = driver().await;
+    let app = spawn_app_with(&Backend::Sqlite, |s| {
+        s.dialogue.handler = DialogueMode::Flows
+    })
+    .await;
+    add_agent(&app, "asha@example.com", Role::Agent).await;
+    let phone = "919800000803";
+    let queued = queued_handoff(&app, phone).await;
+    let files = tempfile::tempdir().unwrap();
+    let pdf = crate::console_attach::pdf();
+    let path = files.path().join("claim-form.pdf");
+    std::fs::write(&path, &pdf).unwrap();
+
+    let outcome: Step = async {
+        driver.log_in(&app.address, "asha@example.com").await?;
+        driver
+            .click(&format!("button[data-handoff=\"{}\"]", queued.id))
+            .await?;
+        driver.wait_for_url("/console/conversations/").await?;
+        let before = app.sent_messages().len();
+        driver
+            .type_into("#attach-file", &path.display().to_string())
+            .await?;
+        driver
+            .type_into("#attach-caption", "Please sign page 2")
+            .await?;
+        driver.click("#attach-send").await?;
+        let sends = app.wait_for_sends(before + 1).await;
+        let document = &sends[before].body;
+        if document["type"] != "document"
+            || document["document"]["filename"] != "claim-form.pdf"
+            || document["document"]["caption"] != "Please sign page 2"
+        {
+            return Err(format!("the fake Cloud API received {document}"));
+        }
+        let id = document["document"]["id"].as_str().unwrap_or_default();
+        if app.fake.media(id).map(|m| m.0.to_vec()) != Some(pdf.clone()) {
+            return Err(format!("the upload {id} does not hold the file picked"));
+        }
+        // Back on the conversation page, the transcript shows what was sent.
+        driver.wait_for_url("/console/conversations/").await?;
+        driver
+            .wait_for_text("#transcript", "[document: claim-form.pdf]")
+            .await?;
+        Ok(())
+    }
+    .await;
+    driver.finish(outcome, "console-attach").await;
+}
+
+#[needs_chromedriver]
+#[tokio::test]
+async fn a_supervisor_reads_what_the_bot_did_not_understand_on_the_dashboard() {
+    let driver = driver().await;
+    let app = spawn_app_with(&Backend::Sqlite, |s| {
+        s.dialogue.handler = DialogueMode::Flows
+    })
+    .await;
+    add_agent(&app, "sup@example.com", Role::Supervisor).await;
+    // Two people type the same thing the bot cannot place (one with a number, masked), a
+    // third something else.
+    let said = [
+        ("919800002501", "kal baarish hogi kya, call 9812345678"),
+        ("919800002502", "Kal baarish hogi kya, call 9812345678"),
+        ("919800002503", "what time does the cricket match start"),
+    ];
+    for (n, (phone, text)) in said.iter().enumerate() {
+        app.post_webhook(&envelope(vec![text_message(
+            phone,
+            &new_wamid(),
+            now_secs(),
+            text,
+        )]))
+        .await;
+        app.wait_for_sends(n + 1).await;
+    }
+
+    let outcome: Step = async {
+        driver.log_in(&app.address, "sup@example.com").await?;
+        driver.click("nav a[href=\"/console/dashboard\"]").await?;
+        driver.wait_for_url("/console/dashboard").await?;
+        driver
+            .wait_for_text("table.not-understood", "kal baarish hogi kya, call ***")
+            .await?;
+        let rows = driver
+            .script(
+                "return [...document.querySelectorAll('table.not-understood tbody tr')]\
+                 .map(r => [...r.cells].map(c => c.textContent));",
+                json!([]),
+            )
+            .await?;
+        let expected = json!([
+            ["kal baarish hogi kya, call ***", "en", "-", "2"],
+            ["what time does the cricket match start", "en", "-", "1"]
+        ]);
+        if rows != expected {
+            return Err(format!("the table shows {rows}"));
+        }
+        if std::env::var_os("INSUREBOT_SCREENSHOT").is_some() {
+            driver
+                .script(
+                    "document.querySelector('table.not-understood').scrollIntoView({block: 'center'});",
+                    json!([]),
+                )
+                .await?;
+            driver
+                .screenshot(&root("tests/screenshots/dashboard.png"))
+                .await;
+        }
+        Ok(())
+    }
+    .await;
+    driver.finish(outcome, "dashboard").await;
 }
 
 /// Measures `texts` (spaces left out: they have a glyph in any font) in the font of the first

@@ -48,7 +48,8 @@ async fn post_multipart(agent: &AgentClient, path: &str, parts: &[Part<'_>]) -> 
         .unwrap()
 }
 
-fn pdf() -> Vec<u8> {
+/// A small PDF (also picked through the real form in `browser.rs`).
+pub(crate) fn pdf() -> Vec<u8> {
     let mut v = b"%PDF-1.4\n% claim form\n".to_vec();
     v.extend((0..20_000).map(|i| (i % 199) as u8));
     v.extend_from_slice(b"\n%%EOF\n");

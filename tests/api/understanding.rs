@@ -1,12 +1,13 @@
 //! Free text through the real webhook (issue 22): Hinglish answered in Hindi and remembered,
 //! values read out of free text (policy number with spaces, a date with a Hindi month, a
 //! claim number in lower case), "Did you mean A or B?" with buttons, and what the bot could
-//! not place listed (masked) on the supervisor's dashboard.
+//! not place listed (masked) on the supervisor's dashboard and purged by retention.
 
 use insurebot::config::DialogueMode;
 use insurebot::http::console::auth::Role;
 use insurebot::store::entities::{conversation, misunderstood_message};
-use sea_orm::EntityTrait;
+use insurebot::store::now_ms;
+use sea_orm::{EntityTrait, QueryOrder};
 
 use crate::console::{add_agent, login};
 use crate::helpers::*;
@@ -157,5 +158,39 @@ async fn messages_the_bot_cannot_place_are_kept_masked_and_listed_on_the_dashboa
             "{html}"
         );
         assert!(!html.contains("9812345678"));
+    }
+}
+
+#[tokio::test]
+async fn retention_deletes_misunderstood_messages_as_old_as_the_bodies_it_purges() {
+    for backend in backends() {
+        let app = spawn_flows_app(&backend).await;
+        // One noted through a real turn (today's), one as old as a purged body would be.
+        say(&app, "919800002208", now_secs(), "kal baarish hogi kya", 1).await;
+        let day = 24 * 3_600_000;
+        misunderstood_message::Entity::insert(misunderstood_message::ActiveModel {
+            text: sea_orm::ActiveValue::Set("purane sawal ***".into()),
+            place: sea_orm::ActiveValue::Set("-".into()),
+            language: sea_orm::ActiveValue::Set("en".into()),
+            at: sea_orm::ActiveValue::Set(now_ms() - 40 * day),
+            ..Default::default()
+        })
+        .exec(&app.db)
+        .await
+        .unwrap();
+
+        let report = insurebot::consent::erasure::purge_older_than(&app.db, None, 30, now_ms())
+            .await
+            .unwrap();
+        assert_eq!(report.misunderstood_messages, 1);
+        let left: Vec<String> = misunderstood_message::Entity::find()
+            .order_by_asc(misunderstood_message::Column::Id)
+            .all(&app.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.text)
+            .collect();
+        assert_eq!(left, ["kal baarish hogi kya"]);
     }
 }

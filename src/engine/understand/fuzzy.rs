@@ -1,5 +1,8 @@
 //! Owns the typo tolerance: a token-level edit distance (with transpositions) whose allowance
 //! grows with the word's length, so "premum" is "premium" but "pay" is never "day".
+//! [`Word`] carries what rejects most pairs before any edit distance is computed (length and
+//! a bit set of the letters), so the matcher can compare a message word with the whole
+//! vocabulary cheaply.
 
 /// How alike two normalised words are, 0.0 (not the same word) to 1.0 (identical).
 ///
@@ -10,17 +13,51 @@ pub fn similarity(a: &[char], b: &[char]) -> f32 {
     if a == b {
         return 1.0;
     }
-    let allowed = match a.len().min(b.len()) {
-        0..=3 => return 0.0,
-        4..=5 => 1,
-        _ => 2,
-    };
-    if a.len().abs_diff(b.len()) > allowed {
+    let Some(allowed) = allowance(a.len(), b.len()) else {
         return 0.0;
-    }
+    };
     match distance(a, b, allowed) {
         Some(d) => 1.0 - d as f32 / a.len().max(b.len()) as f32,
         None => 0.0,
+    }
+}
+
+/// How many edits [`similarity`] allows between words of these lengths; `None` when they
+/// cannot be alike at all (too short, or lengths too far apart).
+pub fn allowance(a_len: usize, b_len: usize) -> Option<usize> {
+    let allowed = match a_len.min(b_len) {
+        0..=3 => return None,
+        4..=5 => 1,
+        _ => 2,
+    };
+    (a_len.abs_diff(b_len) <= allowed).then_some(allowed)
+}
+
+/// A normalised word with its letters as a bit set, for cutting pairs that cannot be alike.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Word {
+    /// The letters.
+    pub chars: Vec<char>,
+    /// One bit per letter (by code point modulo 64).
+    mask: u64,
+}
+
+impl Word {
+    /// The word `w`.
+    pub fn new(w: &str) -> Word {
+        let chars: Vec<char> = w.chars().collect();
+        let mask = chars.iter().fold(0u64, |m, c| m | 1 << (*c as u32 % 64));
+        Word { chars, mask }
+    }
+
+    /// Whether [`similarity`] could be above zero for a pair whose lengths allow `allowed`
+    /// edits. A letter of one word that the other lacks entirely costs at least one edit
+    /// (a deletion or substitution; a transposition only swaps letters both have), so more
+    /// such letters than `allowed`, on either side, rule the pair out. Letters sharing a bit
+    /// only make the count smaller, so the cut never rejects a pair that is alike.
+    pub fn may_be_alike(&self, other: &Word, allowed: usize) -> bool {
+        (self.mask & !other.mask).count_ones() as usize <= allowed
+            && (other.mask & !self.mask).count_ones() as usize <= allowed
     }
 }
 

@@ -70,8 +70,14 @@ pub struct Ranking(pub Vec<(String, f32)>);
 #[derive(Debug, Default)]
 pub struct Understanding {
     /// Normalised words of all phrases, as characters (fuzzy matching works on these).
-    vocab: Vec<Vec<char>>,
+    vocab: Vec<fuzzy::Word>,
     vocab_index: HashMap<String, u32>,
+    /// Vocabulary ids by word length in letters: a message word is only compared with the
+    /// few lengths its typo allowance reaches.
+    vocab_by_len: Vec<Vec<u32>>,
+    /// Phrase indices holding each vocabulary id: only phrases sharing a word with the
+    /// message are scored (the others would score zero).
+    postings: Vec<Vec<u32>>,
     /// Intent (flow id) of each phrase's `intent` index.
     intents: Vec<String>,
     phrases: Vec<Phrase>,
@@ -158,7 +164,7 @@ impl Understanding {
                 let id = match u.vocab_index.get(&w) {
                     Some(id) => *id,
                     None => {
-                        u.vocab.push(w.chars().collect());
+                        u.vocab.push(fuzzy::Word::new(&w));
                         let id = (u.vocab.len() - 1) as u32;
                         u.vocab_index.insert(w, id);
                         id
@@ -168,6 +174,22 @@ impl Understanding {
             }
             if !tokens.is_empty() {
                 u.phrases.push(Phrase { intent, tokens });
+            }
+        }
+        for (v, w) in u.vocab.iter().enumerate() {
+            let len = w.chars.len();
+            if u.vocab_by_len.len() <= len {
+                u.vocab_by_len.resize(len + 1, Vec::new());
+            }
+            u.vocab_by_len[len].push(v as u32);
+        }
+        u.postings = vec![Vec::new(); u.vocab.len()];
+        for (p, phrase) in u.phrases.iter().enumerate() {
+            for &t in &phrase.tokens {
+                let list = &mut u.postings[t as usize];
+                if list.last() != Some(&(p as u32)) {
+                    list.push(p as u32);
+                }
             }
         }
         // Only one-word keywords veto: "all" of "stop all" must not block "all my claims".
@@ -186,38 +208,26 @@ impl Understanding {
 
     /// Which flow `text` asks for, among the flows `allowed` lets through.
     pub fn intent(&self, text: &str, allowed: impl Fn(&str) -> bool) -> Understood {
-        let all = normalize::tokens(text);
+        // Long messages are stories, not requests: better the menu than a guess.
+        let Some(all) = normalize::tokens_within(text, MAX_WORDS) else {
+            return Understood::Nothing;
+        };
         let filler: Vec<bool> = all.iter().map(|w| self.fillers.contains(w)).collect();
         let content = filler.iter().filter(|f| !**f).count();
-        if content == 0
-            || content > 16
-            || all.len() > MAX_WORDS
-            || all.iter().any(|w| self.veto.contains(w))
-        {
-            // Long messages are stories, not requests: better the menu than a guess.
+        if content == 0 || content > 16 || all.iter().any(|w| self.veto.contains(w)) {
             return Understood::Nothing;
         }
-        let words: Vec<Vec<char>> = all.iter().map(|w| w.chars().collect()).collect();
+        let words: Vec<fuzzy::Word> = all.iter().map(|w| fuzzy::Word::new(w)).collect();
         // sims[i][v]: how alike message word i is to vocabulary word v (sparse).
-        let sims: Vec<Vec<(u32, f32)>> = words
+        let sims: Vec<Vec<(u32, f32)>> = all
             .iter()
-            .enumerate()
-            .map(|(i, w)| {
-                let exact = self.vocab_index.get(&w.iter().collect::<String>()).copied();
-                match exact {
-                    Some(id) => vec![(id, 1.0)],
-                    // Fillers only ever match themselves (in phrases that keep them).
-                    None if filler[i] => Vec::new(),
-                    None => self
-                        .vocab
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(v, vw)| {
-                            let s = fuzzy::similarity(w, vw);
-                            (s > 0.0).then_some((v as u32, s))
-                        })
-                        .collect(),
-                }
+            .zip(&words)
+            .zip(&filler)
+            .map(|((text, w), is_filler)| match self.vocab_index.get(text) {
+                Some(id) => vec![(*id, 1.0)],
+                // Fillers only ever match themselves (in phrases that keep them).
+                None if *is_filler => Vec::new(),
+                None => self.alike(w),
             })
             .collect();
         // How much a message word left unexplained by a phrase costs: a word of another
@@ -232,15 +242,23 @@ impl Understanding {
                     0.0
                 } else if !s.is_empty() {
                     1.0
-                } else if w.iter().any(char::is_ascii_digit) {
+                } else if w.chars.iter().any(char::is_ascii_digit) {
                     0.25
                 } else {
                     0.5
                 }
             })
             .collect();
+        // Only phrases sharing a word with the message can score above zero.
+        let mut candidates: Vec<u32> = sims
+            .iter()
+            .flatten()
+            .flat_map(|(v, _)| self.postings[*v as usize].iter().copied())
+            .collect();
+        candidates.sort_unstable();
+        candidates.dedup();
         let mut best = vec![0f32; self.intents.len()];
-        for p in &self.phrases {
+        for p in candidates.iter().map(|p| &self.phrases[*p as usize]) {
             if !allowed(&self.intents[p.intent]) {
                 continue;
             }
@@ -295,6 +313,32 @@ impl Understanding {
             },
             _ => Understood::Nothing,
         }
+    }
+
+    /// The vocabulary words a message word not in the vocabulary is like, with how alike.
+    /// Only the lengths the word's typo allowance reaches are looked at, and the letter cut
+    /// rejects most of those before any edit distance is computed.
+    fn alike(&self, w: &fuzzy::Word) -> Vec<(u32, f32)> {
+        let len = w.chars.len();
+        let mut out = Vec::new();
+        for ids in (len.saturating_sub(2)..=len + 2).filter_map(|l| self.vocab_by_len.get(l)) {
+            for &v in ids {
+                let vw = &self.vocab[v as usize];
+                let Some(allowed) = fuzzy::allowance(len, vw.chars.len()) else {
+                    continue;
+                };
+                if !w.may_be_alike(vw, allowed) {
+                    continue;
+                }
+                let s = fuzzy::similarity(&w.chars, &vw.chars);
+                if s > 0.0 {
+                    out.push((v, s));
+                }
+            }
+        }
+        // Ascending ids, as a scan of the whole vocabulary gave them.
+        out.sort_unstable_by_key(|(v, _)| *v);
+        out
     }
 
     /// The language `text` is written in, when it says so: Devanagari is Hindi, Tamil script
@@ -404,7 +448,18 @@ impl Understanding {
 /// The one title `text` names with typos allowed ("premum due" for "Premium due"): same
 /// number of words, each alike enough. `None` when no title or more than one is that close.
 pub fn pick_title(text: &str, titles: &[String]) -> Option<usize> {
-    let words: Vec<Vec<char>> = normalize::tokens(text)
+    let titles: Vec<Vec<Vec<char>>> = titles
+        .iter()
+        .map(|title| {
+            normalize::tokens(title)
+                .iter()
+                .map(|w| w.chars().collect())
+                .collect()
+        })
+        .collect();
+    // A message with more words than the longest title names none of them.
+    let longest = titles.iter().map(Vec::len).max()?;
+    let words: Vec<Vec<char>> = normalize::tokens_within(text, longest)?
         .iter()
         .map(|w| w.chars().collect())
         .collect();
@@ -412,11 +467,7 @@ pub fn pick_title(text: &str, titles: &[String]) -> Option<usize> {
         return None;
     }
     let mut found = None;
-    for (i, title) in titles.iter().enumerate() {
-        let t: Vec<Vec<char>> = normalize::tokens(title)
-            .iter()
-            .map(|w| w.chars().collect())
-            .collect();
+    for (i, t) in titles.iter().enumerate() {
         if t.len() == words.len()
             && t.iter()
                 .zip(&words)

@@ -44,17 +44,29 @@ pub fn script_of(text: &str) -> Script {
 
 /// The normalised words of `text`, in order.
 pub fn tokens(text: &str) -> Vec<String> {
+    tokens_within(text, usize::MAX).unwrap_or_default()
+}
+
+/// The normalised words of `text`, or `None` as soon as there are more than `max`: the rest
+/// of a long message is never normalised (a 4,096-character story costs what its first
+/// words cost).
+pub fn tokens_within(text: &str, max: usize) -> Option<Vec<String>> {
     let mut out = Vec::new();
     let mut word = String::new();
     for c in text.nfkc().flat_map(char::to_lowercase) {
         match fold(c) {
             Fold::Keep(c) => word.push(c),
             Fold::Drop => {}
-            Fold::Split => flush(&mut word, &mut out),
+            Fold::Split => {
+                flush(&mut word, &mut out);
+                if out.len() > max {
+                    return None;
+                }
+            }
         }
     }
     flush(&mut word, &mut out);
-    out
+    (out.len() <= max).then_some(out)
 }
 
 fn flush(word: &mut String, out: &mut Vec<String>) {
@@ -136,6 +148,18 @@ pub fn latin_variant(w: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_within_stops_past_the_limit() {
+        assert_eq!(
+            tokens_within("Claim, status!", 2),
+            Some(vec!["claim".to_owned(), "status".to_owned()])
+        );
+        assert_eq!(tokens_within("claim status pls", 2), None);
+        assert_eq!(tokens_within("", 0), Some(vec![]));
+        assert_eq!(tokens_within(&"pay ".repeat(1000), 32), None);
+        assert_eq!(tokens(&"pay ".repeat(1000)).len(), 1000);
+    }
 
     #[test]
     fn case_punctuation_and_repeats_do_not_matter() {

@@ -120,6 +120,101 @@ fn the_shipped_flows_meet_the_targets_on_the_test_set() {
     assert!(report.meets(Targets::default()), "{report}");
 }
 
+/// The vocabulary index (length buckets, letter cut) finds exactly the words a comparison
+/// with every vocabulary word finds, for every word of the test set the vocabulary lacks and
+/// typos of every vocabulary word.
+#[test]
+fn the_vocabulary_index_finds_what_a_full_scan_finds() {
+    let u = flows().understanding();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let set = testset::load(&root.join("flows/understanding/test-set.yaml")).unwrap();
+    let mut words: BTreeSet<String> = set
+        .intents
+        .values()
+        .flat_map(|m| m.values())
+        .flatten()
+        .flat_map(|t| normalize::tokens(t))
+        .collect();
+    words.extend(["stauts", "premum", "polcy", "documnet", "paymnt"].map(String::from));
+    // Every vocabulary word with one letter dropped, one changed, two swapped.
+    for w in &u.vocab {
+        let c = &w.chars;
+        if c.len() > 2 {
+            words.insert(c[1..].iter().collect());
+            let mut changed = c.clone();
+            changed[c.len() / 2] = 'x';
+            words.insert(changed.iter().collect());
+            let mut swapped = c.clone();
+            swapped.swap(0, 1);
+            words.insert(swapped.iter().collect());
+        }
+    }
+    let mut compared = 0;
+    // Words of the vocabulary itself are found by the exact lookup, never through the index.
+    for w in words.iter().filter(|w| !u.vocab_index.contains_key(*w)) {
+        let word = fuzzy::Word::new(w);
+        let full: Vec<(u32, f32)> = u
+            .vocab
+            .iter()
+            .enumerate()
+            .filter_map(|(v, vw)| {
+                let s = fuzzy::similarity(&word.chars, &vw.chars);
+                (s > 0.0).then_some((v as u32, s))
+            })
+            .collect();
+        assert_eq!(u.alike(&word), full, "{w}");
+        compared += 1;
+    }
+    assert!(compared > 1000, "only {compared} words compared");
+}
+
+/// The longest text WhatsApp allows (4,096 characters) is read without panicking and gets
+/// the right answer: a story is nothing, a request padded with spaces or punctuation is
+/// still the request, one endless word is nothing.
+#[test]
+fn a_message_of_4096_characters_is_read() {
+    let story: String = "my car broke down near pune and the towing guy wants cash "
+        .chars()
+        .cycle()
+        .take(4096)
+        .collect();
+    assert_eq!(story.chars().count(), 4096);
+    assert_eq!(intent(&story), Understood::Nothing);
+    let padded = format!("claim status {}", "!".repeat(4096 - 13));
+    assert_eq!(padded.chars().count(), 4096);
+    assert_eq!(flow(&padded).as_deref(), Some("claim_status"));
+    let spaced = format!("{}premum due", " ".repeat(4096 - 10));
+    assert_eq!(flow(&spaced).as_deref(), Some("premium"));
+    let endless: String = "claimstatus".chars().cycle().take(4096).collect();
+    assert_eq!(intent(&endless), Understood::Nothing);
+    let devanagari: String = "मेरा क्लेम कहाँ है ".chars().cycle().take(4096).collect();
+    assert_eq!(intent(&devanagari), Understood::Nothing);
+    // Through the whole input step too (slots, titles, the misunderstood note).
+    let menu = crate::engine::step(
+        flows(),
+        &crate::engine::Conversation::new("en"),
+        &crate::engine::Event::Text("hi".into()),
+        chrono::Utc::now(),
+    )
+    .conversation;
+    for text in [&story, &endless, &devanagari] {
+        let out = crate::engine::step(
+            flows(),
+            &menu,
+            &crate::engine::Event::Text(text.clone()),
+            chrono::Utc::now(),
+        );
+        assert!(
+            out.effects
+                .iter()
+                .any(|e| matches!(e, crate::engine::Effect::Misunderstood { .. })),
+            "{} chars not noted as misunderstood: {:?}",
+            text.len(),
+            out.effects
+        );
+    }
+}
+
 fn check(yaml: &str) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("en")).unwrap();

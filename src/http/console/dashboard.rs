@@ -500,11 +500,14 @@ fn nice_ceiling(v: f64) -> f64 {
     10.0 * magnitude
 }
 
+/// A tick or value as people read it: whole numbers without a point, others with up to two
+/// decimals (a quarter step of a measure axis is "0.25", not "0.2" beside a line at 0.25).
 fn format_number(v: f64) -> String {
     if v.fract().abs() < 1e-9 {
         format!("{}", v as i64)
     } else {
-        format!("{v:.1}")
+        let s = format!("{v:.2}");
+        s.trim_end_matches('0').to_owned()
     }
 }
 
@@ -567,5 +570,16 @@ mod tests {
     #[test]
     fn measure_axes_keep_four_steps_to_a_round_top() {
         assert_eq!(axis_ticks(2.0, Axis::Measure), [0.0, 0.5, 1.0, 1.5, 2.0]);
+        // An empty wait chart's labels name the lines they stand by.
+        let svg = bar_chart(
+            "w",
+            &["01/12".to_owned()],
+            &[("wait", vec![0.0])],
+            Axis::Measure,
+        );
+        for label in [">0.25<", ">0.5<", ">0.75<", ">1<"] {
+            assert!(svg.contains(label), "{label}: {svg}");
+        }
+        assert!(!svg.contains(">0.2<") && !svg.contains(">0.8<"), "{svg}");
     }
 }
