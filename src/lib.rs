@@ -31,8 +31,10 @@
 //!   to the dialogue layer, one per contact at a time.
 //! - [`nlu`]: the optional external understanding service (Rasa's `/model/parse` shape),
 //!   asked before a turn's transaction; the built-in matcher answers when it fails.
-//! - [`dialogue`]: the runner around the engine: loads and saves conversations, performs
-//!   effects, runs timers.
+//! - [`handoff`]: the hand-off to a person: the `handoff` table and its rules (request,
+//!   cancel, take, transfer, close, requeue), in the caller's transaction.
+//! - [`dialogue`]: the runner around the engine: the message handler, the effects, the
+//!   timers, the conversation row.
 //! - [`reminders`]: premium reminders and campaigns: when to send, and never twice.
 //! - [`notifications`]: what the insurer's systems ask to tell a policyholder (a claim update,
 //!   a premium due): the kinds, the recipient, the text, queued once per idempotency key.
@@ -54,6 +56,7 @@ pub mod config;
 pub mod consent;
 pub mod dialogue;
 pub mod engine;
+pub mod handoff;
 pub mod http;
 pub mod ingest;
 pub mod insurer;

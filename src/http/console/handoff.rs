@@ -1,4 +1,6 @@
-//! The hand-off queue's actions: take (exactly one agent wins), transfer, close. Each one runs
+//! The console's hand-off actions: take (exactly one agent wins), transfer, close; the rows
+//! change in [`crate::handoff`], this module decides who may act and what the agent is told.
+//! Each one runs
 //! in a transaction that holds the contact's processing lock, the very lock the pipeline and
 //! the dialogue timer take ([`crate::ingest::pipeline::lease`]: PostgreSQL's per-contact advisory
 //! lock, SQLite's lease columns), so an agent's action and a policyholder's message are never
@@ -8,14 +10,13 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use super::Console;
 use super::auth::CurrentAgent;
 use super::error::{ConsoleError, Result};
 use crate::engine::{self, Conversation, Event};
-use crate::store::entities::handoff::State as HandoffState;
+use crate::handoff::Actor;
 use crate::store::entities::{agent, handoff};
 use crate::store::{WriteTxn, begin_write, now_ms};
 
@@ -38,17 +39,7 @@ pub async fn take(
 ) -> Result<i64> {
     let row = find(db, handoff_id).await?;
     let txn = ContactLock::acquire(db, row.contact_id).await?;
-    let won = handoff::Entity::update_many()
-        .col_expr(handoff::Column::State, Expr::value(HandoffState::Taken))
-        .col_expr(handoff::Column::AgentId, Expr::value(agent.id))
-        .col_expr(handoff::Column::TakenAt, Expr::value(now_ms()))
-        .filter(handoff::Column::Id.eq(handoff_id))
-        .filter(handoff::Column::State.eq(HandoffState::Waiting))
-        .exec(txn.txn())
-        .await?
-        .rows_affected
-        == 1;
-    if !won {
+    if !crate::handoff::take(txn.txn(), handoff_id, agent.id).await? {
         // Dropping the transaction rolls it back and gives the lock up.
         return Err(ConsoleError::Conflict(
             "Another agent has already taken this conversation.".into(),
@@ -87,14 +78,7 @@ pub async fn transfer(
     // Under the contact's lock like the other actions: the dialogue timer requeues or closes
     // a taken hand-off under it, and a transfer must not land in the middle of that.
     let txn = ContactLock::acquire(db, row.contact_id).await?;
-    let mut update = handoff::Entity::update_many()
-        .col_expr(handoff::Column::AgentId, Expr::value(target.id))
-        .filter(handoff::Column::Id.eq(handoff_id))
-        .filter(handoff::Column::State.eq(HandoffState::Taken));
-    if !agent.is_supervisor() {
-        update = update.filter(handoff::Column::AgentId.eq(agent.id));
-    }
-    if update.exec(txn.txn()).await?.rows_affected != 1 {
+    if !crate::handoff::transfer(txn.txn(), handoff_id, actor(agent), target.id).await? {
         return Err(ConsoleError::Conflict(
             "Only the agent who has this conversation (or a supervisor) can transfer it.".into(),
         ));
@@ -123,18 +107,7 @@ pub async fn close(
 ) -> Result<i64> {
     let row = find(db, handoff_id).await?;
     let txn = ContactLock::acquire(db, row.contact_id).await?;
-    let mut update = handoff::Entity::update_many()
-        .col_expr(handoff::Column::State, Expr::value(HandoffState::Closed))
-        .col_expr(handoff::Column::ClosedAt, Expr::value(now_ms()))
-        .filter(handoff::Column::Id.eq(handoff_id));
-    update = if agent.is_supervisor() {
-        update.filter(handoff::Column::State.is_in([HandoffState::Waiting, HandoffState::Taken]))
-    } else {
-        update
-            .filter(handoff::Column::State.eq(HandoffState::Taken))
-            .filter(handoff::Column::AgentId.eq(agent.id))
-    };
-    if update.exec(txn.txn()).await?.rows_affected != 1 {
+    if !crate::handoff::close(txn.txn(), handoff_id, actor(agent)).await? {
         return Err(ConsoleError::Conflict(
             "This conversation is not yours to close, or it is already closed.".into(),
         ));
@@ -160,18 +133,21 @@ pub async fn open_for_contact<C: ConnectionTrait>(
     db: &C,
     contact_id: i64,
 ) -> Result<Option<handoff::Model>> {
-    Ok(handoff::Entity::find()
-        .filter(handoff::Column::ContactId.eq(contact_id))
-        .filter(handoff::Column::State.is_in([HandoffState::Waiting, HandoffState::Taken]))
-        .one(db)
-        .await?)
+    Ok(crate::handoff::open_for_contact(db, contact_id).await?)
 }
 
 async fn find(db: &DatabaseConnection, id: i64) -> Result<handoff::Model> {
-    handoff::Entity::find_by_id(id)
-        .one(db)
+    crate::handoff::find(db, id)
         .await?
         .ok_or(ConsoleError::NotFound)
+}
+
+/// The agent as the hand-off rules see them.
+fn actor(agent: &CurrentAgent) -> Actor {
+    Actor {
+        agent_id: agent.id,
+        supervisor: agent.is_supervisor(),
+    }
 }
 
 /// Tells the engine that an agent joined or left, and saves the conversation. Without the flow
