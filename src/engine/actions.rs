@@ -76,6 +76,10 @@ impl Action {
     }
 }
 
+/// Result fields that hold files (a list of `media_slot::MediaRef`, already in the media
+/// store), by action: a `send_files:` state may send them.
+pub const MEDIA_RESULT_FIELDS: &[(&str, &str)] = &[("claim.status", "claim_letter")];
+
 /// All actions the shipped engine knows.
 pub const ACTIONS: &[ActionSpec] = &[
     ActionSpec {
@@ -132,7 +136,14 @@ pub const ACTIONS: &[ActionSpec] = &[
         // `documents_pending`: found, and the insurer waits for documents the contact can
         // send in the chat (`claim.attach_documents`).
         outcomes: &["found", "documents_pending", "not_found", "error"],
-        result_fields: &["claim_stage", "claim_updated_date", "pending_documents"],
+        // `claim_letter`: the insurer's letter on the claim (e.g. the settlement letter) as
+        // files, an empty list when it has none (see MEDIA_RESULT_FIELDS).
+        result_fields: &[
+            "claim_stage",
+            "claim_updated_date",
+            "pending_documents",
+            "claim_letter",
+        ],
     },
     ActionSpec {
         name: "claim.list_open",
