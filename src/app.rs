@@ -149,6 +149,7 @@ impl Application {
                 agent_idle_close: minutes_or_never(settings.dialogue.agent_idle_close_minutes),
                 agent_reply_limit: minutes_or_never(settings.dialogue.agent_reply_minutes),
                 media_limits: settings.media.max_bytes,
+                media_store: Some(media_store.clone()),
                 nlu: NluClient::new(&settings.nlu)?.map(Arc::new),
                 understood: Default::default(),
             })),

@@ -92,6 +92,7 @@ claim-status = Claim { $claim_number }: { $claim_stage } (updated { $claim_updat
         [one] One document is pending.
        *[other] { $pending_documents } documents are pending.
     }
+claim-letter-caption = Letter on claim { $claim_number }: { $claim_stage }
 claim-not-found = I could not find claim { $claim_number }.
 btn-my-claims = My open claims
 btn-claim-number = Enter claim number

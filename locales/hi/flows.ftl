@@ -92,6 +92,7 @@ claim-status = क्लेम { $claim_number }: { $claim_stage } ({ $claim_upd
         [one] एक दस्तावेज़ बाकी है।
        *[other] { $pending_documents } दस्तावेज़ बाकी हैं।
     }
+claim-letter-caption = क्लेम { $claim_number } का पत्र: { $claim_stage }
 claim-not-found = क्लेम { $claim_number } नहीं मिला।
 btn-my-claims = मेरे चालू क्लेम
 btn-claim-number = क्लेम नंबर लिखें

@@ -92,6 +92,7 @@ claim-status = க்ளைம் { $claim_number }: { $claim_stage } ({ $claim_
         [one] ஒரு ஆவணம் நிலுவையில் உள்ளது.
        *[other] { $pending_documents } ஆவணங்கள் நிலுவையில் உள்ளன.
     }
+claim-letter-caption = க்ளைம் { $claim_number } கடிதம்: { $claim_stage }
 claim-not-found = க்ளைம் { $claim_number } கிடைக்கவில்லை.
 btn-my-claims = என் க்ளைம்கள்
 btn-claim-number = க்ளைம் எண் தருக

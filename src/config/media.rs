@@ -108,8 +108,9 @@ pub struct MediaSettings {
     pub download_attempts: u32,
     /// Pause before the second attempt in milliseconds; doubles for each further one.
     pub retry_base_ms: u64,
-    /// Files downloaded at once by this instance; the others wait their turn, so memory
-    /// stays bounded however many arrive together.
+    /// Files of one kind downloaded at once by this instance; the others of that kind wait
+    /// their turn, so memory stays bounded however many arrive together, and a queue of
+    /// photos does not hold back a document (nor a big document the photos).
     pub max_concurrent_downloads: u32,
 }
 

@@ -11,6 +11,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Que
 
 use super::{FlowRunner, Turn};
 use crate::consent::{self, Change, NewEntry, Scope, Source};
+use crate::engine::media_slot::{FileKind, MediaRef};
 use crate::engine::{Choices, ConsentChange, ConsentScope, Event, Reply};
 use crate::messaging::composer::{
     self, Composer, Intent, PipelineQueued, Purpose, Queued, StoredIntent, TemplateChoice,
@@ -197,6 +198,93 @@ pub(super) async fn queue_attachment(
         template: None,
     };
     queue_body(turn, composer, &reply, body).await
+}
+
+/// Sends a `send_files:` state's files before its words: each as an image or a document
+/// message by its kind, from the media store, recorded as the contact's (source `flow`) like
+/// an action's file. A file no longer stored (erased meanwhile), of a kind WhatsApp cannot
+/// take as a message, or outside WhatsApp's limits is left out and logged (by kind, never
+/// its name); outside the window the composer records each one as skipped, with why.
+pub(super) async fn queue_files(
+    turn: &Turn<'_>,
+    composer: &Composer,
+    store: Option<&crate::media::MediaStore>,
+    files: &[MediaRef],
+    caption: Option<String>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    use crate::whatsapp::outbound::OutboundMediaKind;
+    let Some(store) = store else {
+        tracing::warn!(
+            files = files.len(),
+            "a flow sends files but no media store is configured; none sent"
+        );
+        return Ok(());
+    };
+    for file in files {
+        let kind = match file.kind {
+            FileKind::Image => OutboundMediaKind::Image,
+            FileKind::Document => OutboundMediaKind::Document,
+            other => {
+                tracing::warn!(
+                    kind = other.as_str(),
+                    "a flow's file of this kind cannot be sent; left out"
+                );
+                continue;
+            }
+        };
+        let Some(size) = store.size(&file.sha256).await? else {
+            tracing::warn!(
+                kind = kind.as_str(),
+                "a flow's file is no longer in the media store; left out"
+            );
+            continue;
+        };
+        let filename = file
+            .file_name
+            .clone()
+            .unwrap_or_else(|| default_filename(&file.mime));
+        let checked = wa::limits::validate_file(kind, &file.mime, size).and_then(|()| {
+            if kind == OutboundMediaKind::Document {
+                wa::limits::validate_filename("document.filename", &filename)
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = checked {
+            tracing::warn!(error = %e, "a flow's file is outside WhatsApp's limits; left out");
+            continue;
+        }
+        let attachment = crate::insurer::Attachment {
+            kind,
+            stored: crate::media::store::Stored {
+                sha256: file.sha256.clone(),
+                size,
+            },
+            mime_type: file.mime.clone(),
+            filename,
+            caption: None,
+            source: FLOW_FILE_SOURCE,
+        };
+        queue_attachment(turn, composer, &attachment, caption.clone(), now).await?;
+    }
+    Ok(())
+}
+
+/// What `outbound_media.source` records for a file a flow's `send_files:` sent.
+pub const FLOW_FILE_SOURCE: &str = "flow";
+
+/// A document's file name when its reference has none: `document` and the type's usual
+/// extension.
+fn default_filename(mime: &str) -> String {
+    let ext = match mime {
+        "application/pdf" => ".pdf",
+        "text/plain" => ".txt",
+        "image/jpeg" => ".jpg",
+        "image/png" => ".png",
+        _ => "",
+    };
+    format!("document{ext}")
 }
 
 /// Keeps a message the bot could not place (masked by the engine, no contact) for the

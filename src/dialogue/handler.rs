@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::conversations::{load, parse, row_for, save, upsert};
 use super::effects::{
-    event_for, queue_attachment, queue_reply, record_consent, record_misunderstood,
+    event_for, queue_attachment, queue_files, queue_reply, record_consent, record_misunderstood,
 };
 use super::{ActionResult, FlowRunner, Turn, hops};
 use crate::consent::{self, ConsentState, Source};
@@ -391,6 +391,10 @@ impl FlowRunner {
                     }
                     Effect::Misunderstood { text, place } => {
                         record_misunderstood(turn, text, place, &conversation.language, now).await?
+                    }
+                    Effect::SendFiles { files, caption } => {
+                        let store = self.media_store.as_ref();
+                        queue_files(turn, &self.composer, store, &files, caption, now).await?
                     }
                     // The language lives in the conversation, saved with it below.
                     Effect::SetLanguage { .. } | Effect::EndConversation => {}

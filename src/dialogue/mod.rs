@@ -85,6 +85,8 @@ pub struct FlowRunner {
     pub agent_reply_limit: Option<chrono::Duration>,
     /// The size limits of inbound media, named in the answer to a file that is too large.
     pub media_limits: crate::config::media::KindLimits,
+    /// Where the files a flow sends (`send_files:`) are kept; `None`: such states send none.
+    pub media_store: Option<crate::media::MediaStore>,
     /// The external understanding service, when `[nlu] url` is set.
     pub nlu: Option<Arc<NluClient>>,
     /// Its answers for the messages about to be handled, by inbound message id: asked in

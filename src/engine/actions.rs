@@ -117,7 +117,14 @@ impl Action {
                 // `documents_pending`: found, and the insurer waits for documents the contact can
                 // send in the chat (`claim.attach_documents`).
                 outcomes: &["found", "documents_pending", "not_found", "error"],
-                result_fields: &["claim_stage", "claim_updated_date", "pending_documents"],
+                // `claim_letter`: the insurer's letter on the claim (e.g. the settlement letter)
+                // as files, an empty list when it has none (see MEDIA_RESULT_FIELDS).
+                result_fields: &[
+                    "claim_stage",
+                    "claim_updated_date",
+                    "pending_documents",
+                    "claim_letter",
+                ],
             },
             Action::ClaimListOpen => &ActionSpec {
                 name: "claim.list_open",
@@ -203,6 +210,10 @@ impl Action {
         Action::ALL.into_iter().map(Action::spec)
     }
 }
+
+/// Result fields that hold files (a list of `media_slot::MediaRef`, already in the media
+/// store), by action: a `send_files:` state may send them.
+pub const MEDIA_RESULT_FIELDS: &[(Action, &str)] = &[(Action::ClaimStatus, "claim_letter")];
 
 /// Looks an action up by name.
 pub fn find(name: &str) -> Option<&'static ActionSpec> {

@@ -309,6 +309,15 @@ pub enum Effect {
         /// Arguments: an object of the slots the state names.
         args: Value,
     },
+    /// Send files from the media store (a `send_files:` state), each as an image or a
+    /// document message by its kind, before the state's words. Free-form only: outside the
+    /// window they are not sent (the runner records why), as text without a template.
+    SendFiles {
+        /// The files, in the slot's order.
+        files: Vec<MediaRef>,
+        /// The rendered caption, on each file.
+        caption: Option<String>,
+    },
     /// Queue the conversation for an agent.
     Handoff {
         /// Why (shown in the agent queue).

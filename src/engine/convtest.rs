@@ -128,7 +128,8 @@ pub struct TestStep {
     pub mode: Option<String>,
     /// Effects that must happen: `handoff`, `end`, `consent:opt_out`, `consent:opt_in`,
     /// `consent:no_marketing`,
-    /// `consent:marketing`, `language:<code>`, `action:<name>`, `cancel_handoff`.
+    /// `consent:marketing`, `language:<code>`, `action:<name>`, `cancel_handoff`,
+    /// `file:<kind>` (a file sent by `send_files:`, one per file).
     #[serde(default)]
     pub effects: Vec<String>,
     /// The language afterwards.
@@ -495,7 +496,7 @@ fn check_step(st: &TestStep, conv: &Conversation, effects: &[Effect]) -> Result<
     {
         problems.push(format!("expected language '{l}', is '{}'", conv.language));
     }
-    let labels: Vec<String> = effects.iter().filter_map(effect_label).collect();
+    let labels: Vec<String> = effects.iter().flat_map(effect_labels).collect();
     for e in &st.effects {
         if !labels.contains(e) {
             problems.push(format!("expected effect '{e}'; effects were {labels:?}"));
@@ -518,10 +519,18 @@ fn check_step(st: &TestStep, conv: &Conversation, effects: &[Effect]) -> Result<
     Err(msg)
 }
 
-fn effect_label(e: &Effect) -> Option<String> {
+/// The labels a test's `effects:` names an effect by: one per effect, but a file sent
+/// (`file:document`, `file:image`) one per file.
+fn effect_labels(e: &Effect) -> Vec<String> {
     use super::conversation::{ConsentChange, ConsentScope};
-    Some(match e {
-        Effect::Reply(_) | Effect::Misunderstood { .. } => return None,
+    vec![match e {
+        Effect::Reply(_) | Effect::Misunderstood { .. } => return Vec::new(),
+        Effect::SendFiles { files, .. } => {
+            return files
+                .iter()
+                .map(|f| format!("file:{}", f.kind.as_str()))
+                .collect();
+        }
         Effect::CallAction { action, .. } => format!("action:{action}"),
         Effect::Handoff { .. } => "handoff".to_owned(),
         Effect::CancelHandoff { .. } => "cancel_handoff".to_owned(),
@@ -542,7 +551,7 @@ fn effect_label(e: &Effect) -> Option<String> {
         } => "consent:no_service".to_owned(),
         Effect::SetLanguage { language } => format!("language:{language}"),
         Effect::EndConversation => "end".to_owned(),
-    })
+    }]
 }
 
 fn parse_wait(s: &str) -> Option<Duration> {

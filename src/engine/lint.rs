@@ -8,13 +8,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use super::actions;
+use super::actions::{self, MEDIA_RESULT_FIELDS};
 use super::diagnostic::{Diagnostic, Severity};
 use super::flowset::{EngineSettings, Flow, FlowSet, normalize_keyword};
 use super::i18n::{DATA_VALUES, FALLBACK_LANG, I18n, value_message_id};
 use super::loader::{self, LoadedFlow};
 use super::media_slot::{FileKind, MAX_FILES};
-use super::model::{Expect, FlowFile, FlowId, Role, Sp, State, StateId, Target, limits};
+use super::model::{Expect, FlowFile, FlowId, Role, SendFiles, Sp, State, StateId, Target, limits};
 use super::runtime::ENGINE_MESSAGES;
 use super::understand::Understanding;
 
@@ -383,6 +383,7 @@ enum TextKind {
     SectionTitle,
     ListButton,
     Plain,
+    Caption,
 }
 
 impl TextKind {
@@ -397,6 +398,7 @@ impl TextKind {
             TextKind::SectionTitle => (limits::SECTION_TITLE, "a list section title"),
             TextKind::ListButton => (limits::LIST_BUTTON, "the list button label"),
             TextKind::Plain => (limits::TEXT_BODY, "a text message"),
+            TextKind::Caption => (limits::CAPTION, "a file's caption"),
         }
     }
 }
@@ -425,7 +427,7 @@ impl Lint<'_> {
             let text = match self.i18n.render(lang, &id.value, None) {
                 Ok(t) => t,
                 Err(e) => {
-                    if !matches!(kind, TextKind::Body | TextKind::Plain) {
+                    if !matches!(kind, TextKind::Body | TextKind::Plain | TextKind::Caption) {
                         self.push(Diagnostic::at(path, id, format!("{e}")));
                     }
                     self.i18n.render_placeholders(lang, &id.value, None)
@@ -590,6 +592,48 @@ impl Lint<'_> {
         }
     }
 
+    /// Checks a `send_files:` state: its slot holds files in this flow (a media step saves
+    /// it, or an action the flow calls returns it as files), and its caption exists in every
+    /// language and fits WhatsApp's 1024 characters.
+    fn send_files(&mut self, path: &Path, flow: &FlowFile, send: &SendFiles) {
+        let slot = send.slot.value.as_str();
+        let saved_by_media_step = flow.states.iter().any(|(_, other)| {
+            other.expect.as_ref().is_some_and(|e| e.media.is_some())
+                && other.save.as_ref().is_some_and(|s| s.value == slot)
+        });
+        let returned_by_action = MEDIA_RESULT_FIELDS.iter().any(|(action, field)| {
+            *field == slot
+                && flow.states.iter().any(|(_, other)| {
+                    other
+                        .action
+                        .as_ref()
+                        .is_some_and(|a| a.value.known() == Some(*action))
+                })
+        });
+        if !saved_by_media_step && !returned_by_action {
+            let sources: Vec<String> = MEDIA_RESULT_FIELDS
+                .iter()
+                .map(|(action, field)| format!("`{field}` ({})", action.name()))
+                .collect();
+            self.push(
+                Diagnostic::at(
+                    path,
+                    &send.slot,
+                    format!(
+                        "slot '{slot}' holds no files in this flow: no media step saves it and no action it calls returns it"
+                    ),
+                )
+                .with_hint(format!(
+                    "name the `save:` slot of a step with `expect: {{ media: [...] }}`, or an action's file field: {}",
+                    sources.join(", ")
+                )),
+            );
+        }
+        if let Some(caption) = &send.caption {
+            self.message(path, caption, TextKind::Caption, &mut Vec::new());
+        }
+    }
+
     fn flow(&mut self, path: &Path, flow: &mut FlowFile) {
         let langs: BTreeSet<String> = self.i18n.languages().map(str::to_owned).collect();
         if !flow.states.contains_key(&flow.start.value) {
@@ -687,6 +731,9 @@ impl Lint<'_> {
                 )
                 .with_hint("pick another name; `next: end` already ends the conversation"),
             );
+        }
+        if let Some(send) = &st.send_files {
+            self.send_files(path, flow, send);
         }
         let mut scratch = Vec::new();
         let interactive = !st.buttons.is_empty() || st.list_from.is_some();

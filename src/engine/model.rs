@@ -238,6 +238,10 @@ pub struct State {
     /// Record a consent change (an effect with an audit record in the runner).
     #[serde(default)]
     pub consent: Option<Sp<ConsentKind>>,
+    /// Send the files a slot holds (media references from a media step or an action's
+    /// result), before `say`.
+    #[serde(default)]
+    pub send_files: Option<SendFiles>,
     /// Fluent message id of the body. Its arguments are the conversation's slots.
     #[serde(default)]
     pub say: Option<Sp<String>>,
@@ -313,6 +317,21 @@ pub struct Button {
     /// Where the tap goes; without it the state's `next` is used.
     #[serde(default)]
     pub goto: Option<Sp<String>>,
+}
+
+/// `send_files:` — the files of a slot, each sent as an image or a document message (its
+/// kind decides), with a caption. Session messages: inside the 24-hour window only.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendFiles {
+    /// The slot: a list of media references (a media step's `save:`, or an action's result
+    /// field that holds files, see `actions::MEDIA_RESULT_FIELDS`). Empty or unset: nothing
+    /// is sent.
+    pub slot: Sp<String>,
+    /// Fluent id of the caption put on each file (at most 1024 characters); its arguments
+    /// are the conversation's slots.
+    #[serde(default)]
+    pub caption: Option<Sp<String>>,
 }
 
 /// A list whose rows come from a slot holding an array of objects (at most 10 are shown).
@@ -465,6 +484,8 @@ pub mod limits {
     pub const LIST_BUTTON: usize = 20;
     /// Interactive body text.
     pub const BODY: usize = 1024;
+    /// A file's caption (image or document message).
+    pub const CAPTION: usize = 1024;
     /// Plain text body.
     pub const TEXT_BODY: usize = 4096;
     /// Header and footer text.
@@ -508,6 +529,7 @@ pub const KNOWN_KEYS: &[(&str, &[&str])] = &[
         &[
             "set_language",
             "consent",
+            "send_files",
             "say",
             "header",
             "footer",
@@ -531,6 +553,7 @@ pub const KNOWN_KEYS: &[(&str, &[&str])] = &[
         &["items", "id", "title", "description", "button"],
     ),
     ("template", &["name", "params"]),
+    ("send_files", &["slot", "caption"]),
     (
         "expect",
         &[

@@ -33,7 +33,7 @@ use super::conversation::{
 };
 use super::flowset::{Flow, FlowSet, normalize_keyword};
 use super::media_slot::{DEFAULT_MAX_FILES, FileKind, MediaRef};
-use super::model::{Button, ConsentKind, Role, State, StateId, Target, limits};
+use super::model::{Button, ConsentKind, Role, SendFiles, State, StateId, Target, limits};
 use super::understand::{self, Ranking, Understood, slots};
 
 /// Message ids the engine itself uses; every locale must define them (the linter checks).
@@ -916,6 +916,9 @@ impl<'a> Machine<'a> {
                     ConsentKind::OptInMarketing | ConsentKind::OptOutMarketing => {}
                 }
             }
+            if let Some(send) = &st.send_files {
+                self.send_files(send);
+            }
             if st.say.is_some() {
                 let mut reply = self.state_reply(st);
                 if st.handoff.is_some() {
@@ -1099,6 +1102,21 @@ impl<'a> Machine<'a> {
     fn say_plain(&mut self, id: &str) {
         let r = self.plain(id);
         self.effects.push(Effect::Reply(r));
+    }
+
+    /// The files of a `send_files:` slot, with the caption rendered in the contact's
+    /// language; nothing when the slot holds none (e.g. no letter on file).
+    fn send_files(&mut self, send: &SendFiles) {
+        let files = MediaRef::list(self.conv.slots.get(&send.slot.value));
+        if files.is_empty() {
+            return;
+        }
+        let args = self.args(&self.conv.slots);
+        let caption = send
+            .caption
+            .as_ref()
+            .map(|c| limits::truncate(&self.render(&c.value, Some(&args)), limits::CAPTION));
+        self.effects.push(Effect::SendFiles { files, caption });
     }
 
     fn state_reply(&self, st: &State) -> Reply {

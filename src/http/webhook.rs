@@ -165,7 +165,9 @@ async fn receive(
     // hold the request for the pool's or the lock's whole timeout, and every webhook queued
     // behind it for as long: the queue waits at most `webhook.store_timeout_ms` per part
     // (IngestError::TimedOut), then the webhook is answered 503 and Meta redelivers it.
+    let queued_at = std::time::Instant::now();
     let (events, stored) = state.ingest.ingest(events).await;
+    let stored_in = queued_at.elapsed();
     let report = match stored {
         Ok(report) => report,
         Err(e @ IngestError::TimedOut { .. }) => {
@@ -208,6 +210,7 @@ async fn receive(
         statuses = report.statuses_applied + report.statuses_ignored,
         skipped = events.skipped.len(),
         unhandled_fields = ?events.unhandled_fields,
+        stored_in_us = stored_in.as_micros() as u64,
         "webhook stored"
     );
     for reason in &events.skipped {

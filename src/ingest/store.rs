@@ -81,7 +81,11 @@ pub async fn ingest_many(
     hasher: &AddressHasher,
     now_ms: i64,
 ) -> Result<Vec<IngestReport>, DbErr> {
+    let started = std::time::Instant::now();
     let txn = crate::store::begin_write_urgent(db).await?;
+    // Where an acknowledgement's time goes: waiting for the database's writer (SQLite's write
+    // gate, held by the pipeline, the sender, media bookkeeping…) or writing.
+    let gate_wait = started.elapsed();
     let mut known = KnownContacts::prefetch(&txn, batch, now_ms).await?;
     let mut windows = WindowStarts::default();
     let mut messages = NewMessages::default();
@@ -98,6 +102,12 @@ pub async fn ingest_many(
     messages.insert(&txn, &mut reports).await?;
     windows.write(&txn, &known.window_written, now_ms).await?;
     txn.commit().await?;
+    tracing::debug!(
+        webhooks = batch.len(),
+        gate_wait_us = gate_wait.as_micros() as u64,
+        write_us = (started.elapsed() - gate_wait).as_micros() as u64,
+        "webhook batch committed"
+    );
     Ok(reports)
 }
 

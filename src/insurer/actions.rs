@@ -14,7 +14,9 @@ use crate::store::entities::{contact, premium_reminder};
 
 use super::identity::{self, Failure, Method, PolicyCheck};
 use super::model::{self, Policy};
+use super::source::DocumentFile;
 use super::{ActionResult, Attachment, Insurer, InsurerError};
+use crate::engine::media_slot::{FileKind, MediaRef};
 use crate::whatsapp::outbound::OutboundMediaKind;
 use crate::whatsapp::outbound::limits::{validate_file, validate_filename};
 
@@ -499,14 +501,73 @@ impl<C: ConnectionTrait> Ctx<'_, C> {
         } else {
             "found"
         };
+        // Always set, empty without a letter: a letter of the claim looked up before must not
+        // be sent again for this one.
+        let letter: Vec<Value> = self
+            .claim_letter_file(&claim.claim_number)
+            .await?
+            .into_iter()
+            .map(|file| file.to_value())
+            .collect();
         Ok(ActionResult::new(
             outcome,
             json!({
                 "claim_stage": claim.stage,
                 "claim_updated_date": claim.updated_date.to_string(),
                 "pending_documents": claim.pending_documents,
+                "claim_letter": letter,
             }),
         ))
+    }
+
+    /// The claim's letter from the source, checked and kept in the media store, as the file
+    /// reference a flow's `send_files:` sends; `None` without a store or a letter, or with a
+    /// file WhatsApp would refuse (logged).
+    async fn claim_letter_file(&self, claim_number: &str) -> Result<Option<MediaRef>> {
+        if self.insurer.media.is_none() {
+            return Ok(None);
+        }
+        let Some(file) = self.insurer.source.claim_letter(claim_number).await? else {
+            return Ok(None);
+        };
+        Ok(self
+            .keep_document(file, "claim letter")
+            .await
+            .map(|(stored, file)| MediaRef {
+                sha256: stored.sha256,
+                mime: file.mime_type,
+                kind: FileKind::Document,
+                file_name: Some(file.filename),
+                caption: None,
+            }))
+    }
+
+    /// A source's document checked against WhatsApp's document limits and kept in the media
+    /// store; `None` (logged, `what` names it) when WhatsApp would refuse it or the store
+    /// would not take it.
+    async fn keep_document(
+        &self,
+        file: DocumentFile,
+        what: &str,
+    ) -> Option<(crate::media::store::Stored, DocumentFile)> {
+        let store = self.insurer.media.as_ref()?;
+        let checked = validate_file(
+            OutboundMediaKind::Document,
+            &file.mime_type,
+            file.bytes.len() as u64,
+        )
+        .and_then(|()| validate_filename("document.filename", &file.filename));
+        if let Err(e) = checked {
+            tracing::warn!(error = %e, "{what} cannot go as a WhatsApp document");
+            return None;
+        }
+        match crate::media::uploads::store_bytes(store, file.bytes.clone()).await {
+            Ok(stored) => Some((stored, file)),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "{what} could not be kept in the media store");
+                None
+            }
+        }
     }
 
     /// `claim.list_open`: the claims still being worked on, on every policy the contact is
@@ -590,28 +651,18 @@ impl<C: ConnectionTrait> Ctx<'_, C> {
     /// kept in the media store; `None` without a store, without a file, or with a file
     /// WhatsApp would refuse (logged: the link answer is better than a failed send).
     async fn policy_document_file(&self, number: &str) -> Result<Option<Attachment>> {
-        let Some(store) = &self.insurer.media else {
+        if self.insurer.media.is_none() {
             return Ok(None);
-        };
+        }
         let Some(file) = self.insurer.source.policy_document(number).await? else {
             return Ok(None);
         };
-        let kind = OutboundMediaKind::Document;
-        let checked = validate_file(kind, &file.mime_type, file.bytes.len() as u64)
-            .and_then(|()| validate_filename("document.filename", &file.filename));
-        if let Err(e) = checked {
-            tracing::warn!(error = %e, "policy document cannot go as a WhatsApp document; the link answer is used");
+        // Not kept: the link answer is used instead.
+        let Some((stored, file)) = self.keep_document(file, "policy document").await else {
             return Ok(None);
-        }
-        let stored = match crate::media::uploads::store_bytes(store, file.bytes).await {
-            Ok(stored) => stored,
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "policy document could not be kept in the media store; the link answer is used");
-                return Ok(None);
-            }
         };
         Ok(Some(Attachment {
-            kind,
+            kind: OutboundMediaKind::Document,
             stored,
             mime_type: file.mime_type,
             filename: file.filename,

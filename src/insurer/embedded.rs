@@ -19,14 +19,19 @@ use futures_util::future::BoxFuture;
 
 use super::model::{Claim, ClaimFile, NewClaim, Policy, Premium};
 use super::source::{
-    DOCUMENT_MAX_BYTES, DocumentFile, PolicySource, SourceError, document_filename,
+    DOCUMENT_MAX_BYTES, DocumentFile, PolicySource, SourceError, claim_letter_filename,
+    document_filename,
 };
+
+/// Where claim letters live inside `insurer.documents_dir`: `claims/<claim number>.pdf`.
+pub const CLAIM_LETTERS_DIR: &str = "claims";
 
 /// Reads the embedded tables.
 #[derive(Clone)]
 pub struct EmbeddedSource {
     db: DatabaseConnection,
-    /// `insurer.documents_dir`: policy schedules named after the policy number.
+    /// `insurer.documents_dir`: policy schedules named after the policy number, and claim
+    /// letters in its `claims/` folder named after the claim number.
     documents_dir: Option<PathBuf>,
 }
 
@@ -38,11 +43,57 @@ impl EmbeddedSource {
         }
     }
 
-    /// This source with policy schedules from `dir` (`<policy number>.pdf`).
+    /// This source with policy schedules from `dir` (`<policy number>.pdf`) and claim
+    /// letters from `dir/claims/` (`<claim number>.pdf`).
     #[must_use]
     pub fn with_documents_dir(mut self, dir: Option<PathBuf>) -> Self {
         self.documents_dir = dir;
         self
+    }
+
+    /// A PDF of `insurer.documents_dir` (or of its `subdir`), `None` when there is none;
+    /// `what` names it in errors (never the path: it holds a policy or claim number).
+    async fn read_document(
+        &self,
+        subdir: Option<&'static str>,
+        filename: String,
+        what: &'static str,
+    ) -> Result<Option<DocumentFile>, SourceError> {
+        let Some(dir) = &self.documents_dir else {
+            return Ok(None);
+        };
+        let dir = match subdir {
+            Some(sub) => dir.join(sub),
+            None => dir.clone(),
+        };
+        let path = dir.join(&filename);
+        let read = tokio::task::spawn_blocking(move || -> std::io::Result<Option<Vec<u8>>> {
+            let meta = match std::fs::metadata(&path) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            if !meta.is_file() || meta.len() > DOCUMENT_MAX_BYTES {
+                return Err(std::io::Error::other(format!(
+                    "not a file of at most {DOCUMENT_MAX_BYTES} bytes"
+                )));
+            }
+            std::fs::read(&path).map(Some)
+        })
+        .await
+        .map_err(|e| SourceError::Corrupt(format!("{what} read: {e}")))?;
+        match read {
+            Ok(Some(bytes)) => Ok(Some(DocumentFile {
+                bytes: bytes.into(),
+                mime_type: "application/pdf".into(),
+                filename,
+            })),
+            Ok(None) => Ok(None),
+            Err(e) => Err(SourceError::Corrupt(format!(
+                "{what} in insurer.documents_dir unreadable: {}",
+                e.kind()
+            ))),
+        }
     }
 
     async fn with_holders(&self, rows: Vec<policy::Model>) -> Result<Vec<Policy>, SourceError> {
@@ -91,41 +142,24 @@ impl PolicySource for EmbeddedSource {
         &'a self,
         policy_number: &'a str,
     ) -> BoxFuture<'a, Result<Option<DocumentFile>, SourceError>> {
+        // The number is normalised (letters, digits, `-`, `/`) and `/` is replaced: the name
+        // cannot leave the directory.
+        let filename = document_filename(policy_number);
+        Box::pin(self.read_document(None, filename, "policy document"))
+    }
+
+    fn claim_letter<'a>(
+        &'a self,
+        claim_number: &'a str,
+    ) -> BoxFuture<'a, Result<Option<DocumentFile>, SourceError>> {
+        let filename = claim_letter_filename(claim_number);
         Box::pin(async move {
-            let Some(dir) = &self.documents_dir else {
-                return Ok(None);
-            };
-            // The number is normalised (letters, digits, `-`, `/`) and `/` is replaced: the
-            // name cannot leave the directory.
-            let filename = document_filename(policy_number);
-            let path = dir.join(&filename);
-            let read = tokio::task::spawn_blocking(move || -> std::io::Result<Option<Vec<u8>>> {
-                let meta = match std::fs::metadata(&path) {
-                    Ok(m) => m,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                    Err(e) => return Err(e),
-                };
-                if !meta.is_file() || meta.len() > DOCUMENT_MAX_BYTES {
-                    return Err(std::io::Error::other(format!(
-                        "not a file of at most {DOCUMENT_MAX_BYTES} bytes"
-                    )));
+            match filename {
+                Some(filename) => {
+                    self.read_document(Some(CLAIM_LETTERS_DIR), filename, "claim letter")
+                        .await
                 }
-                std::fs::read(&path).map(Some)
-            })
-            .await
-            .map_err(|e| SourceError::Corrupt(format!("policy document read: {e}")))?;
-            match read {
-                Ok(Some(bytes)) => Ok(Some(DocumentFile {
-                    bytes: bytes.into(),
-                    mime_type: "application/pdf".into(),
-                    filename,
-                })),
-                Ok(None) => Ok(None),
-                // The path names a policy number: logged as a category, not the path.
-                Err(e) => Err(SourceError::Corrupt(format!(
-                    "policy document in insurer.documents_dir unreadable: {}",
-                    e.kind()
-                ))),
+                None => Ok(None),
             }
         })
     }

@@ -25,7 +25,8 @@ use futures_util::future::BoxFuture;
 
 use super::model::{Claim, ClaimFile, NewClaim, Policy, Premium};
 use super::source::{
-    DOCUMENT_MAX_BYTES, DocumentFile, PolicySource, SourceError, document_filename,
+    DOCUMENT_MAX_BYTES, DocumentFile, PolicySource, SourceError, claim_letter_filename,
+    document_filename,
 };
 
 /// Reads policies, claims and premiums from the insurer's REST API.
@@ -399,24 +400,40 @@ impl PolicySource for HttpSource {
         &'a self,
         policy_number: &'a str,
     ) -> BoxFuture<'a, Result<Option<DocumentFile>, SourceError>> {
+        let url = self.url(&["policies", policy_number, "document"]);
+        Box::pin(self.document(url, document_filename(policy_number)))
+    }
+
+    fn claim_letter<'a>(
+        &'a self,
+        claim_number: &'a str,
+    ) -> BoxFuture<'a, Result<Option<DocumentFile>, SourceError>> {
         Box::pin(async move {
-            self.call(
-                Method::GET,
-                self.url(&["policies", policy_number, "document"]),
-                None,
-                "application/pdf",
-                |answer| {
-                    Ok(answer.map(|(bytes, content_type)| DocumentFile {
-                        bytes,
-                        // Checked against WhatsApp's document types by the action.
-                        mime_type: content_type
-                            .unwrap_or_else(|| "application/octet-stream".into()),
-                        filename: document_filename(policy_number),
-                    }))
-                },
-            )
-            .await
+            let Some(filename) = claim_letter_filename(claim_number) else {
+                return Ok(None);
+            };
+            self.document(self.url(&["claims", claim_number, "letter"]), filename)
+                .await
         })
+    }
+}
+
+impl HttpSource {
+    /// A file the API serves at `url` (404: none), to be shown as `filename`.
+    async fn document(
+        &self,
+        url: Url,
+        filename: String,
+    ) -> Result<Option<DocumentFile>, SourceError> {
+        self.call(Method::GET, url, None, "application/pdf", |answer| {
+            Ok(answer.map(|(bytes, content_type)| DocumentFile {
+                bytes,
+                // Checked against WhatsApp's document types by the action.
+                mime_type: content_type.unwrap_or_else(|| "application/octet-stream".into()),
+                filename: filename.clone(),
+            }))
+        })
+        .await
     }
 }
 

@@ -102,6 +102,16 @@ pub trait PolicySource: Send + Sync + 'static {
         let _ = policy_number;
         Box::pin(async { Ok(None) })
     }
+
+    /// The insurer's letter on one claim (e.g. the settlement letter), when the source holds
+    /// one; `claim.status` sends it in the chat. The default holds none.
+    fn claim_letter<'a>(
+        &'a self,
+        claim_number: &'a str,
+    ) -> BoxFuture<'a, Result<Option<DocumentFile>, SourceError>> {
+        let _ = claim_number;
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// A policy's document as a source holds it. Policy schedules are a few hundred kilobytes, so
@@ -122,4 +132,14 @@ pub const DOCUMENT_MAX_BYTES: u64 = 100 * 1024 * 1024;
 /// The file name of a policy's schedule: the policy number (a `/` in it becomes `_`) and `.pdf`.
 pub fn document_filename(policy_number: &str) -> String {
     format!("{}.pdf", policy_number.replace('/', "_"))
+}
+
+/// The file name of a claim's letter: the claim number and `.pdf`; `None` for a number that
+/// is not only letters, digits and `-` (it names a file, and must not leave its directory).
+pub fn claim_letter_filename(claim_number: &str) -> Option<String> {
+    (!claim_number.is_empty()
+        && claim_number
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+    .then(|| format!("{claim_number}.pdf"))
 }

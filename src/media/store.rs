@@ -153,6 +153,18 @@ impl MediaStore {
         }
     }
 
+    /// The size of the file with this hash, `None` when it is not stored (e.g. erased).
+    ///
+    /// # Errors
+    /// When the store cannot be reached.
+    pub async fn size(&self, sha256: &str) -> anyhow::Result<Option<u64>> {
+        match self.inner.head(&key_for(sha256)?).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e).context("media store: cannot look up a file"),
+        }
+    }
+
     /// The file's bytes as a stream, and its size.
     ///
     /// # Errors
@@ -279,6 +291,10 @@ mod tests {
             assert_eq!(stored.size, body.len() as u64);
         }
         assert_eq!(collect(&store, &expected).await, body);
+        assert_eq!(
+            store.size(&expected).await.unwrap(),
+            Some(body.len() as u64)
+        );
         let files: Vec<_> = walk(dir.path());
         assert_eq!(files.len(), 1, "{files:?}");
 
@@ -289,6 +305,7 @@ mod tests {
 
         store.delete(&expected).await.unwrap();
         assert!(!store.contains(&expected).await.unwrap());
+        assert_eq!(store.size(&expected).await.unwrap(), None);
         assert!(walk(dir.path()).is_empty());
         store.delete(&expected).await.unwrap();
     }

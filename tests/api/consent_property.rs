@@ -186,6 +186,7 @@ impl World {
             agent_idle_close: None,
             agent_reply_limit: None,
             media_limits: Default::default(),
+            media_store: None,
             nlu: None,
             understood: Default::default(),
         };

@@ -314,35 +314,63 @@ async fn the_policy_schedule_is_kept_in_s3_compatible_storage_and_sent_from_ther
     }
 }
 
-/// The insurer API's `GET /policies/{n}/document`: the file when it is a PDF, the link when
-/// there is none or when it is something WhatsApp would refuse.
-#[tokio::test]
-async fn the_http_source_gives_the_schedule_file_and_anything_else_falls_back_to_the_link() {
-    let api = spawn_insurer_api().await;
-    for backend in backends() {
-        let test_db = TestDb::create(&backend).await;
+/// Rajesh's side of the insurer layer over the stand-in insurer API, with a local media store,
+/// on a fresh migrated database: actions run as the flow runner runs them.
+pub(crate) struct HttpInsurer {
+    pub db: sea_orm::DatabaseConnection,
+    pub insurer: Insurer,
+    pub store: MediaStore,
+    pub rajesh: insurebot::store::entities::contact::Model,
+    _test_db: TestDb,
+}
+
+impl HttpInsurer {
+    pub(crate) async fn start(backend: &Backend, api_base: &str) -> Self {
+        let test_db = TestDb::create(backend).await;
         let db = insurebot::store::connect(&DatabaseUrl::new(test_db.url.clone()))
             .await
             .unwrap();
         insurebot::store::migrate(&db).await.unwrap();
         let store = MediaStore::local(&test_db.media_dir).unwrap();
         let insurer = Insurer::new(
-            Arc::new(HttpSource::new(&http_settings(&api.base_url)).unwrap()),
+            Arc::new(HttpSource::new(&http_settings(api_base)).unwrap()),
             InsurerSettings::default(),
         )
         .with_media(Some(store.clone()));
         let rajesh = insert_contact(&db, RAJESH).await;
-        let run = |name: &'static str, args: serde_json::Value| {
-            let (db, insurer, rajesh) = (db.clone(), insurer.clone(), rajesh.clone());
-            async move {
-                let txn = insurebot::store::begin_write(&db).await.unwrap();
-                let r = insurer
-                    .run_action(&txn, &rajesh, name, &args, chrono::Utc::now())
-                    .await;
-                txn.commit().await.unwrap();
-                r
-            }
-        };
+        Self {
+            db,
+            insurer,
+            store,
+            rajesh,
+            _test_db: test_db,
+        }
+    }
+
+    /// Runs one action in its own write transaction.
+    pub(crate) async fn run(
+        &self,
+        name: &'static str,
+        args: serde_json::Value,
+    ) -> insurebot::insurer::ActionResult {
+        let txn = insurebot::store::begin_write(&self.db).await.unwrap();
+        let r = self
+            .insurer
+            .run_action(&txn, &self.rajesh, name, &args, chrono::Utc::now())
+            .await;
+        txn.commit().await.unwrap();
+        r
+    }
+}
+
+/// The insurer API's `GET /policies/{n}/document`: the file when it is a PDF, the link when
+/// there is none or when it is something WhatsApp would refuse.
+#[tokio::test]
+async fn the_http_source_gives_the_schedule_file_and_anything_else_falls_back_to_the_link() {
+    let api = spawn_insurer_api().await;
+    for backend in backends() {
+        let source = HttpInsurer::start(&backend, &api.base_url).await;
+        let (store, run) = (&source.store, |name, args| source.run(name, args));
         assert_eq!(run("identity.check", json!({})).await.outcome, "verified");
         let args = json!({ "policy_id": "H-2023/100245" });
 

@@ -629,6 +629,7 @@ pub async fn timer_runner(
         agent_idle_close,
         agent_reply_limit,
         media_limits: Default::default(),
+        media_store: None,
         nlu: None,
         understood: Default::default(),
     }

@@ -408,7 +408,7 @@ async fn a_registered_number_is_verified_and_sees_its_policies_claims_and_premiu
         assert_eq!(claim.outcome, "documents_pending");
         assert_eq!(
             claim.data,
-            json!({ "claim_stage": "documents_pending", "claim_updated_date": "2026-11-22", "pending_documents": 2 })
+            json!({ "claim_stage": "documents_pending", "claim_updated_date": "2026-11-22", "pending_documents": 2, "claim_letter": [] })
         );
 
         let due = f
@@ -1000,6 +1000,8 @@ struct InsurerApi {
 
 /// The policy schedule the stand-in API serves for Rajesh's health policy.
 pub(crate) const API_PDF: &[u8] = b"%PDF-1.7\n% Arogya Family Floater schedule\n%%EOF\n";
+/// The stand-in's letter on the settled claim CLM-240127 (`GET /claims/{n}/letter`).
+pub(crate) const API_LETTER: &[u8] = b"%PDF-1.7\n% Settlement letter CLM-240127\n%%EOF\n";
 pub(crate) const DOC_PDF: u8 = 0;
 /// A login page instead of the file (a misconfigured document service).
 pub(crate) const DOC_HTML: u8 = 1;
@@ -1144,6 +1146,19 @@ pub(crate) async fn spawn_insurer_api() -> ApiServer {
             }),
         )
         .route(
+            "/v1/claims/{number}/letter",
+            get(|State(api): State<Arc<InsurerApi>>, headers: HeaderMap, UrlPath(number): UrlPath<String>| async move {
+                if let Some(r) = behave(&api, &headers).await {
+                    return r;
+                }
+                // The settled claim has a letter; every other claim answers 404.
+                match number.as_str() {
+                    "CLM-240127" => ([(axum::http::header::CONTENT_TYPE, "application/pdf")], API_LETTER).into_response(),
+                    _ => StatusCode::NOT_FOUND.into_response(),
+                }
+            }),
+        )
+        .route(
             "/v1/claims/{number}",
             get(|State(api): State<Arc<InsurerApi>>, headers: HeaderMap, UrlPath(number): UrlPath<String>| async move {
                 if let Some(r) = behave(&api, &headers).await {
@@ -1153,6 +1168,12 @@ pub(crate) async fn spawn_insurer_api() -> ApiServer {
                     "CLM-240311" => axum::Json(json!({
                         "claim_number": number, "policy_number": "H-2023/100245", "stage": "under_review",
                         "pending_documents": 0, "filed_date": "2026-11-10", "updated_date": "2026-11-24"
+                    }))
+                    .into_response(),
+                    // Settled, with a letter (`/claims/{n}/letter`).
+                    "CLM-240127" => axum::Json(json!({
+                        "claim_number": number, "policy_number": "H-2023/100245", "stage": "settled",
+                        "pending_documents": 0, "filed_date": "2026-06-02", "updated_date": "2026-06-20"
                     }))
                     .into_response(),
                     _ => StatusCode::NOT_FOUND.into_response(),

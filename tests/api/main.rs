@@ -6,6 +6,7 @@ mod helpers;
 
 mod browser;
 mod campaign_console;
+mod claim_letters;
 mod claims;
 mod consent;
 mod consent_property;

@@ -256,17 +256,103 @@ fn stored_hashes(dir: &Path) -> std::collections::BTreeSet<String> {
     out
 }
 
+/// Text webhooks sent one after the other (10 ms apart) from `contacts` numbers until
+/// stopped: the "other webhooks" whose acks are measured.
+struct Probe {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Vec<(f64, f64)>>,
+}
+
+impl Probe {
+    /// Starts probing; each ack is kept as (seconds since `t0` when it was sent, ms it took).
+    fn start(http: &reqwest::Client, base: &str, t0: Instant, first_contact: usize) -> Self {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let (http, base) = (http.clone(), base.to_owned());
+        let task = tokio::spawn(async move {
+            let mut acks = Vec::new();
+            let mut n = first_contact;
+            while !*stopped.borrow() {
+                n += 1;
+                let sent_at = t0.elapsed().as_secs_f64();
+                let took = post(
+                    &http,
+                    &base,
+                    text_webhook(&format!("9170000{:05}", n % 2000), "hi"),
+                )
+                .await;
+                acks.push((sent_at, took.as_secs_f64() * 1000.0));
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            acks
+        });
+        Self { stop, task }
+    }
+
+    async fn finish(self) -> Vec<(f64, f64)> {
+        self.stop.send(true).unwrap();
+        self.task.await.unwrap()
+    }
+}
+
+/// The acks second by second while the photos came in (count, p50, max), and the slowest
+/// ones with when they were sent: where the time goes shows as when it goes.
+fn print_timeline(timeline: &[(f64, f64)], fetched_in: Duration) {
+    let seconds = fetched_in.as_secs_f64().ceil() as usize;
+    let mut line = String::from("  acks by second (n p50/max ms):");
+    for s in 0..seconds.min(60) {
+        let mut in_second: Vec<f64> = timeline
+            .iter()
+            .filter(|(at, _)| *at as usize == s)
+            .map(|a| a.1)
+            .collect();
+        in_second.sort_by(f64::total_cmp);
+        line.push_str(&format!(
+            " [{s}s {} {:.0}/{:.0}]",
+            in_second.len(),
+            percentile(&in_second, 0.5),
+            percentile(&in_second, 1.0)
+        ));
+    }
+    println!("{line}");
+    let mut slowest = timeline.to_vec();
+    slowest.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let slowest: Vec<String> = slowest
+        .iter()
+        .take(5)
+        .map(|(at, ms)| format!("{ms:.1} ms at {at:.2} s"))
+        .collect();
+    println!("  slowest acks: {}", slowest.join(", "));
+}
+
+/// The fake Cloud API on a runtime of its own: serving 100 downloads of 5 MB must not delay
+/// the probe's own tasks in this process, or the bench would time itself, not the server.
+async fn spawn_fake(
+    fake: &FakeCloudApi,
+) -> (
+    insurebot::whatsapp::fake::FakeServer,
+    tokio::runtime::Runtime,
+) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("fake-cloud-api")
+        .enable_all()
+        .build()
+        .expect("the fake's runtime");
+    let server = runtime
+        .spawn(fake.clone().spawn(SocketAddr::from(([127, 0, 0, 1], 0))))
+        .await
+        .expect("the fake starts")
+        .expect("the fake binds");
+    (server, runtime)
+}
+
 #[tokio::main]
 async fn main() {
     let photos = env_usize("MEDIA_PHOTOS", 100);
     let photo_bytes = env_usize("MEDIA_PHOTO_MB", 5) * MB - 64 * 1024;
     let document_bytes = env_usize("MEDIA_DOCUMENT_MB", 100) * MB;
     let fake = FakeCloudApi::new();
-    let fake_server = fake
-        .clone()
-        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .unwrap();
+    let (fake_server, fake_runtime) = spawn_fake(&fake).await;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()
@@ -293,28 +379,24 @@ async fn main() {
         .into_iter()
         .map(|f| fake.add_media(f, "image/jpeg"))
         .collect();
+    // The same probe without media first: what the acks cost on this machine and build
+    // anyway, so that what the photos add can be told apart.
+    let quiet_secs = env_usize("MEDIA_QUIET_SECS", 3);
+    let quiet = Probe::start(&http, &server.base, Instant::now(), 0);
+    tokio::time::sleep(Duration::from_secs(quiet_secs as u64)).await;
+    let mut quiet = quiet.finish().await;
+    quiet.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let quiet_ms: Vec<f64> = quiet.iter().map(|a| a.1).collect();
+    println!(
+        "  acks of {} webhooks before the photos ({quiet_secs} s, no media): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        quiet_ms.len(),
+        percentile(&quiet_ms, 0.5),
+        percentile(&quiet_ms, 0.99),
+        percentile(&quiet_ms, 1.0)
+    );
     let before_mb = rss_mb(&server.child, "VmHWM:");
     let started = Instant::now();
-    let (stop_probe, probe_stopped) = tokio::sync::watch::channel(false);
-    let probe = {
-        let (http, base) = (http.clone(), server.base.clone());
-        tokio::spawn(async move {
-            let mut acks = Vec::new();
-            let mut n = 0;
-            while !*probe_stopped.borrow() {
-                n += 1;
-                let took = post(
-                    &http,
-                    &base,
-                    text_webhook(&format!("9170000{:05}", n % 1000), "hi"),
-                )
-                .await;
-                acks.push(took.as_secs_f64() * 1000.0);
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            acks
-        })
-    };
+    let probe = Probe::start(&http, &server.base, started, 1000);
     let sends: Vec<_> = ids
         .iter()
         .enumerate()
@@ -330,8 +412,8 @@ async fn main() {
     }
     let rows = wait_for_rows(&server.database_url, photos, Duration::from_secs(300)).await;
     let fetched_in = started.elapsed();
-    stop_probe.send(true).unwrap();
-    let mut acks = probe.await.unwrap();
+    let timeline = probe.finish().await;
+    let mut acks: Vec<f64> = timeline.iter().map(|a| a.1).collect();
     acks.sort_by(f64::total_cmp);
     media_acks.sort_by(f64::total_cmp);
     let peak_mb = rss_mb(&server.child, "VmHWM:");
@@ -359,6 +441,7 @@ async fn main() {
         percentile(&media_acks, 0.5),
         percentile(&media_acks, 0.99)
     );
+    print_timeline(&timeline, fetched_in);
     if stored != photos || !all_match {
         missed.push("(a) every photo stored with its hash");
     }
@@ -420,6 +503,8 @@ async fn main() {
         missed.push("(b) memory growth < 20 MB");
     }
     server.finish().await;
+    drop(fake_server);
+    fake_runtime.shutdown_background();
 
     if missed.is_empty() {
         println!("media: every target met");

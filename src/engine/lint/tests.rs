@@ -277,13 +277,13 @@ fn template_fallbacks_are_checked_against_the_registry() {
     assert_has(
         &d,
         "flows/claim_status.yaml",
-        33,
+        36,
         "template 'claim_status_updte' is not in",
     );
     assert_has(
         &d,
         "flows/claim_status.yaml",
-        33,
+        36,
         "did you mean 'claim_status_update'?",
     );
     assert_has(
@@ -412,5 +412,71 @@ states:
         !d.iter().any(|x| x.to_string().contains("upload.yaml:10")
             || x.line == 10 && x.file.ends_with("upload.yaml")),
         "the well-formed media step passes: {d:?}"
+    );
+}
+
+#[test]
+fn send_files_needs_a_slot_that_holds_files_and_a_caption_that_fits() {
+    let long = "x".repeat(1100);
+    let flow = "\
+flow: letters
+start: collect
+states:
+  collect:
+    say: docs-send
+    expect: { media: [document] }
+    save: papers
+    buttons:
+      - { id: papers.done, title: btn-done }
+    next: echo
+  echo:
+    send_files: { slot: papers, caption: docs-send }
+    say: docs-send
+    next: lookup
+  lookup:
+    action: claim.status
+    args: [claim_number]
+    on: { found: letter, documents_pending: letter, not_found: end, error: end }
+  letter:
+    send_files: { slot: claim_letter, caption: letters-long }
+    next: wrong
+  wrong:
+    send_files: { slot: claim_number }
+    next: end
+";
+    let d = check_with(&[
+        ("flows/letters.yaml", flow),
+        ("locales/en/zz.ftl", &format!("letters-long = {long}\n")),
+        ("locales/hi/zz.ftl", "letters-long = छोटा\n"),
+    ]);
+    assert_has(
+        &d,
+        "flows/letters.yaml",
+        23,
+        "slot 'claim_number' holds no files in this flow",
+    );
+    assert_has(
+        &d,
+        "flows/letters.yaml",
+        23,
+        "`claim_letter` (claim.status)",
+    );
+    assert_has(
+        &d,
+        "flows/letters.yaml",
+        20,
+        "'letters-long' in 'en' is 1100 characters; a file's caption may have at most 1024",
+    );
+    assert_has(
+        &d,
+        "flows/letters.yaml",
+        20,
+        "message 'letters-long' is missing in ta",
+    );
+    assert!(
+        !d.iter().any(|x| x.file.ends_with("letters.yaml")
+            && matches!(x.line, 12 | 20)
+            && x.message.contains("holds no files")),
+        "a media step's slot and an action's file field pass: {d:?}"
     );
 }

@@ -60,6 +60,7 @@ fn labels(effects: &[Effect]) -> Vec<String> {
             Effect::Consent { change } => format!("consent {change:?}"),
             Effect::SetLanguage { language } => format!("language {language}"),
             Effect::EndConversation => "end".into(),
+            Effect::SendFiles { files, .. } => format!("send {} file(s)", files.len()),
             Effect::Misunderstood { .. } => unreachable!("filtered above"),
         })
         .collect()
@@ -607,4 +608,75 @@ fn stop_words_keep_their_whole_message_rule() {
         assert_eq!(out.conversation.mode, Mode::Bot, "{t}");
         assert_eq!(pos(&out.conversation), "menu.show", "{t}");
     }
+}
+
+#[test]
+fn a_claim_letter_is_sent_before_the_status_with_its_caption_in_the_contacts_language() {
+    let letter = MediaRef {
+        file_name: Some("CLM-240311.pdf".into()),
+        ..file(FileKind::Document, 7)
+    };
+    for (lang, expected) in [
+        ("en", "Letter on claim CLM-240311: Settled"),
+        ("hi", "क्लेम CLM-240311 का पत्र: भुगतान हो गया"),
+        ("ta", "க்ளைம் CLM-240311 கடிதம்: தொகை வழங்கப்பட்டது"),
+    ] {
+        let mut conv = at("claim_status", "lookup");
+        conv.language = lang.into();
+        conv.pending_action = Some("claim.status".into());
+        conv.slots
+            .insert("claim_number".into(), Value::String("CLM-240311".into()));
+        let out = step(
+            flows(),
+            &conv,
+            &Event::ActionResult {
+                action: "claim.status".into(),
+                outcome: "found".into(),
+                data: serde_json::json!({
+                    "claim_stage": "settled",
+                    "claim_updated_date": "2026-11-30",
+                    "pending_documents": 0,
+                    "claim_letter": [letter.to_value()],
+                }),
+            },
+            now(),
+        );
+        assert_eq!(
+            labels(&out.effects),
+            vec!["send 1 file(s)", "say claim-status"],
+            "the file first, then the words ({lang})"
+        );
+        let Effect::SendFiles { files, caption } = &out.effects[0] else {
+            unreachable!()
+        };
+        assert_eq!(files, &vec![letter.clone()]);
+        assert_eq!(caption.as_deref(), Some(expected), "{lang}");
+    }
+}
+
+#[test]
+fn without_a_letter_nothing_is_sent_and_an_earlier_claims_letter_is_not_sent_again() {
+    let mut conv = at("claim_status", "lookup");
+    conv.pending_action = Some("claim.status".into());
+    // A letter of the claim looked up before, still in the slots.
+    conv.slots.insert(
+        "claim_letter".into(),
+        Value::Array(vec![file(FileKind::Document, 1).to_value()]),
+    );
+    let out = step(
+        flows(),
+        &conv,
+        &Event::ActionResult {
+            action: "claim.status".into(),
+            outcome: "found".into(),
+            data: serde_json::json!({
+                "claim_stage": "under_review",
+                "claim_updated_date": "2026-11-30",
+                "pending_documents": 0,
+                "claim_letter": [],
+            }),
+        },
+        now(),
+    );
+    assert_eq!(labels(&out.effects), vec!["say claim-status"]);
 }
