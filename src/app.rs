@@ -307,16 +307,28 @@ impl Application {
         // on a database that went away (at least a second: a TLS handshake to a remote server).
         let ingest_acquire =
             Duration::from_millis(settings.webhook.store_timeout_ms).max(Duration::from_secs(1));
-        let ingest_db = crate::store::connect_ingest(&settings.database_url, ingest_acquire)
+        let hasher = crate::consent::AddressHasher::new(settings.hash_key());
+        let store_timeout = Duration::from_millis(settings.webhook.store_timeout_ms);
+        let ingest = if settings.database_url.is_sqlite() {
+            crate::ingest::store::IngestQueue::start(
+                db.clone(),
+                hasher,
+                settings.webhook.max_queued,
+                metrics.webhooks_waiting.clone(),
+                store_timeout,
+            )
+        } else {
+            crate::ingest::store::IngestQueue::start_own_connection(
+                settings.database_url.clone(),
+                ingest_acquire,
+                hasher,
+                settings.webhook.max_queued,
+                metrics.webhooks_waiting.clone(),
+                store_timeout,
+            )
             .await
-            .context("cannot open the webhook ingest's database connection")?;
-        let ingest = crate::ingest::store::IngestQueue::start(
-            ingest_db.unwrap_or_else(|| db.clone()),
-            crate::consent::AddressHasher::new(settings.hash_key()),
-            settings.webhook.max_queued,
-            metrics.webhooks_waiting.clone(),
-            Duration::from_millis(settings.webhook.store_timeout_ms),
-        );
+            .context("cannot open the webhook ingest's database connection")?
+        };
         let metrics_listener = match settings.metrics.listen {
             Some(address) => Some(
                 TcpListener::bind(address)

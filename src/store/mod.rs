@@ -60,22 +60,42 @@ pub async fn connect(url: &DatabaseUrl) -> Result<DatabaseConnection, DbErr> {
 
 /// The webhook ingest's own connection (PostgreSQL): acknowledgements never wait for a pool
 /// slot behind background work (processing, sending, reminders), nor for the pool to open a
-/// connection when a burst needs more. On SQLite the ingest shares [`connect`]'s pool, whose
-/// writers queue at the write gate anyway: `None`. Getting the connection (opening it again
-/// after the database went away) takes at most `acquire_timeout`: a webhook is answered 503
-/// when the database does not take it in time, and the writer should then be ready to try
-/// afresh for its redelivery instead of hanging on for the shared pool's 30 s.
+/// connection when a burst needs more. (On SQLite the ingest shares [`connect`]'s pool, whose
+/// writers queue at the write gate anyway.) Getting the connection (opening it again after the
+/// database went away) takes at most `acquire_timeout`: a webhook is answered 503 when the
+/// database does not take it in time, and the writer should then be ready to try afresh for
+/// its redelivery instead of hanging on for the shared pool's 30 s.
+///
+/// Its socket belongs to the runtime this is called on: call it on the thread the ingest
+/// writes from ([`run_on_own_thread`]).
 ///
 /// # Errors
 /// As [`connect`].
 pub async fn connect_ingest(
     url: &DatabaseUrl,
     acquire_timeout: Duration,
-) -> Result<Option<DatabaseConnection>, DbErr> {
-    if url.is_sqlite() {
-        return Ok(None);
-    }
-    connect_pool(url, (1, 1), acquire_timeout).await.map(Some)
+) -> Result<DatabaseConnection, DbErr> {
+    connect_pool(url, (1, 1), acquire_timeout).await
+}
+
+/// Runs the future `task` makes on a thread of its own (named `name`), with a runtime of its
+/// own, until it ends. For a writer whose every statement is a round trip: on the shared
+/// runtime each answer waits for a turn among the HTTP, pipeline and sender tasks, and the
+/// webhooks waiting for its commit wait as long (see [`spawn_writer`] for SQLite's writers).
+/// Sockets it opens are driven by this thread's runtime, not the shared one.
+pub fn run_on_own_thread<F, Fut>(name: &str, task: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("start a writer's runtime");
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || runtime.block_on(task()))
+        .expect("start a writer's thread");
 }
 
 /// PostgreSQL's shared pool: (max, min) connections. The min is what steady load keeps busy

@@ -220,6 +220,66 @@ async fn the_fake_answers_after_the_latency_it_is_given() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_receipts_take_no_rate_token() {
+    // 60 policyholders write at once: 60 replies at 20/s, each followed by a read receipt.
+    // Were receipts to take a token like a send, replies and receipts together would stay
+    // within 20 in every second (and the replies would get half the rate); they come on top.
+    const RATE: u32 = 20;
+    const CONTACTS: usize = 60;
+    // As above: a margin for this machine's scheduler, so the pacer's limit is clear of the
+    // jitter on the way to the fake.
+    const MARGIN_MS: u64 = 250;
+    for backend in backends() {
+        let app = spawn_app_with(&backend, |s| {
+            s.messaging.rate_per_second = RATE;
+            s.messaging.rate_window_margin_ms = MARGIN_MS;
+            s.mark_read = true;
+        })
+        .await;
+        let messages = (0..CONTACTS)
+            .map(|i| text_message(&format!("9197{i:08}"), &new_wamid(), now_secs(), "hi"))
+            .collect();
+        assert_eq!(app.post_webhook(&envelope(messages)).await.status(), 200);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let received = loop {
+            let received = app.fake.received();
+            let read = received
+                .iter()
+                .filter(|r| r.kind == RequestKind::MarkRead)
+                .count();
+            if read >= CONTACTS {
+                break received;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{backend:?}: {read} of {CONTACTS} read receipts within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let times = |kind: Option<RequestKind>| {
+            let mut at: Vec<DateTime<Utc>> = received
+                .iter()
+                .filter(|r| kind.is_none_or(|k| r.kind == k))
+                .map(|r| r.received_at)
+                .collect();
+            at.sort_unstable();
+            at
+        };
+        let replies = most_in_any_second(&times(Some(RequestKind::Send)));
+        let requests = most_in_any_second(&times(None));
+        eprintln!("{backend:?}: at most {replies} replies, {requests} requests in a second");
+        assert!(
+            replies <= RATE as usize,
+            "{backend:?}: {replies} replies within one second (limit {RATE})"
+        );
+        assert!(
+            requests > RATE as usize * 5 / 4,
+            "{backend:?}: replies and receipts together at most {requests} in a second: the receipts took rate tokens"
+        );
+    }
+}
+
 /// `instances` instances sending one backlog from one number at 50/s: at most 50 in any
 /// sliding second at the fake, and at least 95% of what the window allows over the backlog.
 async fn instances_share_the_rate(backend: &Backend, instances: usize, redis: bool) {
