@@ -401,6 +401,7 @@ impl Sender {
             in_reply_to: row.in_reply_to,
             row_id: Some(row.id),
             consent: None,
+            number: row.phone_number_id.as_deref(),
         };
         let decision = match composer::decide_for(
             &self.db,
@@ -645,6 +646,7 @@ impl Sender {
                     let status = if c == 132015 { "PAUSED" } else { "DISABLED" };
                     if let Err(e) = templates::set_status(
                         &self.db,
+                        Some(&t.waba_id),
                         &t.name,
                         Some(&t.language),
                         status,

@@ -76,7 +76,9 @@ pub async fn new_contact(app: &TestApp, phone: &str, last_inbound_at: Option<i64
 pub async fn seed_marketing_template(app: &TestApp) {
     let yaml = "templates:\n  - name: renewal_offer\n    category: MARKETING\n    languages: [en]\n    params: [discount]\n";
     let defs = templates_file::parse_file(std::path::Path::new("test.yaml"), yaml).unwrap();
-    templates::seed(&app.db, &defs, now_ms()).await.unwrap();
+    templates::seed(&app.db, &defs, &[String::new()], now_ms())
+        .await
+        .unwrap();
 }
 
 fn text(body: &str) -> OutboundBody {
@@ -590,6 +592,7 @@ async fn consent_is_checked_again_at_send_time() {
                 in_reply_to: None,
                 row_id: Some(1),
                 consent: None,
+                number: None,
             },
             false,
             now_ms(),
