@@ -197,6 +197,60 @@ async fn a_status_webhook_pauses_the_template_only_in_the_waba_it_came_from() {
 }
 
 #[tokio::test]
+async fn a_registry_from_before_wabas_becomes_the_first_numbers_wabas_keeping_its_statuses() {
+    for backend in backends() {
+        // Started without a WABA: the registry is the one of WABA ''.
+        let app = spawn_app_with(&backend, |s| s.whatsapp.template_sync_secs = 0).await;
+        templates::set_status(
+            &app.db,
+            Some(""),
+            "policy_summary",
+            Some("ta"),
+            "PAUSED",
+            None,
+            "test",
+            0,
+        )
+        .await
+        .unwrap();
+        // Started again naming WABAs (what serve and the CLI do with the settings' list).
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("flows/templates/templates.yaml");
+        let defs = insurebot::engine::templates_file::load_file(&path).unwrap();
+        let wabas = [CLAIMS_WABA.to_owned(), SALES_WABA.to_owned()];
+        templates::seed(&app.db, &defs, &wabas, 0).await.unwrap();
+        let ta = |waba: &'static str| {
+            let db = app.db.clone();
+            async move {
+                templates::lookup(&db, waba, "policy_summary", "ta")
+                    .await
+                    .unwrap()
+            }
+        };
+        // The first WABA took the old rows, pause included; the second starts from the file.
+        assert_eq!(
+            ta(CLAIMS_WABA).await.unwrap().status,
+            "PAUSED",
+            "{backend:?}"
+        );
+        assert_eq!(
+            ta(SALES_WABA).await.unwrap().status,
+            "APPROVED",
+            "{backend:?}"
+        );
+        assert_eq!(ta("").await, None, "{backend:?}: rows left behind");
+        // Seeding again changes nothing (every start does it).
+        let before = templates::all(&app.db).await.unwrap();
+        templates::seed(&app.db, &defs, &wabas, 1).await.unwrap();
+        assert_eq!(
+            templates::all(&app.db).await.unwrap(),
+            before,
+            "{backend:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn serve_syncs_the_templates_of_every_waba_its_numbers_belong_to() {
     for backend in backends() {
         let app = spawn_app_with(&backend, |s| {
