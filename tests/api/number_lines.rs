@@ -555,3 +555,127 @@ async fn the_chat_writes_to_the_number_it_is_given_else_the_first() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn the_console_offers_only_templates_approved_in_the_waba_of_the_number_written_to() {
+    use insurebot::http::console::auth::Role;
+    for backend in backends() {
+        let app = spawn_app_with(&backend, |s| {
+            s.dialogue.handler = DialogueMode::Flows;
+            s.whatsapp.template_sync_secs = 0;
+            s.whatsapp.numbers = vec![
+                line(CLAIMS, Some(CLAIMS_WABA), None, &[]),
+                line(SALES, Some(SALES_WABA), None, &[]),
+            ];
+        })
+        .await;
+        // Paused in the sales WABA, approved in the claims one (through the real sync).
+        app.fake
+            .set_waba_templates(SALES_WABA, list_with("claim_status_update", "PAUSED"));
+        let client = insurebot::whatsapp::client::CloudApiClient::new(
+            reqwest::Client::new(),
+            &app.fake_base_url(),
+            PHONE_NUMBER_ID,
+            "token".to_owned().into(),
+        );
+        for waba in [CLAIMS_WABA, SALES_WABA] {
+            templates::sync(&app.db, &client, waba, insurebot::store::now_ms())
+                .await
+                .unwrap();
+        }
+        // Both ask for a person; the agent takes both.
+        write_to(&app, CLAIMS, "919800002601", "agent").await;
+        write_to(&app, SALES, "919800002602", "agent").await;
+        crate::console::add_agent(&app, "asha@example.com", Role::Agent).await;
+        let agent = crate::console::login(&app, "asha@example.com").await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let waiting = loop {
+            let waiting = insurebot::store::entities::handoff::Entity::find()
+                .all(&app.db)
+                .await
+                .unwrap();
+            if waiting.len() == 2 {
+                break waiting;
+            }
+            assert!(Instant::now() < deadline, "{backend:?}: {waiting:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        for h in &waiting {
+            assert!(agent.take(h.id).await.status().is_redirection());
+        }
+        let contact_of = |phone: &'static str| {
+            let db = app.db.clone();
+            async move {
+                insurebot::store::entities::contact::Entity::find()
+                    .all(&db)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .find(|c| c.wa_id.as_deref() == Some(phone))
+                    .unwrap()
+                    .id
+            }
+        };
+        let (on_claims, on_sales) = (
+            contact_of("919800002601").await,
+            contact_of("919800002602").await,
+        );
+        // Outside the window, where only templates can go.
+        for id in [on_claims, on_sales] {
+            insurebot::http::console::pages::move_window_back(&app.db, id, 25)
+                .await
+                .unwrap();
+        }
+        let page = |id: i64| {
+            let agent = &agent;
+            async move {
+                agent
+                    .get(&format!("/console/conversations/{id}"))
+                    .await
+                    .text()
+                    .await
+                    .unwrap()
+            }
+        };
+        let choice = "value=\"claim_status_update|en\"";
+        let claims_page = page(on_claims).await;
+        assert!(
+            claims_page.contains(choice),
+            "{backend:?}: {}",
+            &claims_page[claims_page.find("templates").unwrap_or(0)..]
+        );
+        let sales_page = page(on_sales).await;
+        assert!(
+            !sales_page.contains(choice),
+            "{backend:?}: offered on the sales line"
+        );
+        assert!(
+            sales_page.contains("value=\"policy_summary|en\""),
+            "{backend:?}: the sales WABA's approved ones are offered"
+        );
+        let send = |id: i64| {
+            let agent = &agent;
+            async move {
+                agent
+                    .post(
+                        &format!("/console/conversations/{id}/template"),
+                        &[
+                            ("csrf", &agent.csrf),
+                            ("template", "claim_status_update|en"),
+                            ("param", "CLM-123456"),
+                            ("param", "Under review"),
+                        ],
+                    )
+                    .await
+                    .status()
+            }
+        };
+        assert_eq!(send(on_sales).await.as_u16(), 409, "{backend:?}");
+        let before = app.sent_messages().len();
+        assert!(send(on_claims).await.is_redirection(), "{backend:?}");
+        let sent = app.wait_for_sends(before + 1).await;
+        let last = sent.last().unwrap();
+        assert_eq!(last.body["template"]["name"], "claim_status_update");
+        assert_eq!(last.phone_number_id, CLAIMS, "{backend:?}");
+    }
+}
