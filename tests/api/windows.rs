@@ -395,3 +395,69 @@ async fn the_console_shows_the_window_on_each_number() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_migration_opens_each_window_from_the_stored_messages() {
+    use insurebot::store::entities::inbound_message;
+    use migrations::{Migrator, MigratorTrait};
+    use sea_orm::ActiveValue::{NotSet, Set};
+    for backend in backends() {
+        let test_db = TestDb::create(&backend).await;
+        let db =
+            insurebot::store::connect(&insurebot::config::DatabaseUrl::new(test_db.url.clone()))
+                .await
+                .unwrap();
+        // The schema as it was before the windows were kept per number.
+        let before = Migrator::migrations()
+            .iter()
+            .position(|m| m.name().contains("_000031_"))
+            .expect("migration 000031");
+        Migrator::up(&db, Some(u32::try_from(before).unwrap()))
+            .await
+            .unwrap();
+        let contact_id = insert_contact(&db, "919800002601").await.id;
+        let lone = insert_contact(&db, "919800002602").await.id;
+        // Two messages to the claims line, one to the sales line, one naming no number.
+        for (contact, number, at) in [
+            (contact_id, Some(CLAIMS), 1_000),
+            (contact_id, Some(CLAIMS), 3_000),
+            (contact_id, Some(SALES), 2_000),
+            (lone, None, 4_000),
+        ] {
+            inbound_message::Entity::insert(inbound_message::ActiveModel {
+                id: NotSet,
+                wamid: Set(new_wamid()),
+                contact_id: Set(contact),
+                phone_number_id: Set(number.map(str::to_owned)),
+                msg_type: Set("text".into()),
+                content: Set(None),
+                raw: Set(None),
+                sent_at: Set(at),
+                received_at: Set(at),
+                processed_at: Set(Some(at)),
+                attempts: Set(0),
+                last_error: Set(None),
+            })
+            .exec_without_returning(&db)
+            .await
+            .unwrap();
+        }
+        Migrator::up(&db, Some(1)).await.unwrap();
+        let mut rows: Vec<(i64, String, i64)> = contact_window::Entity::find()
+            .all(&db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|w| (w.contact_id, w.phone_number_id, w.last_inbound_at))
+            .collect();
+        rows.sort();
+        let mut want = vec![
+            (contact_id, CLAIMS.to_owned(), 3_000),
+            (contact_id, SALES.to_owned(), 2_000),
+        ];
+        want.sort();
+        // The message naming no number opens no row: the composer reads the contact's own
+        // window start as the first number's.
+        assert_eq!(rows, want, "{backend:?}");
+    }
+}
