@@ -53,14 +53,19 @@ fn as_template(send: &ReceivedRequest) -> bool {
     send.body["type"] == "template"
 }
 
-/// The contact's windows: number → start.
-async fn windows(app: &TestApp, phone: &str) -> BTreeMap<String, i64> {
-    let c = contact::Entity::find()
+/// The contact with WhatsApp number `phone`.
+async fn contact_of(app: &TestApp, phone: &str) -> contact::Model {
+    contact::Entity::find()
         .filter(contact::Column::WaId.eq(phone))
         .one(&app.db)
         .await
         .unwrap()
-        .expect("the contact");
+        .expect("the contact")
+}
+
+/// The contact's windows: number → start.
+async fn windows(app: &TestApp, phone: &str) -> BTreeMap<String, i64> {
+    let c = contact_of(app, phone).await;
     contact_window::Entity::find()
         .filter(contact_window::Column::ContactId.eq(c.id))
         .all(&app.db)
@@ -140,12 +145,7 @@ async fn a_window_closed_on_the_number_sends_the_template_though_another_number_
         write_to(&app, SALES, phone, now_secs(), "hello").await;
         app.wait_for_sends(1).await;
         // The claims line's window closed a day ago; the sales line's is open now.
-        let c = contact::Entity::find()
-            .filter(contact::Column::WaId.eq(phone))
-            .one(&app.db)
-            .await
-            .unwrap()
-            .unwrap();
+        let c = contact_of(&app, phone).await;
         contact_window::Entity::insert(contact_window::ActiveModel {
             contact_id: sea_orm::Set(c.id),
             phone_number_id: sea_orm::Set(CLAIMS.to_owned()),
