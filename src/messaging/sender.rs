@@ -401,6 +401,7 @@ impl Sender {
             in_reply_to: row.in_reply_to,
             row_id: Some(row.id),
             consent: None,
+            number: row.phone_number_id.as_deref(),
         };
         let decision = match composer::decide_for(
             &self.db,

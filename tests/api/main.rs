@@ -41,3 +41,4 @@ mod sending;
 mod throughput;
 mod understanding;
 mod webhook;
+mod windows;
