@@ -104,14 +104,29 @@ pub enum NoRecipient {
     SourceDown(SourceError),
 }
 
+/// Who a notification (or a one-time password) goes to, and the line it belongs to.
+#[derive(Debug)]
+pub struct Addressee {
+    /// The phone number it goes to.
+    pub phone: String,
+    /// The business number (phone number id) of the policy named, when it names one: what
+    /// the message leaves from unless the caller chose another.
+    pub line: Option<String>,
+}
+
 /// The phone number a notification goes to: the one given, or the mobile registered on the
-/// policy in the configured source.
+/// policy in the configured source (with the business number the policy belongs to).
 ///
 /// # Errors
 /// [`NoRecipient`] says why there is none.
-pub async fn recipient(insurer: &Insurer, target: &Target) -> Result<String, NoRecipient> {
+pub async fn recipient(insurer: &Insurer, target: &Target) -> Result<Addressee, NoRecipient> {
     let number = match target {
-        Target::Phone(phone) => return Ok(phone.clone()),
+        Target::Phone(phone) => {
+            return Ok(Addressee {
+                phone: phone.clone(),
+                line: None,
+            });
+        }
         Target::Policy(number) => number,
     };
     let policy = insurer
@@ -125,7 +140,10 @@ pub async fn recipient(insurer: &Insurer, target: &Target) -> Result<String, NoR
         .as_deref()
         // The insurer's systems store mobiles as their exports do (often without +91).
         .and_then(|m| PhoneNumber::from_export(m).ok())
-        .map(PhoneNumber::into_string)
+        .map(|phone| Addressee {
+            phone: phone.into_string(),
+            line: policy.number.clone(),
+        })
         .ok_or(NoRecipient::NoMobile)
 }
 
@@ -176,8 +194,9 @@ pub struct Request {
     pub target: Target,
     /// The template's parameters, in the order of `kind.fields`.
     pub params: Vec<String>,
-    /// The business number it leaves from (checked to be configured); `None`: the one the
-    /// contact last wrote to, else the deployment's first.
+    /// The business number it leaves from (checked to be configured); `None`: the policy's
+    /// when it names a policy that has one, else the one the contact last wrote to, else the
+    /// deployment's first.
     pub number: Option<String>,
 }
 
@@ -234,9 +253,10 @@ impl Notifier<'_> {
         if let Some(row) = find_key(self.db, &request.key).await? {
             return replay(&row, &request.hash);
         }
-        let phone = recipient(self.insurer, &request.target)
+        let Addressee { phone, line } = recipient(self.insurer, &request.target)
             .await
             .map_err(NotifyError::NoRecipient)?;
+        let number = request.number.clone().or(line);
         let now = now_ms();
         let txn = begin_write(self.db).await?;
         // Claim the key first: a concurrent request with the same key waits here (PostgreSQL)
@@ -295,22 +315,16 @@ impl Notifier<'_> {
                 params: request.params.clone(),
             }),
         };
-        let queued = match composer::queue_from(
-            &txn,
-            self.composer,
-            intent,
-            request.number.as_deref(),
-        )
-        .await
-        {
-            Ok(q) => q,
-            Err(ComposeError::Invalid(e)) => {
-                txn.rollback().await?;
-                return Err(NotifyError::Refused(e.to_string()));
-            }
-            Err(ComposeError::Db(e)) => return Err(e.into()),
-            Err(e) => return Err(DbErr::Custom(e.to_string()).into()),
-        };
+        let queued =
+            match composer::queue_from(&txn, self.composer, intent, number.as_deref()).await {
+                Ok(q) => q,
+                Err(ComposeError::Invalid(e)) => {
+                    txn.rollback().await?;
+                    return Err(NotifyError::Refused(e.to_string()));
+                }
+                Err(ComposeError::Db(e)) => return Err(e.into()),
+                Err(e) => return Err(DbErr::Custom(e.to_string()).into()),
+            };
         let (outbox_id, body) = match &queued {
             Queued::Row(id) => (
                 *id,

@@ -305,7 +305,12 @@ async fn import(
 ) -> anyhow::Result<()> {
     let db = crate::store::connect(&settings.database_url).await?;
     crate::store::migrate(&db).await?;
-    let report = crate::insurer::import(&db, kind, &file, skip_invalid).await?;
+    let numbers: Vec<String> = settings
+        .numbers()
+        .into_iter()
+        .map(|n| n.phone_number_id)
+        .collect();
+    let report = crate::insurer::import_numbered(&db, kind, &file, skip_invalid, &numbers).await?;
     println!("{report}");
     Ok(())
 }

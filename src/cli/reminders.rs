@@ -242,7 +242,7 @@ pub async fn reminders(settings: Settings, command: RemindersCommand) -> anyhow:
     let insurer = crate::insurer::Insurer::from_settings(&settings.insurer, db.clone())?;
     let r = Reminders {
         settings: settings.reminders.clone(),
-        composer: Composer::new(&settings.messaging),
+        composer: Composer::from_settings(&settings),
         pay_links: insurer.pay_links().clone(),
         i18n: Some(Arc::new(
             crate::engine::i18n::I18n::load(&settings.dialogue.locales_dir).0,

@@ -193,10 +193,10 @@ async fn create(
     }
     // The policy's registered mobile, read before any transaction (a slow insurer API must
     // not hold one); its problems are listed with the others.
-    let phone = match &target {
+    let addressee = match &target {
         None => None,
         Some(target) => match recipient(&state.insurer, target).await {
-            Ok(phone) => Some(phone),
+            Ok(addressee) => Some(addressee),
             Err(NoRecipient::UnknownPolicy(_)) => {
                 problems.push(FieldProblem::new(
                     "policy_number",
@@ -228,7 +228,7 @@ async fn create(
     {
         problems.push(FieldProblem::new("language", problem));
     }
-    let (Some(key), Some(phone), true) = (key, phone, problems.is_empty()) else {
+    let (Some(key), Some(addressee), true) = (key, addressee, problems.is_empty()) else {
         return Err(ApiError::Invalid(problems));
     };
 
@@ -243,12 +243,13 @@ async fn create(
             &txn,
             IssueRequest {
                 purpose: &request.purpose,
-                phone: &phone,
+                phone: &addressee.phone,
                 language: request.language.as_deref(),
                 origin: Origin::Api,
                 requester: None,
                 idempotency: Some((&key, &hash)),
-                number: number.as_deref(),
+                // Naming none: the policy's line when it names a policy that has one.
+                number: number.as_deref().or(addressee.line.as_deref()),
             },
         )
         .await;

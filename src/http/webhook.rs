@@ -251,14 +251,16 @@ fn try_again_later(reason: &str) -> Response {
 /// would reply from a number the policyholder did not write to. The webhook is still
 /// acknowledged, so Meta does not deliver them again forever; each is logged with the business
 /// number only (never the sender) and counted as `unknown_number`. A message whose webhook
-/// names no number belongs to the first.
+/// names no number belongs to the first, and is stored as such: its reply leaves from there
+/// and it opens that number's 24-hour window.
 fn refuse_unknown_numbers(
     settings: &crate::config::Settings,
     metrics: &Metrics,
     events: &mut WebhookEvents,
 ) {
-    events.messages.retain(|message| {
+    events.messages.retain_mut(|message| {
         let Some(number) = message.phone_number_id.as_deref() else {
+            message.phone_number_id = Some(settings.numbers().swap_remove(0).phone_number_id);
             return true;
         };
         if settings.serves_number(number) {

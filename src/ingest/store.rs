@@ -1,6 +1,6 @@
 //! Durable, idempotent ingest of webhooks: contacts, inbound messages (unique on wamid),
-//! delivery statuses (never moving backwards) and each contact's window start (never moving
-//! back), all in one transaction so a webhook is answered 200 only once everything it carried
+//! delivery statuses (never moving backwards) and each contact's window start, on any number
+//! and per business number (never moving back), all in one transaction so a webhook is answered 200 only once everything it carried
 //! is committed. Statuses also move the outbox row that sent the wamid, template status
 //! updates change the template registry at once, and Meta's marketing stop/resume notices
 //! (`user_preferences`) go into the consent log.
@@ -101,6 +101,7 @@ pub async fn ingest_many(
     }
     messages.insert(&txn, &mut reports).await?;
     windows.write(&txn, &known.window_written, now_ms).await?;
+    windows.write_numbers(&txn).await?;
     txn.commit().await?;
     tracing::debug!(
         webhooks = batch.len(),
@@ -409,17 +410,59 @@ const INSERTED_COLUMNS: [inbound_message::Column; 11] = [
     inbound_message::Column::LastError,
 ];
 
-/// The latest message time seen per contact in a batch: each contact's window start is
-/// written once per batch, not once per message.
+/// The latest message time seen per contact in a batch, and per contact and business number
+/// (the window Meta keeps): each is written once per batch, not once per message.
 #[derive(Default)]
-struct WindowStarts(std::collections::BTreeMap<i64, i64>);
+struct WindowStarts {
+    by_contact: std::collections::BTreeMap<i64, i64>,
+    by_number: std::collections::BTreeMap<(i64, String), i64>,
+}
 
 impl WindowStarts {
-    fn saw(&mut self, contact_id: i64, sent_at_ms: i64) {
-        self.0
+    fn saw(&mut self, contact_id: i64, number: Option<&str>, sent_at_ms: i64) {
+        let later = |latest: &mut i64| *latest = std::cmp::max(*latest, sent_at_ms);
+        self.by_contact
             .entry(contact_id)
-            .and_modify(|latest| *latest = std::cmp::max(*latest, sent_at_ms))
+            .and_modify(later)
             .or_insert(sent_at_ms);
+        // A message naming no number (never from Meta; the webhook gives such a message the
+        // deployment's first) opens no number's window.
+        if let Some(number) = number {
+            self.by_number
+                .entry((contact_id, number.to_owned()))
+                .and_modify(later)
+                .or_insert(sent_at_ms);
+        }
+    }
+
+    /// One upsert per [`INSERT_CHUNK`] (contact, number) pairs: each window starts at the
+    /// newest message to its number, never moving back (a late redelivery of an older one).
+    async fn write_numbers<C: ConnectionTrait>(&mut self, db: &C) -> Result<(), DbErr> {
+        use crate::store::entities::contact_window::{Column, Entity};
+        let due: Vec<((i64, String), i64)> =
+            std::mem::take(&mut self.by_number).into_iter().collect();
+        for chunk in due.chunks(INSERT_CHUNK) {
+            let mut insert = sea_orm::sea_query::Query::insert();
+            insert
+                .into_table(Entity)
+                .columns([Column::ContactId, Column::PhoneNumberId, Column::LastInboundAt])
+                .on_conflict(
+                    OnConflict::columns([Column::ContactId, Column::PhoneNumberId])
+                        .value(
+                            Column::LastInboundAt,
+                            Expr::cust(
+                                "CASE WHEN excluded.last_inbound_at > contact_windows.last_inbound_at \
+                                 THEN excluded.last_inbound_at ELSE contact_windows.last_inbound_at END",
+                            ),
+                        )
+                        .to_owned(),
+                );
+            for ((contact_id, number), at) in chunk {
+                insert.values_panic([(*contact_id).into(), number.clone().into(), (*at).into()]);
+            }
+            db.execute(&insert).await?;
+        }
+        Ok(())
     }
 
     /// One UPDATE per [`SENDERS_PER_STATEMENT`] contacts (each contact's time by CASE), for
@@ -431,7 +474,7 @@ impl WindowStarts {
         now_ms: i64,
     ) -> Result<(), DbErr> {
         // What the batch's first statement already wrote (the senders known by phone number).
-        let due: Vec<(i64, i64)> = std::mem::take(&mut self.0)
+        let due: Vec<(i64, i64)> = std::mem::take(&mut self.by_contact)
             .into_iter()
             .filter(|(id, at)| written.get(id).is_none_or(|done| at > done))
             .collect();
@@ -476,7 +519,11 @@ async fn store_events(
         };
         let row = new_message(contact_id, message, now_ms)?;
         batch.messages.rows.push((batch.webhook, contact_id, row));
-        batch.windows.saw(contact_id, message.sent_at);
+        batch.windows.saw(
+            contact_id,
+            message.phone_number_id.as_deref(),
+            message.sent_at,
+        );
     }
     for status in &events.statuses {
         if apply_status(txn, status, now_ms).await? {

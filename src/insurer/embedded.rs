@@ -339,6 +339,7 @@ fn to_policy(p: policy::Model, holder: &policyholder::Model) -> Result<Policy, S
         status: p.status,
         sum_assured_paise: p.sum_assured,
         document_url: p.document_url,
+        number: p.number,
     })
 }
 

@@ -42,7 +42,9 @@ use crate::store::entities::contact;
 
 pub use embedded::EmbeddedSource;
 pub use http_source::HttpSource;
-pub use import::{ImportError, ImportKind, ImportReport, import, load_sample_if_empty};
+pub use import::{
+    ImportError, ImportKind, ImportReport, import, import_numbered, load_sample_if_empty,
+};
 pub use paylink::PayLinks;
 pub use source::{DocumentFile, PolicySource, SourceError};
 

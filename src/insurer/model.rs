@@ -27,6 +27,10 @@ pub struct Policy {
     pub end_date: Option<NaiveDate>,
     #[serde(default)]
     pub document_url: Option<String>,
+    /// The business number (phone number id) the policy belongs to: reminders and
+    /// notifications about it leave from there. `None`: the deployment's usual choice.
+    #[serde(default)]
+    pub number: Option<String>,
 }
 
 /// One claim on a policy.

@@ -11,8 +11,10 @@
 //! - otherwise nothing, and the row records why (`window_closed_no_template`,
 //!   `template_not_approved`, …) in state `skipped`: visible, never silently lost.
 //!
-//! The window is 24 hours from the contact's last inbound message (`contacts.last_inbound_at`)
-//! minus a configurable safety margin. Every decision then passes the consent gate
+//! The window is 24 hours from the contact's last inbound message to the business number the
+//! row leaves from (`contact_windows`: Meta keeps one window per user and business number, so
+//! a message to the claims line opens nothing for the sales line), minus a configurable
+//! safety margin. Every decision then passes the consent gate
 //! ([`consent_gate`], rules in [`crate::messaging::gate`]); a refusal is recorded on the row
 //! with a `consent_*` reason, never sent.
 
@@ -32,7 +34,7 @@ use crate::config::{MessagingSettings, Settings};
 use crate::consent::{ConsentPolicy, ConsentState};
 use crate::messaging::gate::{self, GateInput, Verdict};
 use crate::store::entities::outbox::Reason;
-use crate::store::entities::{contact, inbound_message};
+use crate::store::entities::{contact, contact_window, inbound_message};
 use crate::store::now_ms;
 use crate::whatsapp::outbound::{LimitError, OutboundBody, OutboundMessage, Recipient};
 
@@ -172,6 +174,10 @@ pub struct Composer {
     /// first number's.
     pub wabas: Arc<HashMap<String, String>>,
     pub default_waba: String,
+    /// The deployment's first business number: whose window a row naming no number is
+    /// decided by. `None` ([`Composer::new`], tests and benches with one number): the
+    /// contact's newest message to any number.
+    pub first_number: Option<String>,
 }
 
 impl Composer {
@@ -186,6 +192,7 @@ impl Composer {
             codes: None,
             wabas: Arc::default(),
             default_waba: String::new(),
+            first_number: None,
         }
     }
 
@@ -205,6 +212,11 @@ impl Composer {
                     .collect(),
             ),
             default_waba: settings.numbers().swap_remove(0).waba_id,
+            first_number: settings
+                .numbers()
+                .into_iter()
+                .next()
+                .map(|n| n.phone_number_id),
             ..Composer::new(&settings.messaging)
         }
     }
@@ -258,8 +270,9 @@ pub struct DecideContext<'a> {
     /// The contact's consent as the caller read it in the same transaction (the pipeline
     /// reads it for a whole batch); `None`: the gate reads the log.
     pub consent: Option<&'a ConsentState>,
-    /// The business number the row leaves from (`None`: the first): a template must be
-    /// approved in its WABA.
+    /// The business number the row leaves from (`None`: the deployment's first): its window
+    /// decides between free-form text and the template, and the template must be approved in
+    /// its WABA.
     pub number: Option<&'a str>,
 }
 
@@ -541,6 +554,60 @@ pub async fn numbers_written_to<C: ConnectionTrait>(
         .collect())
 }
 
+/// When `contact`'s 24-hour window on `number` (`None`: the deployment's first) started: their
+/// newest message to that number, `None` if they never wrote to it. A contact with no window
+/// recorded per number (whose messages named no number: stored before numbers were kept, or
+/// inserted by hand) has theirs on the deployment's first number, where a message naming no
+/// number belongs; so does anyone for a composer that does not know the first number
+/// ([`Composer::new`]).
+///
+/// # Errors
+/// Database errors.
+pub async fn window_start<C: ConnectionTrait>(
+    db: &C,
+    composer: &Composer,
+    contact: &contact::Model,
+    number: Option<&str>,
+) -> Result<Option<i64>, DbErr> {
+    // Never wrote to any number (a campaign's or reminder's usual recipient): no query.
+    if contact.last_inbound_at.is_none() {
+        return Ok(None);
+    }
+    let first = composer.first_number.as_deref();
+    let Some(number) = number.or(first) else {
+        return Ok(contact.last_inbound_at);
+    };
+    // One query for all of them (a contact writes to one or two numbers).
+    let windows = windows_of(db, contact.id).await?;
+    if windows.is_empty() && first.is_none_or(|f| f == number) {
+        return Ok(contact.last_inbound_at);
+    }
+    Ok(windows
+        .into_iter()
+        .find(|(n, _)| n == number)
+        .map(|(_, at)| at))
+}
+
+/// Every window `contact_id` has: each business number they wrote to and when the window
+/// there started, the newest first (the console shows them).
+///
+/// # Errors
+/// Database errors.
+pub async fn windows_of<C: ConnectionTrait>(
+    db: &C,
+    contact_id: i64,
+) -> Result<Vec<(String, i64)>, DbErr> {
+    contact_window::Entity::find()
+        .select_only()
+        .column(contact_window::Column::PhoneNumberId)
+        .column(contact_window::Column::LastInboundAt)
+        .filter(contact_window::Column::ContactId.eq(contact_id))
+        .order_by_desc(contact_window::Column::LastInboundAt)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
 /// Stores a row in the outbox (queued, or skipped with its reason).
 async fn store<C: ConnectionTrait>(
     db: &C,
@@ -614,7 +681,11 @@ pub async fn decide_for<C: ConnectionTrait>(
             ),
         });
     };
-    let open = !force_template && composer.window_open(contact.last_inbound_at, now);
+    let open = !force_template
+        && composer.window_open(
+            window_start(db, composer, contact, context.number).await?,
+            now,
+        );
     let (body, sent_as, template) = match (&intent.free_form, &intent.template, open) {
         (Some(body), _, true) => (body.clone(), "free_form", None),
         (_, Some(choice), _) => {
@@ -714,6 +785,7 @@ mod tests {
             codes: None,
             wabas: Default::default(),
             default_waba: String::new(),
+            first_number: None,
         };
         let t = 1_700_000_000_000;
         assert!(!c.window_open(None, t));

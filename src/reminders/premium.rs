@@ -270,6 +270,9 @@ pub struct Pick {
     pub mobile: Option<String>,
     /// Days before the due date (negative: grace period).
     pub offset_days: i32,
+    /// The business number the policy belongs to: the reminder leaves from it. `None`: the
+    /// number the contact last wrote to, else the deployment's first.
+    pub number: Option<String>,
 }
 
 /// The unpaid instalments with a reminder day in `[from, today]`, each with its latest offset.
@@ -293,13 +296,15 @@ async fn scan(
         .from(premium::Column::PolicyNumber)
         .to(policy::Column::PolicyNumber)
         .into();
-    let rows: Vec<(String, String, i64, Option<String>, String)> = premium::Entity::find()
+    type Row = (String, String, i64, Option<String>, String, Option<String>);
+    let rows: Vec<Row> = premium::Entity::find()
         .select_only()
         .column(premium::Column::PolicyNumber)
         .column(premium::Column::DueDate)
         .column(premium::Column::Amount)
         .column(policy::Column::Mobile)
         .column(policy::Column::Status)
+        .column(policy::Column::Number)
         .join(JoinType::InnerJoin, rel)
         .filter(premium::Column::DueDate.is_in(due_dates.iter().map(ToString::to_string)))
         .filter(premium::Column::Status.ne("paid"))
@@ -310,7 +315,7 @@ async fn scan(
         .all(db)
         .await?;
     let mut picks = Vec::with_capacity(rows.len());
-    for (policy_number, due, amount, mobile, status) in rows {
+    for (policy_number, due, amount, mobile, status, number) in rows {
         // A policy that ended (surrendered, terminated, lapsed past revival) gets no reminder.
         if matches!(
             status.to_ascii_lowercase().as_str(),
@@ -335,6 +340,7 @@ async fn scan(
             amount_paise: amount,
             mobile,
             offset_days,
+            number,
         });
     }
     Ok(picks)
@@ -448,7 +454,8 @@ async fn queue_batch(
             .cloned()
             .unwrap_or_else(|| r.default_language.clone());
         let intent = reminder_intent(r, contact, pick, &language, now);
-        let queued = composer::queue(&txn, &r.composer, intent).await?;
+        let queued =
+            composer::queue_from(&txn, &r.composer, intent, pick.number.as_deref()).await?;
         record(&txn, pick, "scheduled", &queued).await?;
         match queued {
             Queued::Row(_) => report.queued += 1,
@@ -636,12 +643,20 @@ pub async fn send_later(
             continue;
         }
         let remind_on = NaiveDate::parse_from_str(&row.remind_on, "%Y-%m-%d").unwrap_or(today);
+        let number: Option<Option<String>> = policy::Entity::find()
+            .select_only()
+            .column(policy::Column::Number)
+            .filter(policy::Column::PolicyNumber.eq(row.policy_number.clone()))
+            .into_tuple()
+            .one(&txn)
+            .await?;
         let pick = Pick {
             policy_number: row.policy_number.clone(),
             due_date,
             amount_paise: instalment.amount,
             mobile: contact.wa_id.clone(),
             offset_days: i32::try_from((due_date - remind_on).num_days()).unwrap_or(0),
+            number: number.flatten(),
         };
         let key = reminder_send::ActiveModel {
             id: NotSet,
@@ -671,7 +686,8 @@ pub async fn send_later(
             .remove(&contact.id)
             .unwrap_or_else(|| r.default_language.clone());
         let intent = reminder_intent(r, &contact, &pick, &language, now);
-        let result = composer::queue(&txn, &r.composer, intent).await?;
+        let result =
+            composer::queue_from(&txn, &r.composer, intent, pick.number.as_deref()).await?;
         record(&txn, &pick, "later", &result).await?;
         txn.commit().await?;
         match result {

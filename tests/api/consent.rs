@@ -51,11 +51,13 @@ async fn spawn_flows(backend: &Backend) -> TestApp {
 pub fn composer_for(_app: &TestApp) -> Composer {
     let mut settings = Settings::default();
     settings.privacy.hash_key = Some(SecretString::from(HASH_KEY));
+    settings.whatsapp.phone_number_id = PHONE_NUMBER_ID.to_owned();
     Composer::from_settings(&settings)
 }
 
+/// A contact whose last message (if any) went to the app's number at `last_inbound_at`.
 pub async fn new_contact(app: &TestApp, phone: &str, last_inbound_at: Option<i64>) -> i64 {
-    contact::Entity::insert(contact::ActiveModel {
+    let id = contact::Entity::insert(contact::ActiveModel {
         id: NotSet,
         wa_id: Set(Some(phone.to_owned())),
         user_id: Set(None),
@@ -69,7 +71,21 @@ pub async fn new_contact(app: &TestApp, phone: &str, last_inbound_at: Option<i64
     .exec(&app.db)
     .await
     .unwrap()
-    .last_insert_id
+    .last_insert_id;
+    // The window is kept per business number: this one is on the app's.
+    if let Some(at) = last_inbound_at {
+        insurebot::store::entities::contact_window::Entity::insert(
+            insurebot::store::entities::contact_window::ActiveModel {
+                contact_id: Set(id),
+                phone_number_id: Set(PHONE_NUMBER_ID.to_owned()),
+                last_inbound_at: Set(at),
+            },
+        )
+        .exec_without_returning(&app.db)
+        .await
+        .unwrap();
+    }
+    id
 }
 
 /// Adds a MARKETING template to the registry (the shipped registry has none).

@@ -428,7 +428,7 @@ impl World {
                     in_reply_to: row.in_reply_to,
                     row_id: Some(row.id),
                     consent: None,
-                    number: None,
+                    number: row.phone_number_id.as_deref(),
                 },
                 row.fallback,
                 chrono::Utc::now().timestamp_millis(),

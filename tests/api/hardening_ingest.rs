@@ -326,6 +326,17 @@ async fn let_hours_pass(app: &TestApp, contact_id: i64, hours: i64) {
         .exec(&app.db)
         .await
         .unwrap();
+    // The window is kept per business number as well.
+    use insurebot::store::entities::contact_window;
+    contact_window::Entity::update_many()
+        .col_expr(
+            contact_window::Column::LastInboundAt,
+            Expr::col(contact_window::Column::LastInboundAt).sub(hours * HOUR_MS),
+        )
+        .filter(contact_window::Column::ContactId.eq(contact_id))
+        .exec(&app.db)
+        .await
+        .unwrap();
 }
 
 /// A claim update with both a free-form text and its template, as the API would queue it.

@@ -689,6 +689,7 @@ pub async fn insert_policy(db: &DatabaseConnection, number: &str, mobile: Option
         start_date: Set("2020-01-01".into()),
         end_date: Set(None),
         document_url: Set(None),
+        number: Set(None),
         created_at: Set(0),
         updated_at: Set(0),
     })

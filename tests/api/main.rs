@@ -42,3 +42,4 @@ mod sending;
 mod throughput;
 mod understanding;
 mod webhook;
+mod windows;

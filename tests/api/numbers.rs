@@ -16,10 +16,10 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 /// The claims line (also the helpers' own number) and the sales line.
-const CLAIMS: &str = PHONE_NUMBER_ID;
-const SALES: &str = "106540352240002";
+pub(crate) const CLAIMS: &str = PHONE_NUMBER_ID;
+pub(crate) const SALES: &str = "106540352240002";
 
-fn number(id: &str, rate: Option<u32>) -> NumberSettings {
+pub(crate) fn number(id: &str, rate: Option<u32>) -> NumberSettings {
     NumberSettings {
         phone_number_id: id.to_owned(),
         display_number: None,
@@ -295,7 +295,7 @@ fn a_wrong_list_of_numbers_stops_the_start_naming_the_field() {
     assert_eq!(one.numbers()[0].phone_number_id, "123");
 }
 
-async fn notify(app: &TestApp, key: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn notify(app: &TestApp, key: &str, body: Value) -> (u16, Value) {
     let response = app
         .http
         .post(format!("{}/api/v1/notifications", app.address))

@@ -105,6 +105,7 @@ async fn instalment(db: &DatabaseConnection, n: usize, mobile: &str, due: NaiveD
         start_date: Set("2020-01-01".into()),
         end_date: Set(None),
         document_url: Set(None),
+        number: Set(None),
         created_at: Set(0),
         updated_at: Set(0),
     })

@@ -23,10 +23,9 @@ use super::handoff;
 use super::{duration_text, local_time, transcript};
 use crate::engine::Conversation;
 use crate::http::AppState;
-use crate::messaging::composer::Composer;
 use crate::privacy::mask_opt;
 use crate::store::entities::handoff::State as HandoffState;
-use crate::store::entities::{agent, consent_log, contact, handoff as handoff_row};
+use crate::store::entities::{agent, consent_log, contact, contact_window, handoff as handoff_row};
 use crate::store::{begin_write, now_ms};
 
 /// How often an event stream looks for changes. Polling the database (rather than an
@@ -318,9 +317,24 @@ pub async fn conversation(
         None => None,
     };
     ctx.insert("holder", &holder);
-    let (window_open, window_text) = window(&state.composer, &contact, hours);
+    // The window of the number the conversation is on decides what the agent may send (their
+    // replies leave from it); the contact's windows on the deployment's other numbers are
+    // shown beside it, each being its own (Meta keeps one per user and business number).
+    let (window_open, window_text) = window(&state, &contact, number.as_deref()).await?;
     ctx.insert("window_open", &window_open);
     ctx.insert("window_text", &window_text);
+    let on = number.unwrap_or_else(|| state.settings.numbers().swap_remove(0).phone_number_id);
+    let other_windows: Vec<serde_json::Value> =
+        crate::messaging::composer::windows_of(&state.db, contact_id)
+            .await?
+            .into_iter()
+            .filter(|(n, _)| *n != on)
+            .map(|(n, start)| {
+                let (open, text) = window_sentence(&state, &n, Some(start));
+                serde_json::json!({ "open": open, "text": text })
+            })
+            .collect();
+    ctx.insert("other_windows", &other_windows);
 
     // The policyholder's context: what the bot knows (saved slots), language, mode, consent.
     let conv = crate::dialogue::load(&state.db, contact_id).await?;
@@ -372,7 +386,7 @@ pub async fn conversation(
     )
     .await?;
     ctx.insert("insurance", &insurance);
-    let waba = state.settings.waba_of(number.as_deref());
+    let waba = state.settings.waba_of(Some(&on));
     let (templates, from_registry) = approved_templates(&state.db, &waba).await;
     ctx.insert("templates", &templates);
     ctx.insert("templates_from_registry", &from_registry);
@@ -393,21 +407,35 @@ pub async fn conversation(
     state.console.render("conversation.html", &ctx)
 }
 
-/// Whether free text may go, and a sentence saying until when / since when.
-/// Whether the agent may write free text, and a sentence saying until when. The composer's
-/// window (with its safety margin) decides, so the page never offers free text the composer
-/// would then refuse to send.
-fn window(
-    composer: &Composer,
+/// Whether the agent may write free text to `contact` from `number` (`None`: the deployment's
+/// first), and a sentence saying until when. The composer's window (with its safety margin)
+/// decides, so the page never offers free text the composer would then refuse to send.
+async fn window(
+    state: &AppState,
     contact: &contact::Model,
-    hours: &crate::config::hours::OfficeHours,
-) -> (bool, String) {
+    number: Option<&str>,
+) -> Result<(bool, String)> {
+    let start =
+        crate::messaging::composer::window_start(&state.db, &state.composer, contact, number)
+            .await?;
+    let number = number.map_or_else(
+        || state.settings.numbers().swap_remove(0).phone_number_id,
+        str::to_owned,
+    );
+    Ok(window_sentence(state, &number, start))
+}
+
+/// Whether the window on `number` that started at `start` is open, and the sentence agents
+/// read: "Window with +91 22 5555 0101: open until …".
+fn window_sentence(state: &AppState, number: &str, start: Option<i64>) -> (bool, String) {
+    let hours = &state.console.hours;
+    let label = state.settings.number_label(number);
     let now = now_ms();
-    match composer.window_closes_at(contact.last_inbound_at) {
+    match state.composer.window_closes_at(start) {
         Some(end) if now < end => (
             true,
             format!(
-                "Window open until {} ({} left)",
+                "Window with {label}: open until {} ({} left)",
                 local_time(hours, end),
                 duration_text(end - now)
             ),
@@ -415,13 +443,15 @@ fn window(
         Some(end) => (
             false,
             format!(
-                "The 24-hour window closed at {}. Only approved templates can be sent.",
+                "Window with {label}: the 24-hour window closed at {}. Only approved templates can be sent.",
                 local_time(hours, end)
             ),
         ),
         None => (
             false,
-            "The policyholder has never written. Only approved templates can be sent.".into(),
+            format!(
+                "Window with {label}: the policyholder has never written to this number. Only approved templates can be sent."
+            ),
         ),
     }
 }
@@ -603,7 +633,9 @@ pub(super) async fn may_write_free_form(
     }
     // Checked here as well as in the page: a page left open past the deadline must not send
     // free text that WhatsApp would refuse (field notes, pain point 1).
-    if !window(&state.composer, &contact, &state.console.hours).0 {
+    // From the number the agent's reply leaves from (the one the contact last wrote to).
+    let number = crate::messaging::composer::number_written_to(&state.db, None, contact_id).await?;
+    if !window(state, &contact, number.as_deref()).await?.0 {
         return Err(ConsoleError::Conflict(
             "The 24-hour window has closed: only approved templates can be sent.".into(),
         ));
@@ -689,8 +721,8 @@ pub async fn send_template(
     Ok(Redirect::to(&format!("/console/conversations/{contact_id}")).into_response())
 }
 
-/// Moves a contact's window start back by `hours` (the simulator's "pretend the window has
-/// closed" and tests).
+/// Moves a contact's window starts back by `hours`, on every number (the simulator's "pretend
+/// the window has closed" and tests).
 ///
 /// # Errors
 /// Database errors.
@@ -705,6 +737,14 @@ pub async fn move_window_back<C: ConnectionTrait>(
             Expr::value(now_ms() - hours * 3_600_000),
         )
         .filter(contact::Column::Id.eq(contact_id))
+        .exec(db)
+        .await?;
+    contact_window::Entity::update_many()
+        .col_expr(
+            contact_window::Column::LastInboundAt,
+            Expr::value(now_ms() - hours * 3_600_000),
+        )
+        .filter(contact_window::Column::ContactId.eq(contact_id))
         .exec(db)
         .await?;
     Ok(())

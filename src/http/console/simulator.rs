@@ -245,12 +245,24 @@ async fn messages(
             .collect(),
         None => Vec::new(),
     };
-    let window_open = contact.and_then(|c| c.last_inbound_at).is_some_and(|at| {
-        crate::messaging::composer::Composer::from_settings(&state.settings)
-            .window_open(Some(at), crate::store::now_ms())
-    });
+    // The simulator writes to the deployment's first number: that window is the one its
+    // messages open; every number's is listed (Meta keeps one per user and business number).
+    let now = crate::store::now_ms();
+    let first = state.settings.numbers().swap_remove(0).phone_number_id;
+    let mut window_open = false;
+    let mut windows = Vec::new();
+    if let Some(c) = &contact {
+        for (number, start) in crate::messaging::composer::windows_of(&state.db, c.id).await? {
+            let open = state.composer.window_open(Some(start), now);
+            window_open |= open && number == first;
+            windows.push(json!({
+                "number": state.settings.number_label(&number), "open": open,
+                "simulated": number == first,
+            }));
+        }
+    }
     Ok(Json(
-        json!({ "messages": list, "inbound": inbound, "window_open": window_open }),
+        json!({ "messages": list, "inbound": inbound, "window_open": window_open, "windows": windows }),
     ))
 }
 

@@ -75,7 +75,7 @@ impl ImportKind {
                     "sum_assured",
                     "start_date",
                 ],
-                &["end_date", "document_url"],
+                &["end_date", "document_url", "number"],
             ),
             ImportKind::Claims => (
                 &[
@@ -185,16 +185,33 @@ fn list(errors: &[RowError]) -> String {
     errors.iter().map(|e| format!("\n  {e}")).collect()
 }
 
-/// Imports `path` as `kind` into the embedded tables (see the module doc).
+/// Imports `path` as `kind` into the embedded tables (see the module doc), for a deployment
+/// whose business numbers are not given: a policy naming a `number` is refused.
 ///
 /// # Errors
-/// [`ImportError`]: unreadable file, malformed CSV, missing columns, invalid rows (unless
-/// `skip_invalid`), or a database error. Nothing is written in any of these cases.
+/// As [`import_numbered`].
 pub async fn import(
     db: &DatabaseConnection,
     kind: ImportKind,
     path: &Path,
     skip_invalid: bool,
+) -> Result<ImportReport, ImportError> {
+    import_numbered(db, kind, path, skip_invalid, &[]).await
+}
+
+/// Imports `path` as `kind` into the embedded tables (see the module doc). A policy's optional
+/// `number` (the business number it belongs to, a phone number id) must be one of `numbers`,
+/// the deployment's.
+///
+/// # Errors
+/// [`ImportError`]: unreadable file, malformed CSV, missing columns, invalid rows (unless
+/// `skip_invalid`), or a database error. Nothing is written in any of these cases.
+pub async fn import_numbered(
+    db: &DatabaseConnection,
+    kind: ImportKind,
+    path: &Path,
+    skip_invalid: bool,
+    numbers: &[String],
 ) -> Result<ImportReport, ImportError> {
     let io = |source| ImportError::Io {
         path: path.to_owned(),
@@ -219,6 +236,7 @@ pub async fn import(
         skip_invalid,
         Options {
             progress: progress.clone(),
+            numbers: numbers.to_vec(),
             ..Options::default()
         },
     )
@@ -235,6 +253,8 @@ pub(crate) struct Options {
     pub progress: Option<indicatif::ProgressBar>,
     /// Days added to every date but dates of birth (the sample data moves with the calendar).
     pub shift_days: i64,
+    /// The deployment's business numbers (phone number ids): what a policy's `number` may be.
+    pub numbers: Vec<String>,
 }
 
 /// [`import`] from any reader.
@@ -288,6 +308,7 @@ pub(crate) async fn import_reader<R: Read>(
         header,
         skip_invalid,
         shift: chrono::Duration::days(options.shift_days),
+        numbers: options.numbers,
         now_ms: now_ms(),
         writer,
         errors: Vec::new(),
@@ -388,6 +409,8 @@ struct Importer {
     /// Customer id → (date of birth, line): one holder must have one date of birth.
     holder_dobs: HashMap<String, (NaiveDate, u64)>,
     policies: Vec<PolicyRow>,
+    /// The deployment's business numbers: what a policy's `number` may be.
+    numbers: Vec<String>,
     claims: Vec<ClaimRow>,
     premiums: Vec<PremiumRow>,
 }
@@ -521,6 +544,22 @@ impl Importer {
         {
             c.fail("dob", "is not in the past");
         }
+        let number = c.optional("number");
+        if let Some(n) = &number
+            && !self.numbers.contains(n)
+        {
+            c.fail(
+                "number",
+                if self.numbers.is_empty() {
+                    format!("'{n}' is not one of this deployment's business numbers (none given to the import)")
+                } else {
+                    format!(
+                        "'{n}' is not one of this deployment's business numbers ({})",
+                        self.numbers.join(", ")
+                    )
+                },
+            );
+        }
         let document_url = c.optional("document_url");
         if let Some(url) = &document_url
             && !url.starts_with("https://")
@@ -564,6 +603,7 @@ impl Importer {
             start_date: start.to_string(),
             end_date: end.map(|d| d.to_string()),
             document_url,
+            number,
         });
     }
 
@@ -807,6 +847,7 @@ impl Importer {
                 start_date: Set(r.start_date),
                 end_date: Set(r.end_date),
                 document_url: Set(r.document_url),
+                number: Set(r.number),
                 created_at: Set(now),
                 updated_at: Set(now),
             })
@@ -891,6 +932,7 @@ async fn load_sample_as_of(db: &DatabaseConnection, today: NaiveDate) -> Result<
             Options {
                 progress: None,
                 shift_days,
+                numbers: Vec::new(),
             },
         )
         .await?;

@@ -27,6 +27,8 @@ pub(super) struct PolicyRow {
     pub(super) start_date: String,
     pub(super) end_date: Option<String>,
     pub(super) document_url: Option<String>,
+    /// The business number (phone number id) the policy belongs to.
+    pub(super) number: Option<String>,
 }
 
 /// One policyholder as written (the `policyholders` columns).

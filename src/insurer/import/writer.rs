@@ -6,7 +6,7 @@ use sea_orm::sea_query::{Alias, OnConflict};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Statement};
 use serde::Serialize;
 
-/// Rows per SQLite INSERT: 12 columns x 1000 stays under SQLite's parameter limit.
+/// Rows per SQLite INSERT: 13 columns x 1000 stays under SQLite's parameter limit.
 pub(super) const SQLITE_BATCH: usize = 1000;
 /// Rows per PostgreSQL statement (one JSON parameter, ~1.5 MB for policies): large enough that
 /// round trips and per-statement planning stop mattering, small enough to stay out of the way
@@ -41,6 +41,7 @@ pub(super) const POLICIES: Upsert = Upsert {
         ("start_date", "text"),
         ("end_date", "text"),
         ("document_url", "text"),
+        ("number", "text"),
     ],
 };
 

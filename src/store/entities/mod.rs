@@ -82,6 +82,7 @@ pub mod claim;
 pub mod claim_document;
 pub mod consent_log;
 pub mod contact;
+pub mod contact_window;
 pub mod conversation;
 pub mod flow_hop;
 pub mod handoff;

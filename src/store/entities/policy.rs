@@ -21,6 +21,9 @@ pub struct Model {
     pub start_date: String,
     pub end_date: Option<String>,
     pub document_url: Option<String>,
+    /// The business number (phone number id) the policy belongs to: reminders and
+    /// notifications about it leave from there. `None`: the deployment's usual choice.
+    pub number: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }

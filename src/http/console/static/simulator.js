@@ -78,7 +78,11 @@
             .then(() => post('/simulator/ack', {phone: phone(), wamid: m.wamid, status: 'read'}));
         }
       });
-      document.getElementById('window-state').textContent = data.window_open ? '· window open' : '· window closed';
+      // One window per business number: the simulator's own (the first) says open or closed;
+      // any other number the contact wrote to is named beside it.
+      const others = (data.windows || []).filter(w => !w.simulated).map(w => w.number + (w.open ? ' open' : ' closed'));
+      document.getElementById('window-state').textContent =
+        (data.window_open ? '· window open' : '· window closed') + (others.length ? ' · ' + others.join(' · ') : '');
     }).catch(() => {}); }
   setInterval(poll, 700);
   document.getElementById('compose').addEventListener('submit', e => {
