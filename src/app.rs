@@ -53,9 +53,9 @@ pub struct Application {
     sandbox_server: Option<FakeServer>,
     /// Premium reminders and campaigns.
     reminders: crate::reminders::worker::Worker,
-    /// The periodic template sync: client, WhatsApp Business Account id, interval (only with a
-    /// real Cloud API and a WABA id).
-    template_sync: Option<(CloudApiClient, String, Duration)>,
+    /// The periodic template sync: client, every WhatsApp Business Account the numbers belong
+    /// to (each once), interval (only with a real Cloud API and a WABA id).
+    template_sync: Option<(CloudApiClient, Vec<String>, Duration)>,
 }
 
 impl Application {
@@ -103,6 +103,11 @@ impl Application {
                                 listed.join("\n")
                             )
                         })?;
+                // Each number's language and flows must be ones just loaded.
+                let set = store.current();
+                let languages: Vec<&str> = set.i18n().languages().collect();
+                let flow_ids: Vec<&str> = set.flows().map(|f| f.id.as_str()).collect();
+                settings.check_numbers_against(&languages, &flow_ids)?;
                 Some(Arc::new(store))
             }
         };
@@ -145,6 +150,7 @@ impl Application {
                 actions: insurer.clone(),
                 composer: composer.clone(),
                 default_language: settings.dialogue.default_language.clone(),
+                lines: crate::dialogue::LineDialogue::from_settings(&settings),
                 office_hours: Some(office_hours(&settings)?),
                 agent_idle_close: minutes_or_never(settings.dialogue.agent_idle_close_minutes),
                 agent_reply_limit: minutes_or_never(settings.dialogue.agent_reply_minutes),
@@ -227,14 +233,21 @@ impl Application {
             media_store.clone(),
             settings.media.clone(),
         )?);
-        let template_sync = match (&sandbox, &settings.whatsapp.waba_id) {
-            (None, Some(waba_id)) if settings.whatsapp.template_sync_secs > 0 => Some((
-                client.clone(),
-                waba_id.clone(),
-                Duration::from_secs(settings.whatsapp.template_sync_secs),
-            )),
-            _ => None,
-        };
+        // Every WABA the numbers belong to (a number without one has no list to read).
+        let wabas: Vec<String> = settings
+            .wabas()
+            .into_iter()
+            .filter(|w| !w.is_empty())
+            .collect();
+        let template_sync =
+            (sandbox.is_none() && !wabas.is_empty() && settings.whatsapp.template_sync_secs > 0)
+                .then(|| {
+                    (
+                        client.clone(),
+                        wabas,
+                        Duration::from_secs(settings.whatsapp.template_sync_secs),
+                    )
+                });
         let mut lines = Vec::with_capacity(clients.len());
         for (client, number) in clients.into_iter().zip(settings.numbers()) {
             let shared = shared_rate(&settings, &db, &number).await?;
@@ -457,11 +470,11 @@ impl Application {
             stop.clone(),
         ));
         let reminders = tokio::spawn(self.reminders.clone().run(stop.clone()));
-        let template_sync = self.template_sync.map(|(client, waba_id, every)| {
+        let template_sync = self.template_sync.map(|(client, wabas, every)| {
             tokio::spawn(run_template_sync(
                 self.state.db.clone(),
                 client,
-                waba_id,
+                wabas,
                 every,
                 stop.clone(),
             ))
@@ -541,7 +554,7 @@ async fn load_templates(db: &DatabaseConnection, settings: &Settings) -> anyhow:
         return Ok(());
     }
     let defs = crate::engine::templates_file::load_file(path)?;
-    let n = templates::seed(db, &defs, crate::store::now_ms())
+    let n = templates::seed(db, &defs, &settings.wabas(), crate::store::now_ms())
         .await
         .context("cannot store the template registry")?;
     tracing::info!(path = %path.display(), templates = n, "template registry loaded");
@@ -589,26 +602,32 @@ fn minutes_or_never(minutes: u32) -> Option<chrono::Duration> {
     (minutes > 0).then(|| chrono::Duration::minutes(i64::from(minutes)))
 }
 
-/// Syncs the template registry with the Graph API's list now and every `every` until `stop`.
+/// Syncs the template registry of each WABA in `wabas` with the Graph API's list now and
+/// every `every` until `stop` (one WABA failing does not keep the others from syncing).
 async fn run_template_sync(
     db: DatabaseConnection,
     client: CloudApiClient,
-    waba_id: String,
+    wabas: Vec<String>,
     every: Duration,
     stop: CancellationToken,
 ) {
     loop {
-        let now = crate::store::now_ms();
-        match crate::messaging::templates::sync(&db, &client, &waba_id, now).await {
-            Ok(r) if r.updated + r.added + r.missing > 0 => tracing::info!(
-                listed = r.seen,
-                updated = r.updated,
-                added = r.added,
-                no_longer_listed = r.missing,
-                "templates synced"
-            ),
-            Ok(r) => tracing::debug!(listed = r.seen, "templates synced, nothing changed"),
-            Err(e) => tracing::warn!(error = %e, "template sync failed; tried again next interval"),
+        for waba_id in &wabas {
+            let now = crate::store::now_ms();
+            match crate::messaging::templates::sync(&db, &client, waba_id, now).await {
+                Ok(r) if r.updated + r.added + r.missing > 0 => tracing::info!(
+                    waba = %waba_id,
+                    listed = r.seen,
+                    updated = r.updated,
+                    added = r.added,
+                    no_longer_listed = r.missing,
+                    "templates synced"
+                ),
+                Ok(r) => tracing::debug!(waba = %waba_id, listed = r.seen,
+                    "templates synced, nothing changed"),
+                Err(e) => tracing::warn!(waba = %waba_id, error = %e,
+                    "template sync failed; tried again next interval"),
+            }
         }
         tokio::select! {
             () = stop.cancelled() => return,

@@ -33,26 +33,50 @@ struct Choice {
     title: String,
 }
 
-/// Runs the chat on the terminal until end of input.
+/// Runs the chat on the terminal until end of input, writing to the business number
+/// `number` (`None`: the deployment's first).
 ///
 /// # Errors
-/// When the sandbox server cannot start.
-pub async fn run(settings: Settings, phone: &str) -> anyhow::Result<()> {
+/// When the sandbox server cannot start, or `number` is not configured.
+pub async fn run(settings: Settings, phone: &str, number: Option<&str>) -> anyhow::Result<()> {
     let stdin = BufReader::new(tokio::io::stdin());
-    run_with(settings, phone, stdin, &mut std::io::stdout()).await
+    run_with(settings, phone, number, stdin, &mut std::io::stdout()).await
 }
 
 /// Runs the chat reading what the contact types from `input` and printing to `out` (the
-/// terminal in [`run`]; tests give a script and a buffer).
+/// terminal in [`run`]; tests give a script and a buffer). The messages go to the business
+/// number `number`, one of `[[whatsapp.numbers]]` (`None`: the first), so its language and
+/// flows answer as they would on WhatsApp.
 ///
 /// # Errors
-/// When the sandbox server cannot start, or `out` cannot be written.
+/// When `number` is not configured, the sandbox server cannot start, or `out` cannot be
+/// written.
 pub async fn run_with(
     mut settings: Settings,
     phone: &str,
+    number: Option<&str>,
     input: impl AsyncBufRead + Unpin,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<()> {
+    let number = match number {
+        Some(n) if settings.serves_number(n) => n.to_owned(),
+        Some(n) => {
+            let configured: Vec<String> = settings
+                .numbers()
+                .into_iter()
+                .map(|n| n.phone_number_id)
+                .collect();
+            anyhow::bail!(
+                "--number {n} is not one of the configured numbers ({})",
+                configured.join(", ")
+            );
+        }
+        None => settings.numbers().swap_remove(0).phone_number_id,
+    };
+    let business = Line {
+        display: settings.number_label(&number),
+        id: number,
+    };
     let dir = tempfile_dir()?;
     let db_file = dir.join("chat.db");
     settings.whatsapp.access_token = None;
@@ -71,8 +95,9 @@ pub async fn run_with(
 
     writeln!(
         out,
-        "insurebot chat — you are {}. Type a message; a number taps a button. Ctrl-D ends.",
-        crate::privacy::mask(phone)
+        "insurebot chat — you are {}, writing to {}. Type a message; a number taps a button. Ctrl-D ends.",
+        crate::privacy::mask(phone),
+        business.display
     )?;
     let mut seen = 0usize;
     let mut choices: Vec<Choice> = Vec::new();
@@ -112,7 +137,7 @@ pub async fn run_with(
         sequence += 1;
         let message = message_for(line, &choices, phone, sequence);
         let wamid = message["id"].as_str().unwrap_or_default().to_owned();
-        post(&http, &base, phone, message).await?;
+        post(&http, &base, &business, phone, message).await?;
         let waited = wait_for_replies(&http, &base, seen, &db, &wamid).await?;
         seen += waited.replies.len();
         print_batch(out, &waited.replies, &mut choices)?;
@@ -183,17 +208,27 @@ fn message_for(line: &str, choices: &[Choice], phone: &str, sequence: u64) -> Va
     }
 }
 
+/// The business number the chat writes to.
+struct Line {
+    /// Its phone number id (the webhook's `metadata.phone_number_id`).
+    id: String,
+    /// How it is shown: its display number, else the id.
+    display: String,
+}
+
 async fn post(
     http: &reqwest::Client,
     base: &str,
+    line: &Line,
     phone: &str,
     message: Value,
 ) -> anyhow::Result<()> {
+    let digits: String = line.display.chars().filter(char::is_ascii_digit).collect();
     let body = json!({
         "object": "whatsapp_business_account",
         "entry": [{ "id": "chat", "changes": [{ "field": "messages", "value": {
             "messaging_product": "whatsapp",
-            "metadata": { "display_phone_number": "15550000000", "phone_number_id": "100000000000001" },
+            "metadata": { "display_phone_number": digits, "phone_number_id": line.id },
             "contacts": [{ "profile": { "name": "Chat" }, "wa_id": phone }],
             "messages": [message]
         }}]}]

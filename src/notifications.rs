@@ -295,7 +295,7 @@ impl Notifier<'_> {
             .map_or_else(|| self.default_language.to_owned(), |c| c.language);
         let kind = request.kind;
         // The registry's flag decides whether this may reach a contact who opted out.
-        let essential = templates::lookup(&txn, kind.template, &language)
+        let essential = templates::definition(&txn, kind.template, &language)
             .await?
             .is_some_and(|t| t.essential);
         let intent = Intent {

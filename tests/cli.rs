@@ -639,3 +639,75 @@ fn flows_graph_draws_every_flow_of_the_200_flow_benchmark_set() {
     assert_eq!(code, Some(0), "{err}");
     assert!(svg.contains(">flow handoff</tspan>"), "{svg}");
 }
+
+#[test]
+fn templates_sync_reads_every_waba_the_numbers_belong_to_and_list_shows_the_waba() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fake = insurebot::whatsapp::fake::FakeCloudApi::default();
+    // Paused in the sales line's WABA only.
+    let mut sales = insurebot::whatsapp::fake::default_templates();
+    for t in &mut sales {
+        if t["name"] == "policy_summary" {
+            t["status"] = "PAUSED".into();
+        }
+    }
+    fake.set_waba_templates("900000000000002", sales);
+    let server = rt
+        .block_on(fake.clone().spawn(([127, 0, 0, 1], 0).into()))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("insurebot.toml"),
+        "[whatsapp]\nwaba_id = \"900000000000001\"\n\
+         [[whatsapp.numbers]]\nphone_number_id = \"111\"\n\
+         [[whatsapp.numbers]]\nphone_number_id = \"222\"\nwaba_id = \"900000000000002\"\n",
+    )
+    .unwrap();
+    let templates_file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/flows/templates/templates.yaml"
+    );
+    let run = |args: &[&str]| {
+        let output = Command::new(BIN)
+            .args(args)
+            .current_dir(dir.path())
+            .env("INSUREBOT_WHATSAPP_ACCESS_TOKEN", "token")
+            .env("INSUREBOT_WHATSAPP_API_BASE", &server.base_url)
+            .env("INSUREBOT_WHATSAPP_APP_SECRET", "a-secret-of-this-test")
+            .env("INSUREBOT_WHATSAPP_VERIFY_TOKEN", "a-verify-token")
+            .env("INSUREBOT_PRIVACY_HASH_KEY", "a-hash-key-of-this-test")
+            .env(
+                "INSUREBOT_INSURER_PAY_LINK_SECRET",
+                "a-pay-link-secret-of-this-test",
+            )
+            .env("INSUREBOT_MESSAGING_TEMPLATES_FILE", templates_file)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{args:?}: {stdout}\n{stderr}");
+        stdout
+    };
+    let synced = run(&["templates", "sync"]);
+    for waba in ["900000000000001", "900000000000002"] {
+        assert!(
+            synced.contains(&format!("templates sync of WABA {waba}: 15 listed")),
+            "{synced}"
+        );
+    }
+    assert_eq!(
+        fake.template_lists_read(),
+        ["900000000000001", "900000000000002"]
+    );
+    let listed = run(&["templates", "list"]);
+    let row = |waba: &str| {
+        listed
+            .lines()
+            .find(|l| l.starts_with(waba) && l.contains("policy_summary") && l.contains(" ta "))
+            .unwrap_or_else(|| panic!("no {waba} policy_summary ta in:\n{listed}"))
+            .to_owned()
+    };
+    assert!(row("900000000000001").contains("APPROVED"), "{listed}");
+    assert!(row("900000000000002").contains("PAUSED"), "{listed}");
+}

@@ -29,6 +29,7 @@ mod m20261231_000021_create_outbound_media;
 mod m20261231_000022_create_misunderstood_messages;
 mod m20261231_000030_numbers_outbox_number;
 mod m20261231_000031_contact_windows;
+mod m20261231_000032_templates_per_waba;
 
 pub struct Migrator;
 
@@ -59,6 +60,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261231_000022_create_misunderstood_messages::Migration),
             Box::new(m20261231_000030_numbers_outbox_number::Migration),
             Box::new(m20261231_000031_contact_windows::Migration),
+            Box::new(m20261231_000032_templates_per_waba::Migration),
         ]
     }
 }

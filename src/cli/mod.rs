@@ -49,6 +49,10 @@ pub enum Command {
         /// The WhatsApp number you play.
         #[arg(long, default_value = "919812345678")]
         phone: String,
+        /// The business number you write to (its phone number id, one of
+        /// `[[whatsapp.numbers]]`); default: the first.
+        #[arg(long)]
+        number: Option<String>,
     },
     /// Manage the people who log in to the agent console.
     Agent {
@@ -241,7 +245,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         crate::telemetry::init(&settings.log);
     }
     let result = match cli.command {
-        Command::Chat { phone } => crate::chat::run(settings, &phone).await,
+        Command::Chat { phone, number } => {
+            crate::chat::run(settings, &phone, number.as_deref()).await
+        }
         Command::Flows { .. } => unreachable!("handled above"),
         Command::Agent {
             command:
@@ -318,16 +324,20 @@ async fn templates(settings: Settings, action: TemplatesCommand) -> anyhow::Resu
     let now = crate::store::now_ms();
     if settings.messaging.templates_file.exists() {
         let defs = crate::engine::templates_file::load_file(&settings.messaging.templates_file)?;
-        registry::seed(&db, &defs, now).await?;
+        registry::seed(&db, &defs, &settings.wabas(), now).await?;
     }
     match action {
         TemplatesCommand::Sync => {
-            let (Some(token), Some(waba_id)) = (
-                settings.whatsapp.access_token.clone(),
-                settings.whatsapp.waba_id.clone(),
-            ) else {
+            // Every WABA the numbers belong to, each once.
+            let wabas: Vec<String> = settings
+                .wabas()
+                .into_iter()
+                .filter(|w| !w.is_empty())
+                .collect();
+            let (Some(token), false) = (settings.whatsapp.access_token.clone(), wabas.is_empty())
+            else {
                 anyhow::bail!(
-                    "templates sync needs INSUREBOT_WHATSAPP_ACCESS_TOKEN and INSUREBOT_WHATSAPP_WABA_ID"
+                    "templates sync needs INSUREBOT_WHATSAPP_ACCESS_TOKEN and a WABA id (INSUREBOT_WHATSAPP_WABA_ID, or waba_id on each [[whatsapp.numbers]] entry)"
                 );
             };
             let http = reqwest::Client::builder()
@@ -339,16 +349,27 @@ async fn templates(settings: Settings, action: TemplatesCommand) -> anyhow::Resu
                 &settings.whatsapp.phone_number_id,
                 token,
             );
-            let report = registry::sync(&db, &client, &waba_id, now).await?;
-            println!(
-                "templates sync: {} listed, {} updated, {} added, {} no longer listed (marked DELETED)",
-                report.seen, report.updated, report.added, report.missing
-            );
+            for waba_id in &wabas {
+                let report = anyhow::Context::with_context(
+                    registry::sync(&db, &client, waba_id, now).await,
+                    || format!("templates sync of WABA {waba_id}"),
+                )?;
+                println!(
+                    "templates sync of WABA {waba_id}: {} listed, {} updated, {} added, {} no longer listed (marked DELETED)",
+                    report.seen, report.updated, report.added, report.missing
+                );
+            }
         }
         TemplatesCommand::List => {
             for t in registry::all(&db).await? {
+                // The WABA first: the same template may be approved in one and not another.
                 println!(
-                    "{:<28} {:<6} {:<15} {:<10} {}",
+                    "{:<16} {:<28} {:<6} {:<15} {:<10} {}",
+                    if t.waba_id.is_empty() {
+                        "-"
+                    } else {
+                        &t.waba_id
+                    },
                     t.name,
                     t.language,
                     t.category,

@@ -88,7 +88,8 @@ async fn connect(settings: &Settings) -> anyhow::Result<sea_orm::DatabaseConnect
     }
     if settings.messaging.templates_file.exists() {
         let defs = crate::engine::templates_file::load_file(&settings.messaging.templates_file)?;
-        crate::messaging::templates::seed(&db, &defs, crate::store::now_ms()).await?;
+        crate::messaging::templates::seed(&db, &defs, &settings.wabas(), crate::store::now_ms())
+            .await?;
     }
     Ok(db)
 }
@@ -125,7 +126,9 @@ pub async fn campaigns(settings: Settings, command: CampaignsCommand) -> anyhow:
                 number: None,
                 audience,
             };
-            match campaigns::create(&db, &settings.campaigns, new, now).await {
+            match campaigns::create(&db, &settings.campaigns, &settings.waba_of(None), new, now)
+                .await
+            {
                 Ok(created) => {
                     for e in &created.row_errors {
                         println!("skipped {e}");

@@ -98,7 +98,8 @@ impl MessageHandler for FlowRunner {
             let conversation = match stored {
                 Some(c) => c,
                 None => {
-                    self.new_conversation(txn, &contact, consent.as_ref())
+                    let number = message.phone_number_id.as_deref();
+                    self.new_conversation(txn, &contact, consent.as_ref(), number)
                         .await?
                 }
             };
@@ -115,6 +116,7 @@ impl MessageHandler for FlowRunner {
             let turn = Turn {
                 txn,
                 contact: &contact,
+                number: message.phone_number_id.as_deref(),
                 inbound_id: Some(message.id),
                 source,
                 said,
@@ -274,7 +276,9 @@ impl FlowRunner {
                 .remove(&contact_id)
                 .as_ref()
                 .and_then(parse)
-                .unwrap_or_else(|| Conversation::new(&self.default_language));
+                .unwrap_or_else(|| {
+                    Conversation::new(self.language_on(row.phone_number_id.as_deref()))
+                });
             if engine::asks_meaning(&flows, &conversation, &body, now) {
                 asks.push((row.id, body, conversation.language));
             }
@@ -282,16 +286,17 @@ impl FlowRunner {
         Ok(asks)
     }
 
-    /// A first conversation. A number that opted out before (through the API, or before its
-    /// contact was erased: the log keeps the hash of the number) starts quiet, exactly as if
-    /// it had just said STOP.
+    /// A first conversation, in the language of the business number written to (`number`).
+    /// A number that opted out before (through the API, or before its contact was erased:
+    /// the log keeps the hash of the number) starts quiet, exactly as if it had just said STOP.
     async fn new_conversation(
         &self,
         txn: &DatabaseTransaction,
         contact: &contact::Model,
         known_consent: Option<&ConsentState>,
+        number: Option<&str>,
     ) -> Result<Conversation, DbErr> {
-        let mut conversation = Conversation::new(&self.default_language);
+        let mut conversation = Conversation::new(self.language_on(number));
         let opted_out = match known_consent {
             Some(state) => state.opted_out(),
             None => consent::state_of(txn, &self.composer.consent.hasher, contact)
@@ -322,7 +327,8 @@ impl FlowRunner {
                 Event::Text(_) => ranking.as_ref(),
                 _ => None,
             };
-            let outcome = engine::step_with(&flows, &conversation, &event, now, hint);
+            let only = self.flows_on(turn.number);
+            let outcome = engine::step_on(&flows, &conversation, &event, now, hint, only);
             conversation = outcome.conversation;
             moves.extend(outcome.hops);
             for effect in outcome.effects {

@@ -21,7 +21,7 @@ mod handler;
 pub mod hops;
 pub mod timers;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -74,6 +74,9 @@ pub struct FlowRunner {
     pub actions: Arc<dyn ActionExecutor>,
     pub composer: Composer,
     pub default_language: String,
+    /// What differs by the business number written to, by phone number id: a number not
+    /// listed has `default_language` and every flow.
+    pub lines: HashMap<String, LineDialogue>,
     /// When agents answer; outside these hours a hand-off is followed by a notice saying when
     /// to expect a reply. `None`: no notice (conversation tests, tools).
     pub office_hours: Option<OfficeHours>,
@@ -94,10 +97,55 @@ pub struct FlowRunner {
     pub understood: Mutex<HashMap<i64, Ranking>>,
 }
 
+/// One business number's part in conversations (`[[whatsapp.numbers]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineDialogue {
+    /// The language a contact who has no conversation yet starts in when writing to it.
+    pub language: String,
+    /// The flows that may start on it (see [`crate::engine::step_on`]); `None`: every flow.
+    pub flows: Option<HashSet<String>>,
+}
+
+impl LineDialogue {
+    /// Each configured number's language and flows, by phone number id.
+    pub fn from_settings(settings: &crate::config::Settings) -> HashMap<String, LineDialogue> {
+        settings
+            .numbers()
+            .into_iter()
+            .map(|n| {
+                let line = LineDialogue {
+                    language: n.default_language,
+                    flows: n.flows.map(|f| f.into_iter().collect()),
+                };
+                (n.phone_number_id, line)
+            })
+            .collect()
+    }
+}
+
+impl FlowRunner {
+    /// The language a new conversation on the number `number` starts in.
+    fn language_on(&self, number: Option<&str>) -> &str {
+        number
+            .and_then(|n| self.lines.get(n))
+            .map_or(&self.default_language, |l| &l.language)
+    }
+
+    /// The flows that may start on the number `number` (`None`: every flow).
+    fn flows_on(&self, number: Option<&str>) -> Option<&HashSet<String>> {
+        number
+            .and_then(|n| self.lines.get(n))
+            .and_then(|l| l.flows.as_ref())
+    }
+}
+
 /// What the effects of one inbound message need to know.
 struct Turn<'a> {
     txn: &'a DatabaseTransaction,
     contact: &'a contact::Model,
+    /// The business number the message came to (`None`: a timer's turn, or a webhook that
+    /// named none): which flows answer.
+    number: Option<&'a str>,
     inbound_id: Option<i64>,
     /// How a consent change arrived: `keyword` or `button`.
     source: Source,

@@ -148,6 +148,7 @@ impl FlowRunner {
                 let turn = Turn {
                     txn: &txn,
                     contact: &contact,
+                    number: None,
                     inbound_id: None,
                     source: Source::Keyword,
                     said: None,

@@ -45,5 +45,5 @@ pub use diagnostic::{Diagnostic, Severity};
 pub use error::{EngineError, Result};
 pub use flowset::FlowSet;
 pub use lint::check;
-pub use runtime::{asks_meaning, step, step_with};
+pub use runtime::{asks_meaning, step, step_on, step_with};
 pub use understand::Ranking;

@@ -21,7 +21,7 @@
 //! 7. the current state's answer (`expect`), with re-prompts, a retry limit, and the agent
 //!    offered after repeated misunderstandings.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
@@ -89,11 +89,29 @@ pub fn step_with(
     now: DateTime<Utc>,
     ranking: Option<&Ranking>,
 ) -> StepOutcome {
+    step_on(flows, conv, event, now, ranking, None)
+}
+
+/// [`step_with`] on a business number where only the flows in `only` answer (`None`: every
+/// flow): only they start from a keyword, a trigger button, free text or a menu button, and
+/// the menus offer no button to another. The flows that fill a role (menu, help, language,
+/// hand-off, opt-out, opt-in, cancel) and those that record consent (message preferences)
+/// answer everywhere, and a flow under way may still go to any flow it leads to (the
+/// identity check, say).
+pub fn step_on(
+    flows: &FlowSet,
+    conv: &Conversation,
+    event: &Event,
+    now: DateTime<Utc>,
+    ranking: Option<&Ranking>,
+    only: Option<&HashSet<String>>,
+) -> StepOutcome {
     let text = match event {
         Event::Text(t) => Some(t.as_str()),
         _ => None,
     };
     let mut m = Machine::new(flows, conv, now, text, ranking);
+    m.only = only;
     m.handle(event);
     if event.is_from_contact() {
         m.conv.last_activity = Some(now);
@@ -157,6 +175,8 @@ struct Machine<'a> {
     text: Option<&'a str>,
     /// What an external understanding service made of the text, if one was asked.
     ranking: Option<&'a Ranking>,
+    /// The flows that may start on the number written to; `None`: every flow.
+    only: Option<&'a HashSet<String>>,
 }
 
 impl<'a> Machine<'a> {
@@ -176,6 +196,30 @@ impl<'a> Machine<'a> {
             recovering: false,
             text,
             ranking,
+            only: None,
+        }
+    }
+
+    /// Whether the flow `id` may start on this number (see [`step_on`]): one it lists, a
+    /// role's, or one that records consent (a person's say over their messages works on
+    /// every line).
+    fn allowed(&self, id: &str) -> bool {
+        self.only.is_none_or(|only| {
+            only.contains(id)
+                || self.flows.role_of(id).is_some()
+                || self
+                    .flows
+                    .flow(id)
+                    .is_some_and(|f| f.file.states.iter().any(|(_, st)| st.consent.is_some()))
+        })
+    }
+
+    /// Whether the button `b` is offered on this number: not when it starts a flow that may
+    /// not.
+    fn offers(&self, b: &Button) -> bool {
+        match b.goto.as_ref().map(|t| Target::parse(&t.value)) {
+            Some(Target::Flow(f)) => self.allowed(&f),
+            _ => true,
         }
     }
 
@@ -336,7 +380,10 @@ impl<'a> Machine<'a> {
 
         // 4. A tap on one of this state's buttons.
         if let (Some(st), Event::Button { id, .. } | Event::ListRow { id }) = (state, event)
-            && let Some(b) = st.buttons.iter().find(|b| b.id.value == *id)
+            && let Some(b) = st
+                .buttons
+                .iter()
+                .find(|b| b.id.value == *id && self.offers(b))
             && self.conv.pending_action.is_none()
         {
             self.choose(st, b);
@@ -347,19 +394,23 @@ impl<'a> Machine<'a> {
         if let (Some(st), Event::Text(text)) = (state, event)
             && self.conv.pending_action.is_none()
             && let Some(b) = st.buttons.iter().find(|b| {
-                normalize_keyword(&self.render(&b.title.value, None)) == normalize_keyword(text)
+                self.offers(b)
+                    && normalize_keyword(&self.render(&b.title.value, None))
+                        == normalize_keyword(text)
             })
         {
             self.choose(st, b);
             return;
         }
 
-        // 5. Global intents.
+        // 5. Global intents (a flow that does not answer on this number is no intent here:
+        // its keyword is not understood, not a way into another line's flows).
         let trigger = match event {
             Event::Text(t) => self.flows.keyword_flow(t),
             Event::Button { id, .. } | Event::ListRow { id } => self.flows.button_flow(id),
             _ => None,
-        };
+        }
+        .filter(|flow| self.allowed(flow.id.as_str()));
         // A keyword keeps the conversation's language as it did before free text was
         // understood (a Hindi keyword mid-English is a keyword, not a language choice).
         if let Some(flow) = trigger {
@@ -381,8 +432,8 @@ impl<'a> Machine<'a> {
             let understanding = self.flows.understanding();
             let understood = self
                 .ranking
-                .and_then(|r| understanding.from_ranking(t, r, |_| true))
-                .unwrap_or_else(|| understanding.intent(t, |_| true));
+                .and_then(|r| understanding.from_ranking(t, r, |f| self.allowed(f)))
+                .unwrap_or_else(|| understanding.intent(t, |f| self.allowed(f)));
             let understood = match understood {
                 Understood::Intent { flow, .. } if self.under_way(&flow) => Understood::Nothing,
                 Understood::Ambiguous { first, second }
@@ -459,13 +510,16 @@ impl<'a> Machine<'a> {
     fn answer(&self, st: &State, text: &str) -> Option<Answer> {
         let u = self.flows.understanding();
         if !st.buttons.is_empty() {
-            let titles: Vec<String> = st
-                .buttons
+            // Numbers and titles count the buttons offered on this number only.
+            let offered: Vec<usize> = (0..st.buttons.len())
+                .filter(|&i| self.offers(&st.buttons[i]))
+                .collect();
+            let titles: Vec<String> = offered
                 .iter()
-                .map(|b| self.render(&b.title.value, None))
+                .map(|&i| self.render(&st.buttons[i].title.value, None))
                 .collect();
             if let Some(i) = pick(text, &titles).or_else(|| understand::pick_title(text, &titles)) {
-                return Some(Answer::Button(i));
+                return Some(Answer::Button(offered[i]));
             }
             if let Some(yes) = u.yes_no(text)
                 && let Some(i) = st.buttons.iter().position(|b| {
@@ -474,7 +528,7 @@ impl<'a> Machine<'a> {
                             .rsplit(['.', '_', '-'])
                             .next()
                             .unwrap_or_default();
-                    last == if yes { "yes" } else { "no" }
+                    self.offers(b) && last == if yes { "yes" } else { "no" }
                 })
             {
                 return Some(Answer::Button(i));
@@ -1180,13 +1234,14 @@ impl<'a> Machine<'a> {
                 sections: vec![ListSection { title: None, rows }],
             }));
         }
-        let n = st.buttons.len();
+        let offered: Vec<&Button> = st.buttons.iter().filter(|b| self.offers(b)).collect();
+        let n = offered.len();
         if n == 0 {
             return None;
         }
         if n <= limits::MAX_BUTTONS {
             return Some(Choices::Buttons(
-                st.buttons
+                offered
                     .iter()
                     .map(|b| ReplyButton {
                         id: b.id.value.clone(),
@@ -1199,7 +1254,7 @@ impl<'a> Machine<'a> {
             ));
         }
         let mut sections: Vec<(Option<String>, ListSection)> = Vec::new();
-        for b in st.buttons.iter().take(limits::MAX_ROWS) {
+        for b in offered.iter().take(limits::MAX_ROWS) {
             let key = b.section.as_ref().map(|s| s.value.clone());
             let row = ListRow {
                 id: b.id.value.clone(),

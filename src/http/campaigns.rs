@@ -103,9 +103,11 @@ async fn create(
     if !problems.is_empty() {
         return Err(ApiError::Invalid(problems));
     }
+    let waba = state.settings.waba_of(new.number.as_deref());
     let created = campaigns::create(
         &state.db,
         &state.settings.campaigns,
+        &waba,
         new,
         chrono::Utc::now(),
     )

@@ -222,7 +222,9 @@ async fn create(
     };
     if let Some(language) = &request.language
         && problems.iter().all(|p| p.field != "language")
-        && let Some(problem) = otp.template_problem(&state.db, language).await?
+        && let Some(problem) = otp
+            .template_problem(&state.db, number.as_deref(), language)
+            .await?
     {
         problems.push(FieldProblem::new("language", problem));
     }

@@ -77,6 +77,8 @@ pub struct PendingMessage {
     /// WhatsApp's timestamp, Unix ms.
     pub sent_at: i64,
     pub content: MessageContent,
+    /// The business number it was sent to (`None`: the webhook named none).
+    pub phone_number_id: Option<String>,
     /// The contact as leased for this message, when the pipeline read it already (handlers
     /// read it themselves otherwise).
     pub contact: Option<contact::Model>,
@@ -662,6 +664,7 @@ fn to_pending(
         contact_id: row.contact_id,
         sent_at: row.sent_at,
         content,
+        phone_number_id: row.phone_number_id.clone(),
         contact,
         fresh: None,
         prefetched: None,

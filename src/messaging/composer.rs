@@ -169,6 +169,11 @@ pub struct Composer {
     /// Opens the sealed codes of [`Purpose::Otp`] messages; `None` when one-time passwords
     /// are off (such a message is then skipped).
     pub codes: Option<crate::codes::CodeKey>,
+    /// Whose templates a row may use: each business number's WhatsApp Business Account by
+    /// phone number id; a row naming no number (or one not listed) uses `default_waba`, the
+    /// first number's.
+    pub wabas: Arc<HashMap<String, String>>,
+    pub default_waba: String,
     /// The deployment's first business number: whose window a row naming no number is
     /// decided by. `None` ([`Composer::new`], tests and benches with one number): the
     /// contact's newest message to any number.
@@ -185,6 +190,8 @@ impl Composer {
                 .saturating_mul(1000),
             consent: Arc::new(ConsentPolicy::default()),
             codes: None,
+            wabas: Arc::default(),
+            default_waba: String::new(),
             first_number: None,
         }
     }
@@ -197,6 +204,14 @@ impl Composer {
                 .otp
                 .key(settings.sandbox())
                 .map(|secret| crate::codes::CodeKey::new(&secret)),
+            wabas: Arc::new(
+                settings
+                    .numbers()
+                    .into_iter()
+                    .map(|n| (n.phone_number_id, n.waba_id))
+                    .collect(),
+            ),
+            default_waba: settings.numbers().swap_remove(0).waba_id,
             first_number: settings
                 .numbers()
                 .into_iter()
@@ -204,6 +219,13 @@ impl Composer {
                 .map(|n| n.phone_number_id),
             ..Composer::new(&settings.messaging)
         }
+    }
+
+    /// The WhatsApp Business Account whose templates a row leaving from `number` may use.
+    pub fn waba_of(&self, number: Option<&str>) -> &str {
+        number
+            .and_then(|n| self.wabas.get(n))
+            .unwrap_or(&self.default_waba)
     }
 
     /// Whether free-form messages may go at `now` (Unix ms) to a contact whose last inbound
@@ -249,7 +271,8 @@ pub struct DecideContext<'a> {
     /// reads it for a whole batch); `None`: the gate reads the log.
     pub consent: Option<&'a ConsentState>,
     /// The business number the row leaves from (`None`: the deployment's first): its window
-    /// decides between free-form text and the template.
+    /// decides between free-form text and the template, and the template must be approved in
+    /// its WABA.
     pub number: Option<&'a str>,
 }
 
@@ -666,13 +689,24 @@ pub async fn decide_for<C: ConnectionTrait>(
     let (body, sent_as, template) = match (&intent.free_form, &intent.template, open) {
         (Some(body), _, true) => (body.clone(), "free_form", None),
         (_, Some(choice), _) => {
-            let Some(info) = templates::lookup(db, &choice.name, &choice.language).await? else {
+            // Only the template as approved in the WABA of the number the row leaves from:
+            // another WABA's approval does not let this number send it.
+            let waba = composer.waba_of(context.number);
+            let Some(info) = templates::lookup(db, waba, &choice.name, &choice.language).await?
+            else {
                 return Ok(Decision::Skip {
                     reason: Reason::TemplateUnknown,
-                    detail: format!(
-                        "template {} ({}) is not in the registry",
-                        choice.name, choice.language
-                    ),
+                    detail: if waba.is_empty() {
+                        format!(
+                            "template {} ({}) is not in the registry",
+                            choice.name, choice.language
+                        )
+                    } else {
+                        format!(
+                            "template {} ({}) is not in the registry of WABA {waba}, the WhatsApp Business Account of the number it leaves from",
+                            choice.name, choice.language
+                        )
+                    },
                 });
             };
             // A one-time password's code is opened here, at the last moment, and lives
@@ -749,6 +783,8 @@ mod tests {
             window_margin_ms: 10 * 60 * 1000,
             consent: Default::default(),
             codes: None,
+            wabas: Default::default(),
+            default_waba: String::new(),
             first_number: None,
         };
         let t = 1_700_000_000_000;

@@ -214,7 +214,7 @@ async fn essential_free_form<C: ConnectionTrait>(
     else {
         return Ok(false);
     };
-    Ok(templates::lookup(db, &choice.name, &choice.language)
+    Ok(templates::definition(db, &choice.name, &choice.language)
         .await?
         .is_some_and(|t| t.essential && !t.category.eq_ignore_ascii_case("MARKETING")))
 }

@@ -646,6 +646,7 @@ impl Sender {
                     let status = if c == 132015 { "PAUSED" } else { "DISABLED" };
                     if let Err(e) = templates::set_status(
                         &self.db,
+                        Some(&t.waba_id),
                         &t.name,
                         Some(&t.language),
                         status,

@@ -14,6 +14,12 @@
 //!
 //! The sender reads the status from the table at the moment of sending, so a pause recorded by
 //! any instance stops the next send everywhere.
+//!
+//! Each WhatsApp Business Account (WABA) has its own templates: a number sends only what is
+//! approved in its own WABA (`Settings::waba_of`). So every row belongs to one WABA, the file
+//! is seeded into each, sync reads each WABA's list into its rows, and a status update
+//! changes the rows of the WABA it came from. The empty WABA id is the one registry of a
+//! deployment that names no WABA (the sandbox).
 
 use std::collections::HashSet;
 
@@ -46,6 +52,8 @@ pub enum TemplateError {
 /// A template in one language as the table holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TemplateInfo {
+    /// The WhatsApp Business Account it is registered in.
+    pub waba_id: String,
     pub name: String,
     pub language: String,
     pub category: String,
@@ -67,6 +75,7 @@ impl TemplateInfo {
             },
             params: serde_json::from_str(&row.params).unwrap_or_default(),
             buttons: serde_json::from_str(&row.buttons).unwrap_or_default(),
+            waba_id: row.waba_id,
             name: row.name,
             language: row.language,
             category: row.category,
@@ -88,16 +97,48 @@ pub struct Refusal {
     pub detail: String,
 }
 
-/// Writes the file's templates into the table. Definitions (category, parameters, buttons,
-/// `essential`) follow the file; a status is written only for templates the table does not
-/// know, because sync and webhooks own it afterwards (a PAUSED template stays paused across
-/// restarts).
+/// Writes the file's templates into the table, once for each WABA of `wabas` (the
+/// deployment's, the first number's first: [`crate::config::Settings::wabas`]). Definitions
+/// (category, parameters, buttons, `essential`) follow the file; a status is written only for
+/// templates the table does not know, because sync and webhooks own it afterwards (a PAUSED
+/// template stays paused across restarts).
+///
+/// Rows from before templates were kept per WABA (WABA `''`) become the first WABA's when it
+/// has none yet: they are what that deployment synced from its one WABA.
 ///
 /// # Errors
 /// Database errors.
 pub async fn seed<C: ConnectionTrait>(
     db: &C,
     defs: &[TemplateDef],
+    wabas: &[String],
+    now: i64,
+) -> Result<usize, DbErr> {
+    if let Some(first) = wabas.first().filter(|w| !w.is_empty()) {
+        let has_own = message_template::Entity::find()
+            .filter(message_template::Column::WabaId.eq(first))
+            .one(db)
+            .await?
+            .is_some();
+        if !has_own {
+            message_template::Entity::update_many()
+                .col_expr(message_template::Column::WabaId, Expr::value(first))
+                .filter(message_template::Column::WabaId.eq(""))
+                .exec(db)
+                .await?;
+        }
+    }
+    let mut n = 0;
+    for waba in wabas {
+        n += seed_one(db, defs, waba, now).await?;
+    }
+    Ok(n)
+}
+
+async fn seed_one<C: ConnectionTrait>(
+    db: &C,
+    defs: &[TemplateDef],
+    waba: &str,
     now: i64,
 ) -> Result<usize, DbErr> {
     let mut n = 0;
@@ -105,6 +146,7 @@ pub async fn seed<C: ConnectionTrait>(
         for language in &def.languages {
             let row = message_template::ActiveModel {
                 id: NotSet,
+                waba_id: Set(waba.to_owned()),
                 name: Set(def.name.clone()),
                 language: Set(language.clone()),
                 category: Set(def.category.as_str().to_owned()),
@@ -142,6 +184,7 @@ pub async fn seed<C: ConnectionTrait>(
                     message_template::Column::Buttons,
                     Expr::value(to_json(&def.buttons)),
                 )
+                .filter(message_template::Column::WabaId.eq(waba))
                 .filter(message_template::Column::Name.eq(&def.name))
                 .filter(message_template::Column::Language.eq(language))
                 .exec(db)
@@ -162,21 +205,50 @@ fn to_json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".to_owned())
 }
 
-/// The template `name` in `language`, or in the nearest language the table has: `hi_IN`
-/// matches `hi` and the other way round (WhatsApp Manager lets insurers approve either).
+/// The template `name` of the WABA `waba` in `language`, or in the nearest language the
+/// table has: `hi_IN` matches `hi` and the other way round (WhatsApp Manager lets insurers
+/// approve either). Another WABA's copy is never returned: a number may send only its own
+/// WABA's templates.
 ///
 /// # Errors
 /// Database errors.
 pub async fn lookup<C: ConnectionTrait>(
+    db: &C,
+    waba: &str,
+    name: &str,
+    language: &str,
+) -> Result<Option<TemplateInfo>, DbErr> {
+    let rows = message_template::Entity::find()
+        .filter(message_template::Column::WabaId.eq(waba))
+        .filter(message_template::Column::Name.eq(name))
+        .order_by_asc(message_template::Column::Language)
+        .all(db)
+        .await?;
+    Ok(nearest_language(rows, language))
+}
+
+/// The template `name` in `language` (or the nearest) in whichever WABA has it, the first by
+/// WABA id: for what the insurer decides in the registry file and is the same in every
+/// WABA (its category and `essential` flag), never for what may be sent.
+///
+/// # Errors
+/// Database errors.
+pub async fn definition<C: ConnectionTrait>(
     db: &C,
     name: &str,
     language: &str,
 ) -> Result<Option<TemplateInfo>, DbErr> {
     let rows = message_template::Entity::find()
         .filter(message_template::Column::Name.eq(name))
+        .order_by_asc(message_template::Column::WabaId)
         .order_by_asc(message_template::Column::Language)
         .all(db)
         .await?;
+    Ok(nearest_language(rows, language))
+}
+
+/// The row in `language`, else in its base language, else in any variant of it.
+fn nearest_language(rows: Vec<message_template::Model>, language: &str) -> Option<TemplateInfo> {
     let base = |l: &str| l.split(['_', '-']).next().unwrap_or(l).to_ascii_lowercase();
     let wanted = base(language);
     let best = rows
@@ -184,15 +256,17 @@ pub async fn lookup<C: ConnectionTrait>(
         .position(|r| r.language == language)
         .or_else(|| rows.iter().position(|r| r.language == wanted))
         .or_else(|| rows.iter().position(|r| base(&r.language) == wanted));
-    Ok(best.map(|i| TemplateInfo::from_row(rows[i].clone())))
+    best.map(|i| TemplateInfo::from_row(rows[i].clone()))
 }
 
-/// Every template in every language (for the CLI and the API).
+/// Every template of every WABA in every language, by WABA, name and language (for the CLI
+/// and the API).
 ///
 /// # Errors
 /// Database errors.
 pub async fn all<C: ConnectionTrait>(db: &C) -> Result<Vec<TemplateInfo>, DbErr> {
     Ok(message_template::Entity::find()
+        .order_by_asc(message_template::Column::WabaId)
         .order_by_asc(message_template::Column::Name)
         .order_by_asc(message_template::Column::Language)
         .all(db)
@@ -202,13 +276,15 @@ pub async fn all<C: ConnectionTrait>(db: &C) -> Result<Vec<TemplateInfo>, DbErr>
         .collect())
 }
 
-/// Sets the status of `name` in `language` (all languages when `None`); returns how many
-/// rows changed.
+/// Sets the status of `name` in `language` (all languages when `None`) in the WABA `waba`
+/// (every WABA when `None`: a status update that named none); returns how many rows changed.
 ///
 /// # Errors
 /// Database errors.
+#[allow(clippy::too_many_arguments)]
 pub async fn set_status<C: ConnectionTrait>(
     db: &C,
+    waba: Option<&str>,
     name: &str,
     language: Option<&str>,
     status: &str,
@@ -228,12 +304,16 @@ pub async fn set_status<C: ConnectionTrait>(
     if let Some(language) = language {
         update = update.filter(message_template::Column::Language.eq(language));
     }
+    if let Some(waba) = waba {
+        update = update.filter(message_template::Column::WabaId.eq(waba));
+    }
     Ok(update.exec(db).await?.rows_affected)
 }
 
 /// Applies a `message_template_status_update` webhook. PAUSED, DISABLED, REJECTED and the
 /// like take the template out of use at once; REINSTATED and UNARCHIVED bring it back; FLAGGED
 /// only warns (the template is still sendable, but at risk of a pause).
+/// It changes the template of the WABA the webhook's entry names, not another WABA's copy.
 ///
 /// # Errors
 /// Database errors.
@@ -251,8 +331,19 @@ pub async fn apply_status_update<C: ConnectionTrait>(
         "REINSTATED" | "UNARCHIVED" => APPROVED,
         other => other,
     };
+    // The entry's WABA when the registry keeps it; else (a deployment that names no WABA, or
+    // a webhook from one it does not know) every WABA's copy: a pause is not missed.
+    let waba = match update.waba_id.as_deref() {
+        Some(w) => message_template::Entity::find()
+            .filter(message_template::Column::WabaId.eq(w))
+            .one(db)
+            .await?
+            .map(|_| w),
+        None => None,
+    };
     let changed = set_status(
         db,
+        waba,
         &update.name,
         update.language.as_deref(),
         status,
@@ -281,10 +372,17 @@ pub fn render(info: &TemplateInfo, params: &[String]) -> Result<OutboundBody, Re
     if !info.is_approved() {
         return Err(Refusal {
             code: crate::store::entities::outbox::Reason::TemplateNotApproved,
-            detail: format!(
-                "template {} ({}) is {}, only APPROVED templates may be sent",
-                info.name, info.language, info.status
-            ),
+            detail: if info.waba_id.is_empty() {
+                format!(
+                    "template {} ({}) is {}, only APPROVED templates may be sent",
+                    info.name, info.language, info.status
+                )
+            } else {
+                format!(
+                    "template {} ({}) is {} in WABA {}, the WhatsApp Business Account of the number it leaves from; only APPROVED templates may be sent",
+                    info.name, info.language, info.status, info.waba_id
+                )
+            },
         });
     }
     if params.len() != info.params.len() {
@@ -353,9 +451,10 @@ pub struct SyncReport {
     pub missing: usize,
 }
 
-/// Reads every template of the WhatsApp Business Account and writes their status into the
-/// table. Templates the table does not know are added (their parameter names are taken from
-/// the body text); templates the table has but Meta no longer lists are marked `DELETED`.
+/// Reads every template of the WhatsApp Business Account `waba_id` and writes their status
+/// into that WABA's rows (another WABA's rows are left alone). Templates the table does not
+/// know are added (their parameter names are taken from the body text); templates the table
+/// has but Meta no longer lists are marked `DELETED`.
 ///
 /// # Errors
 /// Cloud API or database errors.
@@ -374,6 +473,7 @@ pub async fn sync<C: ConnectionTrait>(
     for t in &remote {
         listed.insert((t.name.clone(), t.language.clone()));
         let existing = message_template::Entity::find()
+            .filter(message_template::Column::WabaId.eq(waba_id))
             .filter(message_template::Column::Name.eq(&t.name))
             .filter(message_template::Column::Language.eq(&t.language))
             .one(db)
@@ -400,6 +500,7 @@ pub async fn sync<C: ConnectionTrait>(
                 let (format, params) = body_params(t);
                 let row = message_template::ActiveModel {
                     id: NotSet,
+                    waba_id: Set(waba_id.to_owned()),
                     name: Set(t.name.clone()),
                     language: Set(t.language.clone()),
                     category: Set(t
@@ -424,10 +525,15 @@ pub async fn sync<C: ConnectionTrait>(
             }
         }
     }
-    for row in message_template::Entity::find().all(db).await? {
+    let rows = message_template::Entity::find()
+        .filter(message_template::Column::WabaId.eq(waba_id))
+        .all(db)
+        .await?;
+    for row in rows {
         if !listed.contains(&(row.name.clone(), row.language.clone())) && row.status != "DELETED" {
             set_status(
                 db,
+                Some(waba_id),
                 &row.name,
                 Some(&row.language),
                 "DELETED",
@@ -533,6 +639,7 @@ mod tests {
 
     fn info(status: &str, format: ParamFormat) -> TemplateInfo {
         TemplateInfo {
+            waba_id: String::new(),
             name: "claim_status_update".into(),
             language: "hi".into(),
             category: "UTILITY".into(),
@@ -678,6 +785,7 @@ mod tests {
         );
 
         let info = TemplateInfo {
+            waba_id: String::new(),
             name: "otp_code".into(),
             language: "en".into(),
             category: "AUTHENTICATION".into(),

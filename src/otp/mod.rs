@@ -258,20 +258,27 @@ impl Otp {
         self.settings.purposes.iter().any(|p| p == purpose)
     }
 
-    /// The registry's authentication template in `language`, if it can be sent; otherwise
-    /// why not.
+    /// The registry's authentication template in `language`, as the WABA of `number` (`None`:
+    /// the first number) has it, if it can be sent; otherwise why not.
     ///
     /// # Errors
     /// Database errors.
     pub async fn template_problem<C: ConnectionTrait>(
         &self,
         db: &C,
+        number: Option<&str>,
         language: &str,
     ) -> Result<Option<String>, DbErr> {
         let name = &self.settings.template;
-        Ok(match templates::lookup(db, name, language).await? {
+        let waba = self.composer.waba_of(number);
+        Ok(match templates::lookup(db, waba, name, language).await? {
             None => Some(format!(
-                "the authentication template '{name}' is not in the registry for language '{language}'"
+                "the authentication template '{name}' is not in the registry for language '{language}'{}",
+                if waba.is_empty() {
+                    String::new()
+                } else {
+                    format!(" in WABA {waba}")
+                }
             )),
             Some(t) if t.category != Category::Authentication.as_str() => Some(format!(
                 "template '{name}' is {}, not AUTHENTICATION",
@@ -361,7 +368,7 @@ impl Otp {
                 .await?
                 .map_or_else(|| self.default_language.clone(), |c| c.language),
         };
-        if let Some(problem) = self.template_problem(db, &language).await? {
+        if let Some(problem) = self.template_problem(db, req.number, &language).await? {
             return Err(IssueError::Template(problem));
         }
         let id = new_id();

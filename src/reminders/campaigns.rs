@@ -241,7 +241,8 @@ fn refuse_nul(new: &NewCampaign) -> Result<(), ReminderError> {
     }
 }
 
-/// Creates a campaign in state `draft` with its recipients.
+/// Creates a campaign in state `draft` with its recipients. Its template must be in the
+/// registry of `waba`, the WhatsApp Business Account of the number it leaves from.
 ///
 /// # Errors
 /// [`ReminderError::Invalid`] for an unknown or non-MARKETING template, a bad rate or CSV
@@ -250,18 +251,26 @@ fn refuse_nul(new: &NewCampaign) -> Result<(), ReminderError> {
 pub async fn create(
     db: &DatabaseConnection,
     settings: &CampaignSettings,
+    waba: &str,
     new: NewCampaign,
     now: DateTime<Utc>,
 ) -> Result<Created, ReminderError> {
     let now_ms = now.timestamp_millis();
     refuse_nul(&new)?;
-    let Some(info) = templates::lookup(db, &new.template, &new.language).await? else {
+    let Some(info) = templates::lookup(db, waba, &new.template, &new.language).await? else {
         return Err(ReminderError::Invalid(
             "template",
-            format!(
-                "template {} ({}) is not in the registry",
-                new.template, new.language
-            ),
+            if waba.is_empty() {
+                format!(
+                    "template {} ({}) is not in the registry",
+                    new.template, new.language
+                )
+            } else {
+                format!(
+                    "template {} ({}) is not in the registry of WABA {waba}, the WhatsApp Business Account of the campaign's number",
+                    new.template, new.language
+                )
+            },
         ));
     };
     if info.category != crate::engine::templates_file::Category::Marketing.as_str() {

@@ -13,7 +13,8 @@
 //! - `POST /{version}/{phone_number_id}/messages`: sends and mark-as-read (§3).
 //! - `GET /{version}/{waba_id}/message_templates`: the template list with Graph paging
 //!   (`limit`, `after`); by default the templates the shipped flows name, APPROVED in en, hi
-//!   and ta. `POST /_fake/templates` replaces the list (a JSON array of Graph template objects).
+//!   and ta, in every WABA. `POST /_fake/templates` replaces the list (a JSON array of Graph
+//!   template objects); [`FakeCloudApi::set_waba_templates`] gives one WABA a list of its own.
 //! - `GET /_fake/requests`: every accepted request, in arrival order, as JSON.
 //! - `POST /_fake/script`: add a [`FailureRule`] (JSON body).
 //! - `POST /_fake/reset`: forget requests and rules.
@@ -68,6 +69,10 @@ struct FakeState {
     seq: u64,
     /// The template list; `None` means [`default_templates`].
     templates: Option<Vec<Value>>,
+    /// Lists of WABAs that have their own (others answer `templates`).
+    waba_templates: std::collections::HashMap<String, Vec<Value>>,
+    /// The WABA of each template list read from its first page, in arrival order.
+    template_lists: Vec<String>,
     /// Files by media id: inbound ones tests added, and uploads.
     media: std::collections::HashMap<String, media::StoredMedia>,
     seq_media: u64,
@@ -288,6 +293,25 @@ impl FakeCloudApi {
     /// Replaces the template list (Graph template objects).
     pub fn set_templates(&self, templates: Vec<Value>) {
         self.lock().templates = Some(templates);
+    }
+
+    /// Gives the WABA `waba_id` a template list of its own (Graph template objects): the same
+    /// template may be approved in one WABA and not in another.
+    pub fn set_waba_templates(&self, waba_id: &str, templates: Vec<Value>) {
+        self.lock()
+            .waba_templates
+            .insert(waba_id.to_owned(), templates);
+    }
+
+    /// The template list `GET /{waba_id}/message_templates` answers with.
+    pub fn templates_of(&self, waba_id: &str) -> Vec<Value> {
+        let own = self.lock().waba_templates.get(waba_id).cloned();
+        own.unwrap_or_else(|| self.templates())
+    }
+
+    /// The WABA of every template list read so far (once per list, not per page), in order.
+    pub fn template_lists_read(&self) -> Vec<String> {
+        self.lock().template_lists.clone()
     }
 
     /// Changes the status of one listed template (every language when `language` is `None`).
@@ -662,9 +686,12 @@ async fn message_templates(
     if !has_bearer_token(&headers) {
         return graph_error(401, 190, None, "Invalid OAuth access token", None, None);
     }
-    let all = fake.templates();
+    let all = fake.templates_of(&waba_id);
     let limit = q.limit.unwrap_or(25).clamp(1, 1000);
     let start = q.after.and_then(|a| a.parse::<usize>().ok()).unwrap_or(0);
+    if start == 0 {
+        fake.lock().template_lists.push(waba_id.clone());
+    }
     let page: Vec<Value> = all.iter().skip(start).take(limit).cloned().collect();
     let end = start + page.len();
     let mut body = json!({ "data": page, "paging": { "cursors": {

@@ -434,6 +434,8 @@ pub struct TemplateStatusUpdate {
     pub language: Option<String>,
     pub reason: Option<String>,
     pub category: Option<String>,
+    /// The WhatsApp Business Account the template belongs to (the webhook entry's id).
+    pub waba_id: Option<String>,
 }
 
 /// A user profile from `value.contacts[]`.
@@ -494,6 +496,7 @@ pub fn parse_webhook_with(
             events.skipped.push(format!("{path}: no changes array"));
             continue;
         };
+        let templates_before = events.template_status_updates.len();
         for (ci, change) in changes.iter().enumerate() {
             parse_change(
                 change,
@@ -501,6 +504,14 @@ pub fn parse_webhook_with(
                 options,
                 &mut events,
             );
+        }
+        // A template status update's entry is its WhatsApp Business Account.
+        let waba = entry
+            .get("id")
+            .and_then(string_like)
+            .filter(|s| !s.is_empty());
+        for t in &mut events.template_status_updates[templates_before..] {
+            t.waba_id.clone_from(&waba);
         }
     }
     Ok(events)
@@ -897,6 +908,7 @@ fn parse_template_status(v: &Map<String, Value>) -> Result<TemplateStatusUpdate,
         language: get("message_template_language"),
         reason: get("reason"),
         category: get("message_template_category"),
+        waba_id: None,
     })
 }
 
@@ -1376,6 +1388,7 @@ mod tests {
                 language: Some("en_US".into()),
                 reason: Some("NONE".into()),
                 category: Some("UTILITY".into()),
+                waba_id: Some("102290129340398".into()),
             }]
         );
     }

@@ -92,7 +92,9 @@ pub async fn new_contact(app: &TestApp, phone: &str, last_inbound_at: Option<i64
 pub async fn seed_marketing_template(app: &TestApp) {
     let yaml = "templates:\n  - name: renewal_offer\n    category: MARKETING\n    languages: [en]\n    params: [discount]\n";
     let defs = templates_file::parse_file(std::path::Path::new("test.yaml"), yaml).unwrap();
-    templates::seed(&app.db, &defs, now_ms()).await.unwrap();
+    templates::seed(&app.db, &defs, &[String::new()], now_ms())
+        .await
+        .unwrap();
 }
 
 fn text(body: &str) -> OutboundBody {

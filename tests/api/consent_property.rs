@@ -160,13 +160,17 @@ impl World {
         insurebot::store::migrate(&db).await.unwrap();
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let defs = templates_file::load_file(&root.join("flows/templates/templates.yaml")).unwrap();
-        templates::seed(&db, &defs, 0).await.unwrap();
+        templates::seed(&db, &defs, &[String::new()], 0)
+            .await
+            .unwrap();
         let marketing = templates_file::parse_file(
             Path::new("test.yaml"),
             "templates:\n  - name: renewal_offer\n    category: MARKETING\n    languages: [en]\n    params: [discount]\n",
         )
         .unwrap();
-        templates::seed(&db, &marketing, 0).await.unwrap();
+        templates::seed(&db, &marketing, &[String::new()], 0)
+            .await
+            .unwrap();
         let mut settings = Settings::default();
         settings.privacy.hash_key = Some(SecretString::from(HASH_KEY));
         settings.consent.marketing_cap = CAP;
@@ -182,6 +186,7 @@ impl World {
             actions: Arc::new(Insurer::from_settings(&settings.insurer, db.clone()).unwrap()),
             composer: composer.clone(),
             default_language: "en".into(),
+            lines: Default::default(),
             office_hours: None,
             agent_idle_close: None,
             agent_reply_limit: None,
@@ -365,6 +370,7 @@ impl World {
             contact_id: case.contact_id,
             sent_at: row.sent_at,
             content: serde_json::from_str(row.content.as_deref().unwrap()).unwrap(),
+            phone_number_id: row.phone_number_id.clone(),
             contact: None,
             fresh: None,
             prefetched: None,
@@ -499,7 +505,7 @@ impl World {
                     }
                 )
                 && match &intent.template {
-                    Some(t) => templates::lookup(&self.db, &t.name, &t.language)
+                    Some(t) => templates::lookup(&self.db, "", &t.name, &t.language)
                         .await
                         .unwrap()
                         .is_some_and(|t| t.essential),

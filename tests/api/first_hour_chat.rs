@@ -269,7 +269,7 @@ async fn the_terminal_chat_says_where_an_agent_answers_and_does_not_wait_for_the
     let script = "agent\nare you there?\n1\n";
     let mut out: Vec<u8> = Vec::new();
     let started = std::time::Instant::now();
-    insurebot::chat::run_with(settings, "919800002108", script.as_bytes(), &mut out)
+    insurebot::chat::run_with(settings, "919800002108", None, script.as_bytes(), &mut out)
         .await
         .unwrap();
     let elapsed = started.elapsed();

@@ -625,6 +625,7 @@ pub async fn timer_runner(
         ),
         composer: insurebot::messaging::composer::Composer::from_settings(&settings),
         default_language: "en".into(),
+        lines: insurebot::dialogue::LineDialogue::from_settings(&settings),
         office_hours,
         agent_idle_close,
         agent_reply_limit,

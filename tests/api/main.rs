@@ -29,6 +29,7 @@ mod media;
 mod newcomer;
 mod nlu_service;
 mod notifications;
+mod number_lines;
 mod numbers;
 mod openapi;
 mod otp;

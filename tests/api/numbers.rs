@@ -24,6 +24,9 @@ pub(crate) fn number(id: &str, rate: Option<u32>) -> NumberSettings {
         phone_number_id: id.to_owned(),
         display_number: None,
         rate_per_second: rate,
+        waba_id: None,
+        default_language: None,
+        flows: None,
     }
 }
 

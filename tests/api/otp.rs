@@ -414,6 +414,7 @@ async fn bad_requests_are_refused_with_every_problem_by_field() {
         // A template that is not approved.
         insurebot::messaging::templates::set_status(
             &app.db,
+            None,
             "otp_code",
             Some("en"),
             "PAUSED",

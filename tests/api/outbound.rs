@@ -419,6 +419,7 @@ async fn a_paused_template_is_refused_locally_and_a_status_webhook_pauses_it_at_
         assert!(matches!(q, Queued::Row(_)));
         templates::set_status(
             &app.db,
+            None,
             "premium_due_reminder",
             Some("ta"),
             "DISABLED",
@@ -563,7 +564,11 @@ async fn a_restart_with_a_full_outbox_delivers_everything_once_the_api_answers_a
 #[tokio::test]
 async fn templates_sync_reads_the_graph_list_and_takes_paused_templates_out_of_use() {
     for backend in backends() {
-        let app = spawn_app(&backend).await;
+        let app = spawn_app_with(&backend, |s| {
+            s.whatsapp.waba_id = Some("102290129340398".into());
+            s.whatsapp.template_sync_secs = 0;
+        })
+        .await;
         app.fake
             .set_template_status("policy_summary", Some("ta"), "PAUSED");
         let mut list = app.fake.templates();
@@ -583,12 +588,12 @@ async fn templates_sync_reads_the_graph_list_and_takes_paused_templates_out_of_u
         // the fake's 12 UTILITY templates, otp_code in 3 languages, and renewal_offer.
         assert_eq!(report.seen, 16);
         assert_eq!(report.added, 1);
-        let ta = templates::lookup(&app.db, "policy_summary", "ta")
+        let ta = templates::lookup(&app.db, "102290129340398", "policy_summary", "ta")
             .await
             .unwrap()
             .unwrap();
         assert_eq!(ta.status, "PAUSED");
-        let offer = templates::lookup(&app.db, "renewal_offer", "en_US")
+        let offer = templates::lookup(&app.db, "102290129340398", "renewal_offer", "en_US")
             .await
             .unwrap()
             .unwrap();
@@ -609,7 +614,7 @@ async fn serve_syncs_the_templates_on_its_own_so_a_missed_pause_is_caught() {
         .set_template_status("policy_summary", Some("ta"), "PAUSED");
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let ta = templates::lookup(&app.db, "policy_summary", "ta")
+        let ta = templates::lookup(&app.db, "102290129340398", "policy_summary", "ta")
             .await
             .unwrap()
             .unwrap();

@@ -57,7 +57,9 @@ async fn bare_db(backend: &Backend) -> (DatabaseConnection, TestDb) {
         "/flows/templates/templates.yaml"
     )))
     .unwrap();
-    templates::seed(&db, &defs, 0).await.unwrap();
+    templates::seed(&db, &defs, &[String::new()], 0)
+        .await
+        .unwrap();
     (db, test_db)
 }
 
@@ -602,6 +604,7 @@ pub async fn create_campaign_without_opt_in(
     campaigns::create(
         &app.db,
         &settings,
+        "",
         NewCampaign {
             name: "renewal offer".into(),
             template: "policy_offer".into(),
@@ -1138,7 +1141,7 @@ async fn draft_csv_campaign(
             skip_invalid: false,
         },
     };
-    campaigns::create(db, &settings, new, Utc::now())
+    campaigns::create(db, &settings, "", new, Utc::now())
         .await
         .unwrap()
         .id

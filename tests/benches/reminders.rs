@@ -189,7 +189,7 @@ async fn schedule_bench(dir: &tempfile::TempDir) {
         "flows/templates/templates.yaml",
     ))
     .unwrap();
-    insurebot::messaging::templates::seed(&db, &defs, 0)
+    insurebot::messaging::templates::seed(&db, &defs, &[String::new()], 0)
         .await
         .unwrap();
     let ist = FixedOffset::east_opt(19_800).unwrap();
@@ -316,6 +316,7 @@ async fn campaign_run(dir: &tempfile::TempDir, run: usize, n: usize, rate: u32) 
     let created = campaigns::create(
         &db,
         &s.campaigns,
+        "",
         NewCampaign {
             name: "bench".into(),
             template: "policy_offer".into(),

@@ -276,6 +276,82 @@ fn menu_is_a_sectioned_list_within_limits_in_every_language() {
 }
 
 #[test]
+fn on_a_line_with_some_flows_only_they_start_and_the_menu_offers_only_them() {
+    let only: HashSet<String> = ["claim_status".to_owned()].into();
+    let on_line = |conv: &Conversation, event: Event| {
+        step_on(flows(), conv, &event, now(), None, Some(&only))
+    };
+    // The policy keyword: not the policy flow, the menu (a note says it was not understood).
+    let out = on_line(&Conversation::new("en"), text("policy"));
+    assert_eq!(pos(&out.conversation), "menu.show", "{:?}", out.effects);
+    let Effect::Reply(r) = &out
+        .effects
+        .iter()
+        .find(|e| matches!(e, Effect::Reply(_)))
+        .unwrap()
+    else {
+        panic!()
+    };
+    let Some(Choices::List(list)) = &r.choices else {
+        panic!("{r:?}")
+    };
+    let ids: Vec<&str> = list
+        .sections
+        .iter()
+        .flat_map(|s| &s.rows)
+        .map(|r| r.id.as_str())
+        .collect();
+    assert!(ids.contains(&"claim") && ids.contains(&"agent") && ids.contains(&"language"));
+    assert!(
+        ids.contains(&"preferences"),
+        "consent works on every line: {ids:?}"
+    );
+    assert!(
+        !ids.contains(&"policy") && !ids.contains(&"premium"),
+        "{ids:?}"
+    );
+    // Typed numbers count the offered rows: the first row is the claim row here.
+    let menu = out.conversation;
+    let out = on_line(&menu, text("1"));
+    assert_eq!(flow_of(&out.conversation), "claim_status");
+    // A tap on a hidden row of an older menu does not start its flow.
+    let out = on_line(&menu, tap("policy"));
+    assert!(
+        !pos(&out.conversation).starts_with("identity."),
+        "{}",
+        pos(&out.conversation)
+    );
+    // Free text that means the hidden flow is not understood as it either.
+    let wish = text("show me my policy details");
+    let out = step_on(flows(), &Conversation::new("en"), &wish, now(), None, None);
+    assert_eq!(
+        flow_of(&out.conversation),
+        "policy_lookup",
+        "on a line with every flow"
+    );
+    let out = on_line(&Conversation::new("en"), wish);
+    assert!(
+        !pos(&out.conversation).starts_with("identity."),
+        "{}",
+        pos(&out.conversation)
+    );
+    // STOP and the line's own keyword work; every flow answers without a list.
+    let out = on_line(&menu, text("STOP"));
+    assert_eq!(out.conversation.mode, Mode::OptedOutQuiet);
+    let out = on_line(&Conversation::new("en"), text("claim"));
+    assert_eq!(flow_of(&out.conversation), "claim_status");
+    let out = step_on(
+        flows(),
+        &Conversation::new("en"),
+        &text("policy"),
+        now(),
+        None,
+        None,
+    );
+    assert_eq!(flow_of(&out.conversation), "policy_lookup");
+}
+
+#[test]
 fn conversation_and_effects_round_trip_through_json() {
     let out = step(
         flows(),

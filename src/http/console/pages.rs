@@ -386,7 +386,8 @@ pub async fn conversation(
     )
     .await?;
     ctx.insert("insurance", &insurance);
-    let (templates, from_registry) = approved_templates(&state.db).await;
+    let waba = state.settings.waba_of(Some(&on));
+    let (templates, from_registry) = approved_templates(&state.db, &waba).await;
     ctx.insert("templates", &templates);
     ctx.insert("templates_from_registry", &from_registry);
     let agents: Vec<serde_json::Value> = agent::Entity::find()
@@ -455,14 +456,15 @@ fn window_sentence(state: &AppState, number: &str, start: Option<i64>) -> (bool,
     }
 }
 
-/// Approved templates from the template registry, with their parameters; when the registry is
-/// empty, the template the engine itself falls back to, shown as a placeholder.
-async fn approved_templates(db: &DatabaseConnection) -> (Vec<TemplateChoice>, bool) {
+/// Approved templates of the WABA `waba` (the one of the number the conversation is on: only
+/// those can leave from it) from the template registry, with their parameters; when the
+/// registry is empty, the template the engine itself falls back to, shown as a placeholder.
+async fn approved_templates(db: &DatabaseConnection, waba: &str) -> (Vec<TemplateChoice>, bool) {
     let approved: Vec<TemplateChoice> = crate::messaging::templates::all(db)
         .await
         .unwrap_or_default()
         .into_iter()
-        .filter(|t| t.status == "APPROVED" && t.category != "MARKETING")
+        .filter(|t| t.waba_id == waba && t.status == "APPROVED" && t.category != "MARKETING")
         .map(|t| TemplateChoice {
             name: t.name,
             language: t.language,
@@ -667,7 +669,9 @@ pub async fn send_template(
         .filter(|(k, _)| k == "param")
         .map(|(_, v)| v.trim().to_owned())
         .collect();
-    let (templates, from_registry) = approved_templates(&state.db).await;
+    let number = crate::messaging::composer::number_written_to(&state.db, None, contact_id).await?;
+    let waba = state.settings.waba_of(number.as_deref());
+    let (templates, from_registry) = approved_templates(&state.db, &waba).await;
     let Some(template) = templates
         .into_iter()
         .find(|t| format!("{}|{}", t.name, t.language) == chosen)

@@ -8,6 +8,9 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
+    /// The WhatsApp Business Account whose template this is (`''`: the registry of a
+    /// deployment that names none). Unique with `name` and `language`.
+    pub waba_id: String,
     pub name: String,
     pub language: String,
     /// `MARKETING`, `UTILITY` or `AUTHENTICATION`.
