@@ -106,8 +106,10 @@ impl FlowSet {
 
     /// The flow whose keyword is this whole message, if any.
     pub fn keyword_flow(&self, text: &str) -> Option<&Flow> {
+        // No keyword has more characters than bytes: a message longer than that is none.
+        let longest = self.keywords.keys().map(String::len).max()?;
         self.keywords
-            .get(&normalize_keyword(text))
+            .get(&normalize_keyword_within(text, longest)?)
             .and_then(|id| self.flows.get(id))
     }
 
@@ -139,8 +141,95 @@ impl FlowSet {
 /// punctuation, and repeated inner spaces do not matter.
 pub fn normalize_keyword(text: &str) -> String {
     let lowered = text.to_lowercase();
-    let trimmed = lowered.trim_matches(|c: char| {
-        c.is_whitespace() || matches!(c, '.' | ',' | '!' | '?' | '।' | '॥' | '"' | '\'' | '*')
-    });
-    trimmed.split_whitespace().collect::<Vec<_>>().join(" ")
+    let trimmed = lowered.trim_matches(is_keyword_trim);
+    // The words joined by one space, written straight into one string.
+    let mut out = String::with_capacity(trimmed.len());
+    for w in trimmed.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(w);
+    }
+    out
+}
+
+/// [`normalize_keyword`] of `text` when it has at most `max` characters, `None` when it has
+/// more: found without reading further into the message than that (plus any spaces and end
+/// punctuation), so a 4,096-character story costs what its first words cost.
+pub fn normalize_keyword_within(text: &str, max: usize) -> Option<String> {
+    // Lower case is a per-character mapping except for a capital sigma, whose small form
+    // depends on the letters around it: the whole-text function decides those.
+    if text.contains('Σ') {
+        let all = normalize_keyword(text);
+        return (all.chars().count() <= max).then_some(all);
+    }
+    // Trimming and splitting read the same on both cases: no letter lower-cases into a
+    // space or one of the trimmed marks, nor out of one.
+    let trimmed = text.trim_matches(is_keyword_trim);
+    let mut out = String::new();
+    let mut count = 0;
+    let mut space = false;
+    for c in trimmed.chars() {
+        if c.is_whitespace() {
+            space = true;
+            continue;
+        }
+        if std::mem::take(&mut space) {
+            out.push(' ');
+            count += 1;
+        }
+        for l in c.to_lowercase() {
+            out.push(l);
+            count += 1;
+        }
+        if count > max {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+/// What [`normalize_keyword`] trims from both ends.
+pub fn is_keyword_trim(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '.' | ',' | '!' | '?' | '।' | '॥' | '"' | '\'' | '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bounded normalisation is the whole one, cut: the same string when it fits, `None`
+    /// exactly when the whole one is longer.
+    #[test]
+    fn a_keyword_normalised_within_a_bound_is_the_whole_normalisation() {
+        let texts = [
+            "",
+            "  ",
+            "Menu",
+            "  MAIN   menu!! ",
+            "\"Start over\".",
+            "मुख्य  मेनू।",
+            "முதன்மை மெனு",
+            "a.b,c",
+            "x\u{0B}y\u{A0}z",
+            "İstanbul",
+            "ΟΔΟΣ",
+            "ΟΔΟΣ ΟΔΟΣ",
+            "१२",
+            "  0002  ",
+            "my car broke down near pune and the towing guy wants cash",
+        ];
+        for text in texts {
+            let whole = normalize_keyword(text);
+            let n = whole.chars().count();
+            for max in 0..n + 3 {
+                let want = (n <= max).then(|| whole.clone());
+                assert_eq!(
+                    normalize_keyword_within(text, max),
+                    want,
+                    "{text:?} within {max}"
+                );
+            }
+        }
+    }
 }

@@ -31,7 +31,7 @@ use super::conversation::{
     ListRow, ListSection, Mode, Position, Reply, ReplyButton, StateRef, StepOutcome,
     TemplateFallback,
 };
-use super::flowset::{Flow, FlowSet, normalize_keyword};
+use super::flowset::{Flow, FlowSet, is_keyword_trim, normalize_keyword, normalize_keyword_within};
 use super::media_slot::{DEFAULT_MAX_FILES, FileKind, MediaRef};
 use super::model::{Button, ConsentKind, Role, SendFiles, State, StateId, Target, limits};
 use super::understand::{self, Ranking, Understood, slots};
@@ -149,11 +149,7 @@ pub fn asks_meaning(flows: &FlowSet, conv: &Conversation, text: &str, now: DateT
     if m.conv.pending_action.is_some() {
         return true;
     }
-    let typed_title = st
-        .buttons
-        .iter()
-        .any(|b| normalize_keyword(&m.render(&b.title.value, None)) == normalize_keyword(text));
-    !typed_title && m.answer(st, text).is_none()
+    m.typed_title(st, text).is_none() && m.answer(st, text).is_none()
 }
 
 /// What a message answers in the current state.
@@ -393,11 +389,7 @@ impl<'a> Machine<'a> {
         // button carries this state's context (the policy just shown), the keyword does not.
         if let (Some(st), Event::Text(text)) = (state, event)
             && self.conv.pending_action.is_none()
-            && let Some(b) = st.buttons.iter().find(|b| {
-                self.offers(b)
-                    && normalize_keyword(&self.render(&b.title.value, None))
-                        == normalize_keyword(text)
-            })
+            && let Some(b) = self.typed_title(st, text)
         {
             self.choose(st, b);
             return;
@@ -490,6 +482,26 @@ impl<'a> Machine<'a> {
             Event::Media(_) | Event::Unsupported => self.misunderstood(st, "engine-unsupported"),
             _ => {}
         }
+    }
+
+    /// The button of `st` whose title `text` is, as typed (case, spaces and end punctuation
+    /// aside). The message is normalised once, not once per button.
+    fn typed_title(&self, st: &'a State, text: &str) -> Option<&'a Button> {
+        // Only the buttons this number offers (a line's flows; see `offers`) can be typed.
+        let titles: Vec<Option<String>> = st
+            .buttons
+            .iter()
+            .map(|b| {
+                self.offers(b)
+                    .then(|| normalize_keyword(&self.render(&b.title.value, None)))
+            })
+            .collect();
+        let longest = titles.iter().flatten().map(|t| t.chars().count()).max()?;
+        let typed = normalize_keyword_within(text, longest)?;
+        titles
+            .iter()
+            .position(|t| t.as_deref() == Some(typed.as_str()))
+            .map(|i| &st.buttons[i])
     }
 
     fn text_answer(&mut self, st: &'a State, text: &str) {
@@ -1345,15 +1357,26 @@ enum Sent<'f> {
 
 /// Index of the choice the text names: its title (case-insensitive) or its 1-based number.
 fn pick(text: &str, titles: &[String]) -> Option<usize> {
-    let t = normalize_keyword(&ascii_digits(text));
+    let titles: Vec<String> = titles.iter().map(|t| normalize_keyword(t)).collect();
+    let longest = titles.iter().map(|t| t.chars().count()).max().unwrap_or(0);
+    // Longer than every title, the text can still be a number ("0002"), never anything else.
+    // Native digits map to ASCII ones one for one, before or after normalising.
+    let t = match normalize_keyword_within(text, longest) {
+        Some(t) => ascii_digits(&t),
+        None if text.chars().all(|c| {
+            c.is_ascii_digit() || matches!(c, '+' | '०'..='९' | '௦'..='௯') || is_keyword_trim(c)
+        }) =>
+        {
+            normalize_keyword(&ascii_digits(text))
+        }
+        None => return None,
+    };
     if let Ok(n) = t.parse::<usize>()
         && (1..=titles.len()).contains(&n)
     {
         return Some(n - 1);
     }
-    titles
-        .iter()
-        .position(|title| normalize_keyword(title) == t)
+    titles.iter().position(|title| *title == t)
 }
 
 /// Devanagari (०–९) and Tamil (௦–௯) digits to ASCII, so "२" picks the second button.

@@ -87,6 +87,8 @@ pub struct Understanding {
     languages: Vec<String>,
     yes: HashSet<Vec<String>>,
     no: HashSet<Vec<String>>,
+    /// Words in the longest yes or no: a longer message is neither, unread.
+    yes_no_words: usize,
     /// Words of the STOP, START and cancel keywords: a message with one is not guessed at
     /// ("i want to cancel my claim" is not a claim's status), as before understanding.
     veto: HashSet<String>,
@@ -203,6 +205,7 @@ impl Understanding {
             .collect();
         u.yes = raw.yes.iter().map(|w| normalize::tokens(w)).collect();
         u.no = raw.no.iter().map(|w| normalize::tokens(w)).collect();
+        u.yes_no_words = u.yes.iter().chain(&u.no).map(Vec::len).max().unwrap_or(0);
         (u, diags)
     }
 
@@ -321,6 +324,10 @@ impl Understanding {
     fn alike(&self, w: &fuzzy::Word) -> Vec<(u32, f32)> {
         let len = w.chars.len();
         let mut out = Vec::new();
+        // Words of three letters or fewer must be exact: the vocabulary lookup has said no.
+        if fuzzy::allowance(len, len).is_none() {
+            return out;
+        }
         for ids in (len.saturating_sub(2)..=len + 2).filter_map(|l| self.vocab_by_len.get(l)) {
             for &v in ids {
                 let vw = &self.vocab[v as usize];
@@ -382,7 +389,7 @@ impl Understanding {
 
     /// `Some(true)` for a yes, `Some(false)` for a no, in any language or script.
     pub fn yes_no(&self, text: &str) -> Option<bool> {
-        let t = normalize::tokens(text);
+        let t = normalize::tokens_within(text, self.yes_no_words)?;
         if self.yes.contains(&t) {
             Some(true)
         } else if self.no.contains(&t) {

@@ -52,6 +52,31 @@ pub fn tokens(text: &str) -> Vec<String> {
 /// words cost).
 pub fn tokens_within(text: &str, max: usize) -> Option<Vec<String>> {
     let mut out = Vec::new();
+    if text.is_ascii() {
+        // NFKC leaves ASCII as it is and no ASCII character is dropped or folded, so a Latin
+        // message is cut at its separators byte by byte, without the Unicode machinery.
+        for w in text
+            .as_bytes()
+            .split(|b| !b.is_ascii_alphanumeric())
+            .filter(|w| !w.is_empty())
+        {
+            if out.len() == max {
+                return None;
+            }
+            let mut word = w.to_ascii_lowercase();
+            if word.iter().all(u8::is_ascii_lowercase) {
+                latin_variant_in_place(&mut word);
+            }
+            out.push(String::from_utf8(word).expect("ASCII is UTF-8"));
+        }
+        return Some(out);
+    }
+    tokens_of_any_script(text, max)
+}
+
+/// [`tokens_within`] for text in any script: NFKC, lower case and the folds, char by char.
+fn tokens_of_any_script(text: &str, max: usize) -> Option<Vec<String>> {
+    let mut out = Vec::new();
     let mut word = String::new();
     for c in text.nfkc().flat_map(char::to_lowercase) {
         match fold(c) {
@@ -75,7 +100,9 @@ fn flush(word: &mut String, out: &mut Vec<String>) {
     }
     let w = std::mem::take(word);
     out.push(if w.bytes().all(|b| b.is_ascii_lowercase()) {
-        latin_variant(&w)
+        let mut b = w.into_bytes();
+        latin_variant_in_place(&mut b);
+        String::from_utf8(b).expect("ASCII is UTF-8")
     } else {
         w
     });
@@ -108,7 +135,64 @@ fn fold(c: char) -> Fold {
 /// "th"/"t"), "w"/"v", "z"/"j", "ph"/"f", and doubled consonants. English words go through
 /// the same folding on both sides, so they still match themselves.
 pub fn latin_variant(w: &str) -> String {
-    // Runs of three or more ("pleeease") are emphasis, not spelling.
+    let mut b = w.as_bytes().to_vec();
+    latin_variant_in_place(&mut b);
+    String::from_utf8(b).expect("only ASCII bytes are moved or rewritten")
+}
+
+/// [`latin_variant`] on the word's own bytes: every step writes no more than it has read, so
+/// the word is rewritten where it lies, with no allocation.
+fn latin_variant_in_place(b: &mut Vec<u8>) {
+    // Runs of three or more ("pleeease") are emphasis, not spelling; runs of two are kept
+    // for the pairs below ("ee", "oo").
+    let (mut r, mut w) = (0, 0);
+    while r < b.len() {
+        let c = b[r];
+        let mut j = r;
+        while j < b.len() && b[j] == c {
+            j += 1;
+        }
+        let run = if j - r >= 3 { 1 } else { j - r };
+        for _ in 0..run {
+            b[w] = c;
+            w += 1;
+        }
+        r = j;
+    }
+    b.truncate(w);
+    // One pass for "ee"→i, "oo"→u, "ph"→f, w→v, z→j, q→k (none of them makes or breaks
+    // another's pattern, so doing them at once is doing them in turn), then an "h" after a
+    // consonant it aspirates and a letter repeating the one before are dropped.
+    let (mut r, mut w) = (0, 0);
+    let mut prev: Option<u8> = None;
+    while r < b.len() {
+        let (c, read) = match (b[r], b.get(r + 1)) {
+            (b'e', Some(b'e')) => (b'i', 2),
+            (b'o', Some(b'o')) => (b'u', 2),
+            (b'p', Some(b'h')) => (b'f', 2),
+            (b'w', _) => (b'v', 1),
+            (b'z', _) => (b'j', 1),
+            (b'q', _) => (b'k', 1),
+            (c, _) => (c, 1),
+        };
+        r += read;
+        if c == b'h' && prev.is_some_and(|p| b"kgcjtdpbs".contains(&p)) {
+            continue;
+        }
+        if prev == Some(c) {
+            continue;
+        }
+        b[w] = c;
+        w += 1;
+        prev = Some(c);
+    }
+    b.truncate(w);
+}
+
+/// The spelling [`latin_variant`] had as a chain of replacements, kept to check the one-pass
+/// version against.
+#[cfg(test)]
+fn latin_variant_by_replacing(w: &str) -> String {
     let mut s = String::with_capacity(w.len());
     let b = w.as_bytes();
     let mut i = 0;
@@ -159,6 +243,54 @@ mod tests {
         assert_eq!(tokens_within("", 0), Some(vec![]));
         assert_eq!(tokens_within(&"pay ".repeat(1000), 32), None);
         assert_eq!(tokens(&"pay ".repeat(1000)).len(), 1000);
+    }
+
+    /// Every word of up to six letters over the letters the folds touch (and two they do
+    /// not) is spelled the same by the one-pass fold as by the replacement chain it replaced.
+    #[test]
+    fn the_one_pass_latin_fold_spells_as_the_replacement_chain_did() {
+        let letters = b"eophwzqkat";
+        let mut words = vec![String::new()];
+        let mut all = Vec::new();
+        for _ in 0..6 {
+            words = words
+                .iter()
+                .flat_map(|w| letters.iter().map(move |c| format!("{w}{}", *c as char)))
+                .collect();
+            all.extend(words.iter().cloned());
+        }
+        assert_eq!(all.len(), 1_111_110);
+        for w in &all {
+            assert_eq!(latin_variant(w), latin_variant_by_replacing(w), "{w}");
+        }
+        for w in [
+            "pleeease", "kattanum", "dikhao", "phoool", "zzhqqh", "wheee",
+        ] {
+            assert_eq!(latin_variant(w), latin_variant_by_replacing(w), "{w}");
+        }
+    }
+
+    /// The byte-by-byte cut of ASCII text gives what the Unicode path gives.
+    #[test]
+    fn ascii_text_is_cut_as_the_unicode_path_cuts_it() {
+        for text in [
+            "",
+            "Claim STATUS??",
+            "  claim-status / pls!!",
+            "CLM 240311, dob 12/03/85",
+            "mera claim kahan hai",
+            "Pleeease   show   POLICY_no 42a",
+            "my car broke down near pune and the towing guy wants cash",
+            "a b c d e",
+        ] {
+            for max in [0, 1, 2, 3, 4, 32, usize::MAX] {
+                assert_eq!(
+                    tokens_within(text, max),
+                    tokens_of_any_script(text, max),
+                    "{text:?} within {max}"
+                );
+            }
+        }
     }
 
     #[test]
