@@ -76,6 +76,9 @@ pub struct PendingMessage {
     pub contact_id: i64,
     /// WhatsApp's timestamp, Unix ms.
     pub sent_at: i64,
+    /// The business number the message came to (`None`: the webhook named none); replies
+    /// leave from it.
+    pub phone_number_id: Option<String>,
     pub content: MessageContent,
     /// The contact as leased for this message, when the pipeline read it already (handlers
     /// read it themselves otherwise).
@@ -661,6 +664,7 @@ fn to_pending(
         wamid: row.wamid.clone(),
         contact_id: row.contact_id,
         sent_at: row.sent_at,
+        phone_number_id: row.phone_number_id.clone(),
         content,
         contact,
         fresh: None,

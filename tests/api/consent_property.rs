@@ -364,6 +364,7 @@ impl World {
             wamid,
             contact_id: case.contact_id,
             sent_at: row.sent_at,
+            phone_number_id: row.phone_number_id.clone(),
             content: serde_json::from_str(row.content.as_deref().unwrap()).unwrap(),
             contact: None,
             fresh: None,
