@@ -136,6 +136,7 @@ async fn queue_body(
         turn.contact,
         fresh,
         consent.as_ref(),
+        turn.line,
     )
     .await;
     match queued {

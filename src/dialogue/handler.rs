@@ -22,6 +22,7 @@ use crate::consent::{self, ConsentState, Source};
 use crate::engine::actions::ActionRef;
 use crate::engine::{self, Conversation, Effect, Event, Mode, Ranking, Reply};
 use crate::ingest::pipeline::{BoxFuture, MessageHandler, PendingMessage, Prefetched};
+use crate::messaging::composer::Line;
 use crate::store::entities::{contact, conversation, inbound_message};
 use crate::whatsapp::inbound::MessageContent;
 
@@ -121,6 +122,7 @@ impl MessageHandler for FlowRunner {
                 source,
                 said,
                 fresh: message.fresh.as_ref().map(|f| (f, message.wamid.as_str())),
+                line: Line::Answered(message.phone_number_id.as_deref()),
                 consent: Mutex::new(consent),
             };
             let (refusal, event) = match &message.content {

@@ -33,7 +33,7 @@ use crate::consent::{ConsentState, Source};
 use crate::engine::Ranking;
 use crate::engine::actions::Action;
 use crate::ingest::pipeline::BoxFuture;
-use crate::messaging::composer::Composer;
+use crate::messaging::composer::{Composer, Line};
 use crate::messaging::handover::FreshBatch;
 use crate::nlu::NluClient;
 use crate::store::entities::contact;
@@ -154,6 +154,9 @@ struct Turn<'a> {
     /// Where replies that may go at once are handed to the sender, with the wamid they answer
     /// (see [`crate::messaging::composer::queue_from_pipeline`]); `None`: queued for the sender's claim.
     fresh: Option<(&'a FreshBatch, &'a str)>,
+    /// The business number replies leave from ([`Line::Answered`] with the inbound message's
+    /// own, read with it, so no reply reads it again).
+    line: Line<'a>,
     /// The contact's consent as read for the batch; forgotten once this turn records a
     /// change (the gate then reads the log, change included).
     consent: Mutex<Option<ConsentState>>,

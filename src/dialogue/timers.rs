@@ -14,6 +14,7 @@ use super::conversations::{load, mode_name, save};
 use super::{FlowRunner, Turn, hops};
 use crate::consent::Source;
 use crate::engine::{Conversation, Event, Mode};
+use crate::messaging::composer::Line;
 use crate::store::begin_write;
 use crate::store::entities::{contact, conversation, outbox};
 
@@ -153,6 +154,7 @@ impl FlowRunner {
                     source: Source::Keyword,
                     said: None,
                     fresh: None,
+                    line: Line::LookUp,
                     consent: Mutex::new(None),
                 };
                 let (after, moves) = self

@@ -44,6 +44,7 @@ impl MessageHandler for EchoHandler {
                         contact,
                         fresh,
                         None,
+                        composer::Line::Answered(message.phone_number_id.as_deref()),
                     )
                     .await?;
                 }

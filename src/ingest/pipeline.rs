@@ -76,9 +76,10 @@ pub struct PendingMessage {
     pub contact_id: i64,
     /// WhatsApp's timestamp, Unix ms.
     pub sent_at: i64,
-    pub content: MessageContent,
-    /// The business number it was sent to (`None`: the webhook named none).
+    /// The business number the message came to (`None`: the webhook named none); replies
+    /// leave from it.
     pub phone_number_id: Option<String>,
+    pub content: MessageContent,
     /// The contact as leased for this message, when the pipeline read it already (handlers
     /// read it themselves otherwise).
     pub contact: Option<contact::Model>,
@@ -663,8 +664,8 @@ fn to_pending(
         wamid: row.wamid.clone(),
         contact_id: row.contact_id,
         sent_at: row.sent_at,
-        content,
         phone_number_id: row.phone_number_id.clone(),
+        content,
         contact,
         fresh: None,
         prefetched: None,

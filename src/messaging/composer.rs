@@ -337,7 +337,7 @@ pub async fn queue_to<C: ConnectionTrait>(
     intent: Intent,
     contact: &contact::Model,
 ) -> Result<Queued, ComposeError> {
-    let prepared = prepare(db, composer, intent, contact, None, None).await?;
+    let prepared = prepare(db, composer, intent, contact, None, Line::LookUp).await?;
     store(db, prepared.row).await
 }
 
@@ -357,7 +357,8 @@ pub async fn queue_from<C: ConnectionTrait>(
         .one(db)
         .await?
         .ok_or(ComposeError::UnknownContact(intent.contact_id))?;
-    let prepared = prepare(db, composer, intent, &contact, None, number).await?;
+    let line = number.map_or(Line::LookUp, Line::Chosen);
+    let prepared = prepare(db, composer, intent, &contact, None, line).await?;
     store(db, prepared.row).await
 }
 
@@ -376,7 +377,7 @@ pub enum PipelineQueued {
 /// such rows and hands it over in memory once the caller's transaction commits (see
 /// [`handoff`](super::handoff)); any other row is queued as usual. The string is the wamid of
 /// the message being answered, marked read once sent. `consent` is the contact's consent as
-/// read in the caller's transaction, if it has it.
+/// read in the caller's transaction, if it has it; `line` the number the row leaves from.
 ///
 /// # Errors
 /// As [`queue_to`].
@@ -387,13 +388,14 @@ pub async fn queue_from_pipeline<C: ConnectionTrait>(
     contact: &contact::Model,
     fresh: Option<(&FreshBatch, Option<String>)>,
     consent: Option<&ConsentState>,
+    line: Line<'_>,
 ) -> Result<PipelineQueued, ComposeError> {
     let Prepared {
         stored,
         decision,
         row,
         decided_at,
-    } = prepare(db, composer, intent, contact, consent, None).await?;
+    } = prepare(db, composer, intent, contact, consent, line).await?;
     if let Some((fresh, answered_wamid)) = fresh {
         // Only the free-form answer inside the window is handed over: a template may be
         // marketing, whose cap counts the rows queued before this one, and is decided again
@@ -431,15 +433,28 @@ struct Prepared {
     decided_at: i64,
 }
 
-/// Checks `intent` for `contact` and decides it as of now. Its row leaves from `number`, or
-/// when that is `None` from the number the contact wrote to ([`number_written_to`]).
+/// The business number an outbox row leaves from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Line<'a> {
+    /// The one the caller chose (a notification or a one-time password naming its line).
+    Chosen(&'a str),
+    /// The one the answered message came to, as the caller read it with the message: the
+    /// pipeline has the row in hand, so no second read per reply. `None`: the webhook named
+    /// no number (the row leaves from the deployment's first). Only for an intent whose
+    /// `in_reply_to` is that message.
+    Answered(Option<&'a str>),
+    /// Read: the answered message's, else the contact's latest ([`number_written_to`]).
+    LookUp,
+}
+
+/// Checks `intent` for `contact` and decides it as of now. Its row leaves from `line`.
 async fn prepare<C: ConnectionTrait>(
     db: &C,
     composer: &Composer,
     intent: Intent,
     contact: &contact::Model,
     consent: Option<&ConsentState>,
-    number: Option<&str>,
+    line: Line<'_>,
 ) -> Result<Prepared, ComposeError> {
     if intent.free_form.is_none() && intent.template.is_none() {
         return Err(ComposeError::Empty);
@@ -465,9 +480,10 @@ async fn prepare<C: ConnectionTrait>(
         }
         .validate()?;
     }
-    let phone_number_id = match number {
-        Some(number) => Some(number.to_owned()),
-        None => number_written_to(db, intent.in_reply_to, contact.id).await?,
+    let phone_number_id = match line {
+        Line::Chosen(number) => Some(number.to_owned()),
+        Line::Answered(number) => number.map(str::to_owned),
+        Line::LookUp => number_written_to(db, intent.in_reply_to, contact.id).await?,
     };
     let context = DecideContext {
         in_reply_to: intent.in_reply_to,

@@ -203,7 +203,11 @@ async fn main() {
         100.0 * report.throughput / options.rate as f64,
         report.throughput / ceiling
     );
-    let mut reply_times: Vec<DateTime<Utc>> = replies.iter().map(|(_, at)| *at).collect();
+    println!(
+        "order: {} of {} policyholders got every reply in their messages' order",
+        report.in_order, report.policyholders
+    );
+    let mut reply_times: Vec<DateTime<Utc>> = replies.iter().map(|r| r.at).collect();
     reply_times.sort_unstable();
     let mut all_times: Vec<DateTime<Utc>> = fake.received().iter().map(|r| r.received_at).collect();
     all_times.sort_unstable();
@@ -350,6 +354,8 @@ async fn baseline(http: &reqwest::Client, base: &str) -> f64 {
 
 struct Sent {
     phone: String,
+    /// The policyholder's step: "hi", "Help", "Main menu", "hi", …
+    step: u64,
     at: DateTime<Utc>,
     ack: Duration,
 }
@@ -412,6 +418,7 @@ async fn offered_load(http: &reqwest::Client, base: &str, options: &Options) -> 
             if ok {
                 sent.lock().unwrap().push(Sent {
                     phone,
+                    step,
                     at,
                     ack: t0.elapsed(),
                 });
@@ -451,12 +458,16 @@ fn envelope(phone: &str, wamid: &str, mut message: serde_json::Value) -> String 
     .to_string()
 }
 
+/// A reply as the fake received it: to whom, when, and what it is.
+struct Reply {
+    to: String,
+    at: DateTime<Utc>,
+    /// The interactive message's type (`list` for the main menu, `button` for the help text).
+    kind: String,
+}
+
 /// Replies (sends, not read receipts) the fake received, once `expected` arrived or `limit` passed.
-async fn wait_for_replies(
-    fake: &FakeCloudApi,
-    expected: usize,
-    limit: Duration,
-) -> Vec<(String, DateTime<Utc>)> {
+async fn wait_for_replies(fake: &FakeCloudApi, expected: usize, limit: Duration) -> Vec<Reply> {
     let deadline = Instant::now() + limit;
     while fake.received_count(RequestKind::Send) < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -464,11 +475,13 @@ async fn wait_for_replies(
     fake.received()
         .into_iter()
         .filter(|r| r.kind == RequestKind::Send)
-        .map(|r| {
-            (
-                r.body["to"].as_str().unwrap_or_default().to_owned(),
-                r.received_at,
-            )
+        .map(|r| Reply {
+            to: r.body["to"].as_str().unwrap_or_default().to_owned(),
+            at: r.received_at,
+            kind: r.body["interactive"]["type"]
+                .as_str()
+                .unwrap_or_else(|| r.body["type"].as_str().unwrap_or_default())
+                .to_owned(),
         })
         .collect()
 }
@@ -480,24 +493,52 @@ struct Report {
     e2e_p99: f64,
     answered: usize,
     throughput: f64,
+    /// Policyholders all of whose replies came in their messages' order, and all of them.
+    in_order: usize,
+    policyholders: usize,
 }
 
-/// Pairs each policyholder's messages with their replies in order (one reply per message).
-fn match_replies(run: &Run, replies: &[(String, DateTime<Utc>)]) -> Report {
-    let mut by_phone: HashMap<&str, Vec<DateTime<Utc>>> = HashMap::new();
-    for (phone, at) in replies {
-        by_phone.entry(phone.as_str()).or_default().push(*at);
+/// Pairs each policyholder's messages with their replies in order (one reply per message),
+/// and checks that order: each acknowledged message's reply is the one its step asks for, the
+/// menu (a list) for "hi" and "Main menu", the help text (buttons) for "Help".
+fn match_replies(run: &Run, replies: &[Reply]) -> Report {
+    let mut by_phone: HashMap<&str, Vec<(DateTime<Utc>, &str)>> = HashMap::new();
+    for reply in replies {
+        by_phone
+            .entry(reply.to.as_str())
+            .or_default()
+            .push((reply.at, reply.kind.as_str()));
+    }
+    for got in by_phone.values_mut() {
+        got.sort_by_key(|(at, _)| *at);
     }
     let mut sent_by_phone: BTreeMap<&str, Vec<&Sent>> = BTreeMap::new();
     for s in &run.sent {
         sent_by_phone.entry(s.phone.as_str()).or_default().push(s);
     }
+    let sent_by_phone_len = sent_by_phone.len();
     let mut e2e = Vec::new();
     let mut last_reply: Option<DateTime<Utc>> = None;
     let first_send = run.sent.iter().map(|s| s.at).min();
+    let mut in_order = 0;
     for (phone, mut sends) in sent_by_phone {
         sends.sort_by_key(|s| s.at);
-        let got = by_phone.get(phone).cloned().unwrap_or_default();
+        let kinds = by_phone.get(phone).map(Vec::as_slice).unwrap_or_default();
+        let expected = sends
+            .iter()
+            .map(|s| if s.step % 3 == 1 { "button" } else { "list" });
+        if kinds.len() == sends.len()
+            && kinds
+                .iter()
+                .zip(expected)
+                .all(|((_, kind), want)| *kind == want)
+        {
+            in_order += 1;
+        }
+        let got: Vec<DateTime<Utc>> = by_phone
+            .get(phone)
+            .map(|got| got.iter().map(|(at, _)| *at).collect())
+            .unwrap_or_default();
         for (s, r) in sends.iter().zip(got.iter()) {
             e2e.push((*r - s.at).num_microseconds().unwrap_or(0) as f64 / 1000.0);
             last_reply = Some(last_reply.map_or(*r, |l| l.max(*r)));
@@ -522,6 +563,8 @@ fn match_replies(run: &Run, replies: &[(String, DateTime<Utc>)]) -> Report {
         e2e_p99: percentile(&mut e2e, 0.99),
         answered,
         throughput: answered as f64 / span,
+        in_order,
+        policyholders: sent_by_phone_len,
     }
 }
 
