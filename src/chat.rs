@@ -71,7 +71,7 @@ pub async fn run_with(
                 configured.join(", ")
             );
         }
-        None => settings.numbers().swap_remove(0).phone_number_id,
+        None => settings.first_number_id().to_owned(),
     };
     let business = Line {
         display: settings.number_label(&number),

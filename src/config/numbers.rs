@@ -128,6 +128,15 @@ impl Settings {
             .any(|n| n.phone_number_id == phone_number_id)
     }
 
+    /// The first number's phone number id: where a message that names no number and answers
+    /// none leaves from (without building the list: the webhook asks for it).
+    pub fn first_number_id(&self) -> &str {
+        let wa = &self.whatsapp;
+        wa.numbers
+            .first()
+            .map_or(wa.phone_number_id.as_str(), |n| n.phone_number_id.as_str())
+    }
+
     /// How agents see the number `phone_number_id`: its display number when configured
     /// (`+91 22 5555 0101`), else the id itself.
     pub fn number_label(&self, phone_number_id: &str) -> String {

@@ -260,7 +260,7 @@ fn refuse_unknown_numbers(
 ) {
     events.messages.retain_mut(|message| {
         let Some(number) = message.phone_number_id.as_deref() else {
-            message.phone_number_id = Some(settings.numbers().swap_remove(0).phone_number_id);
+            message.phone_number_id = Some(settings.first_number_id().to_owned());
             return true;
         };
         if settings.serves_number(number) {

@@ -212,11 +212,7 @@ impl Composer {
                     .collect(),
             ),
             default_waba: settings.numbers().swap_remove(0).waba_id,
-            first_number: settings
-                .numbers()
-                .into_iter()
-                .next()
-                .map(|n| n.phone_number_id),
+            first_number: Some(settings.first_number_id().to_owned()),
             ..Composer::new(&settings.messaging)
         }
     }

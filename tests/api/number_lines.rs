@@ -82,6 +82,21 @@ async fn rows_to(app: &TestApp, phone: &str) -> Vec<outbox::Model> {
         .collect()
 }
 
+/// Reads both WABAs' template lists from the fake through the real sync.
+async fn sync_both_wabas(app: &TestApp) {
+    let client = insurebot::whatsapp::client::CloudApiClient::new(
+        reqwest::Client::new(),
+        &app.fake_base_url(),
+        PHONE_NUMBER_ID,
+        "token".to_owned().into(),
+    );
+    for waba in [CLAIMS_WABA, SALES_WABA] {
+        templates::sync(&app.db, &client, waba, insurebot::store::now_ms())
+            .await
+            .unwrap();
+    }
+}
+
 #[tokio::test]
 async fn out_of_the_window_each_number_sends_only_templates_approved_in_its_own_waba() {
     for backend in backends() {
@@ -100,17 +115,7 @@ async fn out_of_the_window_each_number_sends_only_templates_approved_in_its_own_
             .set_waba_templates(CLAIMS_WABA, list_with("premium_due_reminder", "PAUSED"));
         app.fake
             .set_waba_templates(SALES_WABA, list_with("claim_status_update", "PAUSED"));
-        let client = insurebot::whatsapp::client::CloudApiClient::new(
-            reqwest::Client::new(),
-            &app.fake_base_url(),
-            PHONE_NUMBER_ID,
-            "token".to_owned().into(),
-        );
-        for waba in [CLAIMS_WABA, SALES_WABA] {
-            templates::sync(&app.db, &client, waba, insurebot::store::now_ms())
-                .await
-                .unwrap();
-        }
+        sync_both_wabas(&app).await;
         let status = |waba: &'static str, name: &'static str| {
             let db = app.db.clone();
             async move {
@@ -572,17 +577,7 @@ async fn the_console_offers_only_templates_approved_in_the_waba_of_the_number_wr
         // Paused in the sales WABA, approved in the claims one (through the real sync).
         app.fake
             .set_waba_templates(SALES_WABA, list_with("claim_status_update", "PAUSED"));
-        let client = insurebot::whatsapp::client::CloudApiClient::new(
-            reqwest::Client::new(),
-            &app.fake_base_url(),
-            PHONE_NUMBER_ID,
-            "token".to_owned().into(),
-        );
-        for waba in [CLAIMS_WABA, SALES_WABA] {
-            templates::sync(&app.db, &client, waba, insurebot::store::now_ms())
-                .await
-                .unwrap();
-        }
+        sync_both_wabas(&app).await;
         // Both ask for a person; the agent takes both.
         write_to(&app, CLAIMS, "919800002601", "agent").await;
         write_to(&app, SALES, "919800002602", "agent").await;

@@ -125,7 +125,7 @@ fn line_label(state: &AppState, number: Option<&str>) -> String {
     let settings = &state.settings;
     match number {
         Some(number) => settings.number_label(number),
-        None => settings.number_label(&settings.numbers()[0].phone_number_id),
+        None => settings.number_label(settings.first_number_id()),
     }
 }
 
@@ -323,7 +323,7 @@ pub async fn conversation(
     let (window_open, window_text) = window(&state, &contact, number.as_deref()).await?;
     ctx.insert("window_open", &window_open);
     ctx.insert("window_text", &window_text);
-    let on = number.unwrap_or_else(|| state.settings.numbers().swap_remove(0).phone_number_id);
+    let on = number.unwrap_or_else(|| state.settings.first_number_id().to_owned());
     let other_windows: Vec<serde_json::Value> =
         crate::messaging::composer::windows_of(&state.db, contact_id)
             .await?
@@ -419,7 +419,7 @@ async fn window(
         crate::messaging::composer::window_start(&state.db, &state.composer, contact, number)
             .await?;
     let number = number.map_or_else(
-        || state.settings.numbers().swap_remove(0).phone_number_id,
+        || state.settings.first_number_id().to_owned(),
         str::to_owned,
     );
     Ok(window_sentence(state, &number, start))

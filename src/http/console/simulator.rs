@@ -248,7 +248,7 @@ async fn messages(
     // The simulator writes to the deployment's first number: that window is the one its
     // messages open; every number's is listed (Meta keeps one per user and business number).
     let now = crate::store::now_ms();
-    let first = state.settings.numbers().swap_remove(0).phone_number_id;
+    let first = state.settings.first_number_id().to_owned();
     let mut window_open = false;
     let mut windows = Vec::new();
     if let Some(c) = &contact {
@@ -360,7 +360,7 @@ fn envelope(state: &AppState, value: Value) -> String {
     value["messaging_product"] = json!("whatsapp");
     value["metadata"] = json!({
         "display_phone_number": "15550000000",
-        "phone_number_id": state.settings.numbers()[0].phone_number_id,
+        "phone_number_id": state.settings.first_number_id(),
     });
     json!({
         "object": "whatsapp_business_account",
