@@ -64,6 +64,8 @@ pub struct FlowSet {
     pub(super) flows: BTreeMap<String, Flow>,
     pub(super) i18n: I18n,
     pub(super) keywords: HashMap<String, String>,
+    /// The longest keyword's length in bytes: a message with more characters is no keyword.
+    pub(super) longest_keyword: usize,
     pub(super) trigger_buttons: HashMap<String, String>,
     pub(super) roles: BTreeMap<Role, String>,
     pub(super) understanding: Understanding,
@@ -107,9 +109,8 @@ impl FlowSet {
     /// The flow whose keyword is this whole message, if any.
     pub fn keyword_flow(&self, text: &str) -> Option<&Flow> {
         // No keyword has more characters than bytes: a message longer than that is none.
-        let longest = self.keywords.keys().map(String::len).max()?;
         self.keywords
-            .get(&normalize_keyword_within(text, longest)?)
+            .get(&normalize_keyword_within(text, self.longest_keyword)?)
             .and_then(|id| self.flows.get(id))
     }
 

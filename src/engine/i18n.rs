@@ -5,7 +5,7 @@
 //! time (the linter still reports it). Unicode bidi isolation marks are off: WhatsApp shows
 //! them as stray characters and none of our languages mixes directions.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use fluent_bundle::concurrent::FluentBundle;
@@ -24,6 +24,10 @@ pub const FALLBACK_LANG: &str = "en";
 struct Locale {
     bundle: FluentBundle<FluentResource>,
     ids: BTreeSet<String>,
+    /// The messages that take no argument, rendered once: button titles, list rows and most
+    /// prompts are rendered for every reply, and formatting them again each time cost more
+    /// than the rest of a step.
+    fixed: HashMap<String, String>,
 }
 
 /// All loaded languages.
@@ -139,7 +143,16 @@ impl I18n {
                 // Duplicates were reported above; the first definition wins.
                 let _ = bundle.add_resource(res);
             }
-            locales.insert(lang, Locale { bundle, ids });
+            let fixed = ids
+                .iter()
+                .filter_map(|id| {
+                    let pattern = bundle.get_message(id)?.value()?;
+                    let mut errors = Vec::new();
+                    let text = bundle.format_pattern(pattern, None, &mut errors);
+                    errors.is_empty().then(|| (id.clone(), text.into_owned()))
+                })
+                .collect();
+            locales.insert(lang, Locale { bundle, ids, fixed });
         }
         // Said even when other folders had problems (a misnamed `en/` is one); not when the
         // directory itself could not be read, which already says it all.
@@ -182,6 +195,11 @@ impl I18n {
     /// [`EngineError::UnknownMessage`] when no locale has the id; [`EngineError::Render`]
     /// when fluent reports a problem (such as a missing argument).
     pub fn render(&self, lang: &str, id: &str, args: Option<&FluentArgs<'_>>) -> Result<String> {
+        if args.is_none()
+            && let Some(text) = self.locales.get(lang).and_then(|l| l.fixed.get(id))
+        {
+            return Ok(text.clone());
+        }
         let (lang, locale) = match self.locales.get(lang).filter(|l| l.ids.contains(id)) {
             Some(l) => (lang, l),
             None => match self

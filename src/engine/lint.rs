@@ -324,7 +324,7 @@ fn check_loaded_without(
         .map(|(_, (f, _))| f.clone())
         .collect();
     let languages: Vec<String> = i18n.languages().map(str::to_owned).collect();
-    let (understanding, found) = Understanding::load(
+    let (mut understanding, found) = Understanding::load(
         locales_dir,
         &languages,
         // Flows that failed to parse still exist: their phrases are not "unknown".
@@ -337,6 +337,18 @@ fn check_loaded_without(
         &phrases,
     );
     cx.diags.extend(found);
+    understanding.learn_titles(
+        flows
+            .values()
+            .flat_map(|f| f.file.states.iter().map(|(_, st)| st))
+            .flat_map(|st| {
+                st.buttons.iter().flat_map(|b| {
+                    languages
+                        .iter()
+                        .filter_map(|lang| i18n.render(lang, &b.title.value, None).ok())
+                })
+            }),
+    );
     diags.append(&mut cx.diags);
     diags.extend(data_values(&i18n, locales_dir));
 
@@ -347,6 +359,7 @@ fn check_loaded_without(
     Ok(FlowSet {
         flows,
         i18n,
+        longest_keyword: keywords.keys().map(String::len).max().unwrap_or(0),
         keywords: keywords.into_iter().map(|(k, (f, _))| (k, f)).collect(),
         trigger_buttons: buttons.into_iter().map(|(k, (f, _))| (k, f)).collect(),
         roles: roles.into_iter().map(|(r, (f, _))| (r, f)).collect(),

@@ -21,6 +21,7 @@
 //! 7. the current state's answer (`expect`), with re-prompts, a retry limit, and the agent
 //!    offered after repeated misunderstandings.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -149,7 +150,20 @@ pub fn asks_meaning(flows: &FlowSet, conv: &Conversation, text: &str, now: DateT
     if m.conv.pending_action.is_some() {
         return true;
     }
-    m.typed_title(st, text).is_none() && m.answer(st, text).is_none()
+    let offered = m.offered(st);
+    m.typed_title(st, text, &offered).is_none() && m.answer(st, text, &offered).is_none()
+}
+
+/// The titles of a state's buttons that this number offers, rendered in the contact's
+/// language and normalised once per message: a typed title, a button's number, a near
+/// spelling of a title and the answer's second reading all use these.
+struct Offered<'a> {
+    /// The index in the state's buttons of each title below.
+    buttons: Vec<usize>,
+    /// As [`normalize_keyword`] spells them.
+    keys: Vec<String>,
+    /// Their words, for near spellings (split when the flow set was built).
+    words: Vec<Cow<'a, [Vec<char>]>>,
 }
 
 /// What a message answers in the current state.
@@ -385,11 +399,17 @@ impl<'a> Machine<'a> {
             self.choose(st, b);
             return;
         }
+        // The state's titles are rendered once for everything below that reads text.
+        let offered = match (state, event) {
+            (Some(st), Event::Text(_)) if self.conv.pending_action.is_none() => {
+                Some(self.offered(st))
+            }
+            _ => None,
+        };
         // A button's title typed is that button, even when it is also a global keyword: the
         // button carries this state's context (the policy just shown), the keyword does not.
-        if let (Some(st), Event::Text(text)) = (state, event)
-            && self.conv.pending_action.is_none()
-            && let Some(b) = self.typed_title(st, text)
+        if let (Some(st), Event::Text(text), Some(offered)) = (state, event, &offered)
+            && let Some(b) = self.typed_title(st, text, offered)
         {
             self.choose(st, b);
             return;
@@ -411,10 +431,14 @@ impl<'a> Machine<'a> {
             return;
         }
 
-        // 6. Free text that is not this state's answer: what does it ask for?
+        // 6. Free text that is not this state's answer: what does it ask for? (The answer is
+        // read once; rule 7 takes it from here.)
+        let mut answer = match (state, event, &offered) {
+            (Some(st), Event::Text(t), Some(offered)) => self.answer(st, t, offered),
+            _ => None,
+        };
         if let Event::Text(t) = event
-            && state
-                .is_none_or(|st| self.conv.pending_action.is_some() || self.answer(st, t).is_none())
+            && (state.is_none() || self.conv.pending_action.is_some() || answer.is_none())
         {
             // Scored over every flow, then dropped when the best (or a close second) is the
             // flow under way: words naming it are a wrong answer to its question (the retry
@@ -442,9 +466,17 @@ impl<'a> Machine<'a> {
                     return;
                 }
                 Understood::Ambiguous { first, second } => {
+                    let language = self.conv.language.clone();
                     self.adopt_language(t);
                     if self.did_you_mean(&[&first, &second]) {
                         return;
+                    }
+                    // The titles now read in the adopted language: read the answer again.
+                    if let Some(st) = state
+                        && self.conv.language != language
+                        && self.conv.pending_action.is_none()
+                    {
+                        answer = self.answer(st, t, &self.offered(st));
                     }
                 }
                 Understood::Nothing => {}
@@ -474,7 +506,7 @@ impl<'a> Machine<'a> {
                     self.misunderstood(st, "engine-misunderstood");
                 }
             }
-            Event::Text(text) => self.text_answer(st, text),
+            Event::Text(_) => self.text_answer(st, answer),
             Event::Media(file) if is_media_step(st) => {
                 let sent = file.as_ref().map_or(Sent::NotKept, Sent::File);
                 self.media_answer(st, sent);
@@ -484,28 +516,42 @@ impl<'a> Machine<'a> {
         }
     }
 
-    /// The button of `st` whose title `text` is, as typed (case, spaces and end punctuation
-    /// aside). The message is normalised once, not once per button.
-    fn typed_title(&self, st: &'a State, text: &str) -> Option<&'a Button> {
-        // Only the buttons this number offers (a line's flows; see `offers`) can be typed.
-        let titles: Vec<Option<String>> = st
-            .buttons
-            .iter()
-            .map(|b| {
-                self.offers(b)
-                    .then(|| normalize_keyword(&self.render(&b.title.value, None)))
-            })
+    /// The titles of the buttons of `st` this number offers (a line's flows; see `offers`):
+    /// only those can be typed or picked by number.
+    fn offered(&self, st: &State) -> Offered<'a> {
+        let buttons: Vec<usize> = (0..st.buttons.len())
+            .filter(|&i| self.offers(&st.buttons[i]))
             .collect();
-        let longest = titles.iter().flatten().map(|t| t.chars().count()).max()?;
-        let typed = normalize_keyword_within(text, longest)?;
-        titles
+        let understanding = self.flows.understanding();
+        let (keys, words) = buttons
             .iter()
-            .position(|t| t.as_deref() == Some(typed.as_str()))
-            .map(|i| &st.buttons[i])
+            .map(|&i| {
+                let title = self.render(&st.buttons[i].title.value, None);
+                (normalize_keyword(&title), understanding.title_words(&title))
+            })
+            .unzip();
+        Offered {
+            buttons,
+            keys,
+            words,
+        }
     }
 
-    fn text_answer(&mut self, st: &'a State, text: &str) {
-        match self.answer(st, text) {
+    /// The button of `st` whose title `text` is, as typed (case, spaces and end punctuation
+    /// aside). The message is normalised once, not once per button.
+    fn typed_title(&self, st: &'a State, text: &str, offered: &Offered) -> Option<&'a Button> {
+        let longest = offered.keys.iter().map(|t| t.chars().count()).max()?;
+        let typed = normalize_keyword_within(text, longest)?;
+        offered
+            .keys
+            .iter()
+            .position(|t| *t == typed)
+            .map(|i| &st.buttons[offered.buttons[i]])
+    }
+
+    /// Rule 7 for text: the state's `answer` to it, or why not.
+    fn text_answer(&mut self, st: &'a State, answer: Option<Answer>) {
+        match answer {
             Some(Answer::Button(i)) => self.choose(st, &st.buttons[i]),
             Some(Answer::Value(v)) => {
                 self.save_answer(st, v);
@@ -519,19 +565,14 @@ impl<'a> Machine<'a> {
     /// What `text` answers in state `st`, if anything: one of its buttons (title, number,
     /// a near spelling of the title, or yes/no for a yes/no button), a row of its list, or
     /// the value its `expect` asks for, read from free text.
-    fn answer(&self, st: &State, text: &str) -> Option<Answer> {
+    fn answer(&self, st: &State, text: &str, offered: &Offered) -> Option<Answer> {
         let u = self.flows.understanding();
         if !st.buttons.is_empty() {
             // Numbers and titles count the buttons offered on this number only.
-            let offered: Vec<usize> = (0..st.buttons.len())
-                .filter(|&i| self.offers(&st.buttons[i]))
-                .collect();
-            let titles: Vec<String> = offered
-                .iter()
-                .map(|&i| self.render(&st.buttons[i].title.value, None))
-                .collect();
-            if let Some(i) = pick(text, &titles).or_else(|| understand::pick_title(text, &titles)) {
-                return Some(Answer::Button(offered[i]));
+            if let Some(i) = pick_key(text, &offered.keys)
+                .or_else(|| understand::pick_title_words(text, &offered.words))
+            {
+                return Some(Answer::Button(offered.buttons[i]));
             }
             if let Some(yes) = u.yes_no(text)
                 && let Some(i) = st.buttons.iter().position(|b| {
@@ -1357,7 +1398,12 @@ enum Sent<'f> {
 
 /// Index of the choice the text names: its title (case-insensitive) or its 1-based number.
 fn pick(text: &str, titles: &[String]) -> Option<usize> {
-    let titles: Vec<String> = titles.iter().map(|t| normalize_keyword(t)).collect();
+    let keys: Vec<String> = titles.iter().map(|t| normalize_keyword(t)).collect();
+    pick_key(text, &keys)
+}
+
+/// [`pick`] among titles already spelled as [`normalize_keyword`] spells them.
+fn pick_key(text: &str, titles: &[String]) -> Option<usize> {
     let longest = titles.iter().map(|t| t.chars().count()).max().unwrap_or(0);
     // Longer than every title, the text can still be a number ("0002"), never anything else.
     // Native digits map to ASCII ones one for one, before or after normalising.

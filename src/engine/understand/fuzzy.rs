@@ -50,15 +50,19 @@ impl Word {
         Word { chars, mask }
     }
 
-    /// Whether [`similarity`] could be above zero for a pair whose lengths allow `allowed`
-    /// edits. A letter of one word that the other lacks entirely costs at least one edit
-    /// (a deletion or substitution; a transposition only swaps letters both have), so more
-    /// such letters than `allowed`, on either side, rule the pair out. Letters sharing a bit
-    /// only make the count smaller, so the cut never rejects a pair that is alike.
-    pub fn may_be_alike(&self, other: &Word, allowed: usize) -> bool {
-        (self.mask & !other.mask).count_ones() as usize <= allowed
-            && (other.mask & !self.mask).count_ones() as usize <= allowed
+    /// The word's letters as a bit set (one bit per letter, by code point modulo 64).
+    pub fn mask(&self) -> u64 {
+        self.mask
     }
+}
+
+/// Whether two words with these letter sets could be within `allowed` edits. A letter of one
+/// word that the other lacks entirely costs at least one edit (a deletion or substitution; a
+/// transposition only swaps letters both have), so more such letters than `allowed`, on
+/// either side, rule the pair out. Letters sharing a bit only make the count smaller, so the
+/// cut never rejects a pair that is alike.
+pub fn letters_may_be_alike(a: u64, b: u64, allowed: usize) -> bool {
+    (a & !b).count_ones() as usize <= allowed && (b & !a).count_ones() as usize <= allowed
 }
 
 /// Optimal-string-alignment distance, or `None` once it exceeds `max`. Words longer than the
@@ -68,30 +72,33 @@ fn distance(a: &[char], b: &[char], max: usize) -> Option<usize> {
     if a.len() >= N || b.len() >= N {
         return None;
     }
-    let mut rows = [[0usize; N]; 3]; // two rows back, one back, current
-    for (j, cell) in rows[1].iter_mut().enumerate().take(b.len() + 1) {
+    let mut rows = [[0usize; N]; 3];
+    // Which of the rows is two back, one back and current: the roles turn each round (moving
+    // the rows themselves copied a kilobyte per letter).
+    let (mut back2, mut back1, mut cur) = (0, 1, 2);
+    for (j, cell) in rows[back1].iter_mut().enumerate().take(b.len() + 1) {
         *cell = j;
     }
     for i in 1..=a.len() {
-        rows[2][0] = i;
+        rows[cur][0] = i;
         let mut best = i;
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (rows[1][j] + 1)
-                .min(rows[2][j - 1] + 1)
-                .min(rows[1][j - 1] + cost);
+            let mut v = (rows[back1][j] + 1)
+                .min(rows[cur][j - 1] + 1)
+                .min(rows[back1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                v = v.min(rows[0][j - 2] + 1);
+                v = v.min(rows[back2][j - 2] + 1);
             }
-            rows[2][j] = v;
+            rows[cur][j] = v;
             best = best.min(v);
         }
         if best > max {
             return None;
         }
-        rows.rotate_left(1);
+        (back2, back1, cur) = (back1, cur, back2);
     }
-    let d = rows[1][b.len()];
+    let d = rows[back1][b.len()];
     (d <= max).then_some(d)
 }
 

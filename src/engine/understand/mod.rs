@@ -23,6 +23,7 @@ pub mod phrases;
 pub mod slots;
 pub mod testset;
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -72,9 +73,10 @@ pub struct Understanding {
     /// Normalised words of all phrases, as characters (fuzzy matching works on these).
     vocab: Vec<fuzzy::Word>,
     vocab_index: HashMap<String, u32>,
-    /// Vocabulary ids by word length in letters: a message word is only compared with the
-    /// few lengths its typo allowance reaches.
-    vocab_by_len: Vec<Vec<u32>>,
+    /// Vocabulary ids with their letter sets, by word length in letters: a message word is
+    /// only compared with the few lengths its typo allowance reaches, and the letter cut
+    /// reads one array without visiting the words it rejects.
+    vocab_by_len: Vec<Vec<(u64, u32)>>,
     /// Phrase indices holding each vocabulary id: only phrases sharing a word with the
     /// message are scored (the others would score zero).
     postings: Vec<Vec<u32>>,
@@ -92,6 +94,9 @@ pub struct Understanding {
     /// Words of the STOP, START and cancel keywords: a message with one is not guessed at
     /// ("i want to cancel my claim" is not a claim's status), as before understanding.
     veto: HashSet<String>,
+    /// The flows' button titles as rendered in each language, split into words once when the
+    /// flow set is built (see [`Understanding::title_words`]).
+    titles: HashMap<String, Vec<Vec<char>>>,
 }
 
 impl Understanding {
@@ -183,7 +188,7 @@ impl Understanding {
             if u.vocab_by_len.len() <= len {
                 u.vocab_by_len.resize(len + 1, Vec::new());
             }
-            u.vocab_by_len[len].push(v as u32);
+            u.vocab_by_len[len].push((w.mask(), v as u32));
         }
         u.postings = vec![Vec::new(); u.vocab.len()];
         for (p, phrase) in u.phrases.iter().enumerate() {
@@ -328,15 +333,18 @@ impl Understanding {
         if fuzzy::allowance(len, len).is_none() {
             return out;
         }
-        for ids in (len.saturating_sub(2)..=len + 2).filter_map(|l| self.vocab_by_len.get(l)) {
-            for &v in ids {
-                let vw = &self.vocab[v as usize];
-                let Some(allowed) = fuzzy::allowance(len, vw.chars.len()) else {
-                    continue;
-                };
-                if !w.may_be_alike(vw, allowed) {
+        for (vlen, ids) in (len.saturating_sub(2)..=len + 2)
+            .filter_map(|l| self.vocab_by_len.get(l).map(|ids| (l, ids)))
+        {
+            let Some(allowed) = fuzzy::allowance(len, vlen) else {
+                continue;
+            };
+            let mask = w.mask();
+            for &(vmask, v) in ids {
+                if !fuzzy::letters_may_be_alike(mask, vmask, allowed) {
                     continue;
                 }
+                let vw = &self.vocab[v as usize];
                 let s = fuzzy::similarity(&w.chars, &vw.chars);
                 if s > 0.0 {
                     out.push((v, s));
@@ -450,22 +458,47 @@ impl Understanding {
     pub fn intents(&self) -> &[String] {
         &self.intents
     }
+
+    /// Splits the button titles the flows show (as rendered) into words now, so reading a
+    /// message as a title does not split every title again.
+    pub(crate) fn learn_titles(&mut self, titles: impl IntoIterator<Item = String>) {
+        for title in titles {
+            if !self.titles.contains_key(&title) {
+                let words = title_words(&title);
+                self.titles.insert(title, words);
+            }
+        }
+    }
+
+    /// `title`'s words as [`pick_title`] compares them: split when the flow set was built,
+    /// or now for a title it did not show then (a list row read from data).
+    pub fn title_words(&self, title: &str) -> Cow<'_, [Vec<char>]> {
+        match self.titles.get(title) {
+            Some(words) => Cow::Borrowed(words),
+            None => Cow::Owned(title_words(title)),
+        }
+    }
+}
+
+/// A title's normalised words, as letters.
+fn title_words(title: &str) -> Vec<Vec<char>> {
+    normalize::tokens(title)
+        .iter()
+        .map(|w| w.chars().collect())
+        .collect()
 }
 
 /// The one title `text` names with typos allowed ("premum due" for "Premium due"): same
 /// number of words, each alike enough. `None` when no title or more than one is that close.
 pub fn pick_title(text: &str, titles: &[String]) -> Option<usize> {
-    let titles: Vec<Vec<Vec<char>>> = titles
-        .iter()
-        .map(|title| {
-            normalize::tokens(title)
-                .iter()
-                .map(|w| w.chars().collect())
-                .collect()
-        })
-        .collect();
+    let titles: Vec<Vec<Vec<char>>> = titles.iter().map(|t| title_words(t)).collect();
+    pick_title_words(text, &titles)
+}
+
+/// [`pick_title`] with each title already split into words ([`Understanding::title_words`]).
+pub fn pick_title_words<T: AsRef<[Vec<char>]>>(text: &str, titles: &[T]) -> Option<usize> {
     // A message with more words than the longest title names none of them.
-    let longest = titles.iter().map(Vec::len).max()?;
+    let longest = titles.iter().map(|t| t.as_ref().len()).max()?;
     let words: Vec<Vec<char>> = normalize::tokens_within(text, longest)?
         .iter()
         .map(|w| w.chars().collect())
@@ -475,6 +508,7 @@ pub fn pick_title(text: &str, titles: &[String]) -> Option<usize> {
     }
     let mut found = None;
     for (i, t) in titles.iter().enumerate() {
+        let t = t.as_ref();
         if t.len() == words.len()
             && t.iter()
                 .zip(&words)
