@@ -516,9 +516,10 @@ pub struct MessagingSettings {
     pub window_margin_secs: u64,
     /// Share `rate_per_second` with every instance sending from the number (turn it on when
     /// more than one instance runs): through Redis when `redis_url` is set, else through
-    /// PostgreSQL (one UPDATE per request, and a slow database costs some of the rate); SQLite
-    /// serves one instance and keeps the rate in memory. Off (default): each instance holds
-    /// the rate on its own, so two instances send twice it.
+    /// PostgreSQL (one statement per take, one take at a time per instance; a database slow
+    /// to answer costs some of the rate); SQLite serves one instance and keeps the rate in
+    /// memory. Off (default): each instance holds the rate on its own, so two instances send
+    /// twice it.
     pub shared_rate: bool,
     /// The most sends in flight at once: a bound, not a target. The sender keeps as many in
     /// flight as the rate needs at the Cloud API's observed latency (rate × latency, with

@@ -39,6 +39,7 @@ mod postgres;
 mod reminders;
 mod scale;
 mod sending;
+mod shared_budget;
 mod throughput;
 mod understanding;
 mod webhook;

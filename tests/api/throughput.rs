@@ -320,11 +320,11 @@ async fn instances_share_the_rate(backend: &Backend, instances: usize, redis: bo
     eprintln!(
         "{instances} instances on {backend:?} through {store}: sustained {rate:.1}/s, at most {most} in a second"
     );
-    // 95% through Redis. Through PostgreSQL a slow take moves its start later by its round
-    // trip (the limit stays strict), and this machine's load (averages of 11-17 during the
-    // suite) makes takes slow: it sustained 86.5-91.5% of what a 250 ms margin allows, so its
-    // floor is 85%.
-    let floor = if redis { 0.95 } else { 0.85 };
+    // 95% through either store. Through PostgreSQL it was 85%, when each waiting send asked
+    // the database on its own and a slow take moved its start by its whole round trip (86.5-
+    // 91.5% under the suite's load); one take at a time per instance, moved only by its real
+    // lateness, sustained 99.4-100% in seven runs at load averages of 4-8 beside a build.
+    let floor = 0.95;
     assert!(
         rate >= floor * allowed,
         "{instances} instances through {store}: sustained {rate:.1}/s, under {:.0}% of the {allowed:.1}/s the window allows",

@@ -17,6 +17,9 @@
 //! # issue 20: the fake answers after 250 ms; the sender's rate and its bound on sends in flight
 //! LOAD_FAKE_LATENCY_MS=250 LOAD_SEND_RATE=1000 LOAD_MARK_READ=false LOAD_SECONDS=60 cargo bench --bench load
 //! LOAD_FAKE_LATENCY_MS=500 LOAD_SEND_RATE=1000 LOAD_MAX_IN_FLIGHT=2000 LOAD_MARK_READ=false cargo bench --bench load
+//! # issue 20: three instances on one PostgreSQL database share one number's 50/s (add
+//! # LOAD_REDIS_URL=redis://127.0.0.1:6379 to share it through Redis)
+//! LOAD_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres LOAD_INSTANCES=3 LOAD_SEND_RATE=50 LOAD_RATE=60 LOAD_SECONDS=30 cargo bench --bench load
 //! ```
 //!
 //! `LOAD_SEND_RATE` is `messaging.rate_per_second` (default 10,000: the sender as fast as it
@@ -31,6 +34,15 @@
 //! single-message webhooks are sent one after the other: their acknowledgements must stay
 //! under 250 ms.
 //! The PostgreSQL URL names an admin database; the benchmark creates (and drops) its own.
+//!
+//! With `LOAD_INSTANCES=n` (PostgreSQL only) it starts `n` servers on that database with
+//! `messaging.shared_rate` on (and `redis_url` from `LOAD_REDIS_URL`), sends webhook `k` to
+//! server `k mod n` as a round-robin load balancer would (with the default `LOAD_USERS`, a
+//! multiple of 2 and 3, each policyholder always reaches the same server), and reports for the
+//! sink, the fake, the most replies in any sliding second and the replies per second over the
+//! run's middle as a share of `LOAD_SEND_RATE`. Offer a little more than the rate (60/s for
+//! 50/s): the sender is then never short of work, so the sink shows what the shared rate lets
+//! through, while the extra webhooks cost little of the two cores the sender shares.
 
 mod common;
 
@@ -54,6 +66,10 @@ struct Options {
     /// Distinct policyholders; each sends every `users / rate` seconds.
     users: u64,
     database_url: Option<String>,
+    /// `insurebot serve` processes on the one database (`LOAD_INSTANCES`, default 1).
+    instances: usize,
+    /// `LOAD_REDIS_URL`: the instances share the rate through this Redis, not the database.
+    redis_url: Option<String>,
 }
 
 fn options() -> Options {
@@ -69,6 +85,10 @@ fn options() -> Options {
         seconds: env("LOAD_SECONDS", 10),
         users: env("LOAD_USERS", rate * 3),
         database_url: std::env::var("LOAD_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty()),
+        instances: usize::try_from(env("LOAD_INSTANCES", 1).max(1)).unwrap_or(1),
+        redis_url: std::env::var("LOAD_REDIS_URL")
             .ok()
             .filter(|u| !u.is_empty()),
     }
@@ -89,66 +109,92 @@ async fn main() {
     let work = std::env::temp_dir().join(format!("insurebot-load-{}", std::process::id()));
     std::fs::create_dir_all(&work).unwrap();
     let (database_url, drop_db) = database(options.database_url.as_deref(), &work, "load").await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let root = env!("CARGO_MANIFEST_DIR");
     // LOAD_SERVER_BIN runs another build (say, main's) for an A/B comparison on the same machine.
     let server_bin = std::env::var("LOAD_SERVER_BIN")
         .ok()
         .filter(|b| !b.is_empty())
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_insurebot").to_owned());
-    let mut server = Command::new(server_bin)
-        .arg("serve")
-        .current_dir(&work)
-        .env("INSUREBOT_LISTEN", format!("127.0.0.1:{port}"))
-        .env("INSUREBOT_DATABASE_URL", &database_url)
-        .env("INSUREBOT_WHATSAPP_ACCESS_TOKEN", "load-token")
-        .env("INSUREBOT_PRIVACY_HASH_KEY", "load-hash-key-0123456789")
-        .env("INSUREBOT_INSURER_PAY_LINK_SECRET", "load-pay-link-secret")
-        .env("INSUREBOT_WHATSAPP_APP_SECRET", SECRET)
-        .env("INSUREBOT_WHATSAPP_VERIFY_TOKEN", "load-verify")
-        .env("INSUREBOT_WHATSAPP_API_BASE", &fake_server.base_url)
-        .env("INSUREBOT_WEBHOOK_BENCH_BASELINE", "true")
-        .env("INSUREBOT_DIALOGUE_FLOWS_DIR", format!("{root}/flows"))
-        .env("INSUREBOT_DIALOGUE_LOCALES_DIR", format!("{root}/locales"))
-        .env(
-            "INSUREBOT_LOG_FILTER",
-            std::env::var("LOAD_LOG_FILTER").unwrap_or_else(|_| "warn".to_owned()),
-        )
-        // The Cloud API's own limit (80/s, or 1000/s after Meta's upgrade) would cap the
-        // measurement; the benchmark measures insurebot, so the sender may go as fast as it can.
-        .env(
-            "INSUREBOT_MESSAGING_RATE_PER_SECOND",
-            env_u64("LOAD_SEND_RATE").unwrap_or(10_000).to_string(),
-        )
-        .env(
-            "INSUREBOT_MARK_READ",
-            std::env::var("LOAD_MARK_READ").unwrap_or_else(|_| "true".to_owned()),
-        )
-        .envs(
-            env_u64("LOAD_WINDOW_MARGIN_MS")
-                .map(|ms| ("INSUREBOT_MESSAGING_RATE_WINDOW_MARGIN_MS", ms.to_string())),
-        )
-        // The fake speaks h2c; a build without the setting ignores it (HTTP/1.1).
-        .env("INSUREBOT_WHATSAPP_H2C", "true")
-        // Unset: each build's own default (main's fixed 64, the bound of 1,000 here).
-        .envs(
-            env_u64("LOAD_MAX_IN_FLIGHT")
-                .map(|n| ("INSUREBOT_MESSAGING_MAX_IN_FLIGHT", n.to_string())),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start insurebot serve");
-    let base = format!("http://127.0.0.1:{port}");
+    assert!(
+        options.instances == 1 || database_url.starts_with("postgres"),
+        "LOAD_INSTANCES > 1 needs LOAD_DATABASE_URL (PostgreSQL): SQLite serves one instance"
+    );
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(512)
         .build()
         .unwrap();
-    wait_until_up(&http, &base).await;
+    // The first instance migrates the new database alone; the others start once it is up.
+    let mut servers = Vec::with_capacity(options.instances);
+    let mut bases = Vec::with_capacity(options.instances);
+    for i in 0..options.instances {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // Each instance its own working directory (files it may write), one database.
+        let dir = if i == 0 {
+            work.clone()
+        } else {
+            work.join(format!("instance-{i}"))
+        };
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut server = Command::new(&server_bin);
+        server
+            .arg("serve")
+            .current_dir(&dir)
+            .env("INSUREBOT_LISTEN", format!("127.0.0.1:{port}"))
+            .env("INSUREBOT_DATABASE_URL", &database_url)
+            .env("INSUREBOT_WHATSAPP_ACCESS_TOKEN", "load-token")
+            .env("INSUREBOT_PRIVACY_HASH_KEY", "load-hash-key-0123456789")
+            .env("INSUREBOT_INSURER_PAY_LINK_SECRET", "load-pay-link-secret")
+            .env("INSUREBOT_WHATSAPP_APP_SECRET", SECRET)
+            .env("INSUREBOT_WHATSAPP_VERIFY_TOKEN", "load-verify")
+            .env("INSUREBOT_WHATSAPP_API_BASE", &fake_server.base_url)
+            .env("INSUREBOT_WEBHOOK_BENCH_BASELINE", "true")
+            .env("INSUREBOT_DIALOGUE_FLOWS_DIR", format!("{root}/flows"))
+            .env("INSUREBOT_DIALOGUE_LOCALES_DIR", format!("{root}/locales"))
+            .env(
+                "INSUREBOT_LOG_FILTER",
+                std::env::var("LOAD_LOG_FILTER").unwrap_or_else(|_| "warn".to_owned()),
+            )
+            // The Cloud API's own limit (80/s, or 1000/s after Meta's upgrade) would cap the
+            // measurement; the benchmark measures insurebot, so the sender may go as fast as it can.
+            .env(
+                "INSUREBOT_MESSAGING_RATE_PER_SECOND",
+                env_u64("LOAD_SEND_RATE").unwrap_or(10_000).to_string(),
+            )
+            .env(
+                "INSUREBOT_MARK_READ",
+                std::env::var("LOAD_MARK_READ").unwrap_or_else(|_| "true".to_owned()),
+            )
+            .envs(
+                env_u64("LOAD_WINDOW_MARGIN_MS")
+                    .map(|ms| ("INSUREBOT_MESSAGING_RATE_WINDOW_MARGIN_MS", ms.to_string())),
+            )
+            // The fake speaks h2c; a build without the setting ignores it (HTTP/1.1).
+            .env("INSUREBOT_WHATSAPP_H2C", "true")
+            // Unset: each build's own default (main's fixed 64, the bound of 1,000 here).
+            .envs(
+                env_u64("LOAD_MAX_IN_FLIGHT")
+                    .map(|n| ("INSUREBOT_MESSAGING_MAX_IN_FLIGHT", n.to_string())),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        if options.instances > 1 {
+            // Several instances send from one number: they share its rate (issue 20), through
+            // Redis when LOAD_REDIS_URL is set, else through the database.
+            server.env("INSUREBOT_MESSAGING_SHARED_RATE", "true");
+            if let Some(url) = &options.redis_url {
+                server.env("INSUREBOT_REDIS_URL", url);
+            }
+        }
+        servers.push(server.spawn().expect("start insurebot serve"));
+        let base = format!("http://127.0.0.1:{port}");
+        wait_until_up(&http, &base).await;
+        bases.push(base);
+    }
+    let base = bases[0].clone();
 
     println!(
         "load: offered {} msg/s for {} s, {} policyholders, database {}",
@@ -161,6 +207,18 @@ async fn main() {
             "SQLite"
         }
     );
+    if options.instances > 1 {
+        println!(
+            "instances: {} `insurebot serve` on one database, webhooks round-robin, the rate ({}/s) shared through {}",
+            options.instances,
+            env_u64("LOAD_SEND_RATE").unwrap_or(10_000),
+            if options.redis_url.is_some() {
+                "Redis"
+            } else {
+                "PostgreSQL"
+            }
+        );
+    }
     let ceiling = baseline(&http, &base).await;
     println!(
         "baseline /bench/baseline (signature check only): {ceiling:.0} req/s (64 connections, closed loop)"
@@ -168,7 +226,7 @@ async fn main() {
 
     if let Some(n) = env_u64("LOAD_ENVELOPE") {
         big_envelope(&http, &base, n as usize).await;
-        stop(&mut server);
+        servers.iter_mut().for_each(stop);
         if let Some(drop_db) = drop_db {
             drop_db.await;
         }
@@ -176,16 +234,20 @@ async fn main() {
         return;
     }
 
-    let cpu_before = (cpu_seconds(server.id()), cpu_seconds(std::process::id()));
-    let run = offered_load(&http, &base, &options).await;
+    let servers_cpu = || servers.iter().map(|s| cpu_seconds(s.id())).sum::<f64>();
+    let cpu_before = (servers_cpu(), cpu_seconds(std::process::id()));
+    let run = offered_load(&http, &bases, &options).await;
     let replies = wait_for_replies(&fake, run.sent.len(), Duration::from_secs(60)).await;
-    let server_cpu = cpu_seconds(server.id()) - cpu_before.0;
+    let server_cpu = servers_cpu() - cpu_before.0;
     let loader_cpu = cpu_seconds(std::process::id()) - cpu_before.1;
     let report = match_replies(&run, &replies);
     if let Ok(path) = std::env::var("LOAD_ACKS_CSV") {
         write_acks(&run, &path);
     }
-    let peak_mb = rss_mb(&server, "VmHWM:");
+    let peak_mb: Vec<String> = servers
+        .iter()
+        .map(|s| format!("{:.1}", rss_mb(s, "VmHWM:")))
+        .collect();
     println!(
         "webhook acks: p50 {:.1} ms, p99 {:.1} ms, errors {}",
         report.ack_p50, report.ack_p99, run.errors
@@ -218,12 +280,25 @@ async fn main() {
         fake.latency().as_millis(),
         middle_rate(&reply_times),
     );
-    println!("server peak memory (VmHWM): {peak_mb:.1} MB");
+    if options.instances > 1 {
+        // The limit as the Cloud API counts it, at the sink, and the share of it the instances
+        // together sustained once every one of them has a backlog and before it drains.
+        let send_rate = env_u64("LOAD_SEND_RATE").unwrap_or(10_000);
+        let sustained = middle_rate(&reply_times);
+        println!(
+            "sink (the fake), {} instances: at most {} replies in any sliding second (rate {send_rate}); sustained {sustained:.1} replies/s over the middle of the run, {:.1}% of the rate",
+            options.instances,
+            most_in_any_second(&reply_times),
+            100.0 * sustained / send_rate as f64,
+        );
+    }
+    println!("server peak memory (VmHWM): {} MB", peak_mb.join(", "));
     println!(
-        "CPU: server {:.2} ms per answered message ({server_cpu:.1} s), load generator + fake {loader_cpu:.1} s",
+        "CPU: server{} {:.2} ms per answered message ({server_cpu:.1} s), load generator + fake {loader_cpu:.1} s",
+        if servers.len() > 1 { "s" } else { "" },
         1000.0 * server_cpu / report.answered.max(1) as f64
     );
-    stop(&mut server);
+    servers.iter_mut().for_each(stop);
     if let Some(drop_db) = drop_db {
         drop_db.await;
     }
@@ -366,8 +441,9 @@ struct Run {
     window: Duration,
 }
 
-/// Open loop: one webhook every 1/rate seconds, whatever the server does.
-async fn offered_load(http: &reqwest::Client, base: &str, options: &Options) -> Run {
+/// Open loop: one webhook every 1/rate seconds, whatever the servers do; webhook `n` goes to
+/// `bases[n % len]`, round-robin as a load balancer would spread them.
+async fn offered_load(http: &reqwest::Client, bases: &[String], options: &Options) -> Run {
     let sent = Arc::new(Mutex::new(Vec::new()));
     let errors = Arc::new(Mutex::new(0u64));
     let total = options.rate * options.seconds;
@@ -400,7 +476,7 @@ async fn offered_load(http: &reqwest::Client, base: &str, options: &Options) -> 
         let sig = signature::sign(SECRET.as_bytes(), body.as_bytes());
         let (http, url, sent, errors) = (
             http.clone(),
-            format!("{base}/webhook"),
+            format!("{}/webhook", bases[n as usize % bases.len()]),
             sent.clone(),
             errors.clone(),
         );
