@@ -463,10 +463,9 @@ impl Understanding {
     /// message as a title does not split every title again.
     pub(crate) fn learn_titles(&mut self, titles: impl IntoIterator<Item = String>) {
         for title in titles {
-            if !self.titles.contains_key(&title) {
-                let words = title_words(&title);
-                self.titles.insert(title, words);
-            }
+            self.titles
+                .entry(title)
+                .or_insert_with_key(|t| title_words(t));
         }
     }
 
