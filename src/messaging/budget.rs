@@ -496,18 +496,11 @@ mod tests {
         (said, Duration::from_millis(used_ms - stamped_ms))
     }
 
-    fn clock() -> ClockBound {
-        ClockBound {
-            base: Instant::now(),
-            best: None,
-        }
-    }
-
     #[test]
     fn a_start_is_never_moved_by_less_than_it_was_late_nor_by_more_than_the_round_trip() {
         // Whatever the clocks' offset and however the round trip splits around the stamp.
         for offset_us in [-5_000_000, -1_500, 0, 700, 3_000_000] {
-            let mut c = clock();
+            let mut c = ClockBound::default();
             for (asked, stamped, used) in [
                 (0, 1, 2),
                 (10, 10, 10),
@@ -535,7 +528,7 @@ mod tests {
         // A quick take bounds the clocks; then a take that waited 80 ms for a pooled
         // connection, recorded 1 ms before its answer came back: late by about 1 ms (under
         // SLOW_TAKE, so nothing moves), not by the 81 ms round trip.
-        let mut c = clock();
+        let mut c = ClockBound::default();
         take(&mut c, 42_000, (0, 0, 1));
         let (said, truth) = take(&mut c, 42_000, (10, 90, 91));
         assert_eq!(truth, Duration::from_millis(1));
@@ -546,7 +539,7 @@ mod tests {
     fn an_old_bound_of_the_clocks_is_replaced_by_a_looser_new_one() {
         // Past CLOCK_BOUND_FOR the clocks may have drifted: a tight old bound is not trusted,
         // the take's own (looser, so the start moves further) is.
-        let mut c = clock();
+        let mut c = ClockBound::default();
         take(&mut c, 0, (0, 0, 0));
         let (said, _) = take(&mut c, 0, (2_000, 2_030, 2_031));
         assert!(said >= Duration::from_millis(31), "{said:?}");
