@@ -154,7 +154,10 @@ async fn the_policy_schedule_goes_as_a_pdf_document_uploaded_once_and_its_media_
         let cached = uploads(&app).await;
         assert_eq!(cached.len(), 1, "{cached:?}");
         assert_eq!(cached[0].sha256, sha256_hex(&pdf));
-        let days = (cached[0].expires_at - now_secs() * 1000) as f64 / 86_400_000.0;
+        // Now to the millisecond: whole seconds put "now" up to a second early, and a send within
+        // that second of the upload read as a little over 29 days.
+        let days =
+            (cached[0].expires_at - chrono::Utc::now().timestamp_millis()) as f64 / 86_400_000.0;
         assert!((28.9..=29.0).contains(&days), "cached for {days} days");
         // Every send is recorded as the contact's file, kept once in the store by its hash.
         let files = sent_files(&app).await;
