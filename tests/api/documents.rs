@@ -156,8 +156,7 @@ async fn the_policy_schedule_goes_as_a_pdf_document_uploaded_once_and_its_media_
         assert_eq!(cached[0].sha256, sha256_hex(&pdf));
         // Now to the millisecond: whole seconds put "now" up to a second early, and a send within
         // that second of the upload read as a little over 29 days.
-        let days =
-            (cached[0].expires_at - chrono::Utc::now().timestamp_millis()) as f64 / 86_400_000.0;
+        let days = (cached[0].expires_at - insurebot::store::now_ms()) as f64 / 86_400_000.0;
         assert!((28.9..=29.0).contains(&days), "cached for {days} days");
         // Every send is recorded as the contact's file, kept once in the store by its hash.
         let files = sent_files(&app).await;
