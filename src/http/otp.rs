@@ -220,6 +220,9 @@ async fn create(
             }
         },
     };
+    // Naming none: the policy's line when it names a policy that has one. The template is
+    // checked in the WABA of the number the code will leave from.
+    let number = number.or_else(|| addressee.as_ref().and_then(|a| a.line.clone()));
     if let Some(language) = &request.language
         && problems.iter().all(|p| p.field != "language")
         && let Some(problem) = otp
@@ -248,8 +251,7 @@ async fn create(
                 origin: Origin::Api,
                 requester: None,
                 idempotency: Some((&key, &hash)),
-                // Naming none: the policy's line when it names a policy that has one.
-                number: number.as_deref().or(addressee.line.as_deref()),
+                number: number.as_deref(),
             },
         )
         .await;

@@ -368,7 +368,21 @@ impl Otp {
                 .await?
                 .map_or_else(|| self.default_language.clone(), |c| c.language),
         };
-        if let Some(problem) = self.template_problem(db, req.number, &language).await? {
+        // The number it leaves from, before the template check: the template must be approved
+        // in that number's WABA, not the first number's.
+        let number = match (req.number, req.requester) {
+            (Some(number), _) => Some(number.to_owned()),
+            // Asked in a chat: the code answers that chat, so it leaves from the line the
+            // requester is writing to, wherever the owner last wrote.
+            (None, Some((requester, _))) => {
+                composer::number_written_to(db, None, requester).await?
+            }
+            (None, None) => None,
+        };
+        if let Some(problem) = self
+            .template_problem(db, number.as_deref(), &language)
+            .await?
+        {
             return Err(IssueError::Template(problem));
         }
         let id = new_id();
@@ -396,15 +410,6 @@ impl Otp {
         otp_row::Entity::insert(row)
             .exec_without_returning(db)
             .await?;
-        let number = match (req.number, req.requester) {
-            (Some(number), _) => Some(number.to_owned()),
-            // Asked in a chat: the code answers that chat, so it leaves from the line the
-            // requester is writing to, wherever the owner last wrote.
-            (None, Some((requester, _))) => {
-                composer::number_written_to(db, None, requester).await?
-            }
-            (None, None) => None,
-        };
         if let (Origin::Chat, Some((_, policy))) = (req.origin, req.requester) {
             self.tell_owner(db, contact_id, &language, policy, number.as_deref())
                 .await?;

@@ -1,5 +1,6 @@
 //! What each business number brings of its own (issue 20 item 3): its WhatsApp Business
-//! Account (the templates it may send outside the window, synced per WABA), the language a new
+//! Account (the templates it may send outside the window, synced per WABA, and one-time
+//! passwords checked against the WABA of the line they leave from), the language a new
 //! contact starts in, and the flows that answer on it; and `insurebot chat --number`.
 
 use std::time::{Duration, Instant};
@@ -672,5 +673,132 @@ async fn the_console_offers_only_templates_approved_in_the_waba_of_the_number_wr
         let last = sent.last().unwrap();
         assert_eq!(last.body["template"]["name"], "claim_status_update");
         assert_eq!(last.phone_number_id, CLAIMS, "{backend:?}");
+    }
+}
+
+/// Both lines in WABAs of their own, each with the registry the file seeds; the
+/// authentication template is then paused in the claims WABA (the first number's) only.
+async fn spawn_with_otp_only_on_sales(backend: &Backend) -> TestApp {
+    use insurebot::store::entities::message_template;
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let app = spawn_app_with(backend, |s| {
+        crate::consent::configure(s);
+        s.dialogue.handler = DialogueMode::Flows;
+        s.whatsapp.template_sync_secs = 0;
+        s.whatsapp.numbers = vec![
+            line(CLAIMS, Some(CLAIMS_WABA), None, &[]),
+            line(SALES, Some(SALES_WABA), None, &[]),
+        ];
+    })
+    .await;
+    let paused = message_template::Entity::update_many()
+        .col_expr(message_template::Column::Status, Expr::value("PAUSED"))
+        .filter(message_template::Column::WabaId.eq(CLAIMS_WABA))
+        .filter(message_template::Column::Name.eq("otp_code"))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(paused.rows_affected, 3, "otp_code in en, hi and ta");
+    app
+}
+
+async fn send_otp(app: &TestApp, key: &str, body: &Value) -> (u16, Value) {
+    let response = app
+        .http
+        .post(format!("{}/api/v1/otp", app.address))
+        .bearer_auth(crate::consent::API_TOKEN)
+        .header("Idempotency-Key", key)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn an_otp_is_checked_against_the_waba_of_the_number_it_leaves_from() {
+    for backend in backends() {
+        let app = spawn_with_otp_only_on_sales(&backend).await;
+        // A policy of the sales line: naming no number, its code leaves from that line, so
+        // the template is checked in the sales WABA, where it is approved.
+        insert_policy(&app.db, "POL-LINE-0001", Some("919800002301")).await;
+        let policy = insurebot::store::entities::policy::Entity::find()
+            .one(&app.db)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut policy: insurebot::store::entities::policy::ActiveModel = policy.into();
+        policy.number = sea_orm::ActiveValue::Set(Some(SALES.to_owned()));
+        sea_orm::ActiveModelTrait::update(policy, &app.db)
+            .await
+            .unwrap();
+        let (code, v) = send_otp(
+            &app,
+            "otp-line-1",
+            &json!({ "policy_number": "POL-LINE-0001", "purpose": "login", "language": "en" }),
+        )
+        .await;
+        assert_eq!(code, 202, "{backend:?}: {v}");
+        let sent = app.wait_for_sends(1).await;
+        assert_eq!(sent[0].body["template"]["name"], "otp_code");
+        assert_eq!(sent[0].phone_number_id, SALES, "{backend:?}");
+
+        // A bare phone number with no number named leaves from the first line, whose WABA
+        // has the template paused: refused before anything is stored, naming the WABA.
+        let (code, v) = send_otp(
+            &app,
+            "otp-line-2",
+            &json!({ "phone": "919800002302", "purpose": "login", "language": "en" }),
+        )
+        .await;
+        assert_eq!(code, 422, "{backend:?}: {v}");
+        let problem = v.to_string();
+        assert!(
+            problem.contains("PAUSED") || problem.contains(CLAIMS_WABA),
+            "{backend:?}: {v}"
+        );
+        app.assert_no_more_sends(1).await;
+    }
+}
+
+#[tokio::test]
+async fn a_code_asked_for_in_a_chat_on_the_sales_line_is_checked_in_the_sales_waba() {
+    const OWNER: &str = "919812345678"; // the sample data's Rajesh, registered on H-2023/100245
+    const STRANGER: &str = "919800002311";
+    for backend in backends() {
+        let app = spawn_with_otp_only_on_sales(&backend).await;
+        insurebot::insurer::load_sample_if_empty(&app.db)
+            .await
+            .unwrap();
+        let say = |message: Value, sends: usize| {
+            let app = &app;
+            async move {
+                let before = app.sent_messages().len();
+                let response = app.post_webhook(&envelope_to(SALES, vec![message])).await;
+                assert_eq!(response.status(), 200);
+                app.wait_for_sends(before + sends).await[before..].to_vec()
+            }
+        };
+        let typed = |text: &str| text_message(STRANGER, &new_wamid(), now_secs(), text);
+        say(typed("policy"), 1).await;
+        let dob = say(typed("H-2023/100245"), 1).await;
+        let buttons = &dob[0].body["interactive"]["action"]["buttons"];
+        assert_eq!(buttons[0]["reply"]["id"], "identity.otp", "{}", dob[0].body);
+        let tap = json!({ "from": STRANGER, "id": new_wamid(), "timestamp": now_secs().to_string(),
+            "type": "interactive", "interactive": { "type": "button_reply",
+            "button_reply": { "id": "identity.otp", "title": "Send a code" } } });
+        // The notice and the code to the owner, the reply to the stranger: all from the line
+        // the stranger wrote to, the code with the template its WABA approved.
+        let sent = say(tap, 3).await;
+        let code = sent
+            .iter()
+            .find(|r| r.body["template"]["name"] == "otp_code")
+            .unwrap_or_else(|| panic!("{backend:?}: no code sent: {sent:#?}"));
+        assert_eq!(recipient_of(code), OWNER);
+        assert!(
+            sent.iter().all(|r| r.phone_number_id == SALES),
+            "{backend:?}: {sent:#?}"
+        );
     }
 }
