@@ -73,7 +73,8 @@ impl From<ReminderError> for ApiError {
                     .collect(),
             ),
             ReminderError::Db(e) => ApiError::Db(e),
-            ReminderError::Compose(e) => {
+            // Both get better by themselves: a retry finds the contacts, the store answers.
+            ReminderError::ContactsMissing(_) | ReminderError::Compose(_) => {
                 tracing::error!(error.cause_chain = ?e, error.message = %e, "API request failed");
                 ApiError::Unavailable("temporarily unavailable")
             }

@@ -53,6 +53,12 @@ pub enum ReminderError {
     /// The field of the request it is about (`template`, `audience.csv`), and the problem.
     #[error("{1}")]
     Invalid(&'static str, String),
+    /// Contacts just created for a batch's mobiles could not be read back; nothing of the
+    /// batch was recorded, and the next run tries it again.
+    #[error(
+        "{0} contact(s) created for this batch could not be read back; the next run retries the batch"
+    )]
+    ContactsMissing(usize),
     /// The CSV audience has invalid rows; nothing was created.
     #[error("the audience has {} invalid row(s)", .0.len())]
     Rows(Vec<campaigns::RowError>),

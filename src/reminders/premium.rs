@@ -419,6 +419,16 @@ async fn queue_batch(
     let now_ms = now.timestamp_millis();
     let mobiles: Vec<String> = picks.iter().filter_map(|p| p.mobile.clone()).collect();
     let contacts = contacts_for(db, &mobiles, now_ms).await?;
+    // `contacts_for` has just created every missing contact, so a mobile without one means
+    // that write did not land (stop 29 saw it: a connection left inside a transaction). An
+    // error the next run retries, not reminders recorded as "no_contact" for good.
+    let missing = mobiles
+        .iter()
+        .filter(|m| !contacts.contains_key(*m))
+        .count();
+    if missing > 0 {
+        return Err(ReminderError::ContactsMissing(missing));
+    }
     let ids: Vec<i64> = contacts.values().map(|c| c.id).collect();
     let langs = languages(db, &ids).await?;
     let txn = begin_write(db).await?;
