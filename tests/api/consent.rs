@@ -15,6 +15,7 @@ use insurebot::store::entities::{
     campaign, campaign_recipient, consent_log, contact, conversation, flow_hop, inbound_message,
     outbox, reminder_send,
 };
+use insurebot::store::now_ms;
 use insurebot::whatsapp::fake::{FailureRule, ScriptedError};
 use insurebot::whatsapp::outbound::OutboundBody;
 use sea_orm::ActiveValue::{NotSet, Set};
@@ -26,10 +27,6 @@ use crate::helpers::*;
 
 pub const API_TOKEN: &str = "consent-api-token-0123456789";
 const HOUR_MS: i64 = 3_600_000;
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
 
 pub fn configure(s: &mut Settings) {
     s.api_token = Some(SecretString::from(API_TOKEN));

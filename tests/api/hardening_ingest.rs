@@ -4,6 +4,7 @@
 //! rest, never 503); Meta's timestamps never open or hold the 24-hour window beyond the
 //! receive time. Every test runs on SQLite and PostgreSQL.
 
+use insurebot::store::now_ms;
 use std::collections::HashMap;
 
 use insurebot::messaging::composer::{self, Intent, Purpose, Queued, TemplateChoice};
@@ -17,10 +18,6 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 const HOUR_MS: i64 = 3_600_000;
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
 
 /// `n` messages, each from its own sender (`phone(i)`), the i-th dated `ts + i % 60`.
 fn many_senders(n: usize, ts: i64, tag: &str) -> Vec<Value> {

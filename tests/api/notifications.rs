@@ -3,6 +3,7 @@
 //! the template outside it, and the Idempotency-Key (repeats, races, another body).
 
 use insurebot::store::entities::{conversation, notification_request, outbox, policy};
+use insurebot::store::now_ms;
 use sea_orm::ActiveValue::Set;
 use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::{Value, json};
@@ -12,10 +13,6 @@ use crate::helpers::*;
 use crate::insurer::{MODE_OK, MODE_SLOW, RAJESH, http_settings, spawn_insurer_api};
 
 const HOUR_MS: i64 = 3_600_000;
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
 
 async fn post(
     app: &TestApp,

@@ -3,6 +3,7 @@
 //! send time, 131047 → template once, paused templates, statuses on the outbox row, the API,
 //! a restart with a full outbox, and pacing.
 
+use insurebot::store::now_ms;
 use std::time::{Duration, Instant};
 
 use insurebot::config::MessagingSettings;
@@ -20,10 +21,6 @@ use crate::helpers::*;
 
 const HOUR_MS: i64 = 3_600_000;
 const API_TOKEN: &str = "test-api-token-0123456789";
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
 
 /// The composer as the app builds it (default margin: 10 minutes).
 fn composer() -> Composer {
