@@ -294,51 +294,15 @@ async fn begin_write_as(db: &DatabaseConnection, urgent: bool) -> Result<WriteTx
             _gate: Some(gate),
         })
     } else {
+        // A plain begin: cancelling it is safe with the vendored sqlx-postgres, whose begin
+        // queues the ROLLBACK for a BEGIN whose answer its caller did not wait for (sqlx#4393,
+        // vendor/README.md). The published 0.9.0 left that connection in the pool inside a
+        // transaction nothing ended.
         Ok(WriteTxn {
-            txn: begin_postgres(db).await?,
+            txn: db.begin().await?,
             _gate: None,
         })
     }
-}
-
-/// `db.begin()` on PostgreSQL, safe to cancel. sqlx 0.9's is not (sqlx#4385, #4393; fixed
-/// upstream by 69ccdab, in no release yet): a caller dropped while `BEGIN` awaits its answer (a
-/// `timeout`, a request whose client went away, the 30 s request timeout) queues no
-/// `ROLLBACK`, and the connection goes back to the pool inside a transaction that nothing ends.
-/// Whatever runs on it next without a transaction of its own is then never committed and keeps
-/// its locks: the reminders test saw a run's contacts inserted there, invisible to its batch,
-/// and 270 reminders recorded as "no_contact" for good. So a begin whose caller is gone is
-/// finished on a task of its own, and the transaction dropped there queues its `ROLLBACK`. The
-/// happy path runs in the caller's task as before (no spawn per transaction).
-async fn begin_postgres(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
-    type Begin = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<DatabaseTransaction, DbErr>> + Send>,
-    >;
-    struct FinishOnDrop(Option<Begin>);
-    impl Drop for FinishOnDrop {
-        fn drop(&mut self) {
-            if let (Some(begin), Ok(runtime), false) = (
-                self.0.take(),
-                tokio::runtime::Handle::try_current(),
-                std::thread::panicking(),
-            ) {
-                runtime.spawn(async move { drop(begin.await) });
-            }
-        }
-    }
-    let db = db.clone();
-    let mut begin = FinishOnDrop(Some(Box::pin(async move { db.begin().await })));
-    let txn = std::future::poll_fn(|cx| {
-        begin
-            .0
-            .as_mut()
-            .expect("polled after it finished")
-            .as_mut()
-            .poll(cx)
-    })
-    .await;
-    begin.0 = None;
-    txn
 }
 
 /// This process's queue of writers to one SQLite file: FIFO, except that urgent writers go
