@@ -247,6 +247,10 @@ pub async fn test_settings_for(backend: &Backend, api_base: &str) -> (Settings, 
         // The pipeline tests observe order through the echo handler; flow tests switch to
         // the engine with `spawn_app_with(.., |s| s.dialogue.handler = DialogueMode::Flows)`.
         ("INSUREBOT_DIALOGUE_HANDLER", "echo"),
+        // No daily reminders run by the wall clock: past 10:00 IST it would queue the
+        // reminders of the premiums a test imports, racing the tests that run a day
+        // themselves (`premium::run_day`) and adding sends others do not expect.
+        ("INSUREBOT_REMINDERS_ENABLED", "false"),
         // Agents are always in, so a hand-off never adds an after-hours notice by the clock;
         // the notice has its own test.
         ("INSUREBOT_CONSOLE_OFFICE_DAYS", "mon-sun"),
