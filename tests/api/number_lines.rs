@@ -32,6 +32,16 @@ fn line(id: &str, waba: Option<&str>, language: Option<&str>, flows: &[&str]) ->
     }
 }
 
+/// Both lines, each in a WABA of its own, with no template sync on a timer (the tests sync
+/// when they need the fake's lists).
+fn two_lines(s: &mut insurebot::config::Settings) {
+    s.whatsapp.template_sync_secs = 0;
+    s.whatsapp.numbers = vec![
+        line(CLAIMS, Some(CLAIMS_WABA), None, &[]),
+        line(SALES, Some(SALES_WABA), None, &[]),
+    ];
+}
+
 /// The fake's default list with `name` in every language set to `status`.
 fn list_with(name: &str, status: &str) -> Vec<Value> {
     let mut list = default_templates();
@@ -103,11 +113,7 @@ async fn out_of_the_window_each_number_sends_only_templates_approved_in_its_own_
     for backend in backends() {
         let app = spawn_app_with(&backend, |s| {
             crate::consent::configure(s);
-            s.whatsapp.template_sync_secs = 0;
-            s.whatsapp.numbers = vec![
-                line(CLAIMS, Some(CLAIMS_WABA), None, &[]),
-                line(SALES, Some(SALES_WABA), None, &[]),
-            ];
+            two_lines(s);
         })
         .await;
         // The claim update template is approved in the claims WABA and paused in the sales
@@ -170,11 +176,7 @@ async fn out_of_the_window_each_number_sends_only_templates_approved_in_its_own_
 async fn a_status_webhook_pauses_the_template_only_in_the_waba_it_came_from() {
     for backend in backends() {
         let app = spawn_app_with(&backend, |s| {
-            s.whatsapp.template_sync_secs = 0;
-            s.whatsapp.numbers = vec![
-                line(CLAIMS, Some(CLAIMS_WABA), None, &[]),
-                line(SALES, Some(SALES_WABA), None, &[]),
-            ];
+            two_lines(s);
         })
         .await;
         // The webhook's entry is the WABA.
@@ -568,11 +570,7 @@ async fn the_console_offers_only_templates_approved_in_the_waba_of_the_number_wr
     for backend in backends() {
         let app = spawn_app_with(&backend, |s| {
             s.dialogue.handler = DialogueMode::Flows;
-            s.whatsapp.template_sync_secs = 0;
-            s.whatsapp.numbers = vec![
-                line(CLAIMS, Some(CLAIMS_WABA), None, &[]),
-                line(SALES, Some(SALES_WABA), None, &[]),
-            ];
+            two_lines(s);
         })
         .await;
         // Paused in the sales WABA, approved in the claims one (through the real sync).
@@ -685,11 +683,7 @@ async fn spawn_with_otp_only_on_sales(backend: &Backend) -> TestApp {
     let app = spawn_app_with(backend, |s| {
         crate::consent::configure(s);
         s.dialogue.handler = DialogueMode::Flows;
-        s.whatsapp.template_sync_secs = 0;
-        s.whatsapp.numbers = vec![
-            line(CLAIMS, Some(CLAIMS_WABA), None, &[]),
-            line(SALES, Some(SALES_WABA), None, &[]),
-        ];
+        two_lines(s);
     })
     .await;
     let paused = message_template::Entity::update_many()
@@ -745,7 +739,7 @@ async fn an_otp_is_checked_against_the_waba_of_the_number_it_leaves_from() {
         assert_eq!(sent[0].phone_number_id, SALES, "{backend:?}");
 
         // A bare phone number with no number named leaves from the first line, whose WABA
-        // has the template paused: refused before anything is stored, naming the WABA.
+        // has the template paused: refused, saying so, and nothing goes out.
         let (code, v) = send_otp(
             &app,
             "otp-line-2",
@@ -753,9 +747,11 @@ async fn an_otp_is_checked_against_the_waba_of_the_number_it_leaves_from() {
         )
         .await;
         assert_eq!(code, 422, "{backend:?}: {v}");
-        let problem = v.to_string();
+        assert_eq!(v["problems"][0]["field"], "language", "{backend:?}: {v}");
         assert!(
-            problem.contains("PAUSED") || problem.contains(CLAIMS_WABA),
+            v["problems"][0]["problem"]
+                .as_str()
+                .is_some_and(|p| p.contains("is PAUSED")),
             "{backend:?}: {v}"
         );
         app.assert_no_more_sends(1).await;
