@@ -14,6 +14,7 @@ use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
+use crate::otp::{tapped, typed};
 
 /// The claims line (the helpers' own number) and the sales line, each in a WABA of its own.
 const CLAIMS: &str = PHONE_NUMBER_ID;
@@ -697,16 +698,9 @@ async fn spawn_with_otp_only_on_sales(backend: &Backend) -> TestApp {
     app
 }
 
+/// `POST /api/v1/otp` with `key`: its status and JSON answer.
 async fn send_otp(app: &TestApp, key: &str, body: &Value) -> (u16, Value) {
-    let response = app
-        .http
-        .post(format!("{}/api/v1/otp", app.address))
-        .bearer_auth(crate::consent::API_TOKEN)
-        .header("Idempotency-Key", key)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
+    let response = crate::otp::send_otp(app, Some(key), body).await;
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
@@ -716,21 +710,18 @@ async fn an_otp_is_checked_against_the_waba_of_the_number_it_leaves_from() {
         let app = spawn_with_otp_only_on_sales(&backend).await;
         // A policy of the sales line: naming no number, its code leaves from that line, so
         // the template is checked in the sales WABA, where it is approved.
-        insert_policy(&app.db, "POL-LINE-0001", Some("919800002301")).await;
-        let policy = insurebot::store::entities::policy::Entity::find()
-            .one(&app.db)
-            .await
-            .unwrap()
-            .unwrap();
-        let mut policy: insurebot::store::entities::policy::ActiveModel = policy.into();
-        policy.number = sea_orm::ActiveValue::Set(Some(SALES.to_owned()));
-        sea_orm::ActiveModelTrait::update(policy, &app.db)
-            .await
-            .unwrap();
+        crate::windows::import_policies(
+            &app.db,
+            &format!(
+                "H-2026/000501,C9501,Asha Rao,1980-01-01,919800002301,health,Floater,active,500000,2026-01-01,2027-01-01,{SALES}\n"
+            ),
+        )
+        .await
+        .unwrap();
         let (code, v) = send_otp(
             &app,
             "otp-line-1",
-            &json!({ "policy_number": "POL-LINE-0001", "purpose": "login", "language": "en" }),
+            &json!({ "policy_number": "H-2026/000501", "purpose": "login", "language": "en" }),
         )
         .await;
         assert_eq!(code, 202, "{backend:?}: {v}");
@@ -776,14 +767,11 @@ async fn a_code_asked_for_in_a_chat_on_the_sales_line_is_checked_in_the_sales_wa
                 app.wait_for_sends(before + sends).await[before..].to_vec()
             }
         };
-        let typed = |text: &str| text_message(STRANGER, &new_wamid(), now_secs(), text);
-        say(typed("policy"), 1).await;
-        let dob = say(typed("H-2023/100245"), 1).await;
+        say(typed(STRANGER, "policy"), 1).await;
+        let dob = say(typed(STRANGER, "H-2023/100245"), 1).await;
         let buttons = &dob[0].body["interactive"]["action"]["buttons"];
         assert_eq!(buttons[0]["reply"]["id"], "identity.otp", "{}", dob[0].body);
-        let tap = json!({ "from": STRANGER, "id": new_wamid(), "timestamp": now_secs().to_string(),
-            "type": "interactive", "interactive": { "type": "button_reply",
-            "button_reply": { "id": "identity.otp", "title": "Send a code" } } });
+        let tap = tapped(STRANGER, "identity.otp");
         // The notice and the code to the owner, the reply to the stranger: all from the line
         // the stranger wrote to, the code with the template its WABA approved.
         let sent = say(tap, 3).await;

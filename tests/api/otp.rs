@@ -18,7 +18,7 @@ use crate::consent::{API_TOKEN, configure};
 use crate::helpers::*;
 use crate::notifications::problems;
 
-async fn send_otp(app: &TestApp, key: Option<&str>, body: &Value) -> reqwest::Response {
+pub(crate) async fn send_otp(app: &TestApp, key: Option<&str>, body: &Value) -> reqwest::Response {
     let mut r = app
         .http
         .post(format!("{}/api/v1/otp", app.address))
@@ -510,11 +510,11 @@ async fn chat(app: &TestApp, message: Value, sends: usize) -> Vec<ReceivedReques
     sent[before..].to_vec()
 }
 
-fn typed(phone: &str, text: &str) -> Value {
+pub(crate) fn typed(phone: &str, text: &str) -> Value {
     text_message(phone, &new_wamid(), now_secs(), text)
 }
 
-fn tapped(phone: &str, id: &str) -> Value {
+pub(crate) fn tapped(phone: &str, id: &str) -> Value {
     json!({ "from": phone, "id": new_wamid(), "timestamp": now_secs().to_string(), "type": "interactive",
             "interactive": { "type": "button_reply", "button_reply": { "id": id, "title": id } } })
 }

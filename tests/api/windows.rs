@@ -165,7 +165,7 @@ async fn a_window_closed_on_the_number_sends_the_template_though_another_number_
 const POLICIES_HEADER: &str = "policy_number,customer_id,holder_name,dob,mobile,product,plan,status,sum_assured,start_date,end_date,number\n";
 
 /// Imports `rows` (after [`POLICIES_HEADER`]) as the deployment with both numbers would.
-async fn import_policies(
+pub(crate) async fn import_policies(
     db: &sea_orm::DatabaseConnection,
     rows: &str,
 ) -> Result<insurebot::insurer::ImportReport, insurebot::insurer::ImportError> {
