@@ -122,7 +122,10 @@ impl MessageHandler for FlowRunner {
                 source,
                 said,
                 fresh: message.fresh.as_ref().map(|f| (f, message.wamid.as_str())),
-                line: Line::Answered(message.phone_number_id.as_deref()),
+                line: Line::Answered {
+                    number: message.phone_number_id.as_deref(),
+                    sent_at: message.sent_at,
+                },
                 consent: Mutex::new(consent),
             };
             let (refusal, event) = match &message.content {

@@ -44,7 +44,10 @@ impl MessageHandler for EchoHandler {
                         contact,
                         fresh,
                         None,
-                        composer::Line::Answered(message.phone_number_id.as_deref()),
+                        composer::Line::Answered {
+                            number: message.phone_number_id.as_deref(),
+                            sent_at: message.sent_at,
+                        },
                     )
                     .await?;
                 }

@@ -270,6 +270,10 @@ pub struct DecideContext<'a> {
     /// decides between free-form text and the template, and the template must be approved in
     /// its WABA.
     pub number: Option<&'a str>,
+    /// When the contact is known to have written to `number` (the answered message's
+    /// WhatsApp time, read with it): the window there started no earlier, so while that time
+    /// keeps it open no read is needed. `None`: the window start is read.
+    pub written_at: Option<i64>,
 }
 
 /// THE CONSENT GATE. It is called for every decision, at queue time and again at send time
@@ -435,10 +439,14 @@ pub enum Line<'a> {
     /// The one the caller chose (a notification or a one-time password naming its line).
     Chosen(&'a str),
     /// The one the answered message came to, as the caller read it with the message: the
-    /// pipeline has the row in hand, so no second read per reply. `None`: the webhook named
-    /// no number (the row leaves from the deployment's first). Only for an intent whose
-    /// `in_reply_to` is that message.
-    Answered(Option<&'a str>),
+    /// pipeline has the row in hand, so no second read per reply. `number` `None`: the
+    /// webhook named no number (the row leaves from the deployment's first). `sent_at` is the
+    /// message's WhatsApp time (Unix ms): the window on its number started no earlier. Only for
+    /// an intent whose `in_reply_to` is that message.
+    Answered {
+        number: Option<&'a str>,
+        sent_at: i64,
+    },
     /// Read: the answered message's, else the contact's latest ([`number_written_to`]).
     LookUp,
 }
@@ -476,16 +484,20 @@ async fn prepare<C: ConnectionTrait>(
         }
         .validate()?;
     }
-    let phone_number_id = match line {
-        Line::Chosen(number) => Some(number.to_owned()),
-        Line::Answered(number) => number.map(str::to_owned),
-        Line::LookUp => number_written_to(db, intent.in_reply_to, contact.id).await?,
+    let (phone_number_id, written_at) = match line {
+        Line::Chosen(number) => (Some(number.to_owned()), None),
+        Line::Answered { number, sent_at } => (number.map(str::to_owned), Some(sent_at)),
+        Line::LookUp => (
+            number_written_to(db, intent.in_reply_to, contact.id).await?,
+            None,
+        ),
     };
     let context = DecideContext {
         in_reply_to: intent.in_reply_to,
         row_id: None,
         consent,
         number: phone_number_id.as_deref(),
+        written_at,
     };
     let decided_at = now_ms();
     let decision = decide_for(db, composer, contact, &stored, context, false, decided_at).await?;
@@ -693,11 +705,17 @@ pub async fn decide_for<C: ConnectionTrait>(
             ),
         });
     };
+    // The ingest moves the window start on a number to its newest message, so a message the
+    // contact sent to `number` that keeps the window open settles it without a read (one query
+    // per reply saved in the pipeline).
     let open = !force_template
-        && composer.window_open(
-            window_start(db, composer, contact, context.number).await?,
-            now,
-        );
+        && (context
+            .written_at
+            .is_some_and(|at| context.number.is_some() && composer.window_open(Some(at), now))
+            || composer.window_open(
+                window_start(db, composer, contact, context.number).await?,
+                now,
+            ));
     let (body, sent_as, template) = match (&intent.free_form, &intent.template, open) {
         (Some(body), _, true) => (body.clone(), "free_form", None),
         (_, Some(choice), _) => {

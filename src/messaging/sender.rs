@@ -402,6 +402,7 @@ impl Sender {
             row_id: Some(row.id),
             consent: None,
             number: row.phone_number_id.as_deref(),
+            written_at: None,
         };
         let decision = match composer::decide_for(
             &self.db,

@@ -606,6 +606,7 @@ async fn consent_is_checked_again_at_send_time() {
                 row_id: Some(1),
                 consent: None,
                 number: None,
+                written_at: None,
             },
             false,
             now_ms(),

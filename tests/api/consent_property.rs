@@ -429,6 +429,7 @@ impl World {
                     row_id: Some(row.id),
                     consent: None,
                     number: row.phone_number_id.as_deref(),
+                    written_at: None,
                 },
                 row.fallback,
                 chrono::Utc::now().timestamp_millis(),
