@@ -119,6 +119,9 @@ async fn connect_pool(
     if url.is_sqlite() {
         opts.max_connections(8)
             .min_connections(1)
+            // sqlx pings a connection each time it hands one out; SQLite's is a file in this
+            // process, nothing can drop it, and each ping is a round trip to its worker thread.
+            .test_before_acquire(false)
             .map_sqlx_sqlite_opts(|o| {
                 o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                     .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
