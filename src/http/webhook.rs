@@ -151,6 +151,9 @@ async fn receive(
         tracing::warn!(reason = %e, "webhook signature refused");
         return reject(status, &e.to_string());
     }
+    if let Err(e) = state.ingest.has_room() {
+        return overloaded(metrics, &e);
+    }
     let options = state.settings.webhook.parse_options(crate::store::now_ms());
     let mut events = match parse_webhook_with(&body, &options) {
         Ok(events) => events,
@@ -177,13 +180,7 @@ async fn receive(
             tracing::debug!(reason = %e, "webhook refused: the database did not take it in time");
             return try_again_later(&e.to_string());
         }
-        Err(e @ IngestError::Overloaded { .. }) => {
-            // Meta delivers it again later; logged at debug, counted by the metric, so that an
-            // overload does not also flood the log.
-            Metrics::count(&metrics.webhooks, "overloaded");
-            tracing::debug!(reason = %e, "webhook refused: too many waiting");
-            return try_again_later(&e.to_string());
-        }
+        Err(e @ IngestError::Overloaded { .. }) => return overloaded(metrics, &e),
         Err(e) => {
             // Not acknowledged: Meta retries, and nothing was half-stored.
             Metrics::count(&metrics.webhooks, "store_error");
@@ -230,6 +227,14 @@ async fn receive(
         })),
     )
         .into_response()
+}
+
+/// Meta delivers it again later; logged at debug, counted by the metric, so that an overload
+/// does not also flood the log.
+fn overloaded(metrics: &Metrics, e: &IngestError) -> Response {
+    Metrics::count(&metrics.webhooks, "overloaded");
+    tracing::debug!(reason = %e, "webhook refused: too many waiting");
+    try_again_later(&e.to_string())
 }
 
 fn reject(status: StatusCode, reason: &str) -> Response {

@@ -932,6 +932,23 @@ impl IngestQueue {
         })
     }
 
+    /// [`IngestError::Overloaded`] when a webhook now would find the queue full: asked before
+    /// a webhook is parsed, so that past saturation a refusal (and Meta's redeliveries of it)
+    /// costs little of the CPU the queue needs to drain. [`Self::ingest`] checks again.
+    ///
+    /// # Errors
+    /// [`IngestError::Overloaded`].
+    pub fn has_room(&self) -> Result<(), IngestError> {
+        let waiting = usize::try_from(self.waiting.get()).unwrap_or(0);
+        if waiting >= self.max_waiting {
+            return Err(IngestError::Overloaded {
+                waiting,
+                limit: self.max_waiting,
+            });
+        }
+        Ok(())
+    }
+
     /// Stores `events` with whatever other webhooks are waiting, and gives them back with the
     /// report once committed; an envelope of more than [`PART_ITEMS`] items in parts, one
     /// after the other, so that the webhooks arriving meanwhile are stored between them.

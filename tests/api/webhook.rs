@@ -177,11 +177,17 @@ async fn past_the_queue_limit_a_webhook_gets_503_at_once_and_its_redelivery_is_s
         let status = response.status();
         let retry_after = response.headers().get("retry-after").cloned();
         let body: serde_json::Value = response.json().await.unwrap();
+        // The full queue is checked before the body is parsed (a refusal, and Meta's
+        // redeliveries of it, must cost little while the queue drains): a signed body that is
+        // no envelope, 400 otherwise, is refused 503 too.
+        let unparsed = app.post_webhook("not an envelope").await.status();
         lock.rollback().await.unwrap();
-        (status, retry_after, body, answered_in)
+        (status, retry_after, body, answered_in, unparsed)
     };
-    let ((first, second), (status, retry_after, body, answered_in)) =
+    let ((first, second), (status, retry_after, body, answered_in, unparsed)) =
         tokio::join!(waiting, refused);
+    assert_eq!(unparsed, 503);
+    assert_eq!(app.post_webhook("not an envelope").await.status(), 400);
     assert_eq!(status, 503, "{body}");
     assert_eq!(retry_after.unwrap(), "1");
     assert!(
@@ -204,7 +210,7 @@ async fn past_the_queue_limit_a_webhook_gets_503_at_once_and_its_redelivery_is_s
     app.assert_no_more_sends(3).await;
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(
-        metrics.contains(r#"insurebot_webhooks_total{outcome="overloaded"} 1"#),
+        metrics.contains(r#"insurebot_webhooks_total{outcome="overloaded"} 2"#),
         "{metrics}"
     );
     assert!(
