@@ -27,7 +27,10 @@
 //! replies, and the most requests (replies and read receipts), the fake saw in any sliding
 //! second, and the replies per second over the run's middle (the rate the sender sustained,
 //! without the ramp at the start and the drain at the end). The fake records a request when
-//! it arrives and answers after the latency.
+//! it arrives and answers after the latency. Past saturation a webhook answered 503 is delivered
+//! again after its `Retry-After`, as Meta does, so every message is answered in the end: the
+//! report counts the 503s, and every reply the fake got (one per message; more would be a reply
+//! sent twice).
 //!
 //! With `LOAD_ENVELOPE=n` it measures one envelope of `n` messages from `n` senders (issue 16:
 //! under 2 s on both backends), twice (new senders, then the same senders again), while
@@ -237,7 +240,7 @@ async fn main() {
     let servers_cpu = || servers.iter().map(|s| cpu_seconds(s.id())).sum::<f64>();
     let cpu_before = (servers_cpu(), cpu_seconds(std::process::id()));
     let run = offered_load(&http, &bases, &options).await;
-    let replies = wait_for_replies(&fake, run.sent.len(), Duration::from_secs(60)).await;
+    let replies = wait_for_replies(&fake, run.sent.len(), Duration::from_secs(120)).await;
     let server_cpu = servers_cpu() - cpu_before.0;
     let loader_cpu = cpu_seconds(std::process::id()) - cpu_before.1;
     let report = match_replies(&run, &replies);
@@ -248,16 +251,18 @@ async fn main() {
         .iter()
         .map(|s| format!("{:.1}", rss_mb(s, "VmHWM:")))
         .collect();
+    let redelivered = run.sent.iter().filter(|s| s.redelivered).count();
     println!(
-        "webhook acks: p50 {:.1} ms, p99 {:.1} ms, errors {}",
-        report.ack_p50, report.ack_p99, run.errors
+        "webhook acks: p50 {:.1} ms, p99 {:.1} ms; 503s delivered again {} ({redelivered} webhooks taken only then), given up {}",
+        report.ack_p50, report.ack_p99, run.refusals.refusals, run.refusals.lost
     );
     println!(
-        "end to end (webhook sent → reply at the fake): p50 {:.1} ms, p99 {:.1} ms, {} of {} answered",
+        "end to end (webhook first sent → reply at the fake): p50 {:.1} ms, p99 {:.1} ms, {} of {} answered, {} replies in all",
         report.e2e_p50,
         report.e2e_p99,
         report.answered,
-        run.sent.len()
+        run.sent.len(),
+        replies.len()
     );
     println!(
         "throughput: {:.0} replies/s over the send window ({:.0}% of the offered rate), ratio to the baseline ceiling {:.2}",
@@ -266,8 +271,8 @@ async fn main() {
         report.throughput / ceiling
     );
     println!(
-        "order: {} of {} policyholders got every reply in their messages' order",
-        report.in_order, report.policyholders
+        "order: {} of {} policyholders got every reply in their messages' order ({} of the others had a webhook taken only when delivered again)",
+        report.in_order, report.policyholders, report.unordered_redelivered
     );
     let mut reply_times: Vec<DateTime<Utc>> = replies.iter().map(|r| r.at).collect();
     reply_times.sort_unstable();
@@ -302,7 +307,12 @@ async fn main() {
     if let Some(drop_db) = drop_db {
         drop_db.await;
     }
-    let _ = std::fs::remove_dir_all(&work);
+    // LOAD_KEEP=1 keeps the run's files (the SQLite database) to look into afterwards.
+    if std::env::var_os("LOAD_KEEP").is_some() {
+        println!("kept: {}", work.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&work);
+    }
 }
 
 fn env_u64(key: &str) -> Option<u64> {
@@ -431,13 +441,28 @@ struct Sent {
     phone: String,
     /// The policyholder's step: "hi", "Help", "Main menu", "hi", …
     step: u64,
+    /// The first delivery.
     at: DateTime<Utc>,
+    /// The acknowledgement of the delivery that was taken.
     ack: Duration,
+    /// Taken only after one or more 503s (delivered again, as Meta does).
+    redelivered: bool,
 }
+
+/// Deliveries answered 503 (or not answered) and delivered again, and webhooks given up on
+/// (any other refusal, or still refused after [`MAX_REDELIVERIES`]).
+#[derive(Debug, Default, Clone, Copy)]
+struct Refusals {
+    refusals: u64,
+    lost: u64,
+}
+
+/// Deliveries of one webhook after its first at most (the last some 3 minutes after it).
+const MAX_REDELIVERIES: u32 = 8;
 
 struct Run {
     sent: Vec<Sent>,
-    errors: u64,
+    refusals: Refusals,
     window: Duration,
 }
 
@@ -445,7 +470,7 @@ struct Run {
 /// `bases[n % len]`, round-robin as a load balancer would spread them.
 async fn offered_load(http: &reqwest::Client, bases: &[String], options: &Options) -> Run {
     let sent = Arc::new(Mutex::new(Vec::new()));
-    let errors = Arc::new(Mutex::new(0u64));
+    let tally = Arc::new(Mutex::new(Refusals::default()));
     let total = options.rate * options.seconds;
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / options.rate as f64));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -474,32 +499,58 @@ async fn offered_load(http: &reqwest::Client, bases: &[String], options: &Option
             message,
         );
         let sig = signature::sign(SECRET.as_bytes(), body.as_bytes());
-        let (http, url, sent, errors) = (
+        let (http, url, sent, tally) = (
             http.clone(),
             format!("{}/webhook", bases[n as usize % bases.len()]),
             sent.clone(),
-            errors.clone(),
+            tally.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let at = Utc::now();
-            let t0 = Instant::now();
-            let ok = http
-                .post(&url)
-                .header("x-hub-signature-256", sig)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if ok {
-                sent.lock().unwrap().push(Sent {
-                    phone,
-                    step,
-                    at,
-                    ack: t0.elapsed(),
-                });
-            } else {
-                *errors.lock().unwrap() += 1;
+            // Like Meta: a webhook answered 503 (or not answered at all) is delivered again,
+            // the same body with the same wamid, until it is taken, each time later (Meta
+            // retries "with decreasing frequency"): 1, 2, 4 … 32 s, at least its Retry-After.
+            let mut refused = 0u32;
+            loop {
+                let attempt = Instant::now();
+                let answer = http
+                    .post(&url)
+                    .header("x-hub-signature-256", &sig)
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await;
+                let retry_after = match answer {
+                    Ok(r) if r.status().is_success() => {
+                        sent.lock().unwrap().push(Sent {
+                            phone,
+                            step,
+                            at,
+                            ack: attempt.elapsed(),
+                            redelivered: refused > 0,
+                        });
+                        break;
+                    }
+                    Ok(r) if r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE => r
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok()?.parse().ok())
+                        .map_or(Duration::from_secs(1), Duration::from_secs),
+                    Err(_) => Duration::from_secs(1),
+                    // Anything else is a refusal Meta would not retry: counted, given up.
+                    Ok(_) => {
+                        tally.lock().unwrap().lost += 1;
+                        break;
+                    }
+                };
+                refused += 1;
+                tally.lock().unwrap().refusals += 1;
+                if refused > MAX_REDELIVERIES {
+                    tally.lock().unwrap().lost += 1;
+                    break;
+                }
+                let backoff = Duration::from_secs(1 << (refused - 1).min(5));
+                tokio::time::sleep(retry_after.max(backoff)).await;
             }
         }));
     }
@@ -508,10 +559,10 @@ async fn offered_load(http: &reqwest::Client, bases: &[String], options: &Option
     }
     let window = started.elapsed();
     let sent = std::mem::take(&mut *sent.lock().unwrap());
-    let errors = *errors.lock().unwrap();
+    let refusals = *tally.lock().unwrap();
     Run {
         sent,
-        errors,
+        refusals,
         window,
     }
 }
@@ -542,11 +593,21 @@ struct Reply {
     kind: String,
 }
 
-/// Replies (sends, not read receipts) the fake received, once `expected` arrived or `limit` passed.
+/// Replies (sends, not read receipts) the fake received, once `expected` arrived or `limit`
+/// passed, and then none for a second: a reply sent twice would show as one too many.
 async fn wait_for_replies(fake: &FakeCloudApi, expected: usize, limit: Duration) -> Vec<Reply> {
     let deadline = Instant::now() + limit;
     while fake.received_count(RequestKind::Send) < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut seen = fake.received_count(RequestKind::Send);
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = fake.received_count(RequestKind::Send);
+        if now == seen || Instant::now() >= deadline {
+            break;
+        }
+        seen = now;
     }
     fake.received()
         .into_iter()
@@ -572,6 +633,10 @@ struct Report {
     /// Policyholders all of whose replies came in their messages' order, and all of them.
     in_order: usize,
     policyholders: usize,
+    /// Of those not in order, the ones with a webhook taken only when delivered again: a
+    /// redelivery may arrive after the policyholder's next message was answered, and is then
+    /// answered after it, as with Meta.
+    unordered_redelivered: usize,
 }
 
 /// Pairs each policyholder's messages with their replies in order (one reply per message),
@@ -597,6 +662,7 @@ fn match_replies(run: &Run, replies: &[Reply]) -> Report {
     let mut last_reply: Option<DateTime<Utc>> = None;
     let first_send = run.sent.iter().map(|s| s.at).min();
     let mut in_order = 0;
+    let mut unordered_redelivered = 0;
     for (phone, mut sends) in sent_by_phone {
         sends.sort_by_key(|s| s.at);
         let kinds = by_phone.get(phone).map(Vec::as_slice).unwrap_or_default();
@@ -610,6 +676,8 @@ fn match_replies(run: &Run, replies: &[Reply]) -> Report {
                 .all(|((_, kind), want)| *kind == want)
         {
             in_order += 1;
+        } else if sends.iter().any(|s| s.redelivered) {
+            unordered_redelivered += 1;
         }
         let got: Vec<DateTime<Utc>> = by_phone
             .get(phone)
@@ -641,6 +709,7 @@ fn match_replies(run: &Run, replies: &[Reply]) -> Report {
         throughput: answered as f64 / span,
         in_order,
         policyholders: sent_by_phone_len,
+        unordered_redelivered,
     }
 }
 
