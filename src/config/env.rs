@@ -236,6 +236,7 @@ impl EnvSection for OutboxSettings {
             "MAX_ATTEMPTS" => self.max_attempts = var.parse()?,
             "RETRY_BASE_MS" => self.retry_base_ms = var.parse()?,
             "RETRY_MAX_MS" => self.retry_max_ms = var.parse()?,
+            "UNCONFIRMED_WAIT_MS" => self.unconfirmed_wait_ms = var.parse()?,
             _ => return Ok(false),
         }
         Ok(true)

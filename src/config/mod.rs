@@ -315,6 +315,11 @@ pub struct OutboxSettings {
     pub retry_base_ms: u64,
     /// Longest delay between two attempts, in milliseconds.
     pub retry_max_ms: u64,
+    /// How long a send that timed out waits before it is sent again, in milliseconds. Meta may
+    /// have taken it (the request arrived, the answer did not): a status webhook naming its
+    /// row in `biz_opaque_callback_data` within this time marks the row sent, and it is not
+    /// sent twice.
+    pub unconfirmed_wait_ms: u64,
 }
 
 /// The agent console: sessions, login limiting and office hours.
@@ -688,6 +693,8 @@ impl Default for OutboxSettings {
             max_attempts: 8,
             retry_base_ms: 500,
             retry_max_ms: 5 * 60 * 1000,
+            // Meta's `sent` status usually follows its answer within seconds.
+            unconfirmed_wait_ms: 30_000,
         }
     }
 }

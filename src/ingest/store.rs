@@ -706,9 +706,19 @@ async fn apply_status<C: ConnectionTrait>(
         )
         .exec_without_returning(db)
         .await?;
-    if affected == 1 {
-        // A row not yet carrying its wamid picks the status up when the send is recorded.
-        outbox::apply_delivery(db, &model).await?;
+    if affected == 1 && !outbox::apply_delivery(db, &model).await? {
+        // No row carries the wamid yet. Either the send's answer is still being recorded
+        // (the row picks the status up then), or the send got no answer in time although
+        // Meta took it: the status names its row, which is then not sent again.
+        let row = status
+            .biz_opaque_callback_data
+            .as_deref()
+            .and_then(outbox::row_of_callback);
+        if let Some(row_id) = row
+            && outbox::confirm_unanswered(db, row_id, &model.wamid, now_ms).await?
+        {
+            outbox::apply_delivery(db, &model).await?;
+        }
     }
     Ok(affected == 1)
 }

@@ -1,6 +1,7 @@
 //! The outbox table's queries: enqueue inside the caller's transaction, claim due rows with a
 //! lease (so two instances never send the same row), record each attempt's result, and link
-//! delivery statuses to rows by wamid.
+//! delivery statuses to rows by wamid (or, for a send whose answer never came, by the row the
+//! status names in its callback data).
 //!
 //! A row holds the composer's intent (both the free-form body and the template fallback), not
 //! a finished message: the sender decides again at the moment of sending.
@@ -652,6 +653,47 @@ pub async fn apply_delivery<C: ConnectionTrait>(
         .col_expr(outbox::Column::DeliveryError, Expr::value(error))
         .filter(outbox::Column::Wamid.eq(status.wamid.clone()))
         .filter(outbox::Column::DeliveryRank.lt(status.rank))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected > 0)
+}
+
+/// The `biz_opaque_callback_data` a send of row `row_id` carries. Meta echoes it in the
+/// message's status webhooks, which ties a status to its row even when the send's answer, and
+/// with it the wamid, never came ([`confirm_unanswered`]).
+pub fn callback_data(row_id: i64) -> String {
+    format!("outbox:{row_id}")
+}
+
+/// The row that status callback data from [`callback_data`] names.
+pub fn row_of_callback(data: &str) -> Option<i64> {
+    data.strip_prefix("outbox:")?.parse().ok()
+}
+
+/// A status for `wamid` that names row `row_id`: if the row waits to be sent again after a
+/// send that got no answer (queued, attempted, no wamid, not leased), Meta took that send, and
+/// the row is recorded sent with this wamid instead of being sent twice. A row that carries a
+/// wamid is left alone: a template fallback's row still has its first message's, whose late
+/// statuses say nothing about the fallback. Returns whether the row was recorded sent.
+///
+/// # Errors
+/// Database errors.
+pub async fn confirm_unanswered<C: ConnectionTrait>(
+    db: &C,
+    row_id: i64,
+    wamid: &str,
+    now: i64,
+) -> Result<bool, DbErr> {
+    let result = outbox::Entity::update_many()
+        .col_expr(outbox::Column::State, Expr::value(State::Sent))
+        .col_expr(outbox::Column::Wamid, Expr::value(wamid.to_owned()))
+        .col_expr(outbox::Column::SentAt, Expr::value(now))
+        .col_expr(outbox::Column::UpdatedAt, Expr::value(now))
+        .filter(outbox::Column::Id.eq(row_id))
+        .filter(outbox::Column::State.eq(State::Queued))
+        .filter(outbox::Column::Attempts.gt(0))
+        .filter(outbox::Column::Wamid.is_null())
+        .filter(outbox::Column::LeaseOwner.is_null())
         .exec(db)
         .await?;
     Ok(result.rows_affected > 0)

@@ -466,7 +466,7 @@ impl Sender {
         }
         line.pacing.number_ready().await;
         // Echoed in status webhooks: ties a status to the row even without the wamid.
-        message.callback_data = Some(format!("outbox:{}", row.id));
+        message.callback_data = Some(outbox::callback_data(row.id));
         match self.upload(row, &line.client, message.body).await {
             Ok(body) => message.body = body,
             Err(failed) => return failed,
@@ -610,6 +610,16 @@ impl Sender {
                         reason: format!("gave up after {attempts} attempts: {detail}"),
                     };
                 }
+                // No answer in time: Meta may have taken it. Its status webhook, naming the
+                // row (callback data), then marks the row sent before this retry comes due
+                // (`outbox::confirm_unanswered`), so the message is not sent twice.
+                let retry_after = match error {
+                    SendError::Transport { timeout: true, .. } => {
+                        let unconfirmed = Duration::from_millis(self.settings.unconfirmed_wait_ms);
+                        Some(retry_after.map_or(unconfirmed, |after| after.max(unconfirmed)))
+                    }
+                    _ => retry_after,
+                };
                 let delay = backoff(&self.settings, attempts, retry_after);
                 AttemptResult::Retry {
                     next_attempt_at: now_ms() + i64::try_from(delay.as_millis()).unwrap_or(0),
@@ -778,6 +788,7 @@ mod tests {
             max_attempts: 8,
             retry_base_ms: 100,
             retry_max_ms: 1000,
+            unconfirmed_wait_ms: 30_000,
         };
         for _ in 0..50 {
             let first = backoff(&s, 1, None);

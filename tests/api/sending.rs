@@ -126,7 +126,11 @@ async fn a_row_that_runs_out_of_attempts_is_dead_lettered_not_dropped() {
 #[tokio::test]
 async fn a_timeout_is_retried() {
     // The second attempt must finish inside the timeout too: 1 s leaves a loaded machine room.
-    let app = spawn_app_with(&Backend::Sqlite, |s| s.whatsapp.request_timeout_ms = 1_000).await;
+    let app = spawn_app_with(&Backend::Sqlite, |s| {
+        s.whatsapp.request_timeout_ms = 1_000;
+        s.outbox.unconfirmed_wait_ms = 500;
+    })
+    .await;
     app.fake.script(FailureRule::Delay {
         count: 1,
         delay_ms: 3_000,
@@ -135,8 +139,71 @@ async fn a_timeout_is_retried() {
     let rows = wait_until_settled(&app, 1).await;
     assert_eq!(rows[0].state, OutboxState::Sent);
     assert_eq!(rows[0].attempts, 2);
-    // The delayed request reached the fake too: a bounded, counted duplicate.
+    // The delayed request reached the fake too, and no status webhook said so within the
+    // wait: a bounded, counted duplicate.
     assert_eq!(app.sent_messages().len(), 2);
+}
+
+/// A send whose answer does not come in time may still have reached Meta. Its status webhook
+/// names the row (callback data `outbox:<id>`): the row is recorded sent with that wamid and
+/// not sent again. Without the status it is sent again once the wait is over (above).
+#[tokio::test]
+async fn a_timed_out_send_that_meta_took_is_not_sent_twice() {
+    for backend in backends() {
+        let app = spawn_app_with(&backend, |s| {
+            s.whatsapp.request_timeout_ms = 1_000;
+            s.outbox.unconfirmed_wait_ms = 4_000;
+        })
+        .await;
+        app.fake.script(FailureRule::Delay {
+            count: 1,
+            delay_ms: 3_000,
+        });
+        say(&app, "919800000408", "slow").await;
+        let sent = app.wait_for_sends(1).await;
+        let wamid = sent[0].wamid.clone().unwrap();
+        let callback = sent[0].body["biz_opaque_callback_data"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // The timeout is recorded: the row waits to be sent again.
+        let row = wait_for_row(&app, |r| r.attempts == 1 && r.state == OutboxState::Queued).await;
+        assert_eq!(callback, format!("outbox:{}", row.id));
+        assert_eq!(row.wamid, None);
+        let mut sent_status = status(&wamid, "sent", now_secs());
+        sent_status["biz_opaque_callback_data"] = callback.clone().into();
+        let answer = app.post_webhook(&status_envelope(vec![sent_status])).await;
+        assert_eq!(answer.status(), 200);
+        let row = wait_for_row(&app, |r| r.state == OutboxState::Sent).await;
+        assert_eq!(row.wamid.as_deref(), Some(wamid.as_str()));
+        assert_eq!(row.delivery_status.as_deref(), Some("sent"));
+        assert_eq!(row.attempts, 1);
+        // Past the wait: still the one send.
+        tokio::time::sleep(Duration::from_millis(4_500)).await;
+        assert_eq!(app.sent_messages().len(), 1);
+        // A later status of the message moves the row like any other.
+        let mut delivered = status(&wamid, "delivered", now_secs());
+        delivered["biz_opaque_callback_data"] = callback.into();
+        app.post_webhook(&status_envelope(vec![delivered])).await;
+        let row = wait_for_row(&app, |r| r.delivery_status.as_deref() == Some("delivered")).await;
+        assert_eq!(row.state, OutboxState::Sent);
+    }
+}
+
+/// The one outbox row, once `ready` holds for it; panics after 10 s.
+async fn wait_for_row(app: &TestApp, ready: impl Fn(&outbox::Model) -> bool) -> outbox::Model {
+    for _ in 0..500 {
+        if let [row] = outbox_rows(app).await.as_slice()
+            && ready(row)
+        {
+            return row.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "the outbox row did not get there: {:#?}",
+        outbox_rows(app).await
+    );
 }
 
 #[tokio::test]
