@@ -507,7 +507,27 @@ async fn write_attempt<C: ConnectionTrait>(
             State::Queued
         }
     };
-    update = update.col_expr(outbox::Column::State, Expr::value(new_state));
+    // A row that is no fallback and carries a wamid here took it from a status webhook while
+    // this attempt was in flight (`confirm_unanswered`): Meta took an earlier or this very
+    // send, so it is sent, whatever this attempt ended with.
+    let taken = || {
+        Expr::col(outbox::Column::Wamid)
+            .is_not_null()
+            .and(Expr::col(outbox::Column::Fallback).eq(false))
+    };
+    update = update
+        .col_expr(
+            outbox::Column::State,
+            Expr::case(taken(), Expr::value(State::Sent))
+                .finally(Expr::value(new_state))
+                .into(),
+        )
+        .col_expr(
+            outbox::Column::SentAt,
+            Expr::case(taken(), Expr::value(now))
+                .finally(Expr::col(outbox::Column::SentAt))
+                .into(),
+        );
     update
         .filter(outbox::Column::Id.eq(row.id))
         .exec(db)
@@ -670,11 +690,14 @@ pub fn row_of_callback(data: &str) -> Option<i64> {
     data.strip_prefix("outbox:")?.parse().ok()
 }
 
-/// A status for `wamid` that names row `row_id`: if the row waits to be sent again after a
-/// send that got no answer (queued, attempted, no wamid, not leased), Meta took that send, and
-/// the row is recorded sent with this wamid instead of being sent twice. A row that carries a
-/// wamid is left alone: a template fallback's row still has its first message's, whose late
-/// statuses say nothing about the fallback. Returns whether the row was recorded sent.
+/// A status for `wamid`, which no row carries, that names row `row_id` ([`callback_data`]):
+/// Meta took a send of that row whose answer has not been recorded yet, or never came (a
+/// timeout). The row takes the wamid. A row waiting for its retry (not leased) is recorded sent
+/// at once; one whose attempt is still in flight is recorded sent when the attempt ends,
+/// however it ends ([`write_attempt`]), so a timed-out send that Meta took is not sent again.
+/// Only a queued row without a wamid that is not a template fallback: a fallback's row still
+/// carries its first message's wamid, whose statuses say nothing about the fallback. Returns
+/// whether the row took the wamid.
 ///
 /// # Errors
 /// Database errors.
@@ -684,16 +707,26 @@ pub async fn confirm_unanswered<C: ConnectionTrait>(
     wamid: &str,
     now: i64,
 ) -> Result<bool, DbErr> {
+    let waiting = || Expr::col(outbox::Column::LeaseOwner).is_null();
     let result = outbox::Entity::update_many()
-        .col_expr(outbox::Column::State, Expr::value(State::Sent))
         .col_expr(outbox::Column::Wamid, Expr::value(wamid.to_owned()))
-        .col_expr(outbox::Column::SentAt, Expr::value(now))
+        .col_expr(
+            outbox::Column::State,
+            Expr::case(waiting(), Expr::value(State::Sent))
+                .finally(Expr::col(outbox::Column::State))
+                .into(),
+        )
+        .col_expr(
+            outbox::Column::SentAt,
+            Expr::case(waiting(), Expr::value(now))
+                .finally(Expr::col(outbox::Column::SentAt))
+                .into(),
+        )
         .col_expr(outbox::Column::UpdatedAt, Expr::value(now))
         .filter(outbox::Column::Id.eq(row_id))
         .filter(outbox::Column::State.eq(State::Queued))
-        .filter(outbox::Column::Attempts.gt(0))
         .filter(outbox::Column::Wamid.is_null())
-        .filter(outbox::Column::LeaseOwner.is_null())
+        .filter(outbox::Column::Fallback.eq(false))
         .exec(db)
         .await?;
     Ok(result.rows_affected > 0)

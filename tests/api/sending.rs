@@ -190,6 +190,53 @@ async fn a_timed_out_send_that_meta_took_is_not_sent_twice() {
     }
 }
 
+/// Meta's `sent` status usually comes within seconds, often before the send's own answer
+/// times out: the row in flight takes the wamid, and the timeout then records it sent.
+#[tokio::test]
+async fn a_send_whose_status_comes_before_its_timeout_is_not_sent_twice() {
+    for backend in backends() {
+        let app = spawn_app_with(&backend, |s| {
+            s.whatsapp.request_timeout_ms = 2_000;
+            s.outbox.unconfirmed_wait_ms = 1_000;
+        })
+        .await;
+        app.fake.script(FailureRule::Delay {
+            count: 1,
+            delay_ms: 5_000,
+        });
+        say(&app, "919800000409", "slow").await;
+        let sent = app.wait_for_sends(1).await;
+        let wamid = sent[0].wamid.clone().unwrap();
+        let mut sent_status = status(&wamid, "sent", now_secs());
+        sent_status["biz_opaque_callback_data"] = sent[0].body["biz_opaque_callback_data"].clone();
+        assert_eq!(
+            app.post_webhook(&status_envelope(vec![sent_status]))
+                .await
+                .status(),
+            200
+        );
+        // Still in flight: the row has the wamid but waits for its attempt to end.
+        let row = wait_for_row(&app, |r| r.wamid.is_some()).await;
+        assert_eq!(row.wamid.as_deref(), Some(wamid.as_str()));
+        assert!(row.lease_owner.is_some(), "{row:#?}");
+        // The timeout ends it: sent, once, with the status applied.
+        let row = wait_for_row(&app, |r| r.attempts == 1 && r.lease_owner.is_none()).await;
+        assert_eq!(row.state, OutboxState::Sent);
+        assert_eq!(row.wamid.as_deref(), Some(wamid.as_str()));
+        assert_eq!(row.delivery_status.as_deref(), Some("sent"));
+        assert!(
+            row.last_error
+                .as_deref()
+                .unwrap_or_default()
+                .contains("timeout"),
+            "{row:#?}"
+        );
+        // Past the wait and the fake's delay: still the one send.
+        tokio::time::sleep(Duration::from_millis(3_500)).await;
+        assert_eq!(app.sent_messages().len(), 1);
+    }
+}
+
 /// The one outbox row, once `ready` holds for it; panics after 10 s.
 async fn wait_for_row(app: &TestApp, ready: impl Fn(&outbox::Model) -> bool) -> outbox::Model {
     for _ in 0..500 {
