@@ -515,20 +515,7 @@ async fn write_attempt<C: ConnectionTrait>(
             .is_not_null()
             .and(Expr::col(outbox::Column::Fallback).eq(false))
     };
-    update = update
-        .col_expr(
-            outbox::Column::State,
-            Expr::case(taken(), Expr::value(State::Sent))
-                .finally(Expr::value(new_state))
-                .into(),
-        )
-        .col_expr(
-            outbox::Column::SentAt,
-            Expr::case(taken(), Expr::value(now))
-                .finally(Expr::col(outbox::Column::SentAt))
-                .into(),
-        );
-    update
+    sent_if(update, taken, Expr::value(new_state), now)
         .filter(outbox::Column::Id.eq(row.id))
         .exec(db)
         .await?;
@@ -678,6 +665,29 @@ pub async fn apply_delivery<C: ConnectionTrait>(
     Ok(result.rows_affected > 0)
 }
 
+/// Sets the row's state to sent (and its sent time to `now`) where `sent` holds, else the
+/// state to `otherwise` (and the sent time as it was).
+fn sent_if(
+    update: sea_orm::UpdateMany<outbox::Entity>,
+    sent: impl Fn() -> Expr,
+    otherwise: Expr,
+    now: i64,
+) -> sea_orm::UpdateMany<outbox::Entity> {
+    update
+        .col_expr(
+            outbox::Column::State,
+            Expr::case(sent(), Expr::value(State::Sent))
+                .finally(otherwise)
+                .into(),
+        )
+        .col_expr(
+            outbox::Column::SentAt,
+            Expr::case(sent(), Expr::value(now))
+                .finally(Expr::col(outbox::Column::SentAt))
+                .into(),
+        )
+}
+
 /// The `biz_opaque_callback_data` a send of row `row_id` carries. Meta echoes it in the
 /// message's status webhooks, which ties a status to its row even when the send's answer, and
 /// with it the wamid, never came ([`confirm_unanswered`]).
@@ -708,21 +718,10 @@ pub async fn confirm_unanswered<C: ConnectionTrait>(
     now: i64,
 ) -> Result<bool, DbErr> {
     let waiting = || Expr::col(outbox::Column::LeaseOwner).is_null();
-    let result = outbox::Entity::update_many()
+    let update = outbox::Entity::update_many()
         .col_expr(outbox::Column::Wamid, Expr::value(wamid.to_owned()))
-        .col_expr(
-            outbox::Column::State,
-            Expr::case(waiting(), Expr::value(State::Sent))
-                .finally(Expr::col(outbox::Column::State))
-                .into(),
-        )
-        .col_expr(
-            outbox::Column::SentAt,
-            Expr::case(waiting(), Expr::value(now))
-                .finally(Expr::col(outbox::Column::SentAt))
-                .into(),
-        )
-        .col_expr(outbox::Column::UpdatedAt, Expr::value(now))
+        .col_expr(outbox::Column::UpdatedAt, Expr::value(now));
+    let result = sent_if(update, waiting, Expr::col(outbox::Column::State), now)
         .filter(outbox::Column::Id.eq(row_id))
         .filter(outbox::Column::State.eq(State::Queued))
         .filter(outbox::Column::Wamid.is_null())

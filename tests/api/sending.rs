@@ -150,30 +150,13 @@ async fn a_timeout_is_retried() {
 #[tokio::test]
 async fn a_timed_out_send_that_meta_took_is_not_sent_twice() {
     for backend in backends() {
-        let app = spawn_app_with(&backend, |s| {
-            s.whatsapp.request_timeout_ms = 1_000;
-            s.outbox.unconfirmed_wait_ms = 4_000;
-        })
-        .await;
-        app.fake.script(FailureRule::Delay {
-            count: 1,
-            delay_ms: 3_000,
-        });
-        say(&app, "919800000408", "slow").await;
-        let sent = app.wait_for_sends(1).await;
-        let wamid = sent[0].wamid.clone().unwrap();
-        let callback = sent[0].body["biz_opaque_callback_data"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let (app, wamid, callback) =
+            an_unanswered_send(&backend, "919800000408", 1_000, 4_000, 3_000).await;
         // The timeout is recorded: the row waits to be sent again.
         let row = wait_for_row(&app, |r| r.attempts == 1 && r.state == OutboxState::Queued).await;
         assert_eq!(callback, format!("outbox:{}", row.id));
         assert_eq!(row.wamid, None);
-        let mut sent_status = status(&wamid, "sent", now_secs());
-        sent_status["biz_opaque_callback_data"] = callback.clone().into();
-        let answer = app.post_webhook(&status_envelope(vec![sent_status])).await;
-        assert_eq!(answer.status(), 200);
+        post_status(&app, &wamid, "sent", &callback).await;
         let row = wait_for_row(&app, |r| r.state == OutboxState::Sent).await;
         assert_eq!(row.wamid.as_deref(), Some(wamid.as_str()));
         assert_eq!(row.delivery_status.as_deref(), Some("sent"));
@@ -182,9 +165,7 @@ async fn a_timed_out_send_that_meta_took_is_not_sent_twice() {
         tokio::time::sleep(Duration::from_millis(4_500)).await;
         assert_eq!(app.sent_messages().len(), 1);
         // A later status of the message moves the row like any other.
-        let mut delivered = status(&wamid, "delivered", now_secs());
-        delivered["biz_opaque_callback_data"] = callback.into();
-        app.post_webhook(&status_envelope(vec![delivered])).await;
+        post_status(&app, &wamid, "delivered", &callback).await;
         let row = wait_for_row(&app, |r| r.delivery_status.as_deref() == Some("delivered")).await;
         assert_eq!(row.state, OutboxState::Sent);
     }
@@ -195,26 +176,9 @@ async fn a_timed_out_send_that_meta_took_is_not_sent_twice() {
 #[tokio::test]
 async fn a_send_whose_status_comes_before_its_timeout_is_not_sent_twice() {
     for backend in backends() {
-        let app = spawn_app_with(&backend, |s| {
-            s.whatsapp.request_timeout_ms = 2_000;
-            s.outbox.unconfirmed_wait_ms = 1_000;
-        })
-        .await;
-        app.fake.script(FailureRule::Delay {
-            count: 1,
-            delay_ms: 5_000,
-        });
-        say(&app, "919800000409", "slow").await;
-        let sent = app.wait_for_sends(1).await;
-        let wamid = sent[0].wamid.clone().unwrap();
-        let mut sent_status = status(&wamid, "sent", now_secs());
-        sent_status["biz_opaque_callback_data"] = sent[0].body["biz_opaque_callback_data"].clone();
-        assert_eq!(
-            app.post_webhook(&status_envelope(vec![sent_status]))
-                .await
-                .status(),
-            200
-        );
+        let (app, wamid, callback) =
+            an_unanswered_send(&backend, "919800000409", 2_000, 1_000, 5_000).await;
+        post_status(&app, &wamid, "sent", &callback).await;
         // Still in flight: the row has the wamid but waits for its attempt to end.
         let row = wait_for_row(&app, |r| r.wamid.is_some()).await;
         assert_eq!(row.wamid.as_deref(), Some(wamid.as_str()));
@@ -235,6 +199,43 @@ async fn a_send_whose_status_comes_before_its_timeout_is_not_sent_twice() {
         tokio::time::sleep(Duration::from_millis(3_500)).await;
         assert_eq!(app.sent_messages().len(), 1);
     }
+}
+
+/// An app whose Cloud API requests time out after `timeout_ms` and whose timed-out sends wait
+/// `wait_ms`, and a message from `phone` whose reply the fake takes at once but answers only
+/// after `answer_after_ms`: the app, and the reply's wamid and callback data as the fake got them.
+async fn an_unanswered_send(
+    backend: &Backend,
+    phone: &str,
+    timeout_ms: u64,
+    wait_ms: u64,
+    answer_after_ms: u64,
+) -> (TestApp, String, String) {
+    let app = spawn_app_with(backend, |s| {
+        s.whatsapp.request_timeout_ms = timeout_ms;
+        s.outbox.unconfirmed_wait_ms = wait_ms;
+    })
+    .await;
+    app.fake.script(FailureRule::Delay {
+        count: 1,
+        delay_ms: answer_after_ms,
+    });
+    say(&app, phone, "slow").await;
+    let sent = app.wait_for_sends(1).await;
+    let wamid = sent[0].wamid.clone().unwrap();
+    let callback = sent[0].body["biz_opaque_callback_data"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (app, wamid, callback)
+}
+
+/// Posts Meta's status webhook for `wamid`, echoing the send's callback data.
+async fn post_status(app: &TestApp, wamid: &str, delivery: &str, callback: &str) {
+    let mut update = status(wamid, delivery, now_secs());
+    update["biz_opaque_callback_data"] = callback.into();
+    let answer = app.post_webhook(&status_envelope(vec![update])).await;
+    assert_eq!(answer.status(), 200);
 }
 
 /// The one outbox row, once `ready` holds for it; panics after 10 s.
