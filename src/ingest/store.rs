@@ -949,7 +949,11 @@ impl IngestQueue {
     /// # Errors
     /// [`IngestError::Overloaded`].
     pub fn has_room(&self) -> Result<(), IngestError> {
-        let waiting = usize::try_from(self.waiting.get()).unwrap_or(0);
+        self.room_beside(usize::try_from(self.waiting.get()).unwrap_or(0))
+    }
+
+    /// [`IngestError::Overloaded`] when `waiting` webhooks fill the queue.
+    fn room_beside(&self, waiting: usize) -> Result<(), IngestError> {
         if waiting >= self.max_waiting {
             return Err(IngestError::Overloaded {
                 waiting,
@@ -972,11 +976,7 @@ impl IngestQueue {
     ) -> (WebhookEvents, Result<IngestReport, IngestError>) {
         let before = usize::try_from(self.waiting.inc()).unwrap_or(0);
         let _waiting = Waiting(self.waiting.clone());
-        if before >= self.max_waiting {
-            let refused = IngestError::Overloaded {
-                waiting: before,
-                limit: self.max_waiting,
-            };
+        if let Err(refused) = self.room_beside(before) {
             return (events, Err(refused));
         }
         if items(&events) <= PART_ITEMS {

@@ -614,10 +614,11 @@ impl Sender {
                 // row (callback data), then marks the row sent before this retry comes due
                 // (`outbox::confirm_unanswered`), so the message is not sent twice.
                 let retry_after = match error {
-                    SendError::Transport { timeout: true, .. } => {
-                        let unconfirmed = Duration::from_millis(self.settings.unconfirmed_wait_ms);
-                        Some(retry_after.map_or(unconfirmed, |after| after.max(unconfirmed)))
-                    }
+                    SendError::Transport { timeout: true, .. } => Some(
+                        retry_after
+                            .unwrap_or_default()
+                            .max(Duration::from_millis(self.settings.unconfirmed_wait_ms)),
+                    ),
                     _ => retry_after,
                 };
                 let delay = backoff(&self.settings, attempts, retry_after);

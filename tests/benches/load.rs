@@ -28,7 +28,8 @@
 //! second, and the replies per second over the run's middle (the rate the sender sustained,
 //! without the ramp at the start and the drain at the end). The fake records a request when
 //! it arrives and answers after the latency. Past saturation a webhook answered 503 is delivered
-//! again after its `Retry-After`, as Meta does, so every message is answered in the end: the
+//! again, each time later (1, 2, 4 … 32 s, at least its `Retry-After`), as Meta does "with
+//! decreasing frequency", so every message is answered in the end: the
 //! report counts the 503s, and every reply the fake got (one per message; more would be a reply
 //! sent twice).
 //!
@@ -254,7 +255,7 @@ async fn main() {
     let redelivered = run.sent.iter().filter(|s| s.redelivered).count();
     println!(
         "webhook acks: p50 {:.1} ms, p99 {:.1} ms; 503s delivered again {} ({redelivered} webhooks taken only then), given up {}",
-        report.ack_p50, report.ack_p99, run.refusals.refusals, run.refusals.lost
+        report.ack_p50, report.ack_p99, run.refusals.refused, run.refusals.given_up
     );
     println!(
         "end to end (webhook first sent → reply at the fake): p50 {:.1} ms, p99 {:.1} ms, {} of {} answered, {} replies in all",
@@ -453,8 +454,8 @@ struct Sent {
 /// (any other refusal, or still refused after [`MAX_REDELIVERIES`]).
 #[derive(Debug, Default, Clone, Copy)]
 struct Refusals {
-    refusals: u64,
-    lost: u64,
+    refused: u64,
+    given_up: u64,
 }
 
 /// Deliveries of one webhook after its first at most (the last some 3 minutes after it).
@@ -539,14 +540,14 @@ async fn offered_load(http: &reqwest::Client, bases: &[String], options: &Option
                     Err(_) => Duration::from_secs(1),
                     // Anything else is a refusal Meta would not retry: counted, given up.
                     Ok(_) => {
-                        tally.lock().unwrap().lost += 1;
+                        tally.lock().unwrap().given_up += 1;
                         break;
                     }
                 };
                 refused += 1;
-                tally.lock().unwrap().refusals += 1;
+                tally.lock().unwrap().refused += 1;
                 if refused > MAX_REDELIVERIES {
-                    tally.lock().unwrap().lost += 1;
+                    tally.lock().unwrap().given_up += 1;
                     break;
                 }
                 let backoff = Duration::from_secs(1 << (refused - 1).min(5));
