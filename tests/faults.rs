@@ -930,3 +930,119 @@ async fn a_slow_insurer_api_costs_each_message_one_apology_and_loses_nothing() {
 async fn a_down_insurer_api_costs_each_message_one_apology_and_loses_nothing() {
     insurer_fault_run(InsurerFault::Down).await;
 }
+
+/// A send that reached Meta while the server was killed: its status webhook (which names the
+/// row, `biz_opaque_callback_data` = `outbox:<id>`) gave the row the wamid while the send waited
+/// for its answer, and the server died before it could record the send. The restarted server
+/// takes its lease back and records the row sent instead of sending it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_meta_took_before_a_sigkill_is_not_sent_again_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    for db in databases(dir.path()).await {
+        let fake = FakeCloudApi::new();
+        let fake_server = fake
+            .clone()
+            .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        // The first send is taken at once and answered only after the kill; any later one is
+        // answered at once.
+        fake.script(FailureRule::Delay {
+            count: 1,
+            delay_ms: 60_000,
+        });
+        let target = Target::new(dir.path(), &db, &fake_server);
+        let mut server = target.start().await;
+        let http = reqwest::Client::new();
+        let post = |body: String| {
+            let signature = signature::sign(SECRET.as_bytes(), body.as_bytes());
+            http.post(format!("{}/webhook", target.base()))
+                .header("content-type", "application/json")
+                .header("x-hub-signature-256", signature)
+                .body(body)
+                .send()
+        };
+        let now = Utc::now().timestamp();
+        let message = webhook("919800000990", "wamid.KILLSENT1", now, "are you there");
+        assert_eq!(post(message).await.unwrap().status(), 200);
+        let sent = wait_for(|| fake_sends(&fake).into_iter().next()).await;
+        let wamid = sent.wamid.clone().expect("the fake gave the send a wamid");
+        let callback = sent.body["biz_opaque_callback_data"]
+            .as_str()
+            .expect("every send names its row")
+            .to_owned();
+        assert_eq!(
+            post(status_webhook(&wamid, &callback, now))
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        let conn = Database::connect(&db.url).await.unwrap();
+        let outbox_row = || async { outbox::Entity::find().one(&conn).await.unwrap().unwrap() };
+        // The status reached the row while its send is still in flight.
+        let in_flight =
+            wait_for_async(|| async { Some(outbox_row().await).filter(|row| row.wamid.is_some()) })
+                .await;
+        assert_eq!(in_flight.state, outbox::State::Queued, "{in_flight:#?}");
+        assert!(in_flight.lease_owner.is_some(), "{in_flight:#?}");
+
+        server.kill9();
+        let _server = target.start().await;
+        let row = wait_for_async(|| async {
+            Some(outbox_row().await).filter(|row| row.state != outbox::State::Queued)
+        })
+        .await;
+        assert_eq!(
+            (row.state, row.wamid.as_deref(), row.attempts),
+            (outbox::State::Sent, Some(wamid.as_str()), 1),
+            "{}: {row:#?}",
+            db.label()
+        );
+        // Time for a second send to reach the fake, had one gone.
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
+        assert_eq!(fake_sends(&fake).len(), 1, "{}: sent twice", db.label());
+        println!(
+            "{}: the send Meta took before the kill was recorded sent after the restart, once",
+            db.label()
+        );
+    }
+}
+
+fn fake_sends(fake: &FakeCloudApi) -> Vec<insurebot::whatsapp::fake::ReceivedRequest> {
+    fake.received()
+        .into_iter()
+        .filter(|r| r.kind == RequestKind::Send)
+        .collect()
+}
+
+/// Meta's `sent` status webhook for `wamid`, echoing the send's callback data.
+fn status_webhook(wamid: &str, callback: &str, timestamp: i64) -> String {
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": "1", "changes": [{ "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": { "display_phone_number": "15550000000", "phone_number_id": "100000000000001" },
+            "statuses": [{ "id": wamid, "status": "sent", "timestamp": timestamp.to_string(),
+                           "recipient_id": "919800000990", "biz_opaque_callback_data": callback }]
+        }}]}]
+    })
+    .to_string()
+}
+
+/// Polls `ready` every 50 ms until it gives a value; panics after 15 s.
+async fn wait_for<T>(ready: impl Fn() -> Option<T>) -> T {
+    wait_for_async(|| std::future::ready(ready())).await
+}
+
+/// [`wait_for`] with an asynchronous check.
+async fn wait_for_async<T, F: Future<Output = Option<T>>>(ready: impl Fn() -> F) -> T {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(value) = ready().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "waited 15 s in vain");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -314,6 +314,10 @@ pub enum AttemptResult {
     Skipped { reason: Reason, detail: String },
     /// Not an attempt: the per-recipient pace says "not before `next_attempt_at`".
     Deferred { next_attempt_at: i64 },
+    /// Not an attempt: an earlier attempt, whose answer was never recorded (its sender died),
+    /// reached Meta, as the status webhook that gave the row its wamid says
+    /// ([`confirm_unanswered`]). Recorded sent; nothing goes again.
+    Confirmed,
 }
 
 impl AttemptResult {
@@ -327,6 +331,7 @@ impl AttemptResult {
             AttemptResult::Dead { .. } => "dead",
             AttemptResult::Skipped { .. } => "skipped",
             AttemptResult::Deferred { .. } => "deferred",
+            AttemptResult::Confirmed => "confirmed",
         }
     }
 }
@@ -506,6 +511,8 @@ async fn write_attempt<C: ConnectionTrait>(
             update = update.col_expr(outbox::Column::NextAttemptAt, Expr::value(*next_attempt_at));
             State::Queued
         }
+        // The attempt that reached Meta is counted here, as its sender never recorded it.
+        AttemptResult::Confirmed => State::Sent,
     };
     // A row that is no fallback and carries a wamid here took it from a status webhook while
     // this attempt was in flight (`confirm_unanswered`): Meta took an earlier or this very

@@ -362,8 +362,16 @@ impl Sender {
             AttemptResult::Skipped { reason, detail } => {
                 tracing::info!(outcome, %reason, %detail, "nothing sent")
             }
+            AttemptResult::Confirmed => {
+                tracing::info!(
+                    "an unrecorded earlier send reached Meta: recorded sent, not sent again"
+                )
+            }
         }
-        let sent = matches!(result, AttemptResult::Sent { .. });
+        let sent = matches!(
+            result,
+            AttemptResult::Sent { .. } | AttemptResult::Confirmed
+        );
         let number = row.phone_number_id.clone();
         if let Err(e) = recorder.record(row, result).await {
             // The lease expires and the row is tried again: at worst a counted duplicate.
@@ -379,6 +387,13 @@ impl Sender {
         row: &outbox_row::Model,
         contact: Option<contact::Model>,
     ) -> AttemptResult {
+        // A queued row carries a wamid only when a status webhook named it while an attempt
+        // was in flight (`outbox::confirm_unanswered`); a template fallback keeps its first
+        // message's. Such a row is claimed only when that attempt's sender died before it
+        // could record it: Meta took the message, so it does not go again.
+        if row.wamid.is_some() && !row.fallback {
+            return AttemptResult::Confirmed;
+        }
         let intent = match StoredIntent::from_payload(&row.payload) {
             Ok(intent) => intent,
             Err(e) => {
