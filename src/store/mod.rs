@@ -46,8 +46,8 @@ pub(crate) fn placeholder(backend: DbBackend, n: usize) -> String {
     }
 }
 
-/// Prepared statements each PostgreSQL connection keeps (see [`connect`]).
-const PG_STATEMENT_CACHE: usize = 1024;
+/// Prepared statements each connection keeps (see [`connect_pool`]).
+const STATEMENT_CACHE: usize = 1024;
 
 /// Opens the pool. SQLite gets WAL, foreign keys and a busy timeout so that concurrent writers
 /// wait for each other instead of failing.
@@ -127,6 +127,9 @@ async fn connect_pool(
                     .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(10))
+                    // As on PostgreSQL below: with sqlx's default of 100, the batch sizes'
+                    // statements evicted each other and were compiled again and again.
+                    .statement_cache_capacity(STATEMENT_CACHE)
             });
     } else {
         opts.max_connections(max)
@@ -143,7 +146,7 @@ async fn connect_pool(
                 // A batch's statements list its ids, so each batch size is a statement of its
                 // own: with sqlx's default of 100 cached per connection they evicted each
                 // other and every batch paid a Parse round trip (and PostgreSQL a plan).
-                o.statement_cache_capacity(PG_STATEMENT_CACHE)
+                o.statement_cache_capacity(STATEMENT_CACHE)
                     // The pipeline reads a contact's messages in a statement after the one
                     // that locks it, relying on each statement seeing what committed before
                     // it (see `pipeline`): whatever the database's default, insurebot's
