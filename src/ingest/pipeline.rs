@@ -747,11 +747,11 @@ async fn next_messages(
     }
     let backend = txn.get_database_backend();
     let placeholder = |n| store::placeholder(backend, n);
-    let ids: Vec<String> = (0..contacts.len()).map(|i| placeholder(i + 2)).collect();
+    let ids: Vec<String> = (0..contacts.len()).map(|i| placeholder(i + 1)).collect();
     let sql = format!(
         "SELECT m.*, ranked.pending, \
            CASE WHEN EXISTS (SELECT 1 FROM outbox \
-             WHERE outbox.contact_id = m.contact_id AND outbox.state = {queued}) \
+             WHERE outbox.contact_id = m.contact_id AND outbox.state = '{queued}') \
            THEN 1 ELSE 0 END AS behind_queued \
          FROM (SELECT id, \
              ROW_NUMBER() OVER (PARTITION BY contact_id ORDER BY sent_at, id) AS position, \
@@ -760,11 +760,13 @@ async fn next_messages(
            WHERE contact_id IN ({ids}) AND processed_at IS NULL) AS ranked \
          JOIN inbound_messages AS m ON m.id = ranked.id \
          WHERE ranked.position = 1",
-        queued = placeholder(1),
+        // A literal, not a parameter: SQLite compares a parameter with the partial index of
+        // queued rows (`idx_outbox_queued`) by its bound value, and so compiled the statement
+        // again on every run (`sqlite3Reprepare`, once per batch).
+        queued = OutboxState::Queued,
         ids = ids.join(", "),
     );
-    let values =
-        std::iter::once(OutboxState::Queued.into()).chain(contacts.iter().map(|c| c.id.into()));
+    let values = contacts.iter().map(|c| c.id.into());
     let rows = txn
         .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;
