@@ -13,7 +13,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -252,12 +251,7 @@ async fn wait_ready(base: &str) {
 /// sends are always in flight when a fault strikes; `failing` makes one send in ten fail with
 /// a 500 (retried by the sender).
 async fn fake_cloud_api(failing: bool) -> (FakeCloudApi, FakeServer) {
-    let fake = FakeCloudApi::new();
-    let server = fake
-        .clone()
-        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .unwrap();
+    let (fake, server) = FakeCloudApi::start().await.unwrap();
     fake.script(FailureRule::Delay {
         count: u32::MAX,
         delay_ms: 200,
@@ -939,12 +933,7 @@ async fn a_down_insurer_api_costs_each_message_one_apology_and_loses_nothing() {
 async fn a_send_meta_took_before_a_sigkill_is_not_sent_again_after_the_restart() {
     let dir = tempfile::tempdir().unwrap();
     for db in databases(dir.path()).await {
-        let fake = FakeCloudApi::new();
-        let fake_server = fake
-            .clone()
-            .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .unwrap();
+        let (fake, fake_server) = FakeCloudApi::start().await.unwrap();
         // The first send is taken at once and answered only after the kill; any later one is
         // answered at once.
         fake.script(FailureRule::Delay {

@@ -210,6 +210,20 @@ impl FakeCloudApi {
             .with_state(self.clone())
     }
 
+    /// A new fake serving on a free loopback port: the fake, to script and to read, and its
+    /// server.
+    ///
+    /// # Errors
+    /// When no port can be bound.
+    pub async fn start() -> std::io::Result<(FakeCloudApi, FakeServer)> {
+        let fake = FakeCloudApi::new();
+        let server = fake
+            .clone()
+            .spawn(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .await?;
+        Ok((fake, server))
+    }
+
     /// Binds `addr` (port 0 picks a free port) and serves in a background task until the
     /// returned handle is dropped or shut down.
     ///

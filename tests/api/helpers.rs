@@ -1,7 +1,6 @@
 //! `spawn_app()` and the typed helpers every test uses.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -284,12 +283,7 @@ pub async fn spawn_app_with_clock(
     customise: impl FnOnce(&mut Settings),
     clock: Option<Arc<dyn Clock>>,
 ) -> TestApp {
-    let fake = FakeCloudApi::new();
-    let fake_server = fake
-        .clone()
-        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .expect("fake Cloud API");
+    let (fake, fake_server) = FakeCloudApi::start().await.expect("fake Cloud API");
     let (mut settings, db) = test_settings_for(backend, &fake_server.base_url).await;
     customise(&mut settings);
     let mut app = TestApp {

@@ -15,7 +15,6 @@
 //! `INSUREBOT_BENCH_DATABASE_URL=postgres://…/db` (an empty database) to use PostgreSQL.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use insurebot::app::Application;
@@ -143,12 +142,7 @@ fn measure(times_ms: &mut [i64]) -> (f64, usize) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeCloudApi::new();
-    let server = fake
-        .clone()
-        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .unwrap();
+    let (fake, server) = FakeCloudApi::start().await.unwrap();
     let mut all_queue_times = Vec::new();
     println!("rate/s | run | messages | sustained/s | % of rate | max in any 1 s");
     let mut summary = Vec::new();

@@ -17,7 +17,6 @@
 //! with autovacuum off the bench vacuums itself (see [`autovacuum_off`]).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use chrono::{Duration as Days, FixedOffset, NaiveDate, Utc};
@@ -286,12 +285,7 @@ struct CampaignRun {
 }
 
 async fn campaign_run(dir: &tempfile::TempDir, run: usize, n: usize, rate: u32) -> CampaignRun {
-    let fake = FakeCloudApi::new();
-    let server = fake
-        .clone()
-        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .unwrap();
+    let (fake, server) = FakeCloudApi::start().await.unwrap();
     let url = db_url(dir, &format!("campaign-{run}.db"));
     let s = settings(&url, &server.base_url, rate * 2, rate);
     let app = Application::build(s.clone()).await.unwrap();
