@@ -514,9 +514,9 @@ async fn write_attempt<C: ConnectionTrait>(
         // The attempt that reached Meta is counted here, as its sender never recorded it.
         AttemptResult::Confirmed => State::Sent,
     };
-    // A row that is no fallback and carries a wamid here took it from a status webhook while
-    // this attempt was in flight (`confirm_unanswered`): Meta took an earlier or this very
-    // send, so it is sent, whatever this attempt ended with.
+    // `taken_by_meta` in SQL: the row took the wamid from a status webhook while this attempt
+    // was in flight, so Meta took an earlier or this very send, whatever this attempt ended
+    // with.
     let taken = || {
         Expr::col(outbox::Column::Wamid)
             .is_not_null()
@@ -736,6 +736,14 @@ pub async fn confirm_unanswered<C: ConnectionTrait>(
         .exec(db)
         .await?;
     Ok(result.rows_affected > 0)
+}
+
+/// Whether a queued row went out already: a status webhook gave it the wamid while an attempt
+/// was in flight ([`confirm_unanswered`]). A template fallback's row still carries its first
+/// message's wamid, which says nothing about the fallback. [`write_attempt`] asks the same in
+/// SQL, for a status that comes while the row is being sent.
+pub fn taken_by_meta(row: &outbox::Model) -> bool {
+    row.wamid.is_some() && !row.fallback
 }
 
 /// After an asynchronous 131047 (a `failed` status), queues the free-form row that sent

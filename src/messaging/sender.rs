@@ -387,11 +387,9 @@ impl Sender {
         row: &outbox_row::Model,
         contact: Option<contact::Model>,
     ) -> AttemptResult {
-        // A queued row carries a wamid only when a status webhook named it while an attempt
-        // was in flight (`outbox::confirm_unanswered`); a template fallback keeps its first
-        // message's. Such a row is claimed only when that attempt's sender died before it
-        // could record it: Meta took the message, so it does not go again.
-        if row.wamid.is_some() && !row.fallback {
+        // Such a row is claimed only when the sender of the attempt Meta took died before it
+        // could record it: the message does not go again.
+        if outbox::taken_by_meta(row) {
             return AttemptResult::Confirmed;
         }
         let intent = match StoredIntent::from_payload(&row.payload) {
