@@ -358,7 +358,9 @@ pub async fn record_attempts(
     results: &[(&outbox::Model, &AttemptResult)],
 ) -> Result<(), DbErr> {
     let now = now_ms();
+    let started = std::time::Instant::now();
     let txn = begin_write(db).await?;
+    let gate_wait = started.elapsed();
     let mut sent = Vec::new();
     for (row, result) in results {
         match result {
@@ -367,7 +369,15 @@ pub async fn record_attempts(
         }
     }
     write_sent(&txn, &sent, now).await?;
-    txn.commit().await
+    txn.commit().await?;
+    // As the ingest's and the pipeline's batches: how long it waited for the writer and held it.
+    tracing::debug!(
+        results = results.len(),
+        gate_wait_us = gate_wait.as_micros() as u64,
+        held_us = (started.elapsed() - gate_wait).as_micros() as u64,
+        "send results committed"
+    );
+    Ok(())
 }
 
 /// Records sends that went through: one UPDATE for all of them (each row's wamid by CASE),
