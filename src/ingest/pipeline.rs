@@ -442,9 +442,7 @@ impl Pipeline {
         // the sender is behind, the messages wait here unprocessed (see `handoff`).
         let room = self.inner.handoff.reserve(batch.len()).await;
         self.inner.handler.before_batch(db, batch).await;
-        let started = std::time::Instant::now();
         let txn = begin_write(db).await?;
-        let gate_wait = started.elapsed();
         let leased = lease_many(&txn, batch, owner, now_ms()).await?;
         let mut turns: Vec<(i64, Turn)> = batch
             .iter()
@@ -521,12 +519,12 @@ impl Pipeline {
         let ids: Vec<i64> = processed.iter().map(|r| r.id).collect();
         mark_processed_many(&txn, &ids).await?;
         release_many(&txn, &finished, owner).await?;
-        txn.commit().await?;
+        let time = txn.commit_timed().await?;
         // How long the batch held the writer (on SQLite, the time the acks wait behind it).
         tracing::debug!(
             contacts = batch.len(),
-            gate_wait_us = gate_wait.as_micros() as u64,
-            held_us = (started.elapsed() - gate_wait).as_micros() as u64,
+            gate_wait_us = time.waited_us(),
+            held_us = time.held_us(),
             "pipeline batch committed"
         );
         // The sender claims from the outbox only what was not handed over to it.

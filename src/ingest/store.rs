@@ -81,11 +81,7 @@ pub async fn ingest_many(
     hasher: &AddressHasher,
     now_ms: i64,
 ) -> Result<Vec<IngestReport>, DbErr> {
-    let started = std::time::Instant::now();
     let txn = crate::store::begin_write_urgent(db).await?;
-    // Where an acknowledgement's time goes: waiting for the database's writer (SQLite's write
-    // gate, held by the pipeline, the sender, media bookkeeping…) or writing.
-    let gate_wait = started.elapsed();
     let mut known = KnownContacts::prefetch(&txn, batch, now_ms).await?;
     let mut windows = WindowStarts::default();
     let mut messages = NewMessages::default();
@@ -102,11 +98,12 @@ pub async fn ingest_many(
     messages.insert(&txn, &mut reports).await?;
     windows.write(&txn, &known.window_written, now_ms).await?;
     windows.write_numbers(&txn).await?;
-    txn.commit().await?;
+    let time = txn.commit_timed().await?;
+    // Where an acknowledgement's time goes: waiting for the database's writer, or writing.
     tracing::debug!(
         webhooks = batch.len(),
-        gate_wait_us = gate_wait.as_micros() as u64,
-        write_us = (started.elapsed() - gate_wait).as_micros() as u64,
+        gate_wait_us = time.waited_us(),
+        held_us = time.held_us(),
         "webhook batch committed"
     );
     Ok(reports)

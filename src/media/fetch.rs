@@ -447,9 +447,7 @@ async fn record(
     row: media_file::ActiveModel,
     message_id: i64,
 ) -> Result<(), sea_orm::DbErr> {
-    let started = std::time::Instant::now();
     let txn = begin_write(db).await?;
-    let gate_wait = started.elapsed();
     media_file::Entity::insert(row)
         .on_conflict(
             OnConflict::column(media_file::Column::InboundMessageId)
@@ -459,11 +457,11 @@ async fn record(
         .try_insert()
         .exec(&*txn)
         .await?;
-    txn.commit().await?;
+    let time = txn.commit_timed().await?;
     tracing::debug!(
         message_id,
-        gate_wait_us = gate_wait.as_micros() as u64,
-        write_us = (started.elapsed() - gate_wait).as_micros() as u64,
+        gate_wait_us = time.waited_us(),
+        held_us = time.held_us(),
         "media row recorded"
     );
     Ok(())

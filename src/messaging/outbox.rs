@@ -358,9 +358,7 @@ pub async fn record_attempts(
     results: &[(&outbox::Model, &AttemptResult)],
 ) -> Result<(), DbErr> {
     let now = now_ms();
-    let started = std::time::Instant::now();
     let txn = begin_write(db).await?;
-    let gate_wait = started.elapsed();
     let mut sent = Vec::new();
     for (row, result) in results {
         match result {
@@ -369,12 +367,12 @@ pub async fn record_attempts(
         }
     }
     write_sent(&txn, &sent, now).await?;
-    txn.commit().await?;
+    let time = txn.commit_timed().await?;
     // As the ingest's and the pipeline's batches: how long it waited for the writer and held it.
     tracing::debug!(
         results = results.len(),
-        gate_wait_us = gate_wait.as_micros() as u64,
-        held_us = (started.elapsed() - gate_wait).as_micros() as u64,
+        gate_wait_us = time.waited_us(),
+        held_us = time.held_us(),
         "send results committed"
     );
     Ok(())

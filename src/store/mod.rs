@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::{
@@ -208,6 +208,32 @@ pub struct WriteTxn {
     txn: DatabaseTransaction,
     // Declared after `txn`, so the gate opens only once the transaction is gone.
     _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// When the writer asked for the transaction, and when it had it (see [`WriterTime`]).
+    asked_at: Instant,
+    opened_at: Instant,
+}
+
+/// How long a write transaction waited for the database's writer (on SQLite the write gate,
+/// held by the ingest, the pipeline, the sender's results, media bookkeeping…, then
+/// `BEGIN IMMEDIATE`) and how long it then held it until its commit: what the writers' debug
+/// lines log, so that a saturated run accounts for the writer's every second (README, "Load
+/// benchmark").
+#[derive(Debug, Clone, Copy)]
+pub struct WriterTime {
+    pub waited: Duration,
+    pub held: Duration,
+}
+
+impl WriterTime {
+    #[must_use]
+    pub fn waited_us(&self) -> u64 {
+        u64::try_from(self.waited.as_micros()).unwrap_or(u64::MAX)
+    }
+
+    #[must_use]
+    pub fn held_us(&self) -> u64 {
+        u64::try_from(self.held.as_micros()).unwrap_or(u64::MAX)
+    }
 }
 
 impl std::ops::Deref for WriteTxn {
@@ -255,6 +281,19 @@ impl WriteTxn {
         self.txn.commit().await
     }
 
+    /// Commits, and says how long the transaction waited for the writer and held it.
+    ///
+    /// # Errors
+    /// As [`Self::commit`].
+    pub async fn commit_timed(self) -> Result<WriterTime, DbErr> {
+        let (asked_at, opened_at) = (self.asked_at, self.opened_at);
+        self.txn.commit().await?;
+        Ok(WriterTime {
+            waited: opened_at - asked_at,
+            held: opened_at.elapsed(),
+        })
+    }
+
     /// Rolls back.
     ///
     /// # Errors
@@ -287,6 +326,7 @@ pub async fn begin_write_urgent(db: &DatabaseConnection) -> Result<WriteTxn, DbE
 }
 
 async fn begin_write_as(db: &DatabaseConnection, urgent: bool) -> Result<WriteTxn, DbErr> {
+    let asked_at = Instant::now();
     if db.get_database_backend() == DbBackend::Sqlite {
         let gate = sqlite_write_gate(db).enter(urgent).await;
         let txn = db
@@ -298,15 +338,20 @@ async fn begin_write_as(db: &DatabaseConnection, urgent: bool) -> Result<WriteTx
         Ok(WriteTxn {
             txn,
             _gate: Some(gate),
+            asked_at,
+            opened_at: Instant::now(),
         })
     } else {
         // A plain begin: cancelling it is safe with the vendored sqlx-postgres, whose begin
         // queues the ROLLBACK for a BEGIN whose answer its caller did not wait for (sqlx#4393,
         // vendor/README.md). The published 0.9.0 left that connection in the pool inside a
         // transaction nothing ended.
+        let txn = db.begin().await?;
         Ok(WriteTxn {
-            txn: db.begin().await?,
+            txn,
             _gate: None,
+            asked_at,
+            opened_at: Instant::now(),
         })
     }
 }
@@ -436,6 +481,7 @@ pub fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::loopback_ssl_mode;
+    use super::{DatabaseUrl, begin_write, connect};
     use sea_orm::sqlx::postgres::{PgConnectOptions, PgSslMode};
 
     fn mode(url: &str) -> Option<PgSslMode> {
@@ -461,5 +507,44 @@ mod tests {
         ] {
             assert!(mode(url).is_none(), "{url}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_timed_commit_says_how_long_it_waited_behind_another_writer_and_held_the_gate() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = DatabaseUrl::new(format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("gate.db").display()
+        ));
+        let db = connect(&url).await.unwrap();
+        let first = begin_write(&db).await.unwrap();
+        let second = {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let txn = begin_write(&db).await.unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+                txn.commit_timed().await.unwrap()
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let first_time = first.commit_timed().await.unwrap();
+        let second_time = second.await.unwrap();
+        assert!(
+            first_time.held >= std::time::Duration::from_millis(100),
+            "{first_time:?}"
+        );
+        // The second waited at the gate while the first held it, then held it itself.
+        assert!(
+            second_time.waited >= std::time::Duration::from_millis(90),
+            "{second_time:?}"
+        );
+        assert!(
+            second_time.held >= std::time::Duration::from_millis(30),
+            "{second_time:?}"
+        );
+        assert_eq!(
+            second_time.held_us(),
+            u64::try_from(second_time.held.as_micros()).unwrap()
+        );
     }
 }
