@@ -14,6 +14,7 @@
 //! LOAD_SERVER_BIN=/tmp/insurebot-main cargo bench --bench load   # another build, to compare
 //! LOAD_ACKS_CSV=acks.csv cargo bench --bench load   # every webhook's send time and ack time
 //! LOAD_ENVELOPE=5000 cargo bench --bench load   # one envelope of 5,000 messages instead
+//! LOAD_GATE=1 LOAD_RATE=6000 cargo bench --bench load   # where SQLite's write gate's time goes
 //! # issue 20: the fake answers after 250 ms; the sender's rate and its bound on sends in flight
 //! LOAD_FAKE_LATENCY_MS=250 LOAD_SEND_RATE=1000 LOAD_MARK_READ=false LOAD_SECONDS=60 cargo bench --bench load
 //! LOAD_FAKE_LATENCY_MS=500 LOAD_SEND_RATE=1000 LOAD_MAX_IN_FLIGHT=2000 LOAD_MARK_READ=false cargo bench --bench load
@@ -32,6 +33,13 @@
 //! decreasing frequency", so every message is answered in the end: the
 //! report counts the 503s, and every reply the fake got (one per message; more would be a reply
 //! sent twice).
+//!
+//! With `LOAD_GATE=1` the servers log their writers' debug lines (each transaction's wait for
+//! the database's writer and its hold of it, `WriteTxn::commit_timed`), and the report sums
+//! them over the run: on SQLite, whose one write gate caps saturation, what share of the run
+//! the gate was held, by the ingest, the pipeline and the send results, and for how long per
+//! webhook, message and result. On PostgreSQL the writers run side by side, so their shares
+//! can add up to more than the run.
 //!
 //! With `LOAD_ENVELOPE=n` it measures one envelope of `n` messages from `n` senders (issue 16:
 //! under 2 s on both backends), twice (new senders, then the same senders again), while
@@ -127,6 +135,7 @@ async fn main() {
         .pool_max_idle_per_host(512)
         .build()
         .unwrap();
+    let gate = std::env::var_os("LOAD_GATE").map(|_| GateReport::default());
     // The first instance migrates the new database alone; the others start once it is up.
     let mut servers = Vec::with_capacity(options.instances);
     let mut bases = Vec::with_capacity(options.instances);
@@ -158,10 +167,7 @@ async fn main() {
             .env("INSUREBOT_WEBHOOK_BENCH_BASELINE", "true")
             .env("INSUREBOT_DIALOGUE_FLOWS_DIR", format!("{root}/flows"))
             .env("INSUREBOT_DIALOGUE_LOCALES_DIR", format!("{root}/locales"))
-            .env(
-                "INSUREBOT_LOG_FILTER",
-                std::env::var("LOAD_LOG_FILTER").unwrap_or_else(|_| "warn".to_owned()),
-            )
+            .env("INSUREBOT_LOG_FILTER", log_filter(gate.is_some()))
             // The Cloud API's own limit (80/s, or 1000/s after Meta's upgrade) would cap the
             // measurement; the benchmark measures insurebot, so the sender may go as fast as it can.
             .env(
@@ -184,7 +190,11 @@ async fn main() {
                     .map(|n| ("INSUREBOT_MESSAGING_MAX_IN_FLIGHT", n.to_string())),
             )
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stderr(if gate.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            });
         if options.instances > 1 {
             // Several instances send from one number: they share its rate (issue 20), through
             // Redis when LOAD_REDIS_URL is set, else through the database.
@@ -193,7 +203,11 @@ async fn main() {
                 server.env("INSUREBOT_REDIS_URL", url);
             }
         }
-        servers.push(server.spawn().expect("start insurebot serve"));
+        let mut child = server.spawn().expect("start insurebot serve");
+        if let Some(gate) = &gate {
+            gate.read(child.stderr.take().expect("piped stderr"));
+        }
+        servers.push(child);
         let base = format!("http://127.0.0.1:{port}");
         wait_until_up(&http, &base).await;
         bases.push(base);
@@ -240,8 +254,12 @@ async fn main() {
 
     let servers_cpu = || servers.iter().map(|s| cpu_seconds(s.id())).sum::<f64>();
     let cpu_before = (servers_cpu(), cpu_seconds(std::process::id()));
+    if let Some(gate) = &gate {
+        gate.start();
+    }
     let run = offered_load(&http, &bases, &options).await;
     let replies = wait_for_replies(&fake, run.sent.len(), Duration::from_secs(120)).await;
+    let gate_totals = gate.as_ref().map(GateReport::stop);
     let server_cpu = servers_cpu() - cpu_before.0;
     let loader_cpu = cpu_seconds(std::process::id()) - cpu_before.1;
     let report = match_replies(&run, &replies);
@@ -298,6 +316,9 @@ async fn main() {
             100.0 * sustained / send_rate as f64,
         );
     }
+    if let Some((totals, over)) = gate_totals {
+        println!("{}", totals.summary(over));
+    }
     println!("server peak memory (VmHWM): {} MB", peak_mb.join(", "));
     println!(
         "CPU: server{} {:.2} ms per answered message ({server_cpu:.1} s), load generator + fake {loader_cpu:.1} s",
@@ -313,6 +334,101 @@ async fn main() {
         println!("kept: {}", work.display());
     } else {
         let _ = std::fs::remove_dir_all(&work);
+    }
+}
+
+/// The servers' log filter: `LOAD_LOG_FILTER` (default `warn`), with the writers' debug lines
+/// when the gate is reported.
+fn log_filter(gate: bool) -> String {
+    let filter = std::env::var("LOAD_LOG_FILTER").unwrap_or_else(|_| "warn".to_owned());
+    if gate {
+        format!("{filter},insurebot::ingest=debug,insurebot::messaging::outbox=debug")
+    } else {
+        filter
+    }
+}
+
+/// The writers' time at the database's writer, from their debug lines (`LOAD_GATE`): the
+/// servers' stderr goes through it, every other line passed on.
+#[derive(Clone, Default)]
+struct GateReport {
+    totals: Arc<Mutex<Option<(Instant, GateTotals)>>>,
+}
+
+#[derive(Default)]
+struct GateTotals {
+    /// Per writer (webhooks, pipeline, send results): items, µs held, µs waited.
+    writers: [(u64, u64, u64); 3],
+}
+
+impl GateReport {
+    fn read(&self, stderr: std::process::ChildStderr) {
+        use std::io::BufRead;
+        let totals = Arc::clone(&self.totals);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { return };
+                let writer = [
+                    ("webhook batch committed", "webhooks="),
+                    ("pipeline batch committed", "contacts="),
+                    ("send results committed", "results="),
+                ]
+                .iter()
+                .position(|(what, _)| line.contains(what));
+                let Some(writer) = writer else {
+                    eprintln!("{line}");
+                    continue;
+                };
+                let field = |name: &str| -> u64 {
+                    line.split_whitespace()
+                        .find_map(|word| word.strip_prefix(name))
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0)
+                };
+                let items = ["webhooks=", "contacts=", "results="][writer];
+                if let Some((_, totals)) = totals.lock().unwrap().as_mut() {
+                    let w = &mut totals.writers[writer];
+                    w.0 += field(items);
+                    w.1 += field("held_us=");
+                    w.2 += field("gate_wait_us=");
+                }
+            }
+        });
+    }
+
+    /// Counts from now on (the offered load's start).
+    fn start(&self) {
+        *self.totals.lock().unwrap() = Some((Instant::now(), GateTotals::default()));
+    }
+
+    /// The totals since [`Self::start`], and over how long.
+    fn stop(&self) -> (GateTotals, Duration) {
+        let (started, totals) = self.totals.lock().unwrap().take().expect("started");
+        (totals, started.elapsed())
+    }
+}
+
+impl GateTotals {
+    fn summary(&self, over: Duration) -> String {
+        let secs = over.as_secs_f64();
+        let held: u64 = self.writers.iter().map(|w| w.1).sum();
+        let parts: Vec<String> = ["webhooks", "pipeline", "send results"]
+            .iter()
+            .zip(&self.writers)
+            .map(|(name, (items, held_us, _))| {
+                format!(
+                    "{name} {:.2} s ({items}, {:.0} µs each)",
+                    *held_us as f64 / 1e6,
+                    *held_us as f64 / (*items).max(1) as f64
+                )
+            })
+            .collect();
+        format!(
+            "writers (LOAD_GATE) over {secs:.1} s: held {:.0}% of it: {}; the pipeline waited {:.2} s for it",
+            100.0 * held as f64 / 1e6 / secs,
+            parts.join(", "),
+            self.writers[1].2 as f64 / 1e6
+        )
     }
 }
 
