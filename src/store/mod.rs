@@ -480,8 +480,7 @@ pub fn now_ms() -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::loopback_ssl_mode;
-    use super::{DatabaseUrl, begin_write, connect};
+    use super::{DatabaseUrl, begin_write, connect, loopback_ssl_mode};
     use sea_orm::sqlx::postgres::{PgConnectOptions, PgSslMode};
 
     fn mode(url: &str) -> Option<PgSslMode> {

@@ -355,9 +355,34 @@ struct GateReport {
     totals: Arc<Mutex<Option<(Instant, GateTotals)>>>,
 }
 
+/// A writer's debug line, the field that counts its items, and its name in the report.
+struct Writer {
+    line: &'static str,
+    items: &'static str,
+    name: &'static str,
+}
+
+const WRITERS: [Writer; 3] = [
+    Writer {
+        line: "webhook batch committed",
+        items: "webhooks=",
+        name: "webhooks",
+    },
+    Writer {
+        line: "pipeline batch committed",
+        items: "contacts=",
+        name: "pipeline",
+    },
+    Writer {
+        line: "send results committed",
+        items: "results=",
+        name: "send results",
+    },
+];
+
 #[derive(Default)]
 struct GateTotals {
-    /// Per writer (webhooks, pipeline, send results): items, µs held, µs waited.
+    /// Per writer of [`WRITERS`]: items, µs held, µs waited.
     writers: [(u64, u64, u64); 3],
 }
 
@@ -368,14 +393,7 @@ impl GateReport {
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stderr).lines() {
                 let Ok(line) = line else { return };
-                let writer = [
-                    ("webhook batch committed", "webhooks="),
-                    ("pipeline batch committed", "contacts="),
-                    ("send results committed", "results="),
-                ]
-                .iter()
-                .position(|(what, _)| line.contains(what));
-                let Some(writer) = writer else {
+                let Some(writer) = WRITERS.iter().position(|w| line.contains(w.line)) else {
                     eprintln!("{line}");
                     continue;
                 };
@@ -385,10 +403,9 @@ impl GateReport {
                         .and_then(|v| v.parse().ok())
                         .unwrap_or(0)
                 };
-                let items = ["webhooks=", "contacts=", "results="][writer];
                 if let Some((_, totals)) = totals.lock().unwrap().as_mut() {
                     let w = &mut totals.writers[writer];
-                    w.0 += field(items);
+                    w.0 += field(WRITERS[writer].items);
                     w.1 += field("held_us=");
                     w.2 += field("gate_wait_us=");
                 }
@@ -412,12 +429,13 @@ impl GateTotals {
     fn summary(&self, over: Duration) -> String {
         let secs = over.as_secs_f64();
         let held: u64 = self.writers.iter().map(|w| w.1).sum();
-        let parts: Vec<String> = ["webhooks", "pipeline", "send results"]
+        let parts: Vec<String> = WRITERS
             .iter()
             .zip(&self.writers)
-            .map(|(name, (items, held_us, _))| {
+            .map(|(writer, (items, held_us, _))| {
                 format!(
-                    "{name} {:.2} s ({items}, {:.0} µs each)",
+                    "{} {:.2} s ({items}, {:.0} µs each)",
+                    writer.name,
                     *held_us as f64 / 1e6,
                     *held_us as f64 / (*items).max(1) as f64
                 )
