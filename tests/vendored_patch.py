@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""The vendored sqlx crates check (issue 17; sqlx-postgres since stop 30): every Cargo
-workspace of the repository builds the patched crates in vendor/sqlx-core and
-vendor/sqlx-postgres, not the ones from crates.io.
+"""The vendored sqlx crates check (issue 17; sqlx-postgres since stop 30, sqlx-sqlite since
+stop 35): every Cargo workspace of the repository builds the patched crates in
+vendor/sqlx-core, vendor/sqlx-postgres and vendor/sqlx-sqlite, not the ones from crates.io.
 
 A patch (see vendor/README.md) only takes effect in a workspace whose root Cargo.toml has
 `[patch.crates-io] <crate> = { path = ".../vendor/<crate>" }`, and only while the patched
@@ -19,7 +19,11 @@ import sys
 import tomllib
 
 # Each vendored crate and its directory.
-VENDORED = {"sqlx-core": "vendor/sqlx-core", "sqlx-postgres": "vendor/sqlx-postgres"}
+VENDORED = {
+    "sqlx-core": "vendor/sqlx-core",
+    "sqlx-postgres": "vendor/sqlx-postgres",
+    "sqlx-sqlite": "vendor/sqlx-sqlite",
+}
 # The workspace roots: the main one and the fuzz targets' own (kept apart so the main build
 # never compiles libFuzzer).
 WORKSPACES = [".", "tests/fuzz"]

@@ -442,7 +442,14 @@ fn sqlite_writer_runtime(db: &DatabaseConnection) -> tokio::runtime::Handle {
             let handle = runtime.handle().clone();
             std::thread::Builder::new()
                 .name("sqlite-writer".to_owned())
-                .spawn(move || runtime.block_on(std::future::pending::<()>()))
+                .spawn(move || {
+                    // The writers' statements run here, not on sqlx's worker thread of the
+                    // connection: each would otherwise be two thread wake-ups, and on a busy
+                    // machine two waits for a core, all while the write gate is held (the
+                    // patch in vendor/sqlx-sqlite; README, "Load benchmark").
+                    sea_orm::sqlx::sqlite::run_statements_on_this_thread();
+                    runtime.block_on(std::future::pending::<()>())
+                })
                 .expect("start the SQLite writer thread");
             handle
         })
@@ -481,6 +488,7 @@ pub fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::{DatabaseUrl, begin_write, connect, loopback_ssl_mode};
+    use sea_orm::ConnectionTrait;
     use sea_orm::sqlx::postgres::{PgConnectOptions, PgSslMode};
 
     fn mode(url: &str) -> Option<PgSslMode> {
@@ -545,5 +553,112 @@ mod tests {
             second_time.held_us(),
             u64::try_from(second_time.held.as_micros()).unwrap()
         );
+    }
+
+    /// A pool of one SQLite connection whose update hook records the name of the thread each
+    /// row change ran on, with the names so far.
+    async fn one_connection_naming_threads(
+        dir: &std::path::Path,
+    ) -> (
+        sea_orm::DatabaseConnection,
+        std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    ) {
+        use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+        let options = SqliteConnectOptions::new()
+            .filename(dir.join("threads.db"))
+            .create_if_missing(true)
+            .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        {
+            let mut conn = pool.acquire().await.unwrap();
+            let mut handle = conn.lock_handle().await.unwrap();
+            let seen = seen.clone();
+            handle.set_update_hook(move |_| {
+                let name = std::thread::current().name().unwrap_or("?").to_owned();
+                seen.lock().unwrap().push(name);
+            });
+        }
+        let db = sea_orm::SqlxSqliteConnector::from_sqlx_sqlite_pool(pool);
+        db.execute_unprepared("CREATE TABLE t (x INTEGER)")
+            .await
+            .unwrap();
+        (db, seen)
+    }
+
+    async fn values(db: &sea_orm::DatabaseConnection) -> Vec<i64> {
+        db.query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Sqlite,
+            "SELECT x FROM t ORDER BY x",
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get_by_index::<i64>(0).unwrap())
+        .collect()
+    }
+
+    #[tokio::test]
+    async fn the_sqlite_writer_thread_runs_its_statements_itself_and_other_threads_hand_them_to_sqlx()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, seen) = one_connection_naming_threads(dir.path()).await;
+        db.execute_unprepared("INSERT INTO t VALUES (1)")
+            .await
+            .unwrap();
+        let writer = db.clone();
+        super::spawn_writer(&db, async move {
+            let txn = begin_write(&writer).await.unwrap();
+            txn.execute_unprepared("INSERT INTO t VALUES (2)")
+                .await
+                .unwrap();
+            txn.commit().await.unwrap();
+        })
+        .await
+        .unwrap();
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        // From the test's runtime, the statement went to the connection's own worker thread
+        // (sqlx's); from the writer's thread it ran there, with no hand-off.
+        assert!(seen[0].starts_with("sqlx-sqlite-worker-"), "{seen:?}");
+        assert_eq!(seen[1], "sqlite-writer", "{seen:?}");
+        assert_eq!(values(&db).await, [1, 2]);
+    }
+
+    #[tokio::test]
+    async fn on_the_writer_thread_a_dropped_transaction_is_rolled_back_before_the_next_one_begins()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, seen) = one_connection_naming_threads(dir.path()).await;
+        let writer = db.clone();
+        super::spawn_writer(&db, async move {
+            for round in 0..50 {
+                // Dropped without a commit: its ROLLBACK goes to the worker without being
+                // waited for, and the next BEGIN, on the same connection, must come after it.
+                let dropped = begin_write(&writer).await.unwrap();
+                dropped
+                    .execute_unprepared("INSERT INTO t VALUES (-1)")
+                    .await
+                    .unwrap();
+                drop(dropped);
+                let kept = begin_write(&writer).await.unwrap();
+                kept.execute_unprepared(&format!("INSERT INTO t VALUES ({round})"))
+                    .await
+                    .unwrap();
+                kept.commit().await.unwrap();
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(values(&db).await, (0..50).collect::<Vec<i64>>());
+        // The hook sees a change when it is made, rolled back or not. Those made while the
+        // worker still had the ROLLBACK to run went to the worker, in order behind it.
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 100, "{seen:?}");
+        assert!(seen.iter().any(|name| name == "sqlite-writer"), "{seen:?}");
     }
 }

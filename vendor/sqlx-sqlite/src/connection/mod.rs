@@ -45,6 +45,8 @@ mod preupdate_hook;
 pub(crate) mod deserialize;
 
 mod worker;
+// insurebot's patch (see vendor/README.md).
+pub use worker::run_statements_on_this_thread;
 
 /// A connection to an open [Sqlite] database.
 ///

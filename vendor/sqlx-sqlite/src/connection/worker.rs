@@ -1,5 +1,6 @@
+use std::cell::Cell;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 
@@ -32,6 +33,53 @@ pub(crate) struct ConnectionWorker {
     command_tx: flume::Sender<(Command, tracing::Span)>,
     /// Mutex for locking access to the database.
     pub(crate) shared: Arc<WorkerSharedState>,
+    /// insurebot's patch: what a caller must know before it runs a statement itself.
+    sync: Arc<WorkerSync>,
+}
+
+// insurebot's patch (see vendor/README.md): on a thread that asked for it with
+// `run_statements_on_this_thread`, the connection's statements, `BEGIN`s, `COMMIT`s and
+// `ROLLBACK`s run on the calling thread itself, with the connection's lock, instead of being
+// handed to its worker thread and waited for (two thread wake-ups per statement, and on a busy
+// machine two waits for a core). The worker no longer holds the lock for life: it takes it per
+// command. A caller runs a statement itself only when the worker has finished every command
+// sent before (`pending` is 0 under the lock), so the order of the connection's commands is
+// kept; otherwise, and on every other thread, everything goes to the worker as before.
+thread_local! {
+    static INLINE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// insurebot's patch: from now on, statements on SQLite connections run on this thread itself
+/// when their worker is idle (see above). For a thread that runs nothing but database work
+/// (the caller blocks while SQLite runs, as the worker thread would).
+pub fn run_statements_on_this_thread() {
+    INLINE.with(|inline| inline.set(true));
+}
+
+#[derive(Default)]
+struct WorkerSync {
+    /// Commands sent to the worker that it has not finished yet.
+    pending: AtomicUsize,
+    /// The worker's thread has ended: the connection is no longer to be used.
+    gone: AtomicBool,
+}
+
+/// Counts a command as finished when the worker is done with it, however its arm ends.
+struct Finished<'a>(&'a AtomicUsize);
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Marks the worker gone when its thread ends, however it ends.
+struct Gone(Arc<WorkerSync>);
+
+impl Drop for Gone {
+    fn drop(&mut self) {
+        self.0.gone.store(true, Ordering::Release);
+    }
 }
 
 pub(crate) struct WorkerSharedState {
@@ -121,17 +169,19 @@ impl ConnectionWorker {
                 let shared = Arc::new(WorkerSharedState {
                     transaction_depth: AtomicUsize::new(0),
                     cached_statements_size: AtomicUsize::new(0),
-                    // note: must be fair because in `Command::UnlockDb` we unlock the mutex
-                    // and then immediately try to relock it; an unfair mutex would immediately
-                    // grant us the lock even if another task is waiting.
+                    // note: must be fair because in `Command::UnlockDb` the caller joined the
+                    // lock's queue before sending the command; an unfair mutex could give the
+                    // lock back to this worker first.
                     conn: Mutex::new(conn, true),
                 });
-                let mut conn = shared.conn.try_lock().unwrap();
+                let sync = Arc::new(WorkerSync::default());
+                let _gone = Gone(Arc::clone(&sync));
 
                 if establish_tx
                     .send(Ok(Self {
                         command_tx,
                         shared: Arc::clone(&shared),
+                        sync: Arc::clone(&sync),
                     }))
                     .is_err()
                 {
@@ -145,6 +195,10 @@ impl ConnectionWorker {
 
                 for (cmd, span) in command_rx {
                     let _guard = span.enter();
+                    // insurebot's patch: the lock per command, not for the thread's life, so
+                    // that a caller may run statements itself while this worker is idle.
+                    let mut conn = futures_executor::block_on(shared.conn.lock());
+                    let _finished = Finished(&sync.pending);
                     match cmd {
                         Command::Prepare { query, tx } => {
                             tx.send(prepare(&mut conn, query)).ok();
@@ -167,78 +221,12 @@ impl ConnectionWorker {
                             tx,
                             limit
                         } => {
-                            let iter = match execute::iter(&mut conn, query, arguments, persistent)
-                            {
-                                Ok(iter) => iter,
-                                Err(e) => {
-                                    tx.send(Err(e)).ok();
-                                    continue;
-                                }
-                            };
-
-                            match limit {
-                                None => {
-                                    for res in iter {
-                                        let has_error = res.is_err();
-                                        if tx.send(res).is_err() || has_error {
-                                            break;
-                                        }
-                                    }
-                                },
-                                Some(limit) => {
-                                    let mut iter = iter;
-                                    let mut rows_returned = 0;
-
-                                    while let Some(res) = iter.next() {
-                                        if let Ok(ok) = &res {
-                                            if ok.is_right() {
-                                                rows_returned += 1;
-                                                if rows_returned >= limit {
-                                                    drop(iter);
-                                                    let _ = tx.send(res);
-                                                    break;
-                                                }
-                                            }
-                                        }
-                                        let has_error = res.is_err();
-                                        if tx.send(res).is_err() || has_error {
-                                            break;
-                                        }
-                                    }
-                                },
-                            }
-
+                            execute_into(&mut conn, query, arguments, persistent, limit, &tx);
                             update_cached_statements_size(&conn, &shared.cached_statements_size);
                         }
                         Command::Begin { tx, statement } => {
                             let depth = shared.transaction_depth.load(Ordering::Acquire);
-
-                            let is_custom_statement = statement.is_some();
-                            let statement = match statement {
-                                // custom `BEGIN` statements are not allowed if
-                                // we're already in a transaction (we need to
-                                // issue a `SAVEPOINT` instead)
-                                Some(_) if depth > 0 => {
-                                    if tx.blocking_send(Err(Error::InvalidSavePointStatement)).is_err() {
-                                        break;
-                                    }
-                                    continue;
-                                },
-                                Some(statement) => statement,
-                                None => begin_ansi_transaction_sql(depth),
-                            };
-                            let res =
-                                conn.handle
-                                    .exec(statement.as_str())
-                                    .and_then(|res| {
-                                        if is_custom_statement && !conn.handle.in_transaction() {
-                                            return Err(Error::BeginFailed)
-                                        }
-
-                                        shared.transaction_depth.fetch_add(1, Ordering::Release);
-
-                                        Ok(res)
-                                    });
+                            let res = begin_on(&mut conn, &shared, statement);
                             let res_ok = res.is_ok();
 
                             if tx.blocking_send(res).is_err() && res_ok {
@@ -262,17 +250,7 @@ impl ConnectionWorker {
                             }
                         }
                         Command::Commit { tx } => {
-                            let depth = shared.transaction_depth.load(Ordering::Acquire);
-
-                            let res = if depth > 0 {
-                                conn.handle
-                                    .exec(commit_ansi_transaction_sql(depth).as_str())
-                                    .map(|_| {
-                                        shared.transaction_depth.fetch_sub(1, Ordering::Release);
-                                    })
-                            } else {
-                                Ok(())
-                            };
+                            let res = commit_on(&mut conn, &shared);
                             let res_ok = res.is_ok();
 
                             if tx.blocking_send(res).is_err() && res_ok {
@@ -288,18 +266,7 @@ impl ConnectionWorker {
                                 continue;
                             }
 
-                            let depth = shared.transaction_depth.load(Ordering::Acquire);
-
-                            let res = if depth > 0 {
-                                conn.handle
-                                    .exec(rollback_ansi_transaction_sql(depth).as_str())
-                                    .map(|_| {
-                                        shared.transaction_depth.fetch_sub(1, Ordering::Release);
-                                    })
-                            } else {
-                                Ok(())
-                            };
-
+                            let res = rollback_on(&mut conn, &shared);
                             let res_ok = res.is_ok();
 
                             if let Some(tx) = tx {
@@ -326,8 +293,9 @@ impl ConnectionWorker {
                             tx.send(()).ok();
                         }
                         Command::UnlockDb => {
-                            drop(conn);
-                            conn = futures_executor::block_on(shared.conn.lock());
+                            // insurebot's patch: the caller held the lock, queued before this
+                            // command, until its `LockedSqliteHandle` dropped; this worker got
+                            // it only then, above. Nothing more to do.
                         }
                         Command::Ping { tx } => {
                             tx.send(()).ok();
@@ -335,6 +303,7 @@ impl ConnectionWorker {
                         Command::Shutdown { tx } => {
                             // drop the connection references before sending confirmation
                             // and ending the command loop
+                            drop(_finished);
                             drop(conn);
                             drop(shared);
                             let _ = tx.send(());
@@ -369,8 +338,17 @@ impl ConnectionWorker {
         persistent: bool,
         limit: Option<usize>,
     ) -> Result<flume::Receiver<Result<Either<SqliteQueryResult, SqliteRow>, Error>>, Error> {
+        // insurebot's patch: on a thread that asked for it, run it here (see `INLINE`).
+        if let Some(mut conn) = self.inline_conn() {
+            let (tx, rx) = flume::unbounded();
+            execute_into(&mut conn, query, args, persistent, limit, &tx);
+            update_cached_statements_size(&conn, &self.shared.cached_statements_size);
+            return Ok(rx);
+        }
+
         let (tx, rx) = flume::bounded(chan_size);
 
+        self.sent();
         self.command_tx
             .send_async((
                 Command::Execute {
@@ -389,21 +367,53 @@ impl ConnectionWorker {
     }
 
     pub(crate) async fn begin(&mut self, statement: Option<SqlStr>) -> Result<(), Error> {
+        if let Some(mut conn) = self.inline_conn() {
+            return begin_on(&mut conn, &self.shared, statement);
+        }
         self.oneshot_cmd_with_ack(|tx| Command::Begin { tx, statement })
             .await?
     }
 
     pub(crate) async fn commit(&mut self) -> Result<(), Error> {
+        if let Some(mut conn) = self.inline_conn() {
+            return commit_on(&mut conn, &self.shared);
+        }
         self.oneshot_cmd_with_ack(|tx| Command::Commit { tx })
             .await?
     }
 
     pub(crate) async fn rollback(&mut self) -> Result<(), Error> {
+        if let Some(mut conn) = self.inline_conn() {
+            return rollback_on(&mut conn, &self.shared);
+        }
         self.oneshot_cmd_with_ack(|tx| Command::Rollback { tx: Some(tx) })
             .await?
     }
 
+    /// insurebot's patch: the connection's lock, when this thread runs statements itself
+    /// (`run_statements_on_this_thread`), the worker is alive and has finished every command
+    /// sent before (only the connection's owner, `&mut self`, sends any, so none can come in
+    /// meanwhile); `None`: hand the command to the worker.
+    fn inline_conn(&self) -> Option<MutexGuard<'_, ConnectionState>> {
+        if !INLINE.with(Cell::get)
+            || self.sync.gone.load(Ordering::Acquire)
+            || self.sync.pending.load(Ordering::Acquire) != 0
+        {
+            return None;
+        }
+        let conn = self.shared.conn.try_lock()?;
+        (self.sync.pending.load(Ordering::Acquire) == 0).then_some(conn)
+    }
+
+    /// insurebot's patch: counts a command about to go to the worker (see `inline_conn`). A
+    /// command that could not be sent leaves it raised: the worker is gone then, and so is the
+    /// connection's use.
+    fn sent(&self) {
+        self.sync.pending.fetch_add(1, Ordering::AcqRel);
+    }
+
     pub(crate) fn start_rollback(&mut self) -> Result<(), Error> {
+        self.sent();
         self.command_tx
             .send((Command::Rollback { tx: None }, Span::current()))
             .map_err(|_| Error::WorkerCrashed)
@@ -444,6 +454,7 @@ impl ConnectionWorker {
     {
         let (tx, rx) = oneshot::channel();
 
+        self.sent();
         self.command_tx
             .send_async((command(tx), Span::current()))
             .await
@@ -458,6 +469,7 @@ impl ConnectionWorker {
     {
         let (tx, rx) = rendezvous_oneshot::channel();
 
+        self.sent();
         self.command_tx
             .send_async((command(tx), Span::current()))
             .await
@@ -471,6 +483,7 @@ impl ConnectionWorker {
     }
 
     pub(crate) async fn unlock_db(&mut self) -> Result<MutexGuard<'_, ConnectionState>, Error> {
+        self.sent();
         let (guard, res) = futures_util::future::join(
             // we need to join the wait queue for the lock before we send the message
             self.shared.conn.lock(),
@@ -490,6 +503,7 @@ impl ConnectionWorker {
     pub(crate) fn shutdown(&mut self) -> impl Future<Output = Result<(), Error>> {
         let (tx, rx) = oneshot::channel();
 
+        self.sent();
         let send_res = self
             .command_tx
             .send((Command::Shutdown { tx }, Span::current()))
@@ -528,6 +542,115 @@ fn prepare(conn: &mut ConnectionState, query: SqlStr) -> Result<SqliteStatement,
         column_names: column_names.unwrap_or_default(),
         parameters,
     })
+}
+
+/// Runs one `Execute` command on `conn`, its results into `tx` (the worker's bounded channel,
+/// or the unbounded one of a statement run on the calling thread).
+fn execute_into(
+    conn: &mut ConnectionState,
+    query: SqlStr,
+    arguments: Option<SqliteArguments>,
+    persistent: bool,
+    limit: Option<usize>,
+    tx: &flume::Sender<Result<Either<SqliteQueryResult, SqliteRow>, Error>>,
+) {
+    let iter = match execute::iter(conn, query, arguments, persistent) {
+        Ok(iter) => iter,
+        Err(e) => {
+            tx.send(Err(e)).ok();
+            return;
+        }
+    };
+
+    match limit {
+        None => {
+            for res in iter {
+                let has_error = res.is_err();
+                if tx.send(res).is_err() || has_error {
+                    break;
+                }
+            }
+        }
+        Some(limit) => {
+            let mut iter = iter;
+            let mut rows_returned = 0;
+
+            while let Some(res) = iter.next() {
+                if let Ok(ok) = &res {
+                    if ok.is_right() {
+                        rows_returned += 1;
+                        if rows_returned >= limit {
+                            drop(iter);
+                            let _ = tx.send(res);
+                            break;
+                        }
+                    }
+                }
+                let has_error = res.is_err();
+                if tx.send(res).is_err() || has_error {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// `BEGIN` (or the custom statement, or a `SAVEPOINT` when nested) on `conn`.
+fn begin_on(
+    conn: &mut ConnectionState,
+    shared: &WorkerSharedState,
+    statement: Option<SqlStr>,
+) -> Result<(), Error> {
+    let depth = shared.transaction_depth.load(Ordering::Acquire);
+
+    let is_custom_statement = statement.is_some();
+    let statement = match statement {
+        // custom `BEGIN` statements are not allowed if
+        // we're already in a transaction (we need to
+        // issue a `SAVEPOINT` instead)
+        Some(_) if depth > 0 => return Err(Error::InvalidSavePointStatement),
+        Some(statement) => statement,
+        None => begin_ansi_transaction_sql(depth),
+    };
+    conn.handle.exec(statement.as_str()).and_then(|res| {
+        if is_custom_statement && !conn.handle.in_transaction() {
+            return Err(Error::BeginFailed);
+        }
+
+        shared.transaction_depth.fetch_add(1, Ordering::Release);
+
+        Ok(res)
+    })
+}
+
+/// `COMMIT` (or `RELEASE SAVEPOINT`) on `conn`; nothing outside a transaction.
+fn commit_on(conn: &mut ConnectionState, shared: &WorkerSharedState) -> Result<(), Error> {
+    let depth = shared.transaction_depth.load(Ordering::Acquire);
+
+    if depth > 0 {
+        conn.handle
+            .exec(commit_ansi_transaction_sql(depth).as_str())
+            .map(|_| {
+                shared.transaction_depth.fetch_sub(1, Ordering::Release);
+            })
+    } else {
+        Ok(())
+    }
+}
+
+/// `ROLLBACK` (or `ROLLBACK TO SAVEPOINT`) on `conn`; nothing outside a transaction.
+fn rollback_on(conn: &mut ConnectionState, shared: &WorkerSharedState) -> Result<(), Error> {
+    let depth = shared.transaction_depth.load(Ordering::Acquire);
+
+    if depth > 0 {
+        conn.handle
+            .exec(rollback_ansi_transaction_sql(depth).as_str())
+            .map(|_| {
+                shared.transaction_depth.fetch_sub(1, Ordering::Release);
+            })
+    } else {
+        Ok(())
+    }
 }
 
 fn update_cached_statements_size(conn: &ConnectionState, size: &AtomicUsize) {
