@@ -245,6 +245,9 @@ impl ConnectionWorker {
                                     // in an inconsistent state we shutdown this worker which
                                     // causes any subsequent operation on the connection to fail.
                                     tracing::error!(%error, "failed to rollback cancelled transaction");
+                                    // insurebot's patch: before the lock is let go, so that
+                                    // no caller runs a statement on it meanwhile.
+                                    sync.gone.store(true, Ordering::Release);
                                     break;
                                 }
                             }
@@ -303,6 +306,7 @@ impl ConnectionWorker {
                         Command::Shutdown { tx } => {
                             // drop the connection references before sending confirmation
                             // and ending the command loop
+                            sync.gone.store(true, Ordering::Release);
                             drop(_finished);
                             drop(conn);
                             drop(shared);
