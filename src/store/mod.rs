@@ -328,6 +328,11 @@ pub async fn begin_write_urgent(db: &DatabaseConnection) -> Result<WriteTxn, DbE
 async fn begin_write_as(db: &DatabaseConnection, urgent: bool) -> Result<WriteTxn, DbErr> {
     let asked_at = Instant::now();
     if db.get_database_backend() == DbBackend::Sqlite {
+        // On the writer thread a transaction's statements run without suspending (see
+        // `sqlite_writer_runtime`), so a writer that just committed would take the free gate
+        // again before the thread's other writers (the ingest, with its webhooks waiting) ran
+        // to queue at it. A turn for them first.
+        tokio::task::yield_now().await;
         let gate = sqlite_write_gate(db).enter(urgent).await;
         let txn = db
             .begin_with_options(TransactionOptions {
