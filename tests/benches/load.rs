@@ -383,7 +383,7 @@ const WRITERS: [Writer; 3] = [
 #[derive(Default)]
 struct GateTotals {
     /// Per writer of [`WRITERS`]: items, µs held, µs waited.
-    writers: [(u64, u64, u64); 3],
+    writers: [(u64, u64, u64); WRITERS.len()],
 }
 
 impl GateReport {

@@ -253,7 +253,7 @@ impl ConnectionWorker {
                             }
                         }
                         Command::Commit { tx } => {
-                            let res = commit_on(&mut conn, &shared);
+                            let res = end_on(&mut conn, &shared, commit_ansi_transaction_sql);
                             let res_ok = res.is_ok();
 
                             if tx.blocking_send(res).is_err() && res_ok {
@@ -269,7 +269,7 @@ impl ConnectionWorker {
                                 continue;
                             }
 
-                            let res = rollback_on(&mut conn, &shared);
+                            let res = end_on(&mut conn, &shared, rollback_ansi_transaction_sql);
                             let res_ok = res.is_ok();
 
                             if let Some(tx) = tx {
@@ -380,7 +380,7 @@ impl ConnectionWorker {
 
     pub(crate) async fn commit(&mut self) -> Result<(), Error> {
         if let Some(mut conn) = self.inline_conn() {
-            return commit_on(&mut conn, &self.shared);
+            return end_on(&mut conn, &self.shared, commit_ansi_transaction_sql);
         }
         self.oneshot_cmd_with_ack(|tx| Command::Commit { tx })
             .await?
@@ -388,7 +388,7 @@ impl ConnectionWorker {
 
     pub(crate) async fn rollback(&mut self) -> Result<(), Error> {
         if let Some(mut conn) = self.inline_conn() {
-            return rollback_on(&mut conn, &self.shared);
+            return end_on(&mut conn, &self.shared, rollback_ansi_transaction_sql);
         }
         self.oneshot_cmd_with_ack(|tx| Command::Rollback { tx: Some(tx) })
             .await?
@@ -627,31 +627,19 @@ fn begin_on(
     })
 }
 
-/// `COMMIT` (or `RELEASE SAVEPOINT`) on `conn`; nothing outside a transaction.
-fn commit_on(conn: &mut ConnectionState, shared: &WorkerSharedState) -> Result<(), Error> {
+/// Ends the innermost transaction on `conn` with `sql` for its depth (`COMMIT` or `ROLLBACK`,
+/// or their savepoint forms when nested); nothing outside a transaction.
+fn end_on(
+    conn: &mut ConnectionState,
+    shared: &WorkerSharedState,
+    sql: fn(usize) -> SqlStr,
+) -> Result<(), Error> {
     let depth = shared.transaction_depth.load(Ordering::Acquire);
 
     if depth > 0 {
-        conn.handle
-            .exec(commit_ansi_transaction_sql(depth).as_str())
-            .map(|_| {
-                shared.transaction_depth.fetch_sub(1, Ordering::Release);
-            })
-    } else {
-        Ok(())
-    }
-}
-
-/// `ROLLBACK` (or `ROLLBACK TO SAVEPOINT`) on `conn`; nothing outside a transaction.
-fn rollback_on(conn: &mut ConnectionState, shared: &WorkerSharedState) -> Result<(), Error> {
-    let depth = shared.transaction_depth.load(Ordering::Acquire);
-
-    if depth > 0 {
-        conn.handle
-            .exec(rollback_ansi_transaction_sql(depth).as_str())
-            .map(|_| {
-                shared.transaction_depth.fetch_sub(1, Ordering::Release);
-            })
+        conn.handle.exec(sql(depth).as_str()).map(|_| {
+            shared.transaction_depth.fetch_sub(1, Ordering::Release);
+        })
     } else {
         Ok(())
     }
